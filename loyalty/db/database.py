@@ -1,0 +1,105 @@
+"""The database handle: engine set-up per backend and the one-transaction-per-call helpers.
+
+Writes are serialised per member: on PostgreSQL by ``SELECT … FOR UPDATE`` on the member row,
+on SQLite by starting every transaction with ``BEGIN IMMEDIATE`` (one writer at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from loyalty.domain.clock import Clock, SystemClock
+from loyalty.errors import ConfigurationError
+
+DATABASE_URL_ENV = "JIFEN_DATABASE_URL"
+READONLY_OPTION = "jifen_readonly"
+
+
+def database_url_from_env(url: str | None = None) -> str:
+    """``url`` if given, else ``$JIFEN_DATABASE_URL``; a clear error when neither is set."""
+    found = url or os.environ.get(DATABASE_URL_ENV)
+    if not found:
+        raise ConfigurationError(
+            f"no database URL: pass one (for example 'sqlite:///jifen.db' or "
+            f"'postgresql://user@host/db') or set {DATABASE_URL_ENV}"
+        )
+    return found
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine configured for Jifen: WAL and ``BEGIN IMMEDIATE`` on SQLite."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"not a database URL: {url!r} ({exc})") from exc
+    if parsed.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get(READONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine plus a clock: what every service call needs.
+
+    ``write()`` and ``read()`` each give one transaction; services call them once per call.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def from_url(cls, url: str | None = None, *, clock: Clock | None = None,
+                 **engine_kwargs: Any) -> Database:
+        """Open the database at ``url`` (or ``$JIFEN_DATABASE_URL``)."""
+        return cls(make_engine(database_url_from_env(url), **engine_kwargs), clock=clock)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: committed when the block ends, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads; on SQLite a deferred transaction so readers never block."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{READONLY_OPTION: True})
+            yield conn
+            conn.rollback()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

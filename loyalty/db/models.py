@@ -1,0 +1,287 @@
+"""The schema: SQLAlchemy 2.x models for programs, members, lots, the ledger and idempotency.
+
+Design overview
+---------------
+* A **member** row holds cached balances (available, pending, held, frozen, debt), the
+  lifetime total earned and the member's cap counters for the current local day, month and
+  year. Caching them in the row lets one locked read serve a whole write.
+* Every credit creates a **lot** with its own expiry. A lot's buckets (available, pending,
+  held, frozen) say where its points are now; they never go below zero.
+* Every change is an immutable **entry**: one row per lot touched, with the signed change of
+  each bucket (``*_delta``). ``jifen verify`` proves that a member's balances equal the sum of
+  their lots, which equals the sum of their entries.
+* Every write is an **operation** with an idempotency key that is unique per program, written
+  in the same transaction as its entries, and carrying the stored result for retries.
+* **Rule versions** are immutable snapshots of a program's earning rules with an
+  effective-from time; each earning records the version it used.
+
+Hot write paths use these tables through SQLAlchemy Core (``Model.__table__``); the ORM
+classes serve migrations, queries and the admin console.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from loyalty.db.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so batch migrations can name constraints."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+def _points(**kw: Any) -> Any:
+    return mapped_column(BigInteger, nullable=False, default=0, server_default="0", **kw)
+
+
+class Program(Base):
+    """A loyalty program: currency, time zone, rounding and redemption settings."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    rounding: Mapped[str] = mapped_column(String(16), default="floor")
+    points_per_unit: Mapped[int] = mapped_column(Integer, default=100)
+    redeem_max_share_bp: Mapped[int] = mapped_column(Integer, default=10_000)
+    redeem_min_points: Mapped[int] = mapped_column(Integer, default=1)
+    redeem_min_order_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    hold_timeout_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        CheckConstraint("points_per_unit > 0", name="points_per_unit_positive"),
+        CheckConstraint(
+            "redeem_max_share_bp BETWEEN 0 AND 10000", name="redeem_max_share_bp_range"
+        ),
+        CheckConstraint("hold_timeout_seconds > 0", name="hold_timeout_positive"),
+    )
+
+
+class RuleVersion(Base):
+    """An immutable version of a program's earning rules, in force from ``effective_from``."""
+
+    __tablename__ = "rule_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    effective_from: Mapped[dt.datetime]
+    rules: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "version"),
+        Index("ix_rule_versions_program_effective", "program_id", "effective_from"),
+    )
+
+
+class Member(Base):
+    """A customer of one program, known by the retailer's external id, with cached balances."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    external_id: Mapped[str] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(254))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    available: Mapped[int] = _points()
+    pending: Mapped[int] = _points()
+    held: Mapped[int] = _points()
+    frozen: Mapped[int] = _points()
+    debt: Mapped[int] = _points()
+    lifetime_earned: Mapped[int] = _points()
+    cap_day_key: Mapped[str | None] = mapped_column(String(10))
+    cap_day_points: Mapped[int] = _points()
+    cap_month_key: Mapped[str | None] = mapped_column(String(7))
+    cap_month_points: Mapped[int] = _points()
+    cap_year_key: Mapped[str | None] = mapped_column(String(4))
+    cap_year_points: Mapped[int] = _points()
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "external_id"),
+        UniqueConstraint("program_id", "stripe_customer_id"),
+        Index("ix_members_email", "email"),
+        CheckConstraint(
+            "available >= 0 AND pending >= 0 AND held >= 0 AND frozen >= 0 AND debt >= 0",
+            name="balances_not_negative",
+        ),
+    )
+
+
+class Operation(Base):
+    """One write, by idempotency key: what was asked (hashed) and what it answered."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (UniqueConstraint("program_id", "key"),)
+
+
+class Lot(Base):
+    """Points from one credit, with their own expiry; the buckets say where they are now."""
+
+    __tablename__ = "lots"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    available: Mapped[int] = _points()
+    pending: Mapped[int] = _points()
+    held: Mapped[int] = _points()
+    frozen: Mapped[int] = _points()
+    earned_at: Mapped[dt.datetime]
+    matures_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]
+    expired_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        Index("ix_lots_member_expires", "member_id", "expires_at"),
+        Index("ix_lots_due_expiry", "expires_at", sqlite_where=text("expired_at IS NULL"),
+              postgresql_where=text("expired_at IS NULL")),
+        Index("ix_lots_due_maturity", "matures_at", sqlite_where=text("pending > 0"),
+              postgresql_where=text("pending > 0")),
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint(
+            "available >= 0 AND pending >= 0 AND held >= 0 AND frozen >= 0",
+            name="buckets_not_negative",
+        ),
+    )
+
+
+class Entry(Base):
+    """An immutable ledger entry: the signed change of each bucket of one member (and lot)."""
+
+    __tablename__ = "entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    available_delta: Mapped[int] = _points()
+    pending_delta: Mapped[int] = _points()
+    held_delta: Mapped[int] = _points()
+    frozen_delta: Mapped[int] = _points()
+    debt_delta: Mapped[int] = _points()
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_entries_member_id", "member_id", "id"),
+        Index("ix_entries_lot_id", "lot_id"),
+        Index("ix_entries_operation_id", "operation_id"),
+        Index("uq_entries_one_expiry_per_lot", "lot_id", unique=True,
+              sqlite_where=text("kind = 'expire'"), postgresql_where=text("kind = 'expire'")),
+    )
+
+
+class Earning(Base):
+    """What an order or an action earned: requested, granted, the cap and the rule version."""
+
+    __tablename__ = "earnings"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str | None] = mapped_column(String(100))
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    points_requested: Mapped[int] = mapped_column(BigInteger)
+    points_granted: Mapped[int] = mapped_column(BigInteger)
+    capped_by: Mapped[str | None] = mapped_column(String(32))
+    rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "order_id"),
+        Index("ix_earnings_member_action", "member_id", "action", "created_at"),
+    )
+
+
+class Hold(Base):
+    """Points reserved for an order at checkout, until captured, released or timed out."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    order_id: Mapped[str] = mapped_column(String(200))
+    points: Mapped[int] = mapped_column(BigInteger)
+    discount_minor: Mapped[int] = mapped_column(BigInteger)
+    order_total_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    expires_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "order_id"),
+        Index("ix_holds_active_expiry", "expires_at",
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+    )
+
+
+class ProgramIssuance(Base):
+    """Points a program issued on one local day, against its daily budget."""
+
+    __tablename__ = "program_issuance"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    issued: Mapped[int] = _points()

@@ -1,0 +1,47 @@
+"""Which lots pay for a spend: soonest-expiring first, then the oldest (FEFO)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loyalty.errors import InsufficientPoints
+
+_FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class LotView:
+    """What allocation needs to know about a lot."""
+
+    id: int
+    available: int
+    expires_at: dt.datetime | None
+    earned_at: dt.datetime
+
+
+def spending_order(lot: LotView) -> tuple[dt.datetime, dt.datetime, int]:
+    """Sort key: lots that expire sooner first, never-expiring last, then oldest, then id."""
+    return (lot.expires_at or _FAR_FUTURE, lot.earned_at, lot.id)
+
+
+def allocate(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
+    """Take ``points`` from ``lots`` in spending order: a list of ``(lot_id, points_taken)``."""
+    taken: list[tuple[int, int]] = []
+    still = points
+    for lot in sorted(lots, key=spending_order):
+        if still == 0:
+            break
+        take = min(lot.available, still)
+        if take > 0:
+            taken.append((lot.id, take))
+            still -= take
+    if still:
+        have = points - still
+        raise InsufficientPoints(
+            f"the member has {have} available points, {points} are needed",
+            available=have,
+            requested=points,
+        )
+    return taken

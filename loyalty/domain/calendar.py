@@ -1,0 +1,111 @@
+"""Business calendar in a program's time zone: period keys, month arithmetic, expiry dates.
+
+Every boundary (day, month, year) is computed in the program's own time zone with
+:mod:`zoneinfo`, and every instant that leaves this module is aware UTC.
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from loyalty.errors import InvalidInput
+
+
+def zone(name: str) -> ZoneInfo:
+    """The :class:`ZoneInfo` for an IANA name, with a clear error for unknown names."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(
+            f"unknown time zone {name!r}; use an IANA name such as 'Asia/Shanghai'"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The day, month and year an instant falls in, as keys such as ``2026-11-21``."""
+
+    day: str
+    month: str
+    year: str
+
+
+def periods(at: dt.datetime, tz: str) -> Periods:
+    """The local day, month and year keys of ``at`` in time zone ``tz``."""
+    local = at.astimezone(zone(tz))
+    return Periods(day=local.strftime("%Y-%m-%d"), month=local.strftime("%Y-%m"),
+                   year=local.strftime("%Y"))
+
+
+def local_midnight(day: dt.date, tz: str) -> dt.datetime:
+    """The UTC instant at which local day ``day`` starts in ``tz``."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=zone(tz)).astimezone(dt.UTC)
+
+
+def start_of_local_day(at: dt.datetime, tz: str) -> dt.datetime:
+    """The UTC instant at which the local day containing ``at`` started."""
+    return local_midnight(at.astimezone(zone(tz)).date(), tz)
+
+
+def start_of_period(at: dt.datetime, tz: str, period: str) -> dt.datetime | None:
+    """Start (UTC) of the local ``day``/``week``/``month``/``year`` containing ``at``.
+
+    ``lifetime`` gives ``None``: the period has no start.
+    """
+    local = at.astimezone(zone(tz)).date()
+    if period == "day":
+        return local_midnight(local, tz)
+    if period == "week":
+        return local_midnight(local - dt.timedelta(days=local.weekday()), tz)
+    if period == "month":
+        return local_midnight(local.replace(day=1), tz)
+    if period == "year":
+        return local_midnight(local.replace(month=1, day=1), tz)
+    if period == "lifetime":
+        return None
+    raise InvalidInput(f"unknown period {period!r}")
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus ``months`` calendar months, clamped to the last day of the month."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = _cal.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+def first_of_next_month(day: dt.date) -> dt.date:
+    """The first day of the month after ``day``'s month."""
+    return add_months(day.replace(day=1), 1)
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    """Rolling expiry: a lot expires ``months`` and ``days`` after it was earned.
+
+    With ``month_end`` the expiry is rounded up to the end of that local month. A policy of
+    zero months and zero days means points never expire.
+    """
+
+    months: int = 0
+    days: int = 0
+    month_end: bool = False
+
+    @property
+    def never(self) -> bool:
+        return self.months == 0 and self.days == 0
+
+
+def lot_expiry(earned_at: dt.datetime, tz: str, policy: ExpiryPolicy) -> dt.datetime | None:
+    """The first instant (UTC) at which points earned at ``earned_at`` are no longer usable."""
+    if policy.never:
+        return None
+    local = earned_at.astimezone(zone(tz))
+    day = add_months(local.date(), policy.months) + dt.timedelta(days=policy.days)
+    if policy.month_end:
+        return local_midnight(first_of_next_month(day), tz)
+    naive = dt.datetime.combine(day, local.time().replace(tzinfo=None))
+    return naive.replace(tzinfo=zone(tz)).astimezone(dt.UTC)

@@ -1,0 +1,173 @@
+"""The one error tree of Jifen.
+
+Every error a caller can meet is a subclass of :class:`LoyaltyError`. Each class carries a
+stable machine-readable ``code``, a human ``message`` that says what to do next, optional
+``details`` and the HTTP status an HTTP door should answer with::
+
+    LoyaltyError
+    ├── InvalidInput                      400  bad input; nothing was written
+    │   ├── InvalidAmount                      zero, negative, float or non-integer amounts
+    │   ├── NaiveDatetime                      a datetime without a time zone
+    │   ├── InvalidIdempotencyKey              empty, too long or non-printable key
+    │   ├── CurrencyMismatch                   order currency differs from the program's
+    │   └── InvalidRule                        a rule set or program setting that cannot work
+    ├── NotFound                          404
+    │   ├── ProgramNotFound
+    │   ├── MemberNotFound
+    │   ├── HoldNotFound
+    │   └── OrderNotFound
+    ├── Conflict                          409
+    │   ├── IdempotencyConflict                same key, different parameters
+    │   ├── AlreadyExists                      program or member already exists
+    │   └── HoldNotActive                      hold already captured, released or expired
+    ├── RuleViolation                     422  the request is well formed but the rules say no
+    │   ├── InsufficientPoints
+    │   ├── RedemptionLimit                    below the minimum or above the maximum share
+    │   └── MemberInactive
+    └── ConfigurationError                500  the deployment is not set up (no database URL…)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LoyaltyError(Exception):
+    """Root of every error Jifen raises on purpose."""
+
+    code = "loyalty_error"
+    http_status = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body an HTTP door sends: ``{"error": {code, message, details}}``."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class InvalidInput(LoyaltyError):
+    """The input is malformed; nothing was written."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class InvalidAmount(InvalidInput):
+    """An amount of points or money is zero, negative, a float or otherwise not an integer."""
+
+    code = "invalid_amount"
+
+
+class NaiveDatetime(InvalidInput):
+    """A datetime without a time zone was given; Jifen only accepts aware datetimes."""
+
+    code = "naive_datetime"
+
+
+class InvalidIdempotencyKey(InvalidInput):
+    """An idempotency key is empty, too long or contains whitespace or control characters."""
+
+    code = "invalid_idempotency_key"
+
+
+class CurrencyMismatch(InvalidInput):
+    """The currency of an order differs from the program's currency."""
+
+    code = "currency_mismatch"
+
+
+class InvalidRule(InvalidInput):
+    """A rule set or a program setting is inconsistent or out of range."""
+
+    code = "invalid_rule"
+
+
+class NotFound(LoyaltyError):
+    """Something the request names does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ProgramNotFound(NotFound):
+    """No program has this code."""
+
+    code = "program_not_found"
+
+
+class MemberNotFound(NotFound):
+    """No member of the program has this external id."""
+
+    code = "member_not_found"
+
+
+class HoldNotFound(NotFound):
+    """No redemption hold exists for this order."""
+
+    code = "hold_not_found"
+
+
+class OrderNotFound(NotFound):
+    """No earning is recorded for this order."""
+
+    code = "order_not_found"
+
+
+class Conflict(LoyaltyError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class IdempotencyConflict(Conflict):
+    """The idempotency key was used before with different parameters."""
+
+    code = "idempotency_conflict"
+
+
+class AlreadyExists(Conflict):
+    """A program or member with this identifier already exists."""
+
+    code = "already_exists"
+
+
+class HoldNotActive(Conflict):
+    """The hold was already captured, released or timed out."""
+
+    code = "hold_not_active"
+
+
+class RuleViolation(LoyaltyError):
+    """The request is well formed, but the program's rules do not allow it."""
+
+    code = "rule_violation"
+    http_status = 422
+
+
+class InsufficientPoints(RuleViolation):
+    """The member does not have enough available points."""
+
+    code = "insufficient_points"
+
+
+class RedemptionLimit(RuleViolation):
+    """A redemption is below the minimum or above the maximum share of the order."""
+
+    code = "redemption_limit"
+
+
+class MemberInactive(RuleViolation):
+    """The member is closed and cannot earn, spend or receive points."""
+
+    code = "member_inactive"
+
+
+class ConfigurationError(LoyaltyError):
+    """The deployment is not configured (for example, no database URL)."""
+
+    code = "configuration_error"
+    http_status = 500

@@ -1,0 +1,54 @@
+"""Service functions: every write and read of points, one transaction per call.
+
+The SDK, the admin console, the Stripe webhook and the jobs all call these; none of them
+holds points logic of its own.
+"""
+
+from loyalty.services.earning import earn_action, earn_purchase, quote_purchase
+from loyalty.services.maturation import mature_pending
+from loyalty.services.members import (
+    enrol_member,
+    get_member,
+    link_stripe_customer,
+    set_member_status,
+)
+from loyalty.services.programs import (
+    create_program,
+    get_program,
+    list_rule_versions,
+    publish_rules,
+    rules_in_force,
+)
+from loyalty.services.queries import balance, history
+from loyalty.services.redemption import (
+    capture_hold,
+    expire_holds,
+    hold_points,
+    quote_redemption,
+    release_hold,
+)
+from loyalty.services.verify import verify_ledger
+
+__all__ = [
+    "balance",
+    "capture_hold",
+    "create_program",
+    "earn_action",
+    "earn_purchase",
+    "enrol_member",
+    "expire_holds",
+    "get_member",
+    "get_program",
+    "history",
+    "hold_points",
+    "link_stripe_customer",
+    "list_rule_versions",
+    "mature_pending",
+    "publish_rules",
+    "quote_purchase",
+    "quote_redemption",
+    "release_hold",
+    "rules_in_force",
+    "set_member_status",
+    "verify_ledger",
+]

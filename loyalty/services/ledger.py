@@ -1,0 +1,322 @@
+"""The write primitives every service shares: locking a member, idempotency, posting moves.
+
+A service call is one transaction (``db.write()``) that
+
+1. locks the member row (``lock_member``), which also reads the program, the rule version in
+   force and any operation already stored under the idempotency key, in one round trip;
+2. returns the stored result when the key was used before with the same parameters
+   (``replay``), or raises :class:`IdempotencyConflict` when the parameters differ;
+3. records the operation with its result (``record_operation``) and posts its moves
+   (``post_moves``): one entry per lot touched, the lots' buckets and the member's balances
+   updated by the same deltas, in a few set-based statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from loyalty.db.database import Database
+from loyalty.db.models import Entry, Lot, Member, Operation, Program, RuleVersion
+from loyalty.domain.checks import require_key, require_text
+from loyalty.domain.rules import RuleSet
+from loyalty.errors import (
+    IdempotencyConflict,
+    MemberInactive,
+    MemberNotFound,
+    ProgramNotFound,
+)
+
+programs = Program.__table__
+members = Member.__table__
+lots = Lot.__table__
+entries = Entry.__table__
+operations = Operation.__table__
+rule_versions = RuleVersion.__table__
+
+BUCKETS = ("available", "pending", "held", "frozen")
+
+
+@dataclass(frozen=True)
+class Move:
+    """A change to one lot's buckets (or, with ``lot_id`` None, to the member only)."""
+
+    kind: str
+    lot_id: int | None
+    available: int = 0
+    pending: int = 0
+    held: int = 0
+    frozen: int = 0
+    debt: int = 0
+    new_lot: bool = False  # the lot was inserted with these buckets already
+
+
+class Replay(Exception):
+    """The operation was done before; carries its stored result."""
+
+    def __init__(self, result: Mapping[str, Any]) -> None:
+        super().__init__("replay")
+        self.result = result
+
+
+def request_hash(kind: str, params: Mapping[str, Any]) -> str:
+    """A stable fingerprint of what was asked, to tell a retry from a different request."""
+    canonical = json.dumps({"kind": kind, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def program_row(conn: Connection, code: str) -> Row[Any]:
+    """The program with this code, or :class:`ProgramNotFound`."""
+    require_text("program", code, max_length=64)
+    row = conn.execute(select(programs).where(programs.c.code == code)).first()
+    if row is None:
+        raise ProgramNotFound(f"no program has the code {code!r}", program=code)
+    return row
+
+
+def rule_version_at(program_id: int) -> Any:
+    """Scalar subquery: id of the rule version in force at ``:at`` for a program."""
+    return (
+        select(rule_versions.c.id)
+        .where(rule_versions.c.program_id == program_id,
+               rule_versions.c.effective_from <= bindparam("at"))
+        .order_by(rule_versions.c.effective_from.desc(), rule_versions.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def lock_member(
+    conn: Connection, program: str, member: str, *, key: str | None, at: dt.datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> Row[Any]:
+    """Lock a member for writing and read everything a write needs in one statement.
+
+    The row has the member's columns, the program's (prefixed ``program_``), the id of the
+    rule version in force (``rule_version_id``), the id of an operation already stored under
+    ``key`` (``existing_operation_id``) and any ``extra`` labelled scalar subqueries.
+    """
+    require_text("program", program, max_length=64)
+    require_text("member", member, max_length=128)
+    program_cols = [c.label(f"program_{c.name}") for c in programs.c if c.name != "id"]
+    existing = (
+        select(operations.c.id)
+        .where(operations.c.program_id == programs.c.id, operations.c.key == bindparam("key"))
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            members, *program_cols,
+            rule_version_at(programs.c.id).label("rule_version_id"),
+            existing.label("existing_operation_id"),
+            *[subquery.label(name) for name, subquery in (extra or {}).items()],
+        )
+        .join(programs, programs.c.id == members.c.program_id)
+        .where(programs.c.code == program, members.c.external_id == member)
+        .with_for_update(of=members)
+    )
+    row = conn.execute(stmt, {"key": key, "at": at}).first()
+    if row is None:
+        program_row(conn, program)
+        raise MemberNotFound(
+            f"no member {member!r} in program {program!r}; enrol the member first",
+            program=program, member=member,
+        )
+    return row
+
+
+def require_active(row: Row[Any]) -> None:
+    """Raise :class:`MemberInactive` unless the locked member is active."""
+    if row.status != "active":
+        raise MemberInactive(f"member {row.external_id!r} is {row.status}", member=row.external_id)
+
+
+def replay(conn: Connection, operation_id: int | None, kind: str, req_hash: str) -> None:
+    """Raise :class:`Replay` with the stored result if the key was used for this request."""
+    if operation_id is None:
+        return
+    op = conn.execute(select(operations).where(operations.c.id == operation_id)).one()
+    if op.kind != kind or op.request_hash != req_hash:
+        raise IdempotencyConflict(
+            f"the idempotency key {op.key!r} was already used for a different {op.kind} request",
+            key=op.key,
+        )
+    raise Replay(op.result)
+
+
+def stored_result(db: Database, program_id: int, key: str, kind: str,
+                  req_hash: str) -> Mapping[str, Any]:
+    """After losing a race on a key: the winner's stored result, or a conflict error."""
+    with db.read() as conn:
+        op = conn.execute(
+            select(operations.c.id).where(operations.c.program_id == program_id,
+                                          operations.c.key == key)
+        ).scalar_one()
+        try:
+            replay(conn, op, kind, req_hash)
+        except Replay as done:
+            return done.result
+    raise AssertionError("unreachable")
+
+
+class LostRace(Exception):
+    """Another transaction stored the same key first; roll back and read its result."""
+
+    def __init__(self, program_id: int) -> None:
+        super().__init__("lost race")
+        self.program_id = program_id
+
+
+def record_operation(
+    conn: Connection, *, program_id: int, key: str, kind: str, member_id: int | None,
+    req_hash: str, result: Mapping[str, Any], at: dt.datetime,
+) -> int:
+    """Store the operation under its key; raise :class:`LostRace` if the key appeared meanwhile."""
+    values = dict(program_id=program_id, key=key, kind=kind, member_id=member_id,
+                  request_hash=req_hash, result=dict(result), created_at=at)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(operations).values(**values)
+        .on_conflict_do_nothing(index_elements=["program_id", "key"])
+        .returning(operations.c.id)
+    )
+    op_id = conn.execute(stmt).scalar()
+    if op_id is None:
+        raise LostRace(program_id)
+    return int(op_id)
+
+
+def post_moves(
+    conn: Connection, *, program_id: int, member_id: int, operation_id: int,
+    moves: Sequence[Move], at: dt.datetime, member_values: Mapping[str, Any] | None = None,
+) -> None:
+    """Write one entry per move, apply the moves to their lots and the sum to the member."""
+    if moves:
+        conn.execute(insert(entries), [
+            {"program_id": program_id, "member_id": member_id, "operation_id": operation_id,
+             "lot_id": m.lot_id, "kind": m.kind, "available_delta": m.available,
+             "pending_delta": m.pending, "held_delta": m.held, "frozen_delta": m.frozen,
+             "debt_delta": m.debt, "created_at": at}
+            for m in moves
+        ])
+    lot_moves = [m for m in moves if m.lot_id is not None and not m.new_lot]
+    if lot_moves:
+        conn.execute(
+            update(lots).where(lots.c.id == bindparam("lot"))
+            .values({b: lots.c[b] + bindparam(f"d_{b}") for b in BUCKETS}),
+            [{"lot": m.lot_id, **{f"d_{b}": getattr(m, b) for b in BUCKETS}} for m in lot_moves],
+        )
+    totals = {b: sum(getattr(m, b) for m in moves) for b in (*BUCKETS, "debt")}
+    values: dict[str, Any] = {b: members.c[b] + d for b, d in totals.items() if d}
+    values.update(member_values or {})
+    if values:
+        conn.execute(update(members).where(members.c.id == member_id).values(values))
+
+
+class RuleCache:
+    """Rule versions are immutable, so their parsed rule sets are cached by id."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[int, RuleSet]] = {}
+
+    def get(self, conn: Connection, rule_version_id: int) -> tuple[int, RuleSet]:
+        """``(version number, rule set)`` of a rule version."""
+        cached = self._by_id.get(rule_version_id)
+        if cached is None:
+            row = conn.execute(
+                select(rule_versions.c.version, rule_versions.c.rules)
+                .where(rule_versions.c.id == rule_version_id)
+            ).one()
+            cached = (row.version, RuleSet.from_dict(row.rules))
+            self._by_id[rule_version_id] = cached
+        return cached
+
+
+def rule_cache(db: Database) -> RuleCache:
+    """The rule cache that lives with a database handle."""
+    cache = getattr(db, "_jifen_rule_cache", None)
+    if cache is None:
+        cache = RuleCache()
+        db._jifen_rule_cache = cache  # type: ignore[attr-defined]
+    return cache
+
+
+def resolve_key(explicit: str | None, derived: str) -> str:
+    """The explicit idempotency key if given (validated), else the derived one."""
+    return require_key(explicit) if explicit is not None else require_key(derived)
+
+
+def has_rows(conn: Connection, table: Any, *conditions: Any) -> bool:
+    """Whether any row of ``table`` matches."""
+    return bool(conn.execute(select(exists().where(and_(*conditions)))).scalar())
+
+
+def count_rows(conn: Connection, table: Any, *conditions: Any) -> int:
+    """How many rows of ``table`` match."""
+    return int(conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one())
+
+
+@dataclass(frozen=True)
+class SweepItem:
+    """One lot's move in a set-based sweep."""
+
+    program_id: int
+    member_id: int
+    move: Move
+
+
+def lock_members(conn: Connection, member_ids: Sequence[int]) -> list[int]:
+    """Lock members in id order (the order every writer uses), skipping those already locked."""
+    stmt = (select(members.c.id).where(members.c.id.in_(sorted(set(member_ids))))
+            .order_by(members.c.id).with_for_update(skip_locked=True))
+    return [int(i) for i in conn.execute(stmt).scalars()]
+
+
+def post_sweep(conn: Connection, *, kind: str, key_prefix: str, items: Sequence[SweepItem],
+               at: dt.datetime) -> None:
+    """Post a sweep batch set-based: one operation per program, entries, lots and members.
+
+    The caller holds the members' locks and has checked each lot's state.
+    """
+    if not items:
+        return
+    op_ids = {
+        program_id: record_operation(
+            conn, program_id=program_id, key=f"{key_prefix}:{uuid.uuid4().hex}", kind=kind,
+            member_id=None, req_hash="", result={"lots": sum(
+                1 for i in items if i.program_id == program_id)}, at=at)
+        for program_id in sorted({i.program_id for i in items})
+    }
+    conn.execute(insert(entries), [
+        {"program_id": i.program_id, "member_id": i.member_id,
+         "operation_id": op_ids[i.program_id], "lot_id": i.move.lot_id, "kind": i.move.kind,
+         "available_delta": i.move.available, "pending_delta": i.move.pending,
+         "held_delta": i.move.held, "frozen_delta": i.move.frozen, "debt_delta": i.move.debt,
+         "created_at": at}
+        for i in items
+    ])
+    conn.execute(
+        update(lots).where(lots.c.id == bindparam("lot"))
+        .values({b: lots.c[b] + bindparam(f"d_{b}") for b in BUCKETS}),
+        [{"lot": i.move.lot_id, **{f"d_{b}": getattr(i.move, b) for b in BUCKETS}}
+         for i in items if i.move.lot_id is not None],
+    )
+    per_member: dict[int, dict[str, int]] = {}
+    for i in items:
+        sums = per_member.setdefault(i.member_id, dict.fromkeys((*BUCKETS, "debt"), 0))
+        for b in sums:
+            sums[b] += getattr(i.move, b)
+    conn.execute(
+        update(members).where(members.c.id == bindparam("member"))
+        .values({b: members.c[b] + bindparam(f"d_{b}") for b in (*BUCKETS, "debt")}),
+        [{"member": m, **{f"d_{b}": d for b, d in sums.items()}}
+         for m, sums in sorted(per_member.items())],
+    )

@@ -1,0 +1,104 @@
+"""Members: enrol by the retailer's external id, link a Stripe customer, close and reopen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+
+from loyalty.db.database import Database
+from loyalty.domain.checks import require_text
+from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
+from loyalty.services.ledger import members, program_row
+from loyalty.services.results import MemberInfo
+
+MEMBER_STATUSES = ("active", "closed")
+
+
+def _info(program: str, row: Row[Any]) -> MemberInfo:
+    return MemberInfo(program=program, external_id=row.external_id, email=row.email,
+                      stripe_customer_id=row.stripe_customer_id, status=row.status)
+
+
+def _optional(name: str, value: str | None, max_length: int) -> str | None:
+    return None if value is None else require_text(name, value, max_length=max_length)
+
+
+def enrol_member(db: Database, *, program: str, external_id: str, email: str | None = None,
+                 stripe_customer_id: str | None = None) -> MemberInfo:
+    """Enrol a member; enrolling the same member again with the same details returns it."""
+    require_text("external_id", external_id, max_length=128)
+    email = _optional("email", email, 254)
+    if email is not None and "@" not in email:
+        raise InvalidInput(f"{email!r} is not an email address", field="email")
+    stripe_customer_id = _optional("stripe_customer_id", stripe_customer_id, 64)
+    with db.write() as conn:
+        prog = program_row(conn, program)
+        row = conn.execute(select(members).where(
+            members.c.program_id == prog.id, members.c.external_id == external_id)).first()
+        if row is not None:
+            if (row.email, row.stripe_customer_id) == (email, stripe_customer_id):
+                return _info(program, row)
+            raise AlreadyExists(
+                f"member {external_id!r} already exists with other details; "
+                "use link_stripe_customer to change them", member=external_id)
+        _check_stripe_free(conn, prog.id, stripe_customer_id)
+        conn.execute(insert(members).values(
+            program_id=prog.id, external_id=external_id, email=email,
+            stripe_customer_id=stripe_customer_id, status="active", created_at=db.clock.now()))
+    return MemberInfo(program=program, external_id=external_id, email=email,
+                      stripe_customer_id=stripe_customer_id, status="active")
+
+
+def _check_stripe_free(conn: Any, program_id: int, stripe_customer_id: str | None,
+                       member_id: int | None = None) -> None:
+    if stripe_customer_id is None:
+        return
+    holder = conn.execute(select(members.c.id, members.c.external_id).where(
+        members.c.program_id == program_id,
+        members.c.stripe_customer_id == stripe_customer_id)).first()
+    if holder is not None and holder.id != member_id:
+        raise AlreadyExists(
+            f"Stripe customer {stripe_customer_id!r} is already linked to member "
+            f"{holder.external_id!r}", stripe_customer_id=stripe_customer_id)
+
+
+def _member_row(conn: Any, program_id: int, program: str, external_id: str) -> Row[Any]:
+    row = conn.execute(select(members).where(
+        members.c.program_id == program_id, members.c.external_id == external_id)
+        .with_for_update()).first()
+    if row is None:
+        raise MemberNotFound(f"no member {external_id!r} in program {program!r}",
+                             program=program, member=external_id)
+    return row  # type: ignore[no-any-return]
+
+
+def get_member(db: Database, *, program: str, external_id: str) -> MemberInfo:
+    """A member's identity, or :class:`MemberNotFound`."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        return _info(program, _member_row(conn, prog.id, program, external_id))
+
+
+def link_stripe_customer(db: Database, *, program: str, external_id: str,
+                         stripe_customer_id: str) -> MemberInfo:
+    """Link (or re-link) a member to a Stripe customer id."""
+    require_text("stripe_customer_id", stripe_customer_id, max_length=64)
+    with db.write() as conn:
+        prog = program_row(conn, program)
+        row = _member_row(conn, prog.id, program, external_id)
+        _check_stripe_free(conn, prog.id, stripe_customer_id, row.id)
+        conn.execute(update(members).where(members.c.id == row.id)
+                     .values(stripe_customer_id=stripe_customer_id))
+        return _info(program, _member_row(conn, prog.id, program, external_id))
+
+
+def set_member_status(db: Database, *, program: str, external_id: str, status: str) -> MemberInfo:
+    """Close a member (no more earning, spending or receiving) or reopen them."""
+    if status not in MEMBER_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(MEMBER_STATUSES)}", field="status")
+    with db.write() as conn:
+        prog = program_row(conn, program)
+        row = _member_row(conn, prog.id, program, external_id)
+        conn.execute(update(members).where(members.c.id == row.id).values(status=status))
+        return _info(program, _member_row(conn, prog.id, program, external_id))

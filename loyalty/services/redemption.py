@@ -1,0 +1,291 @@
+"""Redemption at checkout: quote, hold points for an order, then capture or release the hold.
+
+A hold takes points from the member's lots, soonest-expiring first, into their ``held``
+bucket. Capturing spends them; releasing (payment failed) or timing out puts them back into
+the same lots. Holds time out after the program's ``hold_timeout_seconds``;
+:func:`expire_holds` releases those that did.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, or_, select, update
+
+from loyalty.db.database import Database
+from loyalty.db.models import Hold
+from loyalty.domain.allocation import LotView, allocate
+from loyalty.domain.checks import require_int, require_key
+from loyalty.domain.money import minor_unit_exponent, require_currency
+from loyalty.domain.redemption import (
+    RedemptionPolicy,
+    check_redemption,
+    max_redeemable_points,
+    value_minor,
+)
+from loyalty.errors import AlreadyExists, HoldNotActive, HoldNotFound, MemberNotFound
+from loyalty.services.ledger import (
+    LostRace,
+    Move,
+    Replay,
+    entries,
+    lock_member,
+    lots,
+    members,
+    post_moves,
+    program_row,
+    programs,
+    record_operation,
+    replay,
+    request_hash,
+    require_active,
+    resolve_key,
+    stored_result,
+)
+from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
+
+holds = Hold.__table__
+
+
+def policy_of(row: Row[Any], prefix: str = "program_") -> RedemptionPolicy:
+    """The redemption policy of a program row (or a member row joined with its program)."""
+    return RedemptionPolicy(
+        points_per_unit=getattr(row, f"{prefix}points_per_unit"),
+        max_share_bp=getattr(row, f"{prefix}redeem_max_share_bp"),
+        min_points=getattr(row, f"{prefix}redeem_min_points"),
+        min_order_minor=getattr(row, f"{prefix}redeem_min_order_minor"),
+    )
+
+
+def spendable_lots(conn: Connection, member_id: int, now: dt.datetime) -> list[LotView]:
+    """The member's lots with available points that have not expired by ``now``."""
+    rows = conn.execute(select(lots.c.id, lots.c.available, lots.c.expires_at, lots.c.earned_at)
+                        .where(lots.c.member_id == member_id, lots.c.available > 0,
+                               or_(lots.c.expires_at.is_(None), lots.c.expires_at > now)))
+    return [LotView(r.id, r.available, r.expires_at, r.earned_at) for r in rows]
+
+
+def quote_redemption(db: Database, *, program: str, member: str, order_total_minor: int,
+                     currency: str) -> RedemptionQuote:
+    """How many of the member's points may pay for this order, and what they are worth."""
+    require_int("order_total_minor", order_total_minor)
+    now = db.clock.now()
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        cur = require_currency(currency, prog.currency)
+        member_id = conn.execute(select(members.c.id).where(
+            members.c.program_id == prog.id, members.c.external_id == member)).scalar()
+        if member_id is None:
+            raise MemberNotFound(f"no member {member!r} in program {program!r}", member=member)
+        available = sum(lot.available for lot in spendable_lots(conn, member_id, now))
+    policy = policy_of(prog, prefix="")
+    exponent = minor_unit_exponent(cur)
+    points = max_redeemable_points(order_total_minor, available, policy, exponent)
+    return RedemptionQuote(available=available, max_points=points,
+                           max_discount_minor=value_minor(points, policy, exponent),
+                           currency=cur)
+
+
+def _run(db: Database, key: str, kind: str, req_hash: str,
+         work: Callable[[Connection], HoldResult]) -> HoldResult:
+    try:
+        with db.write() as conn:
+            return work(conn)
+    except Replay as done:
+        return HoldResult.from_record(done.result, replayed=True)
+    except LostRace as race:
+        return HoldResult.from_record(stored_result(db, race.program_id, key, kind, req_hash),
+                                      replayed=True)
+
+
+def hold_points(
+    db: Database, *, program: str, member: str, order_id: str, points: int,
+    order_total_minor: int, currency: str, idempotency_key: str | None = None,
+) -> HoldResult:
+    """Reserve ``points`` to pay part of an order; capture or release the hold afterwards.
+
+    Checks the program's points-to-cash ratio, minimum and maximum share of the order. The
+    key defaults to ``hold:<order_id>``; one order has at most one hold.
+    """
+    require_key(order_id, name="order_id")
+    require_int("points", points)
+    require_int("order_total_minor", order_total_minor)
+    key = resolve_key(idempotency_key, f"hold:{order_id}")
+    req_hash = request_hash("hold", {"program": program, "member": member, "order_id": order_id,
+                                     "points": points, "total": order_total_minor,
+                                     "currency": str(currency).upper()})
+    now = db.clock.now()
+    held_already = (select(holds.c.id).where(holds.c.program_id == members.c.program_id,
+                                             holds.c.order_id == order_id).scalar_subquery())
+
+    def work(conn: Connection) -> HoldResult:
+        row = lock_member(conn, program, member, key=key, at=now,
+                          extra={"order_held": held_already})
+        replay(conn, row.existing_operation_id, "hold", req_hash)
+        require_active(row)
+        cur = require_currency(currency, row.program_currency)
+        if row.order_held is not None:
+            raise AlreadyExists(f"order {order_id!r} already has a points hold",
+                                order_id=order_id)
+        redemption = check_redemption(points, order_total_minor, policy_of(row),
+                                      minor_unit_exponent(cur))
+        taken = allocate(spendable_lots(conn, row.id, now), points)
+        result = HoldResult(
+            member=member, order_id=order_id, points=points,
+            discount_minor=redemption.discount_minor, currency=cur, status="active",
+            expires_at=now + dt.timedelta(seconds=row.program_hold_timeout_seconds),
+        )
+        op_id = record_operation(conn, program_id=row.program_id, key=key, kind="hold",
+                                 member_id=row.id, req_hash=req_hash,
+                                 result=result.to_record(), at=now)
+        conn.execute(insert(holds).values(
+            program_id=row.program_id, member_id=row.id, operation_id=op_id, order_id=order_id,
+            points=points, discount_minor=redemption.discount_minor,
+            order_total_minor=order_total_minor, currency=cur, status="active",
+            expires_at=result.expires_at, created_at=now, resolved_at=None))
+        post_moves(conn, program_id=row.program_id, member_id=row.id, operation_id=op_id,
+                   at=now, moves=[Move("hold", lot_id, available=-take, held=take)
+                                  for lot_id, take in taken])
+        return result
+
+    return _run(db, key, "hold", req_hash, work)
+
+
+def _hold_result(hold: Row[Any], member: str, status: str, *,
+                 replayed: bool = False) -> HoldResult:
+    return HoldResult(member=member, order_id=hold.order_id, points=hold.points,
+                      discount_minor=hold.discount_minor, currency=hold.currency, status=status,
+                      expires_at=hold.expires_at, replayed=replayed)
+
+
+def _held_lots(conn: Connection, hold: Row[Any]) -> list[tuple[int, int]]:
+    rows = conn.execute(select(entries.c.lot_id, entries.c.held_delta).where(
+        entries.c.operation_id == hold.operation_id, entries.c.kind == "hold"))
+    return [(r.lot_id, r.held_delta) for r in rows]
+
+
+def _find_hold(conn: Connection, program: str, order_id: str) -> Row[Any]:
+    row = conn.execute(
+        select(holds, members.c.external_id.label("member"))
+        .join(programs, programs.c.id == holds.c.program_id)
+        .join(members, members.c.id == holds.c.member_id)
+        .where(programs.c.code == program, holds.c.order_id == order_id)
+    ).first()
+    if row is None:
+        program_row(conn, program)
+        raise HoldNotFound(f"no points hold for order {order_id!r}", order_id=order_id)
+    return row
+
+
+def _settle(db: Database, *, program: str, order_id: str, kind: str, key: str,
+            decide: Callable[[Row[Any], dt.datetime], str | None]) -> HoldResult:
+    """Capture or release a hold: ``decide`` returns the hold's new status, or ``None`` to
+    answer with its current state without changing anything."""
+    require_key(order_id, name="order_id")
+    req_hash = request_hash(kind, {"program": program, "order_id": order_id})
+    now = db.clock.now()
+
+    def work(conn: Connection) -> HoldResult:
+        found = _find_hold(conn, program, order_id)
+        row = lock_member(conn, program, found.member, key=key, at=now)
+        replay(conn, row.existing_operation_id, kind, req_hash)
+        hold = conn.execute(select(holds).where(holds.c.id == found.id)).one()
+        status = decide(hold, now)
+        if status is None:  # already settled: answer with its state, change nothing
+            return _hold_result(hold, found.member, hold.status, replayed=True)
+        result = _hold_result(hold, found.member, status)
+        apply_settlement(conn, row, hold, status, now, key=key, kind=kind, req_hash=req_hash,
+                         result=result)
+        return result
+
+    return _run(db, key, kind, req_hash, work)
+
+
+def apply_settlement(conn: Connection, row: Row[Any], hold: Row[Any], status: str,
+                     now: dt.datetime, *, key: str, kind: str, req_hash: str,
+                     result: HoldResult) -> None:
+    """Move a locked member's held points out (captured) or back (released, expired)."""
+    op_id = record_operation(conn, program_id=row.program_id, key=key, kind=kind,
+                             member_id=row.id, req_hash=req_hash, result=result.to_record(),
+                             at=now)
+    captured = status == "captured"
+    moves = [Move("capture" if captured else "release", lot_id, held=-take,
+                  available=0 if captured else take) for lot_id, take in _held_lots(conn, hold)]
+    post_moves(conn, program_id=row.program_id, member_id=row.id, operation_id=op_id,
+               at=now, moves=moves)
+    conn.execute(update(holds).where(holds.c.id == hold.id)
+                 .values(status=status, resolved_at=now))
+
+
+def _capture_decision(hold: Row[Any], now: dt.datetime) -> str | None:
+    if hold.status == "captured":
+        return None
+    if hold.status != "active":
+        raise HoldNotActive(f"the hold for order {hold.order_id!r} was {hold.status}; "
+                            "hold the points again", order_id=hold.order_id, status=hold.status)
+    if hold.expires_at <= now:
+        raise HoldNotActive(f"the hold for order {hold.order_id!r} timed out at "
+                            f"{hold.expires_at.isoformat()}; hold the points again",
+                            order_id=hold.order_id, status="expired")
+    return "captured"
+
+
+def _release_decision(hold: Row[Any], now: dt.datetime) -> str | None:
+    if hold.status in ("released", "expired"):
+        return None
+    if hold.status == "captured":
+        raise HoldNotActive(f"the hold for order {hold.order_id!r} was already captured; "
+                            "refund the order instead", order_id=hold.order_id,
+                            status=hold.status)
+    return "released"
+
+
+def capture_hold(db: Database, *, program: str, order_id: str,
+                 idempotency_key: str | None = None) -> HoldResult:
+    """Spend the held points once the payment succeeded. Key default: ``capture:<order_id>``."""
+    key = resolve_key(idempotency_key, f"capture:{order_id}")
+    return _settle(db, program=program, order_id=order_id, kind="capture", key=key,
+                   decide=_capture_decision)
+
+
+def release_hold(db: Database, *, program: str, order_id: str,
+                 idempotency_key: str | None = None) -> HoldResult:
+    """Give the held points back when the payment failed. Key default: ``release:<order_id>``."""
+    key = resolve_key(idempotency_key, f"release:{order_id}")
+    return _settle(db, program=program, order_id=order_id, kind="release", key=key,
+                   decide=_release_decision)
+
+
+def expire_holds(db: Database, *, batch_size: int = 200) -> SweepResult:
+    """Release every active hold whose time-out has passed; safe to run at any time, twice."""
+    now = db.clock.now()
+    count = points = batches = 0
+    while True:
+        with db.read() as conn:
+            due = conn.execute(
+                select(holds.c.order_id, programs.c.code)
+                .join(programs, programs.c.id == holds.c.program_id)
+                .where(holds.c.status == "active", holds.c.expires_at <= now)
+                .order_by(holds.c.expires_at).limit(batch_size)
+            ).all()
+        if not due:
+            break
+        batches += 1
+        for order_id, program in due:
+            result = _settle(db, program=program, order_id=order_id, kind="hold_timeout",
+                             key=f"hold-timeout:{order_id}", decide=_timeout_decision(now))
+            if result.status == "expired" and not result.replayed:
+                count += 1
+                points += result.points
+        if len(due) < batch_size:
+            break
+    return SweepResult(items=count, points=points, batches=batches)
+
+
+def _timeout_decision(now: dt.datetime) -> Callable[[Row[Any], dt.datetime], str | None]:
+    def decide(hold: Row[Any], _at: dt.datetime) -> str | None:
+        return "expired" if hold.status == "active" and hold.expires_at <= now else None
+
+    return decide
