@@ -81,8 +81,9 @@ class Database:
         self.is_postgres = engine.dialect.name == "postgresql"
 
     @classmethod
-    def from_url(cls, url: str | None = None, *, clock: Clock | None = None,
-                 **engine_kwargs: Any) -> Database:
+    def from_url(
+        cls, url: str | None = None, *, clock: Clock | None = None, **engine_kwargs: Any
+    ) -> Database:
         """Open the database at ``url`` (or ``$JIFEN_DATABASE_URL``)."""
         return cls(make_engine(database_url_from_env(url), **engine_kwargs), clock=clock)
 

@@ -147,8 +147,7 @@ class Operation(Base):
 
     __tablename__ = "operations"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     key: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
@@ -165,8 +164,7 @@ class Lot(Base):
 
     __tablename__ = "lots"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
@@ -182,10 +180,18 @@ class Lot(Base):
 
     __table_args__ = (
         Index("ix_lots_member_expires", "member_id", "expires_at"),
-        Index("ix_lots_due_expiry", "expires_at", sqlite_where=text("expired_at IS NULL"),
-              postgresql_where=text("expired_at IS NULL")),
-        Index("ix_lots_due_maturity", "matures_at", sqlite_where=text("pending > 0"),
-              postgresql_where=text("pending > 0")),
+        Index(
+            "ix_lots_due_expiry",
+            "expires_at",
+            sqlite_where=text("expired_at IS NULL"),
+            postgresql_where=text("expired_at IS NULL"),
+        ),
+        Index(
+            "ix_lots_due_maturity",
+            "matures_at",
+            sqlite_where=text("pending > 0"),
+            postgresql_where=text("pending > 0"),
+        ),
         CheckConstraint("points > 0", name="points_positive"),
         CheckConstraint(
             "available >= 0 AND pending >= 0 AND held >= 0 AND frozen >= 0",
@@ -199,8 +205,7 @@ class Entry(Base):
 
     __tablename__ = "entries"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
@@ -217,8 +222,13 @@ class Entry(Base):
         Index("ix_entries_member_id", "member_id", "id"),
         Index("ix_entries_lot_id", "lot_id"),
         Index("ix_entries_operation_id", "operation_id"),
-        Index("uq_entries_one_expiry_per_lot", "lot_id", unique=True,
-              sqlite_where=text("kind = 'expire'"), postgresql_where=text("kind = 'expire'")),
+        Index(
+            "uq_entries_one_expiry_per_lot",
+            "lot_id",
+            unique=True,
+            sqlite_where=text("kind = 'expire'"),
+            postgresql_where=text("kind = 'expire'"),
+        ),
     )
 
 
@@ -227,8 +237,7 @@ class Earning(Base):
 
     __tablename__ = "earnings"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
@@ -255,8 +264,7 @@ class Hold(Base):
 
     __tablename__ = "holds"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
@@ -272,8 +280,12 @@ class Hold(Base):
 
     __table_args__ = (
         UniqueConstraint("program_id", "order_id"),
-        Index("ix_holds_active_expiry", "expires_at",
-              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+        Index(
+            "ix_holds_active_expiry",
+            "expires_at",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
 

@@ -36,8 +36,9 @@ class Periods:
 def periods(at: dt.datetime, tz: str) -> Periods:
     """The local day, month and year keys of ``at`` in time zone ``tz``."""
     local = at.astimezone(zone(tz))
-    return Periods(day=local.strftime("%Y-%m-%d"), month=local.strftime("%Y-%m"),
-                   year=local.strftime("%Y"))
+    return Periods(
+        day=local.strftime("%Y-%m-%d"), month=local.strftime("%Y-%m"), year=local.strftime("%Y")
+    )
 
 
 def local_midnight(day: dt.date, tz: str) -> dt.datetime:

@@ -34,8 +34,9 @@ class CapUsage:
     def plus(self, periods: Periods, points: int) -> CapUsage:
         """The usage after ``points`` more are granted in ``periods``."""
         day, month, year = self.current(periods)
-        return CapUsage(periods.day, day + points, periods.month, month + points,
-                        periods.year, year + points)
+        return CapUsage(
+            periods.day, day + points, periods.month, month + points, periods.year, year + points
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ def apply_member_caps(requested: int, caps: Caps, usage: CapUsage, periods: Peri
 
 def apply_program_budget(requested: int, budget: int | None, issued_today: int) -> CapDecision:
     """Grant as many points as the program's remaining daily budget allows."""
-    return _tightest(requested, {"program_daily": None if budget is None else budget - issued_today})
+    return _tightest(
+        requested, {"program_daily": None if budget is None else budget - issued_today}
+    )
 
 
 def _tightest(requested: int, room: dict[str, int | None]) -> CapDecision:

@@ -32,8 +32,7 @@ def require_aware(name: str, value: Any) -> dt.datetime:
         raise InvalidInput(f"{name} must be a datetime, got {type(value).__name__}", field=name)
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveDatetime(
-            f"{name} has no time zone; pass an aware datetime such as "
-            f"datetime.now(timezone.utc)",
+            f"{name} has no time zone; pass an aware datetime such as datetime.now(timezone.utc)",
             field=name,
         )
     return value.astimezone(dt.UTC)

@@ -6,7 +6,24 @@ from loyalty.errors import CurrencyMismatch, InvalidInput
 
 # Stripe's zero-decimal and three-decimal currencies; every other ISO currency has two.
 _ZERO_DECIMAL = frozenset(
-    ["BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"]
+    [
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    ]
 )
 _THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
 

@@ -46,8 +46,9 @@ def max_redeemable_points(
     """The most points that may pay for this order, given the member's available points."""
     if order_total_minor < policy.min_order_minor:
         return 0
-    cap_minor = min(max_discount_minor(order_total_minor, policy),
-                    value_minor(available, policy, exponent))
+    cap_minor = min(
+        max_discount_minor(order_total_minor, policy), value_minor(available, policy, exponent)
+    )
     points = cap_minor * policy.points_per_unit // 10**exponent
     while value_minor(points, policy, exponent) < cap_minor:  # only for awkward ratios
         points += 1

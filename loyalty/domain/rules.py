@@ -28,8 +28,10 @@ ACTION_PERIODS = ("day", "week", "month", "year", "lifetime")
 
 def parse_ratio(value: Any, *, what: str) -> Fraction:
     """A non-negative exact ratio from an int or a decimal string such as ``"1.5"``."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise InvalidRule(f"{what} must be an integer or a decimal string like '1.5', not {value!r}")
+    if isinstance(value, (bool, float)):
+        raise InvalidRule(
+            f"{what} must be an integer or a decimal string like '1.5', not {value!r}"
+        )
     try:
         ratio = Fraction(Decimal(str(value)))
     except (InvalidOperation, ValueError) as exc:
@@ -113,7 +115,9 @@ class RuleSet:
         """A JSON-able dict from which :meth:`from_dict` rebuilds the same rule set."""
         return {
             "base_ratio": format_ratio(self.base_ratio),
-            "category_ratios": {k: format_ratio(v) for k, v in sorted(self.category_ratios.items())},
+            "category_ratios": {
+                k: format_ratio(v) for k, v in sorted(self.category_ratios.items())
+            },
             "sku_ratios": {k: format_ratio(v) for k, v in sorted(self.sku_ratios.items())},
             "campaigns": [_campaign_to_dict(c) for c in self.campaigns],
             "actions": {
@@ -159,8 +163,14 @@ class RuleSet:
 
 
 _RULE_KEYS = (
-    "base_ratio", "category_ratios", "sku_ratios", "campaigns", "actions", "caps",
-    "pending_days", "expiry",
+    "base_ratio",
+    "category_ratios",
+    "sku_ratios",
+    "campaigns",
+    "actions",
+    "caps",
+    "pending_days",
+    "expiry",
 )
 
 
@@ -281,8 +291,9 @@ def _campaign_from_dict(data: Any) -> Campaign:
         multiplier=parse_ratio(data.get("multiplier", "1"), what=f"campaign {name} multiplier"),
         starts_at=starts_at,
         ends_at=ends_at,
-        categories=None if categories is None else frozenset(_name(c, "category")
-                                                             for c in _list(categories)),
+        categories=None
+        if categories is None
+        else frozenset(_name(c, "category") for c in _list(categories)),
         weekdays=None if weekdays is None else frozenset(weekdays),
     )
 
@@ -336,7 +347,9 @@ def purchase_points(
     per_major = Fraction(10**exponent)
     exact = sum(
         (
-            line.amount_minor * cash_share / per_major
+            line.amount_minor
+            * cash_share
+            / per_major
             * rules.ratio_for(line.sku, line.category)
             * rules.multiplier_for(at, tz, line.category)
             for line in lines

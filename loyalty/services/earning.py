@@ -71,8 +71,11 @@ def _line(index: int, line: OrderLine | Mapping[str, Any]) -> OrderLine:
         unknown = set(line) - {"amount_minor", "sku", "category"}
         if unknown:
             raise InvalidInput(f"line {index} has unknown fields: {', '.join(sorted(unknown))}")
-        line = OrderLine(line.get("amount_minor"), line.get("sku"),  # type: ignore[arg-type]
-                         line.get("category"))
+        line = OrderLine(
+            line.get("amount_minor"),
+            line.get("sku"),  # type: ignore[arg-type]
+            line.get("category"),
+        )
     require_int(f"lines[{index}].amount_minor", line.amount_minor)
     for name in ("sku", "category"):
         value = getattr(line, name)
@@ -89,8 +92,14 @@ class _Grant:
 
 
 def _usage(row: Row[Any]) -> CapUsage:
-    return CapUsage(row.cap_day_key, row.cap_day_points, row.cap_month_key,
-                    row.cap_month_points, row.cap_year_key, row.cap_year_points)
+    return CapUsage(
+        row.cap_day_key,
+        row.cap_day_points,
+        row.cap_month_key,
+        row.cap_month_points,
+        row.cap_year_key,
+        row.cap_year_points,
+    )
 
 
 def _take_budget(conn: Connection, program_id: int, day: str, want: int, budget: int) -> int:
@@ -98,20 +107,24 @@ def _take_budget(conn: Connection, program_id: int, day: str, want: int, budget:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     upsert = dialect.insert(issuance).values(program_id=program_id, day=day, issued=0)
     issued = conn.execute(
-        upsert.on_conflict_do_update(index_elements=["program_id", "day"],
-                                     set_={"issued": upsert.excluded.issued + issuance.c.issued})
-        .returning(issuance.c.issued)
+        upsert.on_conflict_do_update(
+            index_elements=["program_id", "day"],
+            set_={"issued": upsert.excluded.issued + issuance.c.issued},
+        ).returning(issuance.c.issued)
     ).scalar_one()
     granted = apply_program_budget(want, budget, issued).granted
     if granted:
-        conn.execute(update(issuance).where(issuance.c.program_id == program_id,
-                                            issuance.c.day == day)
-                     .values(issued=issuance.c.issued + granted))
+        conn.execute(
+            update(issuance)
+            .where(issuance.c.program_id == program_id, issuance.c.day == day)
+            .values(issued=issuance.c.issued + granted)
+        )
     return granted
 
 
-def _grant(conn: Connection, row: Row[Any], rules: RuleSet, requested: int,
-           now: dt.datetime) -> _Grant:
+def _grant(
+    conn: Connection, row: Row[Any], rules: RuleSet, requested: int, now: dt.datetime
+) -> _Grant:
     """Apply member caps, then the program's daily budget (locked), to ``requested``."""
     span = periods(now, row.program_timezone)
     decision = apply_member_caps(requested, rules.caps, _usage(row), span)
@@ -123,50 +136,109 @@ def _grant(conn: Connection, row: Row[Any], rules: RuleSet, requested: int,
     return _Grant(requested, decision, span)
 
 
-def _credit(conn: Connection, row: Row[Any], *, rules: RuleSet, version: int,
-            rule_version_id: int, grant: _Grant, source: str, reference: str, key: str,
-            kind: str, req_hash: str, now: dt.datetime, pending_days: int,
-            earning: Mapping[str, Any]) -> EarnResult:
+def _credit(
+    conn: Connection,
+    row: Row[Any],
+    *,
+    rules: RuleSet,
+    version: int,
+    rule_version_id: int,
+    grant: _Grant,
+    source: str,
+    reference: str,
+    key: str,
+    kind: str,
+    req_hash: str,
+    now: dt.datetime,
+    pending_days: int,
+    earning: Mapping[str, Any],
+) -> EarnResult:
     """Store the operation, the lot, the entry, the earning and the member's new balances."""
     granted = grant.decision.granted
     pending = pending_days > 0
     result = EarnResult(
-        member=row.external_id, source=source, reference=reference,
-        points_requested=grant.requested, points_granted=granted,
+        member=row.external_id,
+        source=source,
+        reference=reference,
+        points_requested=grant.requested,
+        points_granted=granted,
         capped_by=grant.decision.capped_by,
-        status="pending" if pending else "available", rule_version=version,
+        status="pending" if pending else "available",
+        rule_version=version,
         matures_at=now + dt.timedelta(days=pending_days) if pending else None,
         expires_at=lot_expiry(now, row.program_timezone, rules.expiry),
     )
-    op_id = record_operation(conn, program_id=row.program_id, key=key, kind=kind,
-                             member_id=row.id, req_hash=req_hash, result=result.to_record(),
-                             at=now)
+    op_id = record_operation(
+        conn,
+        program_id=row.program_id,
+        key=key,
+        kind=kind,
+        member_id=row.id,
+        req_hash=req_hash,
+        result=result.to_record(),
+        at=now,
+    )
     lot_id = None
     if granted:
-        lot_id = conn.execute(insert(lots).values(
-            program_id=row.program_id, member_id=row.id, operation_id=op_id, points=granted,
-            available=0 if pending else granted, pending=granted if pending else 0,
-            held=0, frozen=0, earned_at=now, matures_at=result.matures_at,
-            expires_at=result.expires_at, expired_at=None,
-        ).returning(lots.c.id)).scalar_one()
+        lot_id = conn.execute(
+            insert(lots)
+            .values(
+                program_id=row.program_id,
+                member_id=row.id,
+                operation_id=op_id,
+                points=granted,
+                available=0 if pending else granted,
+                pending=granted if pending else 0,
+                held=0,
+                frozen=0,
+                earned_at=now,
+                matures_at=result.matures_at,
+                expires_at=result.expires_at,
+                expired_at=None,
+            )
+            .returning(lots.c.id)
+        ).scalar_one()
         usage = _usage(row).plus(grant.periods, granted)
         post_moves(
-            conn, program_id=row.program_id, member_id=row.id, operation_id=op_id, at=now,
-            moves=[Move("earn_pending" if pending else "earn", lot_id, new_lot=True,
-                        available=0 if pending else granted, pending=granted if pending else 0)],
+            conn,
+            program_id=row.program_id,
+            member_id=row.id,
+            operation_id=op_id,
+            at=now,
+            moves=[
+                Move(
+                    "earn_pending" if pending else "earn",
+                    lot_id,
+                    new_lot=True,
+                    available=0 if pending else granted,
+                    pending=granted if pending else 0,
+                )
+            ],
             member_values={
                 "lifetime_earned": members.c.lifetime_earned + granted,
-                "cap_day_key": usage.day_key, "cap_day_points": usage.day_points,
-                "cap_month_key": usage.month_key, "cap_month_points": usage.month_points,
-                "cap_year_key": usage.year_key, "cap_year_points": usage.year_points,
+                "cap_day_key": usage.day_key,
+                "cap_day_points": usage.day_points,
+                "cap_month_key": usage.month_key,
+                "cap_month_points": usage.month_points,
+                "cap_year_key": usage.year_key,
+                "cap_year_points": usage.year_points,
             },
         )
-    conn.execute(insert(earnings).values(
-        program_id=row.program_id, member_id=row.id, operation_id=op_id, source=source,
-        points_requested=grant.requested, points_granted=granted,
-        capped_by=grant.decision.capped_by, rule_version_id=rule_version_id, lot_id=lot_id,
-        created_at=now, **earning,
-    ))
+    conn.execute(
+        insert(earnings).values(
+            program_id=row.program_id,
+            member_id=row.id,
+            operation_id=op_id,
+            source=source,
+            points_requested=grant.requested,
+            points_granted=granted,
+            capped_by=grant.decision.capped_by,
+            rule_version_id=rule_version_id,
+            lot_id=lot_id,
+            created_at=now,
+            **earning,
+        )
+    )
     return result
 
 
@@ -179,14 +251,22 @@ def _run(db: Database, key: str, kind: str, req_hash: str, work: Any) -> EarnRes
     except Replay as done:
         return EarnResult.from_record(done.result, replayed=True)
     except LostRace as race:
-        return EarnResult.from_record(stored_result(db, race.program_id, key, kind, req_hash),
-                                      replayed=True)
+        return EarnResult.from_record(
+            stored_result(db, race.program_id, key, kind, req_hash), replayed=True
+        )
 
 
 def earn_purchase(
-    db: Database, *, program: str, member: str, order_id: str, currency: str,
-    amount_minor: int | None = None, lines: OrderLines | None = None,
-    paid_with_points_minor: int = 0, idempotency_key: str | None = None,
+    db: Database,
+    *,
+    program: str,
+    member: str,
+    order_id: str,
+    currency: str,
+    amount_minor: int | None = None,
+    lines: OrderLines | None = None,
+    paid_with_points_minor: int = 0,
+    idempotency_key: str | None = None,
 ) -> EarnResult:
     """Credit the points an order earns, once per order.
 
@@ -199,16 +279,23 @@ def earn_purchase(
     require_int("paid_with_points_minor", paid_with_points_minor, minimum=0)
     key = resolve_key(idempotency_key, f"earn:{order_id}")
     total = sum(line.amount_minor for line in parsed)
-    req_hash = request_hash("earn_purchase", {
-        "program": program, "member": member, "order_id": order_id,
-        "currency": str(currency).upper(), "paid": paid_with_points_minor,
-        "lines": [(x.amount_minor, x.sku, x.category) for x in parsed],
-    })
+    req_hash = request_hash(
+        "earn_purchase",
+        {
+            "program": program,
+            "member": member,
+            "order_id": order_id,
+            "currency": str(currency).upper(),
+            "paid": paid_with_points_minor,
+            "lines": [(x.amount_minor, x.sku, x.category) for x in parsed],
+        },
+    )
     now = db.clock.now()
-    already = (select(earnings.c.id)
-               .where(earnings.c.program_id == members.c.program_id,
-                      earnings.c.order_id == order_id)
-               .scalar_subquery())
+    already = (
+        select(earnings.c.id)
+        .where(earnings.c.program_id == members.c.program_id, earnings.c.order_id == order_id)
+        .scalar_subquery()
+    )
 
     def work(conn: Connection) -> EarnResult:
         row = lock_member(conn, program, member, key=key, at=now, extra={"order_earned": already})
@@ -216,26 +303,47 @@ def earn_purchase(
         require_active(row)
         cur = require_currency(currency, row.program_currency)
         if row.order_earned is not None:
-            raise AlreadyExists(f"order {order_id!r} has already earned points under another "
-                                "idempotency key", order_id=order_id)
+            raise AlreadyExists(
+                f"order {order_id!r} has already earned points under another idempotency key",
+                order_id=order_id,
+            )
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
         requested = purchase_points(
-            rules, parsed, paid_with_points_minor=paid_with_points_minor, at=now,
-            tz=row.program_timezone, exponent=minor_unit_exponent(cur),
+            rules,
+            parsed,
+            paid_with_points_minor=paid_with_points_minor,
+            at=now,
+            tz=row.program_timezone,
+            exponent=minor_unit_exponent(cur),
             rounding=Rounding(row.program_rounding),
         )
-        return _credit(conn, row, rules=rules, version=version,
-                       rule_version_id=row.rule_version_id,
-                       grant=_grant(conn, row, rules, requested, now), source="purchase",
-                       reference=order_id, key=key, kind="earn_purchase", req_hash=req_hash,
-                       now=now, pending_days=rules.pending_days,
-                       earning={"order_id": order_id, "amount_minor": total, "currency": cur})
+        return _credit(
+            conn,
+            row,
+            rules=rules,
+            version=version,
+            rule_version_id=row.rule_version_id,
+            grant=_grant(conn, row, rules, requested, now),
+            source="purchase",
+            reference=order_id,
+            key=key,
+            kind="earn_purchase",
+            req_hash=req_hash,
+            now=now,
+            pending_days=rules.pending_days,
+            earning={"order_id": order_id, "amount_minor": total, "currency": cur},
+        )
 
     return _run(db, key, "earn_purchase", req_hash, work)
 
 
 def earn_action(
-    db: Database, *, program: str, member: str, action: str, reference: str,
+    db: Database,
+    *,
+    program: str,
+    member: str,
+    action: str,
+    reference: str,
     idempotency_key: str | None = None,
 ) -> EarnResult:
     """Credit the fixed points of a named action (sign-in, review, share, referral…).
@@ -247,8 +355,10 @@ def earn_action(
     require_text("action", action, max_length=100)
     require_key(reference, name="reference")
     key = resolve_key(idempotency_key, f"action:{action}:{member}:{reference}")
-    req_hash = request_hash("earn_action", {"program": program, "member": member,
-                                            "action": action, "reference": reference})
+    req_hash = request_hash(
+        "earn_action",
+        {"program": program, "member": member, "action": action, "reference": reference},
+    )
     now = db.clock.now()
 
     def work(conn: Connection) -> EarnResult:
@@ -259,28 +369,46 @@ def earn_action(
         rule = rules.actions.get(action)
         if rule is None:
             known = ", ".join(sorted(rules.actions)) or "none"
-            raise InvalidInput(f"no action rule named {action!r} (known actions: {known})",
-                               action=action)
+            raise InvalidInput(
+                f"no action rule named {action!r} (known actions: {known})", action=action
+            )
         if _over_limit(conn, row, action, rule.limit, rule.period, now):
-            grant = _Grant(rule.points, CapDecision(0, "action_limit"),
-                           periods(now, row.program_timezone))
+            grant = _Grant(
+                rule.points, CapDecision(0, "action_limit"), periods(now, row.program_timezone)
+            )
         else:
             grant = _grant(conn, row, rules, rule.points, now)
-        return _credit(conn, row, rules=rules, version=version,
-                       rule_version_id=row.rule_version_id, grant=grant, source="action",
-                       reference=reference, key=key, kind="earn_action", req_hash=req_hash,
-                       now=now, pending_days=0, earning={"action": action})
+        return _credit(
+            conn,
+            row,
+            rules=rules,
+            version=version,
+            rule_version_id=row.rule_version_id,
+            grant=grant,
+            source="action",
+            reference=reference,
+            key=key,
+            kind="earn_action",
+            req_hash=req_hash,
+            now=now,
+            pending_days=0,
+            earning={"action": action},
+        )
 
     return _run(db, key, "earn_action", req_hash, work)
 
 
-def _over_limit(conn: Connection, row: Row[Any], action: str, limit: int | None, period: str,
-                now: dt.datetime) -> bool:
+def _over_limit(
+    conn: Connection, row: Row[Any], action: str, limit: int | None, period: str, now: dt.datetime
+) -> bool:
     if limit is None:
         return False
     since = start_of_period(now, row.program_timezone, period)
-    conditions = [earnings.c.member_id == row.id, earnings.c.action == action,
-                  or_(earnings.c.capped_by.is_(None), earnings.c.capped_by != "action_limit")]
+    conditions = [
+        earnings.c.member_id == row.id,
+        earnings.c.action == action,
+        or_(earnings.c.capped_by.is_(None), earnings.c.capped_by != "action_limit"),
+    ]
     if since is not None:
         conditions.append(earnings.c.created_at >= since)
     used = conn.execute(select(func.count()).select_from(earnings).where(and_(*conditions)))
@@ -288,8 +416,14 @@ def _over_limit(conn: Connection, row: Row[Any], action: str, limit: int | None,
 
 
 def quote_purchase(
-    db: Database, *, program: str, currency: str, amount_minor: int | None = None,
-    lines: OrderLines | None = None, paid_with_points_minor: int = 0, member: str | None = None,
+    db: Database,
+    *,
+    program: str,
+    currency: str,
+    amount_minor: int | None = None,
+    lines: OrderLines | None = None,
+    paid_with_points_minor: int = 0,
+    member: str | None = None,
 ) -> EarnQuote:
     """What an order would earn now under the rules in force; writes nothing.
 
@@ -302,29 +436,47 @@ def quote_purchase(
         cur = require_currency(currency, prog.currency)
         version_id = conn.execute(select(rule_version_at(prog.id)), {"at": now}).scalar_one()
         version, rules = rule_cache(db).get(conn, version_id)
-        points = purchase_points(rules, parsed, paid_with_points_minor=paid_with_points_minor,
-                                 at=now, tz=prog.timezone, exponent=minor_unit_exponent(cur),
-                                 rounding=Rounding(prog.rounding))
+        points = purchase_points(
+            rules,
+            parsed,
+            paid_with_points_minor=paid_with_points_minor,
+            at=now,
+            tz=prog.timezone,
+            exponent=minor_unit_exponent(cur),
+            rounding=Rounding(prog.rounding),
+        )
         decision = CapDecision(points, None)
         if member is not None:
             decision = _quote_caps(conn, prog, member, rules, points, now)
-    return EarnQuote(points=points, points_after_caps=decision.granted,
-                     capped_by=decision.capped_by, rule_version=version)
+    return EarnQuote(
+        points=points,
+        points_after_caps=decision.granted,
+        capped_by=decision.capped_by,
+        rule_version=version,
+    )
 
 
-def _quote_caps(conn: Connection, prog: Row[Any], member: str, rules: RuleSet, points: int,
-                now: dt.datetime) -> CapDecision:
+def _quote_caps(
+    conn: Connection, prog: Row[Any], member: str, rules: RuleSet, points: int, now: dt.datetime
+) -> CapDecision:
     from loyalty.errors import MemberNotFound
 
-    row = conn.execute(select(members).where(members.c.program_id == prog.id,
-                                             members.c.external_id == member)).first()
+    row = conn.execute(
+        select(members).where(members.c.program_id == prog.id, members.c.external_id == member)
+    ).first()
     if row is None:
         raise MemberNotFound(f"no member {member!r} in program {prog.code!r}", member=member)
     span = periods(now, prog.timezone)
     decision = apply_member_caps(points, rules.caps, _usage(row), span)
     if decision.granted and rules.caps.program_daily is not None:
-        issued = conn.execute(select(issuance.c.issued).where(
-            issuance.c.program_id == prog.id, issuance.c.day == span.day)).scalar() or 0
+        issued = (
+            conn.execute(
+                select(issuance.c.issued).where(
+                    issuance.c.program_id == prog.id, issuance.c.day == span.day
+                )
+            ).scalar()
+            or 0
+        )
         budget = apply_program_budget(decision.granted, rules.caps.program_daily, issued)
         if budget.granted < decision.granted:
             decision = budget

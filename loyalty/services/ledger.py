@@ -86,8 +86,10 @@ def rule_version_at(program_id: int) -> Any:
     """Scalar subquery: id of the rule version in force at ``:at`` for a program."""
     return (
         select(rule_versions.c.id)
-        .where(rule_versions.c.program_id == program_id,
-               rule_versions.c.effective_from <= bindparam("at"))
+        .where(
+            rule_versions.c.program_id == program_id,
+            rule_versions.c.effective_from <= bindparam("at"),
+        )
         .order_by(rule_versions.c.effective_from.desc(), rule_versions.c.version.desc())
         .limit(1)
         .scalar_subquery()
@@ -95,7 +97,12 @@ def rule_version_at(program_id: int) -> Any:
 
 
 def lock_member(
-    conn: Connection, program: str, member: str, *, key: str | None, at: dt.datetime,
+    conn: Connection,
+    program: str,
+    member: str,
+    *,
+    key: str | None,
+    at: dt.datetime,
     extra: Mapping[str, Any] | None = None,
 ) -> Row[Any]:
     """Lock a member for writing and read everything a write needs in one statement.
@@ -114,7 +121,8 @@ def lock_member(
     )
     stmt = (
         select(
-            members, *program_cols,
+            members,
+            *program_cols,
             rule_version_at(programs.c.id).label("rule_version_id"),
             existing.label("existing_operation_id"),
             *[subquery.label(name) for name, subquery in (extra or {}).items()],
@@ -128,7 +136,8 @@ def lock_member(
         program_row(conn, program)
         raise MemberNotFound(
             f"no member {member!r} in program {program!r}; enrol the member first",
-            program=program, member=member,
+            program=program,
+            member=member,
         )
     return row
 
@@ -152,13 +161,15 @@ def replay(conn: Connection, operation_id: int | None, kind: str, req_hash: str)
     raise Replay(op.result)
 
 
-def stored_result(db: Database, program_id: int, key: str, kind: str,
-                  req_hash: str) -> Mapping[str, Any]:
+def stored_result(
+    db: Database, program_id: int, key: str, kind: str, req_hash: str
+) -> Mapping[str, Any]:
     """After losing a race on a key: the winner's stored result, or a conflict error."""
     with db.read() as conn:
         op = conn.execute(
-            select(operations.c.id).where(operations.c.program_id == program_id,
-                                          operations.c.key == key)
+            select(operations.c.id).where(
+                operations.c.program_id == program_id, operations.c.key == key
+            )
         ).scalar_one()
         try:
             replay(conn, op, kind, req_hash)
@@ -176,15 +187,30 @@ class LostRace(Exception):
 
 
 def record_operation(
-    conn: Connection, *, program_id: int, key: str, kind: str, member_id: int | None,
-    req_hash: str, result: Mapping[str, Any], at: dt.datetime,
+    conn: Connection,
+    *,
+    program_id: int,
+    key: str,
+    kind: str,
+    member_id: int | None,
+    req_hash: str,
+    result: Mapping[str, Any],
+    at: dt.datetime,
 ) -> int:
     """Store the operation under its key; raise :class:`LostRace` if the key appeared meanwhile."""
-    values = dict(program_id=program_id, key=key, kind=kind, member_id=member_id,
-                  request_hash=req_hash, result=dict(result), created_at=at)
+    values = dict(
+        program_id=program_id,
+        key=key,
+        kind=kind,
+        member_id=member_id,
+        request_hash=req_hash,
+        result=dict(result),
+        created_at=at,
+    )
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = (
-        dialect.insert(operations).values(**values)
+        dialect.insert(operations)
+        .values(**values)
         .on_conflict_do_nothing(index_elements=["program_id", "key"])
         .returning(operations.c.id)
     )
@@ -195,22 +221,41 @@ def record_operation(
 
 
 def post_moves(
-    conn: Connection, *, program_id: int, member_id: int, operation_id: int,
-    moves: Sequence[Move], at: dt.datetime, member_values: Mapping[str, Any] | None = None,
+    conn: Connection,
+    *,
+    program_id: int,
+    member_id: int,
+    operation_id: int,
+    moves: Sequence[Move],
+    at: dt.datetime,
+    member_values: Mapping[str, Any] | None = None,
 ) -> None:
     """Write one entry per move, apply the moves to their lots and the sum to the member."""
     if moves:
-        conn.execute(insert(entries), [
-            {"program_id": program_id, "member_id": member_id, "operation_id": operation_id,
-             "lot_id": m.lot_id, "kind": m.kind, "available_delta": m.available,
-             "pending_delta": m.pending, "held_delta": m.held, "frozen_delta": m.frozen,
-             "debt_delta": m.debt, "created_at": at}
-            for m in moves
-        ])
+        conn.execute(
+            insert(entries),
+            [
+                {
+                    "program_id": program_id,
+                    "member_id": member_id,
+                    "operation_id": operation_id,
+                    "lot_id": m.lot_id,
+                    "kind": m.kind,
+                    "available_delta": m.available,
+                    "pending_delta": m.pending,
+                    "held_delta": m.held,
+                    "frozen_delta": m.frozen,
+                    "debt_delta": m.debt,
+                    "created_at": at,
+                }
+                for m in moves
+            ],
+        )
     lot_moves = [m for m in moves if m.lot_id is not None and not m.new_lot]
     if lot_moves:
         conn.execute(
-            update(lots).where(lots.c.id == bindparam("lot"))
+            update(lots)
+            .where(lots.c.id == bindparam("lot"))
             .values({b: lots.c[b] + bindparam(f"d_{b}") for b in BUCKETS}),
             [{"lot": m.lot_id, **{f"d_{b}": getattr(m, b) for b in BUCKETS}} for m in lot_moves],
         )
@@ -232,8 +277,9 @@ class RuleCache:
         cached = self._by_id.get(rule_version_id)
         if cached is None:
             row = conn.execute(
-                select(rule_versions.c.version, rule_versions.c.rules)
-                .where(rule_versions.c.id == rule_version_id)
+                select(rule_versions.c.version, rule_versions.c.rules).where(
+                    rule_versions.c.id == rule_version_id
+                )
             ).one()
             cached = (row.version, RuleSet.from_dict(row.rules))
             self._by_id[rule_version_id] = cached
@@ -261,7 +307,9 @@ def has_rows(conn: Connection, table: Any, *conditions: Any) -> bool:
 
 def count_rows(conn: Connection, table: Any, *conditions: Any) -> int:
     """How many rows of ``table`` match."""
-    return int(conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one())
+    return int(
+        conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
+    )
 
 
 @dataclass(frozen=True)
@@ -275,13 +323,18 @@ class SweepItem:
 
 def lock_members(conn: Connection, member_ids: Sequence[int]) -> list[int]:
     """Lock members in id order (the order every writer uses), skipping those already locked."""
-    stmt = (select(members.c.id).where(members.c.id.in_(sorted(set(member_ids))))
-            .order_by(members.c.id).with_for_update(skip_locked=True))
+    stmt = (
+        select(members.c.id)
+        .where(members.c.id.in_(sorted(set(member_ids))))
+        .order_by(members.c.id)
+        .with_for_update(skip_locked=True)
+    )
     return [int(i) for i in conn.execute(stmt).scalars()]
 
 
-def post_sweep(conn: Connection, *, kind: str, key_prefix: str, items: Sequence[SweepItem],
-               at: dt.datetime) -> None:
+def post_sweep(
+    conn: Connection, *, kind: str, key_prefix: str, items: Sequence[SweepItem], at: dt.datetime
+) -> None:
     """Post a sweep batch set-based: one operation per program, entries, lots and members.
 
     The caller holds the members' locks and has checked each lot's state.
@@ -290,24 +343,45 @@ def post_sweep(conn: Connection, *, kind: str, key_prefix: str, items: Sequence[
         return
     op_ids = {
         program_id: record_operation(
-            conn, program_id=program_id, key=f"{key_prefix}:{uuid.uuid4().hex}", kind=kind,
-            member_id=None, req_hash="", result={"lots": sum(
-                1 for i in items if i.program_id == program_id)}, at=at)
+            conn,
+            program_id=program_id,
+            key=f"{key_prefix}:{uuid.uuid4().hex}",
+            kind=kind,
+            member_id=None,
+            req_hash="",
+            result={"lots": sum(1 for i in items if i.program_id == program_id)},
+            at=at,
+        )
         for program_id in sorted({i.program_id for i in items})
     }
-    conn.execute(insert(entries), [
-        {"program_id": i.program_id, "member_id": i.member_id,
-         "operation_id": op_ids[i.program_id], "lot_id": i.move.lot_id, "kind": i.move.kind,
-         "available_delta": i.move.available, "pending_delta": i.move.pending,
-         "held_delta": i.move.held, "frozen_delta": i.move.frozen, "debt_delta": i.move.debt,
-         "created_at": at}
-        for i in items
-    ])
     conn.execute(
-        update(lots).where(lots.c.id == bindparam("lot"))
+        insert(entries),
+        [
+            {
+                "program_id": i.program_id,
+                "member_id": i.member_id,
+                "operation_id": op_ids[i.program_id],
+                "lot_id": i.move.lot_id,
+                "kind": i.move.kind,
+                "available_delta": i.move.available,
+                "pending_delta": i.move.pending,
+                "held_delta": i.move.held,
+                "frozen_delta": i.move.frozen,
+                "debt_delta": i.move.debt,
+                "created_at": at,
+            }
+            for i in items
+        ],
+    )
+    conn.execute(
+        update(lots)
+        .where(lots.c.id == bindparam("lot"))
         .values({b: lots.c[b] + bindparam(f"d_{b}") for b in BUCKETS}),
-        [{"lot": i.move.lot_id, **{f"d_{b}": getattr(i.move, b) for b in BUCKETS}}
-         for i in items if i.move.lot_id is not None],
+        [
+            {"lot": i.move.lot_id, **{f"d_{b}": getattr(i.move, b) for b in BUCKETS}}
+            for i in items
+            if i.move.lot_id is not None
+        ],
     )
     per_member: dict[int, dict[str, int]] = {}
     for i in items:
@@ -315,8 +389,11 @@ def post_sweep(conn: Connection, *, kind: str, key_prefix: str, items: Sequence[
         for b in sums:
             sums[b] += getattr(i.move, b)
     conn.execute(
-        update(members).where(members.c.id == bindparam("member"))
+        update(members)
+        .where(members.c.id == bindparam("member"))
         .values({b: members.c[b] + bindparam(f"d_{b}") for b in (*BUCKETS, "debt")}),
-        [{"member": m, **{f"d_{b}": d for b, d in sums.items()}}
-         for m, sums in sorted(per_member.items())],
+        [
+            {"member": m, **{f"d_{b}": d for b, d in sums.items()}}
+            for m, sums in sorted(per_member.items())
+        ],
     )

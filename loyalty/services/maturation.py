@@ -19,23 +19,38 @@ def mature_pending(db: Database, *, batch_size: int = 1000) -> SweepResult:
     matured = points = batches = 0
     while True:
         with db.write() as conn:
-            due = conn.execute(
-                select(lots.c.member_id).where(lots.c.pending > 0, lots.c.matures_at <= now)
-                .order_by(lots.c.matures_at, lots.c.id).limit(batch_size)
-            ).scalars().all()
+            due = (
+                conn.execute(
+                    select(lots.c.member_id)
+                    .where(lots.c.pending > 0, lots.c.matures_at <= now)
+                    .order_by(lots.c.matures_at, lots.c.id)
+                    .limit(batch_size)
+                )
+                .scalars()
+                .all()
+            )
             if not due:
                 break
             locked = lock_members(conn, due)
             rows = conn.execute(
-                select(lots.c.id, lots.c.member_id, lots.c.program_id, lots.c.pending)
-                .where(lots.c.member_id.in_(locked), lots.c.pending > 0,
-                       lots.c.matures_at <= now)
+                select(lots.c.id, lots.c.member_id, lots.c.program_id, lots.c.pending).where(
+                    lots.c.member_id.in_(locked), lots.c.pending > 0, lots.c.matures_at <= now
+                )
             ).all()
-            post_sweep(conn, kind="mature", key_prefix="sweep:mature", at=now, items=[
-                SweepItem(r.program_id, r.member_id,
-                          Move("mature", r.id, pending=-r.pending, available=r.pending))
-                for r in rows
-            ])
+            post_sweep(
+                conn,
+                kind="mature",
+                key_prefix="sweep:mature",
+                at=now,
+                items=[
+                    SweepItem(
+                        r.program_id,
+                        r.member_id,
+                        Move("mature", r.id, pending=-r.pending, available=r.pending),
+                    )
+                    for r in rows
+                ],
+            )
         batches += 1
         matured += len(rows)
         points += sum(r.pending for r in rows)

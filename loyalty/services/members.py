@@ -16,16 +16,27 @@ MEMBER_STATUSES = ("active", "closed")
 
 
 def _info(program: str, row: Row[Any]) -> MemberInfo:
-    return MemberInfo(program=program, external_id=row.external_id, email=row.email,
-                      stripe_customer_id=row.stripe_customer_id, status=row.status)
+    return MemberInfo(
+        program=program,
+        external_id=row.external_id,
+        email=row.email,
+        stripe_customer_id=row.stripe_customer_id,
+        status=row.status,
+    )
 
 
 def _optional(name: str, value: str | None, max_length: int) -> str | None:
     return None if value is None else require_text(name, value, max_length=max_length)
 
 
-def enrol_member(db: Database, *, program: str, external_id: str, email: str | None = None,
-                 stripe_customer_id: str | None = None) -> MemberInfo:
+def enrol_member(
+    db: Database,
+    *,
+    program: str,
+    external_id: str,
+    email: str | None = None,
+    stripe_customer_id: str | None = None,
+) -> MemberInfo:
     """Enrol a member; enrolling the same member again with the same details returns it."""
     require_text("external_id", external_id, max_length=128)
     email = _optional("email", email, 254)
@@ -34,42 +45,67 @@ def enrol_member(db: Database, *, program: str, external_id: str, email: str | N
     stripe_customer_id = _optional("stripe_customer_id", stripe_customer_id, 64)
     with db.write() as conn:
         prog = program_row(conn, program)
-        row = conn.execute(select(members).where(
-            members.c.program_id == prog.id, members.c.external_id == external_id)).first()
+        row = conn.execute(
+            select(members).where(
+                members.c.program_id == prog.id, members.c.external_id == external_id
+            )
+        ).first()
         if row is not None:
             if (row.email, row.stripe_customer_id) == (email, stripe_customer_id):
                 return _info(program, row)
             raise AlreadyExists(
                 f"member {external_id!r} already exists with other details; "
-                "use link_stripe_customer to change them", member=external_id)
+                "use link_stripe_customer to change them",
+                member=external_id,
+            )
         _check_stripe_free(conn, prog.id, stripe_customer_id)
-        conn.execute(insert(members).values(
-            program_id=prog.id, external_id=external_id, email=email,
-            stripe_customer_id=stripe_customer_id, status="active", created_at=db.clock.now()))
-    return MemberInfo(program=program, external_id=external_id, email=email,
-                      stripe_customer_id=stripe_customer_id, status="active")
+        conn.execute(
+            insert(members).values(
+                program_id=prog.id,
+                external_id=external_id,
+                email=email,
+                stripe_customer_id=stripe_customer_id,
+                status="active",
+                created_at=db.clock.now(),
+            )
+        )
+    return MemberInfo(
+        program=program,
+        external_id=external_id,
+        email=email,
+        stripe_customer_id=stripe_customer_id,
+        status="active",
+    )
 
 
-def _check_stripe_free(conn: Any, program_id: int, stripe_customer_id: str | None,
-                       member_id: int | None = None) -> None:
+def _check_stripe_free(
+    conn: Any, program_id: int, stripe_customer_id: str | None, member_id: int | None = None
+) -> None:
     if stripe_customer_id is None:
         return
-    holder = conn.execute(select(members.c.id, members.c.external_id).where(
-        members.c.program_id == program_id,
-        members.c.stripe_customer_id == stripe_customer_id)).first()
+    holder = conn.execute(
+        select(members.c.id, members.c.external_id).where(
+            members.c.program_id == program_id, members.c.stripe_customer_id == stripe_customer_id
+        )
+    ).first()
     if holder is not None and holder.id != member_id:
         raise AlreadyExists(
             f"Stripe customer {stripe_customer_id!r} is already linked to member "
-            f"{holder.external_id!r}", stripe_customer_id=stripe_customer_id)
+            f"{holder.external_id!r}",
+            stripe_customer_id=stripe_customer_id,
+        )
 
 
 def _member_row(conn: Any, program_id: int, program: str, external_id: str) -> Row[Any]:
-    row = conn.execute(select(members).where(
-        members.c.program_id == program_id, members.c.external_id == external_id)
-        .with_for_update()).first()
+    row = conn.execute(
+        select(members)
+        .where(members.c.program_id == program_id, members.c.external_id == external_id)
+        .with_for_update()
+    ).first()
     if row is None:
-        raise MemberNotFound(f"no member {external_id!r} in program {program!r}",
-                             program=program, member=external_id)
+        raise MemberNotFound(
+            f"no member {external_id!r} in program {program!r}", program=program, member=external_id
+        )
     return row  # type: ignore[no-any-return]
 
 
@@ -80,16 +116,20 @@ def get_member(db: Database, *, program: str, external_id: str) -> MemberInfo:
         return _info(program, _member_row(conn, prog.id, program, external_id))
 
 
-def link_stripe_customer(db: Database, *, program: str, external_id: str,
-                         stripe_customer_id: str) -> MemberInfo:
+def link_stripe_customer(
+    db: Database, *, program: str, external_id: str, stripe_customer_id: str
+) -> MemberInfo:
     """Link (or re-link) a member to a Stripe customer id."""
     require_text("stripe_customer_id", stripe_customer_id, max_length=64)
     with db.write() as conn:
         prog = program_row(conn, program)
         row = _member_row(conn, prog.id, program, external_id)
         _check_stripe_free(conn, prog.id, stripe_customer_id, row.id)
-        conn.execute(update(members).where(members.c.id == row.id)
-                     .values(stripe_customer_id=stripe_customer_id))
+        conn.execute(
+            update(members)
+            .where(members.c.id == row.id)
+            .values(stripe_customer_id=stripe_customer_id)
+        )
         return _info(program, _member_row(conn, prog.id, program, external_id))
 
 

@@ -39,10 +39,19 @@ def _rules(rules: RuleSet | Mapping[str, Any] | None) -> RuleSet:
 
 
 def create_program(
-    db: Database, *, code: str, name: str, currency: str, timezone: str = "UTC",
-    rounding: str = "floor", points_per_unit: int = 100, redeem_max_share_bp: int = 10_000,
-    redeem_min_points: int = 1, redeem_min_order_minor: int = 0,
-    hold_timeout_seconds: int = 900, rules: RuleSet | Mapping[str, Any] | None = None,
+    db: Database,
+    *,
+    code: str,
+    name: str,
+    currency: str,
+    timezone: str = "UTC",
+    rounding: str = "floor",
+    points_per_unit: int = 100,
+    redeem_max_share_bp: int = 10_000,
+    redeem_min_points: int = 1,
+    redeem_min_order_minor: int = 0,
+    hold_timeout_seconds: int = 900,
+    rules: RuleSet | Mapping[str, Any] | None = None,
 ) -> ProgramInfo:
     """Create a program and its first rule version, in force from now."""
     values = dict(
@@ -54,8 +63,9 @@ def create_program(
         points_per_unit=require_int("points_per_unit", points_per_unit),
         redeem_max_share_bp=_share(redeem_max_share_bp),
         redeem_min_points=require_int("redeem_min_points", redeem_min_points),
-        redeem_min_order_minor=require_int("redeem_min_order_minor", redeem_min_order_minor,
-                                           minimum=0),
+        redeem_min_order_minor=require_int(
+            "redeem_min_order_minor", redeem_min_order_minor, minimum=0
+        ),
         hold_timeout_seconds=require_int("hold_timeout_seconds", hold_timeout_seconds),
     )
     rule_set = _rules(rules)
@@ -85,12 +95,25 @@ def _share(value: int) -> int:
     return value
 
 
-def _insert_version(conn: Connection, program_id: int, version: int, effective_from: dt.datetime,
-                    rules: RuleSet, created_by: str | None, now: dt.datetime) -> None:
-    conn.execute(insert(rule_versions).values(
-        program_id=program_id, version=version, effective_from=effective_from,
-        rules=rules.to_dict(), created_at=now, created_by=created_by,
-    ))
+def _insert_version(
+    conn: Connection,
+    program_id: int,
+    version: int,
+    effective_from: dt.datetime,
+    rules: RuleSet,
+    created_by: str | None,
+    now: dt.datetime,
+) -> None:
+    conn.execute(
+        insert(rule_versions).values(
+            program_id=program_id,
+            version=version,
+            effective_from=effective_from,
+            rules=rules.to_dict(),
+            created_at=now,
+            created_by=created_by,
+        )
+    )
 
 
 def get_program(db: Database, code: str) -> ProgramInfo:
@@ -100,8 +123,12 @@ def get_program(db: Database, code: str) -> ProgramInfo:
 
 
 def publish_rules(
-    db: Database, *, program: str, rules: RuleSet | Mapping[str, Any],
-    effective_from: dt.datetime | None = None, created_by: str | None = None,
+    db: Database,
+    *,
+    program: str,
+    rules: RuleSet | Mapping[str, Any],
+    effective_from: dt.datetime | None = None,
+    created_by: str | None = None,
 ) -> RuleVersionInfo:
     """Publish a new rule version, in force from ``effective_from`` (default: now).
 
@@ -114,17 +141,23 @@ def publish_rules(
         raise InvalidRule("a rule change cannot take effect in the past", effective_from=start)
     with db.write() as conn:
         prog = program_row(conn, program)
-        version = conn.execute(
-            select(func.coalesce(func.max(rule_versions.c.version), 0))
-            .where(rule_versions.c.program_id == prog.id)
-        ).scalar_one() + 1
+        version = (
+            conn.execute(
+                select(func.coalesce(func.max(rule_versions.c.version), 0)).where(
+                    rule_versions.c.program_id == prog.id
+                )
+            ).scalar_one()
+            + 1
+        )
         _insert_version(conn, prog.id, version, start, rule_set, created_by, now)
-    return RuleVersionInfo(program=program, version=version, effective_from_at=start,
-                           rules=rule_set.to_dict())
+    return RuleVersionInfo(
+        program=program, version=version, effective_from_at=start, rules=rule_set.to_dict()
+    )
 
 
-def rules_in_force(db: Database, *, program: str,
-                   at: dt.datetime | None = None) -> tuple[int, RuleSet]:
+def rules_in_force(
+    db: Database, *, program: str, at: dt.datetime | None = None
+) -> tuple[int, RuleSet]:
     """``(version, rules)`` in force at ``at`` (default: now)."""
     when = db.clock.now() if at is None else require_aware("at", at)
     with db.read() as conn:
@@ -138,8 +171,13 @@ def list_rule_versions(db: Database, *, program: str) -> list[RuleVersionInfo]:
     with db.read() as conn:
         prog = program_row(conn, program)
         rows = conn.execute(
-            select(rule_versions).where(rule_versions.c.program_id == prog.id)
+            select(rule_versions)
+            .where(rule_versions.c.program_id == prog.id)
             .order_by(rule_versions.c.version)
         ).all()
-    return [RuleVersionInfo(program=program, version=r.version, effective_from_at=r.effective_from,
-                            rules=r.rules) for r in rows]
+    return [
+        RuleVersionInfo(
+            program=program, version=r.version, effective_from_at=r.effective_from, rules=r.rules
+        )
+        for r in rows
+    ]

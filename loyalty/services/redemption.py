@@ -61,48 +61,68 @@ def policy_of(row: Row[Any], prefix: str = "program_") -> RedemptionPolicy:
 
 def spendable_lots(conn: Connection, member_id: int, now: dt.datetime) -> list[LotView]:
     """The member's lots with available points that have not expired by ``now``."""
-    rows = conn.execute(select(lots.c.id, lots.c.available, lots.c.expires_at, lots.c.earned_at)
-                        .where(lots.c.member_id == member_id, lots.c.available > 0,
-                               or_(lots.c.expires_at.is_(None), lots.c.expires_at > now)))
+    rows = conn.execute(
+        select(lots.c.id, lots.c.available, lots.c.expires_at, lots.c.earned_at).where(
+            lots.c.member_id == member_id,
+            lots.c.available > 0,
+            or_(lots.c.expires_at.is_(None), lots.c.expires_at > now),
+        )
+    )
     return [LotView(r.id, r.available, r.expires_at, r.earned_at) for r in rows]
 
 
-def quote_redemption(db: Database, *, program: str, member: str, order_total_minor: int,
-                     currency: str) -> RedemptionQuote:
+def quote_redemption(
+    db: Database, *, program: str, member: str, order_total_minor: int, currency: str
+) -> RedemptionQuote:
     """How many of the member's points may pay for this order, and what they are worth."""
     require_int("order_total_minor", order_total_minor)
     now = db.clock.now()
     with db.read() as conn:
         prog = program_row(conn, program)
         cur = require_currency(currency, prog.currency)
-        member_id = conn.execute(select(members.c.id).where(
-            members.c.program_id == prog.id, members.c.external_id == member)).scalar()
+        member_id = conn.execute(
+            select(members.c.id).where(
+                members.c.program_id == prog.id, members.c.external_id == member
+            )
+        ).scalar()
         if member_id is None:
             raise MemberNotFound(f"no member {member!r} in program {program!r}", member=member)
         available = sum(lot.available for lot in spendable_lots(conn, member_id, now))
     policy = policy_of(prog, prefix="")
     exponent = minor_unit_exponent(cur)
     points = max_redeemable_points(order_total_minor, available, policy, exponent)
-    return RedemptionQuote(available=available, max_points=points,
-                           max_discount_minor=value_minor(points, policy, exponent),
-                           currency=cur)
+    return RedemptionQuote(
+        available=available,
+        max_points=points,
+        max_discount_minor=value_minor(points, policy, exponent),
+        currency=cur,
+    )
 
 
-def _run(db: Database, key: str, kind: str, req_hash: str,
-         work: Callable[[Connection], HoldResult]) -> HoldResult:
+def _run(
+    db: Database, key: str, kind: str, req_hash: str, work: Callable[[Connection], HoldResult]
+) -> HoldResult:
     try:
         with db.write() as conn:
             return work(conn)
     except Replay as done:
         return HoldResult.from_record(done.result, replayed=True)
     except LostRace as race:
-        return HoldResult.from_record(stored_result(db, race.program_id, key, kind, req_hash),
-                                      replayed=True)
+        return HoldResult.from_record(
+            stored_result(db, race.program_id, key, kind, req_hash), replayed=True
+        )
 
 
 def hold_points(
-    db: Database, *, program: str, member: str, order_id: str, points: int,
-    order_total_minor: int, currency: str, idempotency_key: str | None = None,
+    db: Database,
+    *,
+    program: str,
+    member: str,
+    order_id: str,
+    points: int,
+    order_total_minor: int,
+    currency: str,
+    idempotency_key: str | None = None,
 ) -> HoldResult:
     """Reserve ``points`` to pay part of an order; capture or release the hold afterwards.
 
@@ -113,56 +133,104 @@ def hold_points(
     require_int("points", points)
     require_int("order_total_minor", order_total_minor)
     key = resolve_key(idempotency_key, f"hold:{order_id}")
-    req_hash = request_hash("hold", {"program": program, "member": member, "order_id": order_id,
-                                     "points": points, "total": order_total_minor,
-                                     "currency": str(currency).upper()})
+    req_hash = request_hash(
+        "hold",
+        {
+            "program": program,
+            "member": member,
+            "order_id": order_id,
+            "points": points,
+            "total": order_total_minor,
+            "currency": str(currency).upper(),
+        },
+    )
     now = db.clock.now()
-    held_already = (select(holds.c.id).where(holds.c.program_id == members.c.program_id,
-                                             holds.c.order_id == order_id).scalar_subquery())
+    held_already = (
+        select(holds.c.id)
+        .where(holds.c.program_id == members.c.program_id, holds.c.order_id == order_id)
+        .scalar_subquery()
+    )
 
     def work(conn: Connection) -> HoldResult:
-        row = lock_member(conn, program, member, key=key, at=now,
-                          extra={"order_held": held_already})
+        row = lock_member(
+            conn, program, member, key=key, at=now, extra={"order_held": held_already}
+        )
         replay(conn, row.existing_operation_id, "hold", req_hash)
         require_active(row)
         cur = require_currency(currency, row.program_currency)
         if row.order_held is not None:
-            raise AlreadyExists(f"order {order_id!r} already has a points hold",
-                                order_id=order_id)
-        redemption = check_redemption(points, order_total_minor, policy_of(row),
-                                      minor_unit_exponent(cur))
+            raise AlreadyExists(f"order {order_id!r} already has a points hold", order_id=order_id)
+        redemption = check_redemption(
+            points, order_total_minor, policy_of(row), minor_unit_exponent(cur)
+        )
         taken = allocate(spendable_lots(conn, row.id, now), points)
         result = HoldResult(
-            member=member, order_id=order_id, points=points,
-            discount_minor=redemption.discount_minor, currency=cur, status="active",
+            member=member,
+            order_id=order_id,
+            points=points,
+            discount_minor=redemption.discount_minor,
+            currency=cur,
+            status="active",
             expires_at=now + dt.timedelta(seconds=row.program_hold_timeout_seconds),
         )
-        op_id = record_operation(conn, program_id=row.program_id, key=key, kind="hold",
-                                 member_id=row.id, req_hash=req_hash,
-                                 result=result.to_record(), at=now)
-        conn.execute(insert(holds).values(
-            program_id=row.program_id, member_id=row.id, operation_id=op_id, order_id=order_id,
-            points=points, discount_minor=redemption.discount_minor,
-            order_total_minor=order_total_minor, currency=cur, status="active",
-            expires_at=result.expires_at, created_at=now, resolved_at=None))
-        post_moves(conn, program_id=row.program_id, member_id=row.id, operation_id=op_id,
-                   at=now, moves=[Move("hold", lot_id, available=-take, held=take)
-                                  for lot_id, take in taken])
+        op_id = record_operation(
+            conn,
+            program_id=row.program_id,
+            key=key,
+            kind="hold",
+            member_id=row.id,
+            req_hash=req_hash,
+            result=result.to_record(),
+            at=now,
+        )
+        conn.execute(
+            insert(holds).values(
+                program_id=row.program_id,
+                member_id=row.id,
+                operation_id=op_id,
+                order_id=order_id,
+                points=points,
+                discount_minor=redemption.discount_minor,
+                order_total_minor=order_total_minor,
+                currency=cur,
+                status="active",
+                expires_at=result.expires_at,
+                created_at=now,
+                resolved_at=None,
+            )
+        )
+        post_moves(
+            conn,
+            program_id=row.program_id,
+            member_id=row.id,
+            operation_id=op_id,
+            at=now,
+            moves=[Move("hold", lot_id, available=-take, held=take) for lot_id, take in taken],
+        )
         return result
 
     return _run(db, key, "hold", req_hash, work)
 
 
-def _hold_result(hold: Row[Any], member: str, status: str, *,
-                 replayed: bool = False) -> HoldResult:
-    return HoldResult(member=member, order_id=hold.order_id, points=hold.points,
-                      discount_minor=hold.discount_minor, currency=hold.currency, status=status,
-                      expires_at=hold.expires_at, replayed=replayed)
+def _hold_result(hold: Row[Any], member: str, status: str, *, replayed: bool = False) -> HoldResult:
+    return HoldResult(
+        member=member,
+        order_id=hold.order_id,
+        points=hold.points,
+        discount_minor=hold.discount_minor,
+        currency=hold.currency,
+        status=status,
+        expires_at=hold.expires_at,
+        replayed=replayed,
+    )
 
 
 def _held_lots(conn: Connection, hold: Row[Any]) -> list[tuple[int, int]]:
-    rows = conn.execute(select(entries.c.lot_id, entries.c.held_delta).where(
-        entries.c.operation_id == hold.operation_id, entries.c.kind == "hold"))
+    rows = conn.execute(
+        select(entries.c.lot_id, entries.c.held_delta).where(
+            entries.c.operation_id == hold.operation_id, entries.c.kind == "hold"
+        )
+    )
     return [(r.lot_id, r.held_delta) for r in rows]
 
 
@@ -179,8 +247,15 @@ def _find_hold(conn: Connection, program: str, order_id: str) -> Row[Any]:
     return row
 
 
-def _settle(db: Database, *, program: str, order_id: str, kind: str, key: str,
-            decide: Callable[[Row[Any], dt.datetime], str | None]) -> HoldResult:
+def _settle(
+    db: Database,
+    *,
+    program: str,
+    order_id: str,
+    kind: str,
+    key: str,
+    decide: Callable[[Row[Any], dt.datetime], str | None],
+) -> HoldResult:
     """Capture or release a hold: ``decide`` returns the hold's new status, or ``None`` to
     answer with its current state without changing anything."""
     require_key(order_id, name="order_id")
@@ -196,39 +271,69 @@ def _settle(db: Database, *, program: str, order_id: str, kind: str, key: str,
         if status is None:  # already settled: answer with its state, change nothing
             return _hold_result(hold, found.member, hold.status, replayed=True)
         result = _hold_result(hold, found.member, status)
-        apply_settlement(conn, row, hold, status, now, key=key, kind=kind, req_hash=req_hash,
-                         result=result)
+        apply_settlement(
+            conn, row, hold, status, now, key=key, kind=kind, req_hash=req_hash, result=result
+        )
         return result
 
     return _run(db, key, kind, req_hash, work)
 
 
-def apply_settlement(conn: Connection, row: Row[Any], hold: Row[Any], status: str,
-                     now: dt.datetime, *, key: str, kind: str, req_hash: str,
-                     result: HoldResult) -> None:
+def apply_settlement(
+    conn: Connection,
+    row: Row[Any],
+    hold: Row[Any],
+    status: str,
+    now: dt.datetime,
+    *,
+    key: str,
+    kind: str,
+    req_hash: str,
+    result: HoldResult,
+) -> None:
     """Move a locked member's held points out (captured) or back (released, expired)."""
-    op_id = record_operation(conn, program_id=row.program_id, key=key, kind=kind,
-                             member_id=row.id, req_hash=req_hash, result=result.to_record(),
-                             at=now)
+    op_id = record_operation(
+        conn,
+        program_id=row.program_id,
+        key=key,
+        kind=kind,
+        member_id=row.id,
+        req_hash=req_hash,
+        result=result.to_record(),
+        at=now,
+    )
     captured = status == "captured"
-    moves = [Move("capture" if captured else "release", lot_id, held=-take,
-                  available=0 if captured else take) for lot_id, take in _held_lots(conn, hold)]
-    post_moves(conn, program_id=row.program_id, member_id=row.id, operation_id=op_id,
-               at=now, moves=moves)
-    conn.execute(update(holds).where(holds.c.id == hold.id)
-                 .values(status=status, resolved_at=now))
+    moves = [
+        Move(
+            "capture" if captured else "release",
+            lot_id,
+            held=-take,
+            available=0 if captured else take,
+        )
+        for lot_id, take in _held_lots(conn, hold)
+    ]
+    post_moves(
+        conn, program_id=row.program_id, member_id=row.id, operation_id=op_id, at=now, moves=moves
+    )
+    conn.execute(update(holds).where(holds.c.id == hold.id).values(status=status, resolved_at=now))
 
 
 def _capture_decision(hold: Row[Any], now: dt.datetime) -> str | None:
     if hold.status == "captured":
         return None
     if hold.status != "active":
-        raise HoldNotActive(f"the hold for order {hold.order_id!r} was {hold.status}; "
-                            "hold the points again", order_id=hold.order_id, status=hold.status)
+        raise HoldNotActive(
+            f"the hold for order {hold.order_id!r} was {hold.status}; hold the points again",
+            order_id=hold.order_id,
+            status=hold.status,
+        )
     if hold.expires_at <= now:
-        raise HoldNotActive(f"the hold for order {hold.order_id!r} timed out at "
-                            f"{hold.expires_at.isoformat()}; hold the points again",
-                            order_id=hold.order_id, status="expired")
+        raise HoldNotActive(
+            f"the hold for order {hold.order_id!r} timed out at "
+            f"{hold.expires_at.isoformat()}; hold the points again",
+            order_id=hold.order_id,
+            status="expired",
+        )
     return "captured"
 
 
@@ -236,26 +341,32 @@ def _release_decision(hold: Row[Any], now: dt.datetime) -> str | None:
     if hold.status in ("released", "expired"):
         return None
     if hold.status == "captured":
-        raise HoldNotActive(f"the hold for order {hold.order_id!r} was already captured; "
-                            "refund the order instead", order_id=hold.order_id,
-                            status=hold.status)
+        raise HoldNotActive(
+            f"the hold for order {hold.order_id!r} was already captured; refund the order instead",
+            order_id=hold.order_id,
+            status=hold.status,
+        )
     return "released"
 
 
-def capture_hold(db: Database, *, program: str, order_id: str,
-                 idempotency_key: str | None = None) -> HoldResult:
+def capture_hold(
+    db: Database, *, program: str, order_id: str, idempotency_key: str | None = None
+) -> HoldResult:
     """Spend the held points once the payment succeeded. Key default: ``capture:<order_id>``."""
     key = resolve_key(idempotency_key, f"capture:{order_id}")
-    return _settle(db, program=program, order_id=order_id, kind="capture", key=key,
-                   decide=_capture_decision)
+    return _settle(
+        db, program=program, order_id=order_id, kind="capture", key=key, decide=_capture_decision
+    )
 
 
-def release_hold(db: Database, *, program: str, order_id: str,
-                 idempotency_key: str | None = None) -> HoldResult:
+def release_hold(
+    db: Database, *, program: str, order_id: str, idempotency_key: str | None = None
+) -> HoldResult:
     """Give the held points back when the payment failed. Key default: ``release:<order_id>``."""
     key = resolve_key(idempotency_key, f"release:{order_id}")
-    return _settle(db, program=program, order_id=order_id, kind="release", key=key,
-                   decide=_release_decision)
+    return _settle(
+        db, program=program, order_id=order_id, kind="release", key=key, decide=_release_decision
+    )
 
 
 def expire_holds(db: Database, *, batch_size: int = 200) -> SweepResult:
@@ -268,14 +379,21 @@ def expire_holds(db: Database, *, batch_size: int = 200) -> SweepResult:
                 select(holds.c.order_id, programs.c.code)
                 .join(programs, programs.c.id == holds.c.program_id)
                 .where(holds.c.status == "active", holds.c.expires_at <= now)
-                .order_by(holds.c.expires_at).limit(batch_size)
+                .order_by(holds.c.expires_at)
+                .limit(batch_size)
             ).all()
         if not due:
             break
         batches += 1
         for order_id, program in due:
-            result = _settle(db, program=program, order_id=order_id, kind="hold_timeout",
-                             key=f"hold-timeout:{order_id}", decide=_timeout_decision(now))
+            result = _settle(
+                db,
+                program=program,
+                order_id=order_id,
+                kind="hold_timeout",
+                key=f"hold-timeout:{order_id}",
+                decide=_timeout_decision(now),
+            )
             if result.status == "expired" and not result.replayed:
                 count += 1
                 points += result.points

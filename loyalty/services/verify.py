@@ -61,103 +61,170 @@ class VerifyReport:
 
 
 def _sums(table: Any, key: Any, columns: dict[str, Any]) -> Any:
-    return (select(key.label("owner"), *[func.sum(c).label(n) for n, c in columns.items()])
-            .group_by(key).subquery())
+    return (
+        select(key.label("owner"), *[func.sum(c).label(n) for n, c in columns.items()])
+        .group_by(key)
+        .subquery()
+    )
 
 
 def _members_vs_lots() -> Select[Any]:
     s = _sums(lots, lots.c.member_id, {b: lots.c[b] for b in BUCKETS})
     differs = or_(*[members.c[b] != func.coalesce(s.c[b], 0) for b in BUCKETS])
-    return (select(members.c.id, *[members.c[b] for b in BUCKETS],
-                   *[func.coalesce(s.c[b], 0).label(f"lots_{b}") for b in BUCKETS])
-            .outerjoin(s, s.c.owner == members.c.id).where(differs))
+    return (
+        select(
+            members.c.id,
+            *[members.c[b] for b in BUCKETS],
+            *[func.coalesce(s.c[b], 0).label(f"lots_{b}") for b in BUCKETS],
+        )
+        .outerjoin(s, s.c.owner == members.c.id)
+        .where(differs)
+    )
 
 
 def _members_vs_entries() -> Select[Any]:
     names = (*BUCKETS, "debt")
     s = _sums(entries, entries.c.member_id, {b: entries.c[f"{b}_delta"] for b in names})
     differs = or_(*[members.c[b] != func.coalesce(s.c[b], 0) for b in names])
-    return (select(members.c.id, *[members.c[b] for b in names],
-                   *[func.coalesce(s.c[b], 0).label(f"entries_{b}") for b in names])
-            .outerjoin(s, s.c.owner == members.c.id).where(differs))
+    return (
+        select(
+            members.c.id,
+            *[members.c[b] for b in names],
+            *[func.coalesce(s.c[b], 0).label(f"entries_{b}") for b in names],
+        )
+        .outerjoin(s, s.c.owner == members.c.id)
+        .where(differs)
+    )
 
 
 def _lots_vs_entries() -> Select[Any]:
     s = _sums(entries, entries.c.lot_id, {b: entries.c[f"{b}_delta"] for b in BUCKETS})
     differs = or_(*[lots.c[b] != func.coalesce(s.c[b], 0) for b in BUCKETS])
-    return (select(lots.c.id, *[lots.c[b] for b in BUCKETS],
-                   *[func.coalesce(s.c[b], 0).label(f"entries_{b}") for b in BUCKETS])
-            .outerjoin(s, s.c.owner == lots.c.id).where(differs))
+    return (
+        select(
+            lots.c.id,
+            *[lots.c[b] for b in BUCKETS],
+            *[func.coalesce(s.c[b], 0).label(f"entries_{b}") for b in BUCKETS],
+        )
+        .outerjoin(s, s.c.owner == lots.c.id)
+        .where(differs)
+    )
 
 
 def _negatives() -> Select[Any]:
     lot_negative = or_(*[lots.c[b] < 0 for b in BUCKETS])
     member_negative = or_(*[members.c[b] < 0 for b in (*BUCKETS, "debt")])
-    return (select(literal("lot").label("what"), lots.c.id).where(lot_negative)
-            .union_all(select(literal("member"), members.c.id).where(member_negative))
-            .subquery().select())
+    return (
+        select(literal("lot").label("what"), lots.c.id)
+        .where(lot_negative)
+        .union_all(select(literal("member"), members.c.id).where(member_negative))
+        .subquery()
+        .select()
+    )
 
 
 def _lot_origins() -> Select[Any]:
     credit = entries.c.kind.in_(CREDIT_KINDS)
     amount = entries.c.available_delta + entries.c.pending_delta
-    s = (select(entries.c.lot_id.label("lot_id"), func.count().label("credits"),
-                func.sum(amount).label("credited"))
-         .where(credit).group_by(entries.c.lot_id).subquery())
-    return (select(lots.c.id, lots.c.points, s.c.credits, s.c.credited)
-            .outerjoin(s, s.c.lot_id == lots.c.id)
-            .where(or_(s.c.credits.is_(None), s.c.credits != 1, s.c.credited != lots.c.points)))
+    s = (
+        select(
+            entries.c.lot_id.label("lot_id"),
+            func.count().label("credits"),
+            func.sum(amount).label("credited"),
+        )
+        .where(credit)
+        .group_by(entries.c.lot_id)
+        .subquery()
+    )
+    return (
+        select(lots.c.id, lots.c.points, s.c.credits, s.c.credited)
+        .outerjoin(s, s.c.lot_id == lots.c.id)
+        .where(or_(s.c.credits.is_(None), s.c.credits != 1, s.c.credited != lots.c.points))
+    )
 
 
 def _unexplained_entries() -> Select[Any]:
-    return (select(entries.c.id, entries.c.kind)
-            .outerjoin(operations, operations.c.id == entries.c.operation_id)
-            .outerjoin(lots, lots.c.id == entries.c.lot_id)
-            .where(or_(entries.c.kind.not_in(ENTRY_KINDS), operations.c.id.is_(None),
-                       operations.c.program_id != entries.c.program_id,
-                       and_(entries.c.lot_id.is_not(None), lots.c.member_id != entries.c.member_id))))
+    return (
+        select(entries.c.id, entries.c.kind)
+        .outerjoin(operations, operations.c.id == entries.c.operation_id)
+        .outerjoin(lots, lots.c.id == entries.c.lot_id)
+        .where(
+            or_(
+                entries.c.kind.not_in(ENTRY_KINDS),
+                operations.c.id.is_(None),
+                operations.c.program_id != entries.c.program_id,
+                and_(entries.c.lot_id.is_not(None), lots.c.member_id != entries.c.member_id),
+            )
+        )
+    )
 
 
 def _double_expiry() -> Select[Any]:
-    return (select(entries.c.lot_id, func.count().label("expiries"))
-            .where(entries.c.kind == "expire").group_by(entries.c.lot_id)
-            .having(func.count() > 1))
+    return (
+        select(entries.c.lot_id, func.count().label("expiries"))
+        .where(entries.c.kind == "expire")
+        .group_by(entries.c.lot_id)
+        .having(func.count() > 1)
+    )
 
 
 def _lifetime() -> Select[Any]:
     amount = entries.c.available_delta + entries.c.pending_delta
-    s = (select(entries.c.member_id.label("owner"), func.sum(amount).label("earned"))
-         .where(entries.c.kind.in_(CREDIT_KINDS)).group_by(entries.c.member_id).subquery())
-    return (select(members.c.id, members.c.lifetime_earned, s.c.earned)
-            .outerjoin(s, s.c.owner == members.c.id)
-            .where(members.c.lifetime_earned != func.coalesce(s.c.earned, 0)))
+    s = (
+        select(entries.c.member_id.label("owner"), func.sum(amount).label("earned"))
+        .where(entries.c.kind.in_(CREDIT_KINDS))
+        .group_by(entries.c.member_id)
+        .subquery()
+    )
+    return (
+        select(members.c.id, members.c.lifetime_earned, s.c.earned)
+        .outerjoin(s, s.c.owner == members.c.id)
+        .where(members.c.lifetime_earned != func.coalesce(s.c.earned, 0))
+    )
 
 
 def _held_vs_holds() -> Select[Any]:
-    s = (select(holds.c.member_id.label("owner"), func.sum(holds.c.points).label("active"))
-         .where(holds.c.status == "active").group_by(holds.c.member_id).subquery())
-    return (select(members.c.id, members.c.held, s.c.active)
-            .outerjoin(s, s.c.owner == members.c.id)
-            .where(members.c.held != func.coalesce(s.c.active, 0)))
+    s = (
+        select(holds.c.member_id.label("owner"), func.sum(holds.c.points).label("active"))
+        .where(holds.c.status == "active")
+        .group_by(holds.c.member_id)
+        .subquery()
+    )
+    return (
+        select(members.c.id, members.c.held, s.c.active)
+        .outerjoin(s, s.c.owner == members.c.id)
+        .where(members.c.held != func.coalesce(s.c.active, 0))
+    )
 
 
 def _earnings_vs_lots() -> Select[Any]:
-    return (select(earnings.c.id, earnings.c.points_granted, lots.c.points)
-            .outerjoin(lots, lots.c.id == earnings.c.lot_id)
-            .where(or_(and_(earnings.c.lot_id.is_(None), earnings.c.points_granted != 0),
-                       and_(earnings.c.lot_id.is_not(None),
-                            earnings.c.points_granted != lots.c.points))))
+    return (
+        select(earnings.c.id, earnings.c.points_granted, lots.c.points)
+        .outerjoin(lots, lots.c.id == earnings.c.lot_id)
+        .where(
+            or_(
+                and_(earnings.c.lot_id.is_(None), earnings.c.points_granted != 0),
+                and_(earnings.c.lot_id.is_not(None), earnings.c.points_granted != lots.c.points),
+            )
+        )
+    )
 
 
 CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
     ("members_equal_lots", "member balances equal the sums of their lots", _members_vs_lots),
-    ("members_equal_entries", "member balances and debt equal the sums of their entries",
-     _members_vs_entries),
+    (
+        "members_equal_entries",
+        "member balances and debt equal the sums of their entries",
+        _members_vs_entries,
+    ),
     ("lots_equal_entries", "every lot equals the sum of its entries", _lots_vs_entries),
     ("no_negative", "no negative lot bucket or member balance", _negatives),
     ("lot_origin", "every lot was created by exactly one credit of its size", _lot_origins),
-    ("entries_explained", "every entry has a known kind, its operation and its member's lot",
-     _unexplained_entries),
+    (
+        "entries_explained",
+        "every entry has a known kind, its operation and its member's lot",
+        _unexplained_entries,
+    ),
     ("one_expiry_per_lot", "at most one expiry entry per lot", _double_expiry),
     ("lifetime_earned", "lifetime earned equals the member's earning entries", _lifetime),
     ("held_equals_holds", "held points equal the member's active holds", _held_vs_holds),
@@ -165,8 +232,9 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
 )
 
 
-def _run_check(conn: Connection, name: str, description: str,
-               query: Callable[[], Select[Any]]) -> CheckResult:
+def _run_check(
+    conn: Connection, name: str, description: str, query: Callable[[], Select[Any]]
+) -> CheckResult:
     stmt = query()
     violations = conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = conn.execute(stmt.limit(MAX_PROBLEMS)).all() if violations else []
@@ -180,7 +248,13 @@ def verify_ledger(db: Database) -> VerifyReport:
         if db.is_postgres:
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         checks = tuple(_run_check(conn, *check) for check in CHECKS)
-        counts = {name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                  for name, t in (("members", members), ("lots", lots), ("entries", entries),
-                                  ("operations", operations))}
+        counts = {
+            name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for name, t in (
+                ("members", members),
+                ("lots", lots),
+                ("entries", entries),
+                ("operations", operations),
+            )
+        }
     return VerifyReport(checks=checks, counts=counts)
