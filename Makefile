@@ -1,0 +1,31 @@
+# Jifen: one command to try it, one to test it. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test lint install clean
+
+$(BIN)/jifen: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/jifen
+
+install: $(BIN)/jifen
+
+## demo: a SQLite database with a program, members and orders; prints balances and history
+demo: install
+	$(BIN)/jifen demo --force
+
+## lint: ruff and mypy
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: lint, then the whole test suite (PostgreSQL tests are skipped if it is not running)
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) dist build jifen-demo.db jifen-demo.db-wal jifen-demo.db-shm
