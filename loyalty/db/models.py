@@ -22,7 +22,7 @@ classes serve migrations, queries and the admin console.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -53,7 +53,7 @@ class Base(DeclarativeBase):
     """Declarative base with a naming convention, so batch migrations can name constraints."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
 
 def _points(**kw: Any) -> Any:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
@@ -49,8 +49,8 @@ from loyalty.services.ledger import (
 )
 from loyalty.services.results import EarnQuote, EarnResult
 
-earnings = Earning.__table__
-issuance = ProgramIssuance.__table__
+earnings = cast(Table, Earning.__table__)
+issuance = cast(Table, ProgramIssuance.__table__)
 
 OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 
@@ -71,12 +71,8 @@ def _line(index: int, line: OrderLine | Mapping[str, Any]) -> OrderLine:
         unknown = set(line) - {"amount_minor", "sku", "category"}
         if unknown:
             raise InvalidInput(f"line {index} has unknown fields: {', '.join(sorted(unknown))}")
-        line = OrderLine(
-            line.get("amount_minor"),
-            line.get("sku"),  # type: ignore[arg-type]
-            line.get("category"),
-        )
-    require_int(f"lines[{index}].amount_minor", line.amount_minor)
+        line = OrderLine(line.get("amount_minor", 0), line.get("sku"), line.get("category"))
+    require_int(f"lines[{index}].amount_minor", line.amount_minor)  # a Mapping may hold anything
     for name in ("sku", "category"):
         value = getattr(line, name)
         if value is not None:

@@ -19,9 +19,9 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
@@ -35,12 +35,12 @@ from loyalty.errors import (
     ProgramNotFound,
 )
 
-programs = Program.__table__
-members = Member.__table__
-lots = Lot.__table__
-entries = Entry.__table__
-operations = Operation.__table__
-rule_versions = RuleVersion.__table__
+programs = cast(Table, Program.__table__)
+members = cast(Table, Member.__table__)
+lots = cast(Table, Lot.__table__)
+entries = cast(Table, Entry.__table__)
+operations = cast(Table, Operation.__table__)
+rule_versions = cast(Table, RuleVersion.__table__)
 
 BUCKETS = ("available", "pending", "held", "frozen")
 
@@ -82,7 +82,7 @@ def program_row(conn: Connection, code: str) -> Row[Any]:
     return row
 
 
-def rule_version_at(program_id: int) -> Any:
+def rule_version_at(program_id: Any) -> Any:
     """Scalar subquery: id of the rule version in force at ``:at`` for a program."""
     return (
         select(rule_versions.c.id)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, insert, or_, select, update
 
 from loyalty.db.database import Database
 from loyalty.db.models import Hold
@@ -46,7 +46,7 @@ from loyalty.services.ledger import (
 )
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
 
-holds = Hold.__table__
+holds = cast(Table, Hold.__table__)
 
 
 def policy_of(row: Row[Any], prefix: str = "program_") -> RedemptionPolicy:
