@@ -35,7 +35,7 @@ def _pg_problem() -> str | None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__})"
     return None
 

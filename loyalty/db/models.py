@@ -53,7 +53,10 @@ class Base(DeclarativeBase):
     """Declarative base with a naming convention, so batch migrations can name constraints."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
 
 
 def _points(**kw: Any) -> Any:
