@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
@@ -30,6 +30,7 @@ from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
 from loyalty.errors import AlreadyExists, InvalidInput
 from loyalty.services.ledger import (
+    MEMBER_DELTAS,
     LostRace,
     Move,
     Replay,
@@ -53,6 +54,33 @@ earnings = cast(Table, Earning.__table__)
 issuance = cast(Table, ProgramIssuance.__table__)
 
 OrderLines = Sequence[OrderLine | Mapping[str, Any]]
+
+# Statements of the hot path, built once (see bench/earn_pg.py).
+INSERT_LOT = insert(lots).returning(lots.c.id)
+INSERT_EARNING = insert(earnings)
+UPDATE_MEMBER_AFTER_EARN = (
+    update(members)
+    .where(members.c.id == bindparam("member"))
+    .values(
+        {
+            **MEMBER_DELTAS,
+            "lifetime_earned": members.c.lifetime_earned + bindparam("d_lifetime"),
+            **{
+                f"cap_{p}_{f}": bindparam(f"c_{p}_{f}")
+                for p in ("day", "month", "year")
+                for f in ("key", "points")
+            },
+        }
+    )
+)
+ORDER_EARNED = {
+    "order_earned": select(earnings.c.id)
+    .where(
+        earnings.c.program_id == members.c.program_id,
+        earnings.c.order_id == bindparam("order_id"),
+    )
+    .scalar_subquery()
+}
 
 
 def order_lines(amount_minor: int | None, lines: OrderLines | None) -> list[OrderLine]:
@@ -177,22 +205,21 @@ def _credit(
     lot_id = None
     if granted:
         lot_id = conn.execute(
-            insert(lots)
-            .values(
-                program_id=row.program_id,
-                member_id=row.id,
-                operation_id=op_id,
-                points=granted,
-                available=0 if pending else granted,
-                pending=granted if pending else 0,
-                held=0,
-                frozen=0,
-                earned_at=now,
-                matures_at=result.matures_at,
-                expires_at=result.expires_at,
-                expired_at=None,
-            )
-            .returning(lots.c.id)
+            INSERT_LOT,
+            {
+                "program_id": row.program_id,
+                "member_id": row.id,
+                "operation_id": op_id,
+                "points": granted,
+                "available": 0 if pending else granted,
+                "pending": granted if pending else 0,
+                "held": 0,
+                "frozen": 0,
+                "earned_at": now,
+                "matures_at": result.matures_at,
+                "expires_at": result.expires_at,
+                "expired_at": None,
+            },
         ).scalar_one()
         usage = _usage(row).plus(grant.periods, granted)
         post_moves(
@@ -210,30 +237,36 @@ def _credit(
                     pending=granted if pending else 0,
                 )
             ],
-            member_values={
-                "lifetime_earned": members.c.lifetime_earned + granted,
-                "cap_day_key": usage.day_key,
-                "cap_day_points": usage.day_points,
-                "cap_month_key": usage.month_key,
-                "cap_month_points": usage.month_points,
-                "cap_year_key": usage.year_key,
-                "cap_year_points": usage.year_points,
+            member_update=UPDATE_MEMBER_AFTER_EARN,
+            member_params={
+                "d_lifetime": granted,
+                "c_day_key": usage.day_key,
+                "c_day_points": usage.day_points,
+                "c_month_key": usage.month_key,
+                "c_month_points": usage.month_points,
+                "c_year_key": usage.year_key,
+                "c_year_points": usage.year_points,
             },
         )
     conn.execute(
-        insert(earnings).values(
-            program_id=row.program_id,
-            member_id=row.id,
-            operation_id=op_id,
-            source=source,
-            points_requested=grant.requested,
-            points_granted=granted,
-            capped_by=grant.decision.capped_by,
-            rule_version_id=rule_version_id,
-            lot_id=lot_id,
-            created_at=now,
+        INSERT_EARNING,
+        {
+            "program_id": row.program_id,
+            "member_id": row.id,
+            "operation_id": op_id,
+            "source": source,
+            "order_id": None,
+            "action": None,
+            "amount_minor": None,
+            "currency": None,
+            "points_requested": grant.requested,
+            "points_granted": granted,
+            "capped_by": grant.decision.capped_by,
+            "rule_version_id": rule_version_id,
+            "lot_id": lot_id,
+            "created_at": now,
             **earning,
-        )
+        },
     )
     return result
 
@@ -287,14 +320,17 @@ def earn_purchase(
         },
     )
     now = db.clock.now()
-    already = (
-        select(earnings.c.id)
-        .where(earnings.c.program_id == members.c.program_id, earnings.c.order_id == order_id)
-        .scalar_subquery()
-    )
 
     def work(conn: Connection) -> EarnResult:
-        row = lock_member(conn, program, member, key=key, at=now, extra={"order_earned": already})
+        row = lock_member(
+            conn,
+            program,
+            member,
+            key=key,
+            at=now,
+            extra=ORDER_EARNED,
+            params={"order_id": order_id},
+        )
         replay(conn, row.existing_operation_id, "earn_purchase", req_hash)
         require_active(row)
         cur = require_currency(currency, row.program_currency)

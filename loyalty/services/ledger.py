@@ -96,6 +96,39 @@ def rule_version_at(program_id: Any) -> Any:
     )
 
 
+_LOCK_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+def _lock_statement(extra: Mapping[str, Any]) -> Any:
+    """The locking SELECT for a set of extra subqueries, built once and reused."""
+    names = tuple(sorted(extra))
+    stmt = _LOCK_STATEMENTS.get(names)
+    if stmt is None:
+        program_cols = [c.label(f"program_{c.name}") for c in programs.c if c.name != "id"]
+        existing = (
+            select(operations.c.id)
+            .where(operations.c.program_id == programs.c.id, operations.c.key == bindparam("key"))
+            .scalar_subquery()
+        )
+        stmt = (
+            select(
+                members,
+                *program_cols,
+                rule_version_at(programs.c.id).label("rule_version_id"),
+                existing.label("existing_operation_id"),
+                *[extra[name].label(name) for name in names],
+            )
+            .join(programs, programs.c.id == members.c.program_id)
+            .where(
+                programs.c.code == bindparam("program"),
+                members.c.external_id == bindparam("member"),
+            )
+            .with_for_update(of=members)
+        )
+        _LOCK_STATEMENTS[names] = stmt
+    return stmt
+
+
 def lock_member(
     conn: Connection,
     program: str,
@@ -104,34 +137,19 @@ def lock_member(
     key: str | None,
     at: dt.datetime,
     extra: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Row[Any]:
     """Lock a member for writing and read everything a write needs in one statement.
 
     The row has the member's columns, the program's (prefixed ``program_``), the id of the
     rule version in force (``rule_version_id``), the id of an operation already stored under
-    ``key`` (``existing_operation_id``) and any ``extra`` labelled scalar subqueries.
+    ``key`` (``existing_operation_id``) and any ``extra`` labelled scalar subqueries. The
+    extras must be module-level constants using bind parameters, given in ``params``.
     """
     require_text("program", program, max_length=64)
     require_text("member", member, max_length=128)
-    program_cols = [c.label(f"program_{c.name}") for c in programs.c if c.name != "id"]
-    existing = (
-        select(operations.c.id)
-        .where(operations.c.program_id == programs.c.id, operations.c.key == bindparam("key"))
-        .scalar_subquery()
-    )
-    stmt = (
-        select(
-            members,
-            *program_cols,
-            rule_version_at(programs.c.id).label("rule_version_id"),
-            existing.label("existing_operation_id"),
-            *[subquery.label(name) for name, subquery in (extra or {}).items()],
-        )
-        .join(programs, programs.c.id == members.c.program_id)
-        .where(programs.c.code == program, members.c.external_id == member)
-        .with_for_update(of=members)
-    )
-    row = conn.execute(stmt, {"key": key, "at": at}).first()
+    values = {"key": key, "at": at, "program": program, "member": member, **(params or {})}
+    row = conn.execute(_lock_statement(extra or {}), values).first()
     if row is None:
         program_row(conn, program)
         raise MemberNotFound(
@@ -186,6 +204,24 @@ class LostRace(Exception):
         self.program_id = program_id
 
 
+_INSERT_OPERATION = {
+    name: dialect.insert(operations)
+    .on_conflict_do_nothing(index_elements=["program_id", "key"])
+    .returning(operations.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+INSERT_ENTRY = insert(entries)
+UPDATE_LOT_BUCKETS = (
+    update(lots)
+    .where(lots.c.id == bindparam("lot"))
+    .values({b: lots.c[b] + bindparam(f"d_{b}") for b in BUCKETS})
+)
+MEMBER_DELTAS = {b: members.c[b] + bindparam(f"d_{b}") for b in (*BUCKETS, "debt")}
+UPDATE_MEMBER_BALANCES = (
+    update(members).where(members.c.id == bindparam("member")).values(MEMBER_DELTAS)
+)
+
+
 def record_operation(
     conn: Connection,
     *,
@@ -198,26 +234,43 @@ def record_operation(
     at: dt.datetime,
 ) -> int:
     """Store the operation under its key; raise :class:`LostRace` if the key appeared meanwhile."""
-    values = dict(
-        program_id=program_id,
-        key=key,
-        kind=kind,
-        member_id=member_id,
-        request_hash=req_hash,
-        result=dict(result),
-        created_at=at,
-    )
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(operations)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["program_id", "key"])
-        .returning(operations.c.id)
-    )
-    op_id = conn.execute(stmt).scalar()
+    values = {
+        "program_id": program_id,
+        "key": key,
+        "kind": kind,
+        "member_id": member_id,
+        "request_hash": req_hash,
+        "result": dict(result),
+        "created_at": at,
+    }
+    op_id = conn.execute(_INSERT_OPERATION[conn.dialect.name], values).scalar()
     if op_id is None:
         raise LostRace(program_id)
     return int(op_id)
+
+
+def entry_row(
+    program_id: int, member_id: int, operation_id: int, move: Move, at: dt.datetime
+) -> dict[str, Any]:
+    """The entries row for one move."""
+    return {
+        "program_id": program_id,
+        "member_id": member_id,
+        "operation_id": operation_id,
+        "lot_id": move.lot_id,
+        "kind": move.kind,
+        "available_delta": move.available,
+        "pending_delta": move.pending,
+        "held_delta": move.held,
+        "frozen_delta": move.frozen,
+        "debt_delta": move.debt,
+        "created_at": at,
+    }
+
+
+def lot_deltas(move: Move) -> dict[str, Any]:
+    """Parameters of :data:`UPDATE_LOT_BUCKETS` for one move."""
+    return {"lot": move.lot_id, **{f"d_{b}": getattr(move, b) for b in BUCKETS}}
 
 
 def post_moves(
@@ -228,42 +281,23 @@ def post_moves(
     operation_id: int,
     moves: Sequence[Move],
     at: dt.datetime,
-    member_values: Mapping[str, Any] | None = None,
+    member_update: Any = UPDATE_MEMBER_BALANCES,
+    member_params: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write one entry per move, apply the moves to their lots and the sum to the member."""
-    if moves:
-        conn.execute(
-            insert(entries),
-            [
-                {
-                    "program_id": program_id,
-                    "member_id": member_id,
-                    "operation_id": operation_id,
-                    "lot_id": m.lot_id,
-                    "kind": m.kind,
-                    "available_delta": m.available,
-                    "pending_delta": m.pending,
-                    "held_delta": m.held,
-                    "frozen_delta": m.frozen,
-                    "debt_delta": m.debt,
-                    "created_at": at,
-                }
-                for m in moves
-            ],
-        )
-    lot_moves = [m for m in moves if m.lot_id is not None and not m.new_lot]
-    if lot_moves:
-        conn.execute(
-            update(lots)
-            .where(lots.c.id == bindparam("lot"))
-            .values({b: lots.c[b] + bindparam(f"d_{b}") for b in BUCKETS}),
-            [{"lot": m.lot_id, **{f"d_{b}": getattr(m, b) for b in BUCKETS}} for m in lot_moves],
-        )
-    totals = {b: sum(getattr(m, b) for m in moves) for b in (*BUCKETS, "debt")}
-    values: dict[str, Any] = {b: members.c[b] + d for b, d in totals.items() if d}
-    values.update(member_values or {})
-    if values:
-        conn.execute(update(members).where(members.c.id == member_id).values(values))
+    """Write one entry per move, apply the moves to their lots and the sum to the member.
+
+    ``member_update`` is a prebuilt UPDATE of the member taking ``member`` and ``d_<bucket>``
+    parameters (plus ``member_params``); the default changes the balances only.
+    """
+    rows = [entry_row(program_id, member_id, operation_id, m, at) for m in moves]
+    if rows:
+        conn.execute(INSERT_ENTRY, rows if len(rows) > 1 else rows[0])
+    lot_params = [lot_deltas(m) for m in moves if m.lot_id is not None and not m.new_lot]
+    if lot_params:
+        conn.execute(UPDATE_LOT_BUCKETS, lot_params if len(lot_params) > 1 else lot_params[0])
+    totals = {f"d_{b}": sum(getattr(m, b) for m in moves) for b in (*BUCKETS, "debt")}
+    if any(totals.values()) or member_params:
+        conn.execute(member_update, {"member": member_id, **totals, **(member_params or {})})
 
 
 class RuleCache:
@@ -355,43 +389,19 @@ def post_sweep(
         for program_id in sorted({i.program_id for i in items})
     }
     conn.execute(
-        insert(entries),
-        [
-            {
-                "program_id": i.program_id,
-                "member_id": i.member_id,
-                "operation_id": op_ids[i.program_id],
-                "lot_id": i.move.lot_id,
-                "kind": i.move.kind,
-                "available_delta": i.move.available,
-                "pending_delta": i.move.pending,
-                "held_delta": i.move.held,
-                "frozen_delta": i.move.frozen,
-                "debt_delta": i.move.debt,
-                "created_at": at,
-            }
-            for i in items
-        ],
+        INSERT_ENTRY,
+        [entry_row(i.program_id, i.member_id, op_ids[i.program_id], i.move, at) for i in items],
     )
-    conn.execute(
-        update(lots)
-        .where(lots.c.id == bindparam("lot"))
-        .values({b: lots.c[b] + bindparam(f"d_{b}") for b in BUCKETS}),
-        [
-            {"lot": i.move.lot_id, **{f"d_{b}": getattr(i.move, b) for b in BUCKETS}}
-            for i in items
-            if i.move.lot_id is not None
-        ],
-    )
+    lot_params = [lot_deltas(i.move) for i in items if i.move.lot_id is not None]
+    if lot_params:
+        conn.execute(UPDATE_LOT_BUCKETS, lot_params)
     per_member: dict[int, dict[str, int]] = {}
     for i in items:
         sums = per_member.setdefault(i.member_id, dict.fromkeys((*BUCKETS, "debt"), 0))
         for b in sums:
             sums[b] += getattr(i.move, b)
     conn.execute(
-        update(members)
-        .where(members.c.id == bindparam("member"))
-        .values({b: members.c[b] + bindparam(f"d_{b}") for b in (*BUCKETS, "debt")}),
+        UPDATE_MEMBER_BALANCES,
         [
             {"member": m, **{f"d_{b}": d for b, d in sums.items()}}
             for m, sums in sorted(per_member.items())

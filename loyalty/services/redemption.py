@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, insert, or_, select, update
 
 from loyalty.db.database import Database
 from loyalty.db.models import Hold
@@ -47,6 +47,11 @@ from loyalty.services.ledger import (
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
 
 holds = cast(Table, Hold.__table__)
+ORDER_HELD = {
+    "order_held": select(holds.c.id)
+    .where(holds.c.program_id == members.c.program_id, holds.c.order_id == bindparam("order_id"))
+    .scalar_subquery()
+}
 
 
 def policy_of(row: Row[Any], prefix: str = "program_") -> RedemptionPolicy:
@@ -145,15 +150,16 @@ def hold_points(
         },
     )
     now = db.clock.now()
-    held_already = (
-        select(holds.c.id)
-        .where(holds.c.program_id == members.c.program_id, holds.c.order_id == order_id)
-        .scalar_subquery()
-    )
 
     def work(conn: Connection) -> HoldResult:
         row = lock_member(
-            conn, program, member, key=key, at=now, extra={"order_held": held_already}
+            conn,
+            program,
+            member,
+            key=key,
+            at=now,
+            extra=ORDER_HELD,
+            params={"order_id": order_id},
         )
         replay(conn, row.existing_operation_id, "hold", req_hash)
         require_active(row)
