@@ -46,7 +46,7 @@ def require_key(value: Any, *, name: str = "idempotency_key") -> str:
         raise InvalidIdempotencyKey(
             f"{name} is {len(value)} characters long; the limit is {MAX_KEY_LENGTH}", field=name
         )
-    if not _KEY_PATTERN.match(value):
+    if not _KEY_PATTERN.fullmatch(value):  # not match: "$" also matches before "\n"
         raise InvalidIdempotencyKey(
             f"{name} may only contain printable ASCII characters without spaces", field=name
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from loyalty.errors import RedemptionLimit
@@ -32,12 +33,17 @@ class Redemption:
 
 def value_minor(points: int, policy: RedemptionPolicy, exponent: int) -> int:
     """The discount ``points`` are worth, in minor units, rounded down."""
-    return points * 10**exponent // policy.points_per_unit
+    return int(points * 10**exponent) // policy.points_per_unit
 
 
 def max_discount_minor(order_total_minor: int, policy: RedemptionPolicy) -> int:
     """The largest share of an order that points may pay, in minor units."""
     return order_total_minor * policy.max_share_bp // 10_000
+
+
+def _points_step(policy: RedemptionPolicy, exponent: int) -> int:
+    """The fewest points worth a whole number of minor units; valid amounts are its multiples."""
+    return policy.points_per_unit // math.gcd(policy.points_per_unit, 10**exponent)
 
 
 def max_redeemable_points(
@@ -46,13 +52,11 @@ def max_redeemable_points(
     """The most points that may pay for this order, given the member's available points."""
     if order_total_minor < policy.min_order_minor:
         return 0
-    cap_minor = min(
-        max_discount_minor(order_total_minor, policy), value_minor(available, policy, exponent)
-    )
-    points = cap_minor * policy.points_per_unit // 10**exponent
-    while value_minor(points, policy, exponent) < cap_minor:  # only for awkward ratios
-        points += 1
-    return points if points >= policy.min_points and points <= available else 0
+    # The most points whose value fits in the order's share, rounded down to a whole amount.
+    share_points = max_discount_minor(order_total_minor, policy) * policy.points_per_unit
+    step = _points_step(policy, exponent)
+    points = min(available, share_points // 10**exponent) // step * step
+    return points if points > 0 and points >= policy.min_points else 0
 
 
 def check_redemption(
@@ -71,11 +75,14 @@ def check_redemption(
         )
     discount = value_minor(points, policy, exponent)
     if discount * policy.points_per_unit != points * 10**exponent:
-        exact = discount * policy.points_per_unit // 10**exponent
+        step = _points_step(policy, exponent)
+        below = points // step * step
+        such_as = f"{below} or {below + step}" if below else f"{step}"
         raise RedemptionLimit(
-            f"{points} points is not a whole amount of money; use a multiple such as {exact} "
-            f"or {exact + policy.points_per_unit // 10**exponent or 1}",
+            f"{points} points is not a whole amount of money; use a multiple of {step} "
+            f"such as {such_as}",
             points=points,
+            step=step,
         )
     limit = max_discount_minor(order_total_minor, policy)
     if discount > limit:

@@ -34,7 +34,7 @@ def parse_ratio(value: Any, *, what: str) -> Fraction:
         )
     try:
         ratio = Fraction(Decimal(str(value)))
-    except (InvalidOperation, ValueError) as exc:
+    except (InvalidOperation, ValueError, OverflowError) as exc:  # "Infinity" overflows
         raise InvalidRule(f"{what} is not a number: {value!r}") from exc
     if ratio < 0:
         raise InvalidRule(f"{what} must not be negative, got {value}")
@@ -246,6 +246,7 @@ def _expiry_from_dict(data: Any) -> ExpiryPolicy:
 
 def _action_from_dict(name: str, data: Any) -> ActionRule:
     data = _mapping(data, f"actions[{name}]")
+    _no_unknown(data, ("points", "limit", "period"), f"actions[{name}]")
     period = data.get("period", "day")
     if period not in ACTION_PERIODS:
         raise InvalidRule(f"actions[{name}].period must be one of {', '.join(ACTION_PERIODS)}")
@@ -256,6 +257,15 @@ def _action_from_dict(name: str, data: Any) -> ActionRule:
     if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
         raise InvalidRule(f"actions[{name}].points must be a positive whole number")
     return ActionRule(points=points, limit=limit, period=period)
+
+
+_CAMPAIGN_KEYS = ("name", "multiplier", "starts_at", "ends_at", "categories", "weekdays")
+
+
+def _no_unknown(data: Mapping[str, Any], known: Sequence[str], what: str) -> None:
+    unknown = set(data) - set(known)
+    if unknown:
+        raise InvalidRule(f"unknown {what} settings: {', '.join(sorted(map(str, unknown)))}")
 
 
 def _parse_instant(value: Any, what: str) -> dt.datetime:
@@ -275,6 +285,7 @@ def _parse_instant(value: Any, what: str) -> dt.datetime:
 def _campaign_from_dict(data: Any) -> Campaign:
     data = _mapping(data, "campaign")
     name = _name(data.get("name"), "campaign")
+    _no_unknown(data, _CAMPAIGN_KEYS, f"campaign {name}")
     starts_at = _parse_instant(data.get("starts_at"), f"campaign {name} starts_at")
     ends_at = _parse_instant(data.get("ends_at"), f"campaign {name} ends_at")
     if ends_at <= starts_at:
@@ -283,7 +294,7 @@ def _campaign_from_dict(data: Any) -> Campaign:
     weekdays = data.get("weekdays")
     if weekdays is not None and (
         not isinstance(weekdays, list | tuple)
-        or not all(isinstance(d, int) and 0 <= d <= 6 for d in weekdays)
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in weekdays)
     ):
         raise InvalidRule(f"campaign {name} weekdays must be numbers 0 (Monday) to 6 (Sunday)")
     return Campaign(

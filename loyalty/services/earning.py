@@ -31,22 +31,18 @@ from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
 from loyalty.errors import AlreadyExists, InvalidInput
 from loyalty.services.ledger import (
     MEMBER_DELTAS,
-    LostRace,
     Move,
-    Replay,
-    lock_member,
+    begin_member_write,
     lots,
     members,
     post_moves,
     program_row,
     record_operation,
-    replay,
     request_hash,
-    require_active,
     resolve_key,
     rule_cache,
     rule_version_at,
-    stored_result,
+    run_write,
 )
 from loyalty.services.results import EarnQuote, EarnResult
 
@@ -271,20 +267,6 @@ def _credit(
     return result
 
 
-def _run(db: Database, key: str, kind: str, req_hash: str, work: Any) -> EarnResult:
-    """Run ``work(conn)`` in one write transaction, turning replays into stored results."""
-    try:
-        with db.write() as conn:
-            result: EarnResult = work(conn)
-            return result
-    except Replay as done:
-        return EarnResult.from_record(done.result, replayed=True)
-    except LostRace as race:
-        return EarnResult.from_record(
-            stored_result(db, race.program_id, key, kind, req_hash), replayed=True
-        )
-
-
 def earn_purchase(
     db: Database,
     *,
@@ -322,17 +304,17 @@ def earn_purchase(
     now = db.clock.now()
 
     def work(conn: Connection) -> EarnResult:
-        row = lock_member(
+        row = begin_member_write(
             conn,
             program,
             member,
             key=key,
+            kind="earn_purchase",
+            req_hash=req_hash,
             at=now,
             extra=ORDER_EARNED,
             params={"order_id": order_id},
         )
-        replay(conn, row.existing_operation_id, "earn_purchase", req_hash)
-        require_active(row)
         cur = require_currency(currency, row.program_currency)
         if row.order_earned is not None:
             raise AlreadyExists(
@@ -366,7 +348,9 @@ def earn_purchase(
             earning={"order_id": order_id, "amount_minor": total, "currency": cur},
         )
 
-    return _run(db, key, "earn_purchase", req_hash, work)
+    return run_write(
+        db, work, result_type=EarnResult, key=key, kind="earn_purchase", req_hash=req_hash
+    )
 
 
 def earn_action(
@@ -394,9 +378,9 @@ def earn_action(
     now = db.clock.now()
 
     def work(conn: Connection) -> EarnResult:
-        row = lock_member(conn, program, member, key=key, at=now)
-        replay(conn, row.existing_operation_id, "earn_action", req_hash)
-        require_active(row)
+        row = begin_member_write(
+            conn, program, member, key=key, kind="earn_action", req_hash=req_hash, at=now
+        )
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
         rule = rules.actions.get(action)
         if rule is None:
@@ -427,7 +411,9 @@ def earn_action(
             earning={"action": action},
         )
 
-    return _run(db, key, "earn_action", req_hash, work)
+    return run_write(
+        db, work, result_type=EarnResult, key=key, kind="earn_action", req_hash=req_hash
+    )
 
 
 def _over_limit(

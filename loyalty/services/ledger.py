@@ -17,9 +17,9 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Connection, Row, Table, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +28,10 @@ from loyalty.db.database import Database
 from loyalty.db.models import Entry, Lot, Member, Operation, Program, RuleVersion
 from loyalty.domain.checks import require_key, require_text
 from loyalty.domain.rules import RuleSet
+
+if TYPE_CHECKING:
+    from loyalty.services.results import Record
+
 from loyalty.errors import (
     IdempotencyConflict,
     MemberInactive,
@@ -298,6 +302,48 @@ def post_moves(
     totals = {f"d_{b}": sum(getattr(m, b) for m in moves) for b in (*BUCKETS, "debt")}
     if any(totals.values()) or member_params:
         conn.execute(member_update, {"member": member_id, **totals, **(member_params or {})})
+
+
+R = TypeVar("R", bound="Record")
+
+
+def run_write(
+    db: Database,
+    work: Callable[[Connection], R],
+    *,
+    result_type: type[R],
+    key: str,
+    kind: str,
+    req_hash: str,
+) -> R:
+    """Run ``work(conn)`` as one write transaction; a replayed key answers its stored result."""
+    try:
+        with db.write() as conn:
+            return work(conn)
+    except Replay as done:
+        return result_type.from_record(done.result, replayed=True)
+    except LostRace as race:
+        stored = stored_result(db, race.program_id, key, kind, req_hash)
+        return result_type.from_record(stored, replayed=True)
+
+
+def begin_member_write(
+    conn: Connection,
+    program: str,
+    member: str,
+    *,
+    key: str,
+    kind: str,
+    req_hash: str,
+    at: dt.datetime,
+    extra: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Row[Any]:
+    """Lock an active member for a write, answering a replayed key with its stored result."""
+    row = lock_member(conn, program, member, key=key, at=at, extra=extra, params=params)
+    replay(conn, row.existing_operation_id, kind, req_hash)
+    require_active(row)
+    return row
 
 
 class RuleCache:

@@ -27,9 +27,8 @@ from loyalty.domain.redemption import (
 )
 from loyalty.errors import AlreadyExists, HoldNotActive, HoldNotFound, MemberNotFound
 from loyalty.services.ledger import (
-    LostRace,
     Move,
-    Replay,
+    begin_member_write,
     entries,
     lock_member,
     lots,
@@ -40,9 +39,8 @@ from loyalty.services.ledger import (
     record_operation,
     replay,
     request_hash,
-    require_active,
     resolve_key,
-    stored_result,
+    run_write,
 )
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
 
@@ -104,20 +102,6 @@ def quote_redemption(
     )
 
 
-def _run(
-    db: Database, key: str, kind: str, req_hash: str, work: Callable[[Connection], HoldResult]
-) -> HoldResult:
-    try:
-        with db.write() as conn:
-            return work(conn)
-    except Replay as done:
-        return HoldResult.from_record(done.result, replayed=True)
-    except LostRace as race:
-        return HoldResult.from_record(
-            stored_result(db, race.program_id, key, kind, req_hash), replayed=True
-        )
-
-
 def hold_points(
     db: Database,
     *,
@@ -152,17 +136,17 @@ def hold_points(
     now = db.clock.now()
 
     def work(conn: Connection) -> HoldResult:
-        row = lock_member(
+        row = begin_member_write(
             conn,
             program,
             member,
             key=key,
+            kind="hold",
+            req_hash=req_hash,
             at=now,
             extra=ORDER_HELD,
             params={"order_id": order_id},
         )
-        replay(conn, row.existing_operation_id, "hold", req_hash)
-        require_active(row)
         cur = require_currency(currency, row.program_currency)
         if row.order_held is not None:
             raise AlreadyExists(f"order {order_id!r} already has a points hold", order_id=order_id)
@@ -215,7 +199,7 @@ def hold_points(
         )
         return result
 
-    return _run(db, key, "hold", req_hash, work)
+    return run_write(db, work, result_type=HoldResult, key=key, kind="hold", req_hash=req_hash)
 
 
 def _hold_result(hold: Row[Any], member: str, status: str, *, replayed: bool = False) -> HoldResult:
@@ -282,7 +266,7 @@ def _settle(
         )
         return result
 
-    return _run(db, key, kind, req_hash, work)
+    return run_write(db, work, result_type=HoldResult, key=key, kind=kind, req_hash=req_hash)
 
 
 def apply_settlement(
