@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Connection, Row, Table, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from loyalty.db.database import Database
 from loyalty.db.models import Entry, Lot, Member, Operation, Program, RuleVersion
@@ -317,14 +318,23 @@ def run_write(
     req_hash: str,
 ) -> R:
     """Run ``work(conn)`` as one write transaction; a replayed key answers its stored result."""
-    try:
-        with db.write() as conn:
-            return work(conn)
-    except Replay as done:
-        return result_type.from_record(done.result, replayed=True)
-    except LostRace as race:
-        stored = stored_result(db, race.program_id, key, kind, req_hash)
-        return result_type.from_record(stored, replayed=True)
+    for attempt in (1, 2):
+        try:
+            with db.write() as conn:
+                return work(conn)
+        except Replay as done:
+            return result_type.from_record(done.result, replayed=True)
+        except LostRace as race:
+            stored = stored_result(db, race.program_id, key, kind, req_hash)
+            return result_type.from_record(stored, replayed=True)
+        except IntegrityError as exc:
+            # On PostgreSQL the locking read's subqueries use the snapshot taken before the
+            # member lock was granted, so they miss what the previous lock holder committed
+            # (an earning or a hold of the same order under another key). Once more, with a
+            # fresh snapshot: that answers AlreadyExists (or a replay) instead.
+            if attempt == 2 or getattr(exc.orig, "sqlstate", None) != "23505":
+                raise
+    raise AssertionError("unreachable")
 
 
 def begin_member_write(

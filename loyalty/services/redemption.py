@@ -153,7 +153,6 @@ def hold_points(
         redemption = check_redemption(
             points, order_total_minor, policy_of(row), minor_unit_exponent(cur)
         )
-        taken = allocate(spendable_lots(conn, row.id, now), points)
         result = HoldResult(
             member=member,
             order_id=order_id,
@@ -173,6 +172,9 @@ def hold_points(
             result=result.to_record(),
             at=now,
         )
+        # After record_operation: a concurrent retry of this key whose locking read missed the
+        # first hold must lose the race on the key (and replay), not fail for lack of points.
+        taken = allocate(spendable_lots(conn, row.id, now), points)
         conn.execute(
             insert(holds).values(
                 program_id=row.program_id,
