@@ -5,6 +5,7 @@ holds points logic of its own.
 """
 
 from loyalty.services.earning import earn_action, earn_purchase, quote_purchase
+from loyalty.services.expiry import expire_due
 from loyalty.services.maturation import mature_pending
 from loyalty.services.members import (
     enrol_member,
@@ -36,6 +37,7 @@ __all__ = [
     "earn_action",
     "earn_purchase",
     "enrol_member",
+    "expire_due",
     "expire_holds",
     "get_member",
     "get_program",

@@ -2,7 +2,8 @@
 
 A hold takes points from the member's lots, soonest-expiring first, into their ``held``
 bucket. Capturing spends them; releasing (payment failed) or timing out puts them back into
-the same lots. Holds time out after the program's ``hold_timeout_seconds``;
+the same lots (and, for a lot that expired meanwhile, takes them out again at once:
+``expire_returned``). Holds time out after the program's ``hold_timeout_seconds``;
 :func:`expire_holds` releases those that did.
 """
 
@@ -217,13 +218,15 @@ def _hold_result(hold: Row[Any], member: str, status: str, *, replayed: bool = F
     )
 
 
-def _held_lots(conn: Connection, hold: Row[Any]) -> list[tuple[int, int]]:
+def _held_lots(conn: Connection, hold: Row[Any]) -> list[tuple[int, int, bool]]:
+    """``(lot id, points held, whether the lot has expired)`` for each lot of a hold."""
     rows = conn.execute(
-        select(entries.c.lot_id, entries.c.held_delta).where(
-            entries.c.operation_id == hold.operation_id, entries.c.kind == "hold"
-        )
+        select(entries.c.lot_id, entries.c.held_delta, lots.c.expired_at)
+        .join(lots, lots.c.id == entries.c.lot_id)
+        .where(entries.c.operation_id == hold.operation_id, entries.c.kind == "hold")
+        .order_by(entries.c.id)
     )
-    return [(r.lot_id, r.held_delta) for r in rows]
+    return [(r.lot_id, r.held_delta, r.expired_at is not None) for r in rows]
 
 
 def _find_hold(conn: Connection, program: str, order_id: str) -> Row[Any]:
@@ -295,15 +298,14 @@ def apply_settlement(
         at=now,
     )
     captured = status == "captured"
-    moves = [
-        Move(
-            "capture" if captured else "release",
-            lot_id,
-            held=-take,
-            available=0 if captured else take,
-        )
-        for lot_id, take in _held_lots(conn, hold)
-    ]
+    moves: list[Move] = []
+    for lot_id, take, lot_expired in _held_lots(conn, hold):
+        if captured:
+            moves.append(Move("capture", lot_id, held=-take))
+            continue
+        moves.append(Move("release", lot_id, held=-take, available=take))
+        if lot_expired:  # the lot expired while the points were held: they don't come back
+            moves.append(Move("expire_returned", lot_id, available=-take))
     post_moves(
         conn, program_id=row.program_id, member_id=row.id, operation_id=op_id, at=now, moves=moves
     )

@@ -30,7 +30,7 @@ from loyalty.services.ledger import BUCKETS, entries, lots, members, operations
 from loyalty.services.redemption import holds
 
 CREDIT_KINDS = ("earn", "earn_pending")
-ENTRY_KINDS = (*CREDIT_KINDS, "mature", "hold", "capture", "release", "expire")
+ENTRY_KINDS = (*CREDIT_KINDS, "mature", "hold", "capture", "release", "expire", "expire_returned")
 MAX_PROBLEMS = 20
 
 
