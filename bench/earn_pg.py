@@ -51,8 +51,14 @@ def drop_database(base_url: str, url: str) -> None:
 
 
 def setup(db: Database) -> None:
-    svc.create_program(db, code="bench", name="Bench", currency="CNY", timezone="Asia/Shanghai",
-                       rules={"caps": {"member_daily": 10**12}})
+    svc.create_program(
+        db,
+        code="bench",
+        name="Bench",
+        currency="CNY",
+        timezone="Asia/Shanghai",
+        rules={"caps": {"member_daily": 10**12}},
+    )
     for i in range(MEMBERS):
         svc.enrol_member(db, program="bench", external_id=f"m{i}")
 
@@ -80,8 +86,14 @@ def run_threads(threads: int, seconds: float, work: Callable[[int, int], None]) 
 
 def jifen_earn(db: Database, tag: str) -> Callable[[int, int], None]:
     def work(t: int, n: int) -> None:
-        svc.earn_purchase(db, program="bench", member=f"m{random.randrange(MEMBERS)}",
-                          order_id=f"{tag}-{t}-{n}", currency="CNY", amount_minor=12_345)
+        svc.earn_purchase(
+            db,
+            program="bench",
+            member=f"m{random.randrange(MEMBERS)}",
+            order_id=f"{tag}-{t}-{n}",
+            currency="CNY",
+            amount_minor=12_345,
+        )
 
     return work
 
@@ -112,30 +124,35 @@ def raw_earn(url: str, threads: int, tag: str) -> Callable[[int, int], None]:
                 "INSERT INTO operations (program_id, key, kind, member_id, request_hash, result,"
                 " created_at) VALUES (%s,%s,'earn_purchase',%s,%s,%s,%s)"
                 " ON CONFLICT (program_id, key) DO NOTHING RETURNING id",
-                (program_id, key, member_id, "h" * 64, json.dumps({"points": 123}), now))
+                (program_id, key, member_id, "h" * 64, json.dumps({"points": 123}), now),
+            )
             op_id = cur.fetchone()[0]  # type: ignore[index]
             cur.execute(
                 "INSERT INTO lots (program_id, member_id, operation_id, points, available,"
                 " pending, held, frozen, earned_at, expires_at) VALUES"
                 " (%s,%s,%s,123,123,0,0,0,%s,%s) RETURNING id",
-                (program_id, member_id, op_id, now, now + dt.timedelta(days=90)))
+                (program_id, member_id, op_id, now, now + dt.timedelta(days=90)),
+            )
             lot_id = cur.fetchone()[0]  # type: ignore[index]
             cur.execute(
                 "INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,"
                 " available_delta, pending_delta, held_delta, frozen_delta, debt_delta,"
                 " created_at) VALUES (%s,%s,%s,%s,'earn',123,0,0,0,0,%s)",
-                (program_id, member_id, op_id, lot_id, now))
+                (program_id, member_id, op_id, lot_id, now),
+            )
             cur.execute(
                 "UPDATE members SET available = available + 123, lifetime_earned ="
                 " lifetime_earned + 123, cap_day_key = %s, cap_day_points = cap_day_points + 123,"
                 " cap_month_key = %s, cap_month_points = cap_month_points + 123,"
                 " cap_year_key = %s, cap_year_points = cap_year_points + 123 WHERE id = %s",
-                ("2026-11-21", "2026-11", "2026", member_id))
+                ("2026-11-21", "2026-11", "2026", member_id),
+            )
             cur.execute(
                 "INSERT INTO earnings (program_id, member_id, operation_id, source, order_id,"
                 " amount_minor, currency, points_requested, points_granted, rule_version_id,"
                 " lot_id, created_at) VALUES (%s,%s,%s,'purchase',%s,12345,'CNY',123,123,%s,%s,%s)",
-                (program_id, member_id, op_id, f"{tag}-{t}-{n}", rule_id, lot_id, now))
+                (program_id, member_id, op_id, f"{tag}-{t}-{n}", rule_id, lot_id, now),
+            )
 
     return work
 
@@ -156,8 +173,14 @@ def main() -> None:
             tag = uuid.uuid4().hex[:6]
             raw = run_threads(threads, args.seconds, raw_earn(url, threads, f"raw{tag}"))
             jifen = run_threads(threads, args.seconds, jifen_earn(db, f"jf{tag}"))
-            rows.append({"threads": threads, "raw_tps": round(raw), "jifen_tps": round(jifen),
-                         "ratio": round(jifen / raw, 2)})
+            rows.append(
+                {
+                    "threads": threads,
+                    "raw_tps": round(raw),
+                    "jifen_tps": round(jifen),
+                    "ratio": round(jifen / raw, 2),
+                }
+            )
             db.dispose()
         report = svc.verify_ledger(Database.from_url(url))
     finally:

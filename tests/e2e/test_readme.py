@@ -14,7 +14,12 @@ def test_readme_core_snippet_runs(tmp_path: Path) -> None:
     section = README.read_text().split("## Use the core from Python", 1)[1]
     snippet = re.search(r"```python\n(.*?)```", section, re.S)
     assert snippet is not None
-    result = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", snippet.group(1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "518 518 None available" in result.stdout
