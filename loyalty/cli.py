@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import random
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,7 +188,9 @@ def demo(path: Path, member_count: int, order_count: int, seed: int, force: bool
         _show_demo(database)
     finally:
         database.dispose()
-    console.print(f"\n[bold]demo database:[/] {path}  (try: jifen verify --database-url {url})")
+    command = "jifen" if shutil.which("jifen") else sys.argv[0]
+    console.print(f"\n[bold]demo database:[/] {path}", soft_wrap=True)
+    console.print(f"check it again with: {command} verify --database-url {url}", soft_wrap=True)
 
 
 def _fill_demo(
