@@ -56,6 +56,7 @@ from loyalty.domain.redemption import (
 from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
 from loyalty.errors import (
+    AlreadyExists,
     CurrencyMismatch,
     HoldNotActive,
     HoldNotFound,
@@ -362,7 +363,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @initialize(
         pending_days=st.sampled_from([0, 2]),
         month_end=st.booleans(),
-        monthly_cap=st.sampled_from([None, 6000]),
+        monthly_cap=st.sampled_from([None, 3000]),
         program_daily=st.sampled_from([None, 4500]),
         min_points=st.sampled_from([1, 1, 100]),
         min_order=st.sampled_from([0, 0, 500]),
@@ -464,19 +465,31 @@ class LedgerMachine(RuleBasedStateMachine):
             )
 
     @precondition(lambda self: self.earns)
-    @rule(data=st.data(), change=st.sampled_from([None, None, "amount", "member", "paid"]))
+    @rule(
+        data=st.data(),
+        change=st.sampled_from([None, None, "amount", "member", "paid", "other_key", "hold_key"]),
+    )
     def retry_earn(self, data: st.DataObject, change: str | None) -> None:
         """The same order again: with the same parameters the first result comes back
         (``replayed``) and nothing changes; with different ones (same key) it is an
-        :class:`IdempotencyConflict` and nothing changes either."""
+        :class:`IdempotencyConflict`, under another key :class:`AlreadyExists`, and under a
+        key a hold used an :class:`IdempotencyConflict`; nothing changes either way."""
         earn = self.earns[data.draw(st.sampled_from(sorted(self.earns)), label="order")]
         member, amount, paid = earn.member, earn.amount, earn.paid
+        key: str | None = None
+        error: type[LoyaltyError] = IdempotencyConflict
         if change == "amount":
             amount += 1
         elif change == "member":
             member = (member + 1) % len(MEMBERS)
         elif change == "paid":
             paid = 1 if paid == 0 else 0
+        elif change == "other_key":
+            key, error = f"again:{earn.order_id}", AlreadyExists
+        elif change == "hold_key":
+            if not self.holds:
+                return
+            key = f"hold:{data.draw(st.sampled_from(sorted(self.holds)), label='hold')}"
 
         def call() -> EarnResult:
             return s.earn_purchase(
@@ -487,10 +500,11 @@ class LedgerMachine(RuleBasedStateMachine):
                 currency=CURRENCY.lower(),  # Stripe's lower case is the same request
                 amount_minor=amount,
                 paid_with_points_minor=paid,
+                idempotency_key=key,
             )
 
         if change is not None:
-            self.expect_unchanged(IdempotencyConflict, call)
+            self.expect_unchanged(error, call)
             return
         before = self.fingerprint()
         again = call()
@@ -586,9 +600,10 @@ class LedgerMachine(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: self.holds)
-    @rule(data=st.data(), different=st.booleans())
-    def retry_hold(self, data: st.DataObject, different: bool) -> None:
-        """A retried hold answers its first result; with other parameters it conflicts."""
+    @rule(data=st.data(), change=st.sampled_from([None, "points", "other_key"]))
+    def retry_hold(self, data: st.DataObject, change: str | None) -> None:
+        """A retried hold answers its first result (whatever happened to the hold since);
+        with other parameters it conflicts; under another key the order is already held."""
         hold = self.holds[data.draw(st.sampled_from(sorted(self.holds)), label="hold")]
 
         def call() -> HoldResult:
@@ -597,13 +612,16 @@ class LedgerMachine(RuleBasedStateMachine):
                 program=PROGRAM,
                 member=MEMBERS[hold.member],
                 order_id=hold.order_id,
-                points=hold.points + (1 if different else 0),
+                points=hold.points + (1 if change == "points" else 0),
                 order_total_minor=hold.total,
                 currency=CURRENCY,
+                idempotency_key=f"again:{hold.order_id}" if change == "other_key" else None,
             )
 
-        if different:
-            self.expect_unchanged(IdempotencyConflict, call)
+        if change is not None:
+            self.expect_unchanged(
+                IdempotencyConflict if change == "points" else AlreadyExists, call
+            )
             return
         before = self.fingerprint()
         again = call()
@@ -700,11 +718,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert s.mature_pending(self.db).items == 0
         assert self.fingerprint() == before
 
-    @rule(minutes=MINUTES, sweep=st.sampled_from([True, True, True, False]))
-    def advance_clock(self, minutes: int, sweep: bool) -> None:
-        """Move the clock (0 minutes: sweep now); usually run the hold time-out and the
-        maturation sweeps, sometimes leave them for later."""
-        self.clock.advance(dt.timedelta(minutes=minutes))
+    @rule(
+        minutes=MINUTES,
+        micros=st.sampled_from([0, 0, 0, 1, 500_000, 999_999]),
+        sweep=st.sampled_from([True, True, True, False]),
+    )
+    def advance_clock(self, minutes: int, micros: int, sweep: bool) -> None:
+        """Move the clock (0: sweep now), sometimes off the whole second; usually run the
+        hold time-out and the maturation sweeps, sometimes leave them for later."""
+        self.clock.advance(dt.timedelta(minutes=minutes, microseconds=micros))
         if sweep:
             self._sweep()
 
