@@ -1,12 +1,17 @@
 """A stateful test of the ledger: the real services on a real database against a plain model.
 
-Hypothesis drives random sequences of earns (with retries and conflicting retries), holds,
-captures, releases, clock jumps with the hold time-out and maturation sweeps, quotes, history
-reads and bad input. A plain-Python model predicts every answer: points requested and granted
-under the caps (per Asia/Shanghai day and month, and the program's daily budget), which lots a
-hold takes (soonest-expiring first, lapsed lots excluded), when holds succeed or fail, what
-the sweeps do. After every step the ledger must verify, and every balance, lot and hold in the
-database must equal the model's.
+Hypothesis drives random sequences of earns (with retries, conflicting retries and retries
+under other keys), holds (also just before a lot expires), captures, releases, clock moves
+(random, or to just around an expiry, a maturity or a hold time-out) with the hold time-out,
+maturation and expiry sweeps, quotes, history reads and bad input. A plain-Python model
+predicts every answer: points requested and granted under the caps (per Asia/Shanghai day and
+month, and the program's daily budget), which lots a hold takes (soonest-expiring first, lapsed
+lots excluded), when holds succeed or fail and why, what each sweep does, and where released
+points go (back to their lot, or gone if it expired meanwhile). After every step the ledger
+must verify, and every balance, lot and hold in the database must equal the model's. Failed
+and replayed calls must leave the database exactly as it was.
+
+``pytest --hypothesis-show-statistics`` shows which paths the runs reached.
 
 It runs on SQLite (a copy of a migrated template per run) and, smaller, on PostgreSQL (one
 database for the module, truncated between runs, dropped at the end; skipped with a reason if
@@ -166,10 +171,13 @@ class MLot:
     earned_at: dt.datetime
     matures_at: dt.datetime | None
     expires_at: dt.datetime | None
+    expired_at: dt.datetime | None = None  # set by the expiry sweep
 
 
 @dataclass
 class MHold:
+    """The model of one successful hold and the lots it took its points from."""
+
     order_id: str
     member: int
     points: int
@@ -182,6 +190,8 @@ class MHold:
 
 @dataclass
 class MEarn:
+    """An earn as asked and as answered, for retries."""
+
     order_id: str
     member: int
     amount: int
@@ -191,6 +201,8 @@ class MEarn:
 
 @dataclass
 class Config:
+    """The program of one run: its rules and redemption settings."""
+
     pending_days: int
     month_end: bool
     monthly_cap: int | None
@@ -239,6 +251,7 @@ def expected_expiry(earned_at: dt.datetime, month_end: bool) -> dt.datetime:
 
 
 def spending_key(lot: MLot, index: int) -> tuple[dt.datetime, dt.datetime, int]:
+    """FEFO: soonest expiry first, then the oldest, then creation order (the lot id)."""
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return (lot.expires_at or far, lot.earned_at, index)
 
@@ -246,11 +259,11 @@ def spending_key(lot: MLot, index: int) -> tuple[dt.datetime, dt.datetime, int]:
 # --- the machine ------------------------------------------------------------------------
 
 AMOUNTS = st.one_of(st.integers(1, 200_000), st.sampled_from([1, 99, 100, 150_000, 200_000]))
-MINUTES = st.one_of(
+MINUTES = st.one_of(  # mostly short; jump_to_boundary reaches expiries directly
     st.integers(0, 15),
     st.integers(0, 24 * 60),
-    st.integers(0, 40 * 24 * 60),
-    st.sampled_from([10, 6 * 60, 24 * 60, 2 * 24 * 60, 31 * 24 * 60]),
+    st.integers(0, 3 * 24 * 60),
+    st.sampled_from([10, 6 * 60, 24 * 60, 2 * 24 * 60, 40 * 24 * 60]),
 )
 
 
@@ -260,6 +273,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FixedClock(START)
+        self.workdir: Path | None = None
         self.url = self.fresh_database()
         self.db = Database.from_url(self.url, clock=self.clock)
         self.ready = False
@@ -284,7 +298,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.db.dispose()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # helpers --------------------------------------------------------------------------------
 
@@ -333,7 +348,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return requested, granted, names if granted < requested else set()
 
     def fingerprint(self) -> tuple[Any, ...]:
-        """Every row count and every member's cached columns: to prove nothing changed."""
+        """Every table's row count, every member row and every lot row: to prove that a
+        failed or replayed call changed nothing."""
         with self.db.read() as conn:
             counts = tuple(
                 int(conn.execute(select(func.count()).select_from(t)).scalar_one())
@@ -347,9 +363,7 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         return counts, rows, lot_rows
 
-    def expect_unchanged(
-        self, error: type[LoyaltyError], call: Callable[[], Any]
-    ) -> LoyaltyError | None:
+    def expect_unchanged(self, error: type[LoyaltyError], call: Callable[[], Any]) -> LoyaltyError:
         """Run ``call``; it must raise ``error`` (exactly that class or a subclass) and write
         nothing."""
         before = self.fingerprint()
@@ -367,7 +381,7 @@ class LedgerMachine(RuleBasedStateMachine):
         program_daily=st.sampled_from([None, 4500]),
         min_points=st.sampled_from([1, 1, 100]),
         min_order=st.sampled_from([0, 0, 500]),
-        seed=st.lists(st.integers(0, 200_000), min_size=len(MEMBERS), max_size=len(MEMBERS)),
+        seed=st.lists(st.integers(10_000, 200_000), min_size=len(MEMBERS), max_size=len(MEMBERS)),
     )
     def setup_program(
         self,
@@ -401,8 +415,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.member_ids = {r.id: MEMBERS.index(r.external_id) for r in rows}
         self.ready = True
         for member, amount in enumerate(seed):  # a starting balance, so holds can succeed
-            if amount:
-                self.earn_purchase(member, amount, 0)
+            self.earn_purchase(member, amount, 0)
 
     # earning --------------------------------------------------------------------------------
 
@@ -573,7 +586,6 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         if points > have:
             error = self.expect_unchanged(InsufficientPoints, call)
-            assert error is not None
             assert error.details.get("available") == have, error.details
             return
         taken: list[tuple[int, int]] = []
@@ -598,6 +610,42 @@ class LedgerMachine(RuleBasedStateMachine):
         self.holds[order_id] = MHold(
             order_id, member, points, total, "active", result.expires_at, taken, result
         )
+
+    def _about_to_expire(self) -> list[tuple[int, MLot]]:
+        """Each member's soonest-expiring spendable lot whose expiry is at least 10 minutes away."""
+        soonest: dict[int, tuple[int, MLot]] = {}
+        for index, lot in enumerate(self.lots):
+            if lot.available and self.usable(lot) and lot.expires_at is not None:
+                best = soonest.get(lot.member)
+                if best is None or spending_key(lot, index) < spending_key(best[1], best[0]):
+                    soonest[lot.member] = (index, lot)
+        limit = self.now + dt.timedelta(minutes=10)
+        return [
+            pair
+            for _, pair in sorted(soonest.items())
+            if pair[1].expires_at is not None and pair[1].expires_at >= limit
+        ]
+
+    @precondition(lambda self: self._about_to_expire())
+    @rule(
+        data=st.data(),
+        seconds=st.integers(1, 599),
+        drawn=st.integers(1, 500),
+        then=st.sampled_from([None, "before", "after", "skip"]),
+    )
+    def hold_before_expiry(
+        self, data: st.DataObject, seconds: int, drawn: int, then: str | None
+    ) -> None:
+        """Hold points a little before the member's soonest lot expires; with ``then``, move
+        on to the expiry and sweep while they are still held. Releasing, capturing or timing
+        out the hold is left to the other rules."""
+        _, lot = data.draw(st.sampled_from(self._about_to_expire()), label="lot")
+        assert lot.expires_at is not None
+        self.clock.set(lot.expires_at - dt.timedelta(seconds=seconds))
+        self.hold(lot.member, "drawn", drawn, "large", 0)
+        if then is not None:
+            self.clock.set(lot.expires_at)
+            self._sweep(then)
 
     @precondition(lambda self: self.holds)
     @rule(data=st.data(), change=st.sampled_from([None, "points", "other_key"]))
@@ -629,11 +677,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.fingerprint() == before
 
     def _settle_back(self, hold: MHold, status: str) -> None:
+        """Captured points leave; released or timed-out points go back to their lots, except
+        to a lot the expiry sweep expired meanwhile: there they expire at once."""
         for index, take in hold.taken:
             lot = self.lots[index]
             lot.held -= take
-            if status != "captured":
+            if status != "captured" and lot.expired_at is None:
                 lot.available += take
+            if lot.expired_at is not None:
+                event(f"{status} points held on an expired lot")
         hold.status = status
 
     @precondition(lambda self: self.holds)
@@ -687,48 +739,107 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # time and sweeps ------------------------------------------------------------------------
 
-    def _sweep(self) -> None:
-        due_holds = [
-            h for h in self.holds.values() if h.status == "active" and h.expires_at <= self.now
-        ]
-        if due_holds:
-            event("sweep: holds expired")
+    def _expire_holds(self) -> None:
+        due = [h for h in self.holds.values() if h.status == "active" and h.expires_at <= self.now]
+        if due:
+            event("sweep: holds timed out")
         swept = s.expire_holds(self.db)
-        assert (swept.items, swept.points) == (len(due_holds), sum(h.points for h in due_holds))
-        for hold in due_holds:
+        assert (swept.items, swept.points) == (len(due), sum(h.points for h in due))
+        for hold in due:
             self._settle_back(hold, "expired")
-        due_lots = [
+
+    def _mature(self) -> None:
+        due = [
             lot
             for lot in self.lots
             if lot.pending > 0 and lot.matures_at is not None and lot.matures_at <= self.now
         ]
-        if due_lots:
+        if due:
             event("sweep: lots matured")
         matured = s.mature_pending(self.db)
-        assert (matured.items, matured.points) == (
-            len(due_lots),
-            sum(lot.pending for lot in due_lots),
-        )
-        for lot in due_lots:
+        assert (matured.items, matured.points) == (len(due), sum(lot.pending for lot in due))
+        for lot in due:
             lot.available += lot.pending
             lot.pending = 0
+
+    def _expire_lots(self) -> None:
+        due = [
+            lot
+            for lot in self.lots
+            if lot.expired_at is None and lot.expires_at is not None and lot.expires_at <= self.now
+        ]
+        if due:
+            held = any(lot.held for lot in due)
+            event(f"sweep: lots expired{' (with points held)' if held else ''}")
+        expired = s.expire_due(self.db)
+        assert (expired.items, expired.points) == (
+            len(due),
+            sum(lot.available + lot.pending for lot in due),
+        )
+        for lot in due:  # held points stay held: a hold in flight
+            lot.expired_at = self.now
+            lot.available = lot.pending = 0
+
+    def _sweep(self, expiry: str) -> None:
+        """The hold time-out first, then maturation and the expiry sweep in either order (or
+        no expiry sweep: lapsed lots then just stop counting as available)."""
+        self._expire_holds()
+        if expiry == "before":
+            self._expire_lots()
+        self._mature()
+        if expiry == "after":
+            self._expire_lots()
         # sweeps are safe to run twice: the second finds nothing
         before = self.fingerprint()
         assert s.expire_holds(self.db).items == 0
         assert s.mature_pending(self.db).items == 0
+        if expiry != "skip":
+            assert s.expire_due(self.db).items == 0
         assert self.fingerprint() == before
 
     @rule(
         minutes=MINUTES,
         micros=st.sampled_from([0, 0, 0, 1, 500_000, 999_999]),
         sweep=st.sampled_from([True, True, True, False]),
+        expiry=st.sampled_from(["before", "after", "skip"]),
     )
-    def advance_clock(self, minutes: int, micros: int, sweep: bool) -> None:
+    def advance_clock(self, minutes: int, micros: int, sweep: bool, expiry: str) -> None:
         """Move the clock (0: sweep now), sometimes off the whole second; usually run the
-        hold time-out and the maturation sweeps, sometimes leave them for later."""
+        sweeps, sometimes leave them for later."""
         self.clock.advance(dt.timedelta(minutes=minutes, microseconds=micros))
         if sweep:
-            self._sweep()
+            self._sweep(expiry)
+
+    @rule(
+        data=st.data(),
+        boundary=st.sampled_from(["expiry", "maturity", "hold"]),
+        offset=st.sampled_from([-300_000_000, -1, 0, 1]),
+        sweep=st.booleans(),
+        expiry=st.sampled_from(["before", "after", "skip"]),
+    )
+    def jump_to_boundary(
+        self, data: st.DataObject, boundary: str, offset: int, sweep: bool, expiry: str
+    ) -> None:
+        """Move the clock to just around an instant where something changes: a lot's expiry
+        or maturity, or a hold's time-out (``offset`` microseconds from it)."""
+        instants = {
+            "expiry": [lot.expires_at for lot in self.lots if lot.expired_at is None],
+            "maturity": [lot.matures_at for lot in self.lots if lot.pending],
+            "hold": [h.expires_at for h in self.holds.values() if h.status == "active"],
+        }[boundary]
+        targets = sorted(
+            {
+                at + dt.timedelta(microseconds=offset)
+                for at in instants
+                if at is not None and at + dt.timedelta(microseconds=offset) >= self.now
+            }
+        )
+        if not targets:
+            return
+        self.clock.set(data.draw(st.sampled_from(targets[:3]), label="to"))
+        event(f"jump to {boundary} {offset:+d} µs")
+        if sweep:
+            self._sweep(expiry)
 
     # reads ----------------------------------------------------------------------------------
 
@@ -782,6 +893,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert item.points == (
                     item.available + item.pending + item.held + item.frozen - item.debt
                 )
+                assert item.created_at.tzinfo is not None and item.created_at <= self.now
                 if not seen or seen[-1] != item.id:
                     seen.append(item.id)
             assert len({i.id for i in page.items}) <= limit
@@ -939,6 +1051,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 row.earned_at,
                 row.matures_at,
                 row.expires_at,
+                row.expired_at,
             )
             want = (
                 lot.member,
@@ -950,6 +1063,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 lot.earned_at,
                 lot.matures_at,
                 lot.expires_at,
+                lot.expired_at,
             )
             assert got == want, f"lot {row.id}: {got} != {want}"
         assert {
@@ -962,7 +1076,6 @@ class PostgresLedgerMachine(LedgerMachine):
 
     def fresh_database(self) -> str:
         assert _pg_run_url is not None, "the ledger_pg_database fixture did not run"
-        self.workdir = Path(tempfile.mkdtemp(prefix="jifen-ledger-pg-"))
         _truncate_all(_pg_run_url)
         return _pg_run_url
 
