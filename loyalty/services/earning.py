@@ -28,7 +28,7 @@ from loyalty.domain.checks import require_int, require_key, require_text
 from loyalty.domain.money import minor_unit_exponent, require_currency
 from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
-from loyalty.errors import AlreadyExists, InvalidInput
+from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
 from loyalty.services.ledger import (
     MEMBER_DELTAS,
     Move,
@@ -477,8 +477,6 @@ def quote_purchase(
 def _quote_caps(
     conn: Connection, prog: Row[Any], member: str, rules: RuleSet, points: int, now: dt.datetime
 ) -> CapDecision:
-    from loyalty.errors import MemberNotFound
-
     row = conn.execute(
         select(members).where(members.c.program_id == prog.id, members.c.external_id == member)
     ).first()

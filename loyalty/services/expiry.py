@@ -12,74 +12,48 @@ takes them out again at once (``expire_returned``, see ``apply_settlement``).
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, update
 
 from loyalty.db.database import Database
-from loyalty.services.ledger import Move, SweepItem, lock_members, lots, post_sweep
+from loyalty.services.ledger import Move, SweepItem, lots, post_sweep, sweep_lots
 from loyalty.services.results import SweepResult
 
 
 def expire_due(db: Database, *, batch_size: int = 1000) -> SweepResult:
-    """Expire every lot whose expiry has passed and that is not expired yet; per batch.
-
-    Each batch is one transaction; a crash loses at most the batch in flight, and running
-    again (or concurrently) finds only lots that are still unexpired.
-    """
+    """Expire every lot whose expiry has passed and that is not expired yet; per batch."""
     now = db.clock.now()
-    expired = points = batches = 0
-    while True:
-        with db.write() as conn:
-            due = (
-                conn.execute(
-                    select(lots.c.member_id)
-                    .where(lots.c.expired_at.is_(None), lots.c.expires_at <= now)
-                    .order_by(lots.c.expires_at, lots.c.id)
-                    .limit(batch_size)
+
+    def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
+        claimed = conn.execute(
+            update(lots)
+            .where(lots.c.id.in_([r.id for r in rows]), lots.c.expired_at.is_(None))
+            .values(expired_at=now)
+        ).rowcount
+        if claimed != len(rows):  # impossible under the members' locks
+            raise RuntimeError(f"expiry claimed {claimed} of {len(rows)} lots")
+        post_sweep(
+            conn,
+            kind="expire",
+            key_prefix="sweep:expire",
+            at=now,
+            items=[
+                SweepItem(
+                    r.program_id,
+                    r.member_id,
+                    Move("expire", r.id, available=-r.available, pending=-r.pending),
                 )
-                .scalars()
-                .all()
-            )
-            if not due:
-                break
-            locked = lock_members(conn, due)
-            if not locked:
-                break  # everything due is locked by a concurrent sweep
-            rows = conn.execute(
-                select(
-                    lots.c.id, lots.c.member_id, lots.c.program_id, lots.c.available, lots.c.pending
-                )
-                .where(
-                    lots.c.member_id.in_(locked),
-                    lots.c.expired_at.is_(None),
-                    lots.c.expires_at <= now,
-                )
-                .order_by(lots.c.id)
-            ).all()
-            if rows:
-                claimed = conn.execute(
-                    update(lots)
-                    .where(lots.c.id.in_([r.id for r in rows]), lots.c.expired_at.is_(None))
-                    .values(expired_at=now)
-                ).rowcount
-                if claimed != len(rows):  # impossible under the members' locks
-                    raise RuntimeError(f"expiry claimed {claimed} of {len(rows)} lots")
-                post_sweep(
-                    conn,
-                    kind="expire",
-                    key_prefix="sweep:expire",
-                    at=now,
-                    items=[
-                        SweepItem(
-                            r.program_id,
-                            r.member_id,
-                            Move("expire", r.id, available=-r.available, pending=-r.pending),
-                        )
-                        for r in rows
-                    ],
-                )
-        batches += 1
-        expired += len(rows)
-        points += sum(r.available + r.pending for r in rows)
-        # Locked members with nothing left due were expired by a concurrent sweep that has
-        # committed since; the next batch no longer sees them, so go on.
-    return SweepResult(items=expired, points=points, batches=batches)
+                for r in rows
+            ],
+        )
+        return sum(r.available + r.pending for r in rows)
+
+    return sweep_lots(
+        db,
+        due=and_(lots.c.expired_at.is_(None), lots.c.expires_at <= now),
+        order_by=(lots.c.expires_at, lots.c.id),
+        batch_size=batch_size,
+        apply=apply,
+    )

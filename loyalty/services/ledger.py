@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -39,6 +39,7 @@ from loyalty.errors import (
     MemberNotFound,
     ProgramNotFound,
 )
+from loyalty.services.results import SweepResult
 
 programs = cast(Table, Program.__table__)
 members = cast(Table, Member.__table__)
@@ -390,18 +391,6 @@ def resolve_key(explicit: str | None, derived: str) -> str:
     return require_key(explicit) if explicit is not None else require_key(derived)
 
 
-def has_rows(conn: Connection, table: Any, *conditions: Any) -> bool:
-    """Whether any row of ``table`` matches."""
-    return bool(conn.execute(select(exists().where(and_(*conditions)))).scalar())
-
-
-def count_rows(conn: Connection, table: Any, *conditions: Any) -> int:
-    """How many rows of ``table`` match."""
-    return int(
-        conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
-    )
-
-
 @dataclass(frozen=True)
 class SweepItem:
     """One lot's move in a set-based sweep."""
@@ -463,3 +452,43 @@ def post_sweep(
             for m, sums in sorted(per_member.items())
         ],
     )
+
+
+def sweep_lots(
+    db: Database,
+    *,
+    due: Any,
+    order_by: Sequence[Any],
+    batch_size: int,
+    apply: Callable[[Connection, Sequence[Row[Any]]], int],
+) -> SweepResult:
+    """Run a set-based sweep over the lots matching ``due``, one transaction per batch.
+
+    Each batch picks up to ``batch_size`` due lots, locks their members (id order, skipping
+    members a concurrent sweep holds), re-reads every due lot of the locked members and hands
+    them to ``apply``, which posts their moves and returns the points they carried. A crash
+    loses at most the batch in flight; running again (or concurrently) finds only lots that
+    are still due.
+    """
+    items = points = batches = 0
+    while True:
+        with db.write() as conn:
+            members_due = (
+                conn.execute(
+                    select(lots.c.member_id).where(due).order_by(*order_by).limit(batch_size)
+                )
+                .scalars()
+                .all()
+            )
+            if not members_due:
+                break
+            locked = lock_members(conn, members_due)
+            if not locked:
+                break  # everything due is locked by a concurrent sweep
+            rows = conn.execute(
+                select(lots).where(lots.c.member_id.in_(locked), due).order_by(lots.c.id)
+            ).all()
+            points += apply(conn, rows) if rows else 0
+        batches += 1
+        items += len(rows)
+    return SweepResult(items=items, points=points, batches=batches)
