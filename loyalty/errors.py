@@ -15,15 +15,20 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── ProgramNotFound
     │   ├── MemberNotFound
     │   ├── HoldNotFound
-    │   └── OrderNotFound
+    │   ├── OrderNotFound
+    │   └── ReversalNotFound                   no refund or dispute with this id
     ├── Conflict                          409
     │   ├── IdempotencyConflict                same key, different parameters
     │   ├── AlreadyExists                      program or member already exists
-    │   └── HoldNotActive                      hold already captured, released or expired
+    │   ├── HoldNotActive                      hold already captured, released or expired
+    │   └── ReversalSettled                    refund or dispute already settled the other way
     ├── RuleViolation                     422  the request is well formed but the rules say no
     │   ├── InsufficientPoints
     │   ├── RedemptionLimit                    below the minimum or above the maximum share
-    │   └── MemberInactive
+    │   ├── MemberInactive
+    │   ├── TransferNotAllowed                 transfers off, self-transfer
+    │   ├── TransferLimit                      below the minimum, above the maximum or daily limit
+    │   └── ClearingNotDue                     a year-end clearing asked for before its moment
     └── ConfigurationError                500  the deployment is not set up (no database URL…)
 """
 
@@ -116,6 +121,12 @@ class OrderNotFound(NotFound):
     code = "order_not_found"
 
 
+class ReversalNotFound(NotFound):
+    """No refund or dispute with this id was recorded."""
+
+    code = "reversal_not_found"
+
+
 class Conflict(LoyaltyError):
     """The request conflicts with the current state."""
 
@@ -141,6 +152,12 @@ class HoldNotActive(Conflict):
     code = "hold_not_active"
 
 
+class ReversalSettled(Conflict):
+    """The refund or dispute was already settled the other way (reversed or released)."""
+
+    code = "reversal_settled"
+
+
 class RuleViolation(LoyaltyError):
     """The request is well formed, but the program's rules do not allow it."""
 
@@ -164,6 +181,24 @@ class MemberInactive(RuleViolation):
     """The member is closed and cannot earn, spend or receive points."""
 
     code = "member_inactive"
+
+
+class TransferNotAllowed(RuleViolation):
+    """The program does not allow transfers, or a member tried to transfer to themself."""
+
+    code = "transfer_not_allowed"
+
+
+class TransferLimit(RuleViolation):
+    """A transfer is below the minimum, above the maximum, or over the sender's daily limit."""
+
+    code = "transfer_limit"
+
+
+class ClearingNotDue(RuleViolation):
+    """A year-end clearing was asked for before its moment."""
+
+    code = "clearing_not_due"
 
 
 class ConfigurationError(LoyaltyError):

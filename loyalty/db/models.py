@@ -27,13 +27,16 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -59,6 +62,11 @@ class Base(DeclarativeBase):
     }
 
 
+# Entry kinds that end a lot (rolling expiry, year-end clearing): at most one per lot.
+EXPIRY_KINDS = ("expire", "clear")
+EXPIRY_KINDS_SQL = "kind IN ('expire', 'clear')"
+
+
 def _points(**kw: Any) -> Any:
     return mapped_column(BigInteger, nullable=False, default=0, server_default="0", **kw)
 
@@ -79,10 +87,43 @@ class Program(Base):
     redeem_min_points: Mapped[int] = mapped_column(Integer, default=1)
     redeem_min_order_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     hold_timeout_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    # Refunds and disputes: "debt" (what cannot be taken back becomes a debt that later
+    # earnings repay) or "within_balance" (take back only what the member has).
+    refund_policy: Mapped[str] = mapped_column(String(16), default="debt", server_default="debt")
+    # Transfers between members: off unless enabled; limits in points, fee in points.
+    transfers_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    transfer_min_points: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    transfer_max_points: Mapped[int | None] = mapped_column(BigInteger)
+    transfer_daily_limit: Mapped[int | None] = mapped_column(BigInteger)
+    transfer_fee_points: Mapped[int] = _points()
+    transfer_fee_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Year-end clearing: "none", "all" or "before_cutoff" (points earned more than
+    # ``clearing_keep_months`` before the clearing moment), at the end of the local day
+    # ``clearing_month``/``clearing_day``.
+    clearing_policy: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    clearing_month: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
+    clearing_day: Mapped[int] = mapped_column(Integer, default=31, server_default="31")
+    clearing_keep_months: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
+    reminder_days: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
     created_at: Mapped[dt.datetime]
 
     __table_args__ = (
         CheckConstraint("points_per_unit > 0", name="points_per_unit_positive"),
+        CheckConstraint("refund_policy IN ('debt', 'within_balance')", name="refund_policy_known"),
+        CheckConstraint(
+            "clearing_policy IN ('none', 'all', 'before_cutoff')", name="clearing_policy_known"
+        ),
+        CheckConstraint(
+            "clearing_month BETWEEN 1 AND 12 AND clearing_day BETWEEN 1 AND 31",
+            name="clearing_date_range",
+        ),
+        CheckConstraint("clearing_keep_months >= 0", name="clearing_keep_months_range"),
+        CheckConstraint("reminder_days >= 0", name="reminder_days_range"),
+        CheckConstraint(
+            "transfer_min_points > 0 AND transfer_fee_points >= 0 "
+            "AND transfer_fee_bp BETWEEN 0 AND 10000",
+            name="transfer_settings_range",
+        ),
         CheckConstraint(
             "redeem_max_share_bp BETWEEN 0 AND 10000", name="redeem_max_share_bp_range"
         ),
@@ -229,8 +270,8 @@ class Entry(Base):
             "uq_entries_one_expiry_per_lot",
             "lot_id",
             unique=True,
-            sqlite_where=text("kind = 'expire'"),
-            postgresql_where=text("kind = 'expire'"),
+            sqlite_where=text(EXPIRY_KINDS_SQL),
+            postgresql_where=text(EXPIRY_KINDS_SQL),
         ),
     )
 
@@ -248,6 +289,8 @@ class Earning(Base):
     order_id: Mapped[str | None] = mapped_column(String(200))
     action: Mapped[str | None] = mapped_column(String(100))
     amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    # The part of the order paid with points; refunds are of the rest (the money paid).
+    points_paid_minor: Mapped[int] = _points()
     currency: Mapped[str | None] = mapped_column(String(3))
     points_requested: Mapped[int] = mapped_column(BigInteger)
     points_granted: Mapped[int] = mapped_column(BigInteger)
@@ -300,3 +343,121 @@ class ProgramIssuance(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     issued: Mapped[int] = _points()
+
+
+class Reversal(Base):
+    """A refund or dispute of an earning order: points frozen at once, then reversed or released.
+
+    ``points`` is this reversal's share of what the order was granted. At the freeze,
+    ``frozen`` of them were frozen (from the order's lot, then the member's other lots),
+    ``lapsed`` had already expired with the order's lot, and ``missing`` could not be found.
+    When it succeeds, the frozen points are reversed and the missing ones are ``deducted``
+    from points available by then, become ``debt``, or are ``waived`` (within-balance
+    policy); a refund also gives back its share of the points redeemed on the order
+    (``returned``).
+    """
+
+    __tablename__ = "reversals"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    earning_id: Mapped[int] = mapped_column(ForeignKey("earnings.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(200))
+    order_id: Mapped[str] = mapped_column(String(200))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = _points()
+    frozen: Mapped[int] = _points()
+    lapsed: Mapped[int] = _points()
+    missing: Mapped[int] = _points()
+    deducted: Mapped[int] = _points()
+    debt: Mapped[int] = _points()
+    waived: Mapped[int] = _points()
+    returned: Mapped[int] = _points()
+    created_at: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "kind", "external_id"),
+        Index("ix_reversals_earning", "earning_id"),
+        CheckConstraint("kind IN ('refund', 'dispute')", name="kind_known"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+
+class Transfer(Base):
+    """Points one member sent another (plus the fee the sender paid), on the sender's local day."""
+
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    sender_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = _points()
+    day: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_transfers_sender_day", "sender_id", "day"),
+        CheckConstraint("points > 0", name="points_positive"),
+    )
+
+
+class Clearing(Base):
+    """One program's year-end clearing of one year: when, which cutoff, and what it cleared."""
+
+    __tablename__ = "clearings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[str] = mapped_column(String(16))
+    moment: Mapped[dt.datetime]
+    cutoff: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    lots: Mapped[int] = _points()
+    points: Mapped[int] = _points()
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (UniqueConstraint("program_id", "year"),)
+
+
+class Notification(Base):
+    """A message to a member (points about to expire), with its delivery state.
+
+    One per member, kind and local date (``due_on``): never two reminders for the same date.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    due_on: Mapped[str] = mapped_column(String(10))
+    due_at: Mapped[dt.datetime]
+    points: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+    delivered_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "kind", "due_on"),
+        Index(
+            "ix_notifications_undelivered",
+            "created_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )

@@ -19,6 +19,7 @@ from loyalty.services.programs import (
     list_rule_versions,
     publish_rules,
     rules_in_force,
+    update_program,
 )
 from loyalty.services.queries import balance, history
 from loyalty.services.redemption import (
@@ -52,5 +53,6 @@ __all__ = [
     "release_hold",
     "rules_in_force",
     "set_member_status",
+    "update_program",
     "verify_ledger",
 ]

@@ -50,6 +50,29 @@ rule_versions = cast(Table, RuleVersion.__table__)
 
 BUCKETS = ("available", "pending", "held", "frozen")
 
+# Entry kinds that create a lot (one per lot, of the lot's full size).
+LOT_CREDIT_KINDS = ("earn", "earn_pending", "transfer_in")
+# Every entry kind, by what writes it.
+ENTRY_KINDS = (
+    *LOT_CREDIT_KINDS,
+    "debt_repay",  # a new lot pays off the member's debt first
+    "mature",
+    "hold",
+    "capture",
+    "release",
+    "expire",
+    "clear",
+    "expire_returned",  # points put back into a lot that had expired meanwhile
+    "transfer_out",
+    "transfer_fee",
+    *(
+        f"{kind}_{step}"
+        for kind in ("refund", "dispute")
+        for step in ("freeze", "reverse", "release", "deduct", "debt")
+    ),
+    "refund_return",  # points redeemed on a refunded order, back into their lots
+)
+
 
 @dataclass(frozen=True)
 class Move:
@@ -63,6 +86,22 @@ class Move:
     frozen: int = 0
     debt: int = 0
     new_lot: bool = False  # the lot was inserted with these buckets already
+
+
+def debt_repayment(
+    debt: int, lot_id: int, credited: int, *, bucket: str = "available"
+) -> list[Move]:
+    """The move that lets a new lot of ``credited`` points pay off the member's ``debt``.
+
+    Debt (points a refund could not take back) is repaid by the next credits, from the new
+    lot's ``bucket`` (``available``, or ``pending`` for pending points).
+    """
+    repaid = min(debt, credited)
+    if repaid <= 0:
+        return []
+    if bucket == "pending":
+        return [Move("debt_repay", lot_id, debt=-repaid, pending=-repaid)]
+    return [Move("debt_repay", lot_id, debt=-repaid, available=-repaid)]
 
 
 class Replay(Exception):

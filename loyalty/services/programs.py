@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from loyalty.db.database import Database
 from loyalty.domain.calendar import zone
@@ -38,6 +39,90 @@ def _rules(rules: RuleSet | Mapping[str, Any] | None) -> RuleSet:
     return RuleSet.from_dict(rules)
 
 
+SettingCheck = Callable[[str, Any], Any]
+
+
+def _int_at_least(minimum: int) -> SettingCheck:
+    return lambda name, value: require_int(name, value, minimum=minimum)
+
+
+def _optional_int(name: str, value: Any) -> int | None:
+    return None if value is None else require_int(name, value)
+
+
+def _between(low: int, high: int, unit: str = "") -> SettingCheck:
+    def check(name: str, value: Any) -> int:
+        require_int(name, value, minimum=low)
+        if value > high:
+            raise InvalidRule(f"{name} must be at most {high}{unit}, got {value}", field=name)
+        return int(value)
+
+    return check
+
+
+def _choice(*choices: str) -> SettingCheck:
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise InvalidRule(
+                f"{name} must be one of {', '.join(choices)}, got {value!r}", field=name
+            )
+        return str(value)
+
+    return check
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRule(f"{name} must be true or false, got {value!r}", field=name)
+    return value
+
+
+# Every program setting, its validation and its default. ``create_program`` and
+# ``update_program`` accept exactly these keywords.
+SETTINGS: dict[str, tuple[SettingCheck, Any]] = {
+    "rounding": (lambda _n, v: _rounding(v).value, "floor"),
+    "points_per_unit": (_int_at_least(1), 100),
+    "redeem_max_share_bp": (_between(0, 10_000, " basis points (100%)"), 10_000),
+    "redeem_min_points": (_int_at_least(1), 1),
+    "redeem_min_order_minor": (_int_at_least(0), 0),
+    "hold_timeout_seconds": (_int_at_least(1), 900),
+    "refund_policy": (_choice("debt", "within_balance"), "debt"),
+    "transfers_enabled": (_flag, False),
+    "transfer_min_points": (_int_at_least(1), 1),
+    "transfer_max_points": (_optional_int, None),
+    "transfer_daily_limit": (_optional_int, None),
+    "transfer_fee_points": (_int_at_least(0), 0),
+    "transfer_fee_bp": (_between(0, 10_000, " basis points (100%)"), 0),
+    "clearing_policy": (_choice("none", "all", "before_cutoff"), "none"),
+    "clearing_month": (_between(1, 12), 12),
+    "clearing_day": (_between(1, 31), 31),
+    "clearing_keep_months": (_between(0, 1200), 12),
+    "reminder_days": (_between(0, 366), 15),
+}
+
+
+def _settings(given: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated settings: ``base`` with ``given`` applied; unknown names are an error."""
+    unknown = set(given) - set(SETTINGS)
+    if unknown:
+        raise InvalidRule(
+            f"unknown program settings: {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}",
+            settings=sorted(unknown),
+        )
+    values = {**base, **{name: SETTINGS[name][0](name, value) for name, value in given.items()}}
+    _check_consistent(values)
+    return values
+
+
+def _check_consistent(values: Mapping[str, Any]) -> None:
+    top = values["transfer_max_points"]
+    if top is not None and top < values["transfer_min_points"]:
+        raise InvalidRule("transfer_max_points is below transfer_min_points")
+    month, day = values["clearing_month"], values["clearing_day"]
+    if day > calendar.monthrange(2024, month)[1]:  # 2024: a leap year allows 29 February
+        raise InvalidRule(f"clearing day {month:02d}-{day:02d} does not exist")
+
+
 def create_program(
     db: Database,
     *,
@@ -45,28 +130,20 @@ def create_program(
     name: str,
     currency: str,
     timezone: str = "UTC",
-    rounding: str = "floor",
-    points_per_unit: int = 100,
-    redeem_max_share_bp: int = 10_000,
-    redeem_min_points: int = 1,
-    redeem_min_order_minor: int = 0,
-    hold_timeout_seconds: int = 900,
     rules: RuleSet | Mapping[str, Any] | None = None,
+    **settings: Any,
 ) -> ProgramInfo:
-    """Create a program and its first rule version, in force from now."""
+    """Create a program and its first rule version, in force from now.
+
+    ``settings`` are any of :data:`SETTINGS` (rounding, redemption, refund policy,
+    transfers, year-end clearing, reminders); the rest keep their defaults.
+    """
     values = dict(
         code=require_text("code", code, max_length=64),
         name=require_text("name", name),
         currency=normalize_currency(currency),
         timezone=zone(timezone).key,
-        rounding=_rounding(rounding).value,
-        points_per_unit=require_int("points_per_unit", points_per_unit),
-        redeem_max_share_bp=_share(redeem_max_share_bp),
-        redeem_min_points=require_int("redeem_min_points", redeem_min_points),
-        redeem_min_order_minor=require_int(
-            "redeem_min_order_minor", redeem_min_order_minor, minimum=0
-        ),
-        hold_timeout_seconds=require_int("hold_timeout_seconds", hold_timeout_seconds),
+        **_settings(settings, {n: default for n, (_check, default) in SETTINGS.items()}),
     )
     rule_set = _rules(rules)
     now = db.clock.now()
@@ -80,19 +157,21 @@ def create_program(
         return program_info(program_row(conn, code))
 
 
+def update_program(db: Database, *, program: str, **settings: Any) -> ProgramInfo:
+    """Change some of a program's :data:`SETTINGS`; returns the program as it is now."""
+    with db.write() as conn:
+        row = program_row(conn, program)
+        values = _settings(settings, {n: getattr(row, n) for n in SETTINGS})
+        conn.execute(update(programs).where(programs.c.id == row.id).values(**values))
+        return program_info(program_row(conn, program))
+
+
 def _rounding(value: str) -> Rounding:
     try:
         return Rounding(value)
     except ValueError as exc:
         choices = ", ".join(r.value for r in Rounding)
         raise InvalidRule(f"rounding must be one of {choices}, got {value!r}") from exc
-
-
-def _share(value: int) -> int:
-    require_int("redeem_max_share_bp", value, minimum=0)
-    if value > 10_000:
-        raise InvalidRule("redeem_max_share_bp is in basis points: at most 10000 (100%)")
-    return value
 
 
 def _insert_version(

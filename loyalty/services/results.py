@@ -54,6 +54,18 @@ class ProgramInfo(Record):
     redeem_min_points: int
     redeem_min_order_minor: int
     hold_timeout_seconds: int
+    refund_policy: str = "debt"
+    transfers_enabled: bool = False
+    transfer_min_points: int = 1
+    transfer_max_points: int | None = None
+    transfer_daily_limit: int | None = None
+    transfer_fee_points: int = 0
+    transfer_fee_bp: int = 0
+    clearing_policy: str = "none"
+    clearing_month: int = 12
+    clearing_day: int = 31
+    clearing_keep_months: int = 12
+    reminder_days: int = 15
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ returns none. The checks:
 * every lot was created by exactly one credit entry of its full size;
 * every entry is explained: a known kind, an operation of the same program, a lot of the
   same member;
-* at most one expiry entry per lot;
+* every expired (or cleared) lot has exactly one expiry entry, and other lots none;
 * lifetime earned equals the member's earning entries;
 * held points equal the member's active holds;
 * every earning's granted points equal its lot.
@@ -25,12 +25,20 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, func, literal, or_, select
 
 from loyalty.db.database import Database
+from loyalty.db.models import EXPIRY_KINDS
 from loyalty.services.earning import earnings
-from loyalty.services.ledger import BUCKETS, entries, lots, members, operations
+from loyalty.services.ledger import (
+    BUCKETS,
+    ENTRY_KINDS,
+    LOT_CREDIT_KINDS,
+    entries,
+    lots,
+    members,
+    operations,
+)
 from loyalty.services.redemption import holds
 
-CREDIT_KINDS = ("earn", "earn_pending")
-ENTRY_KINDS = (*CREDIT_KINDS, "mature", "hold", "capture", "release", "expire", "expire_returned")
+EARN_KINDS = ("earn", "earn_pending")
 MAX_PROBLEMS = 20
 
 
@@ -124,7 +132,7 @@ def _negatives() -> Select[Any]:
 
 
 def _lot_origins() -> Select[Any]:
-    credit = entries.c.kind.in_(CREDIT_KINDS)
+    credit = entries.c.kind.in_(LOT_CREDIT_KINDS)
     amount = entries.c.available_delta + entries.c.pending_delta
     s = (
         select(
@@ -159,12 +167,23 @@ def _unexplained_entries() -> Select[Any]:
     )
 
 
-def _double_expiry() -> Select[Any]:
-    return (
-        select(entries.c.lot_id, func.count().label("expiries"))
-        .where(entries.c.kind == "expire")
+def _expiry_entries() -> Select[Any]:
+    s = (
+        select(entries.c.lot_id.label("lot_id"), func.count().label("expiries"))
+        .where(entries.c.kind.in_(EXPIRY_KINDS))
         .group_by(entries.c.lot_id)
-        .having(func.count() > 1)
+        .subquery()
+    )
+    count = func.coalesce(s.c.expiries, 0)
+    return (
+        select(lots.c.id, lots.c.expired_at, count.label("expiries"))
+        .outerjoin(s, s.c.lot_id == lots.c.id)
+        .where(
+            or_(
+                and_(lots.c.expired_at.is_not(None), count != 1),
+                and_(lots.c.expired_at.is_(None), count != 0),
+            )
+        )
     )
 
 
@@ -172,7 +191,7 @@ def _lifetime() -> Select[Any]:
     amount = entries.c.available_delta + entries.c.pending_delta
     s = (
         select(entries.c.member_id.label("owner"), func.sum(amount).label("earned"))
-        .where(entries.c.kind.in_(CREDIT_KINDS))
+        .where(entries.c.kind.in_(EARN_KINDS))
         .group_by(entries.c.member_id)
         .subquery()
     )
@@ -225,7 +244,11 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
         "every entry has a known kind, its operation and its member's lot",
         _unexplained_entries,
     ),
-    ("one_expiry_per_lot", "at most one expiry entry per lot", _double_expiry),
+    (
+        "one_expiry_per_lot",
+        "every expired or cleared lot has exactly one expiry entry, other lots none",
+        _expiry_entries,
+    ),
     ("lifetime_earned", "lifetime earned equals the member's earning entries", _lifetime),
     ("held_equals_holds", "held points equal the member's active holds", _held_vs_holds),
     ("earnings_equal_lots", "every earning's granted points equal its lot", _earnings_vs_lots),

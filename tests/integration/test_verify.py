@@ -238,7 +238,10 @@ def test_a_second_expiry_of_a_lot(scene: Database, backend: str) -> None:
         "kind": "expire",
     }
     _insert_entry(scene, **expiry)
-    assert s.verify_ledger(scene).ok  # one (empty) expiry entry is fine
+    # An expiry entry on a lot that is not marked expired is flagged...
+    assert _failing(s.verify_ledger(scene)) == {"one_expiry_per_lot"}
+    execute(scene, f"UPDATE lots SET expired_at = earned_at WHERE id = {lot_id}")
+    assert s.verify_ledger(scene).ok  # ...one (empty) expiry entry on an expired lot is fine
     with pytest.raises(IntegrityError):  # the schema forbids a second one
         _insert_entry(scene, **expiry)
     if backend != "sqlite":
