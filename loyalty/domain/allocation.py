@@ -26,19 +26,31 @@ def spending_order(lot: LotView) -> tuple[dt.datetime, dt.datetime, int]:
     return (lot.expires_at or _FAR_FUTURE, lot.earned_at, lot.id)
 
 
-def allocate(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
-    """Take ``points`` from ``lots`` in spending order: a list of ``(lot_id, points_taken)``."""
+def allocate_up_to(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
+    """Take up to ``points`` from ``lots`` in spending order: ``(lot_id, points_taken)`` pairs.
+
+    Takes less than ``points`` (all there is) when the lots hold less.
+    """
     taken: list[tuple[int, int]] = []
     still = points
     for lot in sorted(lots, key=spending_order):
-        if still == 0:
+        if still <= 0:
             break
         take = min(lot.available, still)
         if take > 0:
             taken.append((lot.id, take))
             still -= take
-    if still:
-        have = points - still
+    return taken
+
+
+def allocate(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
+    """Take ``points`` from ``lots`` in spending order: a list of ``(lot_id, points_taken)``.
+
+    Raises :class:`InsufficientPoints` when the lots hold less than ``points``.
+    """
+    taken = allocate_up_to(lots, points)
+    have = sum(take for _lot, take in taken)
+    if have < points:
         raise InsufficientPoints(
             f"the member has {have} available points, {points} are needed",
             available=have,

@@ -29,17 +29,27 @@ from loyalty.services.redemption import (
     quote_redemption,
     release_hold,
 )
+from loyalty.services.reversals import (
+    close_dispute,
+    complete_refund,
+    fail_refund,
+    open_dispute,
+    refund_order,
+)
 from loyalty.services.verify import verify_ledger
 
 __all__ = [
     "balance",
     "capture_hold",
+    "close_dispute",
+    "complete_refund",
     "create_program",
     "earn_action",
     "earn_purchase",
     "enrol_member",
     "expire_due",
     "expire_holds",
+    "fail_refund",
     "get_member",
     "get_program",
     "history",
@@ -47,9 +57,11 @@ __all__ = [
     "link_stripe_customer",
     "list_rule_versions",
     "mature_pending",
+    "open_dispute",
     "publish_rules",
     "quote_purchase",
     "quote_redemption",
+    "refund_order",
     "release_hold",
     "rules_in_force",
     "set_member_status",

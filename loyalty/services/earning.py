@@ -33,6 +33,7 @@ from loyalty.services.ledger import (
     MEMBER_DELTAS,
     Move,
     begin_member_write,
+    debt_repayment,
     lots,
     members,
     post_moves,
@@ -187,6 +188,7 @@ def _credit(
         rule_version=version,
         matures_at=now + dt.timedelta(days=pending_days) if pending else None,
         expires_at=lot_expiry(now, row.program_timezone, rules.expiry),
+        debt_repaid=min(row.debt, granted),
     )
     op_id = record_operation(
         conn,
@@ -231,7 +233,10 @@ def _credit(
                     new_lot=True,
                     available=0 if pending else granted,
                     pending=granted if pending else 0,
-                )
+                ),
+                *debt_repayment(
+                    row.debt, lot_id, granted, bucket="pending" if pending else "available"
+                ),
             ],
             member_update=UPDATE_MEMBER_AFTER_EARN,
             member_params={
@@ -254,6 +259,7 @@ def _credit(
             "order_id": None,
             "action": None,
             "amount_minor": None,
+            "points_paid_minor": 0,
             "currency": None,
             "points_requested": grant.requested,
             "points_granted": granted,
@@ -345,7 +351,12 @@ def earn_purchase(
             req_hash=req_hash,
             now=now,
             pending_days=rules.pending_days,
-            earning={"order_id": order_id, "amount_minor": total, "currency": cur},
+            earning={
+                "order_id": order_id,
+                "amount_minor": total,
+                "points_paid_minor": paid_with_points_minor,
+                "currency": cur,
+            },
         )
 
     return run_write(

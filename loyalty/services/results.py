@@ -31,7 +31,9 @@ class Record:
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if f.name == "replayed":
                 continue
-            value = record.get(f.name)
+            if f.name not in record:  # stored before the field existed: keep its default
+                continue
+            value = record[f.name]
             if f.name.endswith("_at") and isinstance(value, str):
                 value = dt.datetime.fromisoformat(value)
             values[f.name] = value
@@ -94,7 +96,8 @@ class EarnResult(Record):
     """What an earn did: points requested, granted, and which cap cut them (if any).
 
     ``status`` is ``available`` or ``pending`` (until ``matures_at``); ``expires_at`` is when
-    the points stop being usable (``None``: never).
+    the points stop being usable (``None``: never). ``debt_repaid`` of the granted points
+    paid off the member's debt (left by a refund of points already spent).
     """
 
     member: str
@@ -107,6 +110,7 @@ class EarnResult(Record):
     rule_version: int
     matures_at: dt.datetime | None
     expires_at: dt.datetime | None
+    debt_repaid: int = 0
     replayed: bool = False
 
 
@@ -207,3 +211,144 @@ class SweepResult:
     points: int
     batches: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransferResult(Record):
+    """A transfer of points between two members of one program.
+
+    The sender paid ``points`` plus ``fee``; the recipient got ``points`` in ``lots`` new lots,
+    one per sender lot they came from, each keeping that lot's expiry and earn date.
+    """
+
+    transfer_id: str
+    sender: str
+    recipient: str
+    points: int
+    fee: int
+    lots: int
+    created_at: dt.datetime
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class ReversalResult(Record):
+    """A refund or dispute of an order and what it did to the member's points.
+
+    ``status``: a refund is ``pending``, ``succeeded`` or ``failed``; a dispute ``open``,
+    ``lost`` or ``won``. ``points`` is its share of what the order was granted: ``frozen``
+    of them were frozen, ``lapsed`` had expired with the order's lot and ``missing`` were
+    already spent. Once reversed, the missing points were ``deducted`` from points available
+    by then, became ``debt`` or were ``waived`` (within-balance policy); ``returned`` is the
+    share of the points redeemed on the order that a refund gave back.
+    """
+
+    kind: str
+    reversal_id: str
+    order_id: str
+    member: str
+    amount_minor: int
+    currency: str
+    status: str
+    points: int
+    frozen: int
+    lapsed: int
+    missing: int
+    deducted: int = 0
+    debt: int = 0
+    waived: int = 0
+    returned: int = 0
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class ClearingResult(Record):
+    """A program's year-end clearing of one year: its moment, its cutoff and what it cleared.
+
+    ``lots`` and ``points`` are the clearing's totals over every run. ``status`` is ``done``,
+    or ``running`` when some due lots were busy and a later run will clear them. ``replayed``
+    says the clearing was done before and this call wrote nothing.
+    """
+
+    program: str
+    year: int
+    policy: str
+    moment_at: dt.datetime
+    cutoff_at: dt.datetime
+    lots: int
+    points: int
+    status: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class ForecastItem:
+    """One member's points that end at one instant, by rolling ``expire`` or year-end ``clear``.
+
+    ``points`` are the lots' available and pending points; ``in_flight`` their held and frozen
+    points, which a hold or a refund settles later. Overdue endings are due now.
+    """
+
+    member: str
+    due_at: dt.datetime
+    kind: str
+    points: int
+    lots: int
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class ForecastDay:
+    """What ends on one local date (``YYYY-MM-DD`` in the program's time zone)."""
+
+    day: str
+    expiring: int
+    clearing: int
+    lots: int
+
+    @property
+    def points(self) -> int:
+        """Points expiring and cleared that day."""
+        return self.expiring + self.clearing
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What will expire or be cleared in ``(from_at, until_at]``, by member and by date."""
+
+    program: str
+    timezone: str
+    from_at: dt.datetime
+    until_at: dt.datetime
+    items: tuple[ForecastItem, ...]
+    days: tuple[ForecastDay, ...]
+    points: int
+    lots: int
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A points-expiring notification: a member's points that end on one local date.
+
+    ``kind`` says how the earliest of them end (``expire`` or ``clear``) at ``due_at``.
+    """
+
+    id: int
+    program: str
+    member: str
+    email: str | None
+    kind: str
+    due_on: str
+    due_at: dt.datetime
+    points: int
+    attempts: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReminderResult:
+    """What a reminder run did: notifications created, found already sent, callback errors."""
+
+    created: int
+    already_sent: int
+    callback_errors: int = 0

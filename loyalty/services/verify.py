@@ -13,6 +13,7 @@ returns none. The checks:
 * every expired (or cleared) lot has exactly one expiry entry, and other lots none;
 * lifetime earned equals the member's earning entries;
 * held points equal the member's active holds;
+* frozen points equal the member's open refunds and disputes;
 * every earning's granted points equal its lot.
 """
 
@@ -37,6 +38,7 @@ from loyalty.services.ledger import (
     operations,
 )
 from loyalty.services.redemption import holds
+from loyalty.services.reversals import OPEN_STATUSES, reversals
 
 EARN_KINDS = ("earn", "earn_pending")
 MAX_PROBLEMS = 20
@@ -216,6 +218,20 @@ def _held_vs_holds() -> Select[Any]:
     )
 
 
+def _frozen_vs_reversals() -> Select[Any]:
+    s = (
+        select(reversals.c.member_id.label("owner"), func.sum(reversals.c.frozen).label("open"))
+        .where(reversals.c.status.in_(OPEN_STATUSES))
+        .group_by(reversals.c.member_id)
+        .subquery()
+    )
+    return (
+        select(members.c.id, members.c.frozen, s.c.open)
+        .outerjoin(s, s.c.owner == members.c.id)
+        .where(members.c.frozen != func.coalesce(s.c.open, 0))
+    )
+
+
 def _earnings_vs_lots() -> Select[Any]:
     return (
         select(earnings.c.id, earnings.c.points_granted, lots.c.points)
@@ -251,6 +267,11 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
     ),
     ("lifetime_earned", "lifetime earned equals the member's earning entries", _lifetime),
     ("held_equals_holds", "held points equal the member's active holds", _held_vs_holds),
+    (
+        "frozen_equals_reversals",
+        "frozen points equal the member's open refunds and disputes",
+        _frozen_vs_reversals,
+    ),
     ("earnings_equal_lots", "every earning's granted points equal its lot", _earnings_vs_lots),
 )
 

@@ -1,0 +1,115 @@
+"""The share of an order's points each refund takes back, and where redeemed points return."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loyalty.domain.reversal import cumulative_share, return_slices, reversal_points
+from loyalty.errors import InvalidAmount
+
+
+def share(granted: int, refunded_before: int, amount: int, reversed_before: int) -> int:
+    return reversal_points(
+        granted=granted,
+        refundable=1_000,
+        refunded_before=refunded_before,
+        amount=amount,
+        reversed_before=reversed_before,
+    )
+
+
+def test_a_partial_refund_takes_its_share_rounded_down():
+    assert share(9, 0, 333, 0) == 2  # 9 * 333 / 1000 = 2.997, rounded down
+    assert cumulative_share(9, 333, 1_000) == 2
+
+
+def test_the_last_refund_takes_what_rounding_left():
+    assert share(9, 666, 334, 5) == 4  # 9 in all, whatever the earlier refunds took
+
+
+def test_refunding_more_than_was_paid_is_refused():
+    with pytest.raises(InvalidAmount, match="more than the 100 paid"):
+        reversal_points(granted=1, refundable=100, refunded_before=60, amount=41, reversed_before=0)
+
+
+def test_an_order_with_nothing_paid_cannot_be_refunded():
+    with pytest.raises(InvalidAmount):
+        cumulative_share(10, 1, 0)
+
+
+refund_steps = st.lists(
+    st.tuples(st.integers(min_value=1, max_value=10_000), st.booleans()), max_size=30
+)
+
+
+@given(
+    granted=st.integers(min_value=0, max_value=100_000),
+    refundable=st.integers(min_value=1, max_value=1_000_000),
+    steps=refund_steps,
+)
+def test_refunds_never_take_back_more_than_granted_and_all_of_it_at_the_end(
+    granted: int, refundable: int, steps: list[tuple[int, bool]]
+) -> None:
+    live: list[tuple[int, int]] = []  # (amount, points) of refunds that did not fail
+    for amount, fails in steps:
+        refunded = sum(a for a, _p in live)
+        amount = min(amount, refundable - refunded)
+        if amount <= 0:
+            break
+        points = reversal_points(
+            granted=granted,
+            refundable=refundable,
+            refunded_before=refunded,
+            amount=amount,
+            reversed_before=sum(p for _a, p in live),
+        )
+        assert points >= 0
+        if fails:
+            continue
+        live.append((amount, points))
+        assert sum(p for _a, p in live) <= granted
+    rest = refundable - sum(a for a, _p in live)
+    if rest:
+        live.append(
+            (
+                rest,
+                reversal_points(
+                    granted=granted,
+                    refundable=refundable,
+                    refunded_before=refundable - rest,
+                    amount=rest,
+                    reversed_before=sum(p for _a, p in live),
+                ),
+            )
+        )
+    assert sum(p for _a, p in live) == granted
+
+
+def test_redeemed_points_return_to_the_last_lots_first():
+    taken = [(1, 200), (2, 100)]
+    assert return_slices(taken, 0, 150) == [(2, 100), (1, 50)]
+    assert return_slices(taken, 150, 150) == [(1, 150)]
+    assert return_slices(taken, 300, 10) == []
+
+
+@given(
+    taken=st.lists(st.integers(min_value=1, max_value=500), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+)
+def test_returns_in_steps_give_each_lot_back_at_most_what_it_gave(
+    taken: list[int], cuts: list[int]
+) -> None:
+    lots = list(enumerate(taken))
+    total = sum(taken)
+    back: dict[int, int] = {}
+    done = 0
+    for cut in cuts:
+        step = min(cut, total - done)
+        slices = return_slices(lots, done, step)
+        assert sum(p for _l, p in slices) == step
+        for lot_id, points in slices:
+            back[lot_id] = back.get(lot_id, 0) + points
+        done += step
+    for lot_id, points in back.items():
+        assert points <= taken[lot_id]
+    assert sum(back.values()) == done
