@@ -4,6 +4,7 @@ The SDK, the admin console, the Stripe webhook and the jobs all call these; none
 holds points logic of its own.
 """
 
+from loyalty.services.adjustments import adjust_points
 from loyalty.services.earning import earn_action, earn_purchase, quote_purchase
 from loyalty.services.expiry import expire_due
 from loyalty.services.maturation import mature_pending
@@ -39,6 +40,7 @@ from loyalty.services.reversals import (
 from loyalty.services.verify import verify_ledger
 
 __all__ = [
+    "adjust_points",
     "balance",
     "capture_hold",
     "close_dispute",

@@ -51,7 +51,7 @@ rule_versions = cast(Table, RuleVersion.__table__)
 BUCKETS = ("available", "pending", "held", "frozen")
 
 # Entry kinds that create a lot (one per lot, of the lot's full size).
-LOT_CREDIT_KINDS = ("earn", "earn_pending", "transfer_in")
+LOT_CREDIT_KINDS = ("earn", "earn_pending", "transfer_in", "adjust_grant")
 # Every entry kind, by what writes it.
 ENTRY_KINDS = (
     *LOT_CREDIT_KINDS,
@@ -65,6 +65,7 @@ ENTRY_KINDS = (
     "expire_returned",  # points put back into a lot that had expired meanwhile
     "transfer_out",
     "transfer_fee",
+    "adjust_deduct",
     *(
         f"{kind}_{step}"
         for kind in ("refund", "dispute")

@@ -1,0 +1,163 @@
+"""Manual adjustments: staff grant or deduct points with a reason.
+
+A grant creates a lot that expires under the program's expiry rules in force (and repays
+the member's debt first, like any new lot); a deduction takes available points, soonest
+expiring first. Approval of large adjustments (four eyes) belongs to the admin console;
+this is the ledger write it ends with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Connection, Row
+
+from loyalty.db.database import Database
+from loyalty.domain.allocation import allocate
+from loyalty.domain.calendar import lot_expiry
+from loyalty.domain.checks import require_key, require_text
+from loyalty.errors import InvalidAmount
+from loyalty.services.earning import INSERT_LOT
+from loyalty.services.ledger import (
+    Move,
+    begin_member_write,
+    debt_repayment,
+    post_moves,
+    record_operation,
+    request_hash,
+    resolve_key,
+    rule_cache,
+    run_write,
+)
+from loyalty.services.redemption import spendable_lots
+from loyalty.services.results import AdjustmentResult
+
+MAX_ADJUSTMENT = 10**12
+
+
+def adjust_points(
+    db: Database,
+    *,
+    program: str,
+    member: str,
+    points: int,
+    reason: str,
+    adjustment_id: str,
+    actor: str | None = None,
+    idempotency_key: str | None = None,
+) -> AdjustmentResult:
+    """Grant (``points`` > 0) or deduct (``points`` < 0) points, with a mandatory reason.
+
+    The key defaults to ``adjust:<adjustment_id>``. A deduction needs that many available
+    points (:class:`InsufficientPoints` otherwise); it never creates a debt.
+    """
+    _require_points(points)
+    require_text("reason", reason, max_length=500)
+    require_key(adjustment_id, name="adjustment_id")
+    if actor is not None:
+        require_text("actor", actor, max_length=120)
+    key = resolve_key(idempotency_key, f"adjust:{adjustment_id}")
+    params = {"program": program, "member": member, "points": points, "reason": reason}
+    req_hash = request_hash("adjust", {**params, "id": adjustment_id, "actor": actor})
+    now = db.clock.now()
+
+    def work(conn: Connection) -> AdjustmentResult:
+        row = begin_member_write(
+            conn, program, member, key=key, kind="adjust", req_hash=req_hash, at=now
+        )
+        expires_at = _grant_expiry(db, conn, row, now) if points > 0 else None
+        result = AdjustmentResult(
+            member=member,
+            adjustment_id=adjustment_id,
+            points=points,
+            reason=reason,
+            actor=actor,
+            expires_at=expires_at,
+            debt_repaid=min(row.debt, points) if points > 0 else 0,
+            created_at=now,
+        )
+        op_id = record_operation(
+            conn,
+            program_id=row.program_id,
+            key=key,
+            kind="adjust",
+            member_id=row.id,
+            req_hash=req_hash,
+            result=result.to_record(),
+            at=now,
+        )
+        moves = (
+            _grant(conn, row, op_id, points, expires_at, now)
+            if points > 0
+            else _deduct(conn, row.id, -points, now)
+        )
+        post_moves(
+            conn,
+            program_id=row.program_id,
+            member_id=row.id,
+            operation_id=op_id,
+            at=now,
+            moves=moves,
+        )
+        return result
+
+    return run_write(
+        db, work, result_type=AdjustmentResult, key=key, kind="adjust", req_hash=req_hash
+    )
+
+
+def _require_points(points: object) -> None:
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise InvalidAmount(
+            f"points must be an integer (positive grants, negative deducts), got {points!r}",
+            field="points",
+        )
+    if points == 0 or abs(points) > MAX_ADJUSTMENT:
+        raise InvalidAmount(
+            f"points must be non-zero and at most {MAX_ADJUSTMENT} either way, got {points}",
+            field="points",
+        )
+
+
+def _grant_expiry(
+    db: Database, conn: Connection, row: Row[Any], now: dt.datetime
+) -> dt.datetime | None:
+    _version, rules = rule_cache(db).get(conn, row.rule_version_id)
+    return lot_expiry(now, row.program_timezone, rules.expiry)
+
+
+def _grant(
+    conn: Connection,
+    row: Row[Any],
+    op_id: int,
+    points: int,
+    expires_at: dt.datetime | None,
+    now: dt.datetime,
+) -> list[Move]:
+    lot_id = conn.execute(
+        INSERT_LOT,
+        {
+            "program_id": row.program_id,
+            "member_id": row.id,
+            "operation_id": op_id,
+            "points": points,
+            "available": points,
+            "pending": 0,
+            "held": 0,
+            "frozen": 0,
+            "earned_at": now,
+            "matures_at": None,
+            "expires_at": expires_at,
+            "expired_at": None,
+        },
+    ).scalar_one()
+    return [
+        Move("adjust_grant", lot_id, available=points, new_lot=True),
+        *debt_repayment(row.debt, lot_id, points),
+    ]
+
+
+def _deduct(conn: Connection, member_id: int, points: int, now: dt.datetime) -> list[Move]:
+    taken = allocate(spendable_lots(conn, member_id, now), points)
+    return [Move("adjust_deduct", lot_id, available=-take) for lot_id, take in taken]
