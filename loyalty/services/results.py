@@ -352,3 +352,18 @@ class ReminderResult:
     created: int
     already_sent: int
     callback_errors: int = 0
+
+
+@dataclass(frozen=True)
+class AdjustmentResult(Record):
+    """A manual grant (``points`` > 0) or deduction (< 0), its reason and who made it."""
+
+    member: str
+    adjustment_id: str
+    points: int
+    reason: str
+    actor: str | None
+    expires_at: dt.datetime | None
+    debt_repaid: int
+    created_at: dt.datetime
+    replayed: bool = False
