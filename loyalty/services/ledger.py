@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from loyalty.services.results import Record
 
 from loyalty.errors import (
+    ConfigurationError,
     IdempotencyConflict,
     MemberInactive,
     MemberNotFound,
@@ -403,8 +404,17 @@ class RuleCache:
     def __init__(self) -> None:
         self._by_id: dict[int, tuple[int, RuleSet]] = {}
 
-    def get(self, conn: Connection, rule_version_id: int) -> tuple[int, RuleSet]:
-        """``(version number, rule set)`` of a rule version."""
+    def get(self, conn: Connection, rule_version_id: int | None) -> tuple[int, RuleSet]:
+        """``(version number, rule set)`` of a rule version.
+
+        ``None`` (no version in force: the clock stands before the program was created) is
+        a :class:`ConfigurationError`.
+        """
+        if rule_version_id is None:
+            raise ConfigurationError(
+                "the program has no rules in force at this time (before it was created); "
+                "check the clock, or publish rules that take effect earlier"
+            )
         cached = self._by_id.get(rule_version_id)
         if cached is None:
             row = conn.execute(
