@@ -37,6 +37,7 @@ from loyalty.services.reversals import (
     open_dispute,
     refund_order,
 )
+from loyalty.services.transfers import transfer_points
 from loyalty.services.verify import verify_ledger
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "release_hold",
     "rules_in_force",
     "set_member_status",
+    "transfer_points",
     "update_program",
     "verify_ledger",
 ]

@@ -515,8 +515,8 @@ def sweep_lots(
     """Run a set-based sweep over the lots matching ``due``, one transaction per batch.
 
     Each batch picks up to ``batch_size`` due lots, locks their members (id order, skipping
-    members a concurrent sweep holds), re-reads every due lot of the locked members and hands
-    them to ``apply``, which posts their moves and returns the points they carried. A crash
+    members a concurrent sweep holds), re-reads up to ``batch_size`` due lots of the locked
+    members and hands them to ``apply``, which posts their moves and returns the points they carried. A crash
     loses at most the batch in flight; running again (or concurrently) finds only lots that
     are still due.
     """
@@ -536,7 +536,10 @@ def sweep_lots(
             if not locked:
                 break  # everything due is locked by a concurrent sweep
             rows = conn.execute(
-                select(lots).where(lots.c.member_id.in_(locked), due).order_by(lots.c.id)
+                select(lots)
+                .where(lots.c.member_id.in_(locked), due)
+                .order_by(lots.c.id)
+                .limit(batch_size)  # members may hold many due lots: the rest come next batch
             ).all()
             points += apply(conn, rows) if rows else 0
         batches += 1
