@@ -1,4 +1,4 @@
-"""The ``jifen`` command: database migrations, the demo, and ledger verification.
+"""The ``jifen`` command: database migrations, the demo, ledger verification and the forecast.
 
 Every command takes ``--database-url`` (or ``$JIFEN_DATABASE_URL``) and has ``--help``.
 Errors are printed as one line that says what to do next, with exit status 1 (2 for usage).
@@ -23,8 +23,11 @@ from rich.table import Table
 from loyalty import __version__, migrate
 from loyalty import services as svc
 from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_env
+from loyalty.domain.calendar import zone
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import LoyaltyError
+from loyalty.services.forecast import forecast as forecast_points
+from loyalty.services.results import Forecast
 from loyalty.services.verify import VerifyReport
 
 console = Console()
@@ -324,6 +327,60 @@ def _show_demo(database: Database) -> None:
     report = svc.verify_ledger(database)
     verdict = "[green]consistent[/]" if report.ok else "[red]NOT consistent[/]"
     console.print(f"ledger check: {verdict} ({report.counts['entries']:,} entries)")
+
+
+@main.command("forecast")
+@url_option
+@click.option("--program", required=True, metavar="CODE", help="The program's code.")
+@click.option(
+    "--days",
+    type=click.IntRange(0, 3660),
+    default=90,
+    show_default=True,
+    help="How many days ahead to look.",
+)
+@click.option("--member", metavar="ID", help="Only this member (their external id).")
+@friendly_errors
+def forecast_command(database_url: str | None, program: str, days: int, member: str | None) -> None:
+    """Show the points that will expire or be cleared in the next DAYS days, per local date.
+
+    Rolling expiry and year-end clearing both count, each lot once; points already due but not
+    swept yet count as due now. Held and frozen points are in flight and shown apart. Nothing
+    is written.
+    """
+    database = Database.from_url(database_url)
+    try:
+        result = forecast_points(database, program=program, days=days, member=member)
+    finally:
+        database.dispose()
+    print_forecast(result, by_member=member is not None)
+
+
+def print_forecast(result: Forecast, *, by_member: bool = False) -> None:
+    """Print a forecast: one row per local date (and per instant for one member), the total."""
+    tz = zone(result.timezone)
+    until = result.until_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    table = Table(
+        title=f"Points ending in {result.program} until {until} ({result.timezone})",
+        title_justify="left",
+    )
+    for column in ("date", "expiring", "cleared", "lots", "points"):
+        table.add_column(column, justify="left" if column == "date" else "right")
+    for d in result.days:
+        table.add_row(d.day, f"{d.expiring:,}", f"{d.clearing:,}", f"{d.lots:,}", f"{d.points:,}")
+    console.print(table)
+    if by_member and result.items:
+        table = Table(title=f"By instant, for {result.items[0].member}", title_justify="left")
+        table.add_column("when (local)")
+        table.add_column("how")
+        for column in ("points", "lots", "in flight"):
+            table.add_column(column, justify="right")
+        for i in result.items:
+            when = i.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            how = "expires" if i.kind == "expire" else "cleared"
+            table.add_row(when, how, f"{i.points:,}", f"{i.lots:,}", f"{i.in_flight:,}")
+        console.print(table)
+    console.print(f"total: {result.points:,} points in {result.lots:,} lots")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,6 +104,9 @@ class Program(Base):
     clearing_month: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
     clearing_day: Mapped[int] = mapped_column(Integer, default=31, server_default="31")
     clearing_keep_months: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
+    # When clearing was switched on: the scheduled job never clears a year whose moment came
+    # before (so enabling it mid-year does not wipe last year's points at once).
+    clearing_enabled_at: Mapped[dt.datetime | None]
     reminder_days: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
     created_at: Mapped[dt.datetime]
 

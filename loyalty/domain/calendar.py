@@ -1,4 +1,5 @@
-"""Business calendar in a program's time zone: period keys, month arithmetic, expiry dates.
+"""Business calendar in a program's time zone: period keys, month arithmetic, expiry dates and
+year-end clearing moments.
 
 Every boundary (day, month, year) is computed in the program's own time zone with
 :mod:`zoneinfo`, and every instant that leaves this module is aware UTC.
@@ -11,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from loyalty.errors import InvalidInput
+from loyalty.errors import InvalidInput, InvalidRule
 
 
 def zone(name: str) -> ZoneInfo:
@@ -110,3 +111,52 @@ def lot_expiry(earned_at: dt.datetime, tz: str, policy: ExpiryPolicy) -> dt.date
         return local_midnight(first_of_next_month(day), tz)
     naive = dt.datetime.combine(day, local.time().replace(tzinfo=None))
     return naive.replace(tzinfo=zone(tz)).astimezone(dt.UTC)
+
+
+def clearing_moment(year: int, month: int, day: int, tz: str) -> dt.datetime:
+    """The UTC instant of ``year``'s year-end clearing: the end of local day ``month``/``day``.
+
+    The end of a day is the local midnight that starts the next day. A day the month lacks in
+    that year (29 February in a non-leap year) means the month's last day (28 February).
+    """
+    last = _cal.monthrange(year, month)[1]
+    return local_midnight(dt.date(year, month, min(day, last)) + dt.timedelta(days=1), tz)
+
+
+def clearing_cutoff(moment: dt.datetime, tz: str, policy: str, keep_months: int) -> dt.datetime:
+    """The UTC instant before which points earned are cleared at ``moment``.
+
+    ``all`` clears everything earned before the moment. ``before_cutoff`` keeps what was
+    earned less than ``keep_months`` calendar months before it: the local day of the moment
+    minus ``keep_months`` (:func:`add_months`, clamped to the month's end), at local
+    midnight. With the default moment (end of 31 December) and 12 months, that is everything
+    earned before the current calendar year.
+    """
+    if policy == "all":
+        return moment
+    if policy == "before_cutoff":
+        local_day = moment.astimezone(zone(tz)).date()
+        return local_midnight(add_months(local_day, -keep_months), tz)
+    raise InvalidRule(f"clearing policy {policy!r} has no cutoff; use 'all' or 'before_cutoff'")
+
+
+def last_clearing_year(now: dt.datetime, tz: str, month: int, day: int) -> int:
+    """The year whose clearing moment (``month``/``day`` in ``tz``) most recently passed.
+
+    A moment has passed when it is at or before ``now``. The moment of year Y lies in local
+    year Y, or on 1 January of Y + 1 for a clearing at the end of 31 December.
+    """
+    year = now.astimezone(zone(tz)).year
+    return year if clearing_moment(year, month, day, tz) <= now else year - 1
+
+
+def clearing_moments(
+    after: dt.datetime, until: dt.datetime, tz: str, month: int, day: int
+) -> list[tuple[int, dt.datetime]]:
+    """``(year, moment)`` of every clearing moment in ``(after, until]``, earliest first."""
+    found = []
+    year = last_clearing_year(after, tz, month, day) + 1
+    while (moment := clearing_moment(year, month, day, tz)) <= until:
+        found.append((year, moment))
+        year += 1
+    return found

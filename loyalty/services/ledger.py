@@ -516,9 +516,9 @@ def sweep_lots(
 
     Each batch picks up to ``batch_size`` due lots, locks their members (id order, skipping
     members a concurrent sweep holds), re-reads up to ``batch_size`` due lots of the locked
-    members and hands them to ``apply``, which posts their moves and returns the points they carried. A crash
-    loses at most the batch in flight; running again (or concurrently) finds only lots that
-    are still due.
+    members and hands them to ``apply``, which posts their moves and returns the points they
+    carried. A crash loses at most the batch in flight; running again (or concurrently) finds
+    only lots that are still due.
     """
     items = points = batches = 0
     while True:

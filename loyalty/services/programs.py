@@ -145,8 +145,9 @@ def create_program(
         timezone=zone(timezone).key,
         **_settings(settings, {n: default for n, (_check, default) in SETTINGS.items()}),
     )
-    rule_set = _rules(rules)
     now = db.clock.now()
+    values["clearing_enabled_at"] = None if values["clearing_policy"] == "none" else now
+    rule_set = _rules(rules)
     with db.write() as conn:
         if conn.execute(select(programs.c.id).where(programs.c.code == code)).first():
             raise AlreadyExists(f"a program with the code {code!r} already exists", program=code)
@@ -158,10 +159,18 @@ def create_program(
 
 
 def update_program(db: Database, *, program: str, **settings: Any) -> ProgramInfo:
-    """Change some of a program's :data:`SETTINGS`; returns the program as it is now."""
+    """Change some of a program's :data:`SETTINGS`; returns the program as it is now.
+
+    Switching year-end clearing on records the time: scheduled clearings only clear years
+    whose moment comes after it.
+    """
     with db.write() as conn:
         row = program_row(conn, program)
-        values = _settings(settings, {n: getattr(row, n) for n in SETTINGS})
+        values: dict[str, Any] = _settings(settings, {n: getattr(row, n) for n in SETTINGS})
+        if values["clearing_policy"] == "none":
+            values["clearing_enabled_at"] = None
+        elif row.clearing_policy == "none":  # switched on now: no clearing of past years
+            values["clearing_enabled_at"] = db.clock.now()
         conn.execute(update(programs).where(programs.c.id == row.id).values(**values))
         return program_info(program_row(conn, program))
 

@@ -68,6 +68,7 @@ class ProgramInfo(Record):
     clearing_day: int = 31
     clearing_keep_months: int = 12
     reminder_days: int = 15
+    clearing_enabled_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("reminder_days", sa.Integer(), server_default="15", nullable=False)
         )
+        batch_op.add_column(
+            sa.Column(
+                "clearing_enabled_at",
+                loyalty.db.types.UTCDateTime(timezone=True),
+                nullable=True,
+            )
+        )
         for name, condition in PROGRAM_CHECKS.items():
             batch_op.create_check_constraint(name, condition)
 
@@ -245,6 +252,7 @@ def downgrade() -> None:
     with op.batch_alter_table("programs", schema=None) as batch_op:
         for name in reversed(PROGRAM_CHECKS):
             batch_op.drop_constraint(name, type_="check")
+        batch_op.drop_column("clearing_enabled_at")
         batch_op.drop_column("reminder_days")
         batch_op.drop_column("clearing_keep_months")
         batch_op.drop_column("clearing_day")

@@ -1,0 +1,249 @@
+"""Year-end clearing (积分清零): the ``clearings`` table and the sweep that clears a year.
+
+At a program's clearing moment (the end of ``clearing_month``/``clearing_day`` in its time
+zone) every lot earned before the cutoff ends: ``all`` clears everything earned before the
+moment, ``before_cutoff`` keeps what was earned less than ``clearing_keep_months`` months
+before it (see :mod:`loyalty.domain.calendar`).
+
+A clearing is one ``clearings`` row per program and year: ``running`` while lots are being
+cleared, ``done`` with its totals once none is left. The sweep follows rolling expiry
+(:mod:`loyalty.services.expiry`): set-based batches of one transaction each, every lot claimed
+by setting its ``expired_at`` under its member's lock and only while it is still ``NULL``,
+one ``clear`` entry per lot, guarded by the unique index ``uq_entries_one_expiry_per_lot``.
+A lot ends once, whichever of expiry and clearing comes first; held and frozen points stay
+for the hold or refund in flight, and the settlement takes back what it puts into a cleared
+lot (``expire_returned``). Each batch adds its figures to the row, so a resumed or concurrent
+run keeps the totals exact; once done, the clearing answers its stored figures and writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Connection, Row, Table, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from loyalty.db.database import Database
+from loyalty.db.models import Clearing
+from loyalty.domain.calendar import clearing_cutoff, clearing_moment, last_clearing_year
+from loyalty.domain.checks import require_int
+from loyalty.errors import ClearingNotDue, InvalidInput, InvalidRule
+from loyalty.services.ledger import (
+    Move,
+    SweepItem,
+    lots,
+    post_sweep,
+    program_row,
+    programs,
+    sweep_lots,
+)
+from loyalty.services.results import ClearingResult
+
+clearings = cast(Table, Clearing.__table__)
+
+_INSERT_CLEARING = {
+    name: dialect.insert(clearings).on_conflict_do_nothing(index_elements=["program_id", "year"])
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+LAST_YEAR = 9998  # the moment of the end of 31 December 9999 is not a datetime
+
+
+def clear_year_end(
+    db: Database, *, program: str, year: int | None = None, batch_size: int = 1000
+) -> ClearingResult:
+    """Clear ``program``'s year-end points of ``year`` (default: the last moment that passed).
+
+    The default skips a moment that came before clearing was switched on (see
+    :func:`scheduled_year`); naming ``year`` clears it anyway.
+
+    Raises :class:`InvalidRule` when the program has no clearing and :class:`ClearingNotDue`
+    before the moment. Safe to run again, late or concurrently: a done clearing answers its
+    figures with ``replayed=True``; lots earned from the cutoff on are never touched.
+    """
+    require_int("batch_size", batch_size)
+    now = db.clock.now()
+    with db.read() as conn:
+        prog = program_row(conn, program)
+    clearing = _start(db, prog, _due_year(prog, year, now), now)
+    if clearing.status == "done":
+        return _result(prog.code, clearing, replayed=True)
+    due = _due(prog.id, clearing.cutoff)
+    _sweep(
+        db, clearing, due, key_prefix=f"clear:{prog.code}:{clearing.year}", now=now, size=batch_size
+    )
+    return _result(prog.code, _finish(db, clearing.id, due, now))
+
+
+def clear_due_year_ends(db: Database, *, batch_size: int = 1000) -> list[ClearingResult]:
+    """Run every program's latest clearing whose moment has passed and that is not done."""
+    now = db.clock.now()
+    with db.read() as conn:
+        progs = conn.execute(
+            select(programs).where(programs.c.clearing_policy != "none").order_by(programs.c.id)
+        ).all()
+        done = {
+            (r.program_id, r.year)
+            for r in conn.execute(
+                select(clearings.c.program_id, clearings.c.year).where(clearings.c.status == "done")
+            )
+        }
+    results = []
+    for prog in progs:
+        year = scheduled_year(prog, now)
+        if year is not None and (prog.id, year) not in done:
+            results.append(clear_year_end(db, program=prog.code, year=year, batch_size=batch_size))
+    return results
+
+
+def scheduled_year(prog: Row[Any], now: dt.datetime) -> int | None:
+    """The year whose clearing moment passed last, unless clearing was enabled after it."""
+    tz, month, day = prog.timezone, prog.clearing_month, prog.clearing_day
+    year = last_clearing_year(now, tz, month, day)
+    enabled = prog.clearing_enabled_at
+    if enabled is None or clearing_moment(year, month, day, tz) < enabled:
+        return None
+    return year
+
+
+def _due_year(prog: Row[Any], year: int | None, now: dt.datetime) -> int:
+    """The year to clear; an error if the program has no clearing or it is not due yet."""
+    if prog.clearing_policy == "none":
+        raise InvalidRule(
+            f"program {prog.code!r} has no year-end clearing (clearing_policy is 'none'); enable "
+            f"it with update_program(db, program={prog.code!r}, clearing_policy='all') "
+            "or clearing_policy='before_cutoff'",
+            program=prog.code,
+        )
+    tz, month, day = prog.timezone, prog.clearing_month, prog.clearing_day
+    if year is None:
+        scheduled = scheduled_year(prog, now)
+        if scheduled is None:
+            last = last_clearing_year(now, tz, month, day)
+            raise ClearingNotDue(
+                f"program {prog.code!r} switched clearing on after its {last} clearing moment; "
+                f"its first clearing is due at {clearing_moment(last + 1, month, day, tz)} "
+                f"(pass year={last} to clear {last} anyway)",
+                program=prog.code,
+                year=last,
+            )
+        return scheduled
+    require_int("year", year)
+    if year > LAST_YEAR:
+        raise InvalidInput(f"year must be at most {LAST_YEAR}, got {year}", field="year")
+    moment = clearing_moment(year, month, day, tz)
+    if moment > now:
+        raise ClearingNotDue(
+            f"the {year} clearing of program {prog.code!r} is due at {moment.isoformat()} "
+            f"(the end of {month:02d}-{day:02d} in {tz}); run it then",
+            program=prog.code,
+            year=year,
+            due_at=moment.isoformat(),
+        )
+    return year
+
+
+def _start(db: Database, prog: Row[Any], year: int, now: dt.datetime) -> Row[Any]:
+    """The program's clearing of ``year``, inserted as ``running`` unless it exists.
+
+    A clearing that exists keeps the moment and cutoff it started with.
+    """
+    moment = clearing_moment(year, prog.clearing_month, prog.clearing_day, prog.timezone)
+    values = {
+        "program_id": prog.id,
+        "year": year,
+        "policy": prog.clearing_policy,
+        "moment": moment,
+        "cutoff": clearing_cutoff(
+            moment, prog.timezone, prog.clearing_policy, prog.clearing_keep_months
+        ),
+        "status": "running",
+        "lots": 0,
+        "points": 0,
+        "started_at": now,
+        "finished_at": None,
+    }
+    with db.write() as conn:
+        conn.execute(_INSERT_CLEARING[conn.dialect.name], values)
+        return conn.execute(
+            select(clearings).where(clearings.c.program_id == prog.id, clearings.c.year == year)
+        ).one()
+
+
+def _due(program_id: int, cutoff: dt.datetime) -> ColumnElement[bool]:
+    """The lots a clearing ends: not ended yet and earned before its cutoff."""
+    return and_(
+        lots.c.program_id == program_id, lots.c.expired_at.is_(None), lots.c.earned_at < cutoff
+    )
+
+
+def _sweep(
+    db: Database,
+    clearing: Row[Any],
+    due: ColumnElement[bool],
+    *,
+    key_prefix: str,
+    now: dt.datetime,
+    size: int,
+) -> None:
+    """Clear every due lot, batch by batch, adding each batch's figures to the clearing."""
+
+    def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
+        claimed = conn.execute(
+            update(lots)
+            .where(lots.c.id.in_([r.id for r in rows]), lots.c.expired_at.is_(None))
+            .values(expired_at=now)
+        ).rowcount
+        if claimed != len(rows):  # impossible under the members' locks
+            raise RuntimeError(f"clearing claimed {claimed} of {len(rows)} lots")
+        post_sweep(
+            conn,
+            kind="clear",
+            key_prefix=key_prefix,
+            at=now,
+            items=[
+                SweepItem(
+                    r.program_id,
+                    r.member_id,
+                    Move("clear", r.id, available=-r.available, pending=-r.pending),
+                )
+                for r in rows
+            ],
+        )
+        points = int(sum(r.available + r.pending for r in rows))
+        conn.execute(
+            update(clearings)
+            .where(clearings.c.id == clearing.id)
+            .values(lots=clearings.c.lots + len(rows), points=clearings.c.points + points)
+        )
+        return points
+
+    sweep_lots(db, due=due, order_by=(lots.c.expires_at, lots.c.id), batch_size=size, apply=apply)
+
+
+def _finish(db: Database, clearing_id: int, due: ColumnElement[bool], now: dt.datetime) -> Row[Any]:
+    """Mark the clearing done unless due lots are left (busy members: a later run clears them)."""
+    with db.write() as conn:
+        if conn.execute(select(lots.c.id).where(due).limit(1)).first() is None:
+            conn.execute(
+                update(clearings)
+                .where(clearings.c.id == clearing_id, clearings.c.status == "running")
+                .values(status="done", finished_at=now)
+            )
+        return conn.execute(select(clearings).where(clearings.c.id == clearing_id)).one()
+
+
+def _result(program: str, clearing: Row[Any], *, replayed: bool = False) -> ClearingResult:
+    return ClearingResult(
+        program=program,
+        year=clearing.year,
+        policy=clearing.policy,
+        moment_at=clearing.moment,
+        cutoff_at=clearing.cutoff,
+        lots=clearing.lots,
+        points=clearing.points,
+        status=clearing.status,
+        replayed=replayed,
+    )

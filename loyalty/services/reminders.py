@@ -1,0 +1,222 @@
+"""Points-expiry reminders (积分到期提醒): the ``notifications`` table and its delivery state.
+
+:func:`send_reminders` tells every member whose points will expire or be cleared within a
+program's ``reminder_days`` (default 15; 0 turns reminders off): one ``points_expiring``
+notification per member and local due date, ever. The unique ``(member_id, kind, due_on)``
+with ``ON CONFLICT DO NOTHING`` makes a second run, a concurrent run or a new lot due the same
+day add nothing. The points due come from the forecast (:func:`points_due`).
+
+Delivery: after each batch commits, every new reminder goes to the callbacks registered with
+:func:`on_reminder`. When they all succeed the notification is ``delivered``; when one raises
+it stays ``pending`` with ``attempts`` and ``last_error`` (the other callbacks are still
+called). A channel that delivers later reads :func:`pending_notifications` and answers with
+:func:`mark_delivered` or :func:`mark_failed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from loyalty.db.database import Database
+from loyalty.db.models import Notification
+from loyalty.domain.checks import require_int
+from loyalty.errors import InvalidInput
+from loyalty.services.forecast import DuePoints, points_due
+from loyalty.services.ledger import program_row, programs
+from loyalty.services.results import Reminder, ReminderResult
+
+notifications = cast(Table, Notification.__table__)
+
+KIND = "points_expiring"
+BATCH = 1000
+MAX_DAYS = 366
+MAX_PAGE = 1000
+ReminderCallback = Callable[[Reminder], object]
+
+_INSERT_NOTIFICATIONS = {
+    name: dialect.insert(notifications)
+    .on_conflict_do_nothing(index_elements=["member_id", "kind", "due_on"])
+    .returning(notifications.c.id, notifications.c.member_id, notifications.c.due_on)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def on_reminder(db: Database, callback: ReminderCallback) -> ReminderCallback:
+    """Have ``callback`` called with every new reminder, after its transaction commits."""
+    _callbacks(db).append(callback)
+    return callback
+
+
+def _callbacks(db: Database) -> list[ReminderCallback]:
+    """The reminder callbacks that live with a database handle."""
+    found: list[ReminderCallback] | None = getattr(db, "_jifen_reminder_callbacks", None)
+    if found is None:
+        found = []
+        db._jifen_reminder_callbacks = found  # type: ignore[attr-defined]
+    return found
+
+
+def send_reminders(
+    db: Database, *, program: str | None = None, days: int | None = None
+) -> ReminderResult:
+    """Remind members of points ending within ``days`` (default: each program's setting)."""
+    if days is not None:
+        require_int("days", days, minimum=0)
+        if days > MAX_DAYS:
+            raise InvalidInput(f"days may be at most {MAX_DAYS}, got {days}", field="days")
+    now = db.clock.now()
+    with db.read() as conn:
+        progs = (
+            [program_row(conn, program)]
+            if program is not None
+            else conn.execute(select(programs).order_by(programs.c.id)).all()
+        )
+    totals = ReminderResult(created=0, already_sent=0)
+    for prog in progs:
+        window = prog.reminder_days if days is None else days
+        if window > 0:
+            totals = _plus(totals, _remind(db, prog, window, now))
+    return totals
+
+
+def _remind(db: Database, prog: Row[Any], days: int, now: dt.datetime) -> ReminderResult:
+    """One program's reminders, in batches: insert, commit, then hand the new ones over."""
+    with db.read() as conn:
+        due = points_due(conn, prog, now=now, days=days)
+    result = ReminderResult(created=0, already_sent=0)
+    for start in range(0, len(due), BATCH):
+        batch = due[start : start + BATCH]
+        new = _insert(db, prog.code, prog.id, batch, now)
+        errors = _deliver(db, new)
+        result = _plus(result, ReminderResult(len(new), len(batch) - len(new), errors))
+    return result
+
+
+def _plus(a: ReminderResult, b: ReminderResult) -> ReminderResult:
+    return ReminderResult(
+        a.created + b.created,
+        a.already_sent + b.already_sent,
+        a.callback_errors + b.callback_errors,
+    )
+
+
+def _insert(
+    db: Database, program: str, program_id: int, due: Sequence[DuePoints], now: dt.datetime
+) -> list[Reminder]:
+    """Insert one batch's notifications; the reminders of those that were not there yet."""
+    values = [_values(program, program_id, d, now) for d in due]
+    with db.write() as conn:
+        rows = conn.execute(_INSERT_NOTIFICATIONS[conn.dialect.name], values).all()
+    ids = {(r.member_id, r.due_on): r.id for r in rows}
+    return [_reminder(ids[key], v) for v in values if (key := (v["member_id"], v["due_on"])) in ids]
+
+
+def _values(program: str, program_id: int, due: DuePoints, now: dt.datetime) -> dict[str, Any]:
+    """The notifications row for one member's points due on one date."""
+    return {
+        "program_id": program_id,
+        "member_id": due.member_id,
+        "kind": KIND,
+        "due_on": due.due_on,
+        "due_at": due.due_at,
+        "points": due.points,
+        "payload": {
+            "program": program,
+            "member": due.member,
+            "email": due.email,
+            "points": due.points,
+            "due_at": due.due_at.isoformat(),
+            "kind": due.kind,
+        },
+        "status": "pending",
+        "attempts": 0,
+        "last_error": None,
+        "created_at": now,
+        "delivered_at": None,
+    }
+
+
+def _reminder(notification_id: int, row: Mapping[Any, Any]) -> Reminder:
+    """A notification (row or inserted values) as the reminder callbacks receive it."""
+    payload = row["payload"]
+    return Reminder(
+        id=notification_id,
+        program=payload["program"],
+        member=payload["member"],
+        email=payload["email"],
+        kind=payload["kind"],
+        due_on=row["due_on"],
+        due_at=row["due_at"],
+        points=row["points"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
+
+
+def _deliver(db: Database, reminders: Sequence[Reminder]) -> int:
+    """Hand reminders to every callback; returns how many calls raised."""
+    callbacks = _callbacks(db)
+    if not callbacks or not reminders:
+        return 0
+    errors = 0
+    delivered = []
+    for reminder in reminders:
+        failures = []
+        for callback in callbacks:
+            try:
+                callback(reminder)
+            except Exception as exc:  # a callback's failure must not lose the reminder
+                failures.append(f"{type(exc).__name__}: {exc}")
+        if failures:
+            mark_failed(db, reminder.id, "; ".join(failures))
+            errors += len(failures)
+        else:
+            delivered.append(reminder.id)
+    mark_delivered(db, delivered)
+    return errors
+
+
+def pending_notifications(db: Database, *, limit: int = 100) -> list[Reminder]:
+    """Reminders not delivered yet, oldest first, for a channel that delivers them."""
+    require_int("limit", limit)
+    if limit > MAX_PAGE:
+        raise InvalidInput(f"limit may be at most {MAX_PAGE}", field="limit")
+    with db.read() as conn:
+        rows: Sequence[Row[Any]] = conn.execute(
+            select(notifications)
+            .where(notifications.c.status == "pending")
+            .order_by(notifications.c.created_at, notifications.c.id)
+            .limit(limit)
+        ).all()
+    return [_reminder(r.id, r._mapping) for r in rows]
+
+
+def mark_delivered(db: Database, ids: Sequence[int]) -> int:
+    """Mark pending notifications delivered; returns how many were still pending."""
+    for notification_id in ids:
+        require_int("id", notification_id)
+    if not ids:
+        return 0
+    now = db.clock.now()
+    with db.write() as conn:
+        return conn.execute(
+            update(notifications)
+            .where(notifications.c.id.in_(ids), notifications.c.status == "pending")
+            .values(status="delivered", delivered_at=now, attempts=notifications.c.attempts + 1)
+        ).rowcount
+
+
+def mark_failed(db: Database, notification_id: int, error: str) -> None:
+    """Record a failed delivery attempt; the notification stays pending for a retry."""
+    require_int("id", notification_id)
+    with db.write() as conn:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id == notification_id)
+            .values(attempts=notifications.c.attempts + 1, last_error=error)
+        )
