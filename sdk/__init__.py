@@ -1,10 +1,117 @@
-"""Jifen's embeddable SDK for checkout code.
+"""Jifen's embeddable SDK: what checkout code imports, and all it may rely on.
 
-Not built yet: the stable client arrives with its own issue. Until then, call the service
-functions in :mod:`loyalty.services` with a :class:`loyalty.db.Database`; they are what the
-SDK will wrap. The errors are already the public ones.
+* :class:`Jifen`, the client: one per program, built from a database URL, from
+  ``$JIFEN_DATABASE_URL`` or from your SQLAlchemy engine, safe to share across threads;
+* the frozen result types its methods return (``EarnResult``, ``HoldResult``, ``Balance``…);
+* the error tree, rooted at :class:`LoyaltyError`; every error has a stable ``code``::
+
+    LoyaltyError
+    ├── InvalidInput          InvalidAmount, NaiveDatetime, InvalidIdempotencyKey,
+    │                         CurrencyMismatch, InvalidRule
+    ├── NotFound              ProgramNotFound, MemberNotFound, HoldNotFound, OrderNotFound,
+    │                         ReversalNotFound
+    ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled
+    ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
+    │                         TransferNotAllowed, TransferLimit, ClearingNotDue
+    └── ConfigurationError
+
+Everything here is re-exported from :mod:`loyalty`; the SDK adds no rules of its own.
 """
 
-from loyalty.errors import LoyaltyError
+from loyalty.errors import (
+    AlreadyExists,
+    ClearingNotDue,
+    ConfigurationError,
+    Conflict,
+    CurrencyMismatch,
+    HoldNotActive,
+    HoldNotFound,
+    IdempotencyConflict,
+    InsufficientPoints,
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    InvalidInput,
+    InvalidRule,
+    LoyaltyError,
+    MemberInactive,
+    MemberNotFound,
+    NaiveDatetime,
+    NotFound,
+    OrderNotFound,
+    ProgramNotFound,
+    RedemptionLimit,
+    ReversalNotFound,
+    ReversalSettled,
+    RuleViolation,
+    TransferLimit,
+    TransferNotAllowed,
+)
+from loyalty.services.results import (
+    AdjustmentResult,
+    Balance,
+    EarnQuote,
+    EarnResult,
+    ExpiringPoints,
+    Forecast,
+    ForecastDay,
+    ForecastItem,
+    HistoryItem,
+    HistoryPage,
+    HoldResult,
+    MemberInfo,
+    ProgramInfo,
+    RedemptionQuote,
+    Reminder,
+    ReminderResult,
+    ReversalResult,
+    TransferResult,
+)
+from sdk.client import Jifen
 
-__all__ = ["LoyaltyError"]
+__all__ = [
+    "AdjustmentResult",
+    "AlreadyExists",
+    "Balance",
+    "ClearingNotDue",
+    "ConfigurationError",
+    "Conflict",
+    "CurrencyMismatch",
+    "EarnQuote",
+    "EarnResult",
+    "ExpiringPoints",
+    "Forecast",
+    "ForecastDay",
+    "ForecastItem",
+    "HistoryItem",
+    "HistoryPage",
+    "HoldNotActive",
+    "HoldNotFound",
+    "HoldResult",
+    "IdempotencyConflict",
+    "InsufficientPoints",
+    "InvalidAmount",
+    "InvalidIdempotencyKey",
+    "InvalidInput",
+    "InvalidRule",
+    "Jifen",
+    "LoyaltyError",
+    "MemberInactive",
+    "MemberInfo",
+    "MemberNotFound",
+    "NaiveDatetime",
+    "NotFound",
+    "OrderNotFound",
+    "ProgramInfo",
+    "ProgramNotFound",
+    "RedemptionLimit",
+    "RedemptionQuote",
+    "Reminder",
+    "ReminderResult",
+    "ReversalNotFound",
+    "ReversalResult",
+    "ReversalSettled",
+    "RuleViolation",
+    "TransferLimit",
+    "TransferNotAllowed",
+    "TransferResult",
+]

@@ -5,8 +5,10 @@ holds points logic of its own.
 """
 
 from loyalty.services.adjustments import adjust_points
+from loyalty.services.clearing import clear_due_year_ends, clear_year_end
 from loyalty.services.earning import earn_action, earn_purchase, quote_purchase
 from loyalty.services.expiry import expire_due
+from loyalty.services.forecast import forecast
 from loyalty.services.maturation import mature_pending
 from loyalty.services.members import (
     enrol_member,
@@ -30,6 +32,13 @@ from loyalty.services.redemption import (
     quote_redemption,
     release_hold,
 )
+from loyalty.services.reminders import (
+    mark_delivered,
+    mark_failed,
+    on_reminder,
+    pending_notifications,
+    send_reminders,
+)
 from loyalty.services.reversals import (
     close_dispute,
     complete_refund,
@@ -44,6 +53,8 @@ __all__ = [
     "adjust_points",
     "balance",
     "capture_hold",
+    "clear_due_year_ends",
+    "clear_year_end",
     "close_dispute",
     "complete_refund",
     "create_program",
@@ -53,20 +64,26 @@ __all__ = [
     "expire_due",
     "expire_holds",
     "fail_refund",
+    "forecast",
     "get_member",
     "get_program",
     "history",
     "hold_points",
     "link_stripe_customer",
     "list_rule_versions",
+    "mark_delivered",
+    "mark_failed",
     "mature_pending",
+    "on_reminder",
     "open_dispute",
+    "pending_notifications",
     "publish_rules",
     "quote_purchase",
     "quote_redemption",
     "refund_order",
     "release_hold",
     "rules_in_force",
+    "send_reminders",
     "set_member_status",
     "transfer_points",
     "update_program",

@@ -1,0 +1,621 @@
+"""The :class:`Jifen` client: checkout code's one door into the loyalty core, in-process.
+
+The client owns no points logic. It holds a :class:`loyalty.db.Database` (one engine with a
+connection pool, one clock), the program it works for and that program's currency, and hands
+every call to the service functions in :mod:`loyalty.services`. Results are the core's frozen
+dataclasses; errors are the core's tree (:class:`loyalty.errors.LoyaltyError` and its
+subclasses, each with a stable ``code``). Bad input is refused before anything is written.
+
+A client keeps no state that changes per call, so one client may be shared by every thread
+of a web application.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from loyalty import migrate
+from loyalty import services as core
+from loyalty.db.database import DATABASE_URL_ENV, Database, make_engine
+from loyalty.domain.checks import require_aware, require_text
+from loyalty.domain.clock import Clock
+from loyalty.domain.money import require_currency
+from loyalty.domain.rules import OrderLine
+from loyalty.errors import ConfigurationError, ProgramNotFound
+from loyalty.services.forecast import forecast as forecast_points
+from loyalty.services.reminders import ReminderCallback, send_reminders
+from loyalty.services.reminders import on_reminder as register_reminder_callback
+from loyalty.services.results import (
+    AdjustmentResult,
+    Balance,
+    EarnQuote,
+    EarnResult,
+    Forecast,
+    HistoryPage,
+    HoldResult,
+    MemberInfo,
+    ProgramInfo,
+    RedemptionQuote,
+    ReminderResult,
+    ReversalResult,
+    TransferResult,
+)
+from loyalty.services.transfers import transfer_points
+
+__all__ = ["Jifen"]
+
+OrderLines = Sequence[OrderLine | Mapping[str, Any]]
+"""Order lines: mappings with ``amount_minor`` and optional ``sku`` and ``category``."""
+
+
+def _upgrade_hint(url: str) -> str:
+    return f"create or upgrade it with `jifen db upgrade --database-url {url}`"
+
+
+@functools.cache
+def _known_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(head revisions, every revision) of the migrations that ship with this Jifen."""
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    every = frozenset(s.revision for s in script.walk_revisions())
+    return frozenset(script.get_heads()), every
+
+
+def _safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+class Jifen:
+    """A loyalty client for one program, safe to share across threads.
+
+    Build it from a database URL, from ``$JIFEN_DATABASE_URL``, or from your application's
+    own SQLAlchemy engine so the shop and Jifen share one database::
+
+        jifen = Jifen("postgresql://shop@db/shop", program="shop")
+        jifen = Jifen(program="shop")                   # reads $JIFEN_DATABASE_URL
+        jifen = Jifen(engine=app_engine, program="shop")
+
+    It checks at once that the database is reachable, has Jifen's schema at the version this
+    Jifen needs, and holds the program; each problem raises a
+    :class:`~loyalty.errors.ConfigurationError` or :class:`~loyalty.errors.ProgramNotFound`
+    whose message says what to do.
+
+    ``currency`` is the default currency of every call that takes one (it must be the
+    program's; by default it is). ``clock`` is any :class:`loyalty.domain.clock.Clock`
+    (tests and replays pass a ``FixedClock``); by default the system clock in UTC.
+
+    On PostgreSQL the client uses the engine you pass as it is. A SQLite engine is not used
+    directly: Jifen needs ``BEGIN IMMEDIATE`` to serialise writes, so it opens its own engine
+    on the same file. Use the client as a context manager or call :meth:`close`; only an
+    engine the client created is disposed.
+
+    Every write takes ``idempotency_key``; when it is left out the core derives it from the
+    order, refund, dispute, transfer or adjustment id (``earn:<order_id>``, ``hold:<order_id>``,
+    …). A retry returns the first result with ``replayed=True``; the same key with different
+    parameters raises :class:`~loyalty.errors.IdempotencyConflict`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        program: str,
+        engine: Engine | None = None,
+        currency: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        require_text("program", program, max_length=64)
+        _check_clock(clock)
+        engine, self._owns_engine = _engine_for(url, engine)
+        try:
+            self._db = Database(engine, clock=clock)
+            _check_schema(self._db)
+            self._info = _program_info(self._db, program)
+            self._currency = (
+                self._info.currency
+                if currency is None
+                else require_currency(currency, self._info.currency)
+            )
+        except BaseException:
+            if self._owns_engine:
+                engine.dispose()
+            raise
+        self._program = program
+
+    # --- the client itself ------------------------------------------------------------------
+
+    @property
+    def program(self) -> str:
+        """The code of the program every call works on."""
+        return self._program
+
+    @property
+    def currency(self) -> str:
+        """The currency calls use when none is passed (the program's)."""
+        return self._currency
+
+    @property
+    def program_info(self) -> ProgramInfo:
+        """The program's settings, as read when the client was built."""
+        return self._info
+
+    @property
+    def database(self) -> Database:
+        """The core database handle, for calling :mod:`loyalty.services` directly."""
+        return self._db
+
+    def close(self) -> None:
+        """Close the client's pooled connections, if the client created its engine."""
+        if self._owns_engine:
+            self._db.dispose()
+
+    def __enter__(self) -> Self:
+        """Use the client in a ``with`` block; it is closed when the block ends."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the client (see :meth:`close`)."""
+        self.close()
+
+    def __repr__(self) -> str:
+        """The program and the database (without its password)."""
+        return f"Jifen(program={self._program!r}, database={_safe_url(self._db.engine)!r})"
+
+    # --- members ----------------------------------------------------------------------------
+
+    def enrol(
+        self, *, member: str, email: str | None = None, stripe_customer_id: str | None = None
+    ) -> MemberInfo:
+        """Enrol a customer by your own id; enrolling again with the same details returns them.
+
+        Enrolment is idempotent by ``member`` already, so it takes no idempotency key; the same
+        id with other details raises :class:`~loyalty.errors.AlreadyExists`.
+        """
+        return core.enrol_member(
+            self._db,
+            program=self._program,
+            external_id=member,
+            email=email,
+            stripe_customer_id=stripe_customer_id,
+        )
+
+    def get_member(self, *, member: str) -> MemberInfo:
+        """A member's identity (email, Stripe customer, status), or ``MemberNotFound``."""
+        return core.get_member(self._db, program=self._program, external_id=member)
+
+    def link_stripe_customer(self, *, member: str, stripe_customer_id: str) -> MemberInfo:
+        """Link (or re-link) a member to a Stripe customer id, so Stripe events find them."""
+        return core.link_stripe_customer(
+            self._db,
+            program=self._program,
+            external_id=member,
+            stripe_customer_id=stripe_customer_id,
+        )
+
+    # --- earning ----------------------------------------------------------------------------
+
+    def quote(
+        self,
+        *,
+        amount_minor: int | None = None,
+        lines: OrderLines | None = None,
+        paid_with_points_minor: int = 0,
+        member: str | None = None,
+        currency: str | None = None,
+    ) -> EarnQuote:
+        """What an order would earn now; writes nothing.
+
+        Pass ``amount_minor`` (the total, in minor units) or ``lines`` (dicts with
+        ``amount_minor`` and optional ``sku`` and ``category``, so category and SKU ratios
+        apply). With ``member``, ``points_after_caps`` also applies their caps.
+        """
+        return core.quote_purchase(
+            self._db,
+            program=self._program,
+            currency=currency or self._currency,
+            amount_minor=amount_minor,
+            lines=lines,
+            paid_with_points_minor=paid_with_points_minor,
+            member=member,
+        )
+
+    def earn(
+        self,
+        *,
+        member: str,
+        order_id: str,
+        amount_minor: int | None = None,
+        lines: OrderLines | None = None,
+        paid_with_points_minor: int = 0,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> EarnResult:
+        """Credit the points a paid order earns, once per order (key: ``earn:<order_id>``).
+
+        Pass ``amount_minor`` or ``lines`` as for :meth:`quote`, and the part paid with points
+        as ``paid_with_points_minor`` (a hold's ``discount_minor``): that part earns nothing.
+        The result says what was requested, what was granted and which cap cut it.
+        """
+        return core.earn_purchase(
+            self._db,
+            program=self._program,
+            member=member,
+            order_id=order_id,
+            currency=currency or self._currency,
+            amount_minor=amount_minor,
+            lines=lines,
+            paid_with_points_minor=paid_with_points_minor,
+            idempotency_key=idempotency_key,
+        )
+
+    def earn_action(
+        self, *, member: str, action: str, reference: str, idempotency_key: str | None = None
+    ) -> EarnResult:
+        """Credit a named action's fixed points (``sign_in``, ``review``…) within its limit.
+
+        ``reference`` names the occurrence (a date, a review id); the key defaults to
+        ``action:<action>:<member>:<reference>``. Over the limit it grants 0 with
+        ``capped_by="action_limit"``.
+        """
+        return core.earn_action(
+            self._db,
+            program=self._program,
+            member=member,
+            action=action,
+            reference=reference,
+            idempotency_key=idempotency_key,
+        )
+
+    # --- redemption -------------------------------------------------------------------------
+
+    def quote_redemption(
+        self, *, member: str, order_total_minor: int, currency: str | None = None
+    ) -> RedemptionQuote:
+        """How many of the member's points may pay for this order, and what they are worth."""
+        return core.quote_redemption(
+            self._db,
+            program=self._program,
+            member=member,
+            order_total_minor=order_total_minor,
+            currency=currency or self._currency,
+        )
+
+    def hold(
+        self,
+        *,
+        member: str,
+        order_id: str,
+        points: int,
+        order_total_minor: int,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> HoldResult:
+        """Reserve points to pay part of an order, before the payment is taken.
+
+        Then call :meth:`capture` when the payment succeeds or :meth:`release` when it fails;
+        a hold left alone times out after the program's ``hold_timeout_seconds``. The
+        result's ``discount_minor`` is what the points pay; charge the rest. One order has
+        at most one hold; the key defaults to ``hold:<order_id>``.
+
+        Retrying: a hold retried with the same key replays its first result, also after it
+        was captured or released, so a retry answers ``status="active"`` with
+        ``replayed=True`` whatever happened since. To learn the hold's current state, call
+        :meth:`capture` (or :meth:`release`) again: a capture of a captured hold answers
+        ``status="captured"`` (``replayed=True``) and a release of a released or timed-out
+        hold answers its status; a capture of a released or timed-out hold, or a release of
+        a captured one, raises :class:`~loyalty.errors.HoldNotActive` whose
+        ``details["status"]`` is the hold's state.
+        """
+        return core.hold_points(
+            self._db,
+            program=self._program,
+            member=member,
+            order_id=order_id,
+            points=points,
+            order_total_minor=order_total_minor,
+            currency=currency or self._currency,
+            idempotency_key=idempotency_key,
+        )
+
+    def capture(self, *, order_id: str, idempotency_key: str | None = None) -> HoldResult:
+        """The payment succeeded: spend the order's held points (key: ``capture:<order_id>``).
+
+        Capturing a captured hold answers its state again; a released or timed-out hold
+        raises :class:`~loyalty.errors.HoldNotActive` (hold the points again).
+        """
+        return core.capture_hold(
+            self._db, program=self._program, order_id=order_id, idempotency_key=idempotency_key
+        )
+
+    def release(self, *, order_id: str, idempotency_key: str | None = None) -> HoldResult:
+        """The payment failed: give the order's held points back (key: ``release:<order_id>``).
+
+        Releasing a released or timed-out hold answers its state again; a captured hold
+        raises :class:`~loyalty.errors.HoldNotActive` (refund the order instead).
+        """
+        return core.release_hold(
+            self._db, program=self._program, order_id=order_id, idempotency_key=idempotency_key
+        )
+
+    # --- refunds and disputes ---------------------------------------------------------------
+
+    def refund(
+        self,
+        *,
+        order_id: str,
+        refund_id: str,
+        amount_minor: int,
+        currency: str | None = None,
+        succeeded: bool = False,
+        idempotency_key: str | None = None,
+    ) -> ReversalResult:
+        """A refund of ``amount_minor`` of an order: its share of the points is frozen at once.
+
+        Call :meth:`complete_refund` or :meth:`fail_refund` when the outcome is known, or pass
+        ``succeeded=True`` for a refund that already went through (the points are reversed
+        and a share of the points redeemed on the order comes back). Key: ``refund:<refund_id>``.
+        """
+        return core.refund_order(
+            self._db,
+            program=self._program,
+            order_id=order_id,
+            refund_id=refund_id,
+            amount_minor=amount_minor,
+            currency=currency or self._currency,
+            succeeded=succeeded,
+            idempotency_key=idempotency_key,
+        )
+
+    def complete_refund(
+        self, *, refund_id: str, idempotency_key: str | None = None
+    ) -> ReversalResult:
+        """The refund succeeded: reverse its frozen points, give back redeemed points."""
+        return core.complete_refund(
+            self._db, program=self._program, refund_id=refund_id, idempotency_key=idempotency_key
+        )
+
+    def fail_refund(self, *, refund_id: str, idempotency_key: str | None = None) -> ReversalResult:
+        """The refund failed: its frozen points go back to the member."""
+        return core.fail_refund(
+            self._db, program=self._program, refund_id=refund_id, idempotency_key=idempotency_key
+        )
+
+    def open_dispute(
+        self,
+        *,
+        order_id: str,
+        dispute_id: str,
+        amount_minor: int,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ReversalResult:
+        """A chargeback of ``amount_minor`` of an order: its share of the points is frozen."""
+        return core.open_dispute(
+            self._db,
+            program=self._program,
+            order_id=order_id,
+            dispute_id=dispute_id,
+            amount_minor=amount_minor,
+            currency=currency or self._currency,
+            idempotency_key=idempotency_key,
+        )
+
+    def close_dispute(
+        self, *, dispute_id: str, won: bool, idempotency_key: str | None = None
+    ) -> ReversalResult:
+        """The dispute closed: a lost one reverses the frozen points, a won one releases them."""
+        return core.close_dispute(
+            self._db,
+            program=self._program,
+            dispute_id=dispute_id,
+            won=won,
+            idempotency_key=idempotency_key,
+        )
+
+    # --- transfers and adjustments ----------------------------------------------------------
+
+    def transfer(
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        points: int,
+        transfer_id: str,
+        idempotency_key: str | None = None,
+    ) -> TransferResult:
+        """Give ``points`` of the sender's available points to another member.
+
+        The program must allow transfers; its limits and fee apply. Transferred points keep
+        their expiry. Key: ``transfer:<transfer_id>``.
+        """
+        return transfer_points(
+            self._db,
+            program=self._program,
+            sender=sender,
+            recipient=recipient,
+            points=points,
+            transfer_id=transfer_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def adjust(
+        self,
+        *,
+        member: str,
+        points: int,
+        reason: str,
+        adjustment_id: str,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> AdjustmentResult:
+        """Grant (``points`` > 0) or deduct (``points`` < 0) points by hand, with a reason.
+
+        ``actor`` says who did it. A deduction needs that many available points. Key:
+        ``adjust:<adjustment_id>``. (Approval of large adjustments belongs to the admin
+        console; this is the ledger write.)
+        """
+        return core.adjust_points(
+            self._db,
+            program=self._program,
+            member=member,
+            points=points,
+            reason=reason,
+            adjustment_id=adjustment_id,
+            actor=actor,
+            idempotency_key=idempotency_key,
+        )
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def balance(self, *, member: str, expiring_within_days: int = 30) -> Balance:
+        """The member's balances now, and the points that expire within the window."""
+        return core.balance(
+            self._db,
+            program=self._program,
+            member=member,
+            expiring_within_days=expiring_within_days,
+        )
+
+    def history(self, *, member: str, limit: int = 50, cursor: int | None = None) -> HistoryPage:
+        """A page of the member's history, newest first; pass ``next_cursor`` as ``cursor``."""
+        return core.history(
+            self._db, program=self._program, member=member, limit=limit, cursor=cursor
+        )
+
+    def forecast(self, *, days: int = 90, member: str | None = None) -> Forecast:
+        """What will expire or be cleared in the next ``days`` days, for one member or all."""
+        return forecast_points(self._db, program=self._program, days=days, member=member)
+
+    # --- reminders --------------------------------------------------------------------------
+
+    def on_reminder(self, callback: ReminderCallback) -> ReminderCallback:
+        """Have ``callback(reminder)`` called for every new points-expiring reminder.
+
+        Usable as a decorator. Callbacks run in this process, after the reminders are
+        committed, when :meth:`send_reminders` runs on this client; a callback that raises
+        leaves its reminder pending for a retry and does not stop the others.
+        """
+        return register_reminder_callback(self._db, callback)
+
+    def send_reminders(self, *, days: int | None = None) -> ReminderResult:
+        """Create the program's due reminders (once per member and date) and deliver them.
+
+        ``days`` overrides the program's ``reminder_days`` window. Safe to run twice.
+        """
+        return send_reminders(self._db, program=self._program, days=days)
+
+
+# --- construction checks --------------------------------------------------------------------
+
+
+def _check_clock(clock: Clock | None) -> None:
+    """A clock must have ``now()`` returning an aware datetime."""
+    if clock is None:
+        return
+    now = getattr(clock, "now", None)
+    if isinstance(clock, dt.datetime) or not callable(now):
+        raise ConfigurationError(
+            f"clock must be an object with a now() method, got {type(clock).__name__}; "
+            "for a fixed time pass loyalty.domain.clock.FixedClock(aware_datetime)"
+        )
+    require_aware("clock.now()", now())
+
+
+def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
+    """The engine the client uses, and whether the client created it."""
+    if url is not None and engine is not None:
+        raise ConfigurationError("pass a database URL or an engine, not both")
+    if engine is not None:
+        if not isinstance(engine, Engine):
+            raise ConfigurationError(
+                f"engine must be a SQLAlchemy Engine, got {type(engine).__name__}"
+            )
+        if engine.dialect.name != "sqlite":
+            return engine, False
+        database = engine.url.database
+        if not database or database == ":memory:":
+            raise ConfigurationError(
+                "an in-memory SQLite engine cannot be shared with Jifen; "
+                "use a SQLite file or PostgreSQL"
+            )
+        url = engine.url.render_as_string(hide_password=False)
+    found = url or os.environ.get(DATABASE_URL_ENV)
+    if not found:
+        raise ConfigurationError(
+            f"no database: pass a database URL or set {DATABASE_URL_ENV} (for example "
+            "'postgresql://user@host/shop' or 'sqlite:///jifen.db'), or pass engine=your_engine"
+        )
+    created = make_engine(found)
+    database = created.url.database
+    if (
+        created.dialect.name == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    ):
+        created.dispose()
+        raise ConfigurationError(
+            f"no SQLite database at {database!r}; "
+            f"{_upgrade_hint(created.url.render_as_string(hide_password=True))}"
+        )
+    return created, True
+
+
+def _check_schema(db: Database) -> None:
+    """The database answers and its schema is at the revision this Jifen ships."""
+    try:
+        with db.read() as conn:
+            current = migrate.current_revision(conn)
+    except DBAPIError as exc:
+        raise ConfigurationError(
+            f"cannot use the database at {_safe_url(db.engine)}: {exc.orig}; "
+            "check the URL and that the server is running"
+        ) from exc
+    heads, known = _known_revisions()
+    if current in heads:
+        return
+    where = _safe_url(db.engine)
+    if current is None:
+        raise ConfigurationError(
+            f"the database at {where} has no Jifen schema; {_upgrade_hint(where)}", database=where
+        )
+    if current not in known:
+        raise ConfigurationError(
+            f"the database at {where} is at schema revision {current!r}, newer than this "
+            "Jifen knows; upgrade the jifen package",
+            database=where,
+            revision=current,
+        )
+    raise ConfigurationError(
+        f"the database at {where} is at schema revision {current!r}, older than this Jifen "
+        f"needs ({', '.join(sorted(heads))}); {_upgrade_hint(where)}",
+        database=where,
+        revision=current,
+    )
+
+
+def _program_info(db: Database, program: str) -> ProgramInfo:
+    """The program's settings, or a :class:`ProgramNotFound` that says what to do."""
+    try:
+        return core.get_program(db, program)
+    except ProgramNotFound as exc:
+        raise ProgramNotFound(
+            f"no program has the code {program!r} in this database; check program= or "
+            "create the program first (loyalty.services.create_program)",
+            program=program,
+        ) from exc

@@ -1,0 +1,186 @@
+"""What checkout code may import from ``sdk``: pinned, importable and documented.
+
+Changing this list changes Jifen's public API: do it on purpose, with a CHANGELOG entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import sdk
+from loyalty import errors
+from sdk import Jifen, LoyaltyError
+
+EXPORTS = [
+    "AdjustmentResult",
+    "AlreadyExists",
+    "Balance",
+    "ClearingNotDue",
+    "ConfigurationError",
+    "Conflict",
+    "CurrencyMismatch",
+    "EarnQuote",
+    "EarnResult",
+    "ExpiringPoints",
+    "Forecast",
+    "ForecastDay",
+    "ForecastItem",
+    "HistoryItem",
+    "HistoryPage",
+    "HoldNotActive",
+    "HoldNotFound",
+    "HoldResult",
+    "IdempotencyConflict",
+    "InsufficientPoints",
+    "InvalidAmount",
+    "InvalidIdempotencyKey",
+    "InvalidInput",
+    "InvalidRule",
+    "Jifen",
+    "LoyaltyError",
+    "MemberInactive",
+    "MemberInfo",
+    "MemberNotFound",
+    "NaiveDatetime",
+    "NotFound",
+    "OrderNotFound",
+    "ProgramInfo",
+    "ProgramNotFound",
+    "RedemptionLimit",
+    "RedemptionQuote",
+    "Reminder",
+    "ReminderResult",
+    "ReversalNotFound",
+    "ReversalResult",
+    "ReversalSettled",
+    "RuleViolation",
+    "TransferLimit",
+    "TransferNotAllowed",
+    "TransferResult",
+]
+
+METHODS = [
+    "adjust",
+    "balance",
+    "capture",
+    "close",
+    "close_dispute",
+    "complete_refund",
+    "earn",
+    "earn_action",
+    "enrol",
+    "fail_refund",
+    "forecast",
+    "get_member",
+    "history",
+    "hold",
+    "link_stripe_customer",
+    "on_reminder",
+    "open_dispute",
+    "quote",
+    "quote_redemption",
+    "refund",
+    "release",
+    "send_reminders",
+    "transfer",
+]
+
+# Writes whose retries are made safe by an idempotency key (enrolment and linking a Stripe
+# customer are idempotent by the member's id; reminders by member and due date).
+KEYED_WRITES = [
+    "adjust",
+    "capture",
+    "close_dispute",
+    "complete_refund",
+    "earn",
+    "earn_action",
+    "fail_refund",
+    "hold",
+    "open_dispute",
+    "refund",
+    "release",
+    "transfer",
+]
+
+
+def _documented(obj: object) -> bool:
+    doc = inspect.getdoc(obj) or ""
+    name = getattr(obj, "__name__", "")
+    # a dataclass without a docstring gets its signature as __doc__: that does not count
+    return bool(doc.strip()) and not doc.startswith(f"{name}(")
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    assert sdk.__all__ == EXPORTS
+    assert sorted(EXPORTS) == EXPORTS
+
+
+def test_every_export_is_importable_and_documented() -> None:
+    assert _documented(sdk)
+    for name in EXPORTS:
+        namespace: dict[str, object] = {}
+        exec(f"from sdk import {name}", namespace)
+        assert namespace[name] is getattr(sdk, name)
+        assert _documented(getattr(sdk, name)), f"sdk.{name} has no docstring"
+
+
+def test_nothing_public_is_left_out_of_all() -> None:
+    public = {n for n in vars(sdk) if not n.startswith("_")} - {"client"}
+    assert public == set(EXPORTS)
+
+
+def test_the_whole_error_tree_is_exported_with_unique_codes() -> None:
+    tree = {
+        cls.__name__
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, LoyaltyError)
+    }
+    assert tree <= set(EXPORTS)
+    codes = [getattr(sdk, name).code for name in sorted(tree)]
+    assert len(set(codes)) == len(codes)
+    assert all(code and code.islower() for code in codes)
+    for name in tree:
+        assert getattr(sdk, name) is getattr(errors, name)
+
+
+def test_results_are_frozen_dataclasses() -> None:
+    for name in EXPORTS:
+        obj = getattr(sdk, name)
+        if dataclasses.is_dataclass(obj):
+            params = obj.__dataclass_params__  # type: ignore[attr-defined]
+            assert params.frozen, f"{name} is not frozen"
+
+
+def test_the_client_methods_are_documented_and_keyword_only() -> None:
+    public = sorted(
+        n for n, v in vars(Jifen).items() if not n.startswith("_") and inspect.isfunction(v)
+    )
+    assert public == METHODS
+    assert _documented(Jifen)
+    for name in METHODS:
+        method = getattr(Jifen, name)
+        assert _documented(method), f"Jifen.{name} has no docstring"
+        params = list(inspect.signature(method).parameters.values())[1:]
+        if name == "on_reminder":  # usable as a decorator
+            assert [p.name for p in params] == ["callback"]
+            continue
+        kinds = {p.kind for p in params}
+        assert kinds <= {inspect.Parameter.KEYWORD_ONLY}, f"Jifen.{name} takes positionals"
+    for name in KEYED_WRITES:
+        params = inspect.signature(getattr(Jifen, name)).parameters
+        assert params["idempotency_key"].default is None, name
+    for name in ("program", "currency", "program_info", "database"):
+        assert _documented(getattr(Jifen, name)), f"Jifen.{name} has no docstring"
+
+
+def test_the_constructor_takes_only_the_url_by_position() -> None:
+    params = inspect.signature(Jifen).parameters
+    assert params["url"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} == {
+        "program",
+        "engine",
+        "currency",
+        "clock",
+    }
+    assert params["program"].default is inspect.Parameter.empty
