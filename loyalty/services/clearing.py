@@ -32,10 +32,8 @@ from loyalty.domain.calendar import clearing_cutoff, clearing_moment, last_clear
 from loyalty.domain.checks import require_int
 from loyalty.errors import ClearingNotDue, InvalidInput, InvalidRule
 from loyalty.services.ledger import (
-    Move,
-    SweepItem,
+    end_lots,
     lots,
-    post_sweep,
     program_row,
     programs,
     sweep_lots,
@@ -191,28 +189,7 @@ def _sweep(
     """Clear every due lot, batch by batch, adding each batch's figures to the clearing."""
 
     def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
-        claimed = conn.execute(
-            update(lots)
-            .where(lots.c.id.in_([r.id for r in rows]), lots.c.expired_at.is_(None))
-            .values(expired_at=now)
-        ).rowcount
-        if claimed != len(rows):  # impossible under the members' locks
-            raise RuntimeError(f"clearing claimed {claimed} of {len(rows)} lots")
-        post_sweep(
-            conn,
-            kind="clear",
-            key_prefix=key_prefix,
-            at=now,
-            items=[
-                SweepItem(
-                    r.program_id,
-                    r.member_id,
-                    Move("clear", r.id, available=-r.available, pending=-r.pending),
-                )
-                for r in rows
-            ],
-        )
-        points = int(sum(r.available + r.pending for r in rows))
+        points = end_lots(conn, rows, kind="clear", key_prefix=key_prefix, at=now)
         conn.execute(
             update(clearings)
             .where(clearings.c.id == clearing.id)

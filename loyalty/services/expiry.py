@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, update
+from sqlalchemy import Connection, Row, and_
 
 from loyalty.db.database import Database
-from loyalty.services.ledger import Move, SweepItem, lots, post_sweep, sweep_lots
+from loyalty.services.ledger import end_lots, lots, sweep_lots
 from loyalty.services.results import SweepResult
 
 
@@ -27,28 +27,7 @@ def expire_due(db: Database, *, batch_size: int = 1000) -> SweepResult:
     now = db.clock.now()
 
     def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
-        claimed = conn.execute(
-            update(lots)
-            .where(lots.c.id.in_([r.id for r in rows]), lots.c.expired_at.is_(None))
-            .values(expired_at=now)
-        ).rowcount
-        if claimed != len(rows):  # impossible under the members' locks
-            raise RuntimeError(f"expiry claimed {claimed} of {len(rows)} lots")
-        post_sweep(
-            conn,
-            kind="expire",
-            key_prefix="sweep:expire",
-            at=now,
-            items=[
-                SweepItem(
-                    r.program_id,
-                    r.member_id,
-                    Move("expire", r.id, available=-r.available, pending=-r.pending),
-                )
-                for r in rows
-            ],
-        )
-        return sum(r.available + r.pending for r in rows)
+        return end_lots(conn, rows, kind="expire", key_prefix="sweep:expire", at=now)
 
     return sweep_lots(
         db,

@@ -504,6 +504,40 @@ def post_sweep(
     )
 
 
+def end_lots(
+    conn: Connection, rows: Sequence[Row[Any]], *, kind: str, key_prefix: str, at: dt.datetime
+) -> int:
+    """End locked, due lots for good (rolling expiry or year-end clearing); their points.
+
+    Each lot is claimed by setting its ``expired_at`` only while it is still ``NULL`` and
+    gets one ``kind`` entry taking out its available and pending points (even when zero), so
+    a lot ends once, whichever comes first. Held and frozen points stay for the hold or
+    refund in flight.
+    """
+    claimed = conn.execute(
+        update(lots)
+        .where(lots.c.id.in_([r.id for r in rows]), lots.c.expired_at.is_(None))
+        .values(expired_at=at)
+    ).rowcount
+    if claimed != len(rows):  # impossible under the members' locks
+        raise RuntimeError(f"{kind} claimed {claimed} of {len(rows)} lots")
+    post_sweep(
+        conn,
+        kind=kind,
+        key_prefix=key_prefix,
+        at=at,
+        items=[
+            SweepItem(
+                r.program_id,
+                r.member_id,
+                Move(kind, r.id, available=-r.available, pending=-r.pending),
+            )
+            for r in rows
+        ],
+    )
+    return int(sum(r.available + r.pending for r in rows))
+
+
 def sweep_lots(
     db: Database,
     *,
