@@ -496,20 +496,47 @@ def _reverse(
 ) -> dict[str, int]:
     """Reverse the frozen points, give back redeemed ones, settle what was missing."""
     returned = _return_redeemed(conn, rev, now, post) if kind.returns_redeemed else 0
+    late = _lapsed_since_freeze(conn, rev)
+    missing = rev.missing - late
     moves = [
         Move(kind.entry("reverse"), e.lot_id, frozen=-e.frozen_delta)
         for e in _frozen_entries(conn, kind, rev)
     ]
     deducted = 0
-    for lot_id, take in allocate_up_to(spendable_lots(conn, row.id, now), rev.missing):
+    for lot_id, take in allocate_up_to(spendable_lots(conn, row.id, now), missing):
         moves.append(Move(kind.entry("deduct"), lot_id, available=-take))
         deducted += take
-    rest = rev.missing - deducted
+    rest = missing - deducted
     debt = rest if row.program_refund_policy == "debt" else 0
     if debt:
         moves.append(Move(kind.entry("debt"), None, debt=debt))
     post(moves)
-    return {"deducted": deducted, "debt": debt, "waived": rest - debt, "returned": returned}
+    return {
+        "lapsed": rev.lapsed + late,
+        "missing": missing,
+        "deducted": deducted,
+        "debt": debt,
+        "waived": rest - debt,
+        "returned": returned,
+    }
+
+
+def _lapsed_since_freeze(conn: Connection, rev: Row[Any]) -> int:
+    """Missing points of a reversal that lapsed with the order's lot after its freeze.
+
+    Redeemed points this very refund just gave back into the order's expired lot (and
+    expired again) are the order's own points: they are not missing, whether the order is
+    refunded in one go or in parts.
+    """
+    lot = conn.execute(
+        select(lots.c.id, lots.c.expired_at)
+        .join(earnings, earnings.c.lot_id == lots.c.id)
+        .where(earnings.c.id == rev.earning_id)
+    ).first()
+    if lot is None or lot.expired_at is None or not rev.missing:
+        return 0
+    counted = _prior(conn, rev.earning_id).lapsed  # includes this reversal's own
+    return int(min(rev.missing, max(0, _lapsed_points(conn, lot.id) - counted)))
 
 
 def _return_redeemed(conn: Connection, rev: Row[Any], now: dt.datetime, post: Poster) -> int:

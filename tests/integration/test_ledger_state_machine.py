@@ -3,13 +3,33 @@
 Hypothesis drives random sequences of earns (with retries, conflicting retries and retries
 under other keys), holds (also just before a lot expires), captures, releases, clock moves
 (random, or to just around an expiry, a maturity or a hold time-out) with the hold time-out,
-maturation and expiry sweeps, quotes, history reads and bad input. A plain-Python model
-predicts every answer: points requested and granted under the caps (per Asia/Shanghai day and
-month, and the program's daily budget), which lots a hold takes (soonest-expiring first, lapsed
-lots excluded), when holds succeed or fail and why, what each sweep does, and where released
-points go (back to their lot, or gone if it expired meanwhile). After every step the ledger
-must verify, and every balance, lot and hold in the database must equal the model's. Failed
-and replayed calls must leave the database exactly as it was.
+maturation and expiry sweeps, quotes, history reads and bad input; and, later in an order's
+life, refunds (partial and full; succeeded at once, failed, or left pending and settled later,
+sometimes under another key), disputes (opened, then lost or won), transfers between the
+members (with the run's fee and limits), staff grants and deductions, retries of all of these
+(replays, conflicts, another key) and their errors (refunding more than remains, settling a
+settled refund the other way, sending or deducting more than is spendable, the transfer
+limits). Two compound steps reach the deep paths in a short run: a whole checkout (hold,
+capture, earn for the money part, refunds that give the redeemed points back, an earlier order
+refunded once its points are spent) and an order whose points are spent (by another order's
+hold, a transfer or a deduction) before it is refunded or disputed (missing points: deducted
+from later credits, debt that later credits repay, or waived).
+
+A plain-Python model (here and in ``model_lifecycle``) predicts every answer: points requested
+and granted under the caps (per Asia/Shanghai day and month, and the program's daily budget),
+which lots a hold takes (soonest-expiring first, lapsed lots excluded), when holds succeed or
+fail and why, what each sweep does, and where released points go (back to their lot, or gone
+if it expired meanwhile); each refund's cumulative floor share of the order's points, which lots
+it freezes (the order's lot, then the others soonest-expiring first), what had lapsed and what
+is missing, what settling does to every lot (redeemed points back into their lots, missing
+points deducted, the rest debt or waived by the run's refund policy; or the frozen points back
+to pending, available, or expired again), how new credits repay debt, which lots a transfer or
+deduction takes and the lots a transfer creates. After every step the ledger must verify, every
+balance (available, pending, held, frozen, debt), lot, hold, refund, dispute and transfer in the
+database must equal the model's, no bucket may be negative, and no order may have more points
+reversed than it was granted (exactly that many once it is fully refunded). Transfers must
+conserve points but for the fee. Failed and replayed calls must leave the database exactly as it
+was.
 
 ``pytest --hypothesis-show-statistics`` shows which paths the runs reached.
 
@@ -51,7 +71,7 @@ from sqlalchemy.engine import make_url
 from loyalty import migrate
 from loyalty import services as s
 from loyalty.db import Database
-from loyalty.db.models import Base, Hold, Lot, Member
+from loyalty.db.models import Base, Earning, Hold, Lot, Member, Reversal, Transfer
 from loyalty.domain.clock import FixedClock
 from loyalty.domain.redemption import (
     RedemptionPolicy,
@@ -72,9 +92,37 @@ from loyalty.errors import (
     InvalidInput,
     LoyaltyError,
     MemberNotFound,
+    OrderNotFound,
     RedemptionLimit,
+    ReversalNotFound,
+    ReversalSettled,
+    TransferLimit,
+    TransferNotAllowed,
 )
-from loyalty.services.results import EarnResult, HoldResult
+from loyalty.services.results import (
+    AdjustmentResult,
+    EarnResult,
+    HoldResult,
+    ReversalResult,
+    TransferResult,
+)
+from tests.integration.model_lifecycle import (
+    DISPUTE,
+    OPENED,
+    REFUND,
+    RELEASED,
+    REVERSED,
+    TRANSFER_SETTINGS,
+    MAdjustment,
+    MReversal,
+    MTransfer,
+    TransferSettings,
+    floor_share,
+    give_back,
+    largest_affordable,
+    take_up_to,
+    transfer_fee,
+)
 
 PROGRAM = "shop"
 CURRENCY = "CNY"
@@ -94,6 +142,9 @@ REQUIRE_SERVICES = os.environ.get("CI", "").lower() == "true"
 lots_t = Lot.__table__
 holds_t = Hold.__table__
 members_t = Member.__table__
+earnings_t = Earning.__table__
+reversals_t = Reversal.__table__
+transfers_t = Transfer.__table__
 
 
 # --- databases --------------------------------------------------------------------------
@@ -172,6 +223,8 @@ class MLot:
     matures_at: dt.datetime | None
     expires_at: dt.datetime | None
     expired_at: dt.datetime | None = None  # set by the expiry sweep
+    frozen: int = 0  # frozen by open refunds and disputes
+    lapsed: int = 0  # points that expired from it: by the sweep, or returned after it
 
 
 @dataclass
@@ -197,6 +250,7 @@ class MEarn:
     amount: int
     paid: int
     result: EarnResult
+    lot: int | None  # the model index of the order's lot (None: nothing granted)
 
 
 @dataclass
@@ -209,6 +263,8 @@ class Config:
     program_daily: int | None
     min_points: int
     min_order: int
+    refund_policy: str = "debt"
+    transfer: TransferSettings = field(default_factory=TransferSettings)
     rules: RuleSet = field(init=False)
 
     def __post_init__(self) -> None:
@@ -258,6 +314,19 @@ def spending_key(lot: MLot, index: int) -> tuple[dt.datetime, dt.datetime, int]:
 
 # --- the machine ------------------------------------------------------------------------
 
+# bad_input cases whose error class must match exactly (not just a subclass of it)
+EXACT_ERRORS = frozenset(
+    [
+        "refund_zero",
+        "refund_bad_id",
+        "close_not_bool",
+        "transfer_float",
+        "adjust_zero",
+        "adjust_blank_reason",
+        "refund_wrong_currency",
+    ]
+)
+
 AMOUNTS = st.one_of(st.integers(1, 200_000), st.sampled_from([1, 99, 100, 150_000, 200_000]))
 MINUTES = st.one_of(  # mostly short; jump_to_boundary reaches expiries directly
     st.integers(0, 15),
@@ -287,6 +356,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.issued: dict[str, int] = {}
         self.serial = 0
         self.member_ids: dict[int, int] = {}  # database id -> model member index
+        self.debt = [0] * len(MEMBERS)
+        self.reversals: dict[tuple[str, str], MReversal] = {}  # (kind, id) -> reversal
+        self.transfers: dict[str, MTransfer] = {}
+        self.adjustments: dict[str, MAdjustment] = {}
+        self.sent_on: dict[tuple[int, str], int] = {}  # (sender, local day) -> points sent
 
     # database per run -------------------------------------------------------------------
 
@@ -320,6 +394,42 @@ class LedgerMachine(RuleBasedStateMachine):
             for i, lot in enumerate(self.lots)
             if lot.member == member and lot.available > 0 and self.usable(lot)
         ]
+
+    def fefo(self, member: int, *, skip: int | None = None) -> list[tuple[int, int]]:
+        """``(lot index, available)`` of the member's spendable lots in spending order."""
+        pairs = sorted(self.spendable(member), key=lambda pair: spending_key(pair[1], pair[0]))
+        return [(index, lot.available) for index, lot in pairs if index != skip]
+
+    def have(self, member: int) -> int:
+        return sum(lot.available for _, lot in self.spendable(member))
+
+    def local_day(self) -> str:
+        return self.now.astimezone(TZ).strftime("%Y-%m-%d")
+
+    def credit_lot(self, lot: MLot) -> int:
+        """Add a new lot; it repays the member's debt first (from its pending points if it is
+        pending). Returns the points repaid."""
+        repaid = min(self.debt[lot.member], lot.points)
+        self.debt[lot.member] -= repaid
+        if lot.pending:
+            lot.pending -= repaid
+        else:
+            lot.available -= repaid
+        if repaid:
+            event("debt repaid by a new lot")
+        self.lots.append(lot)
+        return repaid
+
+    def debtor(self, wanted: bool, member: int, *, but: int | None = None) -> int:
+        """With ``wanted``, a member in debt (other than ``but``) if there is one, else
+        ``member``."""
+        owing = [m for m, debt in enumerate(self.debt) if debt and m != but]
+        return owing[0] if wanted and owing else member
+
+    def expire_again(self, lot: MLot, points: int) -> None:
+        """Points put back into a lot the expiry sweep expired: they expire again at once."""
+        lot.available -= points
+        lot.lapsed += points
 
     def expected_grant(self, member: int, amount: int, paid: int) -> tuple[int, int, set[str]]:
         """``(requested, granted, acceptable capped_by names)`` for an earn now."""
@@ -363,12 +473,16 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         return counts, rows, lot_rows
 
-    def expect_unchanged(self, error: type[LoyaltyError], call: Callable[[], Any]) -> LoyaltyError:
-        """Run ``call``; it must raise ``error`` (exactly that class or a subclass) and write
-        nothing."""
+    def expect_unchanged(
+        self, error: type[LoyaltyError], call: Callable[[], Any], *, exact: bool = False
+    ) -> LoyaltyError:
+        """Run ``call``; it must raise ``error`` (that class or, unless ``exact``, a subclass)
+        and write nothing."""
         before = self.fingerprint()
         with pytest.raises(error) as info:
             call()
+        if exact:
+            assert type(info.value) is error, f"{type(info.value).__name__}: {info.value}"
         assert self.fingerprint() == before, f"{error.__name__} changed the database"
         return info.value
 
@@ -381,7 +495,12 @@ class LedgerMachine(RuleBasedStateMachine):
         program_daily=st.sampled_from([None, 4500]),
         min_points=st.sampled_from([1, 1, 100]),
         min_order=st.sampled_from([0, 0, 500]),
+        refund_policy=st.sampled_from(["debt", "within_balance"]),
+        transfer=st.sampled_from(TRANSFER_SETTINGS),
         seed=st.lists(st.integers(10_000, 200_000), min_size=len(MEMBERS), max_size=len(MEMBERS)),
+        grants=st.lists(
+            st.sampled_from([0, 0, 150, 600]), min_size=len(MEMBERS), max_size=len(MEMBERS)
+        ),
     )
     def setup_program(
         self,
@@ -391,10 +510,20 @@ class LedgerMachine(RuleBasedStateMachine):
         program_daily: int | None,
         min_points: int,
         min_order: int,
+        refund_policy: str,
+        transfer: TransferSettings,
         seed: list[int],
+        grants: list[int],
     ) -> None:
         self.cfg = Config(
-            pending_days, month_end, monthly_cap, program_daily, min_points, min_order
+            pending_days,
+            month_end,
+            monthly_cap,
+            program_daily,
+            min_points,
+            min_order,
+            refund_policy,
+            transfer,
         )
         s.create_program(
             self.db,
@@ -407,6 +536,8 @@ class LedgerMachine(RuleBasedStateMachine):
             redeem_min_order_minor=min_order,
             hold_timeout_seconds=int(HOLD_TIMEOUT.total_seconds()),
             rules=self.cfg.rules_dict(),
+            refund_policy=refund_policy,
+            **transfer.program_settings(),
         )
         for external_id in MEMBERS:
             s.enrol_member(self.db, program=PROGRAM, external_id=external_id)
@@ -416,6 +547,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ready = True
         for member, amount in enumerate(seed):  # a starting balance, so holds can succeed
             self.earn_purchase(member, amount, 0)
+            if grants[member]:  # and sometimes a second lot, so holds take from two
+                self.adjust(member, "grant", grants[member])
 
     # earning --------------------------------------------------------------------------------
 
@@ -425,9 +558,10 @@ class LedgerMachine(RuleBasedStateMachine):
         paid_pct=st.sampled_from([0, 0, 0, 30, 100]),
     )
     def earn_purchase(self, member: int, amount: int, paid_pct: int) -> None:
+        self.earn(member, amount, amount * paid_pct // 100, self.next_id("o"))
+
+    def earn(self, member: int, amount: int, paid: int, order_id: str) -> None:
         assert self.cfg is not None
-        order_id = self.next_id("o")
-        paid = amount * paid_pct // 100
         requested, granted, names = self.expected_grant(member, amount, paid)
         result = s.earn_purchase(
             self.db,
@@ -456,7 +590,8 @@ class LedgerMachine(RuleBasedStateMachine):
         assert result.rule_version == 1
         assert result.matures_at == matures_at
         assert result.expires_at == expires_at
-        self.earns[order_id] = MEarn(order_id, member, amount, paid, result)
+        lot: int | None = None
+        repaid = 0
         if granted:
             local = self.now.astimezone(TZ)
             day, month = local.strftime("%Y-%m-%d"), local.strftime("%Y-%m")
@@ -464,7 +599,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self.month_used[(member, month)] = self.month_used.get((member, month), 0) + granted
             self.issued[day] = self.issued.get(day, 0) + granted
             self.lifetime[member] += granted
-            self.lots.append(
+            lot = len(self.lots)
+            repaid = self.credit_lot(
                 MLot(
                     member=member,
                     points=granted,
@@ -476,6 +612,8 @@ class LedgerMachine(RuleBasedStateMachine):
                     expires_at=expires_at,
                 )
             )
+        assert result.debt_repaid == repaid, (result.debt_repaid, repaid)
+        self.earns[order_id] = MEarn(order_id, member, amount, paid, result, lot)
 
     @precondition(lambda self: self.earns)
     @rule(
@@ -540,11 +678,19 @@ class LedgerMachine(RuleBasedStateMachine):
         share=st.sampled_from(["large", "large", "large", "at_limit", "over_limit", "drawn"]),
         drawn_total=st.integers(1, 3000),
     )
-    def hold(self, member: int, size: str, drawn: int, share: str, drawn_total: int) -> None:
+    def hold(
+        self,
+        member: int,
+        size: str,
+        drawn: int,
+        share: str,
+        drawn_total: int,
+        order_id: str | None = None,
+    ) -> None:
         """Hold points for an order; sizes and totals aim at the boundaries: all spendable
         points, one more, exactly the 50% share of the order, one minor unit short of it."""
         assert self.cfg is not None
-        order_id = self.next_id("h")
+        order_id = order_id or self.next_id("h")
         have = sum(lot.available for _, lot in self.spendable(member))
         points = {
             "drawn": drawn,
@@ -676,14 +822,91 @@ class LedgerMachine(RuleBasedStateMachine):
         assert again == dataclasses.replace(hold.result, replayed=True)
         assert self.fingerprint() == before
 
+    @rule(
+        member=st.integers(0, len(MEMBERS) - 1),
+        size=st.sampled_from(["half", "all", "all", "all", "drawn"]),
+        drawn=st.integers(1, 500),
+        extra=st.one_of(st.integers(0, 20_000), st.just(0)),
+        pay=st.sampled_from(["capture", "capture", "capture", "release", "leave"]),
+        data=st.data(),
+        earlier=st.sampled_from([False, True, True]),
+        earn_first=st.sampled_from([False, False, True]),
+        topup=st.sampled_from([0, 300, 300]),
+        refund=st.sampled_from([None, "rest", "part", "twice", "twice", "twice"]),
+        outcomes=st.lists(
+            st.sampled_from(["at_once", "at_once", "at_once", "reverse", "release", "open"]),
+            min_size=2,
+            max_size=2,
+        ),
+    )
+    def checkout(
+        self,
+        member: int,
+        size: str,
+        drawn: int,
+        extra: int,
+        pay: str,
+        data: st.DataObject,
+        earlier: bool,
+        earn_first: bool,
+        topup: int,
+        refund: str | None,
+        outcomes: list[str],
+    ) -> None:
+        """A whole checkout: hold points for an order (at most half its total), capture the
+        hold (or release it, or leave it), and earn for the part paid in money. With
+        ``earlier``, an earlier order of the member is refunded in full just before the earn
+        (its points may be spent by now: debt, that the earn then repays); with ``refund`` the
+        new order is refunded at once, in part, in full, or in two parts (``twice``), each
+        refund with its outcome (giving redeemed points back when it succeeds). A member with
+        nothing to spend is granted points first (and with ``topup`` anyway, so the hold may
+        take two lots). With ``earn_first`` the order earns before the hold, which may then
+        take the order's own points too."""
+        if topup or not self.have(member):
+            self.adjust(member, "grant", topup or 1000)
+        have = self.have(member)
+        points = max({"half": have // 2, "all": have, "drawn": drawn}[size], 1)
+        order_id = self.next_id("c")
+        if earn_first:
+            self.earn(member, 2 * points + extra, points, order_id)
+            if size == "all":  # the order's own points too, if they are available already
+                points = max(self.have(member), 1)
+        self.hold(member, "drawn", points, "drawn", 2 * points + extra, order_id=order_id)
+        if order_id not in self.holds:
+            return
+        hold = self.holds[order_id]
+        if pay == "capture":
+            result = s.capture_hold(self.db, program=PROGRAM, order_id=order_id)
+            assert (result.status, result.replayed) == ("captured", False)
+            self._settle_back(hold, "captured")
+        elif pay == "release":
+            result = s.release_hold(self.db, program=PROGRAM, order_id=order_id)
+            assert (result.status, result.replayed) == ("released", False)
+            self._settle_back(hold, "released")
+        event(f"checkout: {pay}")
+        if earlier:
+            before = self.orders_to_reverse("spent", member)
+            if before:
+                earn = self.earns[data.draw(st.sampled_from(before), label="earlier order")]
+                self.reverse(data, earn, REFUND, "rest", "at_once")
+        if not earn_first:
+            self.earn(member, hold.total, hold.result.discount_minor, order_id)
+        if refund is not None:
+            earn = self.earns[order_id]
+            self.reverse(data, earn, REFUND, "part" if refund == "twice" else refund, outcomes[0])
+            if refund == "twice":
+                self.reverse(data, earn, REFUND, "rest", outcomes[1])
+
     def _settle_back(self, hold: MHold, status: str) -> None:
         """Captured points leave; released or timed-out points go back to their lots, except
         to a lot the expiry sweep expired meanwhile: there they expire at once."""
         for index, take in hold.taken:
             lot = self.lots[index]
             lot.held -= take
-            if status != "captured" and lot.expired_at is None:
+            if status != "captured":
                 lot.available += take
+                if lot.expired_at is not None:
+                    self.expire_again(lot, take)
             if lot.expired_at is not None:
                 event(f"{status} points held on an expired lot")
         hold.status = status
@@ -737,6 +960,656 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             self.expect_unchanged(HoldNotActive, call)
 
+    # refunds and disputes -------------------------------------------------------------------
+
+    def order_lot(self, order_id: str) -> MLot | None:
+        index = self.earns[order_id].lot
+        return None if index is None else self.lots[index]
+
+    def reversals_of(self, order_id: str) -> list[MReversal]:
+        return [r for r in self.reversals.values() if r.order_id == order_id]
+
+    @staticmethod
+    def refundable(earn: MEarn) -> int:
+        """The money paid for the order (not with points): what refunds are measured against."""
+        return earn.amount - earn.paid
+
+    def still_refundable(self, earn: MEarn) -> int:
+        counting = sum(r.amount for r in self.reversals_of(earn.order_id) if r.counts)
+        return self.refundable(earn) - counting
+
+    def orders_to_reverse(self, focus: str, member: int | None = None) -> list[str]:
+        """Orders (of ``member``, if given) to refund or dispute: any, or those that earned
+        points and have money left to refund, preferring, with ``redeemed``, those with a
+        captured hold, or with ``spent``, those whose lot (not expired) no longer holds all
+        its points."""
+        orders = sorted(o for o, e in self.earns.items() if member in (None, e.member))
+        if focus == "any":
+            return orders
+        left = [
+            o
+            for o in orders
+            if self.earns[o].lot is not None and self.still_refundable(self.earns[o]) > 0
+        ]
+        chosen = left
+        if focus == "redeemed":
+            chosen = [o for o in left if o in self.holds and self.holds[o].status == "captured"]
+        elif focus == "spent":
+            chosen = []
+            for o in left:
+                lot = self.order_lot(o)
+                assert lot is not None
+                if lot.expired_at is None and lot.available + lot.pending + lot.frozen < lot.points:
+                    chosen.append(o)
+        return chosen or left or (orders if member is None else [])
+
+    def open_call(
+        self,
+        kind: str,
+        order_id: str,
+        rid: str,
+        amount: int,
+        *,
+        succeeded: bool = False,
+        key: str | None = None,
+        currency: str = CURRENCY,
+    ) -> Callable[[], ReversalResult]:
+        if kind == REFUND:
+            return lambda: s.refund_order(
+                self.db,
+                program=PROGRAM,
+                order_id=order_id,
+                refund_id=rid,
+                amount_minor=amount,
+                currency=currency,
+                succeeded=succeeded,
+                idempotency_key=key,
+            )
+        return lambda: s.open_dispute(
+            self.db,
+            program=PROGRAM,
+            order_id=order_id,
+            dispute_id=rid,
+            amount_minor=amount,
+            currency=currency,
+            idempotency_key=key,
+        )
+
+    def settle_call(
+        self, rev: MReversal, reverse: bool, key: str | None = None
+    ) -> Callable[[], ReversalResult]:
+        if rev.kind == REFUND:
+            settle = s.complete_refund if reverse else s.fail_refund
+            return lambda: settle(self.db, program=PROGRAM, refund_id=rev.rid, idempotency_key=key)
+        return lambda: s.close_dispute(
+            self.db, program=PROGRAM, dispute_id=rev.rid, won=not reverse, idempotency_key=key
+        )
+
+    @precondition(lambda self: self.earns)
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from([REFUND, REFUND, DISPUTE]),
+        size=st.sampled_from(["rest", "rest", "part", "part", "half", "one", "over"]),
+        outcome=st.sampled_from(["at_once", "reverse", "release", "open", "open"]),
+        focus=st.sampled_from(["any", "refundable", "redeemed", "redeemed", "spent", "spent"]),
+    )
+    def reverse_order(
+        self, data: st.DataObject, kind: str, size: str, outcome: str, focus: str
+    ) -> None:
+        """Refund (or dispute) part or all of what is left of an order's money, or one unit
+        more; a refund succeeds at once (``succeeded=True``), or is opened and then completed
+        or failed, or left open for :meth:`settle_reversal` (a dispute likewise: lost at once or
+        later, or won)."""
+        earn = self.earns[data.draw(st.sampled_from(self.orders_to_reverse(focus)), label="o")]
+        self.reverse(data, earn, kind, size, outcome)
+
+    def reverse(self, data: st.DataObject, earn: MEarn, kind: str, size: str, outcome: str) -> None:
+        """Open a refund or dispute of ``size`` (of what is left to refund) and settle it as
+        ``outcome`` says; more than is left is refused and changes nothing."""
+        rest = self.still_refundable(earn)
+        amount = {
+            "rest": rest,
+            "part": data.draw(st.integers(1, max(rest, 1)), label="part"),
+            "half": rest // 2,
+            "one": 1,
+            "over": rest + 1,
+        }[size]
+        amount = max(amount, 1)
+        rid = self.next_id("re" if kind == REFUND else "dp")
+        at_once = kind == REFUND and outcome == "at_once"
+        call = self.open_call(kind, earn.order_id, rid, amount, succeeded=at_once)
+        if amount > rest:
+            why = "paid with points only" if self.refundable(earn) <= 0 else "more than is left"
+            event(f"{kind}: refused, {why}")
+            self.expect_unchanged(InvalidAmount, call, exact=True)
+            return
+        rev = self.model_open(kind, earn, rid, amount)
+        rev.succeeded_flag = at_once
+        event(
+            f"{kind} {'in full' if amount == rest else 'partial'}: "
+            + ", ".join(
+                f"{name} {'>0' if getattr(rev, name) else '0'}"
+                for name in ("frozen", "lapsed", "missing")
+            )
+        )
+        if at_once:
+            self.model_reverse(rev)
+            assert call() == rev.settled
+            return
+        assert call() == rev.opened
+        if outcome == "at_once" or outcome == "reverse":  # a dispute lost at once
+            self.settle(rev, reverse=True)
+        elif outcome == "release":
+            self.settle(rev, reverse=False)
+
+    @rule(
+        data=st.data(),
+        member=st.integers(0, len(MEMBERS) - 1),
+        amount=st.integers(5_000, 100_000),
+        spend=st.sampled_from(["hold", "hold", "transfer", "deduct"]),
+        part=st.sampled_from(["all", "all", "half"]),
+        kind=st.sampled_from([REFUND, REFUND, DISPUTE]),
+        size=st.sampled_from(["rest", "rest", "half"]),
+        credit=st.sampled_from([0, 0, 40, 3000]),
+        settle=st.sampled_from(["reverse", "reverse", "release", "open"]),
+    )
+    def spend_then_refund(
+        self,
+        data: st.DataObject,
+        member: int,
+        amount: int,
+        spend: str,
+        part: str,
+        kind: str,
+        size: str,
+        credit: int,
+        settle: str,
+    ) -> None:
+        """An order's points are spent (captured by another order's hold, sent to another
+        member or deducted by staff) before the order is refunded or disputed: the refund
+        finds them missing. Points granted while it is open (``credit``) are deducted when it
+        goes through; what is still missing becomes debt (or is waived), which later credits
+        repay. A fresh order is earned (and matured) when the member has none to spend."""
+        orders = []
+        for o in self.orders_to_reverse("refundable", member):
+            lot = self.order_lot(o)
+            if lot is not None and lot.available and self.usable(lot):
+                orders.append(o)
+        if orders:
+            earn = self.earns[data.draw(st.sampled_from(orders), label="order")]
+        else:
+            order_id = self.next_id("o")
+            self.earn(member, amount, 0, order_id)
+            earn = self.earns[order_id]
+            if earn.lot is None:
+                return
+            matures_at = self.lots[earn.lot].matures_at
+            if matures_at is not None:
+                self.clock.set(max(self.now, matures_at))
+                self._sweep("after")
+        have = self.have(member)
+        points = max(have if part == "all" else have // 2, 1)
+        event(f"spend then {kind}: by {spend}")
+        if spend == "hold":
+            held = set(self.holds)
+            self.hold(member, "drawn", points, "large", 0)
+            for order_id in set(self.holds) - held:
+                result = s.capture_hold(self.db, program=PROGRAM, order_id=order_id)
+                assert (result.status, result.replayed) == ("captured", False)
+                self._settle_back(self.holds[order_id], "captured")
+        elif spend == "transfer":
+            self.transfer(member, 1, "all" if part == "all" else "drawn", points, True)
+        else:
+            self.adjust(member, "deduct_all" if part == "all" else "deduct", points)
+        opened = set(self.reversals)
+        self.reverse(data, earn, kind, size, "open")
+        made = set(self.reversals) - opened
+        if not made:
+            return
+        rev = self.reversals[made.pop()]
+        if credit:
+            self.adjust(member, "grant", credit)
+        if settle != "open":
+            self.settle(rev, reverse=settle == "reverse")
+
+    @precondition(lambda self: self.reversals)
+    @rule(
+        data=st.data(),
+        reverse=st.booleans(),
+        other_key=st.sampled_from([False, False, True]),
+    )
+    def settle_reversal(self, data: st.DataObject, reverse: bool, other_key: bool) -> None:
+        """Settle a refund or dispute (mostly an open one): the same way again answers as
+        before and changes nothing, the other way is :class:`ReversalSettled`."""
+        opened = sorted(k for k, r in self.reversals.items() if r.status == OPENED[r.kind])
+        prefer = data.draw(st.booleans(), label="prefer open")
+        pool = opened if opened and prefer else None
+        rev = self.reversals[data.draw(st.sampled_from(pool or sorted(self.reversals)), label="r")]
+        self.settle(rev, reverse, key=self.next_id("settle-") if other_key else None)
+
+    def settle(self, rev: MReversal, reverse: bool, key: str | None = None) -> None:
+        target = REVERSED[rev.kind] if reverse else RELEASED[rev.kind]
+        call = self.settle_call(rev, reverse, key)
+        event(f"settle {rev.kind}: {rev.status} -> {target}")
+        if rev.status == target:
+            before = self.fingerprint()
+            assert rev.settled is not None
+            assert call() == dataclasses.replace(rev.settled, replayed=True)
+            assert self.fingerprint() == before
+        elif rev.status != OPENED[rev.kind]:
+            error = self.expect_unchanged(ReversalSettled, call, exact=True)
+            assert error.details.get("status") == rev.status, error.details
+        else:
+            if reverse:
+                self.model_reverse(rev)
+            else:
+                self.model_release(rev)
+            assert call() == rev.settled
+
+    def model_open(self, kind: str, earn: MEarn, rid: str, amount: int) -> MReversal:
+        """The order's cumulative floor share; frozen from the order's lot (available, then
+        pending), then lapsed (what expired from that lot, less what earlier reversals
+        counted), then from the member's other spendable lots soonest-expiring first; the rest
+        is missing."""
+        counting = [r for r in self.reversals_of(earn.order_id) if r.counts]
+        granted = earn.result.points_granted
+        share = floor_share(
+            granted, sum(r.amount for r in counting) + amount, self.refundable(earn)
+        )
+        points = max(0, share - sum(r.points for r in counting))
+        still, lapsed = points, 0
+        froze: list[tuple[int, int, int]] = []
+        if earn.lot is not None and still:
+            lot = self.lots[earn.lot]
+            available = min(lot.available, still)
+            pending = min(lot.pending, still - available)
+            if available or pending:
+                froze.append((earn.lot, available, pending))
+                still -= available + pending
+            if still and lot.expired_at is not None:
+                lapsed = min(still, max(0, lot.lapsed - sum(r.lapsed for r in counting)))
+                still -= lapsed
+        for index, take in take_up_to(self.fefo(earn.member, skip=earn.lot), still):
+            froze.append((index, take, 0))
+            still -= take
+        for index, available, pending in froze:
+            lot = self.lots[index]
+            lot.available -= available
+            lot.pending -= pending
+            lot.frozen += available + pending
+        frozen = points - lapsed - still
+        opened = ReversalResult(
+            kind=kind,
+            reversal_id=rid,
+            order_id=earn.order_id,
+            member=MEMBERS[earn.member],
+            amount_minor=amount,
+            currency=CURRENCY,
+            status=OPENED[kind],
+            points=points,
+            frozen=frozen,
+            lapsed=lapsed,
+            missing=still,
+        )
+        rev = MReversal(
+            kind=kind,
+            rid=rid,
+            order_id=earn.order_id,
+            member=earn.member,
+            amount=amount,
+            status=OPENED[kind],
+            points=points,
+            frozen=frozen,
+            lapsed=lapsed,
+            missing=still,
+            froze=froze,
+            opened=opened,
+        )
+        self.reversals[(kind, rid)] = rev
+        return rev
+
+    def model_reverse(self, rev: MReversal) -> None:
+        """A refund first gives back its cumulative share of the points redeemed by the
+        order's captured hold (into the lots the hold took them from, last taken first; an
+        expired lot loses them again at once); then the frozen points go, the missing ones
+        are deducted from what is spendable now and the rest becomes debt or is waived."""
+        assert self.cfg is not None
+        earn = self.earns[rev.order_id]
+        hold = self.holds.get(rev.order_id)
+        returned = 0
+        if rev.kind == REFUND and hold is not None and hold.status == "captured":
+            done = [
+                r
+                for r in self.reversals_of(rev.order_id)
+                if r.kind == REFUND and r.status == REVERSED[REFUND]
+            ]
+            given = sum(r.returned for r in done)
+            target = floor_share(
+                hold.points, sum(r.amount for r in done) + rev.amount, self.refundable(earn)
+            )
+            returned = max(0, target - given)
+            event(f"refund gives back redeemed points ({'some' if returned else 'none'})")
+            for index, points in give_back(hold.taken, given, returned):
+                lot = self.lots[index]
+                lot.available += points
+                if lot.expired_at is not None:
+                    event("redeemed points returned to an expired lot")
+                    self.expire_again(lot, points)
+        late = self.lapsed_since_freeze(rev, earn)
+        if late:
+            event("missing points lapsed with the order's lot after the freeze")
+        rev.lapsed += late
+        rev.missing -= late
+        for index, available, pending in rev.froze:
+            self.lots[index].frozen -= available + pending
+        deducted = 0
+        for index, take in take_up_to(self.fefo(rev.member), rev.missing):
+            self.lots[index].available -= take
+            deducted += take
+        rest = rev.missing - deducted
+        debt = rest if self.cfg.refund_policy == "debt" else 0
+        self.debt[rev.member] += debt
+        if rest:
+            event(f"reversal leaves {'debt' if debt else 'points waived'}")
+        rev.status = REVERSED[rev.kind]
+        rev.deducted, rev.debt, rev.waived, rev.returned = deducted, debt, rest - debt, returned
+        rev.settled = dataclasses.replace(
+            rev.opened,
+            status=rev.status,
+            lapsed=rev.lapsed,
+            missing=rev.missing,
+            deducted=deducted,
+            debt=debt,
+            waived=rest - debt,
+            returned=returned,
+        )
+
+    def lapsed_since_freeze(self, rev: MReversal, earn: MEarn) -> int:
+        """Missing points that lapsed with the order's lot after the freeze (such as redeemed
+        points the refund just returned into it): what the lot lost, less what the order's
+        counting reversals (this one included) already counted."""
+        if earn.lot is None or not rev.missing or self.lots[earn.lot].expired_at is None:
+            return 0
+        counted = sum(r.lapsed for r in self.reversals_of(rev.order_id) if r.counts)
+        return min(rev.missing, max(0, self.lots[earn.lot].lapsed - counted))
+
+    def model_release(self, rev: MReversal) -> None:
+        """Frozen points go back: to pending while their lot is pending and not yet mature,
+        else to available; a lot that expired meanwhile loses them again at once."""
+        for index, available, pending in rev.froze:
+            lot = self.lots[index]
+            expired = lot.expired_at is not None
+            immature = lot.matures_at is not None and lot.matures_at > self.now
+            to_pending = pending if immature and not expired else 0
+            back = available + pending - to_pending
+            lot.frozen -= available + pending
+            lot.pending += to_pending
+            lot.available += back
+            if expired:
+                event("frozen points released to an expired lot")
+                self.expire_again(lot, back)
+        rev.status = RELEASED[rev.kind]
+        rev.settled = dataclasses.replace(rev.opened, status=rev.status)
+
+    @precondition(lambda self: self.reversals or self.transfers or self.adjustments)
+    @rule(data=st.data(), change=st.sampled_from([None, None, "changed", "other_key"]))
+    def retry_later_write(self, data: st.DataObject, change: str | None) -> None:
+        """Retry a refund, dispute, transfer or adjustment: as it was, changed, or (a refund
+        or dispute) under another key."""
+        pool: list[tuple[str, tuple[str, str]]] = [("r", k) for k in sorted(self.reversals)]
+        pool += [("t", (k, "")) for k in sorted(self.transfers)]
+        pool += [("a", (k, "")) for k in sorted(self.adjustments)]
+        what, key = data.draw(st.sampled_from(pool), label="write")
+        if what == "r":
+            if change == "changed":
+                change = data.draw(st.sampled_from(["amount", "order"]), label="change")
+            self.retry_reversal(data, self.reversals[key], change)
+        else:
+            self.retry_transfer_or_adjustment(what, key[0], change)
+
+    def retry_reversal(self, data: st.DataObject, rev: MReversal, change: str | None) -> None:
+        """A retried refund or dispute answers its first result (a refund opened with
+        ``succeeded=True`` its completion), whatever happened since; with another amount or
+        order it conflicts; under another key the id is already recorded. Nothing changes."""
+        amount, order_id, key = rev.amount, rev.order_id, None
+        error: type[LoyaltyError] = IdempotencyConflict
+        if change == "amount":
+            amount += 1
+        elif change == "order":
+            others = sorted(o for o in self.earns if o != rev.order_id)
+            order_id = data.draw(st.sampled_from(others), label="other order")
+        elif change == "other_key":
+            key, error = f"again:{rev.rid}", AlreadyExists
+        call = self.open_call(
+            rev.kind,
+            order_id,
+            rev.rid,
+            amount,
+            succeeded=rev.succeeded_flag,
+            key=key,
+            currency=CURRENCY.lower(),  # the same request
+        )
+        if change is not None:
+            self.expect_unchanged(error, call, exact=True)
+            return
+        before = self.fingerprint()
+        again = call()
+        first = rev.settled if rev.succeeded_flag else rev.opened
+        assert first is not None
+        assert again == dataclasses.replace(first, replayed=True)
+        assert self.fingerprint() == before
+
+    # transfers and adjustments ----------------------------------------------------------------
+
+    def owned_total(self) -> int:
+        """What all members own, from their database rows: every bucket less debt."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(members_t)).all()
+        return sum(r.available + r.pending + r.held + r.frozen - r.debt for r in rows)
+
+    def transfer_call(
+        self, sender: int, recipient: int, points: Any, transfer_id: str, key: str | None = None
+    ) -> Callable[[], TransferResult]:
+        return lambda: s.transfer_points(
+            self.db,
+            program=PROGRAM,
+            sender=MEMBERS[sender],
+            recipient=MEMBERS[recipient],
+            points=points,
+            transfer_id=transfer_id,
+            idempotency_key=key,
+        )
+
+    @rule(
+        sender=st.integers(0, len(MEMBERS) - 1),
+        offset=st.sampled_from([1, 1, 1, 2, 2, 2, 0]),
+        size=st.sampled_from(["drawn", "drawn", "drawn", "all", "all+1", "min-1", "max+1", "day"]),
+        drawn=st.one_of(st.integers(1, 800), st.sampled_from([1, 9, 10, 1500, 1501])),
+        to_debtor=st.booleans(),
+    )
+    def transfer(self, sender: int, offset: int, size: str, drawn: int, to_debtor: bool) -> None:
+        """Send points to another member (0 offset: to oneself, refused; ``to_debtor``: to a
+        member in debt if there is one); sizes aim at the limits: everything spendable after
+        the fee, one more, just under the minimum, just over the maximum and over what is left
+        of today's limit."""
+        assert self.cfg is not None
+        cfg = self.cfg.transfer
+        recipient = (sender + offset) % len(MEMBERS)
+        if offset:
+            recipient = self.debtor(to_debtor, recipient, but=sender)
+        have = self.have(sender)
+        day = self.local_day()
+        sent_today = self.sent_on.get((sender, day), 0)
+        affordable = largest_affordable(have, cfg.fee_points, cfg.fee_bp)
+        points = {
+            "drawn": drawn,
+            "all": affordable,
+            "all+1": affordable + 1,
+            "min-1": cfg.min_points - 1,
+            "max+1": (cfg.max_points or drawn) + 1,
+            "day": (cfg.daily_limit or drawn) - sent_today + 1,
+        }[size]
+        transfer_id = self.next_id("t")
+        call = self.transfer_call(sender, recipient, points, transfer_id)
+        fee = transfer_fee(points, cfg.fee_points, cfg.fee_bp)
+        too_big = cfg.max_points is not None and points > cfg.max_points
+        over_day = cfg.daily_limit is not None and sent_today + points > cfg.daily_limit
+        if points < 1:
+            error: type[LoyaltyError] | None = InvalidAmount
+        elif sender == recipient:
+            error = TransferNotAllowed
+        elif points < cfg.min_points or too_big or over_day:
+            error = TransferLimit
+        elif have < points + fee:
+            error = InsufficientPoints
+        else:
+            error = None
+        event(f"transfer: {error.__name__ if error else 'ok'}{' (fee)' if fee else ''}")
+        if error is not None:
+            raised = self.expect_unchanged(error, call, exact=True)
+            if error is InsufficientPoints:
+                assert raised.details == {"available": have, "requested": points, "fee": fee}
+            return
+        taken = take_up_to(self.fefo(sender), points + fee)
+        still, sent = points, []
+        for index, take in taken:
+            part = min(take, still)
+            still -= part
+            if part:
+                sent.append((index, part))
+            self.lots[index].available -= take
+        for index, part in sent:
+            source = self.lots[index]
+            self.credit_lot(
+                MLot(
+                    member=recipient,
+                    points=part,
+                    available=part,
+                    pending=0,
+                    held=0,
+                    earned_at=source.earned_at,
+                    matures_at=None,
+                    expires_at=source.expires_at,
+                )
+            )
+        self.sent_on[(sender, day)] = sent_today + points
+        expected = TransferResult(
+            transfer_id=transfer_id,
+            sender=MEMBERS[sender],
+            recipient=MEMBERS[recipient],
+            points=points,
+            fee=fee,
+            lots=len(sent),
+            created_at=self.now,
+        )
+        before = self.owned_total()
+        assert call() == expected
+        assert self.owned_total() == before - fee, "a transfer created or lost points"
+        self.transfers[transfer_id] = MTransfer(
+            transfer_id, sender, recipient, points, fee, day, expected
+        )
+
+    def adjust_call(
+        self, member: int, points: Any, reason: str, adjustment_id: str
+    ) -> Callable[[], AdjustmentResult]:
+        return lambda: s.adjust_points(
+            self.db,
+            program=PROGRAM,
+            member=MEMBERS[member],
+            points=points,
+            reason=reason,
+            adjustment_id=adjustment_id,
+            actor="staff",
+        )
+
+    @rule(
+        member=st.integers(0, len(MEMBERS) - 1),
+        size=st.sampled_from(["grant", "grant", "deduct", "deduct", "deduct_all", "deduct_all+1"]),
+        drawn=st.integers(1, 3000),
+        to_debtor=st.booleans(),
+    )
+    def adjust(self, member: int, size: str, drawn: int, to_debtor: bool = False) -> None:
+        """Staff grant points (a new lot, expiring like earned points, repaying debt first) or
+        deduct them (spendable points, soonest-expiring first; never more than there are).
+        With ``to_debtor``, to a member in debt if there is one."""
+        member = self.debtor(to_debtor, member)
+        have = self.have(member)
+        points = {
+            "grant": drawn,
+            "deduct": -drawn,
+            "deduct_all": -have,
+            "deduct_all+1": -have - 1,
+        }[size]
+        adjustment_id = self.next_id("adj")
+        reason = "goodwill" if points > 0 else "correction"
+        call = self.adjust_call(member, points, reason, adjustment_id)
+        if points == 0:
+            self.expect_unchanged(InvalidAmount, call, exact=True)
+            return
+        if -points > have:
+            event("adjust: deduction refused")
+            raised = self.expect_unchanged(InsufficientPoints, call, exact=True)
+            assert raised.details.get("available") == have, raised.details
+            return
+        assert self.cfg is not None
+        expires_at: dt.datetime | None = None
+        repaid = 0
+        if points > 0:
+            expires_at = expected_expiry(self.now, self.cfg.month_end)
+            repaid = self.credit_lot(
+                MLot(
+                    member=member,
+                    points=points,
+                    available=points,
+                    pending=0,
+                    held=0,
+                    earned_at=self.now,
+                    matures_at=None,
+                    expires_at=expires_at,
+                )
+            )
+        else:
+            for index, take in take_up_to(self.fefo(member), -points):
+                self.lots[index].available -= take
+        event(f"adjust: {'grant' if points > 0 else 'deduction'}")
+        expected = AdjustmentResult(
+            member=MEMBERS[member],
+            adjustment_id=adjustment_id,
+            points=points,
+            reason=reason,
+            actor="staff",
+            expires_at=expires_at,
+            debt_repaid=repaid,
+            created_at=self.now,
+        )
+        assert call() == expected
+        self.adjustments[adjustment_id] = MAdjustment(
+            adjustment_id, member, points, reason, expected
+        )
+
+    def retry_transfer_or_adjustment(self, what: str, key: str, change: str | None) -> None:
+        """A retried transfer or adjustment answers its first result whatever happened since
+        (even when the points are no longer there); with other points (an adjustment: or
+        another reason) it conflicts. Nothing changes."""
+        call: Callable[[], Any]
+        if what == "t":
+            t = self.transfers[key]
+            more = 1 if change is not None else 0
+            call = self.transfer_call(t.sender, t.recipient, t.points + more, t.transfer_id)
+            first: Any = t.result
+        else:
+            a = self.adjustments[key]
+            points = a.points + (1 if a.points > 0 else -1) * (change == "changed")
+            reason = a.reason + (" again" if change == "other_key" else "")
+            call = self.adjust_call(a.member, points, reason, a.adjustment_id)
+            first = a.result
+        if change is not None:
+            self.expect_unchanged(IdempotencyConflict, call, exact=True)
+            return
+        before = self.fingerprint()
+        assert call() == dataclasses.replace(first, replayed=True)
+        assert self.fingerprint() == before
+
     # time and sweeps ------------------------------------------------------------------------
 
     def _expire_holds(self) -> None:
@@ -776,8 +1649,9 @@ class LedgerMachine(RuleBasedStateMachine):
             len(due),
             sum(lot.available + lot.pending for lot in due),
         )
-        for lot in due:  # held points stay held: a hold in flight
+        for lot in due:  # held and frozen points stay: a hold or a refund in flight
             lot.expired_at = self.now
+            lot.lapsed += lot.available + lot.pending
             lot.available = lot.pending = 0
 
     def _sweep(self, expiry: str) -> None:
@@ -906,8 +1780,8 @@ class LedgerMachine(RuleBasedStateMachine):
             "available": sum(lot.available for lot in mine),
             "pending": sum(lot.pending for lot in mine),
             "held": sum(lot.held for lot in mine),
-            "frozen": 0,
-            "debt": 0,
+            "frozen": sum(lot.frozen for lot in mine),
+            "debt": self.debt[member],
         }
 
     # bad input ------------------------------------------------------------------------------
@@ -931,6 +1805,19 @@ class LedgerMachine(RuleBasedStateMachine):
                 "capture_unknown",
                 "release_unknown",
                 "balance_unknown_member",
+                "refund_unknown_order",
+                "refund_zero",
+                "refund_wrong_currency",
+                "refund_bad_id",
+                "complete_unknown",
+                "close_unknown",
+                "close_not_bool",
+                "transfer_to_self",
+                "transfer_unknown_recipient",
+                "transfer_float",
+                "adjust_zero",
+                "adjust_blank_reason",
+                "adjust_unknown_member",
             ]
         ),
         member=st.integers(0, len(MEMBERS) - 1),
@@ -938,6 +1825,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def bad_input(self, case: str, member: int) -> None:
         order_id = self.next_id("bad")
         who = MEMBERS[member]
+        earned = min(self.earns)  # an order that earned (the set-up earns three)
 
         def earn(**kw: Any) -> Callable[[], Any]:
             args: dict[str, Any] = dict(
@@ -988,9 +1876,68 @@ class LedgerMachine(RuleBasedStateMachine):
                 MemberNotFound,
                 lambda: s.balance(self.db, program=PROGRAM, member="ghost"),
             ),
+            "refund_unknown_order": (
+                OrderNotFound,
+                self.open_call(REFUND, order_id, order_id, 100),
+            ),
+            "refund_zero": (InvalidAmount, self.open_call(REFUND, earned, order_id, 0)),
+            "refund_wrong_currency": (
+                CurrencyMismatch,
+                self.open_call(DISPUTE, earned, order_id, 1, currency="USD"),
+            ),
+            "refund_bad_id": (InvalidIdempotencyKey, self.open_call(REFUND, earned, "re 1", 1)),
+            "complete_unknown": (
+                ReversalNotFound,
+                lambda: s.complete_refund(self.db, program=PROGRAM, refund_id=order_id),
+            ),
+            "close_unknown": (
+                ReversalNotFound,
+                lambda: s.close_dispute(self.db, program=PROGRAM, dispute_id=order_id, won=False),
+            ),
+            "close_not_bool": (
+                InvalidAmount,
+                lambda: s.close_dispute(
+                    self.db,
+                    program=PROGRAM,
+                    dispute_id=order_id,
+                    won=1,  # type: ignore[arg-type]
+                ),
+            ),
+            "transfer_to_self": (
+                TransferNotAllowed,
+                self.transfer_call(member, member, 1, order_id),
+            ),
+            "transfer_unknown_recipient": (
+                MemberNotFound,
+                lambda: s.transfer_points(
+                    self.db,
+                    program=PROGRAM,
+                    sender=who,
+                    recipient="ghost",
+                    points=1,
+                    transfer_id=order_id,
+                ),
+            ),
+            "transfer_float": (
+                InvalidAmount,
+                self.transfer_call(member, (member + 1) % len(MEMBERS), 1.0, order_id),
+            ),
+            "adjust_zero": (InvalidAmount, self.adjust_call(member, 0, "zero", order_id)),
+            "adjust_blank_reason": (InvalidInput, self.adjust_call(member, 5, "  ", order_id)),
+            "adjust_unknown_member": (
+                MemberNotFound,
+                lambda: s.adjust_points(
+                    self.db,
+                    program=PROGRAM,
+                    member="ghost",
+                    points=5,
+                    reason="why",
+                    adjustment_id=order_id,
+                ),
+            ),
         }
         error, call = cases[case]
-        self.expect_unchanged(error, call)
+        self.expect_unchanged(error, call, exact=case in EXACT_ERRORS)
 
     # invariants -----------------------------------------------------------------------------
 
@@ -1023,8 +1970,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 "available": sum(lot.available for lot in mine if self.usable(lot)),
                 "pending": sum(lot.pending for lot in mine),
                 "held": sum(lot.held for lot in mine),
-                "frozen": 0,
-                "debt": 0,
+                "frozen": sum(lot.frozen for lot in mine),
+                "debt": self.debt[member],
                 "lifetime_earned": self.lifetime[member],
             }
             have = {name: getattr(got, name) for name in want}
@@ -1059,7 +2006,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 lot.available,
                 lot.pending,
                 lot.held,
-                0,
+                lot.frozen,
                 lot.earned_at,
                 lot.matures_at,
                 lot.expires_at,
@@ -1069,6 +2016,62 @@ class LedgerMachine(RuleBasedStateMachine):
         assert {
             r.order_id: (self.member_ids[r.member_id], r.points, r.status) for r in hold_rows
         } == {h.order_id: (h.member, h.points, h.status) for h in self.holds.values()}
+
+    @invariant()
+    def reversals_transfers_and_members_match_model(self) -> None:
+        """Every refund, dispute and transfer as the model has it; no negative balance or
+        debt; no order with more points reversed than it was granted, and exactly that many
+        once all its money was refunded by reversals that went through."""
+        if not self.ready:
+            return
+        with self.db.read() as conn:
+            rev_rows = conn.execute(select(reversals_t)).all()
+            earning_rows = conn.execute(select(earnings_t)).all()
+            transfer_rows = conn.execute(select(transfers_t).order_by(transfers_t.c.id)).all()
+            member_rows = conn.execute(select(members_t)).all()
+        got = {
+            (r.kind, r.external_id): (
+                self.member_ids[r.member_id],
+                r.order_id,
+                r.status,
+                r.amount_minor,
+                r.points,
+                r.frozen,
+                r.lapsed,
+                r.missing,
+                r.deducted,
+                r.debt,
+                r.waived,
+                r.returned,
+            )
+            for r in rev_rows
+        }
+        want = {k: (r.member, r.order_id, r.status, *r.row()) for k, r in self.reversals.items()}
+        assert got == want
+        for r in rev_rows:
+            assert r.frozen + r.lapsed + r.missing == r.points, r
+            if r.status in REVERSED.values():
+                assert r.deducted + r.debt + r.waived == r.missing, r
+        by_order: dict[str, list[Any]] = {}
+        for r in rev_rows:
+            by_order.setdefault(r.order_id, []).append(r)
+        for e in earning_rows:
+            mine = by_order.get(e.order_id, [])
+            if not mine:
+                continue
+            counting = [r for r in mine if r.status not in RELEASED.values()]
+            through = [r for r in mine if r.status in REVERSED.values()]
+            assert sum(r.points for r in counting) <= e.points_granted, (e, mine)
+            assert sum(r.points for r in through) <= e.points_granted, (e, mine)
+            if sum(r.amount_minor for r in through) == e.amount_minor - e.points_paid_minor:
+                event("an order fully refunded")
+                assert sum(r.points for r in through) == e.points_granted, (e, mine)
+        for m in member_rows:
+            assert min(m.available, m.pending, m.held, m.frozen, m.debt) >= 0, m
+        assert [
+            (self.member_ids[r.sender_id], self.member_ids[r.recipient_id], r.points, r.fee, r.day)
+            for r in transfer_rows
+        ] == [(t.sender, t.recipient, t.points, t.fee, t.day) for t in self.transfers.values()]
 
 
 class PostgresLedgerMachine(LedgerMachine):

@@ -405,3 +405,24 @@ def test_random_partial_refunds_never_reverse_more_than_was_granted(
     b = s.balance(db, program=program, member="alice")
     assert (b.available, b.frozen, b.debt) == (0, 0, 0)
     verified(db)
+
+
+@pytest.mark.parametrize("parts", [[5_000], [2_500, 2_500]], ids=["in-one-go", "in-halves"])
+def test_redeemed_points_of_an_expired_own_lot_leave_no_debt_however_split(
+    db: Database, clock: FixedClock, parts: list[int]
+) -> None:
+    make_program(db, rules={"expiry": {"days": 30}})
+    enrol(db, "alice")
+    earn(db, "alice", "o1", 10_000, paid_with_points_minor=5_000)  # 50 points
+    hold(db, "alice", "o1", 50, total=10_000)  # paid with the order's own lot
+    s.capture_hold(db, program=PROGRAM, order_id="o1")
+    clock.advance(dt.timedelta(days=31))
+    s.expire_due(db)
+    results = [refund(db, f"re_{i}", amount, succeeded=True) for i, amount in enumerate(parts)]
+    assert sum(r.points for r in results) == 50
+    assert sum(r.returned for r in results) == 50
+    assert [(r.debt, r.deducted, r.waived) for r in results] == [(0, 0, 0)] * len(parts)
+    assert sum(r.lapsed for r in results) == 50
+    b = bal(db)
+    assert (b.available, b.frozen, b.debt) == (0, 0, 0)
+    verified(db)
