@@ -464,3 +464,74 @@ class Notification(Base):
             postgresql_where=text("status = 'pending'"),
         ),
     )
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event as received: recorded once per program and event id.
+
+    ``payload`` is the verified event as Stripe sent it, so an event can be applied again
+    (a parked event once its member is linked or its purchase has arrived, or by hand).
+    ``status`` is ``received`` while it is being applied, then ``applied``, ``parked``
+    (waiting for a member or a purchase; ``reason`` says which), ``ignored`` (a type or
+    state that moves no points) or ``failed`` (``reason`` holds the error).
+    """
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    payment_intent: Mapped[str | None] = mapped_column(String(255))
+    customer: Mapped[str | None] = mapped_column(String(255))
+    member_ref: Mapped[str | None] = mapped_column(String(128))
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    stripe_created: Mapped[dt.datetime]
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    received_at: Mapped[dt.datetime]
+    applied_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "event_id"),
+        Index("ix_stripe_events_payment_intent", "program_id", "payment_intent"),
+        Index("ix_stripe_events_status", "program_id", "status", "received_at"),
+        Index("ix_stripe_events_customer", "program_id", "customer"),
+        CheckConstraint(
+            "status IN ('received', 'applied', 'parked', 'ignored', 'failed')",
+            name="status_known",
+        ),
+    )
+
+
+class JobRun(Base):
+    """One run of a background job (a sweep, reminders, clearing): its progress and outcome.
+
+    A run is ``running`` while it works (``items`` and ``heartbeat_at`` move after each
+    batch), then ``succeeded`` or ``failed`` (``error`` keeps the traceback).
+    """
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(255))
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    items: Mapped[int] = _points()
+    points: Mapped[int] = _points()
+    batches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime]
+    heartbeat_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        Index("ix_job_runs_job_started", "job", "started_at"),
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status_known"),
+    )
