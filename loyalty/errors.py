@@ -10,13 +10,15 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── NaiveDatetime                      a datetime without a time zone
     │   ├── InvalidIdempotencyKey              empty, too long or non-printable key
     │   ├── CurrencyMismatch                   order currency differs from the program's
-    │   └── InvalidRule                        a rule set or program setting that cannot work
+    │   ├── InvalidRule                        a rule set or program setting that cannot work
+    │   └── InvalidStripeEvent                 a Stripe event without what Jifen needs
     ├── NotFound                          404
     │   ├── ProgramNotFound
     │   ├── MemberNotFound
     │   ├── HoldNotFound
     │   ├── OrderNotFound
-    │   └── ReversalNotFound                   no refund or dispute with this id
+    │   ├── ReversalNotFound                   no refund or dispute with this id
+    │   └── StripeEventNotFound                no webhook event with this id was received
     ├── Conflict                          409
     │   ├── IdempotencyConflict                same key, different parameters
     │   ├── AlreadyExists                      program or member already exists
@@ -90,6 +92,12 @@ class InvalidRule(InvalidInput):
     code = "invalid_rule"
 
 
+class InvalidStripeEvent(InvalidInput):
+    """A Stripe event lacks a field Jifen needs, or a field has the wrong type."""
+
+    code = "invalid_stripe_event"
+
+
 class NotFound(LoyaltyError):
     """Something the request names does not exist."""
 
@@ -125,6 +133,12 @@ class ReversalNotFound(NotFound):
     """No refund or dispute with this id was recorded."""
 
     code = "reversal_not_found"
+
+
+class StripeEventNotFound(NotFound):
+    """No Stripe webhook event with this id was received for the program."""
+
+    code = "stripe_event_not_found"
 
 
 class Conflict(LoyaltyError):

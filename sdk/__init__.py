@@ -3,13 +3,15 @@
 * :class:`Jifen`, the client: one per program, built from a database URL, from
   ``$JIFEN_DATABASE_URL`` or from your SQLAlchemy engine, safe to share across threads;
 * the frozen result types its methods return (``EarnResult``, ``HoldResult``, ``Balance``…);
+* :class:`StripeWebhook` (from ``Jifen.stripe_webhook``), the Stripe webhook handler to host
+  in your web app, and the :class:`WebhookResult` it answers with;
 * the error tree, rooted at :class:`LoyaltyError`; every error has a stable ``code``::
 
     LoyaltyError
     ├── InvalidInput          InvalidAmount, NaiveDatetime, InvalidIdempotencyKey,
-    │                         CurrencyMismatch, InvalidRule
+    │                         CurrencyMismatch, InvalidRule, InvalidStripeEvent
     ├── NotFound              ProgramNotFound, MemberNotFound, HoldNotFound, OrderNotFound,
-    │                         ReversalNotFound
+    │                         ReversalNotFound, StripeEventNotFound
     ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled
     ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
     │                         TransferNotAllowed, TransferLimit, ClearingNotDue
@@ -32,6 +34,7 @@ from loyalty.errors import (
     InvalidIdempotencyKey,
     InvalidInput,
     InvalidRule,
+    InvalidStripeEvent,
     LoyaltyError,
     MemberInactive,
     MemberNotFound,
@@ -43,6 +46,7 @@ from loyalty.errors import (
     ReversalNotFound,
     ReversalSettled,
     RuleViolation,
+    StripeEventNotFound,
     TransferLimit,
     TransferNotAllowed,
 )
@@ -66,6 +70,7 @@ from loyalty.services.results import (
     ReversalResult,
     TransferResult,
 )
+from loyalty.stripe_events import StripeWebhook, WebhookResult
 from sdk.client import Jifen
 
 __all__ = [
@@ -93,6 +98,7 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidInput",
     "InvalidRule",
+    "InvalidStripeEvent",
     "Jifen",
     "LoyaltyError",
     "MemberInactive",
@@ -111,7 +117,10 @@ __all__ = [
     "ReversalResult",
     "ReversalSettled",
     "RuleViolation",
+    "StripeEventNotFound",
+    "StripeWebhook",
     "TransferLimit",
     "TransferNotAllowed",
     "TransferResult",
+    "WebhookResult",
 ]

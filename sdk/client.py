@@ -51,6 +51,7 @@ from loyalty.services.results import (
     TransferResult,
 )
 from loyalty.services.transfers import transfer_points
+from loyalty.stripe_events import DEFAULT_TOLERANCE, StripeWebhook, apply_parked_for
 
 __all__ = ["Jifen"]
 
@@ -185,26 +186,34 @@ class Jifen:
         Enrolment is idempotent by ``member`` already, so it takes no idempotency key; the same
         id with other details raises :class:`~loyalty.errors.AlreadyExists`.
         """
-        return core.enrol_member(
+        info = core.enrol_member(
             self._db,
             program=self._program,
             external_id=member,
             email=email,
             stripe_customer_id=stripe_customer_id,
         )
+        apply_parked_for(self._db, info)
+        return info
 
     def get_member(self, *, member: str) -> MemberInfo:
         """A member's identity (email, Stripe customer, status), or ``MemberNotFound``."""
         return core.get_member(self._db, program=self._program, external_id=member)
 
     def link_stripe_customer(self, *, member: str, stripe_customer_id: str) -> MemberInfo:
-        """Link (or re-link) a member to a Stripe customer id, so Stripe events find them."""
-        return core.link_stripe_customer(
+        """Link (or re-link) a member to a Stripe customer id, so Stripe events find them.
+
+        Stripe purchases that were parked for this customer (or for this member's id in the
+        payment's metadata) are applied now.
+        """
+        info = core.link_stripe_customer(
             self._db,
             program=self._program,
             external_id=member,
             stripe_customer_id=stripe_customer_id,
         )
+        apply_parked_for(self._db, info)
+        return info
 
     # --- earning ----------------------------------------------------------------------------
 
@@ -517,6 +526,17 @@ class Jifen:
         ``days`` overrides the program's ``reminder_days`` window. Safe to run twice.
         """
         return send_reminders(self._db, program=self._program, days=days)
+
+    # --- Stripe -----------------------------------------------------------------------------
+
+    def stripe_webhook(self, *, secret: str, tolerance: int = DEFAULT_TOLERANCE) -> StripeWebhook:
+        """The program's Stripe webhook handler, to host at a URL of your web app.
+
+        ``secret`` is the endpoint's signing secret (``whsec_…``). Pass each request's raw
+        body and ``Stripe-Signature`` header to ``handle()`` and answer with the result's
+        ``http_status`` and ``to_dict()``; see ``examples/stripe_webhook.py``.
+        """
+        return StripeWebhook(self._db, program=self._program, secret=secret, tolerance=tolerance)
 
 
 # --- construction checks --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Each example runs as a subprocess against a fresh database migrated by ``jifen db upgrade``
 (the URL as its argument on SQLite, in ``$JIFEN_DATABASE_URL`` on PostgreSQL), twice: the
 second run must replay and print the same figures. Then ``jifen verify`` must be clean.
-``stripe_webhook.py`` hosts a web endpoint and has its own test.
+``stripe_webhook.py`` hosts a web endpoint: ``test_example_stripe_webhook.py`` runs it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-TESTED_ELSEWHERE = {"stripe_webhook.py"}
+TESTED_ELSEWHERE = {"stripe_webhook.py"}  # test_example_stripe_webhook.py
 BIN = Path(sys.executable).parent
 
 # What each example must print (figures a reader can check by hand), on every run.

@@ -37,6 +37,7 @@ EXPORTS = [
     "InvalidIdempotencyKey",
     "InvalidInput",
     "InvalidRule",
+    "InvalidStripeEvent",
     "Jifen",
     "LoyaltyError",
     "MemberInactive",
@@ -55,9 +56,12 @@ EXPORTS = [
     "ReversalResult",
     "ReversalSettled",
     "RuleViolation",
+    "StripeEventNotFound",
+    "StripeWebhook",
     "TransferLimit",
     "TransferNotAllowed",
     "TransferResult",
+    "WebhookResult",
 ]
 
 METHODS = [
@@ -83,6 +87,7 @@ METHODS = [
     "refund",
     "release",
     "send_reminders",
+    "stripe_webhook",
     "transfer",
 ]
 

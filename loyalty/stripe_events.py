@@ -1,0 +1,555 @@
+"""The Stripe webhook door: raw body, signature header and secret in; a result out.
+
+Framework-free, so any web framework can host it (``admin/webhooks.py`` does in Flask, and
+``examples/stripe_webhook.py`` shows a shop's own app)::
+
+    hook = StripeWebhook(db, program="shop", secret=os.environ["STRIPE_WEBHOOK_SECRET"])
+    result = hook.handle(request_body_bytes, request.headers.get("Stripe-Signature"))
+    return result.to_dict(), result.http_status
+
+What happens to an event:
+
+1. The signature is checked on the raw body with stripe's own verification and its default
+   300-second tolerance. A bad or missing signature, a stale timestamp or a body that is not
+   an event gets **400** and writes nothing.
+2. The event is recorded once per program and event id (``stripe_events``). A delivery of an
+   event already handled gets **200** ``duplicate`` and changes nothing.
+3. It is applied in the request, one short transaction per service call, and the answer is
+   **200** with what was done. An event that moves no points is ``ignored``. One whose member
+   is unknown, or whose refund comes before its purchase, is ``parked``: kept, shown, and
+   applied when the member is linked (:func:`apply_parked`) or the purchase arrives, or by
+   hand (:func:`replay_event`). One that the rules refuse (another currency, a closed
+   member) is ``failed`` with the reason. An unexpected error (the database is down) is not
+   caught: the host answers 5xx, the event stays ``received``, and Stripe's retry applies it.
+
+Purchases earn once per PaymentIntent (its id is the order id), whichever of
+``payment_intent.succeeded`` and ``checkout.session.completed`` comes first. Refunds and
+disputes are brought to the state all the order's events describe (``loyalty.stripe_plan``),
+under a lock per order, so duplicated and reordered deliveries end in the same ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import stripe
+from sqlalchemy import Connection, Table, and_, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from loyalty import services as svc
+from loyalty.db.database import Database
+from loyalty.db.models import Earning, Member, Reversal, StripeEvent
+from loyalty.errors import ConfigurationError, InvalidStripeEvent, LoyaltyError, StripeEventNotFound
+from loyalty.services.ledger import program_row
+from loyalty.services.results import MemberInfo
+from loyalty.stripe_payloads import (
+    CHARGE_REFUNDED,
+    DISPUTE_PREFIX,
+    MEMBER_METADATA_KEY,
+    PURCHASE_TYPES,
+    REFUND_TYPES,
+    Envelope,
+    Ignored,
+    Purchase,
+    order_of,
+    parse_envelope,
+    parse_fact,
+)
+from loyalty.stripe_plan import Call, Recorded, Seen, plan
+
+stripe_events = cast(Table, StripeEvent.__table__)
+earnings = cast(Table, Earning.__table__)
+members = cast(Table, Member.__table__)
+reversals = cast(Table, Reversal.__table__)
+
+DEFAULT_TOLERANCE = 300  # seconds, stripe's own default
+FINAL_STATUSES = ("applied", "parked", "ignored", "failed")
+_SQLITE_LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """The answer to one delivery: the HTTP status and what happened to the event.
+
+    ``status`` is ``applied``, ``parked``, ``ignored``, ``failed`` (the rules refused it),
+    ``duplicate`` (handled before; nothing changed) or ``rejected`` (400; nothing written).
+    """
+
+    http_status: int
+    status: str
+    message: str
+    event_id: str | None = None
+    event_type: str | None = None
+    outcome: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body to answer Stripe with."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "event_id": self.event_id,
+            "type": self.event_type,
+        }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    reason: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StripeWebhook:
+    """A program's Stripe webhook endpoint: verify, record once, apply.
+
+    ``secret`` is the endpoint's signing secret (``whsec_…``). One endpoint serves one
+    program; host one per program for several.
+    """
+
+    def __init__(
+        self, db: Database, *, program: str, secret: str, tolerance: int = DEFAULT_TOLERANCE
+    ) -> None:
+        if not secret or not isinstance(secret, str):
+            raise ConfigurationError(
+                "no Stripe webhook signing secret: set it from the endpoint's page in the "
+                "Stripe dashboard (it starts with whsec_)"
+            )
+        with db.read() as conn:
+            program_row(conn, program)  # ProgramNotFound now, not at the first delivery
+        self.db = db
+        self.program = program
+        self.secret = secret
+        self.tolerance = tolerance
+
+    def handle(self, payload: bytes | str, signature: str | None) -> WebhookResult:
+        """Verify one delivery and apply its event; never raises for bad input."""
+        problem = self._verify(payload, signature)
+        if problem:
+            return WebhookResult(400, "rejected", problem)
+        try:
+            event = json.loads(payload)
+            envelope = parse_envelope(event)
+        except (ValueError, InvalidStripeEvent) as exc:
+            return WebhookResult(400, "rejected", f"the body is not a Stripe event: {exc}")
+        return receive_event(self.db, self.program, event, envelope)
+
+    def _verify(self, payload: bytes | str, signature: str | None) -> str | None:
+        if not signature:
+            return "missing Stripe-Signature header"
+        try:
+            stripe.Webhook.construct_event(payload, signature, self.secret, self.tolerance)
+        except stripe.SignatureVerificationError as exc:
+            return f"signature check failed: {exc.user_message or exc}"
+        except ValueError as exc:
+            return f"the body is not a Stripe event: {exc}"
+        return None
+
+
+# --- receiving --------------------------------------------------------------------------------
+
+
+def receive_event(
+    db: Database, program: str, event: Mapping[str, Any], envelope: Envelope | None = None
+) -> WebhookResult:
+    """Record a verified event once and apply it (the part after the signature check)."""
+    envelope = envelope or parse_envelope(event)
+    with db.read() as conn:
+        program_id = int(program_row(conn, program).id)
+    row_id, status, is_new = _record(db, program_id, event, envelope)
+    if not is_new and status in FINAL_STATUSES:
+        return WebhookResult(
+            200,
+            "duplicate",
+            f"event {envelope.event_id} was already handled ({status}); nothing changed",
+            envelope.event_id,
+            envelope.type,
+        )
+    return _apply_recorded(db, program, row_id, envelope)
+
+
+def _columns(envelope: Envelope) -> dict[str, Any]:
+    """What the console filters on, taken from the object when it has it."""
+    obj = envelope.object
+    order: str | None = None
+    try:
+        order = order_of(parse_fact(envelope))
+    except InvalidStripeEvent:
+        order = None
+    metadata = obj.get("metadata")
+    ref = (metadata.get(MEMBER_METADATA_KEY) if isinstance(metadata, Mapping) else None) or obj.get(
+        "client_reference_id"
+    )
+    customer = obj.get("customer")
+    return {
+        "object_id": _text(obj.get("id")),
+        "payment_intent": _text(order),
+        "customer": _text(customer),
+        "member_ref": _text(ref, 128),
+    }
+
+
+def _text(value: Any, limit: int = 255) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _record(
+    db: Database, program_id: int, event: Mapping[str, Any], envelope: Envelope
+) -> tuple[int, str, bool]:
+    """The event's row (inserted as ``received`` if new): ``(id, status, is_new)``."""
+    found = _find(db, program_id, envelope.event_id)
+    if found is not None:
+        return found[0], found[1], False
+    values = {
+        "program_id": program_id,
+        "event_id": envelope.event_id,
+        "type": envelope.type,
+        "livemode": envelope.livemode,
+        "stripe_created": envelope.created,
+        "payload": dict(event),
+        "status": "received",
+        "received_at": db.clock.now(),
+        **_columns(envelope),
+    }
+    try:
+        with db.write() as conn:
+            new_id = conn.execute(
+                stripe_events.insert().values(values).returning(stripe_events.c.id)
+            ).scalar_one()
+        return int(new_id), "received", True
+    except IntegrityError:  # a concurrent delivery of the same event won
+        again = _find(db, program_id, envelope.event_id)
+        if again is None:
+            raise
+        return again[0], again[1], False
+
+
+def _find(db: Database, program_id: int, event_id: str) -> tuple[int, str] | None:
+    with db.read() as conn:
+        row = conn.execute(
+            select(stripe_events.c.id, stripe_events.c.status).where(
+                stripe_events.c.program_id == program_id, stripe_events.c.event_id == event_id
+            )
+        ).first()
+    return (int(row.id), str(row.status)) if row else None
+
+
+def _apply_recorded(db: Database, program: str, row_id: int, envelope: Envelope) -> WebhookResult:
+    try:
+        outcome = _apply(db, program, envelope)
+    except LoyaltyError as exc:
+        outcome = _Outcome("failed", exc.message, {"error": exc.code})
+    _finish(db, row_id, outcome)
+    message = outcome.reason or f"{envelope.type} applied"
+    return WebhookResult(
+        200, outcome.status, message, envelope.event_id, envelope.type, outcome.details
+    )
+
+
+def _finish(db: Database, row_id: int, outcome: _Outcome) -> None:
+    now = db.clock.now()
+    with db.write() as conn:
+        conn.execute(
+            update(stripe_events)
+            .where(stripe_events.c.id == row_id)
+            .values(
+                status=outcome.status,
+                reason=outcome.reason,
+                outcome=dict(outcome.details) or None,
+                attempts=stripe_events.c.attempts + 1,
+                applied_at=now if outcome.status == "applied" else None,
+            )
+        )
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+def _apply(db: Database, program: str, envelope: Envelope) -> _Outcome:
+    fact = parse_fact(envelope)
+    if isinstance(fact, Ignored):
+        return _Outcome("ignored", fact.reason)
+    order = order_of(fact)
+    if order is None:
+        return _Outcome(
+            "parked",
+            f"the {envelope.type} event names no payment_intent; Jifen ties refunds and "
+            "disputes to their purchase by PaymentIntent (replay it once that is known)",
+        )
+    with order_lock(db, program, order):
+        if isinstance(fact, Purchase):
+            return _apply_purchase(db, program, fact)
+        return _reconcile(db, program, order)
+
+
+def _apply_purchase(db: Database, program: str, fact: Purchase) -> _Outcome:
+    order = fact.payment_intent
+    earned = _earning_points(db, program, order)
+    if earned is not None:
+        return _Outcome(
+            "applied",
+            f"order {order} had already earned {earned} points; nothing changed",
+            {"already_earned": earned},
+        )
+    member, why = _find_member(db, program, fact)
+    if member is None:
+        return _Outcome("parked", why)
+    result = svc.earn_purchase(
+        db,
+        program=program,
+        member=member,
+        order_id=order,
+        amount_minor=fact.amount_minor,
+        currency=fact.currency,
+    )
+    details: dict[str, Any] = {"member": member, "points": result.points_granted}
+    reconciled = _reconcile(db, program, order)
+    if reconciled.details.get("calls"):
+        details["reversals"] = reconciled.details["calls"]
+    return _Outcome(
+        "applied", f"{member} earned {result.points_granted} points for {order}", details
+    )
+
+
+def _earning_points(db: Database, program: str, order: str) -> int | None:
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        points = conn.execute(
+            select(earnings.c.points_granted).where(
+                earnings.c.program_id == prog.id, earnings.c.order_id == order
+            )
+        ).scalar()
+    return None if points is None else int(points)
+
+
+def _find_member(db: Database, program: str, fact: Purchase) -> tuple[str | None, str]:
+    """The member's external id by Stripe customer, then by metadata; else why not."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        found = None
+        if fact.customer:
+            found = conn.execute(
+                select(members.c.external_id).where(
+                    members.c.program_id == prog.id,
+                    members.c.stripe_customer_id == fact.customer,
+                )
+            ).scalar()
+        if found is None and fact.member_ref:
+            found = conn.execute(
+                select(members.c.external_id).where(
+                    members.c.program_id == prog.id, members.c.external_id == fact.member_ref
+                )
+            ).scalar()
+    if found is not None:
+        return str(found), ""
+    return None, _unknown_member(fact)
+
+
+def _unknown_member(fact: Purchase) -> str:
+    named = []
+    if fact.customer:
+        named.append(f"no member is linked to Stripe customer {fact.customer}")
+    if fact.member_ref:
+        named.append(f"no member {fact.member_ref!r} is enrolled")
+    if not named:
+        named.append(f"the payment has no Stripe customer and no {MEMBER_METADATA_KEY!r} metadata")
+    return "; ".join(named) + ": parked until the member is linked or enrolled"
+
+
+# --- refunds and disputes ---------------------------------------------------------------------
+
+_REVERSAL_TYPES = (*REFUND_TYPES, CHARGE_REFUNDED)
+
+
+def _reconcile(db: Database, program: str, order: str) -> _Outcome:
+    """Bring the order's refunds and disputes to what all its events say (lock held)."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        earning_id = conn.execute(
+            select(earnings.c.id).where(
+                earnings.c.program_id == prog.id, earnings.c.order_id == order
+            )
+        ).scalar()
+        if earning_id is None:
+            return _Outcome(
+                "parked", f"the purchase of {order} has not been recorded yet: parked until then"
+            )
+        seen = _seen(conn, int(prog.id), order)
+        recorded = _recorded(conn, int(earning_id))
+    todo = plan(order, seen, recorded)
+    for call in todo.calls:
+        _call(db, program, order, call)
+    _release_parked(db, int(prog.id), order)
+    details: dict[str, Any] = {"calls": [f"{c.action} {c.external_id}" for c in todo.calls]}
+    if todo.warnings:
+        details["warnings"] = todo.warnings
+    reason = "; ".join(todo.warnings) or None
+    return _Outcome("applied", reason, details)
+
+
+def _seen(conn: Connection, program_id: int, order: str) -> list[Seen]:
+    rows = conn.execute(
+        select(stripe_events.c.payload)
+        .where(
+            stripe_events.c.program_id == program_id,
+            stripe_events.c.payment_intent == order,
+            or_(
+                stripe_events.c.type.in_(_REVERSAL_TYPES),
+                stripe_events.c.type.startswith(DISPUTE_PREFIX),
+            ),
+            stripe_events.c.status != "failed",
+        )
+        .order_by(stripe_events.c.id)
+    ).scalars()
+    seen = []
+    for payload in rows:
+        envelope = parse_envelope(payload)
+        seen.append(Seen(envelope.created, parse_fact(envelope)))
+    return seen
+
+
+def _recorded(conn: Connection, earning_id: int) -> list[Recorded]:
+    rows = conn.execute(
+        select(
+            reversals.c.kind,
+            reversals.c.external_id,
+            reversals.c.status,
+            reversals.c.amount_minor,
+        ).where(reversals.c.earning_id == earning_id)
+    )
+    return [Recorded(r.kind, r.external_id, r.status, int(r.amount_minor)) for r in rows]
+
+
+def _call(db: Database, program: str, order: str, call: Call) -> None:
+    rid = call.external_id
+    match call.action:
+        case "refund":
+            svc.refund_order(
+                db,
+                program=program,
+                order_id=order,
+                refund_id=rid,
+                amount_minor=call.amount_minor,
+                currency=call.currency,
+                succeeded=call.succeeded,
+            )
+        case "complete_refund":
+            svc.complete_refund(db, program=program, refund_id=rid)
+        case "fail_refund":
+            svc.fail_refund(db, program=program, refund_id=rid)
+        case "open_dispute":
+            svc.open_dispute(
+                db,
+                program=program,
+                order_id=order,
+                dispute_id=rid,
+                amount_minor=call.amount_minor,
+                currency=call.currency,
+            )
+        case "lost_dispute" | "won_dispute":
+            svc.close_dispute(db, program=program, dispute_id=rid, won=call.action == "won_dispute")
+        case _:  # pragma: no cover - plan() makes only the calls above
+            raise ValueError(f"unknown call {call.action}")
+
+
+def _release_parked(db: Database, program_id: int, order: str) -> None:
+    """Refund and dispute events of the order that waited for its purchase are now applied."""
+    with db.write() as conn:
+        conn.execute(
+            update(stripe_events)
+            .where(
+                stripe_events.c.program_id == program_id,
+                stripe_events.c.payment_intent == order,
+                stripe_events.c.status == "parked",
+                stripe_events.c.type.not_in(PURCHASE_TYPES),
+            )
+            .values(status="applied", reason=None, applied_at=db.clock.now())
+        )
+
+
+@contextlib.contextmanager
+def order_lock(db: Database, program: str, order: str) -> Iterator[None]:
+    """One event of an order at a time: an advisory lock on PostgreSQL, a process lock on SQLite.
+
+    The lock is held on its own connection while the service calls run on others, so it
+    serialises deliveries of the same order (Stripe sends them concurrently) without holding
+    member rows.
+    """
+    if db.is_sqlite:
+        with _SQLITE_LOCK:
+            yield
+        return
+    digest = hashlib.blake2b(f"jifen:stripe:{program}:{order}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    with db.engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield
+
+
+# --- parked events and replays ----------------------------------------------------------------
+
+
+def replay_event(db: Database, *, program: str, event_id: str) -> WebhookResult:
+    """Apply a recorded event again (a parked or failed one); an applied one is left alone."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        row = conn.execute(
+            select(stripe_events).where(
+                stripe_events.c.program_id == prog.id, stripe_events.c.event_id == event_id
+            )
+        ).first()
+    if row is None:
+        raise StripeEventNotFound(
+            f"no Stripe event {event_id!r} was received for program {program!r}",
+            event_id=event_id,
+        )
+    envelope = parse_envelope(row.payload)
+    if row.status in ("applied", "ignored"):
+        return WebhookResult(
+            200, "duplicate", f"event {event_id} is already {row.status}", event_id, row.type
+        )
+    return _apply_recorded(db, program, int(row.id), envelope)
+
+
+def apply_parked_for(db: Database, member: MemberInfo) -> list[WebhookResult]:
+    """Apply what was parked for a member just enrolled or linked to a Stripe customer."""
+    return apply_parked(
+        db,
+        program=member.program,
+        customer=member.stripe_customer_id,
+        member=member.external_id,
+    )
+
+
+def apply_parked(
+    db: Database, *, program: str, customer: str | None = None, member: str | None = None
+) -> list[WebhookResult]:
+    """Apply the parked purchases of a Stripe customer or member (after linking or enrolling)."""
+    if not customer and not member:
+        return []
+    matches = []
+    if customer:
+        matches.append(stripe_events.c.customer == customer)
+    if member:
+        matches.append(stripe_events.c.member_ref == member)
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        event_ids = conn.execute(
+            select(stripe_events.c.event_id)
+            .where(
+                and_(
+                    stripe_events.c.program_id == prog.id,
+                    stripe_events.c.status == "parked",
+                    stripe_events.c.type.in_(PURCHASE_TYPES),
+                    or_(*matches),
+                )
+            )
+            .order_by(stripe_events.c.stripe_created, stripe_events.c.id)
+        ).scalars()
+        ids: Sequence[str] = list(event_ids)
+    return [replay_event(db, program=program, event_id=e) for e in ids]
