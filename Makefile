@@ -13,9 +13,9 @@ $(BIN)/jifen: pyproject.toml
 
 install: $(BIN)/jifen
 
-## demo: a SQLite database with a program, members and orders; prints balances and history
+## demo: the admin console on a fresh SQLite demo database (no Redis); prints the address and logins
 demo: install
-	$(BIN)/jifen demo --force
+	$(BIN)/jifen console --demo
 
 ## lint: ruff and mypy
 lint: install
@@ -28,4 +28,4 @@ test: lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) dist build jifen-demo.db jifen-demo.db-wal jifen-demo.db-shm
+	rm -rf $(VENV) dist build jifen-demo.db jifen-demo.db-wal jifen-demo.db-shm jifen-console-demo.db*

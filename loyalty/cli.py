@@ -1,4 +1,4 @@
-"""The ``jifen`` command: database migrations, the demo, ledger verification and the forecast.
+"""The ``jifen`` command: migrations, the demo, ledger verification, the forecast and the jobs.
 
 Every command takes ``--database-url`` (or ``$JIFEN_DATABASE_URL``) and has ``--help``.
 Errors are printed as one line that says what to do next, with exit status 1 (2 for usage).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import random
 import shutil
 import sys
@@ -25,7 +26,7 @@ from loyalty import services as svc
 from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_env
 from loyalty.domain.calendar import zone
 from loyalty.domain.clock import FixedClock
-from loyalty.errors import LoyaltyError
+from loyalty.errors import ConfigurationError, LoyaltyError
 from loyalty.services.forecast import forecast as forecast_points
 from loyalty.services.results import Forecast
 from loyalty.services.verify import VerifyReport
@@ -383,5 +384,413 @@ def print_forecast(result: Forecast, *, by_member: bool = False) -> None:
     console.print(f"total: {result.points:,} points in {result.lots:,} lots")
 
 
+# --- jobs: the worker, the cron scheduler and the sweeps ------------------------------------
+
+redis_option = click.option(
+    "--redis-url",
+    envvar="JIFEN_REDIS_URL",
+    metavar="URL",
+    help="Redis URL, e.g. redis://127.0.0.1:6379/0 (default: $JIFEN_REDIS_URL).",
+)
+enqueue_option = click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Put the job on the RQ queue for `jifen worker` instead of running it here (needs Redis).",
+)
+SWEEPS = {"holds": "hold_timeouts", "mature": "mature", "expire": "expire"}  # in running order
+
+
+def _open_database(database_url: str | None) -> Database:
+    """The database, checked with a round trip so a wrong URL fails with one clear line."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = database_url_from_env(database_url)
+    database = Database.from_url(url)
+    try:
+        with database.read() as conn:
+            conn.execute(text("SELECT 1"))
+            migrated = inspect(conn).has_table("job_runs")
+    except SQLAlchemyError as exc:
+        database.dispose()
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ConfigurationError(
+            f"cannot reach the database at {_safe(url)} ({reason}); check --database-url or "
+            f"${DATABASE_URL_ENV}"
+        ) from exc
+    if not migrated:
+        database.dispose()
+        raise ConfigurationError(
+            f"the database at {_safe(url)} has no Jifen schema, or an old one; create or "
+            f"upgrade it with `jifen db upgrade --database-url {_safe(url)}`"
+        )
+    return database
+
+
+@main.command()
+@url_option
+@redis_option
+@click.option("--burst", is_flag=True, help="Quit once the queue is empty.")
+@click.option(
+    "--simple",
+    is_flag=True,
+    help="Run jobs in this process (RQ SimpleWorker) instead of a forked work horse per job.",
+)
+@friendly_errors
+def worker(database_url: str | None, redis_url: str | None, burst: bool, simple: bool) -> None:
+    """Run an RQ worker on the Jifen queue, with RQ's scheduler so that retries run.
+
+    The jobs use --database-url (or $JIFEN_DATABASE_URL). Stop it with Ctrl-C (a warm
+    shutdown: the job in hand finishes first).
+    """
+    from loyalty import queue
+
+    _open_database(database_url).dispose()  # fail now, not in every job
+    connection = queue.connect(redis_url)
+    os.environ[DATABASE_URL_ENV] = database_url_from_env(database_url)  # for the work horses
+    rq_worker = queue.make_worker(connection, simple=simple)
+    kind = "simple worker" if simple else "worker"
+    mode = ", until the queue is empty" if burst else "; Ctrl-C to stop"
+    err_console.print(f"jifen {kind} on queue {queue.QUEUE_NAME!r}{mode}")
+    rq_worker.work(burst=burst, with_scheduler=True)
+
+
+@main.command("cron")
+@url_option
+@redis_option
+@click.option(
+    "--print", "print_only", is_flag=True, help="Print the schedule and exit (needs no Redis)."
+)
+@friendly_errors
+def cron_command(database_url: str | None, redis_url: str | None, print_only: bool) -> None:
+    """Run RQ's cron scheduler with Jifen's schedule (run exactly one).
+
+    Hold time-outs every minute, maturation and expiry hourly, reminders daily, and each
+    program's year-end clearing at its own moment in its time zone. Cron strings are UTC.
+    The schedule is read at start: restart it after changing a program's clearing.
+    """
+    from loyalty.schedule import load_schedule
+
+    database = _open_database(database_url)
+    try:
+        entries = load_schedule(database)
+    finally:
+        database.dispose()
+    print_schedule(entries)
+    if print_only:
+        return
+    from rq.cron import CronScheduler
+
+    from loyalty import queue
+
+    scheduler = CronScheduler(connection=queue.connect(redis_url))
+    queue.register_schedule(entries, scheduler.register)
+    err_console.print(f"jifen cron: {len(entries)} entries on queue {queue.QUEUE_NAME!r}")
+    scheduler.start()  # type: ignore[no-untyped-call]
+
+
+def print_schedule(entries: list[Any]) -> None:
+    """Print the schedule: job, cron string (UTC), next run in UTC and in the program's zone."""
+    table = Table(title="Jifen schedule (cron strings are UTC)", title_justify="left")
+    for column in ("entry", "cron (UTC)", "next run (UTC)", "next run (local)", "what"):
+        table.add_column(column)
+    for e in entries:
+        local = ""
+        if e.timezone:
+            at = e.next_run_at.astimezone(zone(e.timezone))
+            local = f"{at:%Y-%m-%d %H:%M} {e.timezone}"
+        table.add_row(e.name, e.cron, f"{e.next_run_at:%Y-%m-%d %H:%M}", local, e.description)
+    console.print(table)
+
+
+class JobFailed(click.ClickException):
+    """A job failed with an unexpected error: one line here, the traceback in job_runs."""
+
+    def show(self, file: Any = None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.message}")
+
+
+def _run_inline(database_url: str | None, todo: list[tuple[str, dict[str, Any]]]) -> None:
+    """Run jobs here, one after the other, with a live progress display, then a summary."""
+    from loyalty import jobs
+
+    database = _open_database(database_url)
+    runs = []
+    try:
+        with _job_progress() as progress:
+            for name, params in todo:
+                task = progress.add_task(name, total=None, items=0, points=0, batches=0)
+
+                def show(totals: Any, task: Any = task) -> None:
+                    progress.update(
+                        task, items=totals.items, points=totals.points, batches=totals.batches
+                    )
+
+                try:
+                    run = jobs.run_job(database, name, trigger="cli", on_progress=show, **params)
+                except LoyaltyError:
+                    raise
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [""])[0][:200]
+                    recorded = any("job_runs" in n for n in getattr(exc, "__notes__", []))
+                    where = (
+                        "its traceback is in job_runs (see `jifen jobs`)"
+                        if recorded
+                        else "it could not be recorded in job_runs"
+                    )
+                    raise JobFailed(
+                        f"job {name} failed ({type(exc).__name__}: {first}); {where}; "
+                        "fix the cause and run it again"
+                    ) from exc
+                progress.update(
+                    task,
+                    total=1,
+                    completed=1,
+                    items=run.items,
+                    points=run.points,
+                    batches=run.batches,
+                )
+                runs.append(run)
+    finally:
+        database.dispose()
+    table = Table(title="Job runs", title_justify="left")
+    for column in ("job", "run", "status", "items", "points", "batches", "took", "details"):
+        table.add_column(
+            column, justify="right" if column in ("items", "points", "batches") else "left"
+        )
+    for r in runs:
+        table.add_row(
+            r.job,
+            str(r.id),
+            _status(r.status),
+            f"{r.items:,}",
+            f"{r.points:,}",
+            f"{r.batches:,}",
+            _took(r.duration),
+            _details(r.details),
+        )
+    console.print(table)
+
+
+def _job_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.fields[items]:>10,} items"),
+        TextColumn("{task.fields[points]:>12,} points"),
+        TextColumn("{task.fields[batches]:>6,} batches"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _status(status: str) -> str:
+    color = {"succeeded": "green", "failed": "red"}.get(status, "yellow")
+    return f"[{color}]{status}[/]"
+
+
+def _took(delta: dt.timedelta) -> str:
+    seconds = max(delta.total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _details(details: dict[str, Any]) -> str:
+    """What a run's details say beyond its figures, in a few words."""
+    parts = []
+    if "created" in details:
+        parts.append(f"{details['created']:,} created, {details['already_sent']:,} already sent")
+        if details.get("callback_errors"):
+            parts.append(f"{details['callback_errors']:,} callback errors")
+    for c in details.get("clearings", []):
+        how = "replayed" if c.get("replayed") else c.get("status")
+        parts.append(f"{c['program']} {c['year']}: {how}, {c['lots']:,} lots in all")
+    if details.get("abandoned_runs"):
+        runs = ", ".join(str(i) for i in details["abandoned_runs"])
+        parts.append(f"marked abandoned: run {runs}")
+    if "clearings" in details and not details["clearings"]:
+        parts.append("no clearing due")
+    return "; ".join(parts)
+
+
+def _enqueue_all(redis_url: str | None, todo: list[tuple[str, dict[str, Any]]]) -> None:
+    """Enqueue jobs for `jifen worker` and show their ids and what happened."""
+    from loyalty import queue
+
+    connection = queue.connect(redis_url)
+    table = Table(title=f"Enqueued on {queue.QUEUE_NAME!r}", title_justify="left")
+    for column in ("job", "job id", "result"):
+        table.add_column(column)
+    for name, params in todo:
+        result = queue.enqueue(name, params=params, connection=connection, trigger="cli")
+        shown = "[green]queued[/]" if result.created else f"[yellow]{result.message}[/]"
+        table.add_row(name, result.job_id, shown)
+    console.print(table)
+    console.print("`jifen worker` runs them; `jifen jobs` shows how they went.")
+
+
+def _go(
+    database_url: str | None,
+    redis_url: str | None,
+    enqueue: bool,
+    todo: list[tuple[str, dict[str, Any]]],
+) -> None:
+    if enqueue:
+        _enqueue_all(redis_url, todo)
+    else:
+        _run_inline(database_url, todo)
+
+
+@main.command()
+@url_option
+@redis_option
+@click.option(
+    "--only",
+    type=click.Choice(list(SWEEPS)),
+    help="Run one sweep (default: holds, then mature, then expire).",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 100_000), help="Lots (or holds) per transaction."
+)
+@enqueue_option
+@friendly_errors
+def sweep(
+    database_url: str | None,
+    redis_url: str | None,
+    only: str | None,
+    batch_size: int | None,
+    enqueue: bool,
+) -> None:
+    """Release timed-out holds, mature pending points and expire due lots, here and now.
+
+    Each sweep is recorded in job_runs (trigger 'cli'); running one twice, or next to the
+    worker's, is safe.
+    """
+    names = [SWEEPS[only]] if only else list(SWEEPS.values())
+    params = {} if batch_size is None else {"batch_size": batch_size}
+    _go(database_url, redis_url, enqueue, [(name, dict(params)) for name in names])
+
+
+@main.command()
+@url_option
+@redis_option
+@click.option("--program", metavar="CODE", help="Only this program (default: every program).")
+@click.option(
+    "--days",
+    type=click.IntRange(0, 366),
+    help="Remind of points ending within DAYS days (default: each program's reminder_days).",
+)
+@enqueue_option
+@friendly_errors
+def remind(
+    database_url: str | None,
+    redis_url: str | None,
+    program: str | None,
+    days: int | None,
+    enqueue: bool,
+) -> None:
+    """Store points-expiring reminders: one per member and expiry date, never twice."""
+    params = {k: v for k, v in (("program", program), ("days", days)) if v is not None}
+    _go(database_url, redis_url, enqueue, [("remind", params)])
+
+
+@main.command()
+@url_option
+@redis_option
+@click.option(
+    "--program",
+    metavar="CODE",
+    help="Only this program's clearing (default: every program whose clearing is due).",
+)
+@click.option(
+    "--year",
+    type=click.IntRange(1, 9998),
+    help="With --program: the year to clear (default: the last moment that passed).",
+)
+@enqueue_option
+@friendly_errors
+def clear(
+    database_url: str | None,
+    redis_url: str | None,
+    program: str | None,
+    year: int | None,
+    enqueue: bool,
+) -> None:
+    """Run year-end clearing: every due one, or one program's. Safe to run again."""
+    if year is not None and program is None:
+        raise click.UsageError("--year needs --program: say which program's year to clear")
+    if program is None:
+        _go(database_url, redis_url, enqueue, [("clear", {})])
+        return
+    params: dict[str, Any] = {"program": program}
+    if year is not None:
+        params["year"] = year
+    _go(database_url, redis_url, enqueue, [("clear_year", params)])
+
+
+@main.command("jobs")
+@url_option
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    help="Runs shown per job.",
+)
+@click.option(
+    "--job",
+    "names",
+    multiple=True,
+    type=click.Choice(["expire", "mature", "hold_timeouts", "remind", "clear", "clear_year"]),
+    help="Only this job (repeatable).",
+)
+@friendly_errors
+def jobs_command(database_url: str | None, limit: int, names: tuple[str, ...]) -> None:
+    """Show the last runs of each job: status, start, duration, figures and error."""
+    from loyalty.jobs import STALE_AFTER, last_runs
+
+    database = _open_database(database_url)
+    try:
+        runs = last_runs(database, limit_per_job=limit, jobs=names or None)
+        now = database.clock.now()
+    finally:
+        database.dispose()
+    if not runs:
+        console.print(
+            "no job has run yet: run `jifen sweep`, or start `jifen worker` and `jifen cron`"
+        )
+        return
+    table = Table(title="Last job runs", title_justify="left")
+    for column in ("job", "run", "status", "trigger", "started (UTC)", "took", "items", "points"):
+        table.add_column(column, justify="right" if column in ("items", "points") else "left")
+    table.add_column("error", overflow="fold")
+    for r in runs:
+        status = _status(r.status)
+        if r.status == "running" and now - r.heartbeat_at > STALE_AFTER:
+            status += f" [red](no heartbeat for {_took(now - r.heartbeat_at)})[/]"
+        table.add_row(
+            r.job,
+            str(r.id),
+            status,
+            r.trigger,
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            _took(r.duration),
+            f"{r.items:,}",
+            f"{r.points:,}",
+            r.error_line or "",
+        )
+    console.print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# The console's commands live with the console; registered last, since they import from here.
+from admin import cli as console_cli  # noqa: E402
+
+for _name in ("users", "console"):
+    main.add_command(getattr(console_cli, _name))

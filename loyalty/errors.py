@@ -18,19 +18,22 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── HoldNotFound
     │   ├── OrderNotFound
     │   ├── ReversalNotFound                   no refund or dispute with this id
-    │   └── StripeEventNotFound                no webhook event with this id was received
+    │   ├── StripeEventNotFound                no webhook event with this id was received
+    │   └── AdjustmentRequestNotFound          no adjustment request with this id
     ├── Conflict                          409
     │   ├── IdempotencyConflict                same key, different parameters
     │   ├── AlreadyExists                      program or member already exists
     │   ├── HoldNotActive                      hold already captured, released or expired
-    │   └── ReversalSettled                    refund or dispute already settled the other way
+    │   ├── ReversalSettled                    refund or dispute already settled the other way
+    │   └── AdjustmentRequestSettled           adjustment request already approved or rejected
     ├── RuleViolation                     422  the request is well formed but the rules say no
     │   ├── InsufficientPoints
     │   ├── RedemptionLimit                    below the minimum or above the maximum share
     │   ├── MemberInactive
     │   ├── TransferNotAllowed                 transfers off, self-transfer
     │   ├── TransferLimit                      below the minimum, above the maximum or daily limit
-    │   └── ClearingNotDue                     a year-end clearing asked for before its moment
+    │   ├── ClearingNotDue                     a year-end clearing asked for before its moment
+    │   └── SelfApproval                       the requester of an adjustment tried to approve it
     └── ConfigurationError                500  the deployment is not set up (no database URL…)
 """
 
@@ -141,6 +144,12 @@ class StripeEventNotFound(NotFound):
     code = "stripe_event_not_found"
 
 
+class AdjustmentRequestNotFound(NotFound):
+    """No adjustment request with this id exists in the program."""
+
+    code = "adjustment_request_not_found"
+
+
 class Conflict(LoyaltyError):
     """The request conflicts with the current state."""
 
@@ -170,6 +179,12 @@ class ReversalSettled(Conflict):
     """The refund or dispute was already settled the other way (reversed or released)."""
 
     code = "reversal_settled"
+
+
+class AdjustmentRequestSettled(Conflict):
+    """The adjustment request was already approved, rejected or applied."""
+
+    code = "adjustment_request_settled"
 
 
 class RuleViolation(LoyaltyError):
@@ -213,6 +228,12 @@ class ClearingNotDue(RuleViolation):
     """A year-end clearing was asked for before its moment."""
 
     code = "clearing_not_due"
+
+
+class SelfApproval(RuleViolation):
+    """The person who asked for an adjustment tried to approve it; a second person must."""
+
+    code = "self_approval"
 
 
 class ConfigurationError(LoyaltyError):

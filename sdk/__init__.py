@@ -11,16 +11,19 @@
     ├── InvalidInput          InvalidAmount, NaiveDatetime, InvalidIdempotencyKey,
     │                         CurrencyMismatch, InvalidRule, InvalidStripeEvent
     ├── NotFound              ProgramNotFound, MemberNotFound, HoldNotFound, OrderNotFound,
-    │                         ReversalNotFound, StripeEventNotFound
-    ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled
+    │                         ReversalNotFound, StripeEventNotFound, AdjustmentRequestNotFound
+    ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled,
+    │                         AdjustmentRequestSettled
     ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
-    │                         TransferNotAllowed, TransferLimit, ClearingNotDue
+    │                         TransferNotAllowed, TransferLimit, ClearingNotDue, SelfApproval
     └── ConfigurationError
 
 Everything here is re-exported from :mod:`loyalty`; the SDK adds no rules of its own.
 """
 
 from loyalty.errors import (
+    AdjustmentRequestNotFound,
+    AdjustmentRequestSettled,
     AlreadyExists,
     ClearingNotDue,
     ConfigurationError,
@@ -46,6 +49,7 @@ from loyalty.errors import (
     ReversalNotFound,
     ReversalSettled,
     RuleViolation,
+    SelfApproval,
     StripeEventNotFound,
     TransferLimit,
     TransferNotAllowed,
@@ -74,6 +78,8 @@ from loyalty.stripe_events import StripeWebhook, WebhookResult
 from sdk.client import Jifen
 
 __all__ = [
+    "AdjustmentRequestNotFound",
+    "AdjustmentRequestSettled",
     "AdjustmentResult",
     "AlreadyExists",
     "Balance",
@@ -117,6 +123,7 @@ __all__ = [
     "ReversalResult",
     "ReversalSettled",
     "RuleViolation",
+    "SelfApproval",
     "StripeEventNotFound",
     "StripeWebhook",
     "TransferLimit",

@@ -122,3 +122,43 @@ def pg_db(request: pytest.FixtureRequest, clock: FixedClock) -> Iterator[Databas
     database = Database.from_url(url, clock=clock, pool_size=60, max_overflow=10)
     yield database
     database.dispose()
+
+
+REDIS_URL = os.environ.get("JIFEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_problem() -> str | None:
+    from redis import Redis
+
+    try:
+        connection = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        connection.ping()
+        connection.close()
+    except Exception as exc:
+        return f"Redis at {REDIS_URL} is not reachable ({type(exc).__name__})"
+    return None
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A real Redis database ($JIFEN_TEST_REDIS_URL, default db 15), flushed before and after.
+
+    Required when ``CI=true``; elsewhere the test is skipped with the reason if Redis is not
+    there.
+    """
+    from redis import Redis
+
+    problem = _redis_problem()
+    if problem:
+        if REQUIRE_SERVICES:
+            pytest.fail(
+                f"{problem}; CI=true requires it. Start it with: "
+                'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" '
+                "--appendonly no"
+            )
+        pytest.skip(f"{problem}: Redis tests skipped")
+    connection = Redis.from_url(REDIS_URL)
+    connection.flushdb()
+    yield REDIS_URL
+    connection.flushdb()
+    connection.close()

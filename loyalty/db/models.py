@@ -38,6 +38,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -534,4 +535,84 @@ class JobRun(Base):
     __table_args__ = (
         Index("ix_job_runs_job_started", "job", "started_at"),
         CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status_known"),
+    )
+
+
+class AdminUser(Base):
+    """A person who signs in to the admin console, with one role and a hashed password.
+
+    ``role`` is ``viewer``, ``marketing``, ``operations`` or ``admin``; a disabled user
+    (``active`` false) cannot sign in. Passwords are stored only as salted hashes.
+    """
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[dt.datetime]
+    last_login_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('viewer', 'marketing', 'operations', 'admin')", name="role_known"
+        ),
+    )
+
+
+class AuditEntry(Base):
+    """Who changed what, when, with the values before and after: rules, adjustments, users.
+
+    Entries are only ever inserted, in the same transaction as the change where possible.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id"))
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_audit_log_created", "created_at"),
+        Index("ix_audit_log_action", "action", "created_at"),
+    )
+
+
+class AdjustmentRequest(Base):
+    """A manual adjustment asked for in the console, and its approval (four eyes).
+
+    ``status`` is ``pending`` (waiting for a second person), ``approving`` (approved, being
+    applied), ``applied``, ``rejected`` or ``failed`` (the ledger refused it; ``error`` says
+    why). Small adjustments are applied at once and go straight to ``applied``.
+    """
+
+    __tablename__ = "adjustment_requests"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(120))
+    requested_at: Mapped[dt.datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[dt.datetime | None]
+    adjustment_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_adjustment_requests_status", "program_id", "status", "requested_at"),
+        CheckConstraint(
+            "status IN ('pending', 'approving', 'applied', 'rejected', 'failed')",
+            name="status_known",
+        ),
+        CheckConstraint("points <> 0", name="points_not_zero"),
     )

@@ -5,6 +5,20 @@ holds points logic of its own.
 """
 
 from loyalty.services.adjustments import adjust_points
+from loyalty.services.approvals import (
+    approve_adjustment,
+    get_adjustment_request,
+    list_adjustment_requests,
+    reject_adjustment,
+    request_adjustment,
+)
+from loyalty.services.audit import (
+    audit,
+    list_audit,
+    publish_rules_audited,
+    record_audit,
+    update_program_audited,
+)
 from loyalty.services.clearing import clear_due_year_ends, clear_year_end
 from loyalty.services.earning import earn_action, earn_purchase, quote_purchase
 from loyalty.services.expiry import expire_due
@@ -51,6 +65,8 @@ from loyalty.services.verify import verify_ledger
 
 __all__ = [
     "adjust_points",
+    "approve_adjustment",
+    "audit",
     "balance",
     "capture_hold",
     "clear_due_year_ends",
@@ -65,11 +81,14 @@ __all__ = [
     "expire_holds",
     "fail_refund",
     "forecast",
+    "get_adjustment_request",
     "get_member",
     "get_program",
     "history",
     "hold_points",
     "link_stripe_customer",
+    "list_adjustment_requests",
+    "list_audit",
     "list_rule_versions",
     "mark_delivered",
     "mark_failed",
@@ -78,14 +97,19 @@ __all__ = [
     "open_dispute",
     "pending_notifications",
     "publish_rules",
+    "publish_rules_audited",
     "quote_purchase",
     "quote_redemption",
+    "record_audit",
     "refund_order",
+    "reject_adjustment",
     "release_hold",
+    "request_adjustment",
     "rules_in_force",
     "send_reminders",
     "set_member_status",
     "transfer_points",
     "update_program",
+    "update_program_audited",
     "verify_ledger",
 ]

@@ -20,7 +20,7 @@ nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, and_, select, update
@@ -38,7 +38,7 @@ from loyalty.services.ledger import (
     programs,
     sweep_lots,
 )
-from loyalty.services.results import ClearingResult
+from loyalty.services.results import ClearingResult, SweepResult
 
 clearings = cast(Table, Clearing.__table__)
 
@@ -50,7 +50,12 @@ LAST_YEAR = 9998  # the moment of the end of 31 December 9999 is not a datetime
 
 
 def clear_year_end(
-    db: Database, *, program: str, year: int | None = None, batch_size: int = 1000
+    db: Database,
+    *,
+    program: str,
+    year: int | None = None,
+    batch_size: int = 1000,
+    on_batch: Callable[[SweepResult], None] | None = None,
 ) -> ClearingResult:
     """Clear ``program``'s year-end points of ``year`` (default: the last moment that passed).
 
@@ -60,6 +65,7 @@ def clear_year_end(
     Raises :class:`InvalidRule` when the program has no clearing and :class:`ClearingNotDue`
     before the moment. Safe to run again, late or concurrently: a done clearing answers its
     figures with ``replayed=True``; lots earned from the cutoff on are never touched.
+    ``on_batch`` gets this run's running totals after each committed batch.
     """
     require_int("batch_size", batch_size)
     now = db.clock.now()
@@ -70,13 +76,24 @@ def clear_year_end(
         return _result(prog.code, clearing, replayed=True)
     due = _due(prog.id, clearing.cutoff)
     _sweep(
-        db, clearing, due, key_prefix=f"clear:{prog.code}:{clearing.year}", now=now, size=batch_size
+        db,
+        clearing,
+        due,
+        key_prefix=f"clear:{prog.code}:{clearing.year}",
+        now=now,
+        size=batch_size,
+        on_batch=on_batch,
     )
     return _result(prog.code, _finish(db, clearing.id, due, now))
 
 
-def clear_due_year_ends(db: Database, *, batch_size: int = 1000) -> list[ClearingResult]:
-    """Run every program's latest clearing whose moment has passed and that is not done."""
+def clear_due_year_ends(
+    db: Database, *, batch_size: int = 1000, on_batch: Callable[[SweepResult], None] | None = None
+) -> list[ClearingResult]:
+    """Run every program's latest clearing whose moment has passed and that is not done.
+
+    ``on_batch`` gets the running totals of this call, over every program, after each batch.
+    """
     now = db.clock.now()
     with db.read() as conn:
         progs = conn.execute(
@@ -89,11 +106,38 @@ def clear_due_year_ends(db: Database, *, batch_size: int = 1000) -> list[Clearin
             )
         }
     results = []
+    totals = SweepResult(items=0, points=0, batches=0)
     for prog in progs:
         year = scheduled_year(prog, now)
         if year is not None and (prog.id, year) not in done:
-            results.append(clear_year_end(db, program=prog.code, year=year, batch_size=batch_size))
+            seen = [totals]
+            report = _after(totals, seen, on_batch)
+            results.append(
+                clear_year_end(
+                    db, program=prog.code, year=year, batch_size=batch_size, on_batch=report
+                )
+            )
+            totals = seen[-1]
     return results
+
+
+def _after(
+    before: SweepResult, seen: list[SweepResult], on_batch: Callable[[SweepResult], None] | None
+) -> Callable[[SweepResult], None]:
+    """A batch hook for one program's clearing that adds the programs cleared ``before``."""
+
+    def report(run: SweepResult) -> None:
+        seen.append(
+            SweepResult(
+                items=before.items + run.items,
+                points=before.points + run.points,
+                batches=before.batches + run.batches,
+            )
+        )
+        if on_batch is not None:
+            on_batch(seen[-1])
+
+    return report
 
 
 def scheduled_year(prog: Row[Any], now: dt.datetime) -> int | None:
@@ -185,6 +229,7 @@ def _sweep(
     key_prefix: str,
     now: dt.datetime,
     size: int,
+    on_batch: Callable[[SweepResult], None] | None = None,
 ) -> None:
     """Clear every due lot, batch by batch, adding each batch's figures to the clearing."""
 
@@ -197,7 +242,14 @@ def _sweep(
         )
         return points
 
-    sweep_lots(db, due=due, order_by=(lots.c.expires_at, lots.c.id), batch_size=size, apply=apply)
+    sweep_lots(
+        db,
+        due=due,
+        order_by=(lots.c.expires_at, lots.c.id),
+        batch_size=size,
+        apply=apply,
+        on_batch=on_batch,
+    )
 
 
 def _finish(db: Database, clearing_id: int, due: ColumnElement[bool], now: dt.datetime) -> Row[Any]:

@@ -12,7 +12,7 @@ takes them out again at once (``expire_returned``, see ``apply_settlement``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_
@@ -22,8 +22,16 @@ from loyalty.services.ledger import end_lots, lots, sweep_lots
 from loyalty.services.results import SweepResult
 
 
-def expire_due(db: Database, *, batch_size: int = 1000) -> SweepResult:
-    """Expire every lot whose expiry has passed and that is not expired yet; per batch."""
+def expire_due(
+    db: Database,
+    *,
+    batch_size: int = 5000,
+    on_batch: Callable[[SweepResult], None] | None = None,
+) -> SweepResult:
+    """Expire every lot whose expiry has passed and that is not expired yet; per batch.
+
+    ``on_batch`` gets the running totals after each committed batch (see ``sweep_lots``).
+    """
     now = db.clock.now()
 
     def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
@@ -35,4 +43,5 @@ def expire_due(db: Database, *, batch_size: int = 1000) -> SweepResult:
         order_by=(lots.c.expires_at, lots.c.id),
         batch_size=batch_size,
         apply=apply,
+        on_batch=on_batch,
     )

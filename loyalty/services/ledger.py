@@ -21,12 +21,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db.database import Database
 from loyalty.db.models import Entry, Lot, Member, Operation, Program, RuleVersion
+from loyalty.db.types import UTCDateTime
 from loyalty.domain.checks import require_key, require_text
 from loyalty.domain.rules import RuleSet
 
@@ -513,29 +527,157 @@ def end_lots(
     gets one ``kind`` entry taking out its available and pending points (even when zero), so
     a lot ends once, whichever comes first. Held and frozen points stay for the hold or
     refund in flight.
+
+    The batch is posted set-based whatever its size: one operation per program, then on
+    PostgreSQL one statement (claim and empty the lots, insert the entries from their
+    buckets, take the sums off the members); elsewhere four statements doing the same.
     """
-    claimed = conn.execute(
-        update(lots)
-        .where(lots.c.id.in_([r.id for r in rows]), lots.c.expired_at.is_(None))
-        .values(expired_at=at)
-    ).rowcount
+    ids = [r.id for r in rows]
+    op_ids = _sweep_operations(conn, rows, kind=kind, key_prefix=key_prefix, at=at)
+    if conn.dialect.name == "postgresql":
+        claimed = _end_lots_pg(conn, ids, op_ids, kind=kind, at=at)
+    else:
+        claimed = _end_lots_portable(conn, ids, op_ids, kind=kind, at=at)
     if claimed != len(rows):  # impossible under the members' locks
         raise RuntimeError(f"{kind} claimed {claimed} of {len(rows)} lots")
-    post_sweep(
-        conn,
-        kind=kind,
-        key_prefix=key_prefix,
-        at=at,
-        items=[
-            SweepItem(
-                r.program_id,
-                r.member_id,
-                Move(kind, r.id, available=-r.available, pending=-r.pending),
-            )
-            for r in rows
-        ],
-    )
     return int(sum(r.available + r.pending for r in rows))
+
+
+# One statement per batch on PostgreSQL: the lots' buckets before the update feed the entries
+# and the members' sums. :ops maps program ids to operation ids (parallel arrays).
+_END_LOTS_PG = text(
+    """
+    WITH claimed AS (
+        UPDATE lots AS l SET expired_at = :at, available = 0, pending = 0
+        FROM (SELECT id, available, pending FROM lots
+              WHERE id = ANY(CAST(:ids AS bigint[])) AND expired_at IS NULL) AS b
+        WHERE l.id = b.id
+        RETURNING l.id, l.program_id, l.member_id, b.available, b.pending
+    ), posted AS (
+        INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,
+                             available_delta, pending_delta, held_delta, frozen_delta,
+                             debt_delta, created_at)
+        SELECT c.program_id, c.member_id, o.op, c.id, :kind, -c.available, -c.pending,
+               0, 0, 0, :at
+        FROM claimed AS c
+        JOIN unnest(CAST(:programs AS bigint[]), CAST(:ops AS bigint[])) AS o (program, op)
+          ON o.program = c.program_id
+    ), taken AS (
+        UPDATE members AS m
+        SET available = m.available - s.available, pending = m.pending - s.pending
+        FROM (SELECT member_id, sum(available) AS available, sum(pending) AS pending
+              FROM claimed GROUP BY member_id) AS s
+        WHERE m.id = s.member_id
+    )
+    SELECT count(*) FROM claimed
+    """
+)
+
+
+def _end_lots_pg(
+    conn: Connection, ids: list[int], op_ids: Mapping[int, int], *, kind: str, at: dt.datetime
+) -> int:
+    params = {
+        "ids": ids,
+        "at": at,
+        "kind": kind,
+        "programs": list(op_ids),
+        "ops": list(op_ids.values()),
+    }
+    return int(conn.execute(_END_LOTS_PG, params).scalar_one())
+
+
+def _end_lots_portable(
+    conn: Connection, ids: list[int], op_ids: Mapping[int, int], *, kind: str, at: dt.datetime
+) -> int:
+    in_batch = lots.c.id.in_(ids)
+    claimed = conn.execute(
+        update(lots).where(in_batch, lots.c.expired_at.is_(None)).values(expired_at=at)
+    ).rowcount
+    conn.execute(
+        insert(entries).from_select(_ENDING_COLUMNS, _ending_entries(kind, op_ids, in_batch, at))
+    )
+    per_member = (
+        select(
+            lots.c.member_id,
+            func.sum(lots.c.available).label("available"),
+            func.sum(lots.c.pending).label("pending"),
+        )
+        .where(in_batch)
+        .group_by(lots.c.member_id)
+        .subquery()
+    )
+    conn.execute(
+        update(members)
+        .where(members.c.id == per_member.c.member_id)
+        .values(
+            available=members.c.available - per_member.c.available,
+            pending=members.c.pending - per_member.c.pending,
+        )
+    )
+    conn.execute(update(lots).where(in_batch).values(available=0, pending=0))
+    return int(claimed)
+
+
+_ENDING_COLUMNS = [
+    "program_id",
+    "member_id",
+    "operation_id",
+    "lot_id",
+    "kind",
+    "available_delta",
+    "pending_delta",
+    "held_delta",
+    "frozen_delta",
+    "debt_delta",
+    "created_at",
+]
+
+
+def _ending_entries(
+    kind: str, op_ids: Mapping[int, int], in_batch: ColumnElement[bool], at: dt.datetime
+) -> Any:
+    """``SELECT`` of one ending entry per lot of the batch, from the lot's own buckets."""
+    op_id: Any = (
+        literal(next(iter(op_ids.values())))
+        if len(op_ids) == 1
+        else case(op_ids, value=lots.c.program_id)
+    )
+    return select(
+        lots.c.program_id,
+        lots.c.member_id,
+        op_id,
+        lots.c.id,
+        literal(kind),
+        -lots.c.available,
+        -lots.c.pending,
+        literal(0),
+        literal(0),
+        literal(0),
+        literal(at, UTCDateTime()),
+    ).where(in_batch)
+
+
+def _sweep_operations(
+    conn: Connection, rows: Sequence[Row[Any]], *, kind: str, key_prefix: str, at: dt.datetime
+) -> dict[int, int]:
+    """One operation per program of the batch, holding how many lots it touched."""
+    counts: dict[int, int] = {}
+    for r in rows:
+        counts[r.program_id] = counts.get(r.program_id, 0) + 1
+    return {
+        program_id: record_operation(
+            conn,
+            program_id=program_id,
+            key=f"{key_prefix}:{uuid.uuid4().hex}",
+            kind=kind,
+            member_id=None,
+            req_hash="",
+            result={"lots": n},
+            at=at,
+        )
+        for program_id, n in sorted(counts.items())
+    }
 
 
 def sweep_lots(
@@ -545,6 +687,7 @@ def sweep_lots(
     order_by: Sequence[Any],
     batch_size: int,
     apply: Callable[[Connection, Sequence[Row[Any]]], int],
+    on_batch: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
     """Run a set-based sweep over the lots matching ``due``, one transaction per batch.
 
@@ -552,7 +695,8 @@ def sweep_lots(
     members a concurrent sweep holds), re-reads up to ``batch_size`` due lots of the locked
     members and hands them to ``apply``, which posts their moves and returns the points they
     carried. A crash loses at most the batch in flight; running again (or concurrently) finds
-    only lots that are still due.
+    only lots that are still due. ``on_batch`` gets the running totals after each batch has
+    committed (outside its transaction), for progress reports.
     """
     items = points = batches = 0
     while True:
@@ -578,4 +722,6 @@ def sweep_lots(
             points += apply(conn, rows) if rows else 0
         batches += 1
         items += len(rows)
+        if on_batch is not None:
+            on_batch(SweepResult(items=items, points=points, batches=batches))
     return SweepResult(items=items, points=points, batches=batches)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_
@@ -12,8 +12,16 @@ from loyalty.services.ledger import Move, SweepItem, lots, post_sweep, sweep_lot
 from loyalty.services.results import SweepResult
 
 
-def mature_pending(db: Database, *, batch_size: int = 1000) -> SweepResult:
-    """Make every lot whose return window has ended available; set-based, per batch."""
+def mature_pending(
+    db: Database,
+    *,
+    batch_size: int = 1000,
+    on_batch: Callable[[SweepResult], None] | None = None,
+) -> SweepResult:
+    """Make every lot whose return window has ended available; set-based, per batch.
+
+    ``on_batch`` gets the running totals after each committed batch (see ``sweep_lots``).
+    """
     now = db.clock.now()
 
     def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
@@ -39,4 +47,5 @@ def mature_pending(db: Database, *, batch_size: int = 1000) -> SweepResult:
         order_by=(lots.c.matures_at, lots.c.id),
         batch_size=batch_size,
         apply=apply,
+        on_batch=on_batch,
     )

@@ -363,8 +363,17 @@ def release_hold(
     )
 
 
-def expire_holds(db: Database, *, batch_size: int = 200) -> SweepResult:
-    """Release every active hold whose time-out has passed; safe to run at any time, twice."""
+def expire_holds(
+    db: Database,
+    *,
+    batch_size: int = 200,
+    on_batch: Callable[[SweepResult], None] | None = None,
+) -> SweepResult:
+    """Release every active hold whose time-out has passed; safe to run at any time, twice.
+
+    ``on_batch`` gets the running totals after each batch (every hold is settled in its own
+    transaction, so they have all committed by then).
+    """
     now = db.clock.now()
     count = points = batches = 0
     while True:
@@ -391,6 +400,8 @@ def expire_holds(db: Database, *, batch_size: int = 200) -> SweepResult:
             if result.status == "expired" and not result.replayed:
                 count += 1
                 points += result.points
+        if on_batch is not None:
+            on_batch(SweepResult(items=count, points=points, batches=batches))
         if len(due) < batch_size:
             break
     return SweepResult(items=count, points=points, batches=batches)

@@ -13,6 +13,8 @@ from loyalty import errors
 from sdk import Jifen, LoyaltyError
 
 EXPORTS = [
+    "AdjustmentRequestNotFound",
+    "AdjustmentRequestSettled",
     "AdjustmentResult",
     "AlreadyExists",
     "Balance",
@@ -56,6 +58,7 @@ EXPORTS = [
     "ReversalResult",
     "ReversalSettled",
     "RuleViolation",
+    "SelfApproval",
     "StripeEventNotFound",
     "StripeWebhook",
     "TransferLimit",

@@ -1,0 +1,222 @@
+"""The console's application factory: :func:`create_app`.
+
+Configuration (a mapping passed to :func:`create_app`; environment variables fill the gaps):
+
+===========================  ==============================================================
+``JIFEN_DATABASE``           a :class:`~loyalty.db.Database` to use (tests), or else
+``JIFEN_DATABASE_URL``       the database URL (default ``$JIFEN_DATABASE_URL``)
+``JIFEN_PROGRAM``            the program's code (default ``$JIFEN_PROGRAM``, else the first)
+``JIFEN_APPROVAL_THRESHOLD`` adjustments above this many points need a second person (1000)
+``JIFEN_REDIS_URL``          "run now" enqueues jobs there; none: jobs run inline
+``STRIPE_WEBHOOK_SECRET``    serve ``POST /webhooks/stripe`` with this signing secret
+``SECRET_KEY``               required, except for ``TESTING`` and ``JIFEN_DEMO``
+``SESSION_COOKIE_SECURE``    True by default (cookies only over https); the demo turns it off
+===========================  ==============================================================
+
+Every POST is protected by flask-wtf's :class:`CSRFProtect` (the one CSRF mechanism; the
+Stripe webhook blueprint is exempt: Stripe's signature authenticates it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_admin import Admin  # type: ignore[import-untyped]
+from flask_admin.theme import Bootstrap4Theme  # type: ignore[import-untyped]
+from flask_login import current_user  # type: ignore[import-untyped]
+from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
+from werkzeug.exceptions import HTTPException
+
+from admin.auth import has_role, init_auth
+from admin.context import EXTENSION, Console
+from admin.formatting import init_filters
+from loyalty.db.database import Database
+from loyalty.errors import ConfigurationError, LoyaltyError
+from loyalty.services.approvals import DEFAULT_THRESHOLD
+
+ENV_DEFAULTS = {
+    "JIFEN_DATABASE_URL": "JIFEN_DATABASE_URL",
+    "JIFEN_PROGRAM": "JIFEN_PROGRAM",
+    "JIFEN_REDIS_URL": "JIFEN_REDIS_URL",
+    "SECRET_KEY": "JIFEN_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET": "JIFEN_STRIPE_WEBHOOK_SECRET",
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the console: login, roles, CSRF, the views and (if configured) the webhook."""
+    app = Flask(__name__)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=True,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=8),
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        JIFEN_APPROVAL_THRESHOLD=DEFAULT_THRESHOLD,
+        JIFEN_DEMO=False,
+        FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=False,
+    )
+    given = dict(config or {})
+    for key, env in ENV_DEFAULTS.items():
+        if key not in given and os.environ.get(env):
+            app.config[key] = os.environ[env]
+    app.config.update(given)
+    app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
+    _require_secret(app)
+
+    database = app.config.get("JIFEN_DATABASE")
+    if database is None:
+        database = Database.from_url(app.config.get("JIFEN_DATABASE_URL"))
+    if not isinstance(database, Database):
+        raise ConfigurationError("JIFEN_DATABASE must be a loyalty.db.Database")
+    threshold = int(app.config["JIFEN_APPROVAL_THRESHOLD"])
+    app.extensions[EXTENSION] = Console(
+        db=database,
+        program_code=app.config.get("JIFEN_PROGRAM") or None,
+        approval_threshold=threshold,
+        redis_url=app.config.get("JIFEN_REDIS_URL") or None,
+    )
+
+    csrf = CSRFProtect(app)
+    init_auth(app)
+    _init_admin(app)
+    _init_webhook(app, database, csrf)
+    _init_errors(app)
+    _init_headers(app)
+    app.jinja_env.globals.update(has_role=has_role)
+    init_filters(app)
+
+    @app.get("/")
+    def home() -> ResponseReturnValue:
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        return redirect(url_for("admin.index"))
+
+    return app
+
+
+def _require_secret(app: Flask) -> None:
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.config.get("TESTING") or app.config.get("JIFEN_DEMO"):
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        return
+    raise ConfigurationError(
+        "the console needs a SECRET_KEY to sign sessions: set $JIFEN_SECRET_KEY to a long "
+        'random string (python -c "import secrets; print(secrets.token_hex(32))")'
+    )
+
+
+def _init_admin(app: Flask) -> Admin:
+    from admin.views import (
+        AdjustmentsView,
+        AuditView,
+        DashboardView,
+        EventsView,
+        ExportView,
+        JobsView,
+        MembersView,
+        RulesView,
+    )
+
+    admin = Admin(
+        app,
+        name="Jifen",
+        url="/admin",
+        index_view=DashboardView(name="Dashboard", url="/admin", endpoint="admin"),
+        theme=Bootstrap4Theme(swatch="cerulean", fluid=True, base_template="jifen/master.html"),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        admin.add_view(RulesView(name="Earning rules", endpoint="rules"))
+        admin.add_view(MembersView(name="Members", endpoint="members"))
+        admin.add_view(AdjustmentsView(name="Adjustments", endpoint="adjustments"))
+        admin.add_view(JobsView(name="Jobs", endpoint="jobs"))
+        admin.add_view(EventsView(name="Webhook events", endpoint="events"))
+        admin.add_view(AuditView(name="Audit log", endpoint="audit"))
+        admin.add_view(ExportView(name="Export", endpoint="export"))
+    return admin
+
+
+def _init_webhook(app: Flask, database: Database, csrf: CSRFProtect) -> None:
+    secret = app.config.get("STRIPE_WEBHOOK_SECRET")
+    if not secret:
+        return
+    from admin.webhooks import init_stripe_webhook
+    from loyalty.stripe_events import StripeWebhook
+
+    with app.app_context():
+        program = app.extensions[EXTENSION].program().code
+    hook = StripeWebhook(database, program=program, secret=secret)
+    csrf.exempt(init_stripe_webhook(app, hook))
+
+
+def _init_errors(app: Flask) -> None:
+    titles = {
+        400: "That request could not be understood",
+        401: "Please sign in",
+        403: "You do not have access to this page",
+        404: "Page not found",
+        405: "That is not allowed here",
+        500: "Something went wrong",
+    }
+
+    def page(status: int, message: str) -> ResponseReturnValue:
+        title = titles.get(status, "Something went wrong")
+        if request.path.startswith("/webhooks/"):
+            return {"error": {"code": str(status), "message": message}}, status
+        return render_template("jifen/error.html", status=status, title=title, message=message), (
+            status
+        )
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        return page(
+            400,
+            "The form expired or did not come from this console (missing or wrong CSRF "
+            "token). Go back, reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        if exc.code == 401:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return page(exc.code or 500, exc.description or "")
+
+    @app.errorhandler(LoyaltyError)
+    def loyalty_error(exc: LoyaltyError) -> ResponseReturnValue:
+        return page(exc.http_status, exc.message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        if app.config.get("JIFEN_RAISE_ERRORS"):
+            raise exc
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return page(
+            500,
+            "The console hit an unexpected error; it has been logged. Try again, and tell "
+            "your administrator if it keeps happening.",
+        )
+
+
+def _init_headers(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )
+        return response

@@ -1,0 +1,146 @@
+"""Signing in and out, the current user, and who may see and change what.
+
+Roles: ``viewer`` reads; ``marketing`` also edits earning rules; ``operations`` also looks
+after members, adjustments, webhook events, jobs and exports; ``admin`` may do everything.
+Views say which roles may read them (``read_roles``) and check write roles per POST with
+:func:`require_role`; a signed-out visitor is sent to the login page, a signed-in one
+without the role gets 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import (  # type: ignore[import-untyped]
+    LoginManager,
+    UserMixin,
+    current_user,
+    login_required,
+    login_user,
+    logout_user,
+)
+
+from admin import users as accounts
+from admin.context import console
+
+EVERYONE = accounts.ROLES
+MARKETING = ("marketing", "admin")
+OPERATIONS = ("operations", "admin")
+
+blueprint = Blueprint("auth", __name__)
+
+
+class SignedIn(UserMixin):  # type: ignore[misc]
+    """The signed-in person, as flask-login sees them."""
+
+    def __init__(self, user: accounts.ConsoleUser) -> None:
+        self.user = user
+        self.id = str(user.id)
+        self.username = user.username
+        self.role = user.role
+
+    @property
+    def is_active(self) -> bool:
+        return self.user.active
+
+    def has_role(self, *roles: str) -> bool:
+        """True if this person's role is one of ``roles``."""
+        return self.role in roles
+
+
+def init_auth(app: Flask) -> LoginManager:
+    """Sign-in for ``app``: flask-login with users loaded from ``admin_users``."""
+    manager = LoginManager()
+    manager.login_view = "auth.login"
+    manager.login_message = "Please sign in to open the console."
+    manager.login_message_category = "info"
+    manager.session_protection = "strong"
+
+    @manager.user_loader  # type: ignore[untyped-decorator]
+    def load_user(user_id: str) -> SignedIn | None:
+        if not user_id.isdigit():
+            return None
+        user = accounts.get_user(console().db, int(user_id))
+        return SignedIn(user) if user is not None and user.active else None
+
+    manager.init_app(app)
+    app.register_blueprint(blueprint)
+    return manager
+
+
+def has_role(*roles: str) -> bool:
+    """True if someone is signed in with one of ``roles`` (usable in templates)."""
+    return bool(current_user.is_authenticated and current_user.has_role(*roles))
+
+
+def require_role(*roles: str) -> None:
+    """Abort with 403 unless the signed-in person has one of ``roles``."""
+    if not current_user.is_authenticated:
+        abort(401)
+    if not current_user.has_role(*roles):
+        abort(403)
+
+
+def actor() -> str:
+    """The signed-in person's username, for audit entries."""
+    return str(current_user.username)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never redirect a login to another host."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/"):
+            return target
+    return url_for("admin.index")
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """The sign-in form."""
+    if request.method == "POST":
+        user = accounts.authenticate(
+            console().db, request.form.get("username", ""), request.form.get("password", "")
+        )
+        if user is not None:
+            login_user(SignedIn(user))
+            flash(f"Signed in as {user.username} ({user.role}).", "success")
+            return redirect(_safe_next(request.form.get("next")))
+        flash("Wrong username or password, or the account is disabled.", "error")
+        return render_template("jifen/login.html", next=request.form.get("next", "")), 401
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template(
+        "jifen/login.html",
+        next=request.args.get("next", ""),
+        demo_logins=current_app.config.get("JIFEN_DEMO_LOGINS"),
+    )
+
+
+@blueprint.post("/logout")
+@login_required  # type: ignore[untyped-decorator]
+def logout() -> ResponseReturnValue:
+    """Sign out (a POST, so another site cannot sign you out)."""
+    logout_user()
+    flash("Signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+def inaccessible(name: str, **kwargs: Any) -> ResponseReturnValue:
+    """What a flask-admin view answers to someone who may not see it."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    abort(403)

@@ -1,0 +1,61 @@
+"""Jinja filters: points, money, instants in the program's time zone, JSON for the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from flask import Flask, g
+
+from admin.context import console
+from loyalty.domain.calendar import zone
+from loyalty.domain.money import minor_unit_exponent
+from loyalty.errors import LoyaltyError
+
+
+def points(value: Any) -> str:
+    """``12,345`` (and ``-12`` for negatives); blank for None."""
+    return "" if value is None else f"{int(value):,}"
+
+
+def signed(value: Any) -> str:
+    """``+12`` / ``-12``."""
+    return "" if value is None else f"{int(value):+,}"
+
+
+def money(minor: Any, currency: str) -> str:
+    """Minor units as ``CNY 1,234.56``."""
+    if minor is None:
+        return ""
+    exponent = minor_unit_exponent(currency)
+    major = int(minor) / 10**exponent if exponent else int(minor)
+    return f"{currency} {major:,.{exponent}f}"
+
+
+def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An instant in the program's time zone."""
+    if value is None:
+        return ""
+    tz = g.get("jifen_timezone")
+    if tz is None:
+        try:
+            tz = console().program().timezone
+        except LoyaltyError:  # no program yet: show UTC
+            tz = "UTC"
+        g.jifen_timezone = tz
+    return value.astimezone(zone(tz)).strftime(fmt)
+
+
+def pretty_json(value: Any) -> str:
+    """Compact, sorted JSON for before/after values."""
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, indent=1, default=str)
+
+
+def init_filters(app: Flask) -> None:
+    """Register the filters on ``app``."""
+    app.jinja_env.filters.update(
+        points=points, signed=signed, money=money, local_time=local_time, pretty_json=pretty_json
+    )

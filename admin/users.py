@@ -1,0 +1,182 @@
+"""Console accounts: people who sign in, their role and their hashed password.
+
+Roles, from least to most: ``viewer`` (reads everything), ``marketing`` (earning rules),
+``operations`` (members, adjustments and their approval, webhook events, jobs, exports) and
+``admin`` (everything). Passwords are stored only as salted scrypt hashes (werkzeug). Every
+change to an account is in the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, insert, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from loyalty.db.database import Database
+from loyalty.db.models import AdminUser
+from loyalty.domain.checks import require_text
+from loyalty.errors import AlreadyExists, InvalidInput, NotFound
+from loyalty.services.audit import record_audit
+
+admin_users = cast(Table, AdminUser.__table__)
+
+ROLES = ("viewer", "marketing", "operations", "admin")
+MIN_PASSWORD = 8
+# Compared against when the username is unknown, so a miss takes as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    """A console account (never its password hash)."""
+
+    id: int
+    username: str
+    role: str
+    active: bool
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None
+
+
+def _user(row: Row[Any]) -> ConsoleUser:
+    return ConsoleUser(
+        id=int(row.id),
+        username=row.username,
+        role=row.role,
+        active=bool(row.active),
+        created_at=row.created_at,
+        last_login_at=row.last_login_at,
+    )
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
+    return role
+
+
+def _password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidInput(
+            f"the password must have at least {MIN_PASSWORD} characters", field="password"
+        )
+    return password
+
+
+def create_user(
+    db: Database, *, username: str, role: str, password: str, actor: str = "cli"
+) -> ConsoleUser:
+    """Create an account; :class:`AlreadyExists` if the username is taken."""
+    username = require_text("username", username, max_length=120).strip()
+    _role(role)
+    hashed = generate_password_hash(_password(password))
+    now = db.clock.now()
+    with db.write() as conn:
+        if conn.execute(select(admin_users.c.id).where(admin_users.c.username == username)).first():
+            raise AlreadyExists(f"a user called {username!r} already exists", username=username)
+        conn.execute(
+            insert(admin_users).values(
+                username=username, role=role, password_hash=hashed, active=True, created_at=now
+            )
+        )
+        record_audit(
+            conn,
+            actor=actor,
+            action="user.create",
+            target=f"user {username}",
+            at=now,
+            after={"username": username, "role": role, "active": True},
+        )
+        return _user(_row(conn, username))
+
+
+def _row(conn: Any, username: str) -> Row[Any]:
+    row = conn.execute(select(admin_users).where(admin_users.c.username == username)).first()
+    if row is None:
+        raise NotFound(
+            f"no console user called {username!r}; list them with `jifen users list`",
+            username=username,
+        )
+    return cast(Row[Any], row)
+
+
+def list_users(db: Database) -> list[ConsoleUser]:
+    """Every account, by username."""
+    with db.read() as conn:
+        rows = conn.execute(select(admin_users).order_by(admin_users.c.username)).all()
+    return [_user(r) for r in rows]
+
+
+def get_user(db: Database, user_id: int) -> ConsoleUser | None:
+    """The account with this id, or None."""
+    with db.read() as conn:
+        row = conn.execute(select(admin_users).where(admin_users.c.id == user_id)).first()
+    return None if row is None else _user(row)
+
+
+def _change(db: Database, username: str, actor: str, action: str, **values: Any) -> ConsoleUser:
+    now = db.clock.now()
+    with db.write() as conn:
+        row = _row(conn, username)
+        before = {k: getattr(row, k) for k in values}
+        conn.execute(update(admin_users).where(admin_users.c.id == row.id).values(**values))
+        record_audit(
+            conn,
+            actor=actor,
+            action=action,
+            target=f"user {username}",
+            at=now,
+            before=before,
+            after=values,
+        )
+        return _user(_row(conn, username))
+
+
+def set_role(db: Database, *, username: str, role: str, actor: str = "cli") -> ConsoleUser:
+    """Give an account another role."""
+    return _change(db, username, actor, "user.set_role", role=_role(role))
+
+
+def set_active(db: Database, *, username: str, active: bool, actor: str = "cli") -> ConsoleUser:
+    """Disable (or enable again) an account; a disabled account cannot sign in."""
+    return _change(
+        db, username, actor, "user.disable" if not active else "user.enable", active=active
+    )
+
+
+def set_password(db: Database, *, username: str, password: str, actor: str = "cli") -> ConsoleUser:
+    """Replace an account's password (the audit entry does not hold it)."""
+    hashed = generate_password_hash(_password(password))
+    now = db.clock.now()
+    with db.write() as conn:
+        row = _row(conn, username)
+        conn.execute(
+            update(admin_users).where(admin_users.c.id == row.id).values(password_hash=hashed)
+        )
+        record_audit(
+            conn, actor=actor, action="user.set_password", target=f"user {username}", at=now
+        )
+        return _user(_row(conn, username))
+
+
+def authenticate(db: Database, username: str, password: str) -> ConsoleUser | None:
+    """The active account with this username and password, or None; records the login."""
+    with db.read() as conn:
+        row = conn.execute(
+            select(admin_users).where(admin_users.c.username == (username or "").strip())
+        ).first()
+    if row is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(row.password_hash, password or "") or not row.active:
+        return None
+    with db.write() as conn:
+        conn.execute(
+            update(admin_users)
+            .where(admin_users.c.id == row.id)
+            .values(last_login_at=db.clock.now())
+        )
+    return _user(row)

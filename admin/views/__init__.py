@@ -1,0 +1,22 @@
+"""The console's pages (flask-admin views). Each is a thin door: reads are queries, every
+change is a service call."""
+
+from admin.views.adjustments import AdjustmentsView
+from admin.views.audit import AuditView
+from admin.views.dashboard import DashboardView
+from admin.views.events import EventsView
+from admin.views.export import ExportView
+from admin.views.jobs import JobsView
+from admin.views.members import MembersView
+from admin.views.rules import RulesView
+
+__all__ = [
+    "AdjustmentsView",
+    "AuditView",
+    "DashboardView",
+    "EventsView",
+    "ExportView",
+    "JobsView",
+    "MembersView",
+    "RulesView",
+]

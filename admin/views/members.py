@@ -1,0 +1,148 @@
+"""Members: search by external id, email or Stripe customer; a member's balance, lots,
+history and adjustment requests; link a Stripe customer (operations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, or_, select
+
+from admin.auth import OPERATIONS, actor, has_role, require_role
+from admin.forms import LinkStripeForm, load
+from admin.views.base import ConsoleView, expose, flash_error, page_number
+from loyalty.errors import LoyaltyError
+from loyalty.services import (
+    audit,
+    balance,
+    get_member,
+    history,
+    link_stripe_customer,
+    list_adjustment_requests,
+)
+from loyalty.services.ledger import lots, members, program_row
+from loyalty.stripe_events import apply_parked_for
+
+PAGE = 25
+HISTORY_PAGE = 20
+
+
+class MembersView(ConsoleView):
+    """Member search and the member page (every role reads; operations link and adjust)."""
+
+    @expose("/")
+    def index(self) -> ResponseReturnValue:
+        program = self.program()
+        query = request.args.get("q", "").strip()
+        page = page_number()
+        with self.console.db.read() as conn:
+            prog = program_row(conn, program.code)
+            where: list[Any] = [members.c.program_id == prog.id]
+            if query:
+                lowered = query.lower()
+                where.append(
+                    or_(
+                        members.c.external_id == query,
+                        members.c.external_id.startswith(query, autoescape=True),
+                        func.lower(members.c.email).startswith(lowered, autoescape=True),
+                        members.c.stripe_customer_id == query,
+                    )
+                )
+            total = conn.execute(select(func.count()).select_from(members).where(*where)).scalar()
+            rows = conn.execute(
+                select(members)
+                .where(*where)
+                .order_by(members.c.external_id)
+                .limit(PAGE)
+                .offset((page - 1) * PAGE)
+            ).all()
+        if query and len(rows) == 1 and page == 1:
+            return redirect(url_for(".member", id=rows[0].external_id))
+        return self.render(
+            "jifen/members.html",
+            program=program,
+            rows=rows,
+            query=query,
+            page=page,
+            pages=max(1, -(-int(total or 0) // PAGE)),
+            total=int(total or 0),
+        )
+
+    @expose("/member")
+    def member(self) -> ResponseReturnValue:
+        program = self.program()
+        external_id = request.args.get("id", "")
+        if not external_id:
+            abort(404)
+        cursor_arg = request.args.get("cursor", "")
+        cursor = int(cursor_arg) if cursor_arg.isdigit() else None
+        db = self.console.db
+        info = balance(db, program=program.code, member=external_id, expiring_within_days=90)
+        page = history(
+            db, program=program.code, member=external_id, limit=HISTORY_PAGE, cursor=cursor
+        )
+        with db.read() as conn:
+            prog = program_row(conn, program.code)
+            row = conn.execute(
+                select(members).where(
+                    members.c.program_id == prog.id, members.c.external_id == external_id
+                )
+            ).one()
+            member_lots = conn.execute(
+                select(lots)
+                .where(
+                    lots.c.member_id == row.id,
+                    (lots.c.available + lots.c.pending + lots.c.held + lots.c.frozen) > 0,
+                )
+                .order_by(lots.c.expires_at.is_(None), lots.c.expires_at, lots.c.id)
+                .limit(200)
+            ).all()
+        requests = list_adjustment_requests(db, program=program.code, member=external_id, limit=10)
+        return self.render(
+            "jifen/member.html",
+            program=program,
+            member=row,
+            balance=info,
+            lots=member_lots,
+            history=page,
+            cursor=cursor,
+            requests=requests,
+            can_operate=has_role(*OPERATIONS),
+            threshold=self.console.approval_threshold,
+        )
+
+    @expose("/link-stripe", methods=("POST",))
+    def link_stripe(self) -> ResponseReturnValue:
+        require_role(*OPERATIONS)
+        program = self.program()
+        member = request.form.get("member", "")
+        db = self.console.db
+        try:
+            form = load(LinkStripeForm(), request.form)
+            before = get_member(db, program=program.code, external_id=form["member"])
+            info = link_stripe_customer(
+                db,
+                program=program.code,
+                external_id=form["member"],
+                stripe_customer_id=form["stripe_customer_id"],
+            )
+            audit(
+                db,
+                actor=actor(),
+                action="member.link_stripe",
+                target=f"member {info.external_id}",
+                program=program.code,
+                before={"stripe_customer_id": before.stripe_customer_id},
+                after={"stripe_customer_id": info.stripe_customer_id},
+            )
+            applied = apply_parked_for(db, info)
+        except LoyaltyError as exc:
+            flash_error(exc)
+        else:
+            flash(
+                f"Linked {info.external_id} to Stripe customer {info.stripe_customer_id}"
+                + (f"; {len(applied)} parked event(s) applied." if applied else "."),
+                "success",
+            )
+        return redirect(url_for(".member", id=member))

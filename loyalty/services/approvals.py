@@ -1,0 +1,353 @@
+"""Manual adjustments with four-eyes approval, as the admin console makes them.
+
+:func:`request_adjustment` stores the request. Up to the threshold (in points, either way)
+it is applied at once through :func:`~loyalty.services.adjust_points`; above it, it waits
+as ``pending`` until a *different* person approves it (:func:`approve_adjustment`) or
+someone rejects it (:func:`reject_adjustment`). The requester can never approve their own.
+
+The ledger write is keyed by the request (``adjustment_id`` ``console-<id>``), so applying
+a request twice (a retried approval, a crash between the ledger write and the status
+update) writes the points once. Every step writes an audit entry in its own transaction's
+change: requested, approved, rejected, applied or failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, select, update
+
+from loyalty.db.database import Database
+from loyalty.db.models import AdjustmentRequest
+from loyalty.domain.checks import require_int, require_text
+from loyalty.errors import (
+    AdjustmentRequestNotFound,
+    AdjustmentRequestSettled,
+    InvalidInput,
+    LoyaltyError,
+    MemberNotFound,
+    SelfApproval,
+)
+from loyalty.services.adjustments import _require_points, adjust_points
+from loyalty.services.audit import record_audit
+from loyalty.services.ledger import members, program_row
+from loyalty.services.results import AdjustmentResult
+
+adjustment_requests = cast(Table, AdjustmentRequest.__table__)
+
+DEFAULT_THRESHOLD = 1000
+STATUSES = ("pending", "approving", "applied", "rejected", "failed")
+
+
+@dataclass(frozen=True)
+class AdjustmentRequestInfo:
+    """An adjustment request and where it stands.
+
+    ``status``: ``pending`` (waiting for a second person), ``approving``, ``applied``,
+    ``rejected`` or ``failed`` (``error`` says why the ledger refused it). ``decided_by``
+    approved or rejected it (the requester themself for one applied at once).
+    """
+
+    id: int
+    program: str
+    member: str
+    points: int
+    reason: str
+    status: str
+    requested_by: str
+    requested_at: dt.datetime
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    adjustment_id: str | None
+    error: str | None
+
+    @property
+    def needs_approval(self) -> bool:
+        """True while it waits for a second person."""
+        return self.status == "pending"
+
+
+def _info(program: str, row: Row[Any]) -> AdjustmentRequestInfo:
+    return AdjustmentRequestInfo(
+        id=int(row.id),
+        program=program,
+        member=row.member,
+        points=int(row.points),
+        reason=row.reason,
+        status=row.status,
+        requested_by=row.requested_by,
+        requested_at=row.requested_at,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        adjustment_id=row.adjustment_id,
+        error=row.error,
+    )
+
+
+def _select() -> Any:
+    return select(adjustment_requests, members.c.external_id.label("member")).join(
+        members, members.c.id == adjustment_requests.c.member_id
+    )
+
+
+def _load(conn: Connection, program_id: int, request_id: int, *, lock: bool) -> Row[Any]:
+    query = _select().where(
+        adjustment_requests.c.id == request_id, adjustment_requests.c.program_id == program_id
+    )
+    if lock:
+        query = query.with_for_update(of=adjustment_requests)
+    row = conn.execute(query).first()
+    if row is None:
+        raise AdjustmentRequestNotFound(
+            f"no adjustment request {request_id}", request_id=request_id
+        )
+    return row
+
+
+def _audit_values(row: Row[Any] | AdjustmentRequestInfo) -> dict[str, Any]:
+    return {
+        "member": row.member,
+        "points": int(row.points),
+        "reason": row.reason,
+        "status": row.status,
+        "requested_by": row.requested_by,
+        "decided_by": row.decided_by,
+    }
+
+
+def request_adjustment(
+    db: Database,
+    *,
+    program: str,
+    member: str,
+    points: int,
+    reason: str,
+    requested_by: str,
+    threshold: int = DEFAULT_THRESHOLD,
+) -> AdjustmentRequestInfo:
+    """Ask for a grant (``points`` > 0) or deduction (< 0) with a mandatory reason.
+
+    Applied at once when ``abs(points) <= threshold``; otherwise stored as ``pending`` for a
+    second person. A ledger refusal (for example :class:`InsufficientPoints`) marks the
+    request ``failed`` and is raised.
+    """
+    _require_points(points)
+    reason = require_text("reason", reason, max_length=500).strip()
+    require_text("requested_by", requested_by, max_length=120)
+    require_int("threshold", threshold, minimum=0)
+    now = db.clock.now()
+    immediate = abs(points) <= threshold
+    with db.write() as conn:
+        prog = program_row(conn, program)
+        member_id = conn.execute(
+            select(members.c.id).where(
+                members.c.program_id == prog.id, members.c.external_id == member
+            )
+        ).scalar()
+        if member_id is None:
+            raise MemberNotFound(
+                f"no member {member!r} in program {program!r}", program=program, member=member
+            )
+        request_id = int(
+            conn.execute(
+                adjustment_requests.insert()
+                .values(
+                    program_id=prog.id,
+                    member_id=member_id,
+                    points=points,
+                    reason=reason,
+                    status="approving" if immediate else "pending",
+                    requested_by=requested_by,
+                    requested_at=now,
+                    decided_by=requested_by if immediate else None,
+                    decided_at=now if immediate else None,
+                )
+                .returning(adjustment_requests.c.id)
+            ).scalar_one()
+        )
+        conn.execute(
+            update(adjustment_requests)
+            .where(adjustment_requests.c.id == request_id)
+            .values(adjustment_id=f"console-{request_id}")
+        )
+        row = _load(conn, prog.id, request_id, lock=False)
+        record_audit(
+            conn,
+            actor=requested_by,
+            action="adjustment.request",
+            target=f"member {member} adjustment #{request_id}",
+            at=now,
+            program_id=prog.id,
+            after={**_audit_values(row), "threshold": threshold},
+        )
+    if not immediate:
+        return _info(program, row)
+    return _apply(db, program, request_id)
+
+
+def approve_adjustment(
+    db: Database, *, program: str, request_id: int, approver: str
+) -> AdjustmentRequestInfo:
+    """Approve a pending request and apply it; the requester cannot (:class:`SelfApproval`).
+
+    Approving again after a failure in the middle (status ``approving``, same approver)
+    finishes the job without writing the points twice.
+    """
+    require_int("request_id", request_id, minimum=1)
+    require_text("approver", approver, max_length=120)
+    now = db.clock.now()
+    with db.write() as conn:
+        prog = program_row(conn, program)
+        row = _load(conn, prog.id, request_id, lock=True)
+        resuming = row.status == "approving" and row.decided_by == approver
+        if not resuming:
+            if row.status != "pending":
+                raise AdjustmentRequestSettled(
+                    f"adjustment request {request_id} is already {row.status}",
+                    request_id=request_id,
+                    status=row.status,
+                )
+            if approver == row.requested_by:
+                raise SelfApproval(
+                    f"{approver} asked for adjustment request {request_id} and cannot approve "
+                    "it; another operations user must",
+                    request_id=request_id,
+                )
+            conn.execute(
+                update(adjustment_requests)
+                .where(adjustment_requests.c.id == request_id)
+                .values(status="approving", decided_by=approver, decided_at=now)
+            )
+            record_audit(
+                conn,
+                actor=approver,
+                action="adjustment.approve",
+                target=f"member {row.member} adjustment #{request_id}",
+                at=now,
+                program_id=prog.id,
+                before=_audit_values(row),
+                after={**_audit_values(row), "status": "approving", "decided_by": approver},
+            )
+    return _apply(db, program, request_id)
+
+
+def reject_adjustment(
+    db: Database, *, program: str, request_id: int, rejecter: str, note: str | None = None
+) -> AdjustmentRequestInfo:
+    """Reject a pending request (the requester may withdraw their own); nothing is written
+    to the ledger."""
+    require_int("request_id", request_id, minimum=1)
+    require_text("rejecter", rejecter, max_length=120)
+    if note is not None and len(note) > 500:
+        raise InvalidInput("the note may be at most 500 characters", field="note")
+    now = db.clock.now()
+    with db.write() as conn:
+        prog = program_row(conn, program)
+        row = _load(conn, prog.id, request_id, lock=True)
+        if row.status != "pending":
+            raise AdjustmentRequestSettled(
+                f"adjustment request {request_id} is already {row.status}",
+                request_id=request_id,
+                status=row.status,
+            )
+        conn.execute(
+            update(adjustment_requests)
+            .where(adjustment_requests.c.id == request_id)
+            .values(status="rejected", decided_by=rejecter, decided_at=now, error=note or None)
+        )
+        record_audit(
+            conn,
+            actor=rejecter,
+            action="adjustment.reject",
+            target=f"member {row.member} adjustment #{request_id}",
+            at=now,
+            program_id=prog.id,
+            before=_audit_values(row),
+            after={
+                **_audit_values(row),
+                "status": "rejected",
+                "decided_by": rejecter,
+                "note": note,
+            },
+        )
+        return _info(program, _load(conn, prog.id, request_id, lock=False))
+
+
+def _apply(db: Database, program: str, request_id: int) -> AdjustmentRequestInfo:
+    """Write an approved request to the ledger, then record how it went."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        row = _load(conn, prog.id, request_id, lock=False)
+    result: AdjustmentResult | None = None
+    failure: LoyaltyError | None = None
+    try:
+        result = adjust_points(
+            db,
+            program=program,
+            member=row.member,
+            points=int(row.points),
+            reason=row.reason,
+            adjustment_id=row.adjustment_id,
+            actor=row.requested_by,
+        )
+    except LoyaltyError as exc:
+        failure = exc
+    now = db.clock.now()
+    status = "failed" if failure is not None else "applied"
+    with db.write() as conn:
+        conn.execute(
+            update(adjustment_requests)
+            .where(adjustment_requests.c.id == request_id)
+            .values(status=status, error=None if failure is None else failure.message)
+        )
+        after = {**_audit_values(row), "status": status}
+        if failure is not None:
+            after["error"] = failure.message
+        elif result is not None and result.expires_at is not None:
+            after["expires_at"] = result.expires_at.isoformat()
+        record_audit(
+            conn,
+            actor=row.decided_by or row.requested_by,
+            action=f"adjustment.{status}",
+            target=f"member {row.member} adjustment #{request_id}",
+            at=now,
+            program_id=prog.id,
+            before=_audit_values(row),
+            after=after,
+        )
+        info = _info(program, _load(conn, prog.id, request_id, lock=False))
+    if failure is not None:
+        raise failure
+    return info
+
+
+def get_adjustment_request(db: Database, *, program: str, request_id: int) -> AdjustmentRequestInfo:
+    """One request, or :class:`AdjustmentRequestNotFound`."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        return _info(program, _load(conn, prog.id, request_id, lock=False))
+
+
+def list_adjustment_requests(
+    db: Database,
+    *,
+    program: str,
+    status: str | None = None,
+    member: str | None = None,
+    limit: int = 50,
+) -> list[AdjustmentRequestInfo]:
+    """Requests newest first, optionally of one status or member."""
+    require_int("limit", limit, minimum=1)
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        query = _select().where(adjustment_requests.c.program_id == prog.id)
+        if status is not None:
+            query = query.where(adjustment_requests.c.status == status)
+        if member is not None:
+            query = query.where(members.c.external_id == member)
+        rows = conn.execute(query.order_by(adjustment_requests.c.id.desc()).limit(limit)).all()
+    return [_info(program, r) for r in rows]

@@ -1,0 +1,235 @@
+"""The audit log: who changed what, when, with the values before and after.
+
+:func:`record_audit` writes one entry inside the caller's transaction, so an entry exists
+exactly when its change does. :func:`list_audit` reads them back, newest first.
+
+The rule-changing wrappers here (:func:`publish_rules_audited`,
+:func:`update_program_audited`) are what the admin console calls: the program service makes
+the change and the entry records the values in force before and the values after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, func, insert, select
+
+from loyalty.db.database import Database
+from loyalty.db.models import AuditEntry
+from loyalty.domain.checks import require_int, require_text
+from loyalty.domain.rules import RuleSet
+from loyalty.errors import InvalidInput
+from loyalty.services.ledger import program_row, programs
+from loyalty.services.programs import (
+    SETTINGS,
+    get_program,
+    publish_rules,
+    rules_in_force,
+    update_program,
+)
+from loyalty.services.results import ProgramInfo, RuleVersionInfo
+
+audit_log = cast(Table, AuditEntry.__table__)
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit entry: ``actor`` did ``action`` to ``target``; ``before`` and ``after``
+    are the values that changed (``None`` when there was nothing before or after)."""
+
+    id: int
+    program: str | None
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """A page of audit entries, newest first, and how many match in all."""
+
+    items: tuple[AuditRecord, ...]
+    total: int
+
+
+def record_audit(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    at: dt.datetime,
+    program_id: int | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> int:
+    """Insert one entry in the caller's transaction; returns its id."""
+    require_text("actor", actor, max_length=120)
+    require_text("action", action, max_length=64)
+    require_text("target", target, max_length=255)
+    return int(
+        conn.execute(
+            insert(audit_log)
+            .values(
+                program_id=program_id,
+                actor=actor,
+                action=action,
+                target=target,
+                before=None if before is None else dict(before),
+                after=None if after is None else dict(after),
+                created_at=at,
+            )
+            .returning(audit_log.c.id)
+        ).scalar_one()
+    )
+
+
+def audit(
+    db: Database,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    program: str | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> int:
+    """Record one entry in a transaction of its own (for changes outside the ledger)."""
+    with db.write() as conn:
+        program_id = None if program is None else int(program_row(conn, program).id)
+        return record_audit(
+            conn,
+            actor=actor,
+            action=action,
+            target=target,
+            at=db.clock.now(),
+            program_id=program_id,
+            before=before,
+            after=after,
+        )
+
+
+def list_audit(
+    db: Database,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    action: str | None = None,
+    actor: str | None = None,
+    target: str | None = None,
+) -> AuditPage:
+    """Entries newest first; ``action`` matches a prefix (``rules.`` gives every rule change)."""
+    require_int("limit", limit, minimum=1)
+    require_int("offset", offset, minimum=0)
+    if limit > MAX_PAGE:
+        raise InvalidInput(f"limit may be at most {MAX_PAGE}", field="limit")
+    where = []
+    if action:
+        where.append(audit_log.c.action.startswith(action, autoescape=True))
+    if actor:
+        where.append(audit_log.c.actor == actor)
+    if target:
+        where.append(audit_log.c.target.contains(target, autoescape=True))
+    with db.read() as conn:
+        total = conn.execute(select(func.count()).select_from(audit_log).where(*where)).scalar()
+        rows = conn.execute(
+            select(audit_log, programs.c.code.label("program_code"))
+            .outerjoin(programs, programs.c.id == audit_log.c.program_id)
+            .where(*where)
+            .order_by(audit_log.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    items = tuple(
+        AuditRecord(
+            id=r.id,
+            program=r.program_code,
+            actor=r.actor,
+            action=r.action,
+            target=r.target,
+            before=r.before,
+            after=r.after,
+            created_at=r.created_at,
+        )
+        for r in rows
+    )
+    return AuditPage(items=items, total=int(total or 0))
+
+
+def _changed(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the keys whose values differ, from each side."""
+    keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def publish_rules_audited(
+    db: Database,
+    *,
+    program: str,
+    rules: RuleSet | Mapping[str, Any],
+    actor: str,
+    effective_from: dt.datetime | None = None,
+) -> RuleVersionInfo:
+    """Publish a rule version (see :func:`~loyalty.services.publish_rules`) and audit it.
+
+    The entry holds the rules in force when it was published (``before``) and the new
+    version (``after``), each with their version and effective-from time.
+    """
+    require_text("actor", actor, max_length=120)
+    current_version, current = rules_in_force(db, program=program)
+    published = publish_rules(
+        db, program=program, rules=rules, effective_from=effective_from, created_by=actor
+    )
+    before = {"version": current_version, **current.to_dict()}
+    after = {
+        "version": published.version,
+        "effective_from": published.effective_from_at.isoformat(),
+        **published.rules,
+    }
+    old, new = _changed(before, after)
+    old["version"], new["version"] = current_version, published.version
+    new["effective_from"] = published.effective_from_at.isoformat()
+    audit(
+        db,
+        actor=actor,
+        action="rules.publish",
+        target=f"program {program} rules v{published.version}",
+        program=program,
+        before=old,
+        after=new,
+    )
+    return published
+
+
+def update_program_audited(
+    db: Database, *, program: str, actor: str, **settings: Any
+) -> ProgramInfo:
+    """Change program settings (see :func:`~loyalty.services.update_program`) and audit the
+    values that changed."""
+    require_text("actor", actor, max_length=120)
+    before = get_program(db, program)
+    after = update_program(db, program=program, **settings)
+    old, new = _changed(
+        {k: getattr(before, k) for k in SETTINGS}, {k: getattr(after, k) for k in SETTINGS}
+    )
+    if old or new:
+        audit(
+            db,
+            actor=actor,
+            action="program.update",
+            target=f"program {program} settings",
+            program=program,
+            before=old,
+            after=new,
+        )
+    return after
