@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean bench bench-quick
 
 $(BIN)/jifen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ lint: install
 ## test: lint, then the whole test suite (PostgreSQL tests are skipped if it is not running)
 test: lint
 	$(BIN)/pytest
+
+## bench: every benchmark at full size against its baseline (about 12 minutes; needs PostgreSQL)
+bench: install
+	$(BIN)/python -m bench
+
+## bench-quick: the same at small sizes, to see the figures move
+bench-quick: install
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) dist build jifen-demo.db jifen-demo.db-wal jifen-demo.db-shm jifen-console-demo.db*

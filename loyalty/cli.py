@@ -57,7 +57,30 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class JifenGroup(click.Group):
+    """The ``jifen`` group; the console's commands (``users``, ``console``) join it on first use.
+
+    They live with the console in ``admin.cli`` and import from this module, so they are
+    added lazily rather than imported here.
+    """
+
+    def _add_console_commands(self) -> None:
+        if "console" not in self.commands:
+            from admin import cli as console_cli
+
+            self.add_command(console_cli.users)
+            self.add_command(console_cli.console)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._add_console_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_console_commands()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=JifenGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="jifen")
 def main() -> None:
     """Jifen: a self-hostable customer loyalty points platform."""
@@ -787,10 +810,3 @@ def jobs_command(database_url: str | None, limit: int, names: tuple[str, ...]) -
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-
-# The console's commands live with the console; registered last, since they import from here.
-from admin import cli as console_cli  # noqa: E402
-
-for _name in ("users", "console"):
-    main.add_command(getattr(console_cli, _name))

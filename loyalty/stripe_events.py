@@ -40,7 +40,7 @@ from typing import Any, cast
 
 import stripe
 from sqlalchemy import Connection, Table, and_, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty import services as svc
 from loyalty.db.database import Database
@@ -120,8 +120,8 @@ class StripeWebhook:
                 "no Stripe webhook signing secret: set it from the endpoint's page in the "
                 "Stripe dashboard (it starts with whsec_)"
             )
-        with db.read() as conn:
-            program_row(conn, program)  # ProgramNotFound now, not at the first delivery
+        with db.read() as conn:  # ProgramNotFound now, not at the first delivery
+            self.program_id = int(program_row(conn, program).id)
         self.db = db
         self.program = program
         self.secret = secret
@@ -137,7 +137,7 @@ class StripeWebhook:
             envelope = parse_envelope(event)
         except (ValueError, InvalidStripeEvent) as exc:
             return WebhookResult(400, "rejected", f"the body is not a Stripe event: {exc}")
-        return receive_event(self.db, self.program, event, envelope)
+        return receive_event(self.db, self.program, event, envelope, program_id=self.program_id)
 
     def _verify(self, payload: bytes | str, signature: str | None) -> str | None:
         if not signature:
@@ -155,12 +155,18 @@ class StripeWebhook:
 
 
 def receive_event(
-    db: Database, program: str, event: Mapping[str, Any], envelope: Envelope | None = None
+    db: Database,
+    program: str,
+    event: Mapping[str, Any],
+    envelope: Envelope | None = None,
+    *,
+    program_id: int | None = None,
 ) -> WebhookResult:
     """Record a verified event once and apply it (the part after the signature check)."""
     envelope = envelope or parse_envelope(event)
-    with db.read() as conn:
-        program_id = int(program_row(conn, program).id)
+    if program_id is None:
+        with db.read() as conn:
+            program_id = int(program_row(conn, program).id)
     row_id, status, is_new = _record(db, program_id, event, envelope)
     if not is_new and status in FINAL_STATUSES:
         return WebhookResult(
@@ -202,9 +208,6 @@ def _record(
     db: Database, program_id: int, event: Mapping[str, Any], envelope: Envelope
 ) -> tuple[int, str, bool]:
     """The event's row (inserted as ``received`` if new): ``(id, status, is_new)``."""
-    found = _find(db, program_id, envelope.event_id)
-    if found is not None:
-        return found[0], found[1], False
     values = {
         "program_id": program_id,
         "event_id": envelope.event_id,
@@ -216,17 +219,20 @@ def _record(
         "received_at": db.clock.now(),
         **_columns(envelope),
     }
-    try:
-        with db.write() as conn:
-            new_id = conn.execute(
-                stripe_events.insert().values(values).returning(stripe_events.c.id)
-            ).scalar_one()
+    with db.write() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        new_id = conn.execute(
+            dialect.insert(stripe_events)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["program_id", "event_id"])
+            .returning(stripe_events.c.id)
+        ).scalar()
+    if new_id is not None:
         return int(new_id), "received", True
-    except IntegrityError:  # a concurrent delivery of the same event won
-        again = _find(db, program_id, envelope.event_id)
-        if again is None:
-            raise
-        return again[0], again[1], False
+    found = _find(db, program_id, envelope.event_id)  # delivered before (or concurrently)
+    if found is None:  # pragma: no cover - rows are never deleted
+        raise RuntimeError(f"event {envelope.event_id} vanished")
+    return found[0], found[1], False
 
 
 def _find(db: Database, program_id: int, event_id: str) -> tuple[int, str] | None:
@@ -289,65 +295,77 @@ def _apply(db: Database, program: str, envelope: Envelope) -> _Outcome:
 
 def _apply_purchase(db: Database, program: str, fact: Purchase) -> _Outcome:
     order = fact.payment_intent
-    earned = _earning_points(db, program, order)
-    if earned is not None:
+    seen = _purchase_context(db, program, fact)
+    if seen.earned is not None:
         return _Outcome(
             "applied",
-            f"order {order} had already earned {earned} points; nothing changed",
-            {"already_earned": earned},
+            f"order {order} had already earned {seen.earned} points; nothing changed",
+            {"already_earned": seen.earned},
         )
-    member, why = _find_member(db, program, fact)
-    if member is None:
-        return _Outcome("parked", why)
+    if seen.member is None:
+        return _Outcome("parked", _unknown_member(fact))
     result = svc.earn_purchase(
         db,
         program=program,
-        member=member,
+        member=seen.member,
         order_id=order,
         amount_minor=fact.amount_minor,
         currency=fact.currency,
     )
-    details: dict[str, Any] = {"member": member, "points": result.points_granted}
-    reconciled = _reconcile(db, program, order)
-    if reconciled.details.get("calls"):
-        details["reversals"] = reconciled.details["calls"]
+    details: dict[str, Any] = {"member": seen.member, "points": result.points_granted}
+    if seen.has_reversal_events:  # refunds or disputes that waited for this purchase
+        details["reversals"] = _reconcile(db, program, order).details.get("calls", [])
     return _Outcome(
-        "applied", f"{member} earned {result.points_granted} points for {order}", details
+        "applied", f"{seen.member} earned {result.points_granted} points for {order}", details
     )
 
 
-def _earning_points(db: Database, program: str, order: str) -> int | None:
+@dataclass(frozen=True)
+class _PurchaseContext:
+    earned: int | None  # points the order already earned, if it did
+    member: str | None  # the member's external id, if found
+    has_reversal_events: bool
+
+
+def _purchase_context(db: Database, program: str, fact: Purchase) -> _PurchaseContext:
+    """In one read: has the order earned, whose is it, and did refunds come before it."""
+    order = fact.payment_intent
     with db.read() as conn:
-        prog = program_row(conn, program)
-        points = conn.execute(
+        prog_id = int(program_row(conn, program).id)
+        earned = conn.execute(
             select(earnings.c.points_granted).where(
-                earnings.c.program_id == prog.id, earnings.c.order_id == order
+                earnings.c.program_id == prog_id, earnings.c.order_id == order
             )
         ).scalar()
-    return None if points is None else int(points)
+        member = None if earned is not None else _member_of(conn, prog_id, fact)
+        waiting = conn.execute(
+            select(stripe_events.c.id)
+            .where(
+                stripe_events.c.program_id == prog_id,
+                stripe_events.c.payment_intent == order,
+                stripe_events.c.type.not_in(PURCHASE_TYPES),
+            )
+            .limit(1)
+        ).first()
+    return _PurchaseContext(
+        None if earned is None else int(earned), member, has_reversal_events=waiting is not None
+    )
 
 
-def _find_member(db: Database, program: str, fact: Purchase) -> tuple[str | None, str]:
-    """The member's external id by Stripe customer, then by metadata; else why not."""
-    with db.read() as conn:
-        prog = program_row(conn, program)
-        found = None
-        if fact.customer:
-            found = conn.execute(
-                select(members.c.external_id).where(
-                    members.c.program_id == prog.id,
-                    members.c.stripe_customer_id == fact.customer,
-                )
-            ).scalar()
-        if found is None and fact.member_ref:
-            found = conn.execute(
-                select(members.c.external_id).where(
-                    members.c.program_id == prog.id, members.c.external_id == fact.member_ref
-                )
-            ).scalar()
-    if found is not None:
-        return str(found), ""
-    return None, _unknown_member(fact)
+def _member_of(conn: Connection, program_id: int, fact: Purchase) -> str | None:
+    """The member's external id by Stripe customer, then by the metadata's member id."""
+    lookups = []
+    if fact.customer:
+        lookups.append(members.c.stripe_customer_id == fact.customer)
+    if fact.member_ref:
+        lookups.append(members.c.external_id == fact.member_ref)
+    for lookup in lookups:
+        found = conn.execute(
+            select(members.c.external_id).where(members.c.program_id == program_id, lookup)
+        ).scalar()
+        if found is not None:
+            return str(found)
+    return None
 
 
 def _unknown_member(fact: Purchase) -> str:

@@ -1,0 +1,1 @@
+"""Jifen benchmarks: each against its hand-written baseline, same run (see README.md)."""

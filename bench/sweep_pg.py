@@ -1,0 +1,251 @@
+"""The expiry sweep on PostgreSQL: ``expire_due`` against one hand-written set-based statement.
+
+The data (members, one seed operation, ``--lots`` lots with their credit entries, a share
+``--due-share`` of them past their expiry) is built once in SQL with ``generate_series``, so
+the ledger is consistent and ``jifen verify`` is clean before the sweep. Two identical copies
+are made from it with ``CREATE DATABASE … TEMPLATE``: the baseline runs one statement (a CTE
+that claims the due lots, inserts one ``expire`` entry per lot, zeroes the lots and updates
+the members' balances) on one copy; ``loyalty.services.expire_due`` runs on the other, in a
+child process whose peak resident memory (``ru_maxrss``) is reported. Both copies are
+verified afterwards and must have expired the same lots and points.
+
+    python -m bench.sweep_pg [--lots 1000000] [--due-share 0.3] [--members 100000]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench.common import (
+    BenchFailure,
+    base_parser,
+    bulk_session,
+    create_bench_program,
+    create_database,
+    drop_database,
+    peak_rss_mb,
+    print_table,
+    ratio,
+    reset_sequences,
+    verify,
+    write_result,
+)
+from loyalty import services as svc
+from loyalty.db import Database
+from loyalty.domain.clock import FixedClock
+
+TARGET = 0.8
+MEMORY_LIMIT_MB = 300
+POINTS = 10
+
+
+def build(url: str, *, lots: int, members: int, due_share: float, now: dt.datetime) -> None:
+    """Members, one seed operation, lots and their credit entries, ``due_share`` of them due."""
+    db = Database.from_url(url, clock=FixedClock(now - dt.timedelta(days=500)))
+    create_bench_program(db)
+    db.dispose()
+    engine = create_engine(url)
+    per_member = -(-lots // members)
+    params = {
+        "n": lots,
+        "members": members,
+        "per": per_member,
+        "pts": POINTS,
+        "now": now,
+        "permille": round(due_share * 1000),
+    }
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        bulk_session(conn)
+        params["p"] = conn.execute(text("SELECT id FROM programs")).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO members (id, program_id, external_id, status, created_at)"
+                " SELECT g, :p, 'm' || g, 'active', :now - interval '500 days'"
+                " FROM generate_series(1, :members) g"
+            ),
+            params,
+        )
+        params["op"] = conn.execute(
+            text(
+                "INSERT INTO operations (program_id, key, kind, request_hash, result, created_at)"
+                " VALUES (:p, 'seed', 'adjust', '', '{}', :now - interval '400 days')"
+                " RETURNING id"
+            ),
+            params,
+        ).scalar_one()
+        # Lot g belongs to member 1 + (g - 1) % members; a scrambled permille decides if it is
+        # due, so due lots are spread over members and over the expires_at order.
+        conn.execute(
+            text(
+                "INSERT INTO lots (id, program_id, member_id, operation_id, points, available,"
+                " earned_at, expires_at)"
+                " SELECT g, :p, 1 + (g - 1) % :members, :op, :pts, :pts,"
+                " :now - interval '400 days',"
+                " CASE WHEN (g * 2654435761) % 1000 < :permille"
+                " THEN :now - (1 + g % 60) * interval '1 day'"
+                " ELSE :now + (1 + g % 300) * interval '1 day' END"
+                " FROM generate_series(1, :n) g"
+            ),
+            params,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,"
+                " available_delta, created_at)"
+                " SELECT program_id, member_id, operation_id, id, 'earn', points, earned_at"
+                " FROM lots ORDER BY id"
+            )
+        )
+        conn.execute(
+            text(
+                "UPDATE members m SET available = s.total, lifetime_earned = s.total"
+                " FROM (SELECT member_id, sum(points) AS total FROM lots GROUP BY member_id) s"
+                " WHERE m.id = s.member_id"
+            )
+        )
+        reset_sequences(conn, ["members", "lots", "entries", "operations"])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+    print(f"built {lots:,} lots for {members:,} members in {time.perf_counter() - started:.1f}s")
+
+
+# One statement: claim the due lots (remembering what they held), one operation, one expire
+# entry per lot, the lots zeroed, the members' balances reduced by what their lots held.
+BASELINE = """
+WITH due AS (
+    SELECT id, program_id, member_id, available, pending FROM lots
+    WHERE expired_at IS NULL AND expires_at <= :now
+    FOR UPDATE
+), op AS (
+    INSERT INTO operations (program_id, key, kind, request_hash, result, created_at)
+    SELECT p.id, 'sweep:expire:baseline', 'expire', '', '{}', :now FROM programs p
+    RETURNING id, program_id
+), ended AS (
+    UPDATE lots l SET expired_at = :now, available = 0, pending = 0
+    FROM due WHERE l.id = due.id
+    RETURNING due.id, due.program_id, due.member_id, due.available, due.pending
+), posted AS (
+    INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind, available_delta,
+                         pending_delta, created_at)
+    SELECT ended.program_id, ended.member_id, op.id, ended.id, 'expire', -ended.available,
+           -ended.pending, :now
+    FROM ended JOIN op ON op.program_id = ended.program_id
+), balances AS (
+    UPDATE members m SET available = m.available - s.available, pending = m.pending - s.pending
+    FROM (SELECT member_id, sum(available) AS available, sum(pending) AS pending
+          FROM ended GROUP BY member_id) s
+    WHERE m.id = s.member_id
+)
+SELECT count(*), coalesce(sum(available + pending), 0) FROM ended
+"""
+
+
+def run_baseline(url: str, now: dt.datetime) -> dict[str, Any]:
+    engine = create_engine(url)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        count, points = conn.execute(text(BASELINE), {"now": now}).one()
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return {"lots": int(count), "points": int(points), "seconds": seconds}
+
+
+def run_jifen(url: str, now_iso: str, batch_size: int | None) -> dict[str, Any]:
+    """``expire_due`` in this (child) process; its time and this process's peak memory."""
+    db = Database.from_url(url, clock=FixedClock(dt.datetime.fromisoformat(now_iso)))
+    before = peak_rss_mb()
+    started = time.perf_counter()
+    kwargs = {} if batch_size is None else {"batch_size": batch_size}
+    result = svc.expire_due(db, **kwargs)
+    seconds = time.perf_counter() - started
+    db.dispose()
+    return {
+        "lots": result.items,
+        "points": result.points,
+        "batches": result.batches,
+        "seconds": seconds,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_before_mb": round(before, 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--lots", type=int, default=1_000_000)
+    parser.add_argument("--due-share", type=float, default=0.3)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="expire_due's batch size (its default)"
+    )
+    args = parser.parse_args(argv)
+    members = min(args.members, args.lots)
+    now = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+    template = create_database(args.url, prefix="jifen_bench_sweep_tpl")
+    copies: list[str] = []
+    try:
+        build(template, lots=args.lots, members=members, due_share=args.due_share, now=now)
+        before = verify(template, label="sweep_pg before")
+        name = make_url(template).database
+        copies = [create_database(args.url, prefix="jifen_bench_sweep", template=name)]
+        copies.append(create_database(args.url, prefix="jifen_bench_sweep", template=name))
+        base = run_baseline(copies[0], now)
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Pool(1) as pool:
+            jf = pool.apply(run_jifen, (copies[1], now.isoformat(), args.batch_size))
+        if (base["lots"], base["points"]) != (jf["lots"], jf["points"]):
+            raise BenchFailure(f"the two sweeps differ: baseline {base}, Jifen {jf}")
+        after = [verify(copies[0], label="baseline after"), verify(copies[1], label="jifen after")]
+        base_rate = base["lots"] / base["seconds"]
+        jf_rate = jf["lots"] / jf["seconds"]
+        r = ratio(jf_rate, base_rate)
+        met = r >= TARGET and jf["peak_rss_mb"] < MEMORY_LIMIT_MB
+        print_table(
+            f"Expiry sweep: {base['lots']:,} due of {args.lots:,} lots (lots/s)",
+            ["side", "seconds", "lots/s", "peak RSS MB", "ratio"],
+            [
+                ["set-based SQL", round(base["seconds"], 2), round(base_rate), None, None],
+                ["expire_due", round(jf["seconds"], 2), round(jf_rate), jf["peak_rss_mb"], r],
+            ],
+        )
+        write_result(
+            "sweep_pg",
+            title=f"Expiry sweep, {args.lots:,} lots, {args.due_share:.0%} due (lots/s)",
+            url=template,
+            sizes={
+                "lots": args.lots,
+                "due_share": args.due_share,
+                "members": members,
+                "due_lots": base["lots"],
+                "batch_size": args.batch_size or "expire_due default",
+            },
+            figures={"baseline": base, "jifen": jf},
+            unit="lots/s",
+            jifen=round(jf_rate),
+            baseline=round(base_rate),
+            ratio=r,
+            target=f">= {TARGET} of baseline and peak RSS < {MEMORY_LIMIT_MB} MB",
+            met=met,
+            verify={"before": before, "after": after},
+            notes=[
+                f"Jifen peak RSS {jf['peak_rss_mb']} MB (child process, ru_maxrss; "
+                f"{jf['rss_before_mb']} MB before the sweep started)"
+            ],
+        )
+    finally:
+        if not args.keep:
+            for url in [*copies, template]:
+                drop_database(args.url, url)
+    return {"name": "sweep_pg", "jifen": round(jf_rate), "baseline": round(base_rate)}
+
+
+if __name__ == "__main__":
+    main()
