@@ -355,6 +355,9 @@ class Reversal(Base):
     ``points`` is this reversal's share of what the order was granted. At the freeze,
     ``frozen`` of them were frozen (from the order's lot, then the member's other lots),
     ``lapsed`` had already expired with the order's lot, and ``missing`` could not be found.
+    These figures change when a reversal of the order goes through: its share is settled
+    again against those that went through before it, giving frozen points back or taking
+    them from the order's other open reversals (whose ``points`` and ``frozen`` shrink).
     When it succeeds, the frozen points are reversed and the missing ones are ``deducted``
     from points available by then, become ``debt``, or are ``waived`` (within-balance
     policy); a refund also gives back its share of the points redeemed on the order

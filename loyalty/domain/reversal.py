@@ -7,6 +7,14 @@ after refunds totalling ``c``, the order has given back ``granted * c // refunda
 ``refundable``, whatever the rounding of each partial refund. A refund that fails gives its
 points back and stops counting, so a later refund takes up what it left.
 
+The share a refund freezes when it opens is provisional: it is measured against the order's
+earlier refunds that still count, pending ones included, and some of those may fail later.
+When a refund goes through, its share is settled again against the order's refunds that have
+gone through before it (:func:`settled_points`), so the points taken back for an order always
+total the cumulative share of the money of its refunds that went through, whatever the order
+in which they opened, failed and went through. Settling moves points from the end of a freeze
+first (:func:`take_last`).
+
 The points redeemed on the order come back the same way when refunds succeed.
 """
 
@@ -44,6 +52,38 @@ def reversal_points(
         )
     target = cumulative_share(granted, refunded_before + amount, refundable)
     return max(0, target - reversed_before)
+
+
+def settled_points(
+    *, granted: int, refundable: int, settled_before: int, amount: int, reversed_before: int
+) -> int:
+    """Points a refund of ``amount`` takes back for good when it goes through.
+
+    ``settled_before`` is the money of the order's other refunds (and lost disputes) that have
+    already gone through, and ``reversed_before`` the points they took back. The refund takes
+    what the cumulative share of the settled money grows by: ``granted * (settled_before +
+    amount) // refundable`` less ``reversed_before``, never less than zero. Settled one after
+    the other, the refunds that go through take back exactly the cumulative share of their
+    money, in whatever order they go through, and the refunds that fail count for nothing.
+    """
+    target = cumulative_share(granted, settled_before + amount, refundable)
+    return max(0, target - reversed_before)
+
+
+def take_last(parts: Sequence[int], points: int) -> list[int]:
+    """How many of ``points`` come from each of ``parts``, taking from the last part first.
+
+    ``parts`` are the sizes of the pieces of a freeze in the order they were taken; the answer
+    has one number per part (zero for those left whole). At most ``sum(parts)`` are taken.
+    """
+    taken = [0] * len(parts)
+    still = points
+    for index in range(len(parts) - 1, -1, -1):
+        if still <= 0:
+            break
+        taken[index] = min(parts[index], still)
+        still -= taken[index]
+    return taken
 
 
 def return_slices(

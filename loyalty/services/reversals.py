@@ -6,12 +6,24 @@ spent, from the member's other available points, soonest-expiring first. Points 
 order's lot that had already expired are not taken twice (``lapsed``); what cannot be found
 is ``missing``.
 
-* When the refund succeeds (the dispute is lost), the frozen points are reversed, the missing
-  ones are taken from the points available by then, and the rest becomes a debt that later
-  credits repay, or is waived when the program's ``refund_policy`` is ``within_balance``. A
-  refund also gives back its share of the points redeemed on the order, into the lots they
-  came from with their original expiry; points whose lot has expired meanwhile expire again
-  at once (``expire_returned``). A lost dispute does not give redeemed points back.
+* When the refund succeeds (the dispute is lost), its share is settled first: the share it
+  froze was provisional (measured against the order's earlier refunds that still counted,
+  pending ones included, and some of those may have failed since), so it becomes its share
+  of the order measured against the order's refunds and lost disputes that went through
+  before it (:func:`~loyalty.domain.reversal.settled_points`). The points taken back for an
+  order then total the cumulative share of the money of its reversals that went through,
+  whatever the order in which they opened, failed and went through. A smaller share needs
+  fewer missing points, then gives frozen points back to their lots (the last frozen first,
+  as a failure would). A larger one takes the extra points where a freeze would have found
+  them: from the frozen points of the order's other open refunds and disputes (the latest
+  opened first; their shares shrink by as much and are settled again when they go through),
+  then from the order's own lot (deducted), and counts the rest as missing. Then the frozen
+  points are reversed, the missing ones are taken from the points available by then, and the
+  rest becomes a debt that later credits repay, or is waived when the program's
+  ``refund_policy`` is ``within_balance``. A refund also gives back its share of the points
+  redeemed on the order, into the lots they came from with their original expiry; points
+  whose lot has expired meanwhile expire again at once (``expire_returned``). A lost dispute
+  does not give redeemed points back.
 * When the refund fails (the dispute is won), the frozen points go back where they were.
 
 Every step is one transaction under the member's lock, idempotent by key (defaults:
@@ -22,8 +34,8 @@ Every step is one transaction under the member's lock, idempotent by key (defaul
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, func, select, update
@@ -33,7 +45,13 @@ from loyalty.db.models import EXPIRY_KINDS, Reversal
 from loyalty.domain.allocation import allocate_up_to
 from loyalty.domain.checks import require_int, require_key
 from loyalty.domain.money import require_currency
-from loyalty.domain.reversal import cumulative_share, return_slices, reversal_points
+from loyalty.domain.reversal import (
+    cumulative_share,
+    return_slices,
+    reversal_points,
+    settled_points,
+    take_last,
+)
 from loyalty.errors import (
     AlreadyExists,
     InvalidAmount,
@@ -86,6 +104,9 @@ class Kind:
 
 REFUND = Kind("refund", "pending", "succeeded", "failed", returns_redeemed=True)
 DISPUTE = Kind("dispute", "open", "lost", "won", returns_redeemed=False)
+KINDS = {kind.name: kind for kind in (REFUND, DISPUTE)}
+# Statuses of reversals whose points were taken back for good.
+REVERSED_STATUSES = (REFUND.reversed, DISPUTE.reversed)
 
 
 def refund_order(
@@ -470,6 +491,53 @@ def _find_reversal(conn: Connection, program: str, kind: Kind, external_id: str)
     return row
 
 
+@dataclass(frozen=True)
+class _Slice:
+    """Points a reversal holds frozen on one lot, taken from its available and pending points."""
+
+    lot_id: int
+    available: int
+    pending: int
+    matures_at: dt.datetime | None
+    expired_at: dt.datetime | None
+
+    @property
+    def points(self) -> int:
+        return self.available + self.pending
+
+    def part(self, points: int, *, last: bool) -> _Slice:
+        """``points`` of the slice: its last ones (pending first) or its first (available first)."""
+        if last:
+            pending = min(self.pending, points)
+            return replace(self, available=points - pending, pending=pending)
+        available = min(self.available, points)
+        return replace(self, available=available, pending=points - available)
+
+
+def _split_last(slices: Sequence[_Slice], points: int) -> tuple[list[_Slice], list[_Slice]]:
+    """``slices`` without their last ``points`` points, and those points (the last first)."""
+    taken = take_last([s.points for s in slices], points)
+    kept = [s.part(s.points - t, last=False) for s, t in zip(slices, taken, strict=True)]
+    given = [s.part(t, last=True) for s, t in zip(slices, taken, strict=True) if t]
+    return [s for s in kept if s.points], given[::-1]
+
+
+def _live_freeze(conn: Connection, kind: Kind, rev: Row[Any]) -> list[_Slice]:
+    """What a reversal holds frozen now, in the order it froze it.
+
+    That is its freeze, less the points at its end that were given back or passed on to
+    another reversal of the order when one went through: ``rev.frozen`` is what is left.
+    """
+    slices = [
+        _Slice(
+            e.lot_id, e.frozen_delta + e.pending_delta, -e.pending_delta, e.matures_at, e.expired_at
+        )
+        for e in _frozen_entries(conn, kind, rev)
+    ]
+    kept, _ = _split_last(slices, sum(s.points for s in slices) - rev.frozen)
+    return kept
+
+
 def _frozen_entries(conn: Connection, kind: Kind, rev: Row[Any]) -> list[Row[Any]]:
     """The freeze entries of a reversal, with their lots."""
     return list(
@@ -494,16 +562,15 @@ def _frozen_entries(conn: Connection, kind: Kind, rev: Row[Any]) -> list[Row[Any
 def _reverse(
     conn: Connection, kind: Kind, row: Row[Any], rev: Row[Any], now: dt.datetime, post: Poster
 ) -> dict[str, int]:
-    """Reverse the frozen points, give back redeemed ones, settle what was missing."""
+    """Settle the share, reverse the frozen points, give back redeemed ones, settle what was
+    missing."""
     returned = _return_redeemed(conn, rev, now, post) if kind.returns_redeemed else 0
-    late = _lapsed_since_freeze(conn, rev)
-    missing = rev.missing - late
-    moves = [
-        Move(kind.entry("reverse"), e.lot_id, frozen=-e.frozen_delta)
-        for e in _frozen_entries(conn, kind, rev)
-    ]
-    deducted = 0
-    for lot_id, take in allocate_up_to(spendable_lots(conn, row.id, now), missing):
+    share = _true_up(conn, kind, rev, now)
+    late = _lapsed_since_freeze(conn, rev, share.missing - share.deducted)
+    missing = share.missing - late
+    moves = list(share.moves)
+    deducted = share.deducted
+    for lot_id, take in allocate_up_to(spendable_lots(conn, row.id, now), missing - deducted):
         moves.append(Move(kind.entry("deduct"), lot_id, available=-take))
         deducted += take
     rest = missing - deducted
@@ -512,7 +579,9 @@ def _reverse(
         moves.append(Move(kind.entry("debt"), None, debt=debt))
     post(moves)
     return {
-        "lapsed": rev.lapsed + late,
+        "points": share.points,
+        "frozen": share.frozen,
+        "lapsed": share.lapsed + late,
         "missing": missing,
         "deducted": deducted,
         "debt": debt,
@@ -521,8 +590,159 @@ def _reverse(
     }
 
 
-def _lapsed_since_freeze(conn: Connection, rev: Row[Any]) -> int:
-    """Missing points of a reversal that lapsed with the order's lot after its freeze.
+@dataclass(frozen=True)
+class _Share:
+    """A reversal's settled share: its figures, and the moves that reverse its frozen points
+    (and give back those it no longer needs)."""
+
+    points: int
+    frozen: int
+    lapsed: int
+    missing: int
+    moves: list[Move]
+    deducted: int = 0  # of the missing points, those already taken from the order's lot
+
+
+def _true_up(conn: Connection, kind: Kind, rev: Row[Any], now: dt.datetime) -> _Share:
+    """Settle a reversal's share against the order's reversals that went through before it."""
+    earning = conn.execute(select(earnings).where(earnings.c.id == rev.earning_id)).one()
+    done = conn.execute(
+        select(
+            func.coalesce(func.sum(reversals.c.amount_minor), 0),
+            func.coalesce(func.sum(reversals.c.points), 0),
+        ).where(
+            reversals.c.earning_id == rev.earning_id,
+            reversals.c.id != rev.id,
+            reversals.c.status.in_(REVERSED_STATUSES),
+        )
+    ).one()
+    points = settled_points(
+        granted=earning.points_granted,
+        refundable=_refundable(earning),
+        settled_before=int(done[0]),
+        amount=rev.amount_minor,
+        reversed_before=int(done[1]),
+    )
+    own = _live_freeze(conn, kind, rev)
+    if points < rev.points:
+        return _shrink(kind, rev, own, points, now)
+    return _grow(conn, kind, rev, earning, own, points)
+
+
+def _grow(
+    conn: Connection,
+    kind: Kind,
+    rev: Row[Any],
+    earning: Row[Any],
+    own: Sequence[_Slice],
+    points: int,
+) -> _Share:
+    """A share at least as large: the extra points come from where a freeze would have found
+    them, the frozen points of the order's other open reversals, then the order's own lot
+    (deducted at once); the rest is missing."""
+    extra = points - rev.points
+    taken = _from_siblings(conn, rev, extra) if extra else []
+    got = sum(s.points for s in taken)
+    from_lot = _from_order_lot(conn, kind, earning, extra - got)
+    return _Share(
+        points=points,
+        frozen=rev.frozen + got,
+        lapsed=rev.lapsed,
+        missing=rev.missing + extra - got,
+        moves=_reverse_moves(kind, [*own, *taken]) + from_lot,
+        deducted=-sum(m.available + m.pending for m in from_lot),
+    )
+
+
+def _from_order_lot(conn: Connection, kind: Kind, earning: Row[Any], points: int) -> list[Move]:
+    """The move deducting up to ``points`` from the order's own lot: available, then pending."""
+    if points <= 0 or earning.lot_id is None:
+        return []
+    lot = conn.execute(select(lots).where(lots.c.id == earning.lot_id)).one()
+    available = min(lot.available, points)
+    pending = min(lot.pending, points - available)
+    if not available + pending:
+        return []
+    return [Move(kind.entry("deduct"), lot.id, available=-available, pending=-pending)]
+
+
+def _shrink(
+    kind: Kind, rev: Row[Any], own: Sequence[_Slice], points: int, now: dt.datetime
+) -> _Share:
+    """A smaller share: fewer missing points, then frozen points back to their lots (the last
+    frozen first); only a share smaller than what had lapsed counts fewer lapsed points."""
+    excess = rev.points - points
+    unmissed = min(rev.missing, excess)
+    kept, given = _split_last(own, excess - unmissed)
+    released = sum(s.points for s in given)
+    return _Share(
+        points=points,
+        frozen=rev.frozen - released,
+        lapsed=rev.lapsed - (excess - unmissed - released),
+        missing=rev.missing - unmissed,
+        moves=_release_moves(kind, given, now) + _reverse_moves(kind, kept),
+    )
+
+
+def _from_siblings(conn: Connection, rev: Row[Any], points: int) -> list[_Slice]:
+    """Up to ``points`` frozen points of the order's other open reversals, the latest opened
+    first and the end of each freeze first; their shares shrink by what they give."""
+    siblings = conn.execute(
+        select(reversals)
+        .where(
+            reversals.c.earning_id == rev.earning_id,
+            reversals.c.id != rev.id,
+            reversals.c.status.in_(OPEN_STATUSES),
+            reversals.c.frozen > 0,
+        )
+        .order_by(reversals.c.id.desc())
+    ).all()
+    taken: list[_Slice] = []
+    for sibling in siblings:
+        want = min(points - sum(s.points for s in taken), sibling.frozen)
+        if want <= 0:
+            break
+        _, given = _split_last(_live_freeze(conn, KINDS[sibling.kind], sibling), want)
+        conn.execute(
+            update(reversals)
+            .where(reversals.c.id == sibling.id)
+            .values(points=reversals.c.points - want, frozen=reversals.c.frozen - want)
+        )
+        taken += given
+    return taken
+
+
+def _reverse_moves(kind: Kind, slices: Sequence[_Slice]) -> list[Move]:
+    """Moves taking frozen points back for good."""
+    return [Move(kind.entry("reverse"), s.lot_id, frozen=-s.points) for s in slices]
+
+
+def _release_moves(kind: Kind, slices: Sequence[_Slice], now: dt.datetime) -> list[Move]:
+    """Moves giving frozen points back: pending ones to pending while the lot is not mature;
+    into a lot that expired meanwhile, they expire again at once."""
+    moves: list[Move] = []
+    for s in slices:
+        expired = s.expired_at is not None
+        still_pending = s.matures_at is not None and s.matures_at > now and not expired
+        pending = s.pending if still_pending else 0
+        available = s.points - pending
+        moves.append(
+            Move(
+                kind.entry("release"),
+                s.lot_id,
+                frozen=-s.points,
+                available=available,
+                pending=pending,
+            )
+        )
+        if expired:
+            moves.append(Move("expire_returned", s.lot_id, available=-available))
+    return moves
+
+
+def _lapsed_since_freeze(conn: Connection, rev: Row[Any], missing: int) -> int:
+    """Of a reversal's ``missing`` points, those that lapsed with the order's lot after its
+    freeze.
 
     Redeemed points this very refund just gave back into the order's expired lot (and
     expired again) are the order's own points: they are not missing, whether the order is
@@ -533,10 +753,10 @@ def _lapsed_since_freeze(conn: Connection, rev: Row[Any]) -> int:
         .join(earnings, earnings.c.lot_id == lots.c.id)
         .where(earnings.c.id == rev.earning_id)
     ).first()
-    if lot is None or lot.expired_at is None or not rev.missing:
+    if lot is None or lot.expired_at is None or not missing:
         return 0
     counted = _prior(conn, rev.earning_id).lapsed  # includes this reversal's own
-    return int(min(rev.missing, max(0, _lapsed_points(conn, lot.id) - counted)))
+    return int(min(missing, max(0, _lapsed_points(conn, lot.id) - counted)))
 
 
 def _return_redeemed(conn: Connection, rev: Row[Any], now: dt.datetime, post: Poster) -> int:
@@ -584,25 +804,8 @@ def _return_redeemed(conn: Connection, rev: Row[Any], now: dt.datetime, post: Po
 def _release(
     conn: Connection, kind: Kind, rev: Row[Any], now: dt.datetime, post: Poster
 ) -> dict[str, int]:
-    """Give the frozen points back: pending ones to pending while the lot is not mature."""
-    moves: list[Move] = []
-    for e in _frozen_entries(conn, kind, rev):
-        expired = e.expired_at is not None
-        still_pending = e.matures_at is not None and e.matures_at > now and not expired
-        pending = -e.pending_delta if still_pending else 0
-        available = e.frozen_delta - pending
-        moves.append(
-            Move(
-                kind.entry("release"),
-                e.lot_id,
-                frozen=-e.frozen_delta,
-                available=available,
-                pending=pending,
-            )
-        )
-        if expired:  # the lot expired while its points were frozen: they don't come back
-            moves.append(Move("expire_returned", e.lot_id, available=-available))
-    post(moves)
+    """Give what is left of the freeze back (see :func:`_release_moves`)."""
+    post(_release_moves(kind, _live_freeze(conn, kind, rev), now))
     return {}
 
 

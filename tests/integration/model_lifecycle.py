@@ -7,7 +7,17 @@ test (``loyalty.domain.reversal``, ``loyalty.domain.allocation``, ``loyalty.serv
 
 * a refund (or a lost dispute) takes back ``granted * c // refundable`` points in total after
   refunds of ``c`` money units that still count (those neither failed nor won), so each new
-  one takes what that cumulative floor adds (never less than zero);
+  one freezes what that cumulative floor adds (never less than zero);
+* that share is provisional: when a refund goes through (a dispute is lost) its share becomes
+  what the cumulative floor over the order's reversals that went through before it grows by
+  (never less than zero), so those that went through always total the floor share of their
+  money. A smaller share needs fewer missing points, then gives back frozen points, the end of
+  the freeze first (of a piece, its pending points before its available ones), as a failure
+  would; only a share smaller than what lapsed counts fewer lapsed points. A larger one takes
+  the extra points from the frozen points of the order's other open reversals (the latest
+  opened first, the end of each freeze first; their shares and frozen points shrink by as
+  much), then from the order's own lot (available, then pending: deducted at once), and
+  counts the rest as missing;
 * a refund gives back the same cumulative share of the points redeemed on the order, into the
   lots the redemption took them from, the lot taken last first;
 * a transfer's fee is a fixed number of points plus basis points of the points, rounded up.
@@ -79,6 +89,32 @@ def give_back(taken: Sequence[tuple[int, int]], before: int, now: int) -> list[t
     return plan
 
 
+Piece = tuple[int, int, int]  # (model lot index, from available, from pending) of a freeze
+
+
+def split_last(froze: Sequence[Piece], points: int) -> tuple[list[Piece], list[Piece]]:
+    """A freeze without its last ``points`` points, and those points, the last first (of a
+    piece, its pending points go before its available ones)."""
+    kept: list[Piece] = []
+    given: list[Piece] = []
+    still = points
+    for index, available, pending in reversed(froze):
+        out = min(available + pending, still)
+        still -= out
+        out_pending = min(pending, out)
+        if out:
+            given.append((index, out - out_pending, out_pending))
+        if available + pending > out:
+            kept.append((index, available - (out - out_pending), pending - out_pending))
+    return kept[::-1], given
+
+
+def live_freeze(froze: Sequence[Piece], frozen: int) -> list[Piece]:
+    """What a reversal still holds frozen: the first ``frozen`` points of its freeze."""
+    kept, _ = split_last(froze, sum(a + p for _i, a, p in froze) - frozen)
+    return kept
+
+
 @dataclass
 class MReversal:
     """A refund or dispute as asked, as the model expects it to stand, and its answers."""
@@ -93,7 +129,7 @@ class MReversal:
     frozen: int
     lapsed: int
     missing: int
-    froze: list[tuple[int, int, int]]  # (model lot index, from available, from pending)
+    froze: list[Piece]  # as frozen at the opening; ``frozen`` says how much of it is left
     opened: ReversalResult
     succeeded_flag: bool = False  # refund_order(succeeded=True): opened and completed at once
     deducted: int = 0

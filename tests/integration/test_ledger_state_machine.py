@@ -5,8 +5,9 @@ under other keys), holds (also just before a lot expires), captures, releases, c
 (random, or to just around an expiry, a maturity or a hold time-out) with the hold time-out,
 maturation and expiry sweeps, quotes, history reads and bad input; and, later in an order's
 life, refunds (partial and full; succeeded at once, failed, or left pending and settled later,
-sometimes under another key), disputes (opened, then lost or won), transfers between the
-members (with the run's fee and limits), staff grants and deductions, retries of all of these
+sometimes under another key), disputes (opened, then lost or won), several refunds and
+disputes of one order opened and settled out of order, transfers between the members (with
+the run's fee and limits), staff grants and deductions, retries of all of these
 (replays, conflicts, another key) and their errors (refunding more than remains, settling a
 settled refund the other way, sending or deducting more than is spendable, the transfer
 limits). Two compound steps reach the deep paths in a short run: a whole checkout (hold,
@@ -21,13 +22,16 @@ which lots a hold takes (soonest-expiring first, lapsed lots excluded), when hol
 fail and why, what each sweep does, and where released points go (back to their lot, or gone
 if it expired meanwhile); each refund's cumulative floor share of the order's points, which lots
 it freezes (the order's lot, then the others soonest-expiring first), what had lapsed and what
-is missing, what settling does to every lot (redeemed points back into their lots, missing
-points deducted, the rest debt or waived by the run's refund policy; or the frozen points back
-to pending, available, or expired again), how new credits repay debt, which lots a transfer or
-deduction takes and the lots a transfer creates. After every step the ledger must verify, every
-balance (available, pending, held, frozen, debt), lot, hold, refund, dispute and transfer in the
-database must equal the model's, no bucket may be negative, and no order may have more points
-reversed than it was granted (exactly that many once it is fully refunded). Transfers must
+is missing, what settling does to every lot (redeemed points back into their lots, the share
+settled again against the order's reversals that went through, with frozen points given back or
+taken from the order's other open reversals, missing points deducted, the rest debt or waived
+by the run's refund policy; or the frozen points back to pending, available, or expired again),
+how new credits repay debt, which lots a transfer or deduction takes and the lots a transfer
+creates. After every step the ledger must verify, every balance (available, pending, held,
+frozen, debt), lot, hold, refund, dispute and transfer in the database must equal the model's,
+no bucket may be negative, no order's counting reversals may claim more points than it was
+granted, and the reversals of an order that went through must total exactly the floor share of
+their money (so all its points once it is fully refunded). Transfers must
 conserve points but for the fee. Failed and replayed calls must leave the database exactly as it
 was.
 
@@ -120,6 +124,8 @@ from tests.integration.model_lifecycle import (
     floor_share,
     give_back,
     largest_affordable,
+    live_freeze,
+    split_last,
     take_up_to,
     transfer_fee,
 )
@@ -1172,6 +1178,28 @@ class LedgerMachine(RuleBasedStateMachine):
         if settle != "open":
             self.settle(rev, reverse=settle == "reverse")
 
+    @precondition(lambda self: self.earns)
+    @rule(data=st.data(), count=st.integers(2, 4))
+    def reverse_out_of_order(self, data: st.DataObject, count: int) -> None:
+        """Several refunds and disputes of one order, opened and settled in an order of their
+        own (as webhooks may arrive): some settle while others are still opening, the rest in
+        any order, each going through or not. Each share is settled again when it goes
+        through, taking frozen points of the others or giving some back."""
+        order = data.draw(st.sampled_from(self.orders_to_reverse("refundable")), label="o")
+        earn = self.earns[order]
+        waiting: list[tuple[str, str]] = []
+        for _ in range(count):
+            kind = data.draw(st.sampled_from([REFUND, REFUND, DISPUTE]), label="kind")
+            size = data.draw(st.sampled_from(["part", "half", "one"]), label="size")
+            before = set(self.reversals)
+            self.reverse(data, earn, kind, size, "open")
+            waiting += sorted(set(self.reversals) - before)
+            if waiting and data.draw(st.booleans(), label="settle one now"):
+                key = waiting.pop(data.draw(st.integers(0, len(waiting) - 1), label="which"))
+                self.settle(self.reversals[key], reverse=data.draw(st.booleans(), label="how"))
+        for key in data.draw(st.permutations(waiting), label="settling order"):
+            self.settle(self.reversals[key], reverse=data.draw(st.booleans(), label="how"))
+
     @precondition(lambda self: self.reversals)
     @rule(
         data=st.data(),
@@ -1271,8 +1299,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def model_reverse(self, rev: MReversal) -> None:
         """A refund first gives back its cumulative share of the points redeemed by the
         order's captured hold (into the lots the hold took them from, last taken first; an
-        expired lot loses them again at once); then the frozen points go, the missing ones
-        are deducted from what is spendable now and the rest becomes debt or is waived."""
+        expired lot loses them again at once); then its share is settled (see
+        :meth:`settle_share`), the frozen points go, the missing ones are deducted from what
+        is spendable now and the rest becomes debt or is waived."""
         assert self.cfg is not None
         earn = self.earns[rev.order_id]
         hold = self.holds.get(rev.order_id)
@@ -1295,15 +1324,13 @@ class LedgerMachine(RuleBasedStateMachine):
                 if lot.expired_at is not None:
                     event("redeemed points returned to an expired lot")
                     self.expire_again(lot, points)
-        late = self.lapsed_since_freeze(rev, earn)
+        deducted = self.settle_share(rev, earn)
+        late = self.lapsed_since_freeze(rev, earn, rev.missing - deducted)
         if late:
             event("missing points lapsed with the order's lot after the freeze")
         rev.lapsed += late
         rev.missing -= late
-        for index, available, pending in rev.froze:
-            self.lots[index].frozen -= available + pending
-        deducted = 0
-        for index, take in take_up_to(self.fefo(rev.member), rev.missing):
+        for index, take in take_up_to(self.fefo(rev.member), rev.missing - deducted):
             self.lots[index].available -= take
             deducted += take
         rest = rev.missing - deducted
@@ -1316,6 +1343,8 @@ class LedgerMachine(RuleBasedStateMachine):
         rev.settled = dataclasses.replace(
             rev.opened,
             status=rev.status,
+            points=rev.points,
+            frozen=rev.frozen,
             lapsed=rev.lapsed,
             missing=rev.missing,
             deducted=deducted,
@@ -1324,19 +1353,90 @@ class LedgerMachine(RuleBasedStateMachine):
             returned=returned,
         )
 
-    def lapsed_since_freeze(self, rev: MReversal, earn: MEarn) -> int:
-        """Missing points that lapsed with the order's lot after the freeze (such as redeemed
-        points the refund just returned into it): what the lot lost, less what the order's
-        counting reversals (this one included) already counted."""
-        if earn.lot is None or not rev.missing or self.lots[earn.lot].expired_at is None:
+    def settle_share(self, rev: MReversal, earn: MEarn) -> int:
+        """The share becomes what the floor share over the order's reversals that went through
+        grows by; a smaller one needs fewer missing points, then gives frozen points back (the
+        end of the freeze first), then (only below what lapsed) counts fewer lapsed ones; a
+        larger one takes frozen points of the order's other open reversals (latest first, the
+        end of each freeze first), then points of the order's lot (available, then pending:
+        deducted), the rest missing. The frozen points left are reversed. Returns the points
+        deducted from the order's lot."""
+        others = [r for r in self.reversals_of(rev.order_id) if r is not rev]
+        done = [r for r in others if r.status == REVERSED[r.kind]]
+        total = floor_share(
+            earn.result.points_granted,
+            sum(r.amount for r in done) + rev.amount,
+            self.refundable(earn),
+        )
+        share = max(0, total - sum(r.points for r in done))
+        own = live_freeze(rev.froze, rev.frozen)
+        deducted = 0
+        if share < rev.points:
+            event("settled share smaller than frozen")
+            excess = rev.points - share
+            unmissed = min(rev.missing, excess)
+            own, given = split_last(own, excess - unmissed)
+            released = sum(a + p for _i, a, p in given)
+            self.release_pieces(given)
+            rev.missing -= unmissed
+            rev.frozen -= released
+            rev.lapsed -= excess - unmissed - released
+            if excess - unmissed - released:
+                event("settled share smaller than what lapsed")
+        elif share > rev.points:
+            event("settled share larger than frozen")
+            extra = share - rev.points
+            for other in reversed(others):
+                if not extra:
+                    break
+                if other.status != OPENED[other.kind] or not other.frozen:
+                    continue
+                want = min(extra, other.frozen)
+                _, given = split_last(live_freeze(other.froze, other.frozen), want)
+                for index, available, pending in given:
+                    self.lots[index].frozen -= available + pending
+                other.points -= want
+                other.frozen -= want
+                rev.frozen += want
+                extra -= want
+                event("settled share takes frozen points of another open reversal")
+            rev.missing += extra
+            if extra and earn.lot is not None:
+                lot = self.lots[earn.lot]
+                available = min(lot.available, extra)
+                pending = min(lot.pending, extra - available)
+                lot.available -= available
+                lot.pending -= pending
+                deducted = available + pending
+                if deducted:
+                    event("settled share takes points of the order's lot")
+        rev.points = share
+        for index, available, pending in own:
+            self.lots[index].frozen -= available + pending
+        return deducted
+
+    def lapsed_since_freeze(self, rev: MReversal, earn: MEarn, missing: int) -> int:
+        """Of ``missing`` points, those that lapsed with the order's lot after the freeze (such
+        as redeemed points the refund just returned into it): what the lot lost, less what the
+        order's counting reversals (this one included) already counted."""
+        if earn.lot is None or not missing or self.lots[earn.lot].expired_at is None:
             return 0
         counted = sum(r.lapsed for r in self.reversals_of(rev.order_id) if r.counts)
-        return min(rev.missing, max(0, self.lots[earn.lot].lapsed - counted))
+        return min(missing, max(0, self.lots[earn.lot].lapsed - counted))
 
     def model_release(self, rev: MReversal) -> None:
+        """What is left of the freeze goes back (see :meth:`release_pieces`); the answer gives
+        the share and frozen points as they stood (less what other reversals took)."""
+        self.release_pieces(live_freeze(rev.froze, rev.frozen))
+        rev.status = RELEASED[rev.kind]
+        rev.settled = dataclasses.replace(
+            rev.opened, status=rev.status, points=rev.points, frozen=rev.frozen
+        )
+
+    def release_pieces(self, pieces: list[tuple[int, int, int]]) -> None:
         """Frozen points go back: to pending while their lot is pending and not yet mature,
         else to available; a lot that expired meanwhile loses them again at once."""
-        for index, available, pending in rev.froze:
+        for index, available, pending in pieces:
             lot = self.lots[index]
             expired = lot.expired_at is not None
             immature = lot.matures_at is not None and lot.matures_at > self.now
@@ -1348,8 +1448,6 @@ class LedgerMachine(RuleBasedStateMachine):
             if expired:
                 event("frozen points released to an expired lot")
                 self.expire_again(lot, back)
-        rev.status = RELEASED[rev.kind]
-        rev.settled = dataclasses.replace(rev.opened, status=rev.status)
 
     @precondition(lambda self: self.reversals or self.transfers or self.adjustments)
     @rule(data=st.data(), change=st.sampled_from([None, None, "changed", "other_key"]))
@@ -2020,8 +2118,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def reversals_transfers_and_members_match_model(self) -> None:
         """Every refund, dispute and transfer as the model has it; no negative balance or
-        debt; no order with more points reversed than it was granted, and exactly that many
-        once all its money was refunded by reversals that went through."""
+        debt; no order whose counting reversals claim more points than it was granted; the
+        reversals of an order that went through take back exactly the floor share of their
+        money, whatever the order of events (so all its points once all its money was
+        refunded)."""
         if not self.ready:
             return
         with self.db.read() as conn:
@@ -2062,8 +2162,11 @@ class LedgerMachine(RuleBasedStateMachine):
             counting = [r for r in mine if r.status not in RELEASED.values()]
             through = [r for r in mine if r.status in REVERSED.values()]
             assert sum(r.points for r in counting) <= e.points_granted, (e, mine)
-            assert sum(r.points for r in through) <= e.points_granted, (e, mine)
-            if sum(r.amount_minor for r in through) == e.amount_minor - e.points_paid_minor:
+            paid = e.amount_minor - e.points_paid_minor
+            assert sum(r.points for r in through) == floor_share(
+                e.points_granted, sum(r.amount_minor for r in through), paid
+            ), (e, mine)
+            if sum(r.amount_minor for r in through) == paid:
                 event("an order fully refunded")
                 assert sum(r.points for r in through) == e.points_granted, (e, mine)
         for m in member_rows:

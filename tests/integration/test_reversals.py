@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.domain.reversal import cumulative_share
 from loyalty.errors import (
     AlreadyExists,
     CurrencyMismatch,
@@ -35,6 +36,7 @@ from tests.integration.helpers import (
     lots_of,
     make_program,
     row_counts,
+    scalar,
 )
 
 
@@ -425,4 +427,207 @@ def test_redeemed_points_of_an_expired_own_lot_leave_no_debt_however_split(
     assert sum(r.lapsed for r in results) == 50
     b = bal(db)
     assert (b.available, b.frozen, b.debt) == (0, 0, 0)
+    verified(db)
+
+
+# --- settling a share again when it goes through: the order of events does not matter -------
+
+
+def open_reversal(db: Database, program: str, rid: str, amount: int, kind: str = "refund") -> Any:
+    """Open a refund (or a dispute) of order ``o1`` in ``program``."""
+    if kind == "dispute":
+        return s.open_dispute(
+            db,
+            program=program,
+            order_id="o1",
+            dispute_id=rid,
+            amount_minor=amount,
+            currency="CNY",
+        )
+    return s.refund_order(
+        db, program=program, order_id="o1", refund_id=rid, amount_minor=amount, currency="CNY"
+    )
+
+
+def settle(db: Database, program: str, rid: str, through: bool, kind: str = "refund") -> Any:
+    """Settle a refund (succeeded or failed) or a dispute (lost or won)."""
+    if kind == "dispute":
+        return s.close_dispute(db, program=program, dispute_id=rid, won=not through)
+    if through:
+        return s.complete_refund(db, program=program, refund_id=rid)
+    return s.fail_refund(db, program=program, refund_id=rid)
+
+
+def reversed_points(db: Database, program: str) -> int:
+    """Points the program's refunds and disputes that went through took back."""
+    return int(
+        scalar(
+            db,
+            "SELECT COALESCE(SUM(r.points), 0) FROM reversals r "
+            "JOIN programs p ON p.id = r.program_id "
+            "WHERE p.code = :code AND r.status IN ('succeeded', 'lost')",
+            code=program,
+        )
+    )
+
+
+def balances(db: Database, program: str) -> tuple[int, ...]:
+    b = s.balance(db, program=program, member="alice")
+    return (b.available, b.pending, b.held, b.frozen, b.debt)
+
+
+def lot_points(db: Database, program: str) -> list[tuple[int, ...]]:
+    """Alice's lots, oldest first: what each holds."""
+    return [
+        (lot.available, lot.pending, lot.held, lot.frozen) for lot in lots_of(db, "alice", program)
+    ]
+
+
+def start(db: Database, program: str, ratio: str, amount: int, extra: int = 0) -> int:
+    """A program where alice earns on order ``o1`` (and on ``o0`` first, with ``extra``);
+    returns the points ``o1`` was granted."""
+    make_program(db, program, rules={"base_ratio": ratio})
+    enrol(db, "alice", program=program)
+    if extra:
+        earn(db, "alice", "o0", extra, program=program)
+    return earn(db, "alice", "o1", amount, program=program).points_granted
+
+
+@pytest.mark.parametrize("fails_first", [False, True], ids=["b-opens-first", "a-fails-first"])
+def test_a_pending_refund_that_fails_does_not_change_what_the_others_take(
+    db: Database, fails_first: bool
+) -> None:
+    # 3 points for 10 CNY. Refund A (2 CNY) is pending: floor(3 * 2 / 10) = 0 points.
+    assert start(db, "a", "0.3", 1_000) == 3
+    assert open_reversal(db, "a", "re_a", 200).points == 0
+    if fails_first:
+        settle(db, "a", "re_a", through=False)
+    # Refund B (3 CNY) freezes floor(3 * 5 / 10) - 0 = 1 while A counts, else floor(0.9) = 0.
+    assert open_reversal(db, "a", "re_b", 300).points == (0 if fails_first else 1)
+    if not fails_first:
+        settle(db, "a", "re_a", through=False)
+    done = settle(db, "a", "re_b", through=True)
+    # Either way B went through for 3 CNY and A failed: B takes floor(0.9) = 0 points.
+    assert (done.points, done.frozen, done.lapsed, done.missing) == (0, 0, 0, 0)
+    assert reversed_points(db, "a") == 0
+    assert balances(db, "a") == (3, 0, 0, 0, 0)
+    kinds_seen = {i.kind for i in s.history(db, program="a", member="alice", limit=50).items}
+    # Opened while A counted, B froze a point, and gave it back when it went through.
+    assert ("refund_release" in kinds_seen) is not fails_first
+    verified(db)
+
+
+def test_the_example_in_both_orders_ends_the_same(db: Database) -> None:
+    for program, fails_first in (("first", False), ("second", True)):
+        start(db, program, "0.3", 1_000)
+        open_reversal(db, program, "re_a", 200)
+        if fails_first:
+            settle(db, program, "re_a", through=False)
+        open_reversal(db, program, "re_b", 300)
+        if not fails_first:
+            settle(db, program, "re_a", through=False)
+        settle(db, program, "re_b", through=True)
+    assert balances(db, "first") == balances(db, "second") == (3, 0, 0, 0, 0)
+    assert reversed_points(db, "first") == reversed_points(db, "second") == 0
+    verified(db)
+
+
+def test_a_larger_share_takes_the_points_another_open_refund_froze_not_a_debt(
+    db: Database,
+) -> None:
+    # 7 points for 4 CNY; three refunds of 1, 2 and 1 CNY, all going through, out of order.
+    assert start(db, "shop", "1.75", 400) == 7
+    assert refund(db, "re_1", 100).points == 1  # floor(7 * 1 / 4)
+    assert refund(db, "re_2", 200).points == 4  # floor(7 * 3 / 4) - 1
+    two = s.complete_refund(db, program=PROGRAM, refund_id="re_2")
+    assert (two.points, two.frozen) == (3, 3)  # floor(7 * 2 / 4): one frozen point back
+    assert refund(db, "re_3", 100).points == 3  # floor(7 * 4 / 4) - 1 - 3
+    assert bal(db).available == 0
+    one = s.complete_refund(db, program=PROGRAM, refund_id="re_1")
+    # floor(7 * 3 / 4) - 3 = 2: the extra point comes from re_3's freeze, not from a debt.
+    assert (one.points, one.frozen, one.missing, one.debt) == (2, 2, 0, 0)
+    assert (bal(db).frozen, bal(db).debt) == (2, 0)
+    three = s.complete_refund(db, program=PROGRAM, refund_id="re_3")
+    assert (three.points, three.frozen, three.missing) == (2, 2, 0)  # 7 - 2 - 3
+    assert balances(db, PROGRAM) == (0, 0, 0, 0, 0)
+    assert reversed_points(db, PROGRAM) == 7
+    verified(db)
+
+
+def test_a_refund_whose_freeze_shrank_releases_only_what_is_left(db: Database) -> None:
+    assert start(db, "shop", "1.75", 400) == 7
+    refund(db, "re_1", 100)
+    refund(db, "re_2", 200)
+    s.complete_refund(db, program=PROGRAM, refund_id="re_2")
+    refund(db, "re_3", 100)
+    s.complete_refund(db, program=PROGRAM, refund_id="re_1")  # takes one of re_3's points
+    failed = s.fail_refund(db, program=PROGRAM, refund_id="re_3")
+    assert (failed.points, failed.frozen) == (2, 2)
+    assert balances(db, PROGRAM) == (2, 0, 0, 0, 0)  # 7 - floor(7 * 3 / 4)
+    assert reversed_points(db, PROGRAM) == 5
+    verified(db)
+
+
+def interleave(schedule: list[int]) -> list[tuple[int, str]]:
+    """Events from a schedule naming each reversal twice: first it opens, then it settles."""
+    seen: set[int] = set()
+    events = []
+    for index in schedule:
+        events.append((index, "settle" if index in seen else "open"))
+        seen.add(index)
+    return events
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    ratio=st.sampled_from(["0.3", "1.75", "0.07", "1"]),
+    amount=st.integers(min_value=100, max_value=3_000),
+    extra=st.sampled_from([0, 0, 5_000]),
+    reversals=st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=1_500),
+            st.booleans(),  # goes through (succeeded, lost) or not (failed, won)
+            st.sampled_from(["refund", "refund", "dispute"]),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    data=st.data(),
+)
+def test_the_final_state_depends_only_on_the_final_facts(
+    db: Database,
+    ratio: str,
+    amount: int,
+    extra: int,
+    reversals: list[tuple[int, bool, str]],
+    data: st.DataObject,
+) -> None:
+    # Trim the amounts so that they never add up to more than the order's money.
+    facts, left = [], amount
+    for part, through, kind in reversals:
+        if min(part, left) > 0:
+            facts.append((min(part, left), through, kind))
+            left -= min(part, left)
+    twice = [i for i in range(len(facts)) for _ in range(2)]
+    ends = []
+    for run in range(2):
+        schedule = data.draw(st.permutations(twice), label=f"interleaving {run}")
+        program = f"p{uuid.uuid4().hex[:12]}"
+        granted = start(db, program, ratio, amount, extra)
+        for index, step in interleave(schedule):
+            part, through, kind = facts[index]
+            if step == "open":
+                open_reversal(db, program, f"r{index}", part, kind)
+            else:
+                settle(db, program, f"r{index}", through, kind)
+        ends.append((balances(db, program), reversed_points(db, program), lot_points(db, program)))
+    through_money = sum(part for part, through, _k in facts if through)
+    share = cumulative_share(granted, through_money, amount)
+    assert ends[0] == ends[1]  # balances, points reversed and every lot
+    assert ends[0][1] == share
+    assert ends[0][0][3:] == (0, 0)  # nothing frozen, no debt
     verified(db)

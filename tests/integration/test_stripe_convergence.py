@@ -155,16 +155,10 @@ STORIES: list[Story] = [
     dispute_won,
     refund_seen_only_by_charge,
 ]
-# A refund that fails (or a stand-in released) while another refund of the order opens: that
-# refund's points are its cumulative share counted with the failed one, so its rounding
-# depends on the order of events. Known; the fix (settling every reversal to its cumulative
-# share) is not in yet, so these stories are expected to fail (strictly: a fix shows here).
+# A refund that fails (or a stand-in released) while another refund of the order is open: the
+# other one's share is settled to its cumulative share, so the order of events cannot matter.
 ROUNDING_STORIES: list[Story] = [refund_failed_then_another, two_partial_refunds]
-KNOWN_ROUNDING_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="a reversal opened while another refund of the order is pending keeps the "
-    "rounding of that moment after the other one fails; fix in progress",
-)
+ALL_STORIES = STORIES + ROUNDING_STORIES
 
 
 # --- delivering and comparing -----------------------------------------------------------------
@@ -226,7 +220,7 @@ def state(db: Database, program: str) -> dict[str, Any]:
     "stories",
     [
         pytest.param(STORIES, id="converging"),
-        pytest.param(STORIES + ROUNDING_STORIES, id="all", marks=KNOWN_ROUNDING_BUG),
+        pytest.param(STORIES + ROUNDING_STORIES, id="all"),
     ],
 )
 def test_200_events_once_thrice_shuffled_and_reordered_give_the_same_ledger(
@@ -272,7 +266,7 @@ def test_200_events_once_thrice_shuffled_and_reordered_give_the_same_ledger(
     [
         refund_pending_then_succeeded,
         refund_then_dispute_lost,
-        pytest.param(refund_failed_then_another, marks=KNOWN_ROUNDING_BUG),
+        refund_failed_then_another,
     ],
 )
 def test_every_ordering_of_an_orders_events_gives_the_same_result(
@@ -299,11 +293,11 @@ def test_concurrent_duplicate_deliveries_on_postgres(pg_db: Database) -> None:
     """Stripe delivers concurrently: 8 threads, every event three times, same end state."""
     rng = random.Random(7)
     orders = [
-        STORIES[i % len(STORIES)](st.new_id("pi"), f"cus_m{i % MEMBERS}", st.T0 + 100 * i)
+        ALL_STORIES[i % len(ALL_STORIES)](st.new_id("pi"), f"cus_m{i % MEMBERS}", st.T0 + 100 * i)
         for i in range(21)
     ]
     in_order = sorted((e for o in orders for e in o), key=lambda e: e["created"])
-    deliver(setup_program(pg_db, "serial", MEMBERS), in_order)
+    deliver(setup_program(pg_db, "serial", MEMBERS), in_order)  # all stories: see ROUNDING_STORIES
 
     hook = setup_program(pg_db, "threads", MEMBERS)
     thrice = [e for e in in_order for _ in range(3)]

@@ -1,10 +1,17 @@
-"""The share of an order's points each refund takes back, and where redeemed points return."""
+"""The share of an order's points each refund takes back (frozen, then settled when it goes
+through), and where redeemed points return."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loyalty.domain.reversal import cumulative_share, return_slices, reversal_points
+from loyalty.domain.reversal import (
+    cumulative_share,
+    return_slices,
+    reversal_points,
+    settled_points,
+    take_last,
+)
 from loyalty.errors import InvalidAmount
 
 
@@ -113,3 +120,89 @@ def test_returns_in_steps_give_each_lot_back_at_most_what_it_gave(
     for lot_id, points in back.items():
         assert points <= taken[lot_id]
     assert sum(back.values()) == done
+
+
+def settle(granted: int, refundable: int, settled: list[tuple[int, int]], amount: int) -> int:
+    """The settled share of a refund of ``amount`` after the ``(amount, points)`` settled."""
+    return settled_points(
+        granted=granted,
+        refundable=refundable,
+        settled_before=sum(a for a, _p in settled),
+        amount=amount,
+        reversed_before=sum(p for _a, p in settled),
+    )
+
+
+def test_a_settled_share_ignores_refunds_that_failed_meanwhile():
+    # 3 points for 1000 paid. Opened while a refund of 200 was pending, a refund of 300 froze
+    # floor(3 * 500 / 1000) - 0 = 1 point; the other failed, so it takes floor(0.9) = 0.
+    frozen = reversal_points(
+        granted=3, refundable=1_000, refunded_before=200, amount=300, reversed_before=0
+    )
+    assert frozen == 1
+    assert settle(3, 1_000, [], 300) == 0
+    # After it, a refund of the remaining 700 takes all 3 points.
+    assert settle(3, 1_000, [(300, 0)], 700) == 3
+
+
+def test_a_settled_share_is_never_negative():
+    assert settle(3, 1_000, [(300, 2)], 100) == 0  # took too much earlier: nothing more
+
+
+@given(
+    granted=st.integers(min_value=0, max_value=10_000),
+    refundable=st.integers(min_value=1, max_value=100_000),
+    refunds=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=50_000), st.booleans()), max_size=8
+    ),
+    data=st.data(),
+)
+def test_settled_shares_total_the_share_of_the_money_in_any_order(
+    granted: int,
+    refundable: int,
+    refunds: list[tuple[int, bool]],
+    data: st.DataObject,
+) -> None:
+    facts, left = [], refundable
+    for amount, through in refunds:
+        if min(amount, left) > 0:
+            facts.append((min(amount, left), through))
+            left -= min(amount, left)
+    through_money = sum(a for a, through in facts if through)
+    totals = []
+    for run in range(2):
+        order = data.draw(st.permutations(range(len(facts))), label=f"order {run}")
+        settled: list[tuple[int, int]] = []
+        for index in order:
+            amount, through = facts[index]
+            if not through:
+                continue  # failed: it counts for nothing
+            points = settle(granted, refundable, settled, amount)
+            assert points >= 0
+            settled.append((amount, points))
+            total = sum(p for _a, p in settled)
+            assert total == cumulative_share(granted, sum(a for a, _p in settled), refundable)
+        totals.append(sum(p for _a, p in settled))
+    assert totals[0] == totals[1] == cumulative_share(granted, through_money, refundable)
+
+
+def test_take_last_takes_from_the_end_first():
+    assert take_last([3, 2, 4], 5) == [0, 1, 4]
+    assert take_last([3, 2, 4], 0) == [0, 0, 0]
+    assert take_last([3, 2, 4], 20) == [3, 2, 4]
+    assert take_last([], 3) == []
+
+
+@given(
+    parts=st.lists(st.integers(min_value=0, max_value=50), max_size=8),
+    points=st.integers(min_value=0, max_value=400),
+)
+def test_take_last_takes_what_it_can_and_leaves_the_first_parts_whole(
+    parts: list[int], points: int
+) -> None:
+    taken = take_last(parts, points)
+    assert sum(taken) == min(points, sum(parts))
+    assert all(0 <= t <= p for t, p in zip(taken, parts, strict=True))
+    for i in range(len(parts)):  # a part gives only once every later one gave all it had
+        if taken[i]:
+            assert all(taken[j] == parts[j] for j in range(i + 1, len(parts)))
