@@ -20,9 +20,9 @@ from werkzeug.datastructures import MultiDict
 
 from loyalty.domain.calendar import lot_expiry, zone
 from loyalty.domain.money import minor_unit_exponent
-from loyalty.domain.rounding import Rounding
-from loyalty.domain.rules import ACTION_PERIODS, OrderLine, RuleSet, purchase_points
+from loyalty.domain.rules import ACTION_PERIODS, OrderLine, RuleSet
 from loyalty.errors import InvalidInput, InvalidRule, LoyaltyError
+from loyalty.services.earning import price_purchase
 from loyalty.services.results import ProgramInfo
 
 EXTRA_ROWS = 2
@@ -244,19 +244,17 @@ def sample_from_form(
 
 
 def preview(label: str, rules: RuleSet, order: SampleOrder, program: ProgramInfo) -> PreviewSide:
-    """Price the sample order under ``rules`` with the domain's own computation."""
-    exponent = minor_unit_exponent(program.currency)
-    rounding = Rounding(program.rounding)
+    """Price the sample order under ``rules`` the way earning prices orders."""
 
     def points(lines: tuple[OrderLine, ...], paid: int) -> int:
-        return purchase_points(
+        return price_purchase(
             rules,
             lines,
             paid_with_points_minor=paid,
             at=order.at,
-            tz=program.timezone,
-            exponent=exponent,
-            rounding=rounding,
+            timezone=program.timezone,
+            currency=program.currency,
+            rounding=program.rounding,
         )
 
     try:

@@ -328,14 +328,14 @@ def earn_purchase(
                 order_id=order_id,
             )
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
-        requested = purchase_points(
+        requested = price_purchase(
             rules,
             parsed,
             paid_with_points_minor=paid_with_points_minor,
             at=now,
-            tz=row.program_timezone,
-            exponent=minor_unit_exponent(cur),
-            rounding=Rounding(row.program_rounding),
+            timezone=row.program_timezone,
+            currency=cur,
+            rounding=row.program_rounding,
         )
         return _credit(
             conn,
@@ -444,6 +444,32 @@ def _over_limit(
     return int(used.scalar_one()) >= limit
 
 
+def price_purchase(
+    rules: RuleSet,
+    lines: Sequence[OrderLine],
+    *,
+    paid_with_points_minor: int,
+    at: dt.datetime,
+    timezone: str,
+    currency: str,
+    rounding: str,
+) -> int:
+    """What ``lines`` earn under ``rules`` at ``at``, before caps: the one pricing of an order.
+
+    Earning, quotes and the console's preview of draft rules all price orders here, with the
+    program's time zone, currency (its minor unit) and rounding policy.
+    """
+    return purchase_points(
+        rules,
+        lines,
+        paid_with_points_minor=paid_with_points_minor,
+        at=at,
+        tz=timezone,
+        exponent=minor_unit_exponent(currency),
+        rounding=Rounding(rounding),
+    )
+
+
 def quote_purchase(
     db: Database,
     *,
@@ -465,14 +491,14 @@ def quote_purchase(
         cur = require_currency(currency, prog.currency)
         version_id = conn.execute(select(rule_version_at(prog.id)), {"at": now}).scalar_one()
         version, rules = rule_cache(db).get(conn, version_id)
-        points = purchase_points(
+        points = price_purchase(
             rules,
             parsed,
             paid_with_points_minor=paid_with_points_minor,
             at=now,
-            tz=prog.timezone,
-            exponent=minor_unit_exponent(cur),
-            rounding=Rounding(prog.rounding),
+            timezone=prog.timezone,
+            currency=cur,
+            rounding=prog.rounding,
         )
         decision = CapDecision(points, None)
         if member is not None:

@@ -239,9 +239,12 @@ class ReversalResult(Record):
     ``status``: a refund is ``pending``, ``succeeded`` or ``failed``; a dispute ``open``,
     ``lost`` or ``won``. ``points`` is its share of what the order was granted: ``frozen``
     of them were frozen, ``lapsed`` had expired with the order's lot and ``missing`` were
-    already spent. Once reversed, the missing points were ``deducted`` from points available
-    by then, became ``debt`` or were ``waived`` (within-balance policy); ``returned`` is the
-    share of the points redeemed on the order that a refund gave back.
+    already spent. The share set at the freeze is provisional: when the reversal goes
+    through, it becomes the cumulative share of the order's money that went through, less
+    what earlier reversals took, and the three figures follow. Once reversed, the missing
+    points were ``deducted`` from points available by then, became ``debt`` or were
+    ``waived`` (within-balance policy); ``returned`` is the share of the points redeemed on
+    the order that a refund gave back.
     """
 
     kind: str
