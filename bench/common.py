@@ -134,7 +134,18 @@ def seed_members(db: Database, count: int, *, stripe: bool = False, program: str
             ),
             {"p": program_id, "n": count},
         )
+    analyze(db)
     return int(program_id)
+
+
+def analyze(db: Database) -> None:
+    """Refresh the planner's statistics after a bulk load, as autovacuum soon would.
+
+    Without them, generic plans of prepared statements may pick the wrong one of two
+    equally-costed indexes (members by Stripe customer instead of by external id).
+    """
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
 
 
 def create_bench_program(db: Database, **settings: Any) -> None:

@@ -39,14 +39,15 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import stripe
-from sqlalchemy import Connection, Table, and_, or_, select, text, update
+from sqlalchemy import Connection, Table, and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from loyalty import services as svc
 from loyalty.db.database import Database
 from loyalty.db.models import Earning, Member, Reversal, StripeEvent
 from loyalty.errors import ConfigurationError, InvalidStripeEvent, LoyaltyError, StripeEventNotFound
-from loyalty.services.ledger import program_row
+from loyalty.services.ledger import LostRace, Replay, program_row
 from loyalty.services.results import MemberInfo
 from loyalty.stripe_payloads import (
     CHARGE_REFUNDED,
@@ -55,6 +56,7 @@ from loyalty.stripe_payloads import (
     PURCHASE_TYPES,
     REFUND_TYPES,
     Envelope,
+    Fact,
     Ignored,
     Purchase,
     order_of,
@@ -143,11 +145,10 @@ class StripeWebhook:
         if not signature:
             return "missing Stripe-Signature header"
         try:
-            stripe.Webhook.construct_event(payload, signature, self.secret, self.tolerance)
+            # stripe's own check of the header on the raw body (the JSON is parsed once, later)
+            stripe.WebhookSignature.verify_header(payload, signature, self.secret, self.tolerance)
         except stripe.SignatureVerificationError as exc:
             return f"signature check failed: {exc.user_message or exc}"
-        except ValueError as exc:
-            return f"the body is not a Stripe event: {exc}"
         return None
 
 
@@ -167,7 +168,12 @@ def receive_event(
     if program_id is None:
         with db.read() as conn:
             program_id = int(program_row(conn, program).id)
-    row_id, status, is_new = _record(db, program_id, event, envelope)
+    fact = _fact_or_none(envelope)
+    if isinstance(fact, Purchase):
+        done = _receive_purchase(db, program, program_id, event, envelope, fact)
+        if done is not None:
+            return done
+    row_id, status, is_new = _record(db, program_id, event, envelope, fact)
     if not is_new and status in FINAL_STATUSES:
         return WebhookResult(
             200,
@@ -179,14 +185,18 @@ def receive_event(
     return _apply_recorded(db, program, row_id, envelope)
 
 
-def _columns(envelope: Envelope) -> dict[str, Any]:
+def _fact_or_none(envelope: Envelope) -> Fact | None:
+    """What the event means, or ``None`` when its object is broken (applying it says why)."""
+    try:
+        return parse_fact(envelope)
+    except InvalidStripeEvent:
+        return None
+
+
+def _columns(envelope: Envelope, fact: Fact | None) -> dict[str, Any]:
     """What the console filters on, taken from the object when it has it."""
     obj = envelope.object
-    order: str | None = None
-    try:
-        order = order_of(parse_fact(envelope))
-    except InvalidStripeEvent:
-        order = None
+    order = order_of(fact) if fact is not None else None
     metadata = obj.get("metadata")
     ref = (metadata.get(MEMBER_METADATA_KEY) if isinstance(metadata, Mapping) else None) or obj.get(
         "client_reference_id"
@@ -204,11 +214,11 @@ def _text(value: Any, limit: int = 255) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
-def _record(
-    db: Database, program_id: int, event: Mapping[str, Any], envelope: Envelope
-) -> tuple[int, str, bool]:
-    """The event's row (inserted as ``received`` if new): ``(id, status, is_new)``."""
-    values = {
+def _event_row(
+    db: Database, program_id: int, event: Mapping[str, Any], envelope: Envelope, fact: Fact | None
+) -> dict[str, Any]:
+    """The ``stripe_events`` row of a new delivery, as ``received``."""
+    return {
         "program_id": program_id,
         "event_id": envelope.event_id,
         "type": envelope.type,
@@ -217,16 +227,30 @@ def _record(
         "payload": dict(event),
         "status": "received",
         "received_at": db.clock.now(),
-        **_columns(envelope),
+        **_columns(envelope, fact),
     }
+
+
+_INSERT_EVENT = {
+    name: dialect.insert(stripe_events)
+    .on_conflict_do_nothing(index_elements=["program_id", "event_id"])
+    .returning(stripe_events.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def _insert_event(conn: Connection, values: Mapping[str, Any]) -> int | None:
+    """Insert an event's row unless the program has it already; the new row's id, or None."""
+    new_id = conn.execute(_INSERT_EVENT[conn.dialect.name], dict(values)).scalar()
+    return None if new_id is None else int(new_id)
+
+
+def _record(
+    db: Database, program_id: int, event: Mapping[str, Any], envelope: Envelope, fact: Fact | None
+) -> tuple[int, str, bool]:
+    """The event's row (inserted as ``received`` if new): ``(id, status, is_new)``."""
     with db.write() as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        new_id = conn.execute(
-            dialect.insert(stripe_events)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["program_id", "event_id"])
-            .returning(stripe_events.c.id)
-        ).scalar()
+        new_id = _insert_event(conn, _event_row(db, program_id, event, envelope, fact))
     if new_id is not None:
         return int(new_id), "received", True
     found = _find(db, program_id, envelope.event_id)  # delivered before (or concurrently)
@@ -251,10 +275,24 @@ def _apply_recorded(db: Database, program: str, row_id: int, envelope: Envelope)
     except LoyaltyError as exc:
         outcome = _Outcome("failed", exc.message, {"error": exc.code})
     _finish(db, row_id, outcome)
+    return _answer(envelope, outcome)
+
+
+def _answer(envelope: Envelope, outcome: _Outcome) -> WebhookResult:
     message = outcome.reason or f"{envelope.type} applied"
     return WebhookResult(
         200, outcome.status, message, envelope.event_id, envelope.type, outcome.details
     )
+
+
+def _finished(outcome: _Outcome, now: Any) -> dict[str, Any]:
+    """The event row's columns once ``outcome`` is known (besides ``attempts``)."""
+    return {
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "outcome": dict(outcome.details) or None,
+        "applied_at": now if outcome.status == "applied" else None,
+    }
 
 
 def _finish(db: Database, row_id: int, outcome: _Outcome) -> None:
@@ -263,14 +301,70 @@ def _finish(db: Database, row_id: int, outcome: _Outcome) -> None:
         conn.execute(
             update(stripe_events)
             .where(stripe_events.c.id == row_id)
-            .values(
-                status=outcome.status,
-                reason=outcome.reason,
-                outcome=dict(outcome.details) or None,
-                attempts=stripe_events.c.attempts + 1,
-                applied_at=now if outcome.status == "applied" else None,
-            )
+            .values(**_finished(outcome, now), attempts=stripe_events.c.attempts + 1)
         )
+
+
+# --- purchases in one transaction -------------------------------------------------------------
+
+
+class _GeneralPath(Exception):
+    """The delivery needs the general path; the one-transaction path rolls back."""
+
+
+def _receive_purchase(
+    db: Database,
+    program: str,
+    program_id: int,
+    event: Mapping[str, Any],
+    envelope: Envelope,
+    fact: Purchase,
+) -> WebhookResult | None:
+    """A purchase delivered for the first time, in one transaction: lock the order, read its
+    state, earn (or park), and record the event with its outcome.
+
+    Returns ``None``, having written nothing, when the delivery needs the general path
+    (record, apply, finish): the event was recorded before, refunds or disputes of the order
+    wait for it, or the rules refuse it (the general path records why as ``failed``).
+    """
+    try:
+        with _sqlite_order_lock(db), db.write() as conn:
+            _lock_order_in(conn, program, fact.payment_intent)
+            state = _purchase_state(conn, program_id, fact, event_id=envelope.event_id)
+            if state.event_status is not None or state.has_reversal_events:
+                raise _GeneralPath
+            outcome = _purchase_outcome(db, program, fact, state, conn)
+            row = _event_row(db, program_id, event, envelope, fact)
+            row.update(_finished(outcome, row["received_at"]), attempts=1)
+            if _insert_event(conn, row) is None:  # delivered concurrently by the general path
+                raise _GeneralPath
+    except (_GeneralPath, LoyaltyError, Replay, LostRace, IntegrityError):
+        return None
+    return _answer(envelope, outcome)
+
+
+@contextlib.contextmanager
+def _sqlite_order_lock(db: Database) -> Iterator[None]:
+    """On SQLite, the process lock :func:`order_lock` takes; nothing on PostgreSQL."""
+    if not db.is_sqlite:
+        yield
+        return
+    with _SQLITE_LOCK:
+        yield
+
+
+def _order_lock_key(program: str, order: str) -> int:
+    digest = hashlib.blake2b(f"jifen:stripe:{program}:{order}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_order_in(conn: Connection, program: str, order: str) -> None:
+    """Take the order's advisory lock for the rest of ``conn``'s transaction (PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_ADVISORY_LOCK, {"key": _order_lock_key(program, order)})
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 # --- applying ---------------------------------------------------------------------------------
@@ -294,78 +388,120 @@ def _apply(db: Database, program: str, envelope: Envelope) -> _Outcome:
 
 
 def _apply_purchase(db: Database, program: str, fact: Purchase) -> _Outcome:
+    with db.read() as conn:
+        state = _purchase_state(conn, _program_id(conn, program), fact)
+    outcome = _purchase_outcome(db, program, fact, state)
+    if outcome.status == "applied" and state.has_reversal_events and state.earned is None:
+        # refunds or disputes that waited for this purchase
+        calls = _reconcile(db, program, fact.payment_intent).details.get("calls", [])
+        outcome = _Outcome(outcome.status, outcome.reason, {**outcome.details, "reversals": calls})
+    return outcome
+
+
+def _purchase_outcome(
+    db: Database,
+    program: str,
+    fact: Purchase,
+    state: _PurchaseState,
+    conn: Connection | None = None,
+) -> _Outcome:
+    """Earn the purchase's points (in ``conn``'s transaction if given), or say why not."""
     order = fact.payment_intent
-    seen = _purchase_context(db, program, fact)
-    if seen.earned is not None:
+    if state.earned is not None:
         return _Outcome(
             "applied",
-            f"order {order} had already earned {seen.earned} points; nothing changed",
-            {"already_earned": seen.earned},
+            f"order {order} had already earned {state.earned} points; nothing changed",
+            {"already_earned": state.earned},
         )
-    if seen.member is None:
+    if state.member is None:
         return _Outcome("parked", _unknown_member(fact))
-    result = svc.earn_purchase(
+    write = svc.purchase_write(
         db,
         program=program,
-        member=seen.member,
+        member=state.member,
         order_id=order,
         amount_minor=fact.amount_minor,
         currency=fact.currency,
     )
-    details: dict[str, Any] = {"member": seen.member, "points": result.points_granted}
-    if seen.has_reversal_events:  # refunds or disputes that waited for this purchase
-        details["reversals"] = _reconcile(db, program, order).details.get("calls", [])
+    result = write.run(db) if conn is None else write.work(conn)
     return _Outcome(
-        "applied", f"{seen.member} earned {result.points_granted} points for {order}", details
+        "applied",
+        f"{state.member} earned {result.points_granted} points for {order}",
+        {"member": state.member, "points": result.points_granted},
     )
 
 
 @dataclass(frozen=True)
-class _PurchaseContext:
+class _PurchaseState:
+    event_status: str | None  # the status of this very event, if recorded before
     earned: int | None  # points the order already earned, if it did
     member: str | None  # the member's external id, if found
     has_reversal_events: bool
 
 
-def _purchase_context(db: Database, program: str, fact: Purchase) -> _PurchaseContext:
-    """In one read: has the order earned, whose is it, and did refunds come before it."""
-    order = fact.payment_intent
-    with db.read() as conn:
-        prog_id = int(program_row(conn, program).id)
-        earned = conn.execute(
-            select(earnings.c.points_granted).where(
-                earnings.c.program_id == prog_id, earnings.c.order_id == order
-            )
-        ).scalar()
-        member = None if earned is not None else _member_of(conn, prog_id, fact)
-        waiting = conn.execute(
-            select(stripe_events.c.id)
-            .where(
-                stripe_events.c.program_id == prog_id,
-                stripe_events.c.payment_intent == order,
-                stripe_events.c.type.not_in(PURCHASE_TYPES),
-            )
-            .limit(1)
-        ).first()
-    return _PurchaseContext(
-        None if earned is None else int(earned), member, has_reversal_events=waiting is not None
+def _program_id(conn: Connection, program: str) -> int:
+    return int(program_row(conn, program).id)
+
+
+def _scalar(stmt: Any) -> Any:
+    return stmt.limit(1).scalar_subquery()
+
+
+_PROGRAM: Any = bindparam("program_id")
+_PURCHASE_STATE = select(
+    _scalar(
+        select(stripe_events.c.status).where(
+            stripe_events.c.program_id == _PROGRAM,
+            stripe_events.c.event_id == bindparam("event_id"),
+        )
+    ).label("event_status"),
+    _scalar(
+        select(earnings.c.points_granted).where(
+            earnings.c.program_id == _PROGRAM, earnings.c.order_id == bindparam("order")
+        )
+    ).label("earned"),
+    _scalar(
+        select(members.c.external_id).where(
+            members.c.program_id == _PROGRAM,
+            members.c.stripe_customer_id == bindparam("customer"),
+        )
+    ).label("by_customer"),
+    _scalar(
+        select(members.c.external_id).where(
+            members.c.program_id == _PROGRAM, members.c.external_id == bindparam("member_ref")
+        )
+    ).label("by_reference"),
+    exists()
+    .where(
+        stripe_events.c.program_id == _PROGRAM,
+        stripe_events.c.payment_intent == bindparam("order"),
+        stripe_events.c.type.not_in(PURCHASE_TYPES),
     )
+    .label("has_reversal_events"),
+)
 
 
-def _member_of(conn: Connection, program_id: int, fact: Purchase) -> str | None:
-    """The member's external id by Stripe customer, then by the metadata's member id."""
-    lookups = []
-    if fact.customer:
-        lookups.append(members.c.stripe_customer_id == fact.customer)
-    if fact.member_ref:
-        lookups.append(members.c.external_id == fact.member_ref)
-    for lookup in lookups:
-        found = conn.execute(
-            select(members.c.external_id).where(members.c.program_id == program_id, lookup)
-        ).scalar()
-        if found is not None:
-            return str(found)
-    return None
+def _purchase_state(
+    conn: Connection, program_id: int, fact: Purchase, *, event_id: str | None = None
+) -> _PurchaseState:
+    """In one statement: was the event recorded, has the order earned, whose is it (by Stripe
+    customer, then by the metadata's member id), and did refunds or disputes come before it."""
+    row = conn.execute(
+        _PURCHASE_STATE,
+        {
+            "program_id": program_id,
+            "event_id": event_id,
+            "order": fact.payment_intent,
+            "customer": fact.customer,
+            "member_ref": fact.member_ref,
+        },
+    ).one()
+    return _PurchaseState(
+        event_status=row.event_status,
+        earned=None if row.earned is None else int(row.earned),
+        member=row.by_customer or row.by_reference,
+        has_reversal_events=bool(row.has_reversal_events),
+    )
 
 
 def _unknown_member(fact: Purchase) -> str:
@@ -502,10 +638,8 @@ def order_lock(db: Database, program: str, order: str) -> Iterator[None]:
         with _SQLITE_LOCK:
             yield
         return
-    digest = hashlib.blake2b(f"jifen:stripe:{program}:{order}".encode(), digest_size=8).digest()
-    key = int.from_bytes(digest, "big", signed=True)
     with db.engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        _lock_order_in(conn, program, order)
         yield
 
 

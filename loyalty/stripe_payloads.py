@@ -195,6 +195,15 @@ def timestamp(seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
+# Schema instances hold no per-load state (marshmallow 4 has no schema context): built once.
+ENVELOPE_SCHEMA = EnvelopeSchema()
+CHARGE_SCHEMA = ChargeSchema()
+DISPUTE_SCHEMA = DisputeSchema()
+PAYMENT_INTENT_SCHEMA = PaymentIntentSchema()
+CHECKOUT_SESSION_SCHEMA = CheckoutSessionSchema()
+REFUND_SCHEMA = RefundSchema()
+
+
 def _load(schema: Schema, data: Any, what: str) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
@@ -205,7 +214,7 @@ def _load(schema: Schema, data: Any, what: str) -> dict[str, Any]:
 
 def parse_envelope(event: Any) -> Envelope:
     """The event's id, type, time and object; :class:`InvalidStripeEvent` if it has none."""
-    data = _load(EnvelopeSchema(), event, "the event")
+    data = _load(ENVELOPE_SCHEMA, event, "the event")
     obj = data["data"].get("object")
     if not isinstance(obj, Mapping):
         raise InvalidStripeEvent("the event has no data.object")
@@ -235,7 +244,7 @@ def parse_fact(envelope: Envelope) -> Fact:
     if kind in REFUND_TYPES:
         return _refund(obj)
     if kind == CHARGE_REFUNDED:
-        charge = _load(ChargeSchema(), obj, "the charge")
+        charge = _load(CHARGE_SCHEMA, obj, "the charge")
         return ChargeRefunds(
             charge_id=charge["id"],
             payment_intent=charge["payment_intent"],
@@ -244,7 +253,7 @@ def parse_fact(envelope: Envelope) -> Fact:
             customer=charge["customer"],
         )
     if kind.startswith(DISPUTE_PREFIX):
-        dispute = _load(DisputeSchema(), obj, "the dispute")
+        dispute = _load(DISPUTE_SCHEMA, obj, "the dispute")
         return DisputeState(
             dispute_id=dispute["id"],
             payment_intent=dispute["payment_intent"],
@@ -256,7 +265,7 @@ def parse_fact(envelope: Envelope) -> Fact:
 
 
 def _payment_intent(obj: Mapping[str, Any]) -> Fact:
-    pi = _load(PaymentIntentSchema(), obj, "the PaymentIntent")
+    pi = _load(PAYMENT_INTENT_SCHEMA, obj, "the PaymentIntent")
     if pi["amount_received"] <= 0:
         return Ignored("the PaymentIntent received no money")
     return Purchase(
@@ -271,7 +280,7 @@ def _payment_intent(obj: Mapping[str, Any]) -> Fact:
 def _checkout_session(kind: str, obj: Mapping[str, Any]) -> Fact:
     if kind not in PURCHASE_TYPES:
         return Ignored(f"{kind} events move no points")
-    session = _load(CheckoutSessionSchema(), obj, "the Checkout Session")
+    session = _load(CHECKOUT_SESSION_SCHEMA, obj, "the Checkout Session")
     if session["payment_status"] != "paid":
         return Ignored(
             f"the session's payment_status is {session['payment_status']!r}; points are "
@@ -293,7 +302,7 @@ def _checkout_session(kind: str, obj: Mapping[str, Any]) -> Fact:
 
 
 def _refund(obj: Mapping[str, Any]) -> RefundState:
-    refund = _load(RefundSchema(), obj, "the refund")
+    refund = _load(REFUND_SCHEMA, obj, "the refund")
     return RefundState(
         refund_id=refund["id"],
         payment_intent=refund["payment_intent"],

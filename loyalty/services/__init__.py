@@ -20,7 +20,13 @@ from loyalty.services.audit import (
     update_program_audited,
 )
 from loyalty.services.clearing import clear_due_year_ends, clear_year_end
-from loyalty.services.earning import earn_action, earn_purchase, price_purchase, quote_purchase
+from loyalty.services.earning import (
+    earn_action,
+    earn_purchase,
+    price_purchase,
+    purchase_write,
+    quote_purchase,
+)
 from loyalty.services.expiry import expire_due
 from loyalty.services.forecast import forecast
 from loyalty.services.maturation import mature_pending
@@ -99,6 +105,7 @@ __all__ = [
     "price_purchase",
     "publish_rules",
     "publish_rules_audited",
+    "purchase_write",
     "quote_purchase",
     "quote_redemption",
     "record_audit",

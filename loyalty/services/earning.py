@@ -32,6 +32,7 @@ from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
 from loyalty.services.ledger import (
     MEMBER_DELTAS,
     Move,
+    PreparedWrite,
     begin_member_write,
     debt_repayment,
     lots,
@@ -291,6 +292,35 @@ def earn_purchase(
     per-category and per-SKU ratios apply. The part paid with points earns nothing. The key
     defaults to ``earn:<order_id>``.
     """
+    return purchase_write(
+        db,
+        program=program,
+        member=member,
+        order_id=order_id,
+        currency=currency,
+        amount_minor=amount_minor,
+        lines=lines,
+        paid_with_points_minor=paid_with_points_minor,
+        idempotency_key=idempotency_key,
+    ).run(db)
+
+
+def purchase_write(
+    db: Database,
+    *,
+    program: str,
+    member: str,
+    order_id: str,
+    currency: str,
+    amount_minor: int | None = None,
+    lines: OrderLines | None = None,
+    paid_with_points_minor: int = 0,
+    idempotency_key: str | None = None,
+) -> PreparedWrite[EarnResult]:
+    """:func:`earn_purchase`, validated but not run: its work can join a caller's transaction.
+
+    The Stripe webhook runs it inside the transaction that records the event.
+    """
     require_key(order_id, name="order_id")
     parsed = order_lines(amount_minor, lines)
     require_int("paid_with_points_minor", paid_with_points_minor, minimum=0)
@@ -359,8 +389,8 @@ def earn_purchase(
             },
         )
 
-    return run_write(
-        db, work, result_type=EarnResult, key=key, kind="earn_purchase", req_hash=req_hash
+    return PreparedWrite(
+        work, result_type=EarnResult, key=key, kind="earn_purchase", req_hash=req_hash
     )
 
 

@@ -19,7 +19,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -391,6 +391,33 @@ def run_write(
             if attempt == 2 or getattr(exc.orig, "sqlstate", None) != "23505":
                 raise
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class PreparedWrite(Generic[R]):
+    """A validated service call not yet run: its transaction's work and its idempotency key.
+
+    ``run(db)`` is the service call itself. A caller that owns a transaction may call
+    ``work(conn)`` inside it instead; then :class:`Replay`, :class:`LostRace` and integrity
+    errors are the caller's to handle (rolling back and calling ``run`` answers them all).
+    """
+
+    work: Callable[[Connection], R]
+    result_type: type[R]
+    key: str
+    kind: str
+    req_hash: str
+
+    def run(self, db: Database) -> R:
+        """Run the work as its own write transaction (see :func:`run_write`)."""
+        return run_write(
+            db,
+            self.work,
+            result_type=self.result_type,
+            key=self.key,
+            kind=self.kind,
+            req_hash=self.req_hash,
+        )
 
 
 def begin_member_write(
