@@ -25,10 +25,14 @@ from loyalty.services.results import SweepResult
 def expire_due(
     db: Database,
     *,
-    batch_size: int = 5000,
+    batch_size: int = 20_000,
     on_batch: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
     """Expire every lot whose expiry has passed and that is not expired yet; per batch.
+
+    A batch holds its members' locks until it commits (about a second for 20,000 lots on a
+    2-core machine), so their checkouts wait that long at most; a smaller ``batch_size``
+    shortens the wait and slows the sweep (5,000: about 20 % fewer lots per second).
 
     ``on_batch`` gets the running totals after each committed batch (see ``sweep_lots``).
     """

@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
+    ARRAY,
     Connection,
+    Integer,
     Row,
     Table,
+    any_,
     bindparam,
     case,
     func,
@@ -491,15 +494,29 @@ class SweepItem:
     move: Move
 
 
-def lock_members(conn: Connection, member_ids: Sequence[int]) -> list[int]:
-    """Lock members in id order (the order every writer uses), skipping those already locked."""
+def lock_due_members(
+    conn: Connection, due: ColumnElement[bool], order_by: Sequence[Any], limit: int
+) -> list[int]:
+    """Lock the members of the next ``limit`` due lots, in one statement; their ids.
+
+    Members are locked in id order (the order every writer uses), skipping those a
+    concurrent sweep holds. An empty list means nothing is due, or all of it is locked.
+    """
+    next_due = select(lots.c.member_id).where(due).order_by(*order_by).limit(limit)
     stmt = (
         select(members.c.id)
-        .where(members.c.id.in_(sorted(set(member_ids))))
+        .where(members.c.id.in_(next_due))
         .order_by(members.c.id)
         .with_for_update(skip_locked=True)
     )
     return [int(i) for i in conn.execute(stmt).scalars()]
+
+
+def member_in(conn: Connection, member_ids: Sequence[int]) -> ColumnElement[bool]:
+    """``lots.member_id`` is one of ``member_ids``: one array parameter on PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        return lots.c.member_id == any_(bindparam("member_ids", list(member_ids), ARRAY(Integer)))
+    return lots.c.member_id.in_(member_ids)
 
 
 def post_sweep(
@@ -707,6 +724,10 @@ def _sweep_operations(
     }
 
 
+# What a sweep's ``apply`` gets of each due lot.
+SWEEP_COLUMNS = (lots.c.id, lots.c.program_id, lots.c.member_id, lots.c.available, lots.c.pending)
+
+
 def sweep_lots(
     db: Database,
     *,
@@ -718,31 +739,22 @@ def sweep_lots(
 ) -> SweepResult:
     """Run a set-based sweep over the lots matching ``due``, one transaction per batch.
 
-    Each batch picks up to ``batch_size`` due lots, locks their members (id order, skipping
-    members a concurrent sweep holds), re-reads up to ``batch_size`` due lots of the locked
-    members and hands them to ``apply``, which posts their moves and returns the points they
-    carried. A crash loses at most the batch in flight; running again (or concurrently) finds
-    only lots that are still due. ``on_batch`` gets the running totals after each batch has
-    committed (outside its transaction), for progress reports.
+    Each batch locks the members of up to ``batch_size`` due lots (id order, skipping members
+    a concurrent sweep holds), re-reads up to ``batch_size`` due lots of the locked members
+    (the :data:`SWEEP_COLUMNS`) and hands them to ``apply``, which posts their moves and
+    returns the points they carried. A crash loses at most the batch in flight; running
+    again (or concurrently) finds only lots that are still due. ``on_batch`` gets the running
+    totals after each batch has committed (outside its transaction), for progress reports.
     """
     items = points = batches = 0
     while True:
         with db.write() as conn:
-            members_due = (
-                conn.execute(
-                    select(lots.c.member_id).where(due).order_by(*order_by).limit(batch_size)
-                )
-                .scalars()
-                .all()
-            )
-            if not members_due:
-                break
-            locked = lock_members(conn, members_due)
+            locked = lock_due_members(conn, due, order_by, batch_size)
             if not locked:
-                break  # everything due is locked by a concurrent sweep
-            rows = conn.execute(
-                select(lots)
-                .where(lots.c.member_id.in_(locked), due)
+                break  # nothing is due, or everything due is locked by a concurrent sweep
+            rows: Sequence[Any] = conn.execute(
+                select(*SWEEP_COLUMNS)
+                .where(member_in(conn, locked), due)
                 .order_by(lots.c.id)
                 .limit(batch_size)  # members may hold many due lots: the rest come next batch
             ).all()
