@@ -26,29 +26,36 @@ def spending_order(lot: LotView) -> tuple[dt.datetime, dt.datetime, int]:
     return (lot.expires_at or _FAR_FUTURE, lot.earned_at, lot.id)
 
 
+def take_in_order(lots: Iterable[tuple[int, int]], points: int) -> list[tuple[int, int]]:
+    """Take up to ``points`` from ``(lot_id, available)`` pairs already in spending order.
+
+    Returns ``(lot_id, points_taken)`` pairs; less than ``points`` in all when the lots hold
+    less.
+    """
+    taken: list[tuple[int, int]] = []
+    still = points
+    for lot_id, available in lots:
+        if still <= 0:
+            break
+        take = min(available, still)
+        if take > 0:
+            taken.append((lot_id, take))
+            still -= take
+    return taken
+
+
 def allocate_up_to(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
     """Take up to ``points`` from ``lots`` in spending order: ``(lot_id, points_taken)`` pairs.
 
     Takes less than ``points`` (all there is) when the lots hold less.
     """
-    taken: list[tuple[int, int]] = []
-    still = points
-    for lot in sorted(lots, key=spending_order):
-        if still <= 0:
-            break
-        take = min(lot.available, still)
-        if take > 0:
-            taken.append((lot.id, take))
-            still -= take
-    return taken
+    return take_in_order(
+        ((lot.id, lot.available) for lot in sorted(lots, key=spending_order)), points
+    )
 
 
-def allocate(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
-    """Take ``points`` from ``lots`` in spending order: a list of ``(lot_id, points_taken)``.
-
-    Raises :class:`InsufficientPoints` when the lots hold less than ``points``.
-    """
-    taken = allocate_up_to(lots, points)
+def require_enough(taken: list[tuple[int, int]], points: int) -> list[tuple[int, int]]:
+    """``taken`` if it adds up to ``points``, else :class:`InsufficientPoints`."""
     have = sum(take for _lot, take in taken)
     if have < points:
         raise InsufficientPoints(
@@ -57,3 +64,11 @@ def allocate(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
             requested=points,
         )
     return taken
+
+
+def allocate(lots: Iterable[LotView], points: int) -> list[tuple[int, int]]:
+    """Take ``points`` from ``lots`` in spending order: a list of ``(lot_id, points_taken)``.
+
+    Raises :class:`InsufficientPoints` when the lots hold less than ``points``.
+    """
+    return require_enough(allocate_up_to(lots, points), points)

@@ -10,14 +10,15 @@ the same lots (and, for a lot that expired meanwhile, takes them out again at on
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, update
 
 from loyalty.db.database import Database
 from loyalty.db.models import Hold
-from loyalty.domain.allocation import LotView, allocate
+from loyalty.domain.allocation import LotView, require_enough, take_in_order
 from loyalty.domain.checks import require_int, require_key
 from loyalty.domain.money import minor_unit_exponent, require_currency
 from loyalty.domain.redemption import (
@@ -46,6 +47,7 @@ from loyalty.services.ledger import (
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
 
 holds = cast(Table, Hold.__table__)
+INSERT_HOLD = insert(holds)
 ORDER_HELD = {
     "order_held": select(holds.c.id)
     .where(holds.c.program_id == members.c.program_id, holds.c.order_id == bindparam("order_id"))
@@ -63,16 +65,48 @@ def policy_of(row: Row[Any], prefix: str = "program_") -> RedemptionPolicy:
     )
 
 
+_SPENDABLE = and_(
+    lots.c.member_id == bindparam("member_id"),
+    lots.c.available > 0,
+    or_(lots.c.expires_at.is_(None), lots.c.expires_at > bindparam("now")),
+)
+SPENDABLE_LOTS = select(lots.c.id, lots.c.available, lots.c.expires_at, lots.c.earned_at).where(
+    _SPENDABLE
+)
+# The same lots in spending order (``loyalty.domain.allocation.spending_order``), each with
+# the points of the lots before it, keeping only the lots a spend of ``:points`` reaches.
+_SPENDING_ORDER = (lots.c.expires_at.asc().nulls_last(), lots.c.earned_at, lots.c.id)
+_QUEUE = (
+    select(
+        lots.c.id,
+        lots.c.available,
+        (func.sum(lots.c.available).over(order_by=_SPENDING_ORDER) - lots.c.available).label(
+            "before"
+        ),
+    )
+    .where(_SPENDABLE)
+    .subquery()
+)
+LOTS_TO_SPEND = (
+    select(_QUEUE.c.id, _QUEUE.c.available)
+    .where(_QUEUE.c.before < bindparam("points"))
+    .order_by(_QUEUE.c.before)
+)
+
+
 def spendable_lots(conn: Connection, member_id: int, now: dt.datetime) -> list[LotView]:
     """The member's lots with available points that have not expired by ``now``."""
-    rows = conn.execute(
-        select(lots.c.id, lots.c.available, lots.c.expires_at, lots.c.earned_at).where(
-            lots.c.member_id == member_id,
-            lots.c.available > 0,
-            or_(lots.c.expires_at.is_(None), lots.c.expires_at > now),
-        )
-    )
+    rows = conn.execute(SPENDABLE_LOTS, {"member_id": member_id, "now": now})
     return [LotView(r.id, r.available, r.expires_at, r.earned_at) for r in rows]
+
+
+def take_spendable(
+    conn: Connection, member_id: int, now: dt.datetime, points: int
+) -> list[tuple[int, int]]:
+    """:func:`~loyalty.domain.allocation.allocate` over :func:`spendable_lots`, ordered and
+    cut in SQL: only the lots the spend reaches come back."""
+    rows = conn.execute(LOTS_TO_SPEND, {"member_id": member_id, "now": now, "points": points})
+    return require_enough(take_in_order(((r.id, r.available) for r in rows), points), points)
 
 
 def quote_redemption(
@@ -175,22 +209,23 @@ def hold_points(
         )
         # After record_operation: a concurrent retry of this key whose locking read missed the
         # first hold must lose the race on the key (and replay), not fail for lack of points.
-        taken = allocate(spendable_lots(conn, row.id, now), points)
+        taken = take_spendable(conn, row.id, now, points)
         conn.execute(
-            insert(holds).values(
-                program_id=row.program_id,
-                member_id=row.id,
-                operation_id=op_id,
-                order_id=order_id,
-                points=points,
-                discount_minor=redemption.discount_minor,
-                order_total_minor=order_total_minor,
-                currency=cur,
-                status="active",
-                expires_at=result.expires_at,
-                created_at=now,
-                resolved_at=None,
-            )
+            INSERT_HOLD,
+            {
+                "program_id": row.program_id,
+                "member_id": row.id,
+                "operation_id": op_id,
+                "order_id": order_id,
+                "points": points,
+                "discount_minor": redemption.discount_minor,
+                "order_total_minor": order_total_minor,
+                "currency": cur,
+                "status": "active",
+                "expires_at": result.expires_at,
+                "created_at": now,
+                "resolved_at": None,
+            },
         )
         post_moves(
             conn,
@@ -218,24 +253,65 @@ def _hold_result(hold: Row[Any], member: str, status: str, *, replayed: bool = F
     )
 
 
-def _held_lots(conn: Connection, hold: Row[Any]) -> list[tuple[int, int, bool]]:
-    """``(lot id, points held, whether the lot has expired)`` for each lot of a hold."""
-    rows = conn.execute(
-        select(entries.c.lot_id, entries.c.held_delta, lots.c.expired_at)
-        .join(lots, lots.c.id == entries.c.lot_id)
-        .where(entries.c.operation_id == hold.operation_id, entries.c.kind == "hold")
-        .order_by(entries.c.id)
+# A hold with the lots it holds points in (one row per lot, in the order they were taken).
+_HOLD_WITH_LOTS = (
+    select(
+        holds,
+        entries.c.lot_id.label("held_lot_id"),
+        entries.c.held_delta.label("held_points"),
+        lots.c.expired_at.label("held_lot_expired_at"),
     )
-    return [(r.lot_id, r.held_delta, r.expired_at is not None) for r in rows]
+    .select_from(
+        # the hold's operation id as a parameter (it never changes), so the plan looks its
+        # entries up by that id whatever the statistics say about holds
+        holds.outerjoin(
+            entries,
+            and_(entries.c.operation_id == bindparam("operation_id"), entries.c.kind == "hold"),
+        ).outerjoin(lots, lots.c.id == entries.c.lot_id)
+    )
+    .where(holds.c.id == bindparam("hold_id"))
+    .order_by(entries.c.id)
+)
+_FIND_HOLD = (
+    select(holds.c.id, holds.c.operation_id, members.c.external_id.label("member"))
+    .join(programs, programs.c.id == holds.c.program_id)
+    .join(members, members.c.id == holds.c.member_id)
+    .where(programs.c.code == bindparam("program"), holds.c.order_id == bindparam("order_id"))
+)
+_SETTLE_HOLD = (
+    update(holds)
+    .where(holds.c.id == bindparam("hold_id"))
+    .values(status=bindparam("new_status"), resolved_at=bindparam("resolved_at"))
+)
 
 
-def _find_hold(conn: Connection, program: str, order_id: str) -> Row[Any]:
-    row = conn.execute(
-        select(holds, members.c.external_id.label("member"))
-        .join(programs, programs.c.id == holds.c.program_id)
-        .join(members, members.c.id == holds.c.member_id)
-        .where(programs.c.code == program, holds.c.order_id == order_id)
-    ).first()
+@dataclass(frozen=True)
+class HeldLot:
+    """Points a hold keeps in one lot, and whether that lot has expired meanwhile."""
+
+    lot_id: int
+    points: int
+    lot_expired: bool
+
+
+def hold_with_lots(
+    conn: Connection, hold_id: int, operation_id: int
+) -> tuple[Row[Any], list[HeldLot]]:
+    """A hold (read now: call it with the member locked) and the lots it holds points in.
+
+    ``operation_id`` is the hold's own operation (the one that took the points).
+    """
+    rows = conn.execute(_HOLD_WITH_LOTS, {"hold_id": hold_id, "operation_id": operation_id}).all()
+    held = [
+        HeldLot(r.held_lot_id, r.held_points, r.held_lot_expired_at is not None)
+        for r in rows
+        if r.held_lot_id is not None
+    ]
+    return rows[0], held
+
+
+def _find_hold(conn: Connection, program: str, order_id: str) -> Row[Any, Any, Any]:
+    row = conn.execute(_FIND_HOLD, {"program": program, "order_id": order_id}).first()
     if row is None:
         program_row(conn, program)
         raise HoldNotFound(f"no points hold for order {order_id!r}", order_id=order_id)
@@ -261,13 +337,22 @@ def _settle(
         found = _find_hold(conn, program, order_id)
         row = lock_member(conn, program, found.member, key=key, at=now)
         replay(conn, row.existing_operation_id, kind, req_hash)
-        hold = conn.execute(select(holds).where(holds.c.id == found.id)).one()
+        hold, held = hold_with_lots(conn, found.id, found.operation_id)
         status = decide(hold, now)
         if status is None:  # already settled: answer with its state, change nothing
             return _hold_result(hold, found.member, hold.status, replayed=True)
         result = _hold_result(hold, found.member, status)
         apply_settlement(
-            conn, row, hold, status, now, key=key, kind=kind, req_hash=req_hash, result=result
+            conn,
+            row,
+            hold,
+            held,
+            status,
+            now,
+            key=key,
+            kind=kind,
+            req_hash=req_hash,
+            result=result,
         )
         return result
 
@@ -278,6 +363,7 @@ def apply_settlement(
     conn: Connection,
     row: Row[Any],
     hold: Row[Any],
+    held: Sequence[HeldLot],
     status: str,
     now: dt.datetime,
     *,
@@ -299,17 +385,17 @@ def apply_settlement(
     )
     captured = status == "captured"
     moves: list[Move] = []
-    for lot_id, take, lot_expired in _held_lots(conn, hold):
+    for lot in held:
         if captured:
-            moves.append(Move("capture", lot_id, held=-take))
+            moves.append(Move("capture", lot.lot_id, held=-lot.points))
             continue
-        moves.append(Move("release", lot_id, held=-take, available=take))
-        if lot_expired:  # the lot expired while the points were held: they don't come back
-            moves.append(Move("expire_returned", lot_id, available=-take))
+        moves.append(Move("release", lot.lot_id, held=-lot.points, available=lot.points))
+        if lot.lot_expired:  # the lot expired while the points were held: they don't come back
+            moves.append(Move("expire_returned", lot.lot_id, available=-lot.points))
     post_moves(
         conn, program_id=row.program_id, member_id=row.id, operation_id=op_id, at=now, moves=moves
     )
-    conn.execute(update(holds).where(holds.c.id == hold.id).values(status=status, resolved_at=now))
+    conn.execute(_SETTLE_HOLD, {"hold_id": hold.id, "new_status": status, "resolved_at": now})
 
 
 def _capture_decision(hold: Row[Any], now: dt.datetime) -> str | None:

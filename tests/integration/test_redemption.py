@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import uuid
 
 import pytest
 from helpers import PROGRAM, earn, enrol, hold, lots_of, make_program, row_counts, scalar
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert, select, text
 
 from loyalty import services as s
 from loyalty.db import Database
+from loyalty.domain.allocation import allocate
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import (
     AlreadyExists,
@@ -21,6 +26,9 @@ from loyalty.errors import (
     MemberNotFound,
     RedemptionLimit,
 )
+from loyalty.services.ledger import lots as lot_table
+from loyalty.services.ledger import members, programs
+from loyalty.services.redemption import spendable_lots, take_spendable
 
 
 def _status(db: Database, order_id: str) -> str:
@@ -404,3 +412,75 @@ def test_hold_on_another_programs_order_id_is_independent(db: Database) -> None:
     s.release_hold(db, program="b", order_id="h1")
     assert s.balance(db, program="a", member="alice").available == 90
     assert s.balance(db, program="b", member="alice").available == 100
+
+
+# --- the spending order in SQL -----------------------------------------------------------
+
+_DAY = dt.timedelta(days=1)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    lots=st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=400),  # available
+            st.one_of(st.none(), st.integers(min_value=-2, max_value=3)),  # expiry, days
+            st.integers(min_value=0, max_value=2),  # earned, days ago
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    points=st.integers(min_value=1, max_value=2_000),
+)
+def test_the_lots_a_hold_takes_are_the_domains_spending_order(
+    db: Database, lots: list[tuple[int, int | None, int]], points: int
+) -> None:
+    """take_spendable (ordered and cut in SQL) takes what allocate() takes in Python: soonest
+    expiry first, never-expiring last, then oldest, then lowest id; lapsed lots not at all."""
+    now = db.clock.now()
+    program = f"p{uuid.uuid4().hex[:12]}"
+    make_program(db, program)
+    enrol(db, "alice", program=program)
+    with db.write() as conn:
+        member = conn.execute(
+            select(members.c.id, members.c.program_id)
+            .join(programs, programs.c.id == members.c.program_id)
+            .where(programs.c.code == program, members.c.external_id == "alice")
+        ).one()
+        op_id = conn.execute(
+            text(
+                "INSERT INTO operations (program_id, key, kind, request_hash, result, created_at)"
+                " VALUES (:p, :k, 'adjust', '', '{}', :at) RETURNING id"
+            ),
+            {"p": member.program_id, "k": f"seed-{program}", "at": now},
+        ).scalar_one()
+        for available, expiry, age in lots:
+            conn.execute(
+                insert(lot_table).values(
+                    program_id=member.program_id,
+                    member_id=member.id,
+                    operation_id=op_id,
+                    points=available,
+                    available=available,
+                    pending=0,
+                    held=0,
+                    frozen=0,
+                    earned_at=now - age * _DAY,
+                    expires_at=None if expiry is None else now + expiry * _DAY,
+                )
+            )
+        try:
+            expected: list[tuple[int, int]] | str = allocate(
+                spendable_lots(conn, member.id, now), points
+            )
+        except InsufficientPoints as exc:
+            expected = exc.message
+        try:
+            taken: list[tuple[int, int]] | str = take_spendable(conn, member.id, now, points)
+        except InsufficientPoints as exc:
+            taken = exc.message
+    assert taken == expected
