@@ -37,7 +37,7 @@ def stream_csv(db: Database, header: list[str], query: Select[Any]) -> Iterator[
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
-    with db.read() as conn:
+    with db.read(streaming=True) as conn:
         result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
         for chunk in result.partitions(CHUNK):
             for row in chunk:

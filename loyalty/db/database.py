@@ -94,10 +94,20 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for reads; on SQLite a deferred transaction so readers never block."""
+    def read(self, *, streaming: bool = False) -> Iterator[Connection]:
+        """A connection for reads.
+
+        On SQLite, a deferred transaction, so readers never block. On PostgreSQL, autocommit:
+        under READ COMMITTED each statement sees its own snapshot in a transaction too, so a
+        ``BEGIN`` and a ``ROLLBACK`` would only add two round trips to every read. Pass
+        ``streaming=True`` for a transaction, which server-side cursors (``stream_results``)
+        need.
+        """
         with self.engine.connect() as conn:
-            conn.execution_options(**{READONLY_OPTION: True})
+            if self.is_postgres and not streaming:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                conn.execution_options(**{READONLY_OPTION: True})
             yield conn
             conn.rollback()
 

@@ -5,27 +5,48 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, bindparam, func, select
 
 from loyalty.db.database import Database
-from loyalty.domain.checks import require_int
+from loyalty.domain.checks import require_int, require_text
 from loyalty.errors import InvalidInput, MemberNotFound
-from loyalty.services.ledger import entries, lots, members, operations, program_row
+from loyalty.services.ledger import entries, lots, members, operations, program_row, programs
 from loyalty.services.results import Balance, ExpiringPoints, HistoryItem, HistoryPage
 
 MAX_PAGE = 500
 
 
+_MEMBER_BY_CODE = (
+    select(members)
+    .join(programs, programs.c.id == members.c.program_id)
+    .where(programs.c.code == bindparam("program"), members.c.external_id == bindparam("member"))
+)
+
+
 def _member(conn: Connection, program: str, member: str) -> Row[Any]:
-    prog = program_row(conn, program)
-    row = conn.execute(
-        select(members).where(members.c.program_id == prog.id, members.c.external_id == member)
-    ).first()
+    """The member row, found by program code and external id in one statement."""
+    require_text("program", program, max_length=64)
+    row = conn.execute(_MEMBER_BY_CODE, {"program": program, "member": member}).first()
     if row is None:
+        program_row(conn, program)  # ProgramNotFound first, if that is what is wrong
         raise MemberNotFound(
             f"no member {member!r} in program {program!r}", program=program, member=member
         )
     return row
+
+
+# A member's available points per expiry moment up to ``:until``, including moments that have
+# passed but that the expiry sweep has not reached yet (those points can no longer be spent).
+_EXPIRING = (
+    select(lots.c.expires_at, func.sum(lots.c.available).label("points"))
+    .where(
+        lots.c.member_id == bindparam("member_id"),
+        lots.c.available > 0,
+        lots.c.expires_at <= bindparam("until"),
+    )
+    .group_by(lots.c.expires_at)
+    .order_by(lots.c.expires_at)
+)
 
 
 def balance(db: Database, *, program: str, member: str, expiring_within_days: int = 30) -> Balance:
@@ -39,32 +60,64 @@ def balance(db: Database, *, program: str, member: str, expiring_within_days: in
     until = now + dt.timedelta(days=expiring_within_days)
     with db.read() as conn:
         row = _member(conn, program, member)
-        lapsed = conn.execute(
-            select(func.coalesce(func.sum(lots.c.available), 0)).where(
-                lots.c.member_id == row.id, lots.c.available > 0, lots.c.expires_at <= now
-            )
-        ).scalar_one()
-        expiring = conn.execute(
-            select(lots.c.expires_at, func.sum(lots.c.available).label("points"))
-            .where(
-                lots.c.member_id == row.id,
-                lots.c.available > 0,
-                lots.c.expires_at > now,
-                lots.c.expires_at <= until,
-            )
-            .group_by(lots.c.expires_at)
-            .order_by(lots.c.expires_at)
-        ).all()
+        moments = conn.execute(_EXPIRING, {"member_id": row.id, "until": until}).all()
+    lapsed = sum(int(m.points) for m in moments if m.expires_at <= now)
     return Balance(
         member=member,
-        available=row.available - int(lapsed),
+        available=row.available - lapsed,
         pending=row.pending,
         held=row.held,
         frozen=row.frozen,
         debt=row.debt,
         lifetime_earned=row.lifetime_earned,
-        expiring=tuple(ExpiringPoints(e.expires_at, int(e.points)) for e in expiring),
+        expiring=tuple(
+            ExpiringPoints(m.expires_at, int(m.points)) for m in moments if m.expires_at > now
+        ),
     )
+
+
+_DELTAS = [
+    func.sum(entries.c[f"{b}_delta"]).label(b)
+    for b in ("available", "pending", "held", "frozen", "debt")
+]
+
+
+def _page_items(cursor: int | None) -> Any:
+    """One item per operation and entry kind of the member's ``:limit`` operations (before
+    ``:cursor`` if given), newest first, built once per shape."""
+    key = cursor is not None
+    stmt = _PAGE_ITEMS.get(key)
+    if stmt is None:
+        page_ops = (
+            select(entries.c.operation_id)
+            .where(entries.c.member_id == bindparam("member_id"))
+            .group_by(entries.c.operation_id)
+            .order_by(entries.c.operation_id.desc())
+            .limit(bindparam("limit"))
+        )
+        if key:
+            page_ops = page_ops.where(entries.c.operation_id < bindparam("cursor"))
+        stmt = (
+            select(
+                entries.c.operation_id,
+                entries.c.kind,
+                operations.c.key,
+                func.min(entries.c.created_at).label("created_at"),
+                *_DELTAS,
+            )
+            .join(operations, operations.c.id == entries.c.operation_id)
+            .where(
+                entries.c.member_id == bindparam("member_id"),
+                entries.c.operation_id.in_(page_ops.scalar_subquery()),
+            )
+            .group_by(entries.c.operation_id, entries.c.kind, operations.c.key)
+            .order_by(entries.c.operation_id.desc(), func.min(entries.c.id).desc())
+        )
+        _PAGE_ITEMS[key] = stmt
+    return stmt
+
+
+_PAGE_ITEMS: dict[bool, Any] = {}
 
 
 def history(
@@ -81,37 +134,14 @@ def history(
         require_int("cursor", cursor)
     with db.read() as conn:
         row = _member(conn, program, member)
-        page_ops = (
-            select(entries.c.operation_id)
-            .where(entries.c.member_id == row.id)
-            .group_by(entries.c.operation_id)
-            .order_by(entries.c.operation_id.desc())
-            .limit(limit + 1)
-        )
-        if cursor is not None:
-            page_ops = page_ops.where(entries.c.operation_id < cursor)
-        op_ids = list(conn.execute(page_ops).scalars())
-        more = len(op_ids) > limit
-        op_ids = op_ids[:limit]
-        deltas = [
-            func.sum(entries.c[f"{b}_delta"]).label(b)
-            for b in ("available", "pending", "held", "frozen", "debt")
-        ]
-        rows = conn.execute(
-            select(
-                entries.c.operation_id,
-                entries.c.kind,
-                operations.c.key,
-                func.min(entries.c.created_at).label("created_at"),
-                *deltas,
-            )
-            .join(operations, operations.c.id == entries.c.operation_id)
-            .where(entries.c.member_id == row.id, entries.c.operation_id.in_(op_ids))
-            .group_by(entries.c.operation_id, entries.c.kind, operations.c.key)
-            .order_by(entries.c.operation_id.desc(), func.min(entries.c.id).desc())
-        ).all()
-    items = tuple(_item(r) for r in rows)
-    return HistoryPage(items=items, next_cursor=op_ids[-1] if more else None)
+        # one operation more than the page holds tells whether an older page exists
+        params = {"member_id": row.id, "limit": limit + 1, "cursor": cursor}
+        rows = conn.execute(_page_items(cursor), params).all()
+    op_ids = list(dict.fromkeys(r.operation_id for r in rows))
+    more = len(op_ids) > limit
+    kept = set(op_ids[:limit])
+    items = tuple(_item(r) for r in rows if r.operation_id in kept)
+    return HistoryPage(items=items, next_cursor=op_ids[limit - 1] if more else None)
 
 
 def _item(r: Row[Any]) -> HistoryItem:
