@@ -176,6 +176,10 @@ class Throughput:
     def per_second(self) -> float:
         return self.operations / self.seconds if self.seconds else 0.0
 
+    def __add__(self, other: Throughput) -> Throughput:
+        """Two timed runs of the same work taken together."""
+        return Throughput(self.operations + other.operations, self.seconds + other.seconds)
+
 
 def run_threads(
     threads: int,

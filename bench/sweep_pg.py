@@ -164,7 +164,7 @@ def run_jifen(url: str, now_iso: str, batch_size: int | None) -> dict[str, Any]:
     db = Database.from_url(url, clock=FixedClock(dt.datetime.fromisoformat(now_iso)))
     before = peak_rss_mb()
     started = time.perf_counter()
-    kwargs = {} if batch_size is None else {"batch_size": batch_size}
+    kwargs: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
     result = svc.expire_due(db, **kwargs)
     seconds = time.perf_counter() - started
     db.dispose()
