@@ -443,33 +443,31 @@ def _program_id(conn: Connection, program: str) -> int:
     return int(program_row(conn, program).id)
 
 
-def _scalar(stmt: Any) -> Any:
-    return stmt.limit(1).scalar_subquery()
-
-
 _PROGRAM: Any = bindparam("program_id")
+
+
+def _first_in_program(column: Any, condition: Any) -> Any:
+    """Scalar subquery: ``column`` of the program's first row (of its table) matching."""
+    return (
+        select(column)
+        .where(column.table.c.program_id == _PROGRAM, condition)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 _PURCHASE_STATE = select(
-    _scalar(
-        select(stripe_events.c.status).where(
-            stripe_events.c.program_id == _PROGRAM,
-            stripe_events.c.event_id == bindparam("event_id"),
-        )
+    _first_in_program(
+        stripe_events.c.status, stripe_events.c.event_id == bindparam("event_id")
     ).label("event_status"),
-    _scalar(
-        select(earnings.c.points_granted).where(
-            earnings.c.program_id == _PROGRAM, earnings.c.order_id == bindparam("order")
-        )
-    ).label("earned"),
-    _scalar(
-        select(members.c.external_id).where(
-            members.c.program_id == _PROGRAM,
-            members.c.stripe_customer_id == bindparam("customer"),
-        )
+    _first_in_program(earnings.c.points_granted, earnings.c.order_id == bindparam("order")).label(
+        "earned"
+    ),
+    _first_in_program(
+        members.c.external_id, members.c.stripe_customer_id == bindparam("customer")
     ).label("by_customer"),
-    _scalar(
-        select(members.c.external_id).where(
-            members.c.program_id == _PROGRAM, members.c.external_id == bindparam("member_ref")
-        )
+    _first_in_program(
+        members.c.external_id, members.c.external_id == bindparam("member_ref")
     ).label("by_reference"),
     exists()
     .where(
