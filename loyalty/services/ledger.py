@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -355,7 +355,7 @@ def post_moves(
     """
     lot_moves = [m for m in moves if m.lot_id is not None and not m.new_lot]
     if lot_moves and conn.dialect.name == "postgresql":
-        _post_entries_and_lots_pg(conn, program_id, member_id, operation_id, moves, at)
+        _post_entries_and_lots_pg(conn, program_id, member_id, operation_id, moves, lot_moves, at)
     else:
         rows = [entry_row(program_id, member_id, operation_id, m, at) for m in moves]
         if rows:
@@ -404,14 +404,10 @@ def _post_entries_and_lots_pg(
     member_id: int,
     operation_id: int,
     moves: Sequence[Move],
+    lot_moves: Sequence[Move],
     at: dt.datetime,
 ) -> None:
-    per_lot: dict[int, dict[str, int]] = {}
-    for m in moves:
-        if m.lot_id is not None and not m.new_lot:
-            sums = per_lot.setdefault(m.lot_id, dict.fromkeys(BUCKETS, 0))
-            for b in BUCKETS:
-                sums[b] += getattr(m, b)
+    per_lot = sums_by(((cast(int, m.lot_id), m) for m in lot_moves), BUCKETS)
     params: dict[str, Any] = {
         "program_id": program_id,
         "member_id": member_id,
@@ -424,6 +420,16 @@ def _post_entries_and_lots_pg(
         **{f"l_{b}": [sums[b] for sums in per_lot.values()] for b in BUCKETS},
     }
     conn.execute(_POST_ENTRIES_AND_LOTS_PG, params)
+
+
+def sums_by(keyed: Iterable[tuple[int, Move]], fields: Sequence[str]) -> dict[int, dict[str, int]]:
+    """The moves' ``fields`` summed per key (a lot or member id), keys in first-seen order."""
+    sums: dict[int, dict[str, int]] = {}
+    for key, move in keyed:
+        total = sums.setdefault(key, dict.fromkeys(fields, 0))
+        for name in fields:
+            total[name] += getattr(move, name)
+    return sums
 
 
 R = TypeVar("R", bound="Record")
@@ -610,11 +616,7 @@ def post_sweep(
     lot_params = [lot_deltas(i.move) for i in items if i.move.lot_id is not None]
     if lot_params:
         conn.execute(UPDATE_LOT_BUCKETS, lot_params)
-    per_member: dict[int, dict[str, int]] = {}
-    for i in items:
-        sums = per_member.setdefault(i.member_id, dict.fromkeys((*BUCKETS, "debt"), 0))
-        for b in sums:
-            sums[b] += getattr(i.move, b)
+    per_member = sums_by(((i.member_id, i.move) for i in items), (*BUCKETS, "debt"))
     conn.execute(
         UPDATE_MEMBER_BALANCES,
         [

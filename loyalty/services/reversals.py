@@ -76,7 +76,7 @@ from loyalty.services.ledger import (
     resolve_key,
     run_write,
 )
-from loyalty.services.redemption import holds, spendable_lots
+from loyalty.services.redemption import hold_with_lots, holds, spendable_lots
 from loyalty.services.results import ReversalResult
 
 reversals = cast(Table, Reversal.__table__)
@@ -783,16 +783,11 @@ def _return_redeemed(conn: Connection, rev: Row[Any], now: dt.datetime, post: Po
     ).one()
     target = cumulative_share(hold.points, int(done[0]) + rev.amount_minor, _refundable(earning))
     now_returned = max(0, target - int(done[1]))
-    taken = conn.execute(
-        select(entries.c.lot_id, entries.c.held_delta, lots.c.expired_at)
-        .join(lots, lots.c.id == entries.c.lot_id)
-        .where(entries.c.operation_id == hold.operation_id, entries.c.kind == "hold")
-        .order_by(entries.c.id)
-    ).all()
-    expired = {t.lot_id for t in taken if t.expired_at is not None}
+    _hold, taken = hold_with_lots(conn, hold.id, hold.operation_id)
+    expired = {t.lot_id for t in taken if t.lot_expired}
     moves: list[Move] = []
     for lot_id, points in return_slices(
-        [(t.lot_id, t.held_delta) for t in taken], int(done[1]), now_returned
+        [(t.lot_id, t.points) for t in taken], int(done[1]), now_returned
     ):
         moves.append(Move("refund_return", lot_id, available=points))
         if lot_id in expired:
