@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,6 +231,23 @@ def run_threads(
         raise BenchFailure(f"a benchmark thread failed: {errors[0]!r}") from errors[0]
     elapsed = max(time.perf_counter(), window["stop"]) - window["start"]
     return Throughput(sum(counts), elapsed)
+
+
+def interleaved(
+    rounds: int, seconds: float, sides: Mapping[str, Callable[[float, str], Throughput]]
+) -> dict[str, Throughput]:
+    """Each side's throughput over ``seconds``, run in ``rounds`` slices that alternate.
+
+    ``sides`` maps a name to ``run(seconds, tag)``; the first side goes first in even rounds
+    and last in odd ones, so a noisy moment weighs on both. ``tag`` is unique per slice.
+    """
+    totals: dict[str, Throughput] = {}
+    names = list(sides)
+    for n in range(rounds):
+        for name in names if n % 2 == 0 else names[::-1]:
+            got = sides[name](seconds / rounds, f"{name}{n}{uuid.uuid4().hex[:6]}")
+            totals[name] = totals[name] + got if name in totals else got
+    return totals
 
 
 def percentile(samples: Sequence[float], share: float) -> float:

@@ -4,9 +4,10 @@ Both sides do the same writes per earn, in one transaction: lock the member (rea
 program, the rule version in force, the idempotency key and whether the order earned
 before), store the operation (idempotency record with its result), the lot, the entry and
 the earning, and update the member's balances, lifetime total and cap counters. Same run,
-same database; the ratio is what matters.
+same database, the sides alternating in ``--rounds`` slices of ``--seconds``; the ratio is
+what matters.
 
-    python -m bench.earn_pg [--seconds 5] [--threads 1,8] [--members 2000]
+    python -m bench.earn_pg [--seconds 5] [--rounds 2] [--threads 1,8] [--members 2000]
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 import random
-import uuid
 import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,9 +24,11 @@ import psycopg
 
 from bench.common import (
     PROGRAM,
+    Throughput,
     base_parser,
     conninfo,
     create_bench_program,
+    interleaved,
     print_table,
     ratio,
     run_threads,
@@ -172,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=2, help="alternate the sides this often")
     parser.add_argument("--threads", default="1,8")
     parser.add_argument("--members", type=int, default=2_000)
     args = parser.parse_args(argv)
@@ -183,20 +186,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         seed_members(db, args.members)
         db.dispose()
         for threads in thread_counts:
-            tag = uuid.uuid4().hex[:6]
-            raw = run_threads(
-                threads,
-                args.seconds,
-                raw_earn(url, threads, args.members, f"raw{tag}"),
-                warmup=args.warmup,
-            )
-            with Jifen(url, program=PROGRAM) as client:
-                jf = run_threads(
-                    threads,
-                    args.seconds,
-                    jifen_earn(client, args.members, f"jf{tag}"),
-                    warmup=args.warmup,
-                )
+
+            def raw_side(secs: float, tag: str, threads: int = threads) -> Throughput:
+                work = raw_earn(url, threads, args.members, tag)
+                return run_threads(threads, secs, work, warmup=args.warmup)
+
+            def jifen_side(secs: float, tag: str, threads: int = threads) -> Throughput:
+                with Jifen(url, program=PROGRAM) as client:
+                    work = jifen_earn(client, args.members, tag)
+                    return run_threads(threads, secs, work, warmup=args.warmup)
+
+            got = interleaved(args.rounds, args.seconds, {"raw": raw_side, "jf": jifen_side})
+            raw, jf = got["raw"], got["jf"]
             rows.append(
                 {
                     "threads": threads,
@@ -225,7 +226,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "earn_pg",
             title=f"Earn, PostgreSQL, {headline['threads']} threads (TPS)",
             url=version_url,
-            sizes={"members": args.members, "seconds": args.seconds, "threads": thread_counts},
+            sizes={
+                "members": args.members,
+                "seconds": args.seconds,
+                "rounds": args.rounds,
+                "threads": thread_counts,
+            },
             figures=rows,
             unit="TPS",
             jifen=headline["jifen_tps"],

@@ -6,9 +6,10 @@ writes: the hold's operation row, the hold row, one ``hold`` entry per lot taken
 (soonest-expiring first), the lots' buckets and the member's balances; then the capture's
 operation row, one ``capture`` entry per lot, the lots, the member and the hold's status.
 Members are pre-funded (in SQL, ledger-consistent) with lots of 100 points, so a hold of 150
-points usually spans two lots.
+points usually spans two lots. The sides alternate in ``--rounds`` slices of ``--seconds``.
 
-    python -m bench.redeem_pg [--seconds 5] [--threads 1,8] [--members 2000] [--points 150]
+    python -m bench.redeem_pg [--seconds 5] [--rounds 2] [--threads 1,8] [--members 2000]
+        [--points 150]
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import hashlib
 import json
 import math
 import random
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,10 +27,12 @@ from sqlalchemy import text
 
 from bench.common import (
     PROGRAM,
+    Throughput,
     base_parser,
     bulk_session,
     conninfo,
     create_bench_program,
+    interleaved,
     print_table,
     ratio,
     reset_sequences,
@@ -277,13 +279,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=2, help="alternate the sides this often")
     parser.add_argument("--threads", default="1,8")
     parser.add_argument("--members", type=int, default=2_000)
     parser.add_argument("--points", type=int, default=150)
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in args.threads.split(",")]
     runs = 2 * len(thread_counts)
-    spent = MAX_RATE * (args.seconds + args.warmup) * runs * args.points
+    spent = MAX_RATE * (args.seconds + args.warmup * args.rounds) * runs * args.points
     lots_per_member = max(10, math.ceil(2 * spent / args.members / LOT_POINTS))
     rows: list[dict[str, Any]] = []
     with scratch_database(args.url, keep=args.keep) as url:
@@ -294,20 +297,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         db.dispose()
         verify(url, label="redeem_pg before")
         for threads in thread_counts:
-            tag = uuid.uuid4().hex[:6]
-            raw = run_threads(
-                threads,
-                args.seconds,
-                raw_redeem(url, threads, args.members, args.points, f"raw{tag}"),
-                warmup=args.warmup,
-            )
-            with Jifen(url, program=PROGRAM) as client:
-                jf = run_threads(
-                    threads,
-                    args.seconds,
-                    jifen_redeem(client, args.members, args.points, f"jf{tag}"),
-                    warmup=args.warmup,
-                )
+
+            def raw_side(secs: float, tag: str, threads: int = threads) -> Throughput:
+                work = raw_redeem(url, threads, args.members, args.points, tag)
+                return run_threads(threads, secs, work, warmup=args.warmup)
+
+            def jifen_side(secs: float, tag: str, threads: int = threads) -> Throughput:
+                with Jifen(url, program=PROGRAM) as client:
+                    work = jifen_redeem(client, args.members, args.points, tag)
+                    return run_threads(threads, secs, work, warmup=args.warmup)
+
+            got = interleaved(args.rounds, args.seconds, {"raw": raw_side, "jf": jifen_side})
+            raw, jf = got["raw"], got["jf"]
             rows.append(
                 {
                     "threads": threads,
@@ -333,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "lots_per_member": lots_per_member,
                 "points_per_hold": args.points,
                 "seconds": args.seconds,
+                "rounds": args.rounds,
                 "threads": thread_counts,
             },
             figures=rows,

@@ -2,19 +2,22 @@
 
 The data (members, one seed operation, ``--lots`` lots with their credit entries, a share
 ``--due-share`` of them past their expiry) is built once in SQL with ``generate_series``, so
-the ledger is consistent and ``jifen verify`` is clean before the sweep. Two identical copies
-are made from it with ``CREATE DATABASE … TEMPLATE``: the baseline runs one statement (a CTE
-that claims the due lots, inserts one ``expire`` entry per lot, zeroes the lots and updates
-the members' balances) on one copy; ``loyalty.services.expire_due`` runs on the other, in a
-child process whose peak resident memory (``ru_maxrss``) is reported. Both copies are
-verified afterwards and must have expired the same lots and points.
+the ledger is consistent and ``jifen verify`` is clean before the sweep. Each side runs on
+its own identical copy made with ``CREATE DATABASE … TEMPLATE``: the baseline runs one
+statement (a CTE that claims the due lots, inserts one ``expire`` entry per lot, zeroes the
+lots and updates the members' balances); ``loyalty.services.expire_due`` runs in a child
+process whose peak resident memory (``ru_maxrss``) and longest batch (how long a batch holds
+its members' locks) are reported. The sides alternate over ``--rounds`` rounds (baseline
+first, then Jifen first), so a noisy moment weighs on both. Every copy is verified afterwards
+and both sides must have expired the same lots and points.
 
-    python -m bench.sweep_pg [--lots 1000000] [--due-share 0.3] [--members 100000]
+    python -m bench.sweep_pg [--lots 1000000] [--due-share 0.3] [--members 100000] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -165,17 +168,35 @@ def run_jifen(url: str, now_iso: str, batch_size: int | None) -> dict[str, Any]:
     before = peak_rss_mb()
     started = time.perf_counter()
     kwargs: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
-    result = svc.expire_due(db, **kwargs)
+    ends = [started]
+    result = svc.expire_due(db, on_batch=lambda _: ends.append(time.perf_counter()), **kwargs)
     seconds = time.perf_counter() - started
+    longest = max((b - a for a, b in itertools.pairwise(ends)), default=0.0)
     db.dispose()
     return {
         "lots": result.items,
         "points": result.points,
         "batches": result.batches,
         "seconds": seconds,
+        "longest_batch_s": round(longest, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_before_mb": round(before, 1),
     }
+
+
+def _run_side(side: str, url: str, now: dt.datetime, batch_size: int | None) -> dict[str, Any]:
+    """One sweep of ``side`` on the copy at ``url``: the baseline here, Jifen in a child."""
+    if side == "baseline":
+        return run_baseline(url, now)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return dict(pool.apply(run_jifen, (url, now.isoformat(), batch_size)))
+
+
+def _total(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lots, points and seconds of every run of one side, added up; every run must agree."""
+    if len({(r["lots"], r["points"]) for r in runs}) != 1:
+        raise BenchFailure(f"the runs of one side differ: {runs}")
+    return {k: sum(r[k] for r in runs) for k in ("lots", "points", "seconds")}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -186,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="expire_due's batch size (its default)"
     )
+    parser.add_argument("--rounds", type=int, default=2, help="alternate the sides this often")
     args = parser.parse_args(argv)
     members = min(args.members, args.lots)
     now = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
@@ -195,25 +217,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         build(template, lots=args.lots, members=members, due_share=args.due_share, now=now)
         before = verify(template, label="sweep_pg before")
         name = make_url(template).database
-        copies = [create_database(args.url, prefix="jifen_bench_sweep", template=name)]
-        copies.append(create_database(args.url, prefix="jifen_bench_sweep", template=name))
-        base = run_baseline(copies[0], now)
-        spawn = multiprocessing.get_context("spawn")
-        with spawn.Pool(1) as pool:
-            jf = pool.apply(run_jifen, (copies[1], now.isoformat(), args.batch_size))
+        runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "jifen": []}
+        after = []
+        for n in range(args.rounds):
+            for side in ("baseline", "jifen") if n % 2 == 0 else ("jifen", "baseline"):
+                copies.append(create_database(args.url, prefix="jifen_bench_sweep", template=name))
+                runs[side].append(_run_side(side, copies[-1], now, args.batch_size))
+                after.append(verify(copies[-1], label=f"{side} after, round {n + 1}"))
+                if not args.keep:
+                    drop_database(args.url, copies.pop())
+        base, jf = _total(runs["baseline"]), _total(runs["jifen"])
         if (base["lots"], base["points"]) != (jf["lots"], jf["points"]):
-            raise BenchFailure(f"the two sweeps differ: baseline {base}, Jifen {jf}")
-        after = [verify(copies[0], label="baseline after"), verify(copies[1], label="jifen after")]
+            raise BenchFailure(f"the two sweeps differ: baseline {runs['baseline']}, Jifen {jf}")
+        jf["longest_batch_s"] = max(r["longest_batch_s"] for r in runs["jifen"])
+        jf["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs["jifen"])
+        jf["batches"] = runs["jifen"][0]["batches"]
         base_rate = base["lots"] / base["seconds"]
         jf_rate = jf["lots"] / jf["seconds"]
         r = ratio(jf_rate, base_rate)
         met = r >= TARGET and jf["peak_rss_mb"] < MEMORY_LIMIT_MB
         print_table(
-            f"Expiry sweep: {base['lots']:,} due of {args.lots:,} lots (lots/s)",
-            ["side", "seconds", "lots/s", "peak RSS MB", "ratio"],
+            f"Expiry sweep: {runs['baseline'][0]['lots']:,} due of {args.lots:,} lots, "
+            f"{args.rounds} rounds (lots/s)",
+            ["side", "seconds", "lots/s", "longest batch s", "peak RSS MB", "ratio"],
             [
-                ["set-based SQL", round(base["seconds"], 2), round(base_rate), None, None],
-                ["expire_due", round(jf["seconds"], 2), round(jf_rate), jf["peak_rss_mb"], r],
+                ["set-based SQL", round(base["seconds"], 2), round(base_rate), None, None, None],
+                [
+                    "expire_due",
+                    round(jf["seconds"], 2),
+                    round(jf_rate),
+                    jf["longest_batch_s"],
+                    jf["peak_rss_mb"],
+                    r,
+                ],
             ],
         )
         write_result(
@@ -224,10 +260,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "lots": args.lots,
                 "due_share": args.due_share,
                 "members": members,
-                "due_lots": base["lots"],
+                "due_lots": runs["baseline"][0]["lots"],
+                "rounds": args.rounds,
                 "batch_size": args.batch_size or "expire_due default",
             },
-            figures={"baseline": base, "jifen": jf},
+            figures={"baseline": base, "jifen": jf, "rounds": runs},
             unit="lots/s",
             jifen=round(jf_rate),
             baseline=round(base_rate),
@@ -237,7 +274,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             verify={"before": before, "after": after},
             notes=[
                 f"Jifen peak RSS {jf['peak_rss_mb']} MB (child process, ru_maxrss; "
-                f"{jf['rss_before_mb']} MB before the sweep started)"
+                f"{runs['jifen'][0]['rss_before_mb']} MB before the sweep started)",
+                f"longest batch {jf['longest_batch_s']} s: how long a batch holds the locks of "
+                f"its members ({jf['batches']} batches a run)",
             ],
         )
     finally:

@@ -20,7 +20,7 @@ nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, and_, select, update
@@ -31,14 +31,9 @@ from loyalty.db.models import Clearing
 from loyalty.domain.calendar import clearing_cutoff, clearing_moment, last_clearing_year
 from loyalty.domain.checks import require_int
 from loyalty.errors import ClearingNotDue, InvalidInput, InvalidRule
-from loyalty.services.ledger import (
-    end_lots,
-    lots,
-    program_row,
-    programs,
-    sweep_lots,
-)
+from loyalty.services.ledger import lots, program_row, programs
 from loyalty.services.results import ClearingResult, SweepResult
+from loyalty.services.sweeps import Ending, end_due_lots
 
 clearings = cast(Table, Clearing.__table__)
 
@@ -74,17 +69,15 @@ def clear_year_end(
     clearing = _start(db, prog, _due_year(prog, year, now), now)
     if clearing.status == "done":
         return _result(prog.code, clearing, replayed=True)
-    due = _due(prog.id, clearing.cutoff)
     _sweep(
         db,
         clearing,
-        due,
         key_prefix=f"clear:{prog.code}:{clearing.year}",
         now=now,
         size=batch_size,
         on_batch=on_batch,
     )
-    return _result(prog.code, _finish(db, clearing.id, due, now))
+    return _result(prog.code, _finish(db, clearing.id, _due(prog.id, clearing.cutoff), now))
 
 
 def clear_due_year_ends(
@@ -216,15 +209,16 @@ def _start(db: Database, prog: Row[Any], year: int, now: dt.datetime) -> Row[Any
 
 def _due(program_id: int, cutoff: dt.datetime) -> ColumnElement[bool]:
     """The lots a clearing ends: not ended yet and earned before its cutoff."""
-    return and_(
-        lots.c.program_id == program_id, lots.c.expired_at.is_(None), lots.c.earned_at < cutoff
-    )
+    return and_(lots.c.expired_at.is_(None), _earned_before(program_id, cutoff))
+
+
+def _earned_before(program_id: int, cutoff: dt.datetime) -> ColumnElement[bool]:
+    return and_(lots.c.program_id == program_id, lots.c.earned_at < cutoff)
 
 
 def _sweep(
     db: Database,
     clearing: Row[Any],
-    due: ColumnElement[bool],
     *,
     key_prefix: str,
     now: dt.datetime,
@@ -233,23 +227,22 @@ def _sweep(
 ) -> None:
     """Clear every due lot, batch by batch, adding each batch's figures to the clearing."""
 
-    def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
-        points = end_lots(conn, rows, kind="clear", key_prefix=key_prefix, at=now)
+    def tally(conn: Connection, lots_ended: int, points: int) -> None:
         conn.execute(
             update(clearings)
             .where(clearings.c.id == clearing.id)
-            .values(lots=clearings.c.lots + len(rows), points=clearings.c.points + points)
+            .values(lots=clearings.c.lots + lots_ended, points=clearings.c.points + points)
         )
-        return points
 
-    sweep_lots(
-        db,
-        due=due,
-        order_by=(lots.c.expires_at, lots.c.id),
-        batch_size=size,
-        apply=apply,
-        on_batch=on_batch,
+    ending = Ending(
+        kind="clear",
+        key_prefix=key_prefix,
+        due=_earned_before(clearing.program_id, clearing.cutoff),
+        due_sql="program_id = :program AND earned_at < :cutoff",
+        params={"program": clearing.program_id, "cutoff": clearing.cutoff},
+        tally=tally,
     )
+    end_due_lots(db, ending, at=now, batch_size=size, on_batch=on_batch)
 
 
 def _finish(db: Database, clearing_id: int, due: ColumnElement[bool], now: dt.datetime) -> Row[Any]:

@@ -12,40 +12,37 @@ takes them out again at once (``expire_returned``, see ``apply_settlement``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
-from sqlalchemy import Connection, Row, and_
+from collections.abc import Callable
 
 from loyalty.db.database import Database
-from loyalty.services.ledger import end_lots, lots, sweep_lots
+from loyalty.services.ledger import lots
 from loyalty.services.results import SweepResult
+from loyalty.services.sweeps import Ending, end_due_lots
 
 
 def expire_due(
     db: Database,
     *,
-    batch_size: int = 20_000,
+    batch_size: int = 50_000,
     on_batch: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
     """Expire every lot whose expiry has passed and that is not expired yet; per batch.
 
-    A batch holds its members' locks until it commits (about a second for 20,000 lots on a
-    2-core machine), so their checkouts wait that long at most; a smaller ``batch_size``
-    shortens the wait and slows the sweep (5,000: about 20 % fewer lots per second).
+    On PostgreSQL a batch is one statement (see :func:`loyalty.services.sweeps.end_due_lots`).
+    It holds its members' locks until it commits: up to about 3 s for 50,000 lots on a 2-core
+    machine, so a checkout of one of those members waits that long at most. A smaller
+    ``batch_size`` shortens the wait and lowers throughput (20,000: about 1.3 s a batch and
+    about 25 % fewer lots per second; the scheduled ``expire`` job uses 1,000).
 
-    ``on_batch`` gets the running totals after each committed batch (see ``sweep_lots``).
+    ``on_batch`` gets the running totals after each committed batch (see
+    ``loyalty.services.sweeps.run_batches``).
     """
     now = db.clock.now()
-
-    def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
-        return end_lots(conn, rows, kind="expire", key_prefix="sweep:expire", at=now)
-
-    return sweep_lots(
-        db,
-        due=and_(lots.c.expired_at.is_(None), lots.c.expires_at <= now),
-        order_by=(lots.c.expires_at, lots.c.id),
-        batch_size=batch_size,
-        apply=apply,
-        on_batch=on_batch,
+    expiry = Ending(
+        kind="expire",
+        key_prefix="sweep:expire",
+        due=lots.c.expires_at <= now,
+        due_sql="expires_at <= :now",
+        params={"now": now},
     )
+    return end_due_lots(db, expiry, at=now, batch_size=batch_size, on_batch=on_batch)

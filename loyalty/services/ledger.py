@@ -16,30 +16,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
-    ARRAY,
     Connection,
-    Integer,
     Row,
     Table,
-    any_,
     bindparam,
-    case,
-    func,
     insert,
-    literal,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db.database import Database
 from loyalty.db.models import Entry, Lot, Member, Operation, Program, RuleVersion
@@ -57,7 +49,6 @@ from loyalty.errors import (
     MemberNotFound,
     ProgramNotFound,
 )
-from loyalty.services.results import SweepResult
 
 programs = cast(Table, Program.__table__)
 members = cast(Table, Member.__table__)
@@ -551,280 +542,3 @@ def rule_cache(db: Database) -> RuleCache:
 def resolve_key(explicit: str | None, derived: str) -> str:
     """The explicit idempotency key if given (validated), else the derived one."""
     return require_key(explicit) if explicit is not None else require_key(derived)
-
-
-@dataclass(frozen=True)
-class SweepItem:
-    """One lot's move in a set-based sweep."""
-
-    program_id: int
-    member_id: int
-    move: Move
-
-
-def lock_due_members(
-    conn: Connection, due: ColumnElement[bool], order_by: Sequence[Any], limit: int
-) -> list[int]:
-    """Lock the members of the next ``limit`` due lots, in one statement; their ids.
-
-    Members are locked in id order (the order every writer uses), skipping those a
-    concurrent sweep holds. An empty list means nothing is due, or all of it is locked.
-    """
-    next_due = select(lots.c.member_id).where(due).order_by(*order_by).limit(limit)
-    stmt = (
-        select(members.c.id)
-        .where(members.c.id.in_(next_due))
-        .order_by(members.c.id)
-        .with_for_update(skip_locked=True)
-    )
-    return [int(i) for i in conn.execute(stmt).scalars()]
-
-
-def member_in(conn: Connection, member_ids: Sequence[int]) -> ColumnElement[bool]:
-    """``lots.member_id`` is one of ``member_ids``: one array parameter on PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        return lots.c.member_id == any_(bindparam("member_ids", list(member_ids), ARRAY(Integer)))
-    return lots.c.member_id.in_(member_ids)
-
-
-def post_sweep(
-    conn: Connection, *, kind: str, key_prefix: str, items: Sequence[SweepItem], at: dt.datetime
-) -> None:
-    """Post a sweep batch set-based: one operation per program, entries, lots and members.
-
-    The caller holds the members' locks and has checked each lot's state.
-    """
-    if not items:
-        return
-    op_ids = {
-        program_id: record_operation(
-            conn,
-            program_id=program_id,
-            key=f"{key_prefix}:{uuid.uuid4().hex}",
-            kind=kind,
-            member_id=None,
-            req_hash="",
-            result={"lots": sum(1 for i in items if i.program_id == program_id)},
-            at=at,
-        )
-        for program_id in sorted({i.program_id for i in items})
-    }
-    conn.execute(
-        INSERT_ENTRY,
-        [entry_row(i.program_id, i.member_id, op_ids[i.program_id], i.move, at) for i in items],
-    )
-    lot_params = [lot_deltas(i.move) for i in items if i.move.lot_id is not None]
-    if lot_params:
-        conn.execute(UPDATE_LOT_BUCKETS, lot_params)
-    per_member = sums_by(((i.member_id, i.move) for i in items), (*BUCKETS, "debt"))
-    conn.execute(
-        UPDATE_MEMBER_BALANCES,
-        [
-            {"member": m, **{f"d_{b}": d for b, d in sums.items()}}
-            for m, sums in sorted(per_member.items())
-        ],
-    )
-
-
-def end_lots(
-    conn: Connection, rows: Sequence[Row[Any]], *, kind: str, key_prefix: str, at: dt.datetime
-) -> int:
-    """End locked, due lots for good (rolling expiry or year-end clearing); their points.
-
-    Each lot is claimed by setting its ``expired_at`` only while it is still ``NULL`` and
-    gets one ``kind`` entry taking out its available and pending points (even when zero), so
-    a lot ends once, whichever comes first. Held and frozen points stay for the hold or
-    refund in flight.
-
-    The batch is posted set-based whatever its size: one operation per program, then on
-    PostgreSQL one statement (claim and empty the lots, insert the entries from their
-    buckets, take the sums off the members); elsewhere four statements doing the same.
-    """
-    ids = [r.id for r in rows]
-    op_ids = _sweep_operations(conn, rows, kind=kind, key_prefix=key_prefix, at=at)
-    if conn.dialect.name == "postgresql":
-        claimed = _end_lots_pg(conn, ids, op_ids, kind=kind, at=at)
-    else:
-        claimed = _end_lots_portable(conn, ids, op_ids, kind=kind, at=at)
-    if claimed != len(rows):  # impossible under the members' locks
-        raise RuntimeError(f"{kind} claimed {claimed} of {len(rows)} lots")
-    return int(sum(r.available + r.pending for r in rows))
-
-
-# One statement per batch on PostgreSQL: the lots' buckets before the update feed the entries
-# and the members' sums. :ops maps program ids to operation ids (parallel arrays).
-_END_LOTS_PG = text(
-    """
-    WITH claimed AS (
-        UPDATE lots AS l SET expired_at = :at, available = 0, pending = 0
-        FROM (SELECT id, available, pending FROM lots
-              WHERE id = ANY(CAST(:ids AS bigint[])) AND expired_at IS NULL) AS b
-        WHERE l.id = b.id
-        RETURNING l.id, l.program_id, l.member_id, b.available, b.pending
-    ), posted AS (
-        INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,
-                             available_delta, pending_delta, held_delta, frozen_delta,
-                             debt_delta, created_at)
-        SELECT c.program_id, c.member_id, o.op, c.id, :kind, -c.available, -c.pending,
-               0, 0, 0, :at
-        FROM claimed AS c
-        JOIN unnest(CAST(:programs AS bigint[]), CAST(:ops AS bigint[])) AS o (program, op)
-          ON o.program = c.program_id
-    ), taken AS (
-        UPDATE members AS m
-        SET available = m.available - s.available, pending = m.pending - s.pending
-        FROM (SELECT member_id, sum(available) AS available, sum(pending) AS pending
-              FROM claimed GROUP BY member_id) AS s
-        WHERE m.id = s.member_id
-    )
-    SELECT count(*) FROM claimed
-    """
-)
-
-
-def _end_lots_pg(
-    conn: Connection, ids: list[int], op_ids: Mapping[int, int], *, kind: str, at: dt.datetime
-) -> int:
-    params = {
-        "ids": ids,
-        "at": at,
-        "kind": kind,
-        "programs": list(op_ids),
-        "ops": list(op_ids.values()),
-    }
-    return int(conn.execute(_END_LOTS_PG, params).scalar_one())
-
-
-def _end_lots_portable(
-    conn: Connection, ids: list[int], op_ids: Mapping[int, int], *, kind: str, at: dt.datetime
-) -> int:
-    in_batch = lots.c.id.in_(ids)
-    claimed = conn.execute(
-        update(lots).where(in_batch, lots.c.expired_at.is_(None)).values(expired_at=at)
-    ).rowcount
-    conn.execute(
-        insert(entries).from_select(_ENDING_COLUMNS, _ending_entries(kind, op_ids, in_batch, at))
-    )
-    per_member = (
-        select(
-            lots.c.member_id,
-            func.sum(lots.c.available).label("available"),
-            func.sum(lots.c.pending).label("pending"),
-        )
-        .where(in_batch)
-        .group_by(lots.c.member_id)
-        .subquery()
-    )
-    conn.execute(
-        update(members)
-        .where(members.c.id == per_member.c.member_id)
-        .values(
-            available=members.c.available - per_member.c.available,
-            pending=members.c.pending - per_member.c.pending,
-        )
-    )
-    conn.execute(update(lots).where(in_batch).values(available=0, pending=0))
-    return int(claimed)
-
-
-_ENDING_COLUMNS = [
-    "program_id",
-    "member_id",
-    "operation_id",
-    "lot_id",
-    "kind",
-    "available_delta",
-    "pending_delta",
-    "held_delta",
-    "frozen_delta",
-    "debt_delta",
-    "created_at",
-]
-
-
-def _ending_entries(
-    kind: str, op_ids: Mapping[int, int], in_batch: ColumnElement[bool], at: dt.datetime
-) -> Any:
-    """``SELECT`` of one ending entry per lot of the batch, from the lot's own buckets."""
-    op_id: Any = (
-        literal(next(iter(op_ids.values())))
-        if len(op_ids) == 1
-        else case(op_ids, value=lots.c.program_id)
-    )
-    return select(
-        lots.c.program_id,
-        lots.c.member_id,
-        op_id,
-        lots.c.id,
-        literal(kind),
-        -lots.c.available,
-        -lots.c.pending,
-        literal(0),
-        literal(0),
-        literal(0),
-        literal(at, UTCDateTime()),
-    ).where(in_batch)
-
-
-def _sweep_operations(
-    conn: Connection, rows: Sequence[Row[Any]], *, kind: str, key_prefix: str, at: dt.datetime
-) -> dict[int, int]:
-    """One operation per program of the batch, holding how many lots it touched."""
-    counts: dict[int, int] = {}
-    for r in rows:
-        counts[r.program_id] = counts.get(r.program_id, 0) + 1
-    return {
-        program_id: record_operation(
-            conn,
-            program_id=program_id,
-            key=f"{key_prefix}:{uuid.uuid4().hex}",
-            kind=kind,
-            member_id=None,
-            req_hash="",
-            result={"lots": n},
-            at=at,
-        )
-        for program_id, n in sorted(counts.items())
-    }
-
-
-# What a sweep's ``apply`` gets of each due lot.
-SWEEP_COLUMNS = (lots.c.id, lots.c.program_id, lots.c.member_id, lots.c.available, lots.c.pending)
-
-
-def sweep_lots(
-    db: Database,
-    *,
-    due: Any,
-    order_by: Sequence[Any],
-    batch_size: int,
-    apply: Callable[[Connection, Sequence[Row[Any]]], int],
-    on_batch: Callable[[SweepResult], None] | None = None,
-) -> SweepResult:
-    """Run a set-based sweep over the lots matching ``due``, one transaction per batch.
-
-    Each batch locks the members of up to ``batch_size`` due lots (id order, skipping members
-    a concurrent sweep holds), re-reads up to ``batch_size`` due lots of the locked members
-    (the :data:`SWEEP_COLUMNS`) and hands them to ``apply``, which posts their moves and
-    returns the points they carried. A crash loses at most the batch in flight; running
-    again (or concurrently) finds only lots that are still due. ``on_batch`` gets the running
-    totals after each batch has committed (outside its transaction), for progress reports.
-    """
-    items = points = batches = 0
-    while True:
-        with db.write() as conn:
-            locked = lock_due_members(conn, due, order_by, batch_size)
-            if not locked:
-                break  # nothing is due, or everything due is locked by a concurrent sweep
-            rows: Sequence[Any] = conn.execute(
-                select(*SWEEP_COLUMNS)
-                .where(member_in(conn, locked), due)
-                .order_by(lots.c.id)
-                .limit(batch_size)  # members may hold many due lots: the rest come next batch
-            ).all()
-            points += apply(conn, rows) if rows else 0
-        batches += 1
-        items += len(rows)
-        if on_batch is not None:
-            on_batch(SweepResult(items=items, points=points, batches=batches))
-    return SweepResult(items=items, points=points, batches=batches)

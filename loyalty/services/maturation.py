@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_
 
 from loyalty.db.database import Database
-from loyalty.services.ledger import Move, SweepItem, lots, post_sweep, sweep_lots
+from loyalty.services.ledger import Move, lots
 from loyalty.services.results import SweepResult
+from loyalty.services.sweeps import SweepItem, post_sweep, sweep_lots
 
 
 def mature_pending(
@@ -20,7 +21,8 @@ def mature_pending(
 ) -> SweepResult:
     """Make every lot whose return window has ended available; set-based, per batch.
 
-    ``on_batch`` gets the running totals after each committed batch (see ``sweep_lots``).
+    ``on_batch`` gets the running totals after each committed batch (see
+    ``loyalty.services.sweeps.run_batches``).
     """
     now = db.clock.now()
 

@@ -54,7 +54,7 @@ KIND = "transfer"
 Taken = list[tuple[int, int]]  # (lot id, points), as :func:`allocate` answers
 
 # Both members, locked in ascending id order by one statement: PostgreSQL sorts the rows
-# before it locks them (as ``lock_due_members`` in the ledger relies on too).
+# before it locks them (as the sweeps in ``loyalty.services.sweeps`` rely on too).
 LOCK_PAIR = (
     select(members)
     .join(programs, programs.c.id == members.c.program_id)

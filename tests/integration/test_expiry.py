@@ -322,3 +322,53 @@ def test_concurrent_sweeps_expire_each_lot_once(pg_db: Database, clock: FixedClo
     assert scalar(pg_db, "SELECT sum(available) FROM members") == 0
     assert s.expire_due(pg_db).items == 0
     assert_clean(pg_db)
+
+
+def test_a_sweep_sees_checkouts_that_commit_while_it_runs(
+    pg_db: Database, clock: FixedClock
+) -> None:
+    """Captures and releases on due lots race the sweep: every point is accounted for once.
+
+    A release puts held points back into a lot that lapsed meanwhile, a capture spends them;
+    either may commit between the start of a sweep batch and the moment it locks the member.
+    The batch must take out what each lot holds as last committed, or the entries and the
+    lots disagree (``verify_ledger``) and points are minted or lost.
+    """
+    start = clock.now()
+    _seed_lots(pg_db, members=60, lots=3_000, at=start + dt.timedelta(seconds=60))
+    orders = [f"m{n}" for n in range(1, 61)]
+    for member in orders:
+        hold(pg_db, member, f"h-{member}", 120)  # 12 lots of 10 points each, soonest first
+    clock.set(start + dt.timedelta(seconds=200))  # every lot has lapsed; no hold has timed out
+    held = 60 * 120
+    barrier = threading.Barrier(5)
+    results: dict[str, Any] = {}
+
+    def sweep() -> None:
+        barrier.wait(timeout=30)
+        results["sweep"] = s.expire_due(pg_db, batch_size=300)
+
+    def settle(name: str, members: list[str], settle_hold: Any) -> None:
+        barrier.wait(timeout=30)
+        results[name] = [settle_hold(pg_db, program=PROGRAM, order_id=f"h-{m}") for m in members]
+
+    halves = {"captured": orders[::2], "released": orders[1::2]}
+    threads = [threading.Thread(target=sweep)] + [
+        threading.Thread(target=settle, args=(f"{name}{k}", halves[name][k::2], settle_hold))
+        for name, settle_hold in (("captured", s.capture_hold), ("released", s.release_hold))
+        for k in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for name in ("captured", "released"):
+        assert {r.status for k in range(2) for r in results[f"{name}{k}"]} == {name}
+    assert_clean(pg_db)
+    s.expire_due(pg_db)  # what a release returned after the last batch had passed its lot
+    assert_clean(pg_db)
+    assert expire_entries(pg_db) == 3_000
+    assert scalar(pg_db, "SELECT count(*) FROM lots WHERE expired_at IS NULL") == 0
+    assert scalar(pg_db, "SELECT sum(available + held) FROM members") == 0
+    expired = -scalar(pg_db, "SELECT sum(available_delta) FROM entries WHERE kind LIKE 'expire%'")
+    assert expired == 30_000 - held // 2  # all but the captured points
