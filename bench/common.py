@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from loyalty import migrate
 from loyalty import services as svc
 from loyalty.db import Database
+from sdk import Jifen
 
 DEFAULT_PG_URL = os.environ.get("JIFEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RESULTS = Path(os.environ.get("JIFEN_BENCH_RESULTS", Path(__file__).parent / "results"))
@@ -248,6 +249,36 @@ def interleaved(
             got = sides[name](seconds / rounds, f"{name}{n}{uuid.uuid4().hex[:6]}")
             totals[name] = totals[name] + got if name in totals else got
     return totals
+
+
+Work = Callable[[int, int], None]  # work(thread, n), as run_threads calls it
+
+
+def sdk_against_baseline(
+    url: str,
+    args: argparse.Namespace,
+    raw_work: Callable[[int, str], Work],
+    sdk_work: Callable[[Jifen, str], Work],
+) -> list[tuple[int, Throughput, Throughput]]:
+    """For each of ``args.threads``: the baseline's and the SDK's throughput, interleaved.
+
+    ``raw_work(threads, tag)`` and ``sdk_work(client, tag)`` build one side's work for a
+    slice; ``tag`` keeps its keys unique. Slices follow ``args.rounds``, ``args.seconds`` and
+    ``args.warmup`` (see :func:`interleaved`).
+    """
+    found = []
+    for threads in (int(t) for t in args.threads.split(",")):
+
+        def raw_side(secs: float, tag: str, threads: int = threads) -> Throughput:
+            return run_threads(threads, secs, raw_work(threads, tag), warmup=args.warmup)
+
+        def sdk_side(secs: float, tag: str, threads: int = threads) -> Throughput:
+            with Jifen(url, program=PROGRAM) as client:
+                return run_threads(threads, secs, sdk_work(client, tag), warmup=args.warmup)
+
+        got = interleaved(args.rounds, args.seconds, {"raw": raw_side, "jf": sdk_side})
+        found.append((threads, got["raw"], got["jf"]))
+    return found
 
 
 def percentile(samples: Sequence[float], share: float) -> float:

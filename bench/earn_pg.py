@@ -24,15 +24,13 @@ import psycopg
 
 from bench.common import (
     PROGRAM,
-    Throughput,
     base_parser,
     conninfo,
     create_bench_program,
-    interleaved,
     print_table,
     ratio,
-    run_threads,
     scratch_database,
+    sdk_against_baseline,
     seed_members,
     verify,
     write_result,
@@ -179,33 +177,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--members", type=int, default=2_000)
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in args.threads.split(",")]
-    rows: list[dict[str, Any]] = []
     with scratch_database(args.url, keep=args.keep) as url:
         db = Database.from_url(url)
         create_bench_program(db)
         seed_members(db, args.members)
         db.dispose()
-        for threads in thread_counts:
-
-            def raw_side(secs: float, tag: str, threads: int = threads) -> Throughput:
-                work = raw_earn(url, threads, args.members, tag)
-                return run_threads(threads, secs, work, warmup=args.warmup)
-
-            def jifen_side(secs: float, tag: str, threads: int = threads) -> Throughput:
-                with Jifen(url, program=PROGRAM) as client:
-                    work = jifen_earn(client, args.members, tag)
-                    return run_threads(threads, secs, work, warmup=args.warmup)
-
-            got = interleaved(args.rounds, args.seconds, {"raw": raw_side, "jf": jifen_side})
-            raw, jf = got["raw"], got["jf"]
-            rows.append(
-                {
-                    "threads": threads,
-                    "baseline_tps": round(raw.per_second),
-                    "jifen_tps": round(jf.per_second),
-                    "ratio": ratio(jf.per_second, raw.per_second),
-                }
-            )
+        measured = sdk_against_baseline(
+            url,
+            args,
+            lambda threads, tag: raw_earn(url, threads, args.members, tag),
+            lambda client, tag: jifen_earn(client, args.members, tag),
+        )
+        rows = [
+            {
+                "threads": threads,
+                "baseline_tps": round(raw.per_second),
+                "jifen_tps": round(jf.per_second),
+                "ratio": ratio(jf.per_second, raw.per_second),
+            }
+            for threads, raw, jf in measured
+        ]
         checked = verify(url, label="earn_pg")
         version_url = url
         headline = rows[-1]

@@ -27,17 +27,15 @@ from sqlalchemy import text
 
 from bench.common import (
     PROGRAM,
-    Throughput,
     base_parser,
     bulk_session,
     conninfo,
     create_bench_program,
-    interleaved,
     print_table,
     ratio,
     reset_sequences,
-    run_threads,
     scratch_database,
+    sdk_against_baseline,
     seed_members,
     verify,
     write_result,
@@ -85,7 +83,8 @@ def fund_members(db: Database, lots_per_member: int) -> None:
         )
         conn.execute(
             text(
-                "UPDATE members SET available = :n * :pts, lifetime_earned = :n * :pts"
+                "UPDATE members SET available = CAST(:n AS bigint) * :pts,"
+                " lifetime_earned = CAST(:n AS bigint) * :pts"
                 " WHERE program_id = :p"
             ),
             params,
@@ -288,7 +287,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     runs = 2 * len(thread_counts)
     spent = MAX_RATE * (args.seconds + args.warmup * args.rounds) * runs * args.points
     lots_per_member = max(10, math.ceil(2 * spent / args.members / LOT_POINTS))
-    rows: list[dict[str, Any]] = []
     with scratch_database(args.url, keep=args.keep) as url:
         db = Database.from_url(url)
         create_bench_program(db)
@@ -296,27 +294,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fund_members(db, lots_per_member)
         db.dispose()
         verify(url, label="redeem_pg before")
-        for threads in thread_counts:
-
-            def raw_side(secs: float, tag: str, threads: int = threads) -> Throughput:
-                work = raw_redeem(url, threads, args.members, args.points, tag)
-                return run_threads(threads, secs, work, warmup=args.warmup)
-
-            def jifen_side(secs: float, tag: str, threads: int = threads) -> Throughput:
-                with Jifen(url, program=PROGRAM) as client:
-                    work = jifen_redeem(client, args.members, args.points, tag)
-                    return run_threads(threads, secs, work, warmup=args.warmup)
-
-            got = interleaved(args.rounds, args.seconds, {"raw": raw_side, "jf": jifen_side})
-            raw, jf = got["raw"], got["jf"]
-            rows.append(
-                {
-                    "threads": threads,
-                    "baseline_per_s": round(raw.per_second),
-                    "jifen_per_s": round(jf.per_second),
-                    "ratio": ratio(jf.per_second, raw.per_second),
-                }
-            )
+        measured = sdk_against_baseline(
+            url,
+            args,
+            lambda threads, tag: raw_redeem(url, threads, args.members, args.points, tag),
+            lambda client, tag: jifen_redeem(client, args.members, args.points, tag),
+        )
+        rows = [
+            {
+                "threads": threads,
+                "baseline_per_s": round(raw.per_second),
+                "jifen_per_s": round(jf.per_second),
+                "ratio": ratio(jf.per_second, raw.per_second),
+            }
+            for threads, raw, jf in measured
+        ]
         checked = verify(url, label="redeem_pg after")
         headline = rows[-1]
         met = headline["ratio"] >= TARGET if headline["threads"] >= 8 else None

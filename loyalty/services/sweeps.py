@@ -240,13 +240,14 @@ def end_due_lots(
             row = conn.execute(statement, params).one()
             if row.claimed != row.lots:  # impossible: the lots are locked and still unended
                 raise RuntimeError(f"{ending.kind} claimed {row.claimed} of {row.lots} lots")
-            return _tallied(conn, ending, Batch(row.members, row.lots, int(row.points)))
+            _tally(conn, ending, row.lots, int(row.points))
+            return Batch(row.members, row.lots, int(row.points))
 
         return run_batches(db, batch, on_batch)
 
     def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
         points = end_lots(conn, rows, kind=ending.kind, key_prefix=ending.key_prefix, at=at)
-        _tallied(conn, ending, Batch(1, len(rows), points))
+        _tally(conn, ending, len(rows), points)
         return points
 
     due = lots.c.expired_at.is_(None) & ending.due
@@ -260,10 +261,9 @@ def end_due_lots(
     )
 
 
-def _tallied(conn: Connection, ending: Ending, batch: Batch) -> Batch:
-    if ending.tally is not None and batch.items:
-        ending.tally(conn, batch.items, batch.points)
-    return batch
+def _tally(conn: Connection, ending: Ending, items: int, points: int) -> None:
+    if ending.tally is not None and items:
+        ending.tally(conn, items, points)
 
 
 # One batch of an ending sweep on PostgreSQL, in one statement. ``locked``: the members of the
