@@ -12,11 +12,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Row,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
 from loyalty.db.models import Earning, ProgramIssuance
+from loyalty.db.types import UTCDateTime
 from loyalty.domain.calendar import Periods, lot_expiry, periods, start_of_period
 from loyalty.domain.caps import (
     CapDecision,
@@ -31,6 +47,8 @@ from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
 from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
 from loyalty.services.ledger import (
     MEMBER_DELTAS,
+    RECORD_OPERATION_CTE,
+    LostRace,
     Move,
     PreparedWrite,
     begin_member_write,
@@ -191,16 +209,53 @@ def _credit(
         expires_at=lot_expiry(now, row.program_timezone, rules.expiry),
         debt_repaid=min(row.debt, granted),
     )
-    op_id = record_operation(
-        conn,
-        program_id=row.program_id,
-        key=key,
-        kind=kind,
-        member_id=row.id,
-        req_hash=req_hash,
-        result=result.to_record(),
-        at=now,
-    )
+    lot: dict[str, Any] = {
+        "points": granted,
+        "available": 0 if pending else granted,
+        "pending": granted if pending else 0,
+        "earned_at": now,
+        "matures_at": result.matures_at,
+        "expires_at": result.expires_at,
+    }
+    usage = _usage(row).plus(grant.periods, granted)
+    member_params = {
+        "d_lifetime": granted,
+        "c_day_key": usage.day_key,
+        "c_day_points": usage.day_points,
+        "c_month_key": usage.month_key,
+        "c_month_points": usage.month_points,
+        "c_year_key": usage.year_key,
+        "c_year_points": usage.year_points,
+    }
+    earned = {
+        "program_id": row.program_id,
+        "member_id": row.id,
+        "source": source,
+        "order_id": None,
+        "action": None,
+        "amount_minor": None,
+        "points_paid_minor": 0,
+        "currency": None,
+        "points_requested": grant.requested,
+        "points_granted": granted,
+        "capped_by": grant.decision.capped_by,
+        "rule_version_id": rule_version_id,
+        "created_at": now,
+        **earning,
+    }
+    operation = {
+        "program_id": row.program_id,
+        "key": key,
+        "kind": kind,
+        "member_id": row.id,
+        "req_hash": req_hash,
+        "result": result.to_record(),
+        "at": now,
+    }
+    if conn.dialect.name == "postgresql" and granted and not row.debt:
+        _credit_in_one_statement(conn, operation, lot, member_params, earned, pending=pending)
+        return result
+    op_id = record_operation(conn, **operation)
     lot_id = None
     if granted:
         lot_id = conn.execute(
@@ -209,18 +264,12 @@ def _credit(
                 "program_id": row.program_id,
                 "member_id": row.id,
                 "operation_id": op_id,
-                "points": granted,
-                "available": 0 if pending else granted,
-                "pending": granted if pending else 0,
                 "held": 0,
                 "frozen": 0,
-                "earned_at": now,
-                "matures_at": result.matures_at,
-                "expires_at": result.expires_at,
                 "expired_at": None,
+                **lot,
             },
         ).scalar_one()
-        usage = _usage(row).plus(grant.periods, granted)
         post_moves(
             conn,
             program_id=row.program_id,
@@ -232,46 +281,92 @@ def _credit(
                     "earn_pending" if pending else "earn",
                     lot_id,
                     new_lot=True,
-                    available=0 if pending else granted,
-                    pending=granted if pending else 0,
+                    available=lot["available"],
+                    pending=lot["pending"],
                 ),
                 *debt_repayment(
                     row.debt, lot_id, granted, bucket="pending" if pending else "available"
                 ),
             ],
             member_update=UPDATE_MEMBER_AFTER_EARN,
-            member_params={
-                "d_lifetime": granted,
-                "c_day_key": usage.day_key,
-                "c_day_points": usage.day_points,
-                "c_month_key": usage.month_key,
-                "c_month_points": usage.month_points,
-                "c_year_key": usage.year_key,
-                "c_year_points": usage.year_points,
-            },
+            member_params=member_params,
         )
-    conn.execute(
-        INSERT_EARNING,
-        {
-            "program_id": row.program_id,
-            "member_id": row.id,
-            "operation_id": op_id,
-            "source": source,
-            "order_id": None,
-            "action": None,
-            "amount_minor": None,
-            "points_paid_minor": 0,
-            "currency": None,
-            "points_requested": grant.requested,
-            "points_granted": granted,
-            "capped_by": grant.decision.capped_by,
-            "rule_version_id": rule_version_id,
-            "lot_id": lot_id,
-            "created_at": now,
-            **earning,
-        },
-    )
+    conn.execute(INSERT_EARNING, {**earned, "operation_id": op_id, "lot_id": lot_id})
     return result
+
+
+# A credit on PostgreSQL in one round trip: the operation (``op``), its lot, the lot's
+# entry, the member's balances and cap counters, and the earning. A conflicting key inserts
+# no operation and so nothing that hangs off it; the caller rolls the member update back.
+_CREDIT_PG = text(
+    "WITH"
+    + RECORD_OPERATION_CTE
+    + """
+    lot AS (
+        INSERT INTO lots (program_id, member_id, operation_id, points, available, pending,
+                          held, frozen, earned_at, matures_at, expires_at)
+        SELECT :program_id, :member_id, op.id, :points, :available, :pending, 0, 0,
+               :earned_at, :matures_at, :expires_at
+        FROM op
+        RETURNING id, operation_id
+    ),
+    posted AS (
+        INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,
+                             available_delta, pending_delta, held_delta, frozen_delta,
+                             debt_delta, created_at)
+        SELECT :program_id, :member_id, lot.operation_id, lot.id, :entry_kind,
+               :available, :pending, 0, 0, 0, :at
+        FROM lot
+    ),
+    balanced AS (
+        UPDATE members SET available = available + :available,
+                           pending = pending + :pending,
+                           lifetime_earned = lifetime_earned + :points,
+                           cap_day_key = :c_day_key, cap_day_points = :c_day_points,
+                           cap_month_key = :c_month_key, cap_month_points = :c_month_points,
+                           cap_year_key = :c_year_key, cap_year_points = :c_year_points
+        WHERE id = :member_id
+    ),
+    earned AS (
+        INSERT INTO earnings (program_id, member_id, operation_id, source, order_id, action,
+                              amount_minor, points_paid_minor, currency, points_requested,
+                              points_granted, capped_by, rule_version_id, lot_id, created_at)
+        SELECT :program_id, :member_id, lot.operation_id, :source, :order_id, :action,
+               :amount_minor, :points_paid_minor, :currency, :points_requested,
+               :points, :capped_by, :rule_version_id, lot.id, :at
+        FROM lot
+    )
+    SELECT id FROM op
+    """
+).bindparams(
+    *(bindparam(name, type_=UTCDateTime()) for name in ("at", "earned_at", "expires_at")),
+    bindparam("matures_at", type_=UTCDateTime()),
+    bindparam("result", type_=JSON()),
+    bindparam("amount_minor", type_=BigInteger()),
+    *(bindparam(name, type_=String()) for name in ("order_id", "action", "currency", "capped_by")),
+)
+
+
+def _credit_in_one_statement(
+    conn: Connection,
+    operation: Mapping[str, Any],
+    lot: Mapping[str, Any],
+    member_params: Mapping[str, Any],
+    earned: Mapping[str, Any],
+    *,
+    pending: bool,
+) -> None:
+    """The credit of :func:`_credit` as :data:`_CREDIT_PG` (a new lot, no debt to repay)."""
+    params = {
+        **earned,
+        **lot,
+        **member_params,
+        **operation,
+        "request_hash": operation["req_hash"],
+        "entry_kind": "earn_pending" if pending else "earn",
+    }
+    if conn.execute(_CREDIT_PG, params).scalar() is None:
+        raise LostRace(operation["program_id"])
 
 
 def earn_purchase(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Row,
     Table,
@@ -154,25 +155,31 @@ def rule_version_at(program_id: Any) -> Any:
 _LOCK_STATEMENTS: dict[tuple[str, ...], Any] = {}
 
 
+def lock_columns(extra: Mapping[str, Any]) -> list[Any]:
+    """What a member lock reads (see :func:`lock_member`), for a SELECT that joins the
+    member's program as ``programs``."""
+    program_cols = [c.label(f"program_{c.name}") for c in programs.c if c.name != "id"]
+    existing = (
+        select(operations.c.id)
+        .where(operations.c.program_id == programs.c.id, operations.c.key == bindparam("key"))
+        .scalar_subquery()
+    )
+    return [
+        members,
+        *program_cols,
+        rule_version_at(programs.c.id).label("rule_version_id"),
+        existing.label("existing_operation_id"),
+        *[extra[name].label(name) for name in sorted(extra)],
+    ]
+
+
 def _lock_statement(extra: Mapping[str, Any]) -> Any:
     """The locking SELECT for a set of extra subqueries, built once and reused."""
     names = tuple(sorted(extra))
     stmt = _LOCK_STATEMENTS.get(names)
     if stmt is None:
-        program_cols = [c.label(f"program_{c.name}") for c in programs.c if c.name != "id"]
-        existing = (
-            select(operations.c.id)
-            .where(operations.c.program_id == programs.c.id, operations.c.key == bindparam("key"))
-            .scalar_subquery()
-        )
         stmt = (
-            select(
-                members,
-                *program_cols,
-                rule_version_at(programs.c.id).label("rule_version_id"),
-                existing.label("existing_operation_id"),
-                *[extra[name].label(name) for name in names],
-            )
+            select(*lock_columns(extra))
             .join(programs, programs.c.id == members.c.program_id)
             .where(
                 programs.c.code == bindparam("program"),
@@ -342,75 +349,170 @@ def post_moves(
     """Write one entry per move, apply the moves to their lots and the sum to the member.
 
     ``member_update`` is a prebuilt UPDATE of the member taking ``member`` and ``d_<bucket>``
-    parameters (plus ``member_params``); the default changes the balances only.
+    parameters (plus ``member_params``); the default changes the balances only, and on
+    PostgreSQL goes in the same statement as the entries and the lots.
     """
-    lot_moves = [m for m in moves if m.lot_id is not None and not m.new_lot]
-    if lot_moves and conn.dialect.name == "postgresql":
-        _post_entries_and_lots_pg(conn, program_id, member_id, operation_id, moves, lot_moves, at)
+    balances_only = member_update is UPDATE_MEMBER_BALANCES and not member_params
+    if balances_only and not moves:
+        return
+    if conn.dialect.name == "postgresql" and (balances_only or _lot_moves(moves)):
+        params = _ledger_write_params(program_id, member_id, moves, at)
+        statement = _POST_AND_BALANCE_PG if balances_only else _POST_PG
+        conn.execute(statement, {**params, "operation_id": operation_id})
+        if balances_only:
+            return
     else:
         rows = [entry_row(program_id, member_id, operation_id, m, at) for m in moves]
         if rows:
             conn.execute(INSERT_ENTRY, rows if len(rows) > 1 else rows[0])
-        lot_params = [lot_deltas(m) for m in lot_moves]
+        lot_params = [lot_deltas(m) for m in _lot_moves(moves)]
         if lot_params:
             conn.execute(UPDATE_LOT_BUCKETS, lot_params if len(lot_params) > 1 else lot_params[0])
-    totals = {f"d_{b}": sum(getattr(m, b) for m in moves) for b in (*BUCKETS, "debt")}
+    totals = _member_totals(moves)
     if any(totals.values()) or member_params:
         conn.execute(member_update, {"member": member_id, **totals, **(member_params or {})})
 
 
-# post_moves on PostgreSQL in one round trip: the entries (in the moves' order, so their ids
-# follow it) and the lots' buckets, from parallel arrays. A lot touched by several moves
-# comes once, with their sum.
-_POST_ENTRIES_AND_LOTS_PG = text(
+def record_and_post(
+    conn: Connection,
+    *,
+    program_id: int,
+    member_id: int,
+    key: str,
+    kind: str,
+    req_hash: str,
+    result: Mapping[str, Any],
+    moves: Sequence[Move],
+    at: dt.datetime,
+) -> int:
+    """:func:`record_operation` then :func:`post_moves` with the default member update; the
+    operation's id. On PostgreSQL all of it is one statement.
+
+    Raises :class:`LostRace` if the key appeared meanwhile (the caller rolls back).
     """
-    WITH posted AS (
+    if conn.dialect.name != "postgresql":
+        op_id = record_operation(
+            conn,
+            program_id=program_id,
+            key=key,
+            kind=kind,
+            member_id=member_id,
+            req_hash=req_hash,
+            result=result,
+            at=at,
+        )
+        post_moves(
+            conn,
+            program_id=program_id,
+            member_id=member_id,
+            operation_id=op_id,
+            moves=moves,
+            at=at,
+        )
+        return op_id
+    params = _ledger_write_params(program_id, member_id, moves, at)
+    values = {"key": key, "kind": kind, "request_hash": req_hash, "result": dict(result)}
+    recorded = conn.execute(_RECORD_AND_POST_PG, {**params, **values}).scalar()
+    if recorded is None:
+        raise LostRace(program_id)
+    return int(recorded)
+
+
+def _lot_moves(moves: Sequence[Move]) -> list[Move]:
+    """The moves that change a lot already in the table (not one inserted with its buckets)."""
+    return [m for m in moves if m.lot_id is not None and not m.new_lot]
+
+
+def _member_totals(moves: Sequence[Move]) -> dict[str, int]:
+    """The ``d_<bucket>`` parameters of a member update: the moves' sums."""
+    return {f"d_{b}": sum(getattr(m, b) for m in moves) for b in (*BUCKETS, "debt")}
+
+
+# A ledger write on PostgreSQL in one round trip, from parallel arrays: the operation (when
+# recorded here: ``op``), the entries (in the moves' order, so their ids follow it), the lots'
+# buckets (a lot touched by several moves comes once, with their sum) and the member's
+# balances. A conflicting key inserts no operation and so no entries; the caller sees no id
+# and rolls the rest back.
+RECORD_OPERATION_CTE = """
+    op AS (
+        INSERT INTO operations (program_id, key, kind, member_id, request_hash, result,
+                                created_at)
+        VALUES (:program_id, :key, :kind, :member_id, :request_hash, :result, :at)
+        ON CONFLICT (program_id, key) DO NOTHING
+        RETURNING id
+    ),"""
+_POST_SQL = """
+    posted AS (
         INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,
                              available_delta, pending_delta, held_delta, frozen_delta,
                              debt_delta, created_at)
-        SELECT :program_id, :member_id, :operation_id, e.lot_id, e.kind,
+        SELECT :program_id, :member_id, {operation}, e.lot_id, e.kind,
                e.available, e.pending, e.held, e.frozen, e.debt, :at
-        FROM unnest(CAST(:e_lot AS bigint[]), CAST(:e_kind AS text[]),
+        FROM {source}unnest(CAST(:e_lot AS bigint[]), CAST(:e_kind AS text[]),
                     CAST(:e_available AS bigint[]), CAST(:e_pending AS bigint[]),
                     CAST(:e_held AS bigint[]), CAST(:e_frozen AS bigint[]),
                     CAST(:e_debt AS bigint[]))
              WITH ORDINALITY AS e (lot_id, kind, available, pending, held, frozen, debt, n)
         ORDER BY e.n
+    ),
+    lotted AS (
+        UPDATE lots SET available = lots.available + d.available,
+                        pending = lots.pending + d.pending,
+                        held = lots.held + d.held,
+                        frozen = lots.frozen + d.frozen
+        FROM unnest(CAST(:l_id AS bigint[]), CAST(:l_available AS bigint[]),
+                    CAST(:l_pending AS bigint[]), CAST(:l_held AS bigint[]),
+                    CAST(:l_frozen AS bigint[])) AS d (id, available, pending, held, frozen)
+        WHERE lots.id = d.id
+    )"""
+_BALANCE_SQL = """,
+    balanced AS (
+        UPDATE members SET available = available + :d_available,
+                           pending = pending + :d_pending,
+                           held = held + :d_held,
+                           frozen = frozen + :d_frozen,
+                           debt = debt + :d_debt
+        WHERE id = :member_id AND CAST(:touch_member AS boolean)
+    )"""
+
+
+def _ledger_write_pg(*, record: bool, balance: bool) -> Any:
+    """The one-statement ledger write, with or without recording the operation and
+    updating the member's balances."""
+    sql = "WITH" + (RECORD_OPERATION_CTE if record else "")
+    sql += _POST_SQL.format(
+        operation="op.id" if record else ":operation_id", source="op, " if record else ""
     )
-    UPDATE lots SET available = lots.available + d.available,
-                    pending = lots.pending + d.pending,
-                    held = lots.held + d.held,
-                    frozen = lots.frozen + d.frozen
-    FROM unnest(CAST(:l_id AS bigint[]), CAST(:l_available AS bigint[]),
-                CAST(:l_pending AS bigint[]), CAST(:l_held AS bigint[]),
-                CAST(:l_frozen AS bigint[])) AS d (id, available, pending, held, frozen)
-    WHERE lots.id = d.id
-    """
-).bindparams(bindparam("at", type_=UTCDateTime()))
+    sql += (_BALANCE_SQL if balance else "") + ("\nSELECT id FROM op" if record else "\nSELECT 1")
+    types = [bindparam("at", type_=UTCDateTime())]
+    if record:
+        types.append(bindparam("result", type_=JSON()))
+    return text(sql).bindparams(*types)
 
 
-def _post_entries_and_lots_pg(
-    conn: Connection,
-    program_id: int,
-    member_id: int,
-    operation_id: int,
-    moves: Sequence[Move],
-    lot_moves: Sequence[Move],
-    at: dt.datetime,
-) -> None:
-    per_lot = sums_by(((cast(int, m.lot_id), m) for m in lot_moves), BUCKETS)
-    params: dict[str, Any] = {
+_POST_PG = _ledger_write_pg(record=False, balance=False)
+_POST_AND_BALANCE_PG = _ledger_write_pg(record=False, balance=True)
+_RECORD_AND_POST_PG = _ledger_write_pg(record=True, balance=True)
+
+
+def _ledger_write_params(
+    program_id: int, member_id: int, moves: Sequence[Move], at: dt.datetime
+) -> dict[str, Any]:
+    """Parameters of the one-statement ledger write (the operation's own aside)."""
+    per_lot = sums_by(((cast(int, m.lot_id), m) for m in _lot_moves(moves)), BUCKETS)
+    totals = _member_totals(moves)
+    return {
         "program_id": program_id,
         "member_id": member_id,
-        "operation_id": operation_id,
         "at": at,
         "e_lot": [m.lot_id for m in moves],
         "e_kind": [m.kind for m in moves],
         **{f"e_{b}": [getattr(m, b) for m in moves] for b in (*BUCKETS, "debt")},
         "l_id": list(per_lot),
         **{f"l_{b}": [sums[b] for sums in per_lot.values()] for b in BUCKETS},
+        **totals,
+        "touch_member": any(totals.values()),
     }
-    conn.execute(_POST_ENTRIES_AND_LOTS_PG, params)
 
 
 def sums_by(keyed: Iterable[tuple[int, Move]], fields: Sequence[str]) -> dict[int, dict[str, int]]:

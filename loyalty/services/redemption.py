@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or
 from loyalty.db.database import Database
 from loyalty.db.models import Hold
 from loyalty.domain.allocation import LotView, require_enough, take_in_order
-from loyalty.domain.checks import require_int, require_key
+from loyalty.domain.checks import require_int, require_key, require_text
 from loyalty.domain.money import minor_unit_exponent, require_currency
 from loyalty.domain.redemption import (
     RedemptionPolicy,
@@ -27,18 +27,25 @@ from loyalty.domain.redemption import (
     max_redeemable_points,
     value_minor,
 )
-from loyalty.errors import AlreadyExists, HoldNotActive, HoldNotFound, MemberNotFound
+from loyalty.errors import (
+    AlreadyExists,
+    HoldNotActive,
+    HoldNotFound,
+    InsufficientPoints,
+    MemberNotFound,
+)
 from loyalty.services.ledger import (
+    LostRace,
     Move,
     begin_member_write,
     entries,
-    lock_member,
+    lock_columns,
     lots,
     members,
-    post_moves,
+    operations,
     program_row,
     programs,
-    record_operation,
+    record_and_post,
     replay,
     request_hash,
     resolve_key,
@@ -107,6 +114,29 @@ def take_spendable(
     cut in SQL: only the lots the spend reaches come back."""
     rows = conn.execute(LOTS_TO_SPEND, {"member_id": member_id, "now": now, "points": points})
     return require_enough(take_in_order(((r.id, r.available) for r in rows), points), points)
+
+
+_KEY_STORED = select(operations.c.id).where(
+    operations.c.program_id == bindparam("program_id"), operations.c.key == bindparam("key")
+)
+
+
+def _take_for_hold(
+    conn: Connection, row: Row[Any], key: str, now: dt.datetime, points: int
+) -> list[tuple[int, int]]:
+    """:func:`take_spendable` for a hold under ``key`` by the locked member ``row``.
+
+    A concurrent retry of the key whose locking read missed the first hold finds the points
+    already held: it loses the race on the key (and replays) instead of failing for lack of
+    points.
+    """
+    try:
+        return take_spendable(conn, row.id, now, points)
+    except InsufficientPoints:
+        stored = conn.execute(_KEY_STORED, {"program_id": row.program_id, "key": key}).first()
+        if stored is not None:
+            raise LostRace(row.program_id) from None
+        raise
 
 
 def quote_redemption(
@@ -197,19 +227,18 @@ def hold_points(
             status="active",
             expires_at=now + dt.timedelta(seconds=row.program_hold_timeout_seconds),
         )
-        op_id = record_operation(
+        taken = _take_for_hold(conn, row, key, now, points)
+        op_id = record_and_post(
             conn,
             program_id=row.program_id,
+            member_id=row.id,
             key=key,
             kind="hold",
-            member_id=row.id,
             req_hash=req_hash,
             result=result.to_record(),
+            moves=[Move("hold", lot_id, available=-take, held=take) for lot_id, take in taken],
             at=now,
         )
-        # After record_operation: a concurrent retry of this key whose locking read missed the
-        # first hold must lose the race on the key (and replay), not fail for lack of points.
-        taken = take_spendable(conn, row.id, now, points)
         conn.execute(
             INSERT_HOLD,
             {
@@ -226,14 +255,6 @@ def hold_points(
                 "created_at": now,
                 "resolved_at": None,
             },
-        )
-        post_moves(
-            conn,
-            program_id=row.program_id,
-            member_id=row.id,
-            operation_id=op_id,
-            at=now,
-            moves=[Move("hold", lot_id, available=-take, held=take) for lot_id, take in taken],
         )
         return result
 
@@ -272,11 +293,21 @@ _HOLD_WITH_LOTS = (
     .where(holds.c.id == bindparam("hold_id"))
     .order_by(entries.c.id)
 )
-_FIND_HOLD = (
-    select(holds.c.id, holds.c.operation_id, members.c.external_id.label("member"))
-    .join(programs, programs.c.id == holds.c.program_id)
-    .join(members, members.c.id == holds.c.member_id)
+# The member lock (``lock_member``'s row) reached through the member's hold for an order,
+# with the hold's id and operation (they never change; read the rest after the lock).
+_LOCK_HOLDER = (
+    select(
+        *lock_columns({}),
+        holds.c.id.label("hold_id"),
+        holds.c.operation_id.label("hold_operation_id"),
+    )
+    .select_from(
+        holds.join(members, members.c.id == holds.c.member_id).join(
+            programs, programs.c.id == holds.c.program_id
+        )
+    )
     .where(programs.c.code == bindparam("program"), holds.c.order_id == bindparam("order_id"))
+    .with_for_update(of=members)
 )
 _SETTLE_HOLD = (
     update(holds)
@@ -310,12 +341,17 @@ def hold_with_lots(
     return rows[0], held
 
 
-def _find_hold(conn: Connection, program: str, order_id: str) -> Row[Any, Any, Any]:
-    row = conn.execute(_FIND_HOLD, {"program": program, "order_id": order_id}).first()
+def _lock_holder(
+    conn: Connection, program: str, order_id: str, *, key: str, at: dt.datetime
+) -> Row[Any]:
+    """Lock the member who holds points for an order (see :data:`_LOCK_HOLDER`)."""
+    require_text("program", program, max_length=64)
+    values = {"program": program, "order_id": order_id, "key": key, "at": at}
+    row = conn.execute(_LOCK_HOLDER, values).first()
     if row is None:
         program_row(conn, program)
         raise HoldNotFound(f"no points hold for order {order_id!r}", order_id=order_id)
-    return row
+    return cast(Row[Any], row)
 
 
 def _settle(
@@ -334,14 +370,13 @@ def _settle(
     now = db.clock.now()
 
     def work(conn: Connection) -> HoldResult:
-        found = _find_hold(conn, program, order_id)
-        row = lock_member(conn, program, found.member, key=key, at=now)
+        row = _lock_holder(conn, program, order_id, key=key, at=now)
         replay(conn, row.existing_operation_id, kind, req_hash)
-        hold, held = hold_with_lots(conn, found.id, found.operation_id)
+        hold, held = hold_with_lots(conn, row.hold_id, row.hold_operation_id)
         status = decide(hold, now)
         if status is None:  # already settled: answer with its state, change nothing
-            return _hold_result(hold, found.member, hold.status, replayed=True)
-        result = _hold_result(hold, found.member, status)
+            return _hold_result(hold, row.external_id, hold.status, replayed=True)
+        result = _hold_result(hold, row.external_id, status)
         apply_settlement(
             conn,
             row,
@@ -373,16 +408,6 @@ def apply_settlement(
     result: HoldResult,
 ) -> None:
     """Move a locked member's held points out (captured) or back (released, expired)."""
-    op_id = record_operation(
-        conn,
-        program_id=row.program_id,
-        key=key,
-        kind=kind,
-        member_id=row.id,
-        req_hash=req_hash,
-        result=result.to_record(),
-        at=now,
-    )
     captured = status == "captured"
     moves: list[Move] = []
     for lot in held:
@@ -392,8 +417,16 @@ def apply_settlement(
         moves.append(Move("release", lot.lot_id, held=-lot.points, available=lot.points))
         if lot.lot_expired:  # the lot expired while the points were held: they don't come back
             moves.append(Move("expire_returned", lot.lot_id, available=-lot.points))
-    post_moves(
-        conn, program_id=row.program_id, member_id=row.id, operation_id=op_id, at=now, moves=moves
+    record_and_post(
+        conn,
+        program_id=row.program_id,
+        member_id=row.id,
+        key=key,
+        kind=kind,
+        req_hash=req_hash,
+        result=result.to_record(),
+        moves=moves,
+        at=now,
     )
     conn.execute(_SETTLE_HOLD, {"hold_id": hold.id, "new_status": status, "resolved_at": now})
 
