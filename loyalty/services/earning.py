@@ -74,6 +74,7 @@ OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 # Statements of the hot path, built once (see bench/earn_pg.py).
 INSERT_LOT = insert(lots).returning(lots.c.id)
 INSERT_EARNING = insert(earnings)
+CAP_PERIODS = ("day", "month", "year")
 UPDATE_MEMBER_AFTER_EARN = (
     update(members)
     .where(members.c.id == bindparam("member"))
@@ -83,7 +84,7 @@ UPDATE_MEMBER_AFTER_EARN = (
             "lifetime_earned": members.c.lifetime_earned + bindparam("d_lifetime"),
             **{
                 f"cap_{p}_{f}": bindparam(f"c_{p}_{f}")
-                for p in ("day", "month", "year")
+                for p in CAP_PERIODS
                 for f in ("key", "points")
             },
         }
@@ -176,6 +177,22 @@ def _grant(
     return _Grant(requested, decision, span)
 
 
+@dataclass(frozen=True)
+class _CreditRows:
+    """What one credit writes: the operation, the lot (ids aside), the member's new lifetime
+    total and cap counters, and the earning (ids aside)."""
+
+    operation: dict[str, Any]
+    lot: dict[str, Any]
+    member: dict[str, Any]
+    earning: dict[str, Any]
+    pending: bool
+
+    @property
+    def entry_kind(self) -> str:
+        return "earn_pending" if self.pending else "earn"
+
+
 def _credit(
     conn: Connection,
     row: Row[Any],
@@ -209,90 +226,87 @@ def _credit(
         expires_at=lot_expiry(now, row.program_timezone, rules.expiry),
         debt_repaid=min(row.debt, granted),
     )
-    lot: dict[str, Any] = {
-        "points": granted,
-        "available": 0 if pending else granted,
-        "pending": granted if pending else 0,
-        "earned_at": now,
-        "matures_at": result.matures_at,
-        "expires_at": result.expires_at,
-    }
     usage = _usage(row).plus(grant.periods, granted)
-    member_params = {
-        "d_lifetime": granted,
-        "c_day_key": usage.day_key,
-        "c_day_points": usage.day_points,
-        "c_month_key": usage.month_key,
-        "c_month_points": usage.month_points,
-        "c_year_key": usage.year_key,
-        "c_year_points": usage.year_points,
-    }
-    earned = {
-        "program_id": row.program_id,
-        "member_id": row.id,
-        "source": source,
-        "order_id": None,
-        "action": None,
-        "amount_minor": None,
-        "points_paid_minor": 0,
-        "currency": None,
-        "points_requested": grant.requested,
-        "points_granted": granted,
-        "capped_by": grant.decision.capped_by,
-        "rule_version_id": rule_version_id,
-        "created_at": now,
-        **earning,
-    }
-    operation = {
-        "program_id": row.program_id,
-        "key": key,
-        "kind": kind,
-        "member_id": row.id,
-        "req_hash": req_hash,
-        "result": result.to_record(),
-        "at": now,
-    }
-    if conn.dialect.name == "postgresql" and granted and not row.debt:
-        _credit_in_one_statement(conn, operation, lot, member_params, earned, pending=pending)
-        return result
-    op_id = record_operation(conn, **operation)
-    lot_id = None
-    if granted:
-        lot_id = conn.execute(
-            INSERT_LOT,
-            {
-                "program_id": row.program_id,
-                "member_id": row.id,
-                "operation_id": op_id,
-                "held": 0,
-                "frozen": 0,
-                "expired_at": None,
-                **lot,
+    rows = _CreditRows(
+        operation={
+            "program_id": row.program_id,
+            "key": key,
+            "kind": kind,
+            "member_id": row.id,
+            "req_hash": req_hash,
+            "result": result.to_record(),
+            "at": now,
+        },
+        lot={
+            "points": granted,
+            "available": 0 if pending else granted,
+            "pending": granted if pending else 0,
+            "earned_at": now,
+            "matures_at": result.matures_at,
+            "expires_at": result.expires_at,
+        },
+        member={
+            "d_lifetime": granted,
+            **{
+                f"c_{p}_{f}": getattr(usage, f"{p}_{f}")
+                for p in CAP_PERIODS
+                for f in ("key", "points")
             },
+        },
+        earning={
+            "program_id": row.program_id,
+            "member_id": row.id,
+            "source": source,
+            "order_id": None,
+            "action": None,
+            "amount_minor": None,
+            "points_paid_minor": 0,
+            "currency": None,
+            "points_requested": grant.requested,
+            "points_granted": granted,
+            "capped_by": grant.decision.capped_by,
+            "rule_version_id": rule_version_id,
+            "created_at": now,
+            **earning,
+        },
+        pending=pending,
+    )
+    if conn.dialect.name == "postgresql" and granted and not row.debt:
+        _credit_in_one_statement(conn, rows)
+    else:
+        _credit_in_steps(conn, row, rows)
+    return result
+
+
+def _credit_in_steps(conn: Connection, row: Row[Any], rows: _CreditRows) -> None:
+    """The credit statement by statement: any backend, no points granted, or a debt to repay."""
+    op_id = record_operation(conn, **rows.operation)
+    lot_id = None
+    granted = rows.lot["points"]
+    if granted:
+        ids = {"program_id": row.program_id, "member_id": row.id, "operation_id": op_id}
+        lot_id = conn.execute(
+            INSERT_LOT, {**ids, "held": 0, "frozen": 0, "expired_at": None, **rows.lot}
         ).scalar_one()
+        earned = Move(
+            rows.entry_kind,
+            lot_id,
+            new_lot=True,
+            available=rows.lot["available"],
+            pending=rows.lot["pending"],
+        )
+        bucket = "pending" if rows.pending else "available"
         post_moves(
             conn,
             program_id=row.program_id,
             member_id=row.id,
             operation_id=op_id,
-            at=now,
-            moves=[
-                Move(
-                    "earn_pending" if pending else "earn",
-                    lot_id,
-                    new_lot=True,
-                    available=lot["available"],
-                    pending=lot["pending"],
-                ),
-                *debt_repayment(
-                    row.debt, lot_id, granted, bucket="pending" if pending else "available"
-                ),
-            ],
+            at=rows.operation["at"],
+            moves=[earned, *debt_repayment(row.debt, lot_id, granted, bucket=bucket)],
             member_update=UPDATE_MEMBER_AFTER_EARN,
-            member_params=member_params,
+            member_params=rows.member,
         )
-    conn.execute(INSERT_EARNING, {**earned, "operation_id": op_id, "lot_id": lot_id})
-    return result
+    conn.execute(INSERT_EARNING, {**rows.earning, "operation_id": op_id, "lot_id": lot_id})
 
 
 # A credit on PostgreSQL in one round trip: the operation (``op``), its lot, the lot's
@@ -347,26 +361,18 @@ _CREDIT_PG = text(
 )
 
 
-def _credit_in_one_statement(
-    conn: Connection,
-    operation: Mapping[str, Any],
-    lot: Mapping[str, Any],
-    member_params: Mapping[str, Any],
-    earned: Mapping[str, Any],
-    *,
-    pending: bool,
-) -> None:
-    """The credit of :func:`_credit` as :data:`_CREDIT_PG` (a new lot, no debt to repay)."""
+def _credit_in_one_statement(conn: Connection, rows: _CreditRows) -> None:
+    """The credit as :data:`_CREDIT_PG`: PostgreSQL, a new lot, no debt to repay."""
     params = {
-        **earned,
-        **lot,
-        **member_params,
-        **operation,
-        "request_hash": operation["req_hash"],
-        "entry_kind": "earn_pending" if pending else "earn",
+        **rows.earning,
+        **rows.lot,
+        **rows.member,
+        **rows.operation,
+        "request_hash": rows.operation["req_hash"],
+        "entry_kind": rows.entry_kind,
     }
     if conn.execute(_CREDIT_PG, params).scalar() is None:
-        raise LostRace(operation["program_id"])
+        raise LostRace(rows.operation["program_id"])
 
 
 def earn_purchase(

@@ -384,9 +384,12 @@ def record_and_post(
     result: Mapping[str, Any],
     moves: Sequence[Move],
     at: dt.datetime,
+    also: AlsoWrite | None = None,
+    also_params: Mapping[str, Any] | None = None,
 ) -> int:
-    """:func:`record_operation` then :func:`post_moves` with the default member update; the
-    operation's id. On PostgreSQL all of it is one statement.
+    """:func:`record_operation` then :func:`post_moves` with the default member update, then
+    ``also`` with ``also_params`` (and ``operation_id``); the operation's id. On PostgreSQL
+    all of it is one statement.
 
     Raises :class:`LostRace` if the key appeared meanwhile (the caller rolls back).
     """
@@ -409,10 +412,13 @@ def record_and_post(
             moves=moves,
             at=at,
         )
+        if also is not None:
+            conn.execute(also.statement, {**(also_params or {}), "operation_id": op_id})
         return op_id
     params = _ledger_write_params(program_id, member_id, moves, at)
     values = {"key": key, "kind": kind, "request_hash": req_hash, "result": dict(result)}
-    recorded = conn.execute(_RECORD_AND_POST_PG, {**params, **values}).scalar()
+    statement = _RECORD_AND_POST_PG if also is None else also.pg_statement
+    recorded = conn.execute(statement, {**params, **values, **(also_params or {})}).scalar()
     if recorded is None:
         raise LostRace(program_id)
     return int(recorded)
@@ -476,18 +482,37 @@ _BALANCE_SQL = """,
     )"""
 
 
-def _ledger_write_pg(*, record: bool, balance: bool) -> Any:
+def _ledger_write_pg(
+    *, record: bool, balance: bool, also: str = "", types: Sequence[Any] = ()
+) -> Any:
     """The one-statement ledger write, with or without recording the operation and
-    updating the member's balances."""
+    updating the member's balances, plus the CTEs of ``also`` (typed by ``types``)."""
     sql = "WITH" + (RECORD_OPERATION_CTE if record else "")
     sql += _POST_SQL.format(
         operation="op.id" if record else ":operation_id", source="op, " if record else ""
     )
-    sql += (_BALANCE_SQL if balance else "") + ("\nSELECT id FROM op" if record else "\nSELECT 1")
-    types = [bindparam("at", type_=UTCDateTime())]
+    sql += (_BALANCE_SQL if balance else "") + also
+    sql += "\nSELECT id FROM op" if record else "\nSELECT 1"
+    typed = [bindparam("at", type_=UTCDateTime()), *types]
     if record:
-        types.append(bindparam("result", type_=JSON()))
-    return text(sql).bindparams(*types)
+        typed.append(bindparam("result", type_=JSON()))
+    return text(sql).bindparams(*typed)
+
+
+class AlsoWrite:
+    """A write that belongs to an operation's ledger write (:func:`record_and_post`).
+
+    ``statement`` is the portable form, run after the ledger write with an ``operation_id``
+    parameter. ``cte`` is the same write as a PostgreSQL CTE (``,\n name AS (…)``) joined to
+    the ledger write's statement, where ``op.id`` is the new operation's id; ``types`` are
+    typed bind parameters it needs (datetimes). Build one per write at import time. Write an
+    UPDATE as ``text()``: a Core UPDATE would take ``operation_id``, or any parameter named
+    like a column, as one more column to set.
+    """
+
+    def __init__(self, statement: Any, cte: str, types: Sequence[Any] = ()) -> None:
+        self.statement = statement
+        self.pg_statement = _ledger_write_pg(record=True, balance=True, also=cte, types=types)
 
 
 _POST_PG = _ledger_write_pg(record=False, balance=False)

@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, text
 
 from loyalty.db.database import Database
 from loyalty.db.models import Hold
+from loyalty.db.types import UTCDateTime
 from loyalty.domain.allocation import LotView, require_enough, take_in_order
 from loyalty.domain.checks import require_int, require_key, require_text
 from loyalty.domain.money import minor_unit_exponent, require_currency
@@ -35,6 +36,7 @@ from loyalty.errors import (
     MemberNotFound,
 )
 from loyalty.services.ledger import (
+    AlsoWrite,
     LostRace,
     Move,
     begin_member_write,
@@ -54,7 +56,6 @@ from loyalty.services.ledger import (
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
 
 holds = cast(Table, Hold.__table__)
-INSERT_HOLD = insert(holds)
 ORDER_HELD = {
     "order_held": select(holds.c.id)
     .where(holds.c.program_id == members.c.program_id, holds.c.order_id == bindparam("order_id"))
@@ -116,6 +117,30 @@ def take_spendable(
     return require_enough(take_in_order(((r.id, r.available) for r in rows), points), points)
 
 
+# A new hold, with the operation that takes its points (see record_and_post).
+_HOLD_COLUMNS = (
+    "program_id, member_id, operation_id, order_id, points, discount_minor, order_total_minor,"
+    " currency, status, expires_at, created_at"
+)
+_HOLD_PARAMS = ("order_id", "points", "discount_minor", "order_total_minor", "currency")
+INSERT_HOLD = AlsoWrite(
+    insert(holds).values(
+        {
+            **{name: bindparam(name) for name in ("program_id", "member_id", "operation_id")},
+            **{name: bindparam(name) for name in (*_HOLD_PARAMS, "expires_at")},
+            "status": "active",
+            "created_at": bindparam("at"),
+        }
+    ),
+    f""",
+    held AS (
+        INSERT INTO holds ({_HOLD_COLUMNS})
+        SELECT :program_id, :member_id, op.id, :order_id, :points, :discount_minor,
+               :order_total_minor, :currency, 'active', :expires_at, :at
+        FROM op
+    )""",
+    [bindparam("expires_at", type_=UTCDateTime())],
+)
 _KEY_STORED = select(operations.c.id).where(
     operations.c.program_id == bindparam("program_id"), operations.c.key == bindparam("key")
 )
@@ -228,7 +253,7 @@ def hold_points(
             expires_at=now + dt.timedelta(seconds=row.program_hold_timeout_seconds),
         )
         taken = _take_for_hold(conn, row, key, now, points)
-        op_id = record_and_post(
+        record_and_post(
             conn,
             program_id=row.program_id,
             member_id=row.id,
@@ -238,22 +263,17 @@ def hold_points(
             result=result.to_record(),
             moves=[Move("hold", lot_id, available=-take, held=take) for lot_id, take in taken],
             at=now,
-        )
-        conn.execute(
-            INSERT_HOLD,
-            {
+            also=INSERT_HOLD,
+            also_params={
                 "program_id": row.program_id,
                 "member_id": row.id,
-                "operation_id": op_id,
                 "order_id": order_id,
                 "points": points,
                 "discount_minor": redemption.discount_minor,
                 "order_total_minor": order_total_minor,
                 "currency": cur,
-                "status": "active",
                 "expires_at": result.expires_at,
-                "created_at": now,
-                "resolved_at": None,
+                "at": now,
             },
         )
         return result
@@ -309,10 +329,11 @@ _LOCK_HOLDER = (
     .where(programs.c.code == bindparam("program"), holds.c.order_id == bindparam("order_id"))
     .with_for_update(of=members)
 )
-_SETTLE_HOLD = (
-    update(holds)
-    .where(holds.c.id == bindparam("hold_id"))
-    .values(status=bindparam("new_status"), resolved_at=bindparam("resolved_at"))
+# A hold's new status, with the operation that settles it (see record_and_post).
+_SETTLE_SQL = "UPDATE holds SET status = :new_status, resolved_at = :at WHERE id = :hold_id"
+_SETTLE_HOLD = AlsoWrite(
+    text(_SETTLE_SQL).bindparams(bindparam("at", type_=UTCDateTime())),
+    f",\n    settled AS ({_SETTLE_SQL})",
 )
 
 
@@ -427,8 +448,9 @@ def apply_settlement(
         result=result.to_record(),
         moves=moves,
         at=now,
+        also=_SETTLE_HOLD,
+        also_params={"hold_id": hold.id, "new_status": status, "at": now},
     )
-    conn.execute(_SETTLE_HOLD, {"hold_id": hold.id, "new_status": status, "resolved_at": now})
 
 
 def _capture_decision(hold: Row[Any], now: dt.datetime) -> str | None:
