@@ -11,7 +11,9 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── InvalidIdempotencyKey              empty, too long or non-printable key
     │   ├── CurrencyMismatch                   order currency differs from the program's
     │   ├── InvalidRule                        a rule set or program setting that cannot work
-    │   └── InvalidStripeEvent                 a Stripe event without what Jifen needs
+    │   ├── InvalidStripeEvent                 a Stripe event without what Jifen needs
+    │   ├── InvalidText                        text that cannot be stored or shown unambiguously
+    │   └── UnknownCurrency                    not an ISO 4217 currency code
     ├── NotFound                          404
     │   ├── ProgramNotFound
     │   ├── MemberNotFound
@@ -34,7 +36,9 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── TransferLimit                      below the minimum, above the maximum or daily limit
     │   ├── ClearingNotDue                     a year-end clearing asked for before its moment
     │   └── SelfApproval                       the requester of an adjustment tried to approve it
-    └── ConfigurationError                500  the deployment is not set up (no database URL…)
+    ├── ConfigurationError                500  the deployment is not set up (no database URL…)
+    │   └── SchemaMissing                      no Jifen schema there (run jifen db upgrade)
+    └── DatabaseUnavailable               503  the database cannot be reached
 """
 
 from __future__ import annotations
@@ -99,6 +103,22 @@ class InvalidStripeEvent(InvalidInput):
     """A Stripe event lacks a field Jifen needs, or a field has the wrong type."""
 
     code = "invalid_stripe_event"
+
+
+class InvalidText(InvalidInput):
+    """Text holds characters that cannot be stored or shown unambiguously.
+
+    NUL bytes, lone surrogates, control characters, bidirectional overrides and zero-width
+    characters are refused; text is otherwise normalised to NFC and stripped.
+    """
+
+    code = "invalid_text"
+
+
+class UnknownCurrency(InvalidInput):
+    """A currency code is not an ISO 4217 code that Jifen knows."""
+
+    code = "unknown_currency"
 
 
 class NotFound(LoyaltyError):
@@ -241,3 +261,16 @@ class ConfigurationError(LoyaltyError):
 
     code = "configuration_error"
     http_status = 500
+
+
+class SchemaMissing(ConfigurationError):
+    """The database exists but has no Jifen schema (or an older one): run ``jifen db upgrade``."""
+
+    code = "schema_missing"
+
+
+class DatabaseUnavailable(LoyaltyError):
+    """The database cannot be reached: the server is down, the host, port or role is wrong."""
+
+    code = "database_unavailable"
+    http_status = 503

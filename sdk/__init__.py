@@ -9,14 +9,16 @@
 
     LoyaltyError
     ├── InvalidInput          InvalidAmount, NaiveDatetime, InvalidIdempotencyKey,
-    │                         CurrencyMismatch, InvalidRule, InvalidStripeEvent
+    │                         CurrencyMismatch, InvalidRule, InvalidStripeEvent, InvalidText,
+    │                         UnknownCurrency
     ├── NotFound              ProgramNotFound, MemberNotFound, HoldNotFound, OrderNotFound,
     │                         ReversalNotFound, StripeEventNotFound, AdjustmentRequestNotFound
     ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled,
     │                         AdjustmentRequestSettled
     ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
     │                         TransferNotAllowed, TransferLimit, ClearingNotDue, SelfApproval
-    └── ConfigurationError
+    ├── ConfigurationError    SchemaMissing
+    └── DatabaseUnavailable
 
 Everything here is re-exported from :mod:`loyalty`; the SDK adds no rules of its own.
 """
@@ -29,6 +31,7 @@ from loyalty.errors import (
     ConfigurationError,
     Conflict,
     CurrencyMismatch,
+    DatabaseUnavailable,
     HoldNotActive,
     HoldNotFound,
     IdempotencyConflict,
@@ -38,6 +41,7 @@ from loyalty.errors import (
     InvalidInput,
     InvalidRule,
     InvalidStripeEvent,
+    InvalidText,
     LoyaltyError,
     MemberInactive,
     MemberNotFound,
@@ -49,10 +53,12 @@ from loyalty.errors import (
     ReversalNotFound,
     ReversalSettled,
     RuleViolation,
+    SchemaMissing,
     SelfApproval,
     StripeEventNotFound,
     TransferLimit,
     TransferNotAllowed,
+    UnknownCurrency,
 )
 from loyalty.services.results import (
     AdjustmentResult,
@@ -87,6 +93,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "CurrencyMismatch",
+    "DatabaseUnavailable",
     "EarnQuote",
     "EarnResult",
     "ExpiringPoints",
@@ -105,6 +112,7 @@ __all__ = [
     "InvalidInput",
     "InvalidRule",
     "InvalidStripeEvent",
+    "InvalidText",
     "Jifen",
     "LoyaltyError",
     "MemberInactive",
@@ -123,11 +131,13 @@ __all__ = [
     "ReversalResult",
     "ReversalSettled",
     "RuleViolation",
+    "SchemaMissing",
     "SelfApproval",
     "StripeEventNotFound",
     "StripeWebhook",
     "TransferLimit",
     "TransferNotAllowed",
     "TransferResult",
+    "UnknownCurrency",
     "WebhookResult",
 ]
