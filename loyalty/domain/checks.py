@@ -1,19 +1,48 @@
-"""Guards for values that cross into the core: integers, amounts, aware datetimes, keys."""
+"""Guards for values that cross into the core: integers, amounts, aware datetimes, keys, text.
+
+Every value from outside is checked here once, before any SQL, so bad input raises a
+``loyalty.errors`` error and writes nothing, the same way on SQLite and PostgreSQL.
+
+Bounds (inclusive):
+
+- ``MAX_POINTS`` (10**12): any amount of points in a call, and the points an earn computes.
+- ``MAX_MINOR_UNITS`` (10**14): money in minor units (an order, its lines, a refund).
+- ``MAX_DAYS`` (3660, about ten years): day counts (expiring within, forecasts, reminders).
+- ``MAX_ID`` (2**63 - 1): row ids and cursors, what a BigInteger column holds.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from typing import Any
 
-from loyalty.errors import InvalidAmount, InvalidIdempotencyKey, InvalidInput, NaiveDatetime
+from loyalty.errors import (
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    InvalidInput,
+    InvalidText,
+    NaiveDatetime,
+)
+
+MAX_POINTS = 10**12
+MAX_MINOR_UNITS = 10**14
+MAX_DAYS = 3660
+MAX_ID = 2**63 - 1
 
 MAX_KEY_LENGTH = 200
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
 
+# Unicode general categories refused anywhere in text: controls (Cc, but see multiline),
+# format characters (Cf: bidi controls, zero-width characters, BOM, soft hyphen...),
+# surrogates (Cs), private use (Co), unassigned (Cn), line and paragraph separators (Zl, Zp).
+_REFUSED_CATEGORIES = frozenset(["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"])
+_MULTILINE_CONTROLS = frozenset("\n\t")
 
-def require_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """Return ``value`` if it is an ``int`` (not a bool or float) of at least ``minimum``."""
+
+def require_int(name: str, value: Any, *, minimum: int = 1, maximum: int = MAX_ID) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool or float) in ``minimum..maximum``."""
     if isinstance(value, bool) or not isinstance(value, int):
         hint = " (points and minor units are whole numbers)" if isinstance(value, float) else ""
         raise InvalidAmount(
@@ -23,7 +52,34 @@ def require_int(name: str, value: Any, *, minimum: int = 1) -> int:
     if value < minimum:
         what = "positive" if minimum == 1 else f"at least {minimum}"
         raise InvalidAmount(f"{name} must be {what}, got {value}", field=name, value=value)
+    if value > maximum:
+        raise InvalidAmount(
+            f"{name} must be at most {maximum}, got {_short(value)}",
+            field=name,
+            maximum=maximum,
+        )
     return value
+
+
+def require_points(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is a whole number of points in ``minimum..MAX_POINTS``."""
+    return require_int(name, value, minimum=minimum, maximum=MAX_POINTS)
+
+
+def require_minor_units(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is money in minor units in ``minimum..MAX_MINOR_UNITS``."""
+    return require_int(name, value, minimum=minimum, maximum=MAX_MINOR_UNITS)
+
+
+def require_days(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is a count of days in ``minimum..MAX_DAYS``."""
+    return require_int(name, value, minimum=minimum, maximum=MAX_DAYS)
+
+
+def _short(value: int) -> str:
+    """An integer for a message: as it is, or its order of magnitude when it is huge."""
+    text = str(value)
+    return text if len(text) <= 30 else f"a number of {len(text)} digits"
 
 
 def require_aware(name: str, value: Any) -> dt.datetime:
@@ -53,10 +109,47 @@ def require_key(value: Any, *, name: str = "idempotency_key") -> str:
     return value
 
 
-def require_text(name: str, value: Any, *, max_length: int = 200) -> str:
-    """Return ``value`` if it is a non-empty string of at most ``max_length`` characters."""
-    if not isinstance(value, str) or not value.strip():
+def clean_text(name: str, value: Any, *, max_length: int, multiline: bool = False) -> str:
+    """Return ``value`` normalised to NFC and stripped, or raise if it cannot be stored.
+
+    Refuses (``InvalidText``) NUL and other control characters (``\\n`` and ``\\t`` are allowed
+    when ``multiline``, where ``\\r\\n`` and ``\\r`` become ``\\n``), lone surrogates, bidi
+    controls, zero-width and other format characters, private-use and unassigned code points,
+    and line or paragraph separators. Empty text and text longer than ``max_length`` after
+    cleaning raise ``InvalidInput``.
+    """
+    if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a non-empty string", field=name)
-    if len(value) > max_length:
+    if len(value) > 4 * max_length + 64:  # not worth normalising: it cannot fit afterwards
         raise InvalidInput(f"{name} is longer than {max_length} characters", field=name)
-    return value
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    _refuse_unshowable(name, value, multiline=multiline)
+    cleaned = unicodedata.normalize("NFC", value).strip()
+    if not cleaned:
+        raise InvalidInput(f"{name} must be a non-empty string", field=name)
+    if len(cleaned) > max_length:
+        raise InvalidInput(f"{name} is longer than {max_length} characters", field=name)
+    return cleaned
+
+
+def _refuse_unshowable(name: str, value: str, *, multiline: bool) -> None:
+    """Raise ``InvalidText`` naming the first character that cannot be shown unambiguously."""
+    for position, char in enumerate(value):
+        if multiline and char in _MULTILINE_CONTROLS:
+            continue
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            label = unicodedata.name(char, "unnamed or unassigned character")
+            raise InvalidText(
+                f"{name} contains U+{ord(char):04X} ({label}) at position {position}; "
+                "remove it: control, invisible, direction-changing and private-use "
+                "characters cannot be stored",
+                field=name,
+                position=position,
+                codepoint=f"U+{ord(char):04X}",
+            )
+
+
+def require_text(name: str, value: Any, *, max_length: int = 200, multiline: bool = False) -> str:
+    """Return the cleaned ``value`` (see :func:`clean_text`): NFC, stripped, showable."""
+    return clean_text(name, value, max_length=max_length, multiline=multiline)

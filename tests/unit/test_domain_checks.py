@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from loyalty.domain.checks import (
+    MAX_ID,
     MAX_KEY_LENGTH,
     require_aware,
     require_int,
@@ -69,8 +70,15 @@ def test_require_int_with_a_higher_minimum_names_it():
     assert require_int("points", 10, minimum=10) == 10
 
 
-def test_require_int_accepts_huge_ints():
-    assert require_int("points", 10**30) == 10**30
+def test_require_int_accepts_up_to_what_a_bigint_column_holds_and_no_more():
+    # Until the bounds existed this test pinned require_int(10**30) == 10**30: that was the bug
+    # (the value escaped later as OverflowError or DataError).
+    assert require_int("row id", MAX_ID) == MAX_ID
+    with pytest.raises(InvalidAmount, match="at most") as info:
+        require_int("row id", MAX_ID + 1)
+    assert info.value.details == {"field": "row id", "maximum": MAX_ID}
+    with pytest.raises(InvalidAmount, match="a number of 31 digits"):
+        require_int("points", 10**30)
 
 
 def test_invalid_amount_is_an_invalid_input():
