@@ -14,8 +14,10 @@ Bounds (inclusive):
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import unicodedata
+import urllib.parse
 from typing import Any
 
 from loyalty.errors import (
@@ -33,6 +35,13 @@ MAX_ID = 2**63 - 1
 
 MAX_KEY_LENGTH = 200
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
+# What derive_key leaves as it is when it escapes a key: printable ASCII but "%".
+_KEY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+MAX_PROGRAM_CODE = 64
+MAX_MEMBER_ID = 128
+MAX_ORDER_ID = 200
+MAX_EMAIL = 254
 
 # Unicode general categories refused anywhere in text: controls (Cc, but see multiline),
 # format characters (Cf: bidi controls, zero-width characters, BOM, soft hyphen...),
@@ -153,3 +162,47 @@ def _refuse_unshowable(name: str, value: str, *, multiline: bool) -> None:
 def require_text(name: str, value: Any, *, max_length: int = 200, multiline: bool = False) -> str:
     """Return the cleaned ``value`` (see :func:`clean_text`): NFC, stripped, showable."""
     return clean_text(name, value, max_length=max_length, multiline=multiline)
+
+
+def require_program_code(value: Any, *, name: str = "program") -> str:
+    """A program code, cleaned (see :func:`clean_text`), at most ``MAX_PROGRAM_CODE`` long."""
+    return clean_text(name, value, max_length=MAX_PROGRAM_CODE)
+
+
+def require_member_id(value: Any, *, name: str = "member") -> str:
+    """A member's external id, cleaned (see :func:`clean_text`), at most 128 characters."""
+    return clean_text(name, value, max_length=MAX_MEMBER_ID)
+
+
+def require_order_id(value: Any, *, name: str = "order_id") -> str:
+    """An order, refund or dispute id, cleaned (see :func:`clean_text`), at most 200 long.
+
+    Any clean text: Stripe's ids are ASCII, a till may use ``订单-1``. Keys derived from it go
+    through :func:`derive_key`.
+    """
+    return clean_text(name, value, max_length=MAX_ORDER_ID)
+
+
+def require_email(value: Any, *, name: str = "email") -> str:
+    """An email address, cleaned, of the shape ``local@domain``: one ``@``, no spaces."""
+    email = clean_text(name, value, max_length=MAX_EMAIL)
+    local, at, domain = email.partition("@")
+    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in email):
+        raise InvalidInput(f"{email!r} is not an email address", field=name)
+    return email
+
+
+def derive_key(composed: str) -> str:
+    """The idempotency key for a default key composed from ids (``earn:<order_id>``...).
+
+    A composed key that is already a valid key is kept byte for byte (stored keys of existing
+    shops still match). Otherwise it is escaped deterministically: ``utf8:`` and the key
+    percent-encoded as UTF-8 (``%`` included), or, when that is longer than the limit,
+    ``sha256:`` and the hex digest of the composed key. Neither prefix starts a composed key.
+    """
+    if len(composed) <= MAX_KEY_LENGTH and _KEY_PATTERN.fullmatch(composed):
+        return composed
+    escaped = "utf8:" + urllib.parse.quote(composed, safe=_KEY_SAFE, encoding="utf-8")
+    if len(escaped) <= MAX_KEY_LENGTH:
+        return escaped
+    return "sha256:" + hashlib.sha256(composed.encode("utf-8", "surrogatepass")).hexdigest()
