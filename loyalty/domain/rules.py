@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from loyalty.domain.calendar import ExpiryPolicy, zone
-from loyalty.domain.checks import require_aware, require_int
+from loyalty.domain.checks import MAX_POINTS, require_aware, require_int
 from loyalty.domain.rounding import Rounding, round_points
 from loyalty.errors import InvalidInput, InvalidRule
 
@@ -254,8 +254,10 @@ def _action_from_dict(name: str, data: Any) -> ActionRule:
     if limit is not None:
         limit = _count(limit, f"actions[{name}].limit")
     points = data.get("points")
-    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
-        raise InvalidRule(f"actions[{name}].points must be a positive whole number")
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
+        raise InvalidRule(
+            f"actions[{name}].points must be a positive whole number of at most {MAX_POINTS}"
+        )
     return ActionRule(points=points, limit=limit, period=period)
 
 

@@ -40,11 +40,20 @@ from loyalty.domain.caps import (
     apply_member_caps,
     apply_program_budget,
 )
-from loyalty.domain.checks import require_int, require_key, require_text
+from loyalty.domain.checks import (
+    MAX_MINOR_UNITS,
+    MAX_POINTS,
+    require_key,
+    require_member_id,
+    require_minor_units,
+    require_order_id,
+    require_program_code,
+    require_text,
+)
 from loyalty.domain.money import minor_unit_exponent, require_currency
 from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
-from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
+from loyalty.errors import AlreadyExists, InvalidAmount, InvalidInput, MemberNotFound
 from loyalty.services.ledger import (
     MEMBER_DELTAS,
     RECORD_OPERATION_CTE,
@@ -105,10 +114,18 @@ def order_lines(amount_minor: int | None, lines: OrderLines | None) -> list[Orde
     if (amount_minor is None) == (lines is None):
         raise InvalidInput("pass either amount_minor or lines (not both)")
     if lines is None:
-        return [OrderLine(require_int("amount_minor", amount_minor))]
+        return [OrderLine(require_minor_units("amount_minor", amount_minor))]
     if isinstance(lines, str | bytes) or not lines:
         raise InvalidInput("lines must be a non-empty list of order lines")
-    return [_line(i, line) for i, line in enumerate(lines)]
+    parsed = [_line(i, line) for i, line in enumerate(lines)]
+    total = sum(line.amount_minor for line in parsed)
+    if total > MAX_MINOR_UNITS:
+        raise InvalidAmount(
+            f"the lines total {total}; an order is at most {MAX_MINOR_UNITS} minor units",
+            field="lines",
+            maximum=MAX_MINOR_UNITS,
+        )
+    return parsed
 
 
 def _line(index: int, line: OrderLine | Mapping[str, Any]) -> OrderLine:
@@ -117,12 +134,12 @@ def _line(index: int, line: OrderLine | Mapping[str, Any]) -> OrderLine:
         if unknown:
             raise InvalidInput(f"line {index} has unknown fields: {', '.join(sorted(unknown))}")
         line = OrderLine(line.get("amount_minor", 0), line.get("sku"), line.get("category"))
-    require_int(f"lines[{index}].amount_minor", line.amount_minor)  # a Mapping may hold anything
-    for name in ("sku", "category"):
-        value = getattr(line, name)
-        if value is not None:
-            require_text(f"lines[{index}].{name}", value, max_length=100)
-    return line
+    amount = require_minor_units(f"lines[{index}].amount_minor", line.amount_minor)
+    sku, category = (
+        None if value is None else require_text(f"lines[{index}].{name}", value, max_length=100)
+        for name, value in (("sku", line.sku), ("category", line.category))
+    )
+    return OrderLine(amount, sku, category)
 
 
 @dataclass(frozen=True)
@@ -422,9 +439,11 @@ def purchase_write(
 
     The Stripe webhook runs it inside the transaction that records the event.
     """
-    require_key(order_id, name="order_id")
+    program = require_program_code(program)
+    member = require_member_id(member)
+    order_id = require_order_id(order_id)
     parsed = order_lines(amount_minor, lines)
-    require_int("paid_with_points_minor", paid_with_points_minor, minimum=0)
+    require_minor_units("paid_with_points_minor", paid_with_points_minor, minimum=0)
     key = resolve_key(idempotency_key, f"earn:{order_id}")
     total = sum(line.amount_minor for line in parsed)
     req_hash = request_hash(
@@ -510,7 +529,9 @@ def earn_action(
     ``action:<action>:<member>:<reference>``. An action over its frequency limit earns 0 with
     ``capped_by="action_limit"``.
     """
-    require_text("action", action, max_length=100)
+    program = require_program_code(program)
+    member = require_member_id(member)
+    action = require_text("action", action, max_length=100)
     require_key(reference, name="reference")
     key = resolve_key(idempotency_key, f"action:{action}:{member}:{reference}")
     req_hash = request_hash(
@@ -590,7 +611,7 @@ def price_purchase(
     Earning, quotes and the console's preview of draft rules all price orders here, with the
     program's time zone, currency (its minor unit) and rounding policy.
     """
-    return purchase_points(
+    points = purchase_points(
         rules,
         lines,
         paid_with_points_minor=paid_with_points_minor,
@@ -599,6 +620,13 @@ def price_purchase(
         exponent=minor_unit_exponent(currency),
         rounding=Rounding(rounding),
     )
+    if points > MAX_POINTS:
+        raise InvalidAmount(
+            f"the order would earn {points} points; one earn grants at most {MAX_POINTS}",
+            field="points",
+            maximum=MAX_POINTS,
+        )
+    return points
 
 
 def quote_purchase(
@@ -615,7 +643,10 @@ def quote_purchase(
 
     With ``member``, the quote also applies that member's caps and the program's budget.
     """
+    program = require_program_code(program)
+    member = None if member is None else require_member_id(member)
     parsed = order_lines(amount_minor, lines)
+    require_minor_units("paid_with_points_minor", paid_with_points_minor, minimum=0)
     now = db.clock.now()
     with db.read() as conn:
         prog = program_row(conn, program)

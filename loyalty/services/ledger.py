@@ -37,7 +37,12 @@ from sqlalchemy.exc import IntegrityError
 from loyalty.db.database import Database
 from loyalty.db.models import Entry, Lot, Member, Operation, Program, RuleVersion
 from loyalty.db.types import UTCDateTime
-from loyalty.domain.checks import require_key, require_text
+from loyalty.domain.checks import (
+    derive_key,
+    require_key,
+    require_member_id,
+    require_program_code,
+)
 from loyalty.domain.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -131,7 +136,7 @@ def request_hash(kind: str, params: Mapping[str, Any]) -> str:
 
 def program_row(conn: Connection, code: str) -> Row[Any]:
     """The program with this code, or :class:`ProgramNotFound`."""
-    require_text("program", code, max_length=64)
+    code = require_program_code(code)
     row = conn.execute(select(programs).where(programs.c.code == code)).first()
     if row is None:
         raise ProgramNotFound(f"no program has the code {code!r}", program=code)
@@ -208,8 +213,8 @@ def lock_member(
     ``key`` (``existing_operation_id``) and any ``extra`` labelled scalar subqueries. The
     extras must be module-level constants using bind parameters, given in ``params``.
     """
-    require_text("program", program, max_length=64)
-    require_text("member", member, max_length=128)
+    program = require_program_code(program)
+    member = require_member_id(member)
     values = {"key": key, "at": at, "program": program, "member": member, **(params or {})}
     row = conn.execute(_lock_statement(extra or {}), values).first()
     if row is None:
@@ -667,5 +672,6 @@ def rule_cache(db: Database) -> RuleCache:
 
 
 def resolve_key(explicit: str | None, derived: str) -> str:
-    """The explicit idempotency key if given (validated), else the derived one."""
-    return require_key(explicit) if explicit is not None else require_key(derived)
+    """The explicit idempotency key if given (validated as it is), else the derived one
+    (see :func:`derive_key`: valid for any clean member, order or refund id)."""
+    return require_key(explicit) if explicit is not None else derive_key(derived)
