@@ -20,7 +20,15 @@ from loyalty.db.database import Database
 from loyalty.db.models import Hold
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.allocation import LotView, require_enough, take_in_order
-from loyalty.domain.checks import require_int, require_key, require_text
+from loyalty.domain.checks import (
+    derive_key,
+    require_int,
+    require_member_id,
+    require_minor_units,
+    require_order_id,
+    require_points,
+    require_program_code,
+)
 from loyalty.domain.money import minor_unit_exponent, require_currency
 from loyalty.domain.redemption import (
     RedemptionPolicy,
@@ -168,7 +176,9 @@ def quote_redemption(
     db: Database, *, program: str, member: str, order_total_minor: int, currency: str
 ) -> RedemptionQuote:
     """How many of the member's points may pay for this order, and what they are worth."""
-    require_int("order_total_minor", order_total_minor)
+    program = require_program_code(program)
+    member = require_member_id(member)
+    require_minor_units("order_total_minor", order_total_minor)
     now = db.clock.now()
     with db.read() as conn:
         prog = program_row(conn, program)
@@ -208,9 +218,11 @@ def hold_points(
     Checks the program's points-to-cash ratio, minimum and maximum share of the order. The
     key defaults to ``hold:<order_id>``; one order has at most one hold.
     """
-    require_key(order_id, name="order_id")
-    require_int("points", points)
-    require_int("order_total_minor", order_total_minor)
+    program = require_program_code(program)
+    member = require_member_id(member)
+    order_id = require_order_id(order_id)
+    require_points("points", points)
+    require_minor_units("order_total_minor", order_total_minor)
     key = resolve_key(idempotency_key, f"hold:{order_id}")
     req_hash = request_hash(
         "hold",
@@ -366,7 +378,7 @@ def _lock_holder(
     conn: Connection, program: str, order_id: str, *, key: str, at: dt.datetime
 ) -> Row[Any]:
     """Lock the member who holds points for an order (see :data:`_LOCK_HOLDER`)."""
-    require_text("program", program, max_length=64)
+    program = require_program_code(program)
     values = {"program": program, "order_id": order_id, "key": key, "at": at}
     row = conn.execute(_LOCK_HOLDER, values).first()
     if row is None:
@@ -386,7 +398,8 @@ def _settle(
 ) -> HoldResult:
     """Capture or release a hold: ``decide`` returns the hold's new status, or ``None`` to
     answer with its current state without changing anything."""
-    require_key(order_id, name="order_id")
+    program = require_program_code(program)
+    order_id = require_order_id(order_id)
     req_hash = request_hash(kind, {"program": program, "order_id": order_id})
     now = db.clock.now()
 
@@ -488,6 +501,7 @@ def capture_hold(
     db: Database, *, program: str, order_id: str, idempotency_key: str | None = None
 ) -> HoldResult:
     """Spend the held points once the payment succeeded. Key default: ``capture:<order_id>``."""
+    order_id = require_order_id(order_id)
     key = resolve_key(idempotency_key, f"capture:{order_id}")
     return _settle(
         db, program=program, order_id=order_id, kind="capture", key=key, decide=_capture_decision
@@ -498,6 +512,7 @@ def release_hold(
     db: Database, *, program: str, order_id: str, idempotency_key: str | None = None
 ) -> HoldResult:
     """Give the held points back when the payment failed. Key default: ``release:<order_id>``."""
+    order_id = require_order_id(order_id)
     key = resolve_key(idempotency_key, f"release:{order_id}")
     return _settle(
         db, program=program, order_id=order_id, kind="release", key=key, decide=_release_decision
@@ -515,6 +530,7 @@ def expire_holds(
     ``on_batch`` gets the running totals after each batch (every hold is settled in its own
     transaction, so they have all committed by then).
     """
+    require_int("batch_size", batch_size)
     now = db.clock.now()
     count = points = batches = 0
     while True:
@@ -535,7 +551,7 @@ def expire_holds(
                 program=program,
                 order_id=order_id,
                 kind="hold_timeout",
-                key=f"hold-timeout:{order_id}",
+                key=derive_key(f"hold-timeout:{order_id}"),
                 decide=_timeout_decision(now),
             )
             if result.status == "expired" and not result.replayed:
