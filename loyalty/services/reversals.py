@@ -43,7 +43,7 @@ from sqlalchemy import Connection, Row, Table, func, select, update
 from loyalty.db.database import Database
 from loyalty.db.models import EXPIRY_KINDS, Reversal
 from loyalty.domain.allocation import allocate_up_to
-from loyalty.domain.checks import require_int, require_key
+from loyalty.domain.checks import require_minor_units, require_order_id, require_program_code
 from loyalty.domain.money import require_currency
 from loyalty.domain.reversal import (
     cumulative_share,
@@ -202,9 +202,10 @@ def _open(
     currency: str,
     idempotency_key: str | None,
 ) -> ReversalResult:
-    require_key(order_id, name="order_id")
-    require_key(external_id, name=f"{kind.name}_id")
-    require_int("amount_minor", amount_minor)
+    program = require_program_code(program)
+    order_id = require_order_id(order_id)
+    external_id = require_order_id(external_id, name=f"{kind.name}_id")
+    require_minor_units("amount_minor", amount_minor)
     key = resolve_key(idempotency_key, f"{kind.name}:{external_id}")
     req_hash = request_hash(
         kind.name,
@@ -408,7 +409,8 @@ def _settle(
     reverse: bool,
     idempotency_key: str | None,
 ) -> ReversalResult:
-    require_key(external_id, name=f"{kind.name}_id")
+    program = require_program_code(program)
+    external_id = require_order_id(external_id, name=f"{kind.name}_id")
     target = kind.reversed if reverse else kind.released
     key = resolve_key(idempotency_key, f"{kind.name}-{target}:{external_id}")
     op_kind = f"{kind.name}_{target}"
