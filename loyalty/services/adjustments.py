@@ -16,7 +16,13 @@ from sqlalchemy import Connection, Row
 from loyalty.db.database import Database
 from loyalty.domain.allocation import allocate
 from loyalty.domain.calendar import lot_expiry
-from loyalty.domain.checks import require_key, require_text
+from loyalty.domain.checks import (
+    MAX_POINTS,
+    require_key,
+    require_member_id,
+    require_program_code,
+    require_text,
+)
 from loyalty.errors import InvalidAmount
 from loyalty.services.earning import INSERT_LOT
 from loyalty.services.ledger import (
@@ -33,7 +39,7 @@ from loyalty.services.ledger import (
 from loyalty.services.redemption import spendable_lots
 from loyalty.services.results import AdjustmentResult
 
-MAX_ADJUSTMENT = 10**12
+MAX_ADJUSTMENT = MAX_POINTS  # the bound of every amount of points, either way
 
 
 def adjust_points(
@@ -53,10 +59,12 @@ def adjust_points(
     points (:class:`InsufficientPoints` otherwise); it never creates a debt.
     """
     _require_points(points)
-    require_text("reason", reason, max_length=500)
+    program = require_program_code(program)
+    member = require_member_id(member)
+    reason = require_text("reason", reason, max_length=500, multiline=True)
     require_key(adjustment_id, name="adjustment_id")
     if actor is not None:
-        require_text("actor", actor, max_length=120)
+        actor = require_text("actor", actor, max_length=120)
     key = resolve_key(idempotency_key, f"adjust:{adjustment_id}")
     params = {"program": program, "member": member, "points": points, "reason": reason}
     req_hash = request_hash("adjust", {**params, "id": adjustment_id, "actor": actor})

@@ -22,7 +22,12 @@ from loyalty.db.database import Database
 from loyalty.db.models import Transfer
 from loyalty.domain.allocation import LotView, allocate
 from loyalty.domain.calendar import periods
-from loyalty.domain.checks import require_int, require_key, require_text
+from loyalty.domain.checks import (
+    require_key,
+    require_member_id,
+    require_points,
+    require_program_code,
+)
 from loyalty.errors import (
     InsufficientPoints,
     MemberInactive,
@@ -94,9 +99,10 @@ def transfer_points(
     members must be active. The key defaults to ``transfer:<transfer_id>``.
     """
     require_key(transfer_id, name="transfer_id")
-    require_text("sender", sender, max_length=128)
-    require_text("recipient", recipient, max_length=128)
-    require_int("points", points)
+    program = require_program_code(program)
+    sender = require_member_id(sender, name="sender")
+    recipient = require_member_id(recipient, name="recipient")
+    require_points("points", points)
     if sender == recipient:
         raise TransferNotAllowed(
             f"member {sender!r} cannot transfer points to themself; choose another recipient",
