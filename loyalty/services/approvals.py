@@ -21,7 +21,13 @@ from sqlalchemy import Connection, Row, Table, select, update
 
 from loyalty.db.database import Database
 from loyalty.db.models import AdjustmentRequest
-from loyalty.domain.checks import require_int, require_text
+from loyalty.domain.checks import (
+    MAX_POINTS,
+    require_int,
+    require_member_id,
+    require_program_code,
+    require_text,
+)
 from loyalty.errors import (
     AdjustmentRequestNotFound,
     AdjustmentRequestSettled,
@@ -134,9 +140,11 @@ def request_adjustment(
     request ``failed`` and is raised.
     """
     _require_points(points)
-    reason = require_text("reason", reason, max_length=500).strip()
-    require_text("requested_by", requested_by, max_length=120)
-    require_int("threshold", threshold, minimum=0)
+    program = require_program_code(program)
+    member = require_member_id(member)
+    reason = require_text("reason", reason, max_length=500, multiline=True)
+    requested_by = require_text("requested_by", requested_by, max_length=120)
+    require_int("threshold", threshold, minimum=0, maximum=MAX_POINTS)
     now = db.clock.now()
     immediate = abs(points) <= threshold
     with db.write() as conn:
@@ -195,8 +203,9 @@ def approve_adjustment(
     Approving again after a failure in the middle (status ``approving``, same approver)
     finishes the job without writing the points twice.
     """
+    program = require_program_code(program)
     require_int("request_id", request_id, minimum=1)
-    require_text("approver", approver, max_length=120)
+    approver = require_text("approver", approver, max_length=120)
     now = db.clock.now()
     with db.write() as conn:
         prog = program_row(conn, program)
@@ -238,10 +247,15 @@ def reject_adjustment(
 ) -> AdjustmentRequestInfo:
     """Reject a pending request (the requester may withdraw their own); nothing is written
     to the ledger."""
+    program = require_program_code(program)
     require_int("request_id", request_id, minimum=1)
-    require_text("rejecter", rejecter, max_length=120)
-    if note is not None and len(note) > 500:
+    rejecter = require_text("rejecter", rejecter, max_length=120)
+    if isinstance(note, str) and len(note) > 500:
         raise InvalidInput("the note may be at most 500 characters", field="note")
+    if note is not None and (not isinstance(note, str) or note.strip()):
+        note = require_text("note", note, max_length=500, multiline=True)
+    elif note is not None:
+        note = None  # a blank note is no note
     now = db.clock.now()
     with db.write() as conn:
         prog = program_row(conn, program)
@@ -325,6 +339,8 @@ def _apply(db: Database, program: str, request_id: int) -> AdjustmentRequestInfo
 
 def get_adjustment_request(db: Database, *, program: str, request_id: int) -> AdjustmentRequestInfo:
     """One request, or :class:`AdjustmentRequestNotFound`."""
+    program = require_program_code(program)
+    require_int("request_id", request_id, minimum=1)
     with db.read() as conn:
         prog = program_row(conn, program)
         return _info(program, _load(conn, prog.id, request_id, lock=False))
@@ -339,6 +355,8 @@ def list_adjustment_requests(
     limit: int = 50,
 ) -> list[AdjustmentRequestInfo]:
     """Requests newest first, optionally of one status or member."""
+    program = require_program_code(program)
+    member = None if member is None else require_member_id(member)
     require_int("limit", limit, minimum=1)
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
