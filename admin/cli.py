@@ -17,7 +17,8 @@ from rich.table import Table
 
 from loyalty import migrate
 from loyalty.cli import friendly_errors, url_option
-from loyalty.db.database import Database
+from loyalty.db.database import Database, database_url_from_env
+from loyalty.db.errors import normalise_url, open_checked, require_writable_dir
 from loyalty.domain.clock import FixedClock
 
 console_out = Console()
@@ -62,9 +63,7 @@ def users_create(database_url: str | None, username: str, role: str, password: s
     """Create a console user with a hashed password."""
     from admin.users import create_user
 
-    user = create_user(
-        Database.from_url(database_url), username=username, role=role, password=password
-    )
+    user = create_user(open_checked(database_url), username=username, role=role, password=password)
     console_out.print(f"[green]created[/] {user.username} ({user.role})")
 
 
@@ -78,7 +77,7 @@ def users_list(database_url: str | None) -> None:
     table = Table(title="Console users", title_justify="left")
     for column in ("username", "role", "active", "last login"):
         table.add_column(column)
-    found = list_users(Database.from_url(database_url))
+    found = list_users(open_checked(database_url))
     for u in found:
         last = u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never"
         table.add_row(u.username, u.role, "yes" if u.active else "[red]disabled[/]", last)
@@ -98,7 +97,7 @@ def users_set_role(database_url: str | None, username: str, role: str) -> None:
     """Give a console user another role."""
     from admin.users import set_role
 
-    user = set_role(Database.from_url(database_url), username=username, role=role)
+    user = set_role(open_checked(database_url), username=username, role=role)
     console_out.print(f"[green]{user.username} is now {user.role}[/]")
 
 
@@ -110,7 +109,7 @@ def users_disable(database_url: str | None, username: str) -> None:
     """Disable a console user: they can no longer sign in (sessions end at once)."""
     from admin.users import set_active
 
-    user = set_active(Database.from_url(database_url), username=username, active=False)
+    user = set_active(open_checked(database_url), username=username, active=False)
     console_out.print(f"[yellow]{user.username} is disabled[/]")
 
 
@@ -175,6 +174,10 @@ def console(
 
     config: dict[str, object] = {"JIFEN_PROGRAM": program}
     if demo:
+        require_writable_dir(demo_database)
+    else:
+        _check_console_database(database_url, program)
+    if demo:
         console_out.print(f"building the demo database {demo_database} …")
         url = build_demo(demo_database)
         config.update(
@@ -186,7 +189,7 @@ def console(
             SESSION_COOKIE_SECURE=False,
         )
     elif database_url:
-        config["JIFEN_DATABASE_URL"] = database_url
+        config["JIFEN_DATABASE_URL"] = normalise_url(database_url)
     app = create_app(config)
     address = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     table = Table(title="Jifen console", title_justify="left", show_header=demo)
@@ -200,6 +203,18 @@ def console(
         console_out.print(table)
         console_out.print("demo logins above; press Ctrl+C to stop", soft_wrap=True)
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+def _check_console_database(database_url: str | None, program: str | None) -> None:
+    """Fail before serving when the database is unusable or the program unknown."""
+    from loyalty.cli import _require_program
+
+    database = open_checked(database_url_from_env(database_url))
+    try:
+        if program is not None:
+            _require_program(database, program)
+    finally:
+        database.dispose()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -24,9 +24,17 @@ from rich.table import Table
 from loyalty import __version__, migrate
 from loyalty import services as svc
 from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_env
+from loyalty.db.errors import (
+    normalise_url,
+    open_checked,
+    require_sqlite_file,
+    require_writable_dir,
+    safe,
+    translate,
+)
 from loyalty.domain.calendar import zone
 from loyalty.domain.clock import FixedClock
-from loyalty.errors import ConfigurationError, LoyaltyError
+from loyalty.errors import LoyaltyError, ProgramNotFound
 from loyalty.services.forecast import forecast as forecast_points
 from loyalty.services.results import Forecast
 from loyalty.services.verify import VerifyReport
@@ -44,17 +52,25 @@ url_option = click.option(
 
 
 def friendly_errors(func: F) -> F:
-    """Print Jifen errors as one clear line and exit 1 instead of a traceback."""
+    """Print Jifen errors, and the database errors a wrong URL or a missing schema raise, as
+    one line (``error: …``, what to do next) and exit 1 instead of a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except LoyaltyError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
+        except (LoyaltyError, SQLAlchemyError) as exc:
+            url = kwargs.get("database_url") or os.environ.get(DATABASE_URL_ENV)
+            print_error(translate(exc, url).message)
             raise SystemExit(1) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, however long: ``error: <message>``."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
 
 
 class JifenGroup(click.Group):
@@ -97,7 +113,8 @@ def db() -> None:
 @friendly_errors
 def db_upgrade(database_url: str | None, revision: str) -> None:
     """Apply the migrations up to REVISION (the only way Jifen's schema is made)."""
-    url = database_url_from_env(database_url)
+    url = normalise_url(database_url_from_env(database_url))
+    _require_sqlite_dir(url)
     migrate.upgrade(url, revision)
     console.print(f"[green]database upgraded to {revision}[/]: {_safe(url)}")
 
@@ -107,14 +124,39 @@ def db_upgrade(database_url: str | None, revision: str) -> None:
 @friendly_errors
 def db_check(database_url: str | None) -> None:
     """Fail if the models and the migrations have drifted apart."""
-    migrate.check(database_url_from_env(database_url))
+    url = normalise_url(database_url_from_env(database_url))
+    require_sqlite_file(url)
+    migrate.check(url)
     console.print("[green]models and migrations agree[/]")
 
 
 def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    return safe(url)
 
-    return make_url(url).render_as_string(hide_password=True)
+
+def _require_sqlite_dir(url: str) -> None:
+    """A SQLite file can only be made in a directory that exists and can be written to."""
+    from loyalty.db.errors import sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        require_writable_dir(path)
+
+
+def _require_program(database: Database, code: str) -> None:
+    """Refuse an unknown program code, listing the codes that exist."""
+    from sqlalchemy import select
+
+    from loyalty.services.ledger import programs
+
+    with database.read() as conn:
+        codes = conn.execute(select(programs.c.code).order_by(programs.c.code)).scalars().all()
+    if code not in codes:
+        known = ", ".join(codes) if codes else "none yet (create one first)"
+        raise ProgramNotFound(
+            f"no program has the code {code!r}; the programs here are: {known}",
+            program=code,
+        )
 
 
 @main.command()
@@ -123,8 +165,11 @@ def _safe(url: str) -> str:
 @friendly_errors
 def verify(database_url: str | None, show_examples: bool) -> None:
     """Check the ledger's invariants over the whole database; exit 1 if any fails."""
-    database = Database.from_url(database_url)
-    report = svc.verify_ledger(database)
+    database = _open_database(database_url)
+    try:
+        report = svc.verify_ledger(database)
+    finally:
+        database.dispose()
     print_report(report, show_examples=show_examples)
     if not report.ok:
         raise SystemExit(1)
@@ -200,9 +245,10 @@ DEMO_CATEGORIES = ("grocery", "electronics", "apparel", "home")
 def demo(path: Path, member_count: int, order_count: int, seed: int, force: bool) -> None:
     """Create a SQLite database with a program, members and 60 days of orders, then print
     balances and history."""
+    if path.exists() and not force:
+        raise click.UsageError(f"{path} exists; pass --force to replace it or --database")
+    require_writable_dir(path)
     if path.exists():
-        if not force:
-            raise click.UsageError(f"{path} exists; pass --force to replace it or --database")
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path.resolve()}"
@@ -372,8 +418,9 @@ def forecast_command(database_url: str | None, program: str, days: int, member: 
     swept yet count as due now. Held and frozen points are in flight and shown apart. Nothing
     is written.
     """
-    database = Database.from_url(database_url)
+    database = _open_database(database_url)
     try:
+        _require_program(database, program)
         result = forecast_points(database, program=program, days=days, member=member)
     finally:
         database.dispose()
@@ -424,31 +471,9 @@ SWEEPS = {"holds": "hold_timeouts", "mature": "mature", "expire": "expire"}  # i
 
 
 def _open_database(database_url: str | None) -> Database:
-    """The database, checked with a round trip so a wrong URL fails with one clear line."""
-    from sqlalchemy import inspect, text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    url = database_url_from_env(database_url)
-    database = Database.from_url(url)
-    try:
-        with database.read() as conn:
-            conn.execute(text("SELECT 1"))
-            migrated = inspect(conn).has_table("job_runs")
-    except SQLAlchemyError as exc:
-        database.dispose()
-        cause = getattr(exc, "orig", None) or exc
-        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        raise ConfigurationError(
-            f"cannot reach the database at {_safe(url)} ({reason}); check --database-url or "
-            f"${DATABASE_URL_ENV}"
-        ) from exc
-    if not migrated:
-        database.dispose()
-        raise ConfigurationError(
-            f"the database at {_safe(url)} has no Jifen schema, or an old one; create or "
-            f"upgrade it with `jifen db upgrade --database-url {_safe(url)}`"
-        )
-    return database
+    """The database, checked with a round trip so a wrong URL fails with one clear line; a
+    SQLite file that does not exist is refused, never created."""
+    return open_checked(database_url)
 
 
 @main.command()
@@ -471,7 +496,7 @@ def worker(database_url: str | None, redis_url: str | None, burst: bool, simple:
 
     _open_database(database_url).dispose()  # fail now, not in every job
     connection = queue.connect(redis_url)
-    os.environ[DATABASE_URL_ENV] = database_url_from_env(database_url)  # for the work horses
+    os.environ[DATABASE_URL_ENV] = normalise_url(database_url_from_env(database_url))  # horses
     rq_worker = queue.make_worker(connection, simple=simple)
     kind = "simple worker" if simple else "worker"
     mode = ", until the queue is empty" if burst else "; Ctrl-C to stop"
@@ -531,7 +556,7 @@ class JobFailed(click.ClickException):
     """A job failed with an unexpected error: one line here, the traceback in job_runs."""
 
     def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}")
+        print_error(self.message)
 
 
 def _run_inline(database_url: str | None, todo: list[tuple[str, dict[str, Any]]]) -> None:
@@ -541,6 +566,9 @@ def _run_inline(database_url: str | None, todo: list[tuple[str, dict[str, Any]]]
     database = _open_database(database_url)
     runs = []
     try:
+        for _name, params in todo:
+            if "program" in params:
+                _require_program(database, params["program"])
         with _job_progress() as progress:
             for name, params in todo:
                 task = progress.add_task(name, total=None, items=0, points=0, batches=0)

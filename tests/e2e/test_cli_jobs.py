@@ -159,7 +159,7 @@ def test_job_command_errors_say_what_to_do_next(tmp_path: Path, due: str) -> Non
         (
             ["sweep", "--database-url", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"],
             1,
-            "cannot reach the database",
+            "no database at",
         ),
     ]
     for args, status, message in checks:
