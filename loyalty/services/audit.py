@@ -72,9 +72,9 @@ def record_audit(
     after: Mapping[str, Any] | None = None,
 ) -> int:
     """Insert one entry in the caller's transaction; returns its id."""
-    require_text("actor", actor, max_length=120)
-    require_text("action", action, max_length=64)
-    require_text("target", target, max_length=255)
+    actor = require_text("actor", actor, max_length=120)
+    action = require_text("action", action, max_length=64)
+    target = require_text("target", target, max_length=255)
     return int(
         conn.execute(
             insert(audit_log)
@@ -117,6 +117,13 @@ def audit(
         )
 
 
+def _search_term(name: str, value: object) -> str | None:
+    """A filter as given in a search field: cleaned, or ``None`` when blank."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return require_text(name, value, max_length=255)
+
+
 def list_audit(
     db: Database,
     *,
@@ -131,6 +138,10 @@ def list_audit(
     require_int("offset", offset, minimum=0)
     if limit > MAX_PAGE:
         raise InvalidInput(f"limit may be at most {MAX_PAGE}", field="limit")
+    action, actor, target = (
+        _search_term(name, value)
+        for name, value in (("action", action), ("actor", actor), ("target", target))
+    )
     where = []
     if action:
         where.append(audit_log.c.action.startswith(action, autoescape=True))
@@ -185,7 +196,7 @@ def publish_rules_audited(
     The entry holds the rules in force when it was published (``before``) and the new
     version (``after``), each with their version and effective-from time.
     """
-    require_text("actor", actor, max_length=120)
+    actor = require_text("actor", actor, max_length=120)
     current_version, current = rules_in_force(db, program=program)
     published = publish_rules(
         db, program=program, rules=rules, effective_from=effective_from, created_by=actor
@@ -216,7 +227,7 @@ def update_program_audited(
 ) -> ProgramInfo:
     """Change program settings (see :func:`~loyalty.services.update_program`) and audit the
     values that changed."""
-    require_text("actor", actor, max_length=120)
+    actor = require_text("actor", actor, max_length=120)
     before = get_program(db, program)
     after = update_program(db, program=program, **settings)
     old, new = _changed(
