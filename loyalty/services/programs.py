@@ -11,7 +11,15 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 
 from loyalty.db.database import Database
 from loyalty.domain.calendar import zone
-from loyalty.domain.checks import require_aware, require_int, require_text
+from loyalty.domain.checks import (
+    MAX_DAYS,
+    MAX_MINOR_UNITS,
+    MAX_POINTS,
+    require_aware,
+    require_int,
+    require_program_code,
+    require_text,
+)
 from loyalty.domain.money import normalize_currency
 from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import RuleSet
@@ -42,12 +50,8 @@ def _rules(rules: RuleSet | Mapping[str, Any] | None) -> RuleSet:
 SettingCheck = Callable[[str, Any], Any]
 
 
-def _int_at_least(minimum: int) -> SettingCheck:
-    return lambda name, value: require_int(name, value, minimum=minimum)
-
-
-def _optional_int(name: str, value: Any) -> int | None:
-    return None if value is None else require_int(name, value)
+def _optional_points(name: str, value: Any) -> int | None:
+    return None if value is None else require_int(name, value, maximum=MAX_POINTS)
 
 
 def _between(low: int, high: int, unit: str = "") -> SettingCheck:
@@ -77,21 +81,25 @@ def _flag(name: str, value: Any) -> bool:
     return value
 
 
+MAX_INT32 = 2**31 - 1  # what an Integer column holds on PostgreSQL
+
 # Every program setting, its validation and its default. ``create_program`` and
-# ``update_program`` accept exactly these keywords.
+# ``update_program`` accept exactly these keywords. Bounds: points at most MAX_POINTS (or
+# what their Integer column holds), minor units at most MAX_MINOR_UNITS, the hold time-out
+# at most MAX_DAYS.
 SETTINGS: dict[str, tuple[SettingCheck, Any]] = {
     "rounding": (lambda _n, v: _rounding(v).value, "floor"),
-    "points_per_unit": (_int_at_least(1), 100),
+    "points_per_unit": (_between(1, MAX_INT32), 100),
     "redeem_max_share_bp": (_between(0, 10_000, " basis points (100%)"), 10_000),
-    "redeem_min_points": (_int_at_least(1), 1),
-    "redeem_min_order_minor": (_int_at_least(0), 0),
-    "hold_timeout_seconds": (_int_at_least(1), 900),
+    "redeem_min_points": (_between(1, MAX_INT32), 1),
+    "redeem_min_order_minor": (_between(0, MAX_MINOR_UNITS, " minor units"), 0),
+    "hold_timeout_seconds": (_between(1, MAX_DAYS * 86_400, " seconds"), 900),
     "refund_policy": (_choice("debt", "within_balance"), "debt"),
     "transfers_enabled": (_flag, False),
-    "transfer_min_points": (_int_at_least(1), 1),
-    "transfer_max_points": (_optional_int, None),
-    "transfer_daily_limit": (_optional_int, None),
-    "transfer_fee_points": (_int_at_least(0), 0),
+    "transfer_min_points": (_between(1, MAX_POINTS), 1),
+    "transfer_max_points": (_optional_points, None),
+    "transfer_daily_limit": (_optional_points, None),
+    "transfer_fee_points": (_between(0, MAX_POINTS), 0),
     "transfer_fee_bp": (_between(0, 10_000, " basis points (100%)"), 0),
     "clearing_policy": (_choice("none", "all", "before_cutoff"), "none"),
     "clearing_month": (_between(1, 12), 12),
@@ -138,8 +146,9 @@ def create_program(
     ``settings`` are any of :data:`SETTINGS` (rounding, redemption, refund policy,
     transfers, year-end clearing, reminders); the rest keep their defaults.
     """
+    code = require_program_code(code, name="code")
     values = dict(
-        code=require_text("code", code, max_length=64),
+        code=code,
         name=require_text("name", name),
         currency=normalize_currency(currency),
         timezone=zone(timezone).key,
@@ -222,6 +231,9 @@ def publish_rules(
 
     Rule changes never act retroactively: ``effective_from`` may not lie in the past.
     """
+    program = require_program_code(program)
+    if created_by is not None:
+        created_by = require_text("created_by", created_by, max_length=120)
     rule_set = _rules(rules)
     now = db.clock.now()
     start = now if effective_from is None else require_aware("effective_from", effective_from)
@@ -256,6 +268,7 @@ def rules_in_force(
 
 def list_rule_versions(db: Database, *, program: str) -> list[RuleVersionInfo]:
     """Every rule version of a program, oldest first."""
+    program = require_program_code(program)
     with db.read() as conn:
         prog = program_row(conn, program)
         rows = conn.execute(
