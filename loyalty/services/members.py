@@ -7,7 +7,12 @@ from typing import Any
 from sqlalchemy import Row, insert, select, update
 
 from loyalty.db.database import Database
-from loyalty.domain.checks import require_text
+from loyalty.domain.checks import (
+    require_email,
+    require_member_id,
+    require_program_code,
+    require_text,
+)
 from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
 from loyalty.services.ledger import members, program_row
 from loyalty.services.results import MemberInfo
@@ -38,10 +43,9 @@ def enrol_member(
     stripe_customer_id: str | None = None,
 ) -> MemberInfo:
     """Enrol a member; enrolling the same member again with the same details returns it."""
-    require_text("external_id", external_id, max_length=128)
-    email = _optional("email", email, 254)
-    if email is not None and "@" not in email:
-        raise InvalidInput(f"{email!r} is not an email address", field="email")
+    program = require_program_code(program)
+    external_id = require_member_id(external_id, name="external_id")
+    email = None if email is None else require_email(email)
     stripe_customer_id = _optional("stripe_customer_id", stripe_customer_id, 64)
     with db.write() as conn:
         prog = program_row(conn, program)
@@ -111,6 +115,8 @@ def _member_row(conn: Any, program_id: int, program: str, external_id: str) -> R
 
 def get_member(db: Database, *, program: str, external_id: str) -> MemberInfo:
     """A member's identity, or :class:`MemberNotFound`."""
+    program = require_program_code(program)
+    external_id = require_member_id(external_id, name="external_id")
     with db.read() as conn:
         prog = program_row(conn, program)
         return _info(program, _member_row(conn, prog.id, program, external_id))
@@ -120,7 +126,9 @@ def link_stripe_customer(
     db: Database, *, program: str, external_id: str, stripe_customer_id: str
 ) -> MemberInfo:
     """Link (or re-link) a member to a Stripe customer id."""
-    require_text("stripe_customer_id", stripe_customer_id, max_length=64)
+    program = require_program_code(program)
+    external_id = require_member_id(external_id, name="external_id")
+    stripe_customer_id = require_text("stripe_customer_id", stripe_customer_id, max_length=64)
     with db.write() as conn:
         prog = program_row(conn, program)
         row = _member_row(conn, prog.id, program, external_id)
@@ -135,6 +143,8 @@ def link_stripe_customer(
 
 def set_member_status(db: Database, *, program: str, external_id: str, status: str) -> MemberInfo:
     """Close a member (no more earning, spending or receiving) or reopen them."""
+    program = require_program_code(program)
+    external_id = require_member_id(external_id, name="external_id")
     if status not in MEMBER_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(MEMBER_STATUSES)}", field="status")
     with db.write() as conn:
