@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, select
 
 from loyalty.db.database import Database
-from loyalty.domain.checks import require_int, require_text
+from loyalty.domain.checks import (
+    require_days,
+    require_int,
+    require_member_id,
+    require_program_code,
+)
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.services.ledger import entries, lots, members, operations, program_row, programs
 from loyalty.services.results import Balance, ExpiringPoints, HistoryItem, HistoryPage
@@ -25,7 +30,8 @@ _MEMBER_BY_CODE = (
 
 def _member(conn: Connection, program: str, member: str) -> Row[Any]:
     """The member row, found by program code and external id in one statement."""
-    require_text("program", program, max_length=64)
+    program = require_program_code(program)
+    member = require_member_id(member)
     row = conn.execute(_MEMBER_BY_CODE, {"program": program, "member": member}).first()
     if row is None:
         program_row(conn, program)  # ProgramNotFound first, if that is what is wrong
@@ -55,7 +61,8 @@ def balance(db: Database, *, program: str, member: str, expiring_within_days: in
     ``available`` leaves out points whose expiry has passed even if the expiry sweep has not
     removed them yet: they can no longer be spent.
     """
-    require_int("expiring_within_days", expiring_within_days, minimum=0)
+    member = require_member_id(member)
+    require_days("expiring_within_days", expiring_within_days, minimum=0)
     now = db.clock.now()
     until = now + dt.timedelta(days=expiring_within_days)
     with db.read() as conn:
