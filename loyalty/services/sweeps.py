@@ -44,6 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db.database import Database
 from loyalty.db.types import UTCDateTime
+from loyalty.domain.checks import require_int
 from loyalty.services.ledger import (
     BUCKETS,
     INSERT_ENTRY,
@@ -148,6 +149,7 @@ def sweep_lots(
     (the :data:`SWEEP_COLUMNS`) and hands them to ``apply``, which posts their moves and
     returns the points they carried.
     """
+    require_int("batch_size", batch_size)
 
     def batch(conn: Connection) -> Batch:
         locked = lock_due_members(conn, due, order_by, batch_size)
@@ -226,6 +228,7 @@ def end_due_lots(
     lot ends once, whichever ending comes first; held and frozen points stay for the hold or
     refund in flight. The unique index ``uq_entries_one_expiry_per_lot`` is the last guard.
     """
+    require_int("batch_size", batch_size)
     if db.engine.dialect.name == "postgresql":
         params = {
             **ending.params,
