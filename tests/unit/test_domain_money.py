@@ -2,8 +2,13 @@
 
 import pytest
 
-from loyalty.domain.money import minor_unit_exponent, normalize_currency, require_currency
-from loyalty.errors import CurrencyMismatch, InvalidInput
+from loyalty.domain.money import (
+    EXPONENTS,
+    minor_unit_exponent,
+    normalize_currency,
+    require_currency,
+)
+from loyalty.errors import CurrencyMismatch, InvalidInput, UnknownCurrency
 
 
 @pytest.mark.parametrize(
@@ -30,8 +35,58 @@ def test_minor_unit_exponent_accepts_lower_case():
     assert minor_unit_exponent("kwd") == 3
 
 
-def test_unknown_but_well_formed_codes_default_to_two_decimals():
-    assert minor_unit_exponent("XYZ") == 2
+# Until ISO 4217 was checked this test pinned minor_unit_exponent("XYZ") == 2: that was the
+# bug (any three letters made a two-decimal currency).
+@pytest.mark.parametrize("code", ["XYZ", "xyz", "ABC", "XAU", "XTS", "XXX", "RMB", "NTD"])
+def test_unknown_but_well_formed_codes_raise_unknown_currency_saying_what_to_do(code):
+    with pytest.raises(UnknownCurrency, match="not an active ISO 4217 currency") as info:
+        normalize_currency(code)
+    assert "such as CNY" in info.value.message
+    assert info.value.details == {"currency": code.upper()}
+    with pytest.raises(UnknownCurrency):
+        minor_unit_exponent(code)
+    assert issubclass(UnknownCurrency, InvalidInput)
+
+
+@pytest.mark.parametrize(
+    ("currency", "exponent"),
+    [
+        ("CLF", 4),
+        ("UYW", 4),
+        ("IQD", 3),
+        ("LYD", 3),
+        ("OMR", 3),
+        ("JOD", 3),
+        ("UYI", 0),
+        ("XOF", 0),
+        ("CLP", 0),
+        ("GBP", 2),
+        ("HKD", 2),
+        ("TWD", 2),
+        ("HUF", 2),
+        ("INR", 2),
+        ("XCG", 2),
+        ("ZWG", 2),
+    ],
+)
+def test_exponents_follow_iso_4217(currency, exponent):
+    assert minor_unit_exponent(currency) == exponent
+
+
+@pytest.mark.parametrize(("currency", "exponent"), [("MGA", 0), ("ISK", 2), ("UGX", 0)])
+def test_where_stripe_counts_differently_stripe_wins(currency, exponent):
+    assert minor_unit_exponent(currency) == exponent
+
+
+def test_the_table_holds_every_active_currency_in_upper_case_with_a_known_exponent():
+    assert len(EXPONENTS) >= 160
+    assert all(len(c) == 3 and c.isascii() and c.isupper() for c in EXPONENTS)
+    assert set(EXPONENTS.values()) == {0, 2, 3, 4}
+
+
+def test_require_currency_refuses_unknown_codes_before_comparing():
+    with pytest.raises(UnknownCurrency):
+        require_currency("XYZ", "CNY")
 
 
 def test_normalize_currency_upper_cases():
