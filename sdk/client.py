@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from loyalty import migrate
 from loyalty import services as core
 from loyalty.db.database import DATABASE_URL_ENV, Database, make_engine
-from loyalty.domain.checks import require_aware, require_text
+from loyalty.domain.checks import require_aware, require_program_code
 from loyalty.domain.clock import Clock
 from loyalty.domain.money import require_currency
 from loyalty.domain.rules import OrderLine
@@ -114,7 +114,7 @@ class Jifen:
         currency: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        require_text("program", program, max_length=64)
+        program = require_program_code(program)
         _check_clock(clock)
         engine, self._owns_engine = _engine_for(url, engine)
         try:
