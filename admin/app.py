@@ -7,11 +7,22 @@ Configuration (a mapping passed to :func:`create_app`; environment variables fil
 ``JIFEN_DATABASE_URL``       the database URL (default ``$JIFEN_DATABASE_URL``)
 ``JIFEN_PROGRAM``            the program's code (default ``$JIFEN_PROGRAM``, else the first)
 ``JIFEN_APPROVAL_THRESHOLD`` adjustments above this many points need a second person (1000)
-``JIFEN_REDIS_URL``          "run now" enqueues jobs there; none: jobs run inline
+``JIFEN_REDIS_URL``          "run now" enqueues jobs there, and sign-in throttling counts
+                             failures there; none: jobs run inline, counts stay in memory
+``JIFEN_MAX_BODY_BYTES``     the largest request body accepted (1 MiB); larger ones get 413
 ``STRIPE_WEBHOOK_SECRET``    serve ``POST /webhooks/stripe`` with this signing secret
-``SECRET_KEY``               required, except for ``TESTING`` and ``JIFEN_DEMO``
+``SECRET_KEY``               required (``$JIFEN_SECRET_KEY``): at least 32 characters, and
+                             not a few characters repeated (length x log2 of its distinct
+                             characters >= 96); only ``TESTING`` and ``JIFEN_DEMO`` may leave
+                             it out (a random key is made)
 ``SESSION_COOKIE_SECURE``    True by default (cookies only over https); the demo turns it off
 ===========================  ==============================================================
+
+Request bodies are capped by Flask's ``MAX_CONTENT_LENGTH`` whatever their framing: a
+``Content-Length`` above it is refused (413) before anything is read, and a chunked body is
+read through Werkzeug's limited stream, at most one byte past the limit, before any view or
+form parser sees it: over the limit it is refused with 413 too. (Werkzeug's limited stream
+alone would stop at the limit and hand over a silently truncated body.)
 
 Every POST is protected by flask-wtf's :class:`CSRFProtect` (the one CSRF mechanism; the
 Stripe webhook blueprint is exempt: Stripe's signature authenticates it).
@@ -20,6 +31,7 @@ Stripe webhook blueprint is exempt: Stripe's signature authenticates it).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import secrets
 import warnings
@@ -32,11 +44,12 @@ from flask_admin import Admin  # type: ignore[import-untyped]
 from flask_admin.theme import Bootstrap4Theme  # type: ignore[import-untyped]
 from flask_login import current_user  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from admin.auth import has_role, init_auth
 from admin.context import EXTENSION, Console
 from admin.formatting import init_filters
+from admin.throttle import init_throttle
 from loyalty.db.database import Database
 from loyalty.errors import ConfigurationError, LoyaltyError
 from loyalty.services.approvals import DEFAULT_THRESHOLD
@@ -47,7 +60,12 @@ ENV_DEFAULTS = {
     "JIFEN_REDIS_URL": "JIFEN_REDIS_URL",
     "SECRET_KEY": "JIFEN_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET": "JIFEN_STRIPE_WEBHOOK_SECRET",
+    "JIFEN_MAX_BODY_BYTES": "JIFEN_MAX_BODY_BYTES",
 }
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+MIN_SECRET_CHARS = 32
+MIN_SECRET_BITS = 96  # length x log2(distinct characters): refuses "abab..." and "aaaa..."
+MAKE_A_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -63,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=8 * 3600,
         JIFEN_APPROVAL_THRESHOLD=DEFAULT_THRESHOLD,
         JIFEN_DEMO=False,
+        JIFEN_MAX_BODY_BYTES=DEFAULT_MAX_BODY_BYTES,
         FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=False,
     )
     given = dict(config or {})
@@ -71,6 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config[key] = os.environ[env]
     app.config.update(given)
     app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
+    app.config["MAX_CONTENT_LENGTH"] = _body_limit(app.config["JIFEN_MAX_BODY_BYTES"])
     _require_secret(app)
 
     database = app.config.get("JIFEN_DATABASE")
@@ -86,8 +106,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         redis_url=app.config.get("JIFEN_REDIS_URL") or None,
     )
 
+    _init_body_limit(app)  # before CSRFProtect, whose check reads the form
     csrf = CSRFProtect(app)
     init_auth(app)
+    init_throttle(app, app.config.get("JIFEN_REDIS_URL") or None)
     _init_admin(app)
     _init_webhook(app, database, csrf)
     _init_errors(app)
@@ -104,16 +126,54 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def _init_body_limit(app: Flask) -> None:
+    """Refuse a chunked body over ``MAX_CONTENT_LENGTH`` with 413, reading no more than
+    the limit and one byte; a body within it is kept for the form parser and the views."""
+
+    @app.before_request
+    def cap_chunked_body() -> None:
+        if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+            return  # Content-Length bodies are checked by Werkzeug before they are read
+        limit = int(app.config["MAX_CONTENT_LENGTH"])
+        request.max_content_length = limit + 1
+        if len(request.get_data(cache=True)) > limit:
+            raise RequestEntityTooLarge()
+
+
+def _body_limit(value: Any) -> int:
+    """``JIFEN_MAX_BODY_BYTES`` as a whole number of bytes, at least 1 KiB."""
+    text = str(value).strip()
+    if not text.isdigit() or not 1024 <= int(text) <= 2**40:
+        raise ConfigurationError(
+            f"JIFEN_MAX_BODY_BYTES must be a whole number of bytes from 1024 up, got {value!r}"
+        )
+    return int(text)
+
+
+def secret_strength(key: str | bytes) -> float:
+    """A rough estimate of a key's bits: its length times log2 of its distinct symbols."""
+    distinct = len(set(key))
+    return len(key) * math.log2(distinct) if distinct > 1 else 0.0
+
+
 def _require_secret(app: Flask) -> None:
-    if app.config.get("SECRET_KEY"):
+    key = app.config.get("SECRET_KEY")
+    if not key and (app.config.get("TESTING") or app.config.get("JIFEN_DEMO")):
+        app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
         return
-    if app.config.get("TESTING") or app.config.get("JIFEN_DEMO"):
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
-        return
-    raise ConfigurationError(
-        "the console needs a SECRET_KEY to sign sessions: set $JIFEN_SECRET_KEY to a long "
-        'random string (python -c "import secrets; print(secrets.token_hex(32))")'
-    )
+    if not key:
+        raise ConfigurationError(
+            "the console needs a SECRET_KEY to sign sessions: set $JIFEN_SECRET_KEY to a long "
+            f"random string ({MAKE_A_SECRET})"
+        )
+    if not isinstance(key, str | bytes) or (
+        len(key) < MIN_SECRET_CHARS or secret_strength(key) < MIN_SECRET_BITS
+    ):
+        raise ConfigurationError(
+            f"the SECRET_KEY ($JIFEN_SECRET_KEY) is too weak to sign sessions: use at least "
+            f"{MIN_SECRET_CHARS} random characters, not a few characters repeated; make one "
+            f"with {MAKE_A_SECRET}"
+        )
 
 
 def _init_admin(app: Flask) -> Admin:
@@ -167,6 +227,8 @@ def _init_errors(app: Flask) -> None:
         403: "You do not have access to this page",
         404: "Page not found",
         405: "That is not allowed here",
+        413: "That request is too large",
+        429: "Too many attempts",
         500: "Something went wrong",
     }
 
@@ -184,6 +246,15 @@ def _init_errors(app: Flask) -> None:
             400,
             "The form expired or did not come from this console (missing or wrong CSRF "
             "token). Go back, reload the page and try again.",
+        )
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return page(
+            413,
+            f"The request body is larger than the {limit:,} bytes this server accepts; "
+            "nothing was read past that point or saved.",
         )
 
     @app.errorhandler(HTTPException)

@@ -5,6 +5,10 @@ after members, adjustments, webhook events, jobs and exports; ``admin`` may do e
 Views say which roles may read them (``read_roles``) and check write roles per POST with
 :func:`require_role`; a signed-out visitor is sent to the login page, a signed-in one
 without the role gets 403.
+
+A session holds the account's id and its ``session_version`` (``"7:3"``); the user loader
+refuses a session whose version is not the account's current one. Signing out increments it
+(every session of that account ends, a copied cookie included), and so does a new password.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ class SignedIn(UserMixin):  # type: ignore[misc]
 
     def __init__(self, user: accounts.ConsoleUser) -> None:
         self.user = user
-        self.id = str(user.id)
+        self.id = session_id(user)
         self.username = user.username
         self.role = user.role
 
@@ -61,6 +65,22 @@ class SignedIn(UserMixin):  # type: ignore[misc]
         return self.role in roles
 
 
+def session_id(user: accounts.ConsoleUser) -> str:
+    """What the session stores for ``user``: id and session version."""
+    return f"{user.id}:{user.session_version}"
+
+
+def _load(session_value: str) -> SignedIn | None:
+    """The signed-in person for a session's stored value, or None if that session ended."""
+    user_id, _, version = session_value.partition(":")
+    if not (user_id.isdigit() and version.isdigit()) or len(user_id) > 18 or len(version) > 18:
+        return None
+    user = accounts.get_user(console().db, int(user_id))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return SignedIn(user)
+
+
 def init_auth(app: Flask) -> LoginManager:
     """Sign-in for ``app``: flask-login with users loaded from ``admin_users``."""
     manager = LoginManager()
@@ -70,11 +90,8 @@ def init_auth(app: Flask) -> LoginManager:
     manager.session_protection = "strong"
 
     @manager.user_loader  # type: ignore[untyped-decorator]
-    def load_user(user_id: str) -> SignedIn | None:
-        if not user_id.isdigit():
-            return None
-        user = accounts.get_user(console().db, int(user_id))
-        return SignedIn(user) if user is not None and user.active else None
+    def load_user(session_value: str) -> SignedIn | None:
+        return _load(session_value)
 
     manager.init_app(app)
     app.register_blueprint(blueprint)
@@ -113,7 +130,10 @@ def login() -> ResponseReturnValue:
     """The sign-in form."""
     if request.method == "POST":
         user = accounts.authenticate(
-            console().db, request.form.get("username", ""), request.form.get("password", "")
+            console().db,
+            request.form.get("username", ""),
+            request.form.get("password", ""),
+            address=request.remote_addr,
         )
         if user is not None:
             login_user(SignedIn(user))
@@ -133,7 +153,9 @@ def login() -> ResponseReturnValue:
 @blueprint.post("/logout")
 @login_required  # type: ignore[untyped-decorator]
 def logout() -> ResponseReturnValue:
-    """Sign out (a POST, so another site cannot sign you out)."""
+    """Sign out (a POST, so another site cannot sign you out): every session of this
+    account ends, here and on any other browser."""
+    accounts.end_sessions(console().db, current_user.user.id)
     logout_user()
     flash("Signed out.", "info")
     return redirect(url_for("auth.login"))

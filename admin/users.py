@@ -3,7 +3,11 @@
 Roles, from least to most: ``viewer`` (reads everything), ``marketing`` (earning rules),
 ``operations`` (members, adjustments and their approval, webhook events, jobs, exports) and
 ``admin`` (everything). Passwords are stored only as salted scrypt hashes (werkzeug). Every
-change to an account is in the audit log.
+change to an account, and every failed sign-in, is in the audit log.
+
+Each account has a ``session_version`` that every session cookie carries: signing out
+(:func:`end_sessions`) and a new password (:func:`set_password`) increment it, so every
+session signed in before, on any browser, ends.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ConsoleUser:
     active: bool
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    session_version: int = 0
 
 
 def _user(row: Row[Any]) -> ConsoleUser:
@@ -49,6 +54,7 @@ def _user(row: Row[Any]) -> ConsoleUser:
         active=bool(row.active),
         created_at=row.created_at,
         last_login_at=row.last_login_at,
+        session_version=int(row.session_version),
     )
 
 
@@ -154,24 +160,74 @@ def set_password(db: Database, *, username: str, password: str, actor: str = "cl
     with db.write() as conn:
         row = _row(conn, username)
         conn.execute(
-            update(admin_users).where(admin_users.c.id == row.id).values(password_hash=hashed)
+            update(admin_users)
+            .where(admin_users.c.id == row.id)
+            .values(password_hash=hashed, session_version=admin_users.c.session_version + 1)
         )
         record_audit(
-            conn, actor=actor, action="user.set_password", target=f"user {username}", at=now
+            conn,
+            actor=actor,
+            action="user.set_password",
+            target=f"user {username}",
+            at=now,
+            after={"sessions": "ended"},
         )
         return _user(_row(conn, username))
 
 
-def authenticate(db: Database, username: str, password: str) -> ConsoleUser | None:
-    """The active account with this username and password, or None; records the login."""
-    with db.read() as conn:
-        row = conn.execute(
-            select(admin_users).where(admin_users.c.username == (username or "").strip())
-        ).first()
+def end_sessions(db: Database, user_id: int) -> None:
+    """End every session of this account (signing out does this): cookies signed in under the
+    current ``session_version`` no longer load the account."""
+    with db.write() as conn:
+        conn.execute(
+            update(admin_users)
+            .where(admin_users.c.id == user_id)
+            .values(session_version=admin_users.c.session_version + 1)
+        )
+
+
+def shown_username(username: Any) -> str:
+    """``username`` as it can be stored in an audit entry: cleaned, or escaped if it cannot."""
+    if not isinstance(username, str) or not username.strip():
+        return "(empty)"
+    try:
+        return require_text("username", username, max_length=120)
+    except InvalidInput:
+        return ascii(username)[:120]
+
+
+def _failed(db: Database, username: str, address: str | None, reason: str) -> None:
+    name = shown_username(username)
+    with db.write() as conn:
+        record_audit(
+            conn,
+            actor=f"address {address or 'unknown'}"[:120],
+            action="login.failed",
+            target=f"user {name}"[:255],
+            at=db.clock.now(),
+            after={"username": name, "address": address, "reason": reason},
+        )
+
+
+def authenticate(
+    db: Database, username: str, password: str, *, address: str | None = None
+) -> ConsoleUser | None:
+    """The active account with this username and password, or None; records the login, and a
+    failure (with the client's ``address`` and why) in the audit log."""
+    wanted = (username or "").strip() if isinstance(username, str) else ""
+    row = None
+    if wanted and len(wanted) <= 120 and "\x00" not in wanted:
+        with db.read() as conn:
+            row = conn.execute(select(admin_users).where(admin_users.c.username == wanted)).first()
     if row is None:
         check_password_hash(_DUMMY_HASH, password or "")
+        _failed(db, username, address, "unknown username")
         return None
-    if not check_password_hash(row.password_hash, password or "") or not row.active:
+    if not check_password_hash(row.password_hash, password or ""):
+        _failed(db, username, address, "wrong password")
+        return None
+    if not row.active:
+        _failed(db, username, address, "account disabled")
         return None
     with db.write() as conn:
         conn.execute(

@@ -557,6 +557,9 @@ class AdminUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime]
     last_login_at: Mapped[dt.datetime | None]
+    # Part of every session cookie; signing out or a new password increments it, which ends
+    # every session signed in under the old value.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     __table_args__ = (
         CheckConstraint(

@@ -45,7 +45,7 @@ def build_app(db: Database, *, seed: bool = True, **config: Any) -> Flask:
         "JIFEN_PROGRAM": PROGRAM,
         "TESTING": True,
         "JIFEN_RAISE_ERRORS": True,
-        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEY": "test-secret-key-0123456789-abcdefghijklmnop",
         "STRIPE_WEBHOOK_SECRET": st.SECRET,
         "JIFEN_APPROVAL_THRESHOLD": THRESHOLD,
         "JIFEN_REDIS_URL": None,

@@ -1,0 +1,104 @@
+"""Sign-in throttling: failed logins are counted per account and per client address.
+
+Flask-Limiter counts only failures (a 401 answer) over a moving window; once a count is
+used up, every attempt for that account, or from that address, is refused with 429 before
+the password is even checked (the right password included) until the window has room again.
+The login page then says so and when to try again.
+
+===============================  ==================================================
+``JIFEN_LOGIN_ACCOUNT_LIMIT``    failures per account (``5 per minute``)
+``JIFEN_LOGIN_ADDRESS_LIMIT``    failures per client address (``20 per minute``)
+``JIFEN_REDIS_URL``              counts live in Redis (shared by every worker);
+                                 without it, in each process's memory
+===============================  ==================================================
+
+Behind a reverse proxy the client address is the proxy's unless the app is wrapped in
+werkzeug's ``ProxyFix`` (only when the proxy really overwrites ``X-Forwarded-For``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+
+ACCOUNT_LIMIT = "5 per minute"
+ADDRESS_LIMIT = "20 per minute"
+ACCOUNT_MESSAGE = "Too many failed sign-ins for this account."
+ADDRESS_MESSAGE = "Too many failed sign-ins from your address."
+LOGIN_ENDPOINT = "auth.login"
+
+
+def account_key() -> str:
+    """The throttling key of the account a login form names (hashed: no names in Redis)."""
+    name = request.form.get("username", "").strip().lower()
+    return "account:" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def address_key() -> str:
+    """The throttling key of the client's address."""
+    return "address:" + (get_remote_address() or "unknown")
+
+
+def _failed(response: object) -> bool:
+    return getattr(response, "status_code", None) == 401
+
+
+def init_throttle(app: Flask, redis_url: str | None) -> Limiter:
+    """Throttle failed sign-ins on ``app``'s login view; counts in Redis when configured."""
+    options: dict[str, str | int] = {}
+    if redis_url:
+        options = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    limiter = Limiter(
+        address_key,
+        app=app,
+        storage_uri=redis_url or "memory://",
+        storage_options=options,
+        strategy="moving-window",
+        in_memory_fallback_enabled=True,
+        headers_enabled=False,
+        key_prefix="jifen-console-login",
+    )
+    view: Any = app.view_functions[LOGIN_ENDPOINT]
+    view = limiter.limit(
+        app.config.get("JIFEN_LOGIN_ACCOUNT_LIMIT") or ACCOUNT_LIMIT,
+        key_func=account_key,
+        methods=["POST"],
+        deduct_when=_failed,
+        error_message=ACCOUNT_MESSAGE,
+    )(view)
+    view = limiter.limit(
+        app.config.get("JIFEN_LOGIN_ADDRESS_LIMIT") or ADDRESS_LIMIT,
+        key_func=address_key,
+        methods=["POST"],
+        deduct_when=_failed,
+        error_message=ADDRESS_MESSAGE,
+    )(view)
+    app.view_functions[LOGIN_ENDPOINT] = view
+
+    @app.errorhandler(RateLimitExceeded)
+    def throttled(exc: RateLimitExceeded) -> ResponseReturnValue:
+        return throttled_page(limiter, exc)
+
+    return limiter
+
+
+def throttled_page(limiter: Limiter, exc: RateLimitExceeded) -> ResponseReturnValue:
+    """The login page saying why the attempt was refused and when to try again (429)."""
+    current = limiter.current_limit
+    reset_at = current.reset_at if current is not None else int(time.time()) + 60
+    wait = max(1, int(reset_at - time.time()))
+    at = dt.datetime.fromtimestamp(reset_at, dt.UTC).strftime("%H:%M:%S UTC")
+    message = f"{exc.description} Try again in {wait} seconds (at {at})."
+    page = render_template(
+        "jifen/login.html",
+        next=request.form.get("next", ""),
+        throttled=message,
+    )
+    return page, 429, {"Retry-After": str(wait)}

@@ -1,0 +1,346 @@
+"""The console and its webhook under abuse: oversized and chunked bodies, bodies that are not
+UTF-8, password guessing, replayed session cookies, weak secret keys, formula injection in
+CSV exports, approvals split into small grants, another program's audit entries, inline
+scripts and query strings that are not what a page expects.
+
+Everything runs on the real app (its test client) or a real gunicorn on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
+from werkzeug.test import TestResponse
+
+from admin import create_app
+from admin.users import set_password
+from loyalty.db import Database
+from loyalty.db.models import StripeEvent
+from loyalty.errors import ConfigurationError
+from loyalty.services import list_audit
+from tests.integration import stripe_support as st
+from tests.integration.helpers import PROGRAM, make_program
+from tests.integration.test_admin_support import PASSWORDS, build_app, csrf_token, login, post
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def app(db: Database) -> Iterator[Flask]:
+    yield build_app(db)
+
+
+def _events(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.execute(sql_select(func.count()).select_from(StripeEvent)).scalar_one())
+
+
+# --- 1. request bodies are capped, whatever the framing -------------------------------------
+
+
+def test_a_declared_body_above_the_limit_gets_413_before_it_is_read(app: Flask) -> None:
+    client = app.test_client()
+    big = b"x" * (MIB + 1)
+    hook = client.post("/webhooks/stripe", data=big, headers={"Stripe-Signature": "t=1,v1=0"})
+    assert hook.status_code == 413
+    assert hook.json is not None and hook.json["status"] == "rejected"
+    assert "too large" in hook.json["message"]
+    page = client.post("/login", data={"username": "a" * (MIB + 1), "password": "x"})
+    assert page.status_code == 413
+    assert "larger than the 1,048,576 bytes" in page.get_data(as_text=True)
+
+
+def test_the_body_limit_is_configurable(db: Database) -> None:
+    app = build_app(db, JIFEN_MAX_BODY_BYTES="4096")
+    assert app.config["MAX_CONTENT_LENGTH"] == 4096
+    response = app.test_client().post("/login", data={"username": "a" * 5000})
+    assert response.status_code == 413
+    with pytest.raises(ConfigurationError, match="JIFEN_MAX_BODY_BYTES"):
+        build_app(db, seed=False, JIFEN_MAX_BODY_BYTES="lots")
+
+
+SERVE = """
+import sys
+from gunicorn.app.base import BaseApplication
+from admin import create_app
+
+class Server(BaseApplication):
+    def load_config(self):
+        self.cfg.set("bind", sys.argv[1])
+        self.cfg.set("workers", 1)
+        self.cfg.set("timeout", 30)
+        self.cfg.set("loglevel", "warning")
+
+    def load(self):
+        return create_app()
+
+Server().run()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr and process.stderr.read().decode()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("gunicorn did not start")
+
+
+def _peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    assert found
+    return int(found.group(1))
+
+
+@pytest.fixture
+def gunicorn_url(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, int, int]]:
+    """A real gunicorn (one sync worker) serving the console and its webhook on loopback:
+    (host, port, worker pid)."""
+    path = tmp_path / "console.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    db = Database.from_url(url)
+    make_program(db)
+    db.dispose()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JIFEN_DATABASE_URL": url,
+        "JIFEN_PROGRAM": PROGRAM,
+        "JIFEN_SECRET_KEY": secrets.token_urlsafe(32),
+        "JIFEN_STRIPE_WEBHOOK_SECRET": st.SECRET,
+    }
+    env.pop("JIFEN_REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE, f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(port, process)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 1
+        yield "127.0.0.1", port, int(children[0])
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _send_chunked(host: str, port: int, path: str, total: int) -> tuple[bytes, int]:
+    """POST ``total`` bytes as a chunked body, 64 KiB a chunk, reading the answer as soon as
+    there is one: (the answer's bytes, how many body bytes were sent by then)."""
+    chunk = b"{" * 65536
+    frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    sent = 0
+    answer = b""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Stripe-Signature: t=1,v1=0\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        try:
+            while sent < total:
+                if select.select([sock], [], [], 0)[0]:
+                    break
+                sock.sendall(frame)
+                sent += len(chunk)
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        try:
+            while b"\r\n\r\n" not in answer or len(answer) < 200:
+                part = sock.recv(65536)
+                if not part:
+                    break
+                answer += part
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return answer, sent
+
+
+def test_a_chunked_body_is_cut_off_while_it_streams_in_under_gunicorn(
+    gunicorn_url: tuple[str, int, int],
+) -> None:
+    host, port, worker = gunicorn_url
+    warm, _ = _send_chunked(host, port, "/webhooks/stripe", 65536)  # a small body: 400
+    assert warm.startswith(b"HTTP/1.1 400"), warm[:200]
+    before = _peak_rss_kib(worker)
+    total = 20 * MIB
+    answer, sent = _send_chunked(host, port, "/webhooks/stripe", total)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"larger than" in answer
+    # the answer came while the body was still streaming: the server stopped reading at the
+    # limit instead of taking in 20 MiB first, and its memory did not grow with the body
+    assert sent < total
+    assert _peak_rss_kib(worker) - before < 16 * 1024
+    console, _ = _send_chunked(host, port, "/login", total)
+    assert console.startswith(b"HTTP/1.1 413"), console[:200]
+
+
+# --- 2. a body that is not UTF-8 ------------------------------------------------------------
+
+
+def test_a_webhook_body_that_is_not_utf8_is_refused_with_400_and_writes_nothing(
+    app: Flask, db: Database
+) -> None:
+    payload = b"\xff\xfe{\x00}" + st.body(st.payment_intent_succeeded("pi_utf", 1000))
+    response = app.test_client().post(
+        "/webhooks/stripe", data=payload, headers={"Stripe-Signature": st.sign(payload)}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json is not None and response.json["status"] == "rejected"
+    assert _events(db) == 0
+
+
+# --- 3. sign-in throttling ------------------------------------------------------------------
+
+
+def _login(
+    client: FlaskClient, token: str, username: str, password: str, address: str
+) -> TestResponse:
+    return client.post(
+        "/login",
+        data={"csrf_token": token, "username": username, "password": password},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_failed_sign_ins_are_throttled_per_account_even_for_the_right_password(
+    app: Flask, db: Database
+) -> None:
+    client = app.test_client()
+    token = csrf_token(client)
+    for _ in range(5):
+        assert _login(client, token, "admin", "wrong-password", "10.0.0.1").status_code == 401
+    throttled = _login(client, token, "admin", PASSWORDS["admin"], "10.0.0.2")
+    assert throttled.status_code == 429
+    text = throttled.get_data(as_text=True)
+    assert "Too many failed sign-ins for this account." in text
+    assert re.search(r"Try again in \d+ seconds \(at \d\d:\d\d:\d\d UTC\)", text)
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    # the account's name in another case is the same account; other accounts still sign in
+    assert _login(client, token, " ADMIN ", PASSWORDS["admin"], "10.0.0.3").status_code == 429
+    assert _login(client, token, "operations", PASSWORDS["operations"], "10.0.0.1").status_code == (
+        302
+    )
+    failures = list_audit(db, action="login.failed").items
+    assert len(failures) == 5
+    assert {f.after["reason"] for f in failures if f.after} == {"wrong password"}
+    assert {f.actor for f in failures} == {"address 10.0.0.1"}
+    assert {f.target for f in failures} == {"user admin"}
+
+
+def test_failed_sign_ins_are_throttled_per_address(app: Flask, db: Database) -> None:
+    client = app.test_client()
+    token = csrf_token(client)
+    for n in range(20):
+        assert _login(client, token, f"guess-{n}", "x" * 8, "10.0.0.9").status_code == 401
+    blocked = _login(client, token, "viewer", PASSWORDS["viewer"], "10.0.0.9")
+    assert blocked.status_code == 429
+    assert "Too many failed sign-ins from your address." in blocked.get_data(as_text=True)
+    assert _login(client, token, "viewer", PASSWORDS["viewer"], "10.0.0.10").status_code == 302
+    reasons = {f.after["reason"] for f in list_audit(db, action="login.failed").items if f.after}
+    assert reasons == {"unknown username"}
+
+
+def test_sixty_wrong_passwords_then_the_right_one_does_not_sign_in(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf_token(client)
+    statuses = [
+        _login(client, token, "admin", f"guess-{n}", "10.1.1.1").status_code for n in range(60)
+    ]
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+    assert _login(client, token, "admin", PASSWORDS["admin"], "10.1.1.1").status_code == 429
+
+
+# --- 4. sessions end on sign-out and on a new password --------------------------------------
+
+
+def test_a_cookie_copied_before_sign_out_gets_the_login_page(app: Flask) -> None:
+    client = app.test_client()
+    token = login(client, "operations")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    assert post(client, "/logout", token).status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("session", cookie.value)
+    response = replay.get("/admin/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_a_new_password_ends_the_sessions_signed_in_with_the_old_one(
+    app: Flask, db: Database
+) -> None:
+    first, other = app.test_client(), app.test_client()
+    login(first, "viewer")
+    login(other, "admin")
+    assert first.get("/admin/").status_code == 200
+    set_password(db, username="viewer", password="a-new-password-1")
+    response = first.get("/admin/members/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    assert other.get("/admin/").status_code == 200  # another account's session goes on
+    again = app.test_client()
+    token = csrf_token(again)
+    signed_in = again.post(
+        "/login",
+        data={"csrf_token": token, "username": "viewer", "password": "a-new-password-1"},
+    )
+    assert signed_in.status_code == 302
+    assert again.get("/admin/").status_code == 200
+
+
+# --- 8. the secret key ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["x", "short-but-not-32-chars", "a" * 64, "abababababababababababababababab"],
+)
+def test_a_weak_secret_key_is_refused_at_startup(db: Database, key: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"secrets\.token_urlsafe\(32\)"):
+        create_app({"JIFEN_DATABASE": db, "JIFEN_PROGRAM": PROGRAM, "SECRET_KEY": key})
+
+
+def test_a_weak_secret_key_from_the_environment_is_refused(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JIFEN_SECRET_KEY", "k")
+    with pytest.raises(ConfigurationError, match="too weak"):
+        create_app({"JIFEN_DATABASE": db, "JIFEN_PROGRAM": PROGRAM})
+
+
+def test_a_random_key_is_accepted_and_the_demo_makes_its_own(db: Database) -> None:
+    make_program(db)
+    strong = create_app({"JIFEN_DATABASE": db, "SECRET_KEY": secrets.token_urlsafe(32)})
+    assert strong.test_client().get("/login").status_code == 200
+    assert create_app({"JIFEN_DATABASE": db, "SECRET_KEY": secrets.token_hex(16)})
+    demo = create_app({"JIFEN_DATABASE": db, "JIFEN_DEMO": True})
+    assert len(demo.config["SECRET_KEY"]) >= 32
