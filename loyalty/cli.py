@@ -428,28 +428,32 @@ def forecast_command(database_url: str | None, program: str, days: int, member: 
 
 
 def print_forecast(result: Forecast, *, by_member: bool = False) -> None:
-    """Print a forecast: one row per local date (and per instant for one member), the total."""
+    """Print a forecast: one row per last usable local day (and per instant for one member),
+    then the total."""
     tz = zone(result.timezone)
     until = result.until_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
     table = Table(
         title=f"Points ending in {result.program} until {until} ({result.timezone})",
         title_justify="left",
     )
-    for column in ("date", "expiring", "cleared", "lots", "points"):
-        table.add_column(column, justify="left" if column == "date" else "right")
+    for column in ("last day", "expiring", "cleared", "lots", "points"):
+        table.add_column(column, justify="left" if column == "last day" else "right")
     for d in result.days:
         table.add_row(d.day, f"{d.expiring:,}", f"{d.clearing:,}", f"{d.lots:,}", f"{d.points:,}")
     console.print(table)
     if by_member and result.items:
         table = Table(title=f"By instant, for {result.items[0].member}", title_justify="left")
         table.add_column("when (local)")
+        table.add_column("last day")
         table.add_column("how")
         for column in ("points", "lots", "in flight"):
             table.add_column(column, justify="right")
         for i in result.items:
             when = i.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
             how = "expires" if i.kind == "expire" else "cleared"
-            table.add_row(when, how, f"{i.points:,}", f"{i.lots:,}", f"{i.in_flight:,}")
+            last = "" if i.last_day is None else i.last_day.isoformat()
+            row = (when, last, how, f"{i.points:,}", f"{i.lots:,}", f"{i.in_flight:,}")
+            table.add_row(*row)
         console.print(table)
     console.print(f"total: {result.points:,} points in {result.lots:,} lots")
 

@@ -113,6 +113,25 @@ def lot_expiry(earned_at: dt.datetime, tz: str, policy: ExpiryPolicy) -> dt.date
     return naive.replace(tzinfo=zone(tz)).astimezone(dt.UTC)
 
 
+def last_usable_day(expires_at: dt.datetime, tz: str) -> dt.date:
+    """The last local date on which points that stop being usable at ``expires_at`` can be used.
+
+    The local date of the instant just before expiry: points that end at 10:00 on 15 April
+    can be used on 15 April; points that end at the end of 30 April (local midnight that
+    starts 1 May, as month-end rounding and year-end clearing put it) last on 30 April. This is
+    the date people read, in reminders, balances, forecasts and the console.
+    """
+    return (expires_at - dt.timedelta(microseconds=1)).astimezone(zone(tz)).date()
+
+
+def end_of_local_day_after(at: dt.datetime, tz: str, days: int) -> dt.datetime:
+    """The UTC instant that ends the local day ``days`` calendar days after ``at``'s local day.
+
+    Points whose :func:`last_usable_day` is at most that day end at or before this instant.
+    """
+    return local_midnight(at.astimezone(zone(tz)).date() + dt.timedelta(days=days + 1), tz)
+
+
 def clearing_moment(year: int, month: int, day: int, tz: str) -> dt.datetime:
     """The UTC instant of ``year``'s year-end clearing: the end of local day ``month``/``day``.
 

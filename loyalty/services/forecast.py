@@ -9,7 +9,8 @@ and pending points; held and frozen ones are in flight and reported apart.
 
 The sums are SQL aggregates, grouped by member and instant, so the forecast of a million lots
 reads one row per member and instant; :func:`points_due` sums them per member and local date
-for the reminders.
+for the reminders. Dates people read are last usable days (:func:`last_usable_day`): points
+that end at the end of 30 April (the local midnight that starts 1 May) show 30 April.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from loyalty.domain.calendar import (
     clearing_cutoff,
     clearing_moment,
     clearing_moments,
-    periods,
+    end_of_local_day_after,
+    last_usable_day,
 )
 from loyalty.domain.checks import require_int
 from loyalty.errors import InvalidInput
@@ -59,9 +61,9 @@ class Ending:
 
 @dataclass(frozen=True)
 class DuePoints:
-    """A member's points that end on one local date: what one reminder is about.
+    """A member's points whose last usable local day is ``due_on``: what one reminder is about.
 
-    ``due_at`` is the earliest instant of that date and ``kind`` how the points then end.
+    ``due_at`` is the earliest instant at which some of them end and ``kind`` how they end.
     """
 
     member_id: int
@@ -99,9 +101,15 @@ def forecast(db: Database, *, program: str, days: int = 90, member: str | None =
 
 
 def points_due(conn: Connection, prog: Row[Any], *, now: dt.datetime, days: int) -> list[DuePoints]:
-    """Per member and local due date, the points that end in ``(now, now + days]``."""
+    """Per member and last usable day, the points not ended yet whose last usable day is at
+    most ``days`` local calendar days after today (in the program's time zone).
+
+    A lot usable until 15 April is due on 31 March with 15 days, whatever the hour it ends
+    and whenever the reminder job runs that day.
+    """
+    until = end_of_local_day_after(now, prog.timezone, days)
     groups: dict[tuple[int, str], list[Ending]] = defaultdict(list)
-    for e in endings(conn, prog, now=now, until=now + dt.timedelta(days=days)):
+    for e in endings(conn, prog, now=now, until=until):
         if e.item.due_at > now and e.item.points > 0:
             groups[e.member_id, _local_day(e.item.due_at, prog.timezone)].append(e)
     return [_due_on(day, group) for (_member_id, day), group in groups.items()]
@@ -126,10 +134,11 @@ def endings(
     expiring = _grouped(due).where(*scope, lots.c.expires_at <= until)
     if cleared_first:
         expiring = expiring.where(not_(or_(*cleared_first)))
-    found = _endings(conn.execute(expiring).all(), "expire", now)
+    tz = prog.timezone
+    found = _endings(conn.execute(expiring).all(), "expire", now, tz)
     for clearing, condition in zip(ahead, cleared_first, strict=True):
         rows = conn.execute(_grouped().where(*scope, condition)).all()
-        found.extend(_endings(rows, "clear", now, at=clearing.moment))
+        found.extend(_endings(rows, "clear", now, tz, at=clearing.moment))
     return sorted(found, key=lambda e: (e.item.due_at, e.item.kind, e.item.member))
 
 
@@ -188,15 +197,22 @@ def _grouped(*keys: Any) -> Select[Any]:
 
 
 def _endings(
-    rows: Iterable[Row[Any]], kind: str, now: dt.datetime, *, at: dt.datetime | None = None
+    rows: Iterable[Row[Any]],
+    kind: str,
+    now: dt.datetime,
+    tz: str,
+    *,
+    at: dt.datetime | None = None,
 ) -> list[Ending]:
     """SQL groups as endings, at ``at`` or at their ``due`` column; what passed is due now."""
     found = []
     for r in rows:
         due = at if at is not None else r.due
+        due_at = now if due is None else max(due, now)
         item = ForecastItem(
             member=r.external_id,
-            due_at=now if due is None else max(due, now),
+            due_at=due_at,
+            last_day=last_usable_day(due_at if due is None else due, tz),
             kind=kind,
             points=int(r.points),
             lots=int(r.lots),
@@ -208,8 +224,9 @@ def _endings(
 
 @functools.lru_cache(maxsize=4096)
 def _local_day(at: dt.datetime, tz: str) -> str:
-    """The local date of an instant; endings share few instants (a moment, a month's end)."""
-    return periods(at, tz).day
+    """The last usable local day of points ending at ``at`` (``YYYY-MM-DD``); endings share
+    few instants (a moment, a month's end)."""
+    return last_usable_day(at, tz).isoformat()
 
 
 def _per_day(items: Iterable[ForecastItem], tz: str) -> tuple[ForecastDay, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, select
 
 from loyalty.db.database import Database
+from loyalty.domain.calendar import last_usable_day
 from loyalty.domain.checks import (
     require_days,
     require_int,
@@ -22,7 +23,7 @@ MAX_PAGE = 500
 
 
 _MEMBER_BY_CODE = (
-    select(members)
+    select(members, programs.c.timezone)
     .join(programs, programs.c.id == members.c.program_id)
     .where(programs.c.code == bindparam("program"), members.c.external_id == bindparam("member"))
 )
@@ -78,7 +79,9 @@ def balance(db: Database, *, program: str, member: str, expiring_within_days: in
         debt=row.debt,
         lifetime_earned=row.lifetime_earned,
         expiring=tuple(
-            ExpiringPoints(m.expires_at, int(m.points)) for m in moments if m.expires_at > now
+            ExpiringPoints(m.expires_at, int(m.points), last_usable_day(m.expires_at, row.timezone))
+            for m in moments
+            if m.expires_at > now
         ),
     )
 

@@ -151,10 +151,13 @@ class HoldResult(Record):
 
 @dataclass(frozen=True)
 class ExpiringPoints:
-    """Points that stop being usable at ``expires_at``."""
+    """Points that stop being usable at ``expires_at``; ``last_day`` is the last local date
+    (program time zone) they can be used, the date to show a person: points ending at the
+    end of 30 April (local midnight starting 1 May) show 30 April."""
 
     expires_at: dt.datetime
     points: int
+    last_day: dt.date | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,8 @@ class ForecastItem:
     """One member's points that end at one instant, by rolling ``expire`` or year-end ``clear``.
 
     ``points`` are the lots' available and pending points; ``in_flight`` their held and frozen
-    points, which a hold or a refund settles later. Overdue endings are due now.
+    points, which a hold or a refund settles later. Overdue endings are due now. ``last_day``
+    is the last local date the points can be used (the date to show a person).
     """
 
     member: str
@@ -299,11 +303,13 @@ class ForecastItem:
     points: int
     lots: int
     in_flight: int = 0
+    last_day: dt.date | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class ForecastDay:
-    """What ends on one local date (``YYYY-MM-DD`` in the program's time zone)."""
+    """What ends after one local date (``YYYY-MM-DD`` in the program's time zone): the last
+    day those points can be used."""
 
     day: str
     expiring: int
@@ -332,7 +338,8 @@ class Forecast:
 
 @dataclass(frozen=True)
 class Reminder:
-    """A points-expiring notification: a member's points that end on one local date.
+    """A points-expiring notification: a member's points whose last usable local day is
+    ``due_on`` (``YYYY-MM-DD``, program time zone; sent that many local days ahead).
 
     ``kind`` says how the earliest of them end (``expire`` or ``clear``) at ``due_at``.
     """

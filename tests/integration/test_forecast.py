@@ -126,10 +126,8 @@ def test_expiry_and_clearing_never_count_a_lot_twice(db: Database, clock: FixedC
         ("bob", MOMENT, "clear", 40, 1),
     ]
     assert result.items[2].in_flight == 10
-    assert result.days == (
-        ForecastDay("2026-12-31", expiring=100, clearing=0, lots=1),
-        ForecastDay("2027-01-01", expiring=0, clearing=70, lots=2),
-    )
+    # per last usable day: the clearing at the end of 31 December leaves 31 December usable
+    assert result.days == (ForecastDay("2026-12-31", expiring=100, clearing=70, lots=3),)
     assert (result.points, result.lots) == (170, 3)
 
     # the sweeps, each run at its instant, do what the forecast said
@@ -191,7 +189,7 @@ def test_before_cutoff_over_two_year_ends(db: Database, clock: FixedClock) -> No
     assert forecast(db, program=PROGRAM, days=365).items == ()
     result = forecast(db, program=PROGRAM, days=800)
     assert brief(result.items) == [("alice", next_moment, "clear", 100, 1)]
-    assert result.days == (ForecastDay("2028-01-01", 0, 100, 1),)
+    assert result.days == (ForecastDay("2027-12-31", 0, 100, 1),)  # last usable day
 
     clock.set(MOMENT)
     assert clear_year_end(db, program=PROGRAM).lots == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import PROGRAM, earn, enrol, execute, make_program, row_counts, scalar
@@ -25,6 +26,7 @@ from loyalty.services.results import Reminder, ReminderResult
 START = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 MOMENT = dt.datetime(2026, 12, 31, 16, 0, tzinfo=dt.UTC)  # end of 31 Dec 2026 in Shanghai
 DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
 
 
 def assert_clean(db: Database) -> None:
@@ -118,10 +120,11 @@ def test_never_twice_for_the_same_date(db: Database, clock: FixedClock) -> None:
 def test_only_points_due_within_the_window(db: Database, clock: FixedClock) -> None:
     make_program(db, rules={"expiry": {"days": 20}}, reminder_days=15)
     enrol(db, "alice")
-    earn(db, "alice", "a1", 10_000)  # expires 11 December 10:00 UTC
-    clock.set(START + 5 * DAY - dt.timedelta(seconds=1))
+    earn(db, "alice", "a1", 10_000)  # expires 11 December 10:00 UTC, 18:00 local
+    # 15 local calendar days before 11 December is 26 November, from local midnight
+    clock.set(START + 4 * DAY + 6 * HOUR - dt.timedelta(seconds=1))  # 25 Nov 23:59:59 local
     assert send_reminders(db).created == 0
-    clock.set(START + 5 * DAY)  # the expiry is exactly 15 days away
+    clock.set(START + 4 * DAY + 6 * HOUR)  # 26 Nov 00:00 local
     assert send_reminders(db).created == 1
     assert send_reminders(db, days=30).created == 0
     assert notified(db) == [("alice", "2026-12-11", 100, "pending")]
@@ -157,7 +160,7 @@ def test_year_end_clearing_is_reminded_on_its_local_date(db: Database, clock: Fi
     [reminder] = pending_notifications(db)
     assert (reminder.kind, reminder.due_on, reminder.due_at, reminder.points) == (
         "clear",
-        "2027-01-01",
+        "2026-12-31",  # the last day the points can be used (cleared at its end)
         MOMENT,
         100,
     )
@@ -260,3 +263,67 @@ def test_concurrent_runs_create_each_reminder_once(pg_db: Database, clock: Fixed
     assert sorted(called) == sorted(set(called)) and len(called) == 40
     assert scalar(pg_db, "SELECT count(*) FROM notifications") == 40
     assert_clean(pg_db)
+
+
+def _daily_job_until_reminded(
+    db: Database, clock: FixedClock, first: dt.datetime, runs: int
+) -> tuple[dt.datetime, Reminder]:
+    """Run the daily 01:00 UTC reminder job from ``first``; the run that reminded, and what."""
+    for n in range(runs):
+        clock.set(first + n * DAY)
+        if send_reminders(db).created:
+            [reminder] = pending_notifications(db)
+            return clock.now(), reminder
+    raise AssertionError("never reminded")
+
+
+def test_fifteen_local_calendar_days_before_the_last_usable_day(
+    db: Database, clock: FixedClock
+) -> None:
+    make_program(db, rules={"expiry": {"days": 30}})  # Asia/Shanghai, UTC+8
+    enrol(db, "alice")
+    clock.set(dt.datetime(2027, 3, 16, 2, 0, tzinfo=dt.UTC))
+    earned = earn(db, "alice", "a1", 10_000)
+    assert earned.expires_at == dt.datetime(2027, 4, 15, 2, 0, tzinfo=dt.UTC)  # 10:00 local
+    at, reminder = _daily_job_until_reminded(
+        db, clock, dt.datetime(2027, 3, 25, 1, 0, tzinfo=dt.UTC), runs=20
+    )
+    # 09:00 on 31 March in Shanghai: 15 local days before 15 April, not 14
+    assert at == dt.datetime(2027, 3, 31, 1, 0, tzinfo=dt.UTC)
+    assert (reminder.due_on, reminder.due_at, reminder.points) == (
+        "2027-04-15",
+        earned.expires_at,
+        100,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tz", "first_run"),
+    [
+        # 09:00 on 15 April in Shanghai
+        ("Asia/Shanghai", dt.datetime(2027, 4, 15, 1, 0, tzinfo=dt.UTC)),
+        # 22:00 on 15 April in Sao Paulo (UTC-3): the first run on that local date
+        ("America/Sao_Paulo", dt.datetime(2027, 4, 16, 1, 0, tzinfo=dt.UTC)),
+    ],
+)
+def test_month_end_expiry_is_reminded_with_its_last_usable_day(
+    db: Database, clock: FixedClock, tz: str, first_run: dt.datetime
+) -> None:
+    make_program(db, rules={"expiry": {"months": 1, "month_end": True}}, timezone=tz)
+    enrol(db, "alice")
+    clock.set(dt.datetime(2027, 3, 20, 15, 0, tzinfo=dt.UTC))
+    earned = earn(db, "alice", "a1", 10_000)
+    assert earned.expires_at is not None
+    assert earned.expires_at.astimezone(ZoneInfo(tz)).isoformat().startswith("2027-05-01T00:00")
+    at, reminder = _daily_job_until_reminded(
+        db, clock, dt.datetime(2027, 4, 10, 1, 0, tzinfo=dt.UTC), runs=15
+    )
+    assert at == first_run
+    assert (reminder.due_on, reminder.due_at) == ("2027-04-30", earned.expires_at)
+    b = s.balance(db, program=PROGRAM, member="alice")
+    assert [(e.expires_at, e.last_day) for e in b.expiring] == [
+        (earned.expires_at, dt.date(2027, 4, 30))
+    ]
+    [item] = s.forecast(db, program=PROGRAM, days=30).items
+    assert item.last_day == dt.date(2027, 4, 30)
+    assert [d.day for d in s.forecast(db, program=PROGRAM, days=30).days] == ["2027-04-30"]

@@ -381,3 +381,47 @@ def test_lot_expiry_is_after_the_earn_and_month_end_is_a_local_midnight_on_the_f
         assert (local.day, local.hour, local.minute, local.second) == (1, 0, 0, 0)
         without = lot_expiry(earned, tz, ExpiryPolicy(months, days))
         assert without < expires
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "tz", "last"),
+    [
+        # 15 April 10:00 in Shanghai: 15 April is still usable
+        (dt.datetime(2027, 4, 15, 2, 0, tzinfo=dt.UTC), "Asia/Shanghai", dt.date(2027, 4, 15)),
+        # month-end rounding: the end of 30 April is the local midnight starting 1 May
+        (dt.datetime(2027, 4, 30, 16, 0, tzinfo=dt.UTC), "Asia/Shanghai", dt.date(2027, 4, 30)),
+        # the same in a negative offset: 1 May 00:00 in New York is 04:00 UTC
+        (dt.datetime(2027, 5, 1, 4, 0, tzinfo=dt.UTC), "America/New_York", dt.date(2027, 4, 30)),
+        # 1 May 00:30 New York: the points still serve half an hour of 1 May
+        (dt.datetime(2027, 5, 1, 4, 30, tzinfo=dt.UTC), "America/New_York", dt.date(2027, 5, 1)),
+    ],
+)
+def test_last_usable_day_is_the_local_date_just_before_expiry(expires_at, tz, last):
+    from loyalty.domain.calendar import last_usable_day
+
+    assert last_usable_day(expires_at, tz) == last
+
+
+def test_month_end_expiry_lasts_until_the_last_day_of_the_month():
+    from loyalty.domain.calendar import last_usable_day
+
+    policy = ExpiryPolicy(months=3, month_end=True)
+    for tz in ("Asia/Shanghai", "America/Sao_Paulo", "America/New_York"):
+        earned = dt.datetime(2027, 1, 20, 12, 0, tzinfo=dt.UTC)
+        expires = lot_expiry(earned, tz, policy)
+        assert expires is not None
+        assert last_usable_day(expires, tz) == dt.date(2027, 4, 30), tz
+
+
+def test_end_of_local_day_after_counts_local_calendar_days():
+    from loyalty.domain.calendar import end_of_local_day_after
+
+    # 31 March 01:00 UTC is 09:00 in Shanghai: 15 days on ends with 15 April, local
+    at = dt.datetime(2027, 3, 31, 1, 0, tzinfo=dt.UTC)
+    assert end_of_local_day_after(at, "Asia/Shanghai", 15) == dt.datetime(
+        2027, 4, 15, 16, 0, tzinfo=dt.UTC
+    )
+    # the same instant is 30 March 22:00 in Sao Paulo (UTC-3)
+    assert end_of_local_day_after(at, "America/Sao_Paulo", 15) == dt.datetime(
+        2027, 4, 15, 3, 0, tzinfo=dt.UTC
+    )
