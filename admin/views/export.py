@@ -3,6 +3,12 @@
 Each export is streamed: rows are read with a server-side cursor (``stream_results``,
 ``yield_per``) and written out a chunk at a time by a generator, so a million rows never sit
 in memory. Every export is recorded in the audit log.
+
+The files are UTF-8 with a byte order mark, so Excel opens Chinese text right. Text cells
+that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab,
+a carriage return or a line feed, or their full-width forms) are written with a single quote
+in front, as OWASP recommends against CSV injection; numbers stay numbers (``-30`` is written
+as it is).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from flask import Response, stream_with_context
@@ -24,16 +31,26 @@ from loyalty.services import audit
 from loyalty.services.ledger import entries, lots, members, operations, program_row
 
 CHUNK = 1000
+BOM = "\ufeff"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
-def _value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
+def csv_cell(value: Any) -> Any:
+    """``value`` as a CSV cell: numbers as they are, times in ISO 8601, text that could start
+    a formula behind a single quote."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    return "" if value is None else value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def stream_csv(db: Database, header: list[str], query: Select[Any]) -> Iterator[str]:
-    """CSV text for ``query``'s rows, a chunk of rows at a time."""
+    """CSV text for ``query``'s rows, a chunk of rows at a time, behind a UTF-8 BOM."""
+    yield BOM
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
@@ -41,7 +58,7 @@ def stream_csv(db: Database, header: list[str], query: Select[Any]) -> Iterator[
         result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
         for chunk in result.partitions(CHUNK):
             for row in chunk:
-                writer.writerow([_value(v) for v in row])
+                writer.writerow([csv_cell(v) for v in row])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -8,6 +8,8 @@ Everything runs on the real app (its test client) or a real gunicorn on 127.0.0.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import secrets
@@ -29,6 +31,8 @@ from werkzeug.test import TestResponse
 
 from admin import create_app
 from admin.users import set_password
+from admin.views.export import csv_cell
+from loyalty import services as s
 from loyalty.db import Database
 from loyalty.db.models import StripeEvent
 from loyalty.errors import ConfigurationError
@@ -344,3 +348,62 @@ def test_a_random_key_is_accepted_and_the_demo_makes_its_own(db: Database) -> No
     assert create_app({"JIFEN_DATABASE": db, "SECRET_KEY": secrets.token_hex(16)})
     demo = create_app({"JIFEN_DATABASE": db, "JIFEN_DEMO": True})
     assert len(demo.config["SECRET_KEY"]) >= 32
+
+
+# --- 5. CSV exports: formula injection and a BOM --------------------------------------------
+
+DANGEROUS = ['=HYPERLINK("http://evil.example")', "+1+2", "-2-3", "@SUM(A1)", "＝1+1"]
+
+
+def _csv(client: FlaskClient, name: str) -> tuple[str, list[list[str]]]:
+    response = client.get(f"/admin/export/{name}.csv")
+    assert response.status_code == 200 and response.is_streamed
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    raw = response.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the UTF-8 byte order mark
+    text = raw.decode("utf-8-sig")
+    return text, list(csv.reader(io.StringIO(text)))
+
+
+def test_csv_cells_that_could_be_formulas_are_escaped_and_numbers_stay_numbers(
+    app: Flask, db: Database
+) -> None:
+    for member in [*DANGEROUS, "会员-张三"]:
+        s.enrol_member(db, program=PROGRAM, external_id=member)
+    s.adjust_points(
+        db, program=PROGRAM, member="-2-3", points=100, reason="welcome", adjustment_id="a1"
+    )
+    s.adjust_points(
+        db, program=PROGRAM, member="-2-3", points=-30, reason="correction", adjustment_id="a2"
+    )
+    client = app.test_client()
+    login(client, "operations")
+    text, rows = _csv(client, "members")
+    ids = [row[0] for row in rows[1:]]
+    for member in DANGEROUS:
+        assert "'" + member in ids, (member, ids)
+        assert member not in ids
+    assert "会员-张三" in ids and "会员-张三" in text
+    _, ledger = _csv(client, "ledger")
+    header = ledger[0]
+    deltas = [row[header.index("available_delta")] for row in ledger[1:]]
+    members = {row[header.index("member")] for row in ledger[1:]}
+    assert "-30" in deltas and "100" in deltas  # negative numbers are not escaped
+    assert members == {"'-2-3"}
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("＠x", "'＠x"),
+        ("plain", "plain"),
+        ("a=b", "a=b"),
+        (-5, -5),
+        (None, ""),
+    ],
+)
+def test_csv_cell_escaping_rule(value: object, cell: object) -> None:
+    assert csv_cell(value) == cell
