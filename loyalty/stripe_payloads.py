@@ -30,7 +30,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from loyalty.errors import InvalidStripeEvent
+from loyalty.domain.checks import MAX_MEMBER_ID, MAX_MINOR_UNITS, clean_text
+from loyalty.errors import InvalidInput, InvalidStripeEvent
 
 MEMBER_METADATA_KEY = "jifen_member"
 
@@ -60,19 +61,28 @@ class _Base(Schema):
         unknown = EXCLUDE
 
 
-_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
-_amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+# Stripe's ids are ASCII letters, digits and underscores; anything unprintable is refused.
+_ID_SHAPE = validate.Regexp(r"^[\x21-\x7e]*\Z", error="must be printable ASCII without spaces")
+# Unix seconds up to 2200-01-01: far beyond any real event, far inside what dates can hold.
+MAX_STRIPE_TIMESTAMP = 7_258_118_400
+_amount_range = validate.Range(min=0, max=MAX_MINOR_UNITS)
+_created_range = validate.Range(min=0, max=MAX_STRIPE_TIMESTAMP)
+
+_id = fields.String(required=True, validate=[validate.Length(min=1, max=255), _ID_SHAPE])
+_amount = fields.Integer(required=True, strict=True, validate=_amount_range)
 _currency = fields.String(required=True, validate=validate.Length(equal=3))
-_optional_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+_optional_id = fields.String(
+    load_default=None, allow_none=True, validate=[validate.Length(max=255), _ID_SHAPE]
+)
 _metadata = fields.Dict(keys=fields.String(), load_default=dict, allow_none=True)
 
 
 class EnvelopeSchema(_Base):
     """The event around the object."""
 
-    id = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    type = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    created = fields.Integer(required=True, strict=True)
+    id = _id
+    type = fields.String(required=True, validate=[validate.Length(min=1, max=64), _ID_SHAPE])
+    created = fields.Integer(required=True, strict=True, validate=_created_range)
     livemode = fields.Boolean(load_default=False)
     data = fields.Dict(required=True)
 
@@ -88,7 +98,12 @@ class PaymentIntentSchema(_Base):
 
 class CheckoutSessionSchema(_Base):
     id = _id
-    amount_total = fields.Integer(strict=True, allow_none=True, load_default=None)
+    amount_total = fields.Integer(
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(max=MAX_MINOR_UNITS),
+    )
     currency = fields.String(allow_none=True, load_default=None)
     customer = _optional_id
     client_reference_id = _optional_id
@@ -110,7 +125,7 @@ class RefundSchema(_Base):
     amount = _amount
     currency = _currency
     status = fields.String(required=True)
-    created = fields.Integer(required=True, strict=True)
+    created = fields.Integer(required=True, strict=True, validate=_created_range)
     charge = _optional_id
     payment_intent = _optional_id
 
@@ -228,9 +243,16 @@ def parse_envelope(event: Any) -> Envelope:
 
 
 def member_ref(metadata: Mapping[str, Any] | None, fallback: str | None = None) -> str | None:
-    """The member id the shop put in the metadata (``jifen_member``), else ``fallback``."""
+    """The member id the shop put in the metadata (``jifen_member``), else ``fallback``;
+    cleaned as member ids are (:class:`InvalidStripeEvent` if it cannot be one)."""
     value = (metadata or {}).get(MEMBER_METADATA_KEY)
-    return str(value) if value else fallback
+    ref = str(value) if value else fallback
+    if ref is None or not ref.strip():
+        return None
+    try:
+        return clean_text(MEMBER_METADATA_KEY, ref, max_length=MAX_MEMBER_ID)
+    except InvalidInput as exc:
+        raise InvalidStripeEvent(f"the member id in the event: {exc.message}") from exc
 
 
 def parse_fact(envelope: Envelope) -> Fact:
