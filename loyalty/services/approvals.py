@@ -5,6 +5,13 @@ it is applied at once through :func:`~loyalty.services.adjust_points`; above it,
 as ``pending`` until a *different* person approves it (:func:`approve_adjustment`) or
 someone rejects it (:func:`reject_adjustment`). The requester can never approve their own.
 
+The threshold also holds over a running total, so a large grant cannot be split into small
+ones: a request is applied at once only if it, plus every request the same person applied
+at once for the same member on the same local day (the program's time zone), stays within
+the threshold, grants and deductions both counting by their size. Requests a second person
+approved do not count. The member's row is locked while the total is read, so two requests
+at the same moment cannot both slip under it.
+
 The ledger write is keyed by the request (``adjustment_id`` ``console-<id>``), so applying
 a request twice (a retried approval, a crash between the ledger write and the status
 update) writes the points once. Every step writes an audit entry in its own transaction's
@@ -17,10 +24,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, select, update
+from sqlalchemy import Connection, Row, Table, func, select, update
 
 from loyalty.db.database import Database
 from loyalty.db.models import AdjustmentRequest
+from loyalty.domain.calendar import local_midnight, zone
 from loyalty.domain.checks import (
     MAX_POINTS,
     require_int,
@@ -45,6 +53,7 @@ adjustment_requests = cast(Table, AdjustmentRequest.__table__)
 
 DEFAULT_THRESHOLD = 1000
 STATUSES = ("pending", "approving", "applied", "rejected", "failed")
+APPLIED_AT_ONCE = ("approving", "applied")
 
 
 @dataclass(frozen=True)
@@ -135,9 +144,10 @@ def request_adjustment(
 ) -> AdjustmentRequestInfo:
     """Ask for a grant (``points`` > 0) or deduction (< 0) with a mandatory reason.
 
-    Applied at once when ``abs(points) <= threshold``; otherwise stored as ``pending`` for a
-    second person. A ledger refusal (for example :class:`InsufficientPoints`) marks the
-    request ``failed`` and is raised.
+    Applied at once when ``abs(points)``, plus what ``requested_by`` applied at once for
+    this member earlier the same local day, is at most ``threshold``; otherwise stored as
+    ``pending`` for a second person. A ledger refusal (for example
+    :class:`InsufficientPoints`) marks the request ``failed`` and is raised.
     """
     _require_points(points)
     program = require_program_code(program)
@@ -146,18 +156,21 @@ def request_adjustment(
     requested_by = require_text("requested_by", requested_by, max_length=120)
     require_int("threshold", threshold, minimum=0, maximum=MAX_POINTS)
     now = db.clock.now()
-    immediate = abs(points) <= threshold
     with db.write() as conn:
         prog = program_row(conn, program)
         member_id = conn.execute(
-            select(members.c.id).where(
-                members.c.program_id == prog.id, members.c.external_id == member
-            )
+            select(members.c.id)
+            .where(members.c.program_id == prog.id, members.c.external_id == member)
+            .with_for_update()
         ).scalar()
         if member_id is None:
             raise MemberNotFound(
                 f"no member {member!r} in program {program!r}", program=program, member=member
             )
+        used = applied_today(
+            conn, prog.id, member_id, requested_by, now=now, timezone=prog.timezone
+        )
+        immediate = abs(points) + used <= threshold
         request_id = int(
             conn.execute(
                 adjustment_requests.insert()
@@ -188,11 +201,40 @@ def request_adjustment(
             target=f"member {member} adjustment #{request_id}",
             at=now,
             program_id=prog.id,
-            after={**_audit_values(row), "threshold": threshold},
+            after={**_audit_values(row), "threshold": threshold, "applied_today": used},
         )
     if not immediate:
         return _info(program, row)
     return _apply(db, program, request_id)
+
+
+def applied_today(
+    conn: Connection,
+    program_id: int,
+    member_id: int,
+    requested_by: str,
+    *,
+    now: dt.datetime,
+    timezone: str,
+) -> int:
+    """Points (grants and deductions by size) ``requested_by`` applied at once, without a
+    second person, for this member on the local day of ``now``."""
+    today = now.astimezone(zone(timezone)).date()
+    start = local_midnight(today, timezone)
+    end = local_midnight(today + dt.timedelta(days=1), timezone)
+    r = adjustment_requests.c
+    total = conn.execute(
+        select(func.coalesce(func.sum(func.abs(r.points)), 0)).where(
+            r.program_id == program_id,
+            r.member_id == member_id,
+            r.requested_by == requested_by,
+            r.decided_by == requested_by,
+            r.status.in_(APPLIED_AT_ONCE),
+            r.requested_at >= start,
+            r.requested_at < end,
+        )
+    ).scalar_one()
+    return int(total)
 
 
 def approve_adjustment(

@@ -9,6 +9,7 @@ Everything runs on the real app (its test client) or a real gunicorn on 127.0.0.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import os
 import re
@@ -35,6 +36,7 @@ from admin.views.export import csv_cell
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.db.models import StripeEvent
+from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError
 from loyalty.services import list_audit
 from tests.integration import stripe_support as st
@@ -407,3 +409,62 @@ def test_csv_cells_that_could_be_formulas_are_escaped_and_numbers_stay_numbers(
 )
 def test_csv_cell_escaping_rule(value: object, cell: object) -> None:
     assert csv_cell(value) == cell
+
+
+# --- 6. approvals: the threshold holds over a day's running total ---------------------------
+
+
+def test_ten_grants_of_500_by_one_person_do_not_pass_a_500_threshold(
+    app: Flask, db: Database
+) -> None:
+    client = app.test_client()
+    token = login(client, "operations")
+    for n in range(10):
+        post(
+            client,
+            "/admin/adjustments/new",
+            token,
+            member="alice",
+            points=500,
+            reason=f"goodwill {n}",
+        )
+    made = s.list_adjustment_requests(db, program=PROGRAM, member="alice", limit=50)
+    assert sorted(r.status for r in made) == ["applied"] + ["pending"] * 9
+    assert s.balance(db, program=PROGRAM, member="alice").available == 500
+    page = client.get("/admin/adjustments/").get_data(as_text=True)
+    assert "Approve" not in page  # nobody approves their own
+    other = app.test_client()
+    other_token = login(other, "operations2")
+    assert "Approve" in other.get("/admin/adjustments/").get_data(as_text=True)
+    pending = next(r for r in made if r.status == "pending")
+    post(other, "/admin/adjustments/approve", other_token, request_id=pending.id)
+    assert s.balance(db, program=PROGRAM, member="alice").available == 1000
+
+
+def test_the_running_total_is_per_requester_member_and_local_day(
+    db: Database, clock: FixedClock
+) -> None:
+    build_app(db)  # the program (Asia/Shanghai), alice, bob and the users
+
+    def ask(member: str, points: int, who: str = "operations") -> str:
+        made = s.request_adjustment(
+            db,
+            program=PROGRAM,
+            member=member,
+            points=points,
+            reason="test",
+            requested_by=who,
+            threshold=500,
+        )
+        return made.status
+
+    assert ask("alice", 300) == "applied"
+    assert ask("alice", -300) == "pending"  # a deduction counts by its size: 600 > 500
+    assert ask("alice", 200) == "applied"  # 500 exactly
+    assert ask("bob", 500) == "applied"  # another member
+    assert ask("alice", 500, who="operations2") == "applied"  # another requester
+    clock.set(dt.datetime(2026, 11, 21, 15, 59, tzinfo=dt.UTC))  # 23:59 in Shanghai
+    assert ask("alice", 1) == "pending"
+    clock.set(dt.datetime(2026, 11, 21, 16, 0, tzinfo=dt.UTC))  # a new day in Shanghai
+    assert ask("alice", 500) == "applied"
+    assert s.balance(db, program=PROGRAM, member="alice").available == 1500
