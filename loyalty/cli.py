@@ -383,13 +383,13 @@ def _show_demo(database: Database) -> None:
     console.print(table)
     history = svc.history(database, program="demo", member=top[0], limit=12)
     table = Table(title=f"Latest history of {top[0]}", title_justify="left")
-    for column in ("when (UTC)", "kind", "reference", "points", "available"):
+    for column in ("when (UTC)", "kind", "why", "points", "available"):
         table.add_column(column, justify="right" if column in ("points", "available") else "left")
     for item in history.items:
         table.add_row(
             item.created_at.strftime("%Y-%m-%d %H:%M"),
             item.kind,
-            item.reference,
+            item.description,
             f"{item.points:+,}",
             f"{item.available:+,}",
         )

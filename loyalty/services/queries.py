@@ -107,11 +107,15 @@ def _page_items(cursor: int | None) -> Any:
         )
         if key:
             page_ops = page_ops.where(entries.c.operation_id < bindparam("cursor"))
+        # grouped by the operation's primary key, so its other columns (the stored result
+        # that holds a reason, an order, a counterpart) come along in the same statement
         stmt = (
             select(
-                entries.c.operation_id,
+                operations.c.id.label("operation_id"),
                 entries.c.kind,
                 operations.c.key,
+                operations.c.kind.label("operation_kind"),
+                operations.c.result,
                 func.min(entries.c.created_at).label("created_at"),
                 *_DELTAS,
             )
@@ -120,8 +124,8 @@ def _page_items(cursor: int | None) -> Any:
                 entries.c.member_id == bindparam("member_id"),
                 entries.c.operation_id.in_(page_ops.scalar_subquery()),
             )
-            .group_by(entries.c.operation_id, entries.c.kind, operations.c.key)
-            .order_by(entries.c.operation_id.desc(), func.min(entries.c.id).desc())
+            .group_by(operations.c.id, entries.c.kind)
+            .order_by(operations.c.id.desc(), func.min(entries.c.id).desc())
         )
         _PAGE_ITEMS[key] = stmt
     return stmt
@@ -150,11 +154,11 @@ def history(
     op_ids = list(dict.fromkeys(r.operation_id for r in rows))
     more = len(op_ids) > limit
     kept = set(op_ids[:limit])
-    items = tuple(_item(r) for r in rows if r.operation_id in kept)
+    items = tuple(_item(r, row.external_id) for r in rows if r.operation_id in kept)
     return HistoryPage(items=items, next_cursor=op_ids[limit - 1] if more else None)
 
 
-def _item(r: Row[Any]) -> HistoryItem:
+def _item(r: Row[Any], member: str) -> HistoryItem:
     available, pending, held, frozen, debt = (
         int(r.available),
         int(r.pending),
@@ -178,4 +182,74 @@ def _item(r: Row[Any]) -> HistoryItem:
         frozen=frozen,
         debt=debt,
         created_at=created,
+        reason=_reason(r.operation_kind, r.result),
+        description=describe(r.operation_kind, r.kind, r.key, r.result or {}, member),
     )
+
+
+def _reason(operation_kind: str, result: Any) -> str | None:
+    """The reason a person gave (an adjustment's), as stored with the operation."""
+    if operation_kind == "adjust" and isinstance(result, dict):
+        reason = result.get("reason")
+        return reason if isinstance(reason, str) else None
+    return None
+
+
+_ENTRY_WORDS = {
+    "freeze": "points frozen",
+    "reverse": "frozen points taken back",
+    "release": "frozen points given back",
+    "deduct": "taken from other points",
+    "debt": "left as debt",
+    "return": "redeemed points given back",
+    "debt_repay": "repaid debt",
+    "transfer_fee": "transfer fee",
+}
+
+
+def describe(
+    operation_kind: str, entry_kind: str, key: str, result: dict[str, Any], member: str
+) -> str:
+    """Why a history item happened, in words, from its operation's stored result."""
+    text = _headline(operation_kind, key, result, member)
+    step = entry_kind.split("_", 1)[1] if entry_kind.startswith(("refund_", "dispute_")) else ""
+    words = _ENTRY_WORDS.get(entry_kind) or _ENTRY_WORDS.get(step)
+    return f"{text}: {words}" if words else text
+
+
+def _headline(kind: str, key: str, r: dict[str, Any], member: str) -> str:
+    """What the operation was: an order, a refund, a transfer, an adjustment, a sweep."""
+    order = r.get("order_id") or r.get("reference") or key
+    if kind == "earn_purchase":
+        return f"purchase, order {order}"
+    if kind == "earn_action":
+        action = key.split(":")[1] if key.startswith("action:") and key.count(":") >= 2 else ""
+        return f"{action or 'action'} ({r.get('reference', key)})"
+    if kind == "adjust":
+        by = f" by {r['actor']}" if r.get("actor") else ""
+        return f"adjustment{by}: {r.get('reason', '')}".rstrip(": ")
+    if kind == "transfer":
+        if r.get("recipient") == member:
+            return f"transfer from {r.get('sender')}"
+        return f"transfer to {r.get('recipient')}"
+    words = _OPERATION_WORDS.get(kind)
+    if words is not None:
+        return words.format(order=order, id=r.get("reversal_id", key))
+    return kind.replace("_", " ")
+
+
+_OPERATION_WORDS = {
+    "hold": "points held for order {order}",
+    "capture": "points spent on order {order}",
+    "release": "hold of order {order} released",
+    "hold_timeout": "hold of order {order} timed out",
+    "refund": "refund {id} of order {order}",
+    "refund_succeeded": "refund {id} of order {order} succeeded",
+    "refund_failed": "refund {id} of order {order} failed",
+    "dispute": "dispute {id} of order {order}",
+    "dispute_lost": "dispute {id} of order {order} lost",
+    "dispute_won": "dispute {id} of order {order} won",
+    "expire": "points expired",
+    "clear": "year-end clearing",
+    "mature": "pending points became available",
+}

@@ -184,7 +184,10 @@ class HistoryItem:
     """One line of a member's history: an operation's effect on the member's buckets.
 
     ``points`` is the change in what the member owns (available + pending + held + frozen -
-    debt): a hold is 0 (points only move to ``held``), a capture is negative.
+    debt): a hold is 0 (points only move to ``held``), a capture is negative. ``description``
+    says why it happened in words (``purchase, order o-1``, ``refund re_1 of order o-1: points
+    frozen``, ``transfer to bob``, ``adjustment by ops: goodwill``); ``reason`` is the reason a
+    person gave (an adjustment's), else ``None``.
     """
 
     id: int
@@ -197,6 +200,8 @@ class HistoryItem:
     frozen: int
     debt: int
     created_at: dt.datetime
+    reason: str | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)
