@@ -1,4 +1,6 @@
-"""The audit log: every rule change, adjustment and account change, newest first."""
+"""The audit log of this console's program: its rule changes, adjustments, exports and
+replays, and the console-wide account changes and sign-ins, newest first; never another
+program's entries."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class AuditView(ConsoleView):
         page = page_number()
         found = list_audit(
             self.console.db,
+            program=self.program().code,
             limit=PAGE,
             offset=(page - 1) * PAGE,
             action=action,

@@ -1,7 +1,9 @@
 """The audit log: who changed what, when, with the values before and after.
 
 :func:`record_audit` writes one entry inside the caller's transaction, so an entry exists
-exactly when its change does. :func:`list_audit` reads them back, newest first.
+exactly when its change does. :func:`list_audit` reads them back, newest first; given a
+program, only that program's entries and those of no program (console accounts and
+sign-ins), never another program's.
 
 The rule-changing wrappers here (:func:`publish_rules_audited`,
 :func:`update_program_audited`) are what the admin console calls: the program service makes
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, or_, select
 
 from loyalty.db.database import Database
 from loyalty.db.models import AuditEntry
@@ -127,13 +129,18 @@ def _search_term(name: str, value: object) -> str | None:
 def list_audit(
     db: Database,
     *,
+    program: str | None = None,
     limit: int = 50,
     offset: int = 0,
     action: str | None = None,
     actor: str | None = None,
     target: str | None = None,
 ) -> AuditPage:
-    """Entries newest first; ``action`` matches a prefix (``rules.`` gives every rule change)."""
+    """Entries newest first; ``action`` matches a prefix (``rules.`` gives every rule change).
+
+    With ``program``, only that program's entries and those that belong to no program
+    (console accounts, sign-ins); without it, every entry.
+    """
     require_int("limit", limit, minimum=1)
     require_int("offset", offset, minimum=0)
     if limit > MAX_PAGE:
@@ -143,6 +150,10 @@ def list_audit(
         for name, value in (("action", action), ("actor", actor), ("target", target))
     )
     where = []
+    if program is not None:
+        with db.read() as conn:
+            program_id = int(program_row(conn, program).id)
+        where.append(or_(audit_log.c.program_id == program_id, audit_log.c.program_id.is_(None)))
     if action:
         where.append(audit_log.c.action.startswith(action, autoescape=True))
     if actor:

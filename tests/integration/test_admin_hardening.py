@@ -468,3 +468,26 @@ def test_the_running_total_is_per_requester_member_and_local_day(
     clock.set(dt.datetime(2026, 11, 21, 16, 0, tzinfo=dt.UTC))  # a new day in Shanghai
     assert ask("alice", 500) == "applied"
     assert s.balance(db, program=PROGRAM, member="alice").available == 1500
+
+
+# --- 7. the audit log is scoped to the console's program ------------------------------------
+
+
+def test_the_audit_page_shows_this_programs_entries_and_never_another_programs(
+    app: Flask, db: Database
+) -> None:
+    make_program(db, "other")
+    s.audit(db, actor="eve", action="rules.publish", target="other-secret", program="other")
+    s.audit(db, actor="ann", action="rules.publish", target="shop-visible", program=PROGRAM)
+    client = app.test_client()
+    login(client, "viewer")
+    page = client.get("/admin/audit/").get_data(as_text=True)
+    assert "shop-visible" in page
+    assert "user viewer" in page  # console accounts belong to no program: shown
+    assert "other-secret" not in page
+    filtered = client.get("/admin/audit/?actor=eve").get_data(as_text=True)
+    assert "other-secret" not in filtered
+    scoped = list_audit(db, program=PROGRAM)
+    everything = list_audit(db)
+    assert everything.total == scoped.total + 1
+    assert {e.program for e in scoped.items} <= {PROGRAM, None}
