@@ -24,6 +24,7 @@ metadata key ``jifen_member`` (the member's own id in the shop), and for Checkou
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,8 @@ class _Base(Schema):
 
 
 # Stripe's ids are ASCII letters, digits and underscores; anything unprintable is refused.
-_ID_SHAPE = validate.Regexp(r"^[\x21-\x7e]*\Z", error="must be printable ASCII without spaces")
+_ID_PATTERN = re.compile(r"^[\x21-\x7e]*\Z")
+_ID_SHAPE = validate.Regexp(_ID_PATTERN, error="must be printable ASCII without spaces")
 # Unix seconds up to 2200-01-01: far beyond any real event, far inside what dates can hold.
 MAX_STRIPE_TIMESTAMP = 7_258_118_400
 _amount_range = validate.Range(min=0, max=MAX_MINOR_UNITS)
@@ -106,7 +108,9 @@ class CheckoutSessionSchema(_Base):
     )
     currency = fields.String(allow_none=True, load_default=None)
     customer = _optional_id
-    client_reference_id = _optional_id
+    client_reference_id = fields.String(  # the shop's own member id: cleaned by member_ref
+        load_default=None, allow_none=True, validate=validate.Length(max=255)
+    )
     metadata = _metadata
     payment_intent = _optional_id
     payment_status = fields.String(load_default=None, allow_none=True)
@@ -233,12 +237,28 @@ def parse_envelope(event: Any) -> Envelope:
     obj = data["data"].get("object")
     if not isinstance(obj, Mapping):
         raise InvalidStripeEvent("the event has no data.object")
+    _check_recorded_fields(obj)
     return Envelope(
         event_id=data["id"],
         type=data["type"],
         created=timestamp(data["created"]),
         livemode=data["livemode"],
         object=obj,
+    )
+
+
+def _check_recorded_fields(obj: Mapping[str, Any]) -> None:
+    """Refuse an object whose id, customer or member id cannot be recorded as they are: the
+    event's row keeps them (for the console) before the object is read in full."""
+    for name in ("id", "customer"):
+        value = obj.get(name)
+        if isinstance(value, str) and (len(value) > 255 or not _ID_PATTERN.fullmatch(value)):
+            raise InvalidStripeEvent(f"the object's {name} must be printable ASCII without spaces")
+    metadata = obj.get("metadata")
+    reference = obj.get("client_reference_id")
+    member_ref(
+        metadata if isinstance(metadata, Mapping) else None,
+        reference if isinstance(reference, str) else None,
     )
 
 

@@ -121,7 +121,8 @@ def require_key(value: Any, *, name: str = "idempotency_key") -> str:
 def clean_text(name: str, value: Any, *, max_length: int, multiline: bool = False) -> str:
     """Return ``value`` normalised to NFC and stripped, or raise if it cannot be stored.
 
-    Refuses (``InvalidText``) NUL and other control characters (``\\n`` and ``\\t`` are allowed
+    Surrounding whitespace (spaces, tabs, line breaks) is stripped first. Inside the text,
+    refuses (``InvalidText``) NUL and other control characters (``\\n`` and ``\\t`` are allowed
     when ``multiline``, where ``\\r\\n`` and ``\\r`` become ``\\n``), lone surrogates, bidi
     controls, zero-width and other format characters, private-use and unassigned code points,
     and line or paragraph separators. Empty text and text longer than ``max_length`` after
@@ -133,8 +134,8 @@ def clean_text(name: str, value: Any, *, max_length: int, multiline: bool = Fals
         raise InvalidInput(f"{name} is longer than {max_length} characters", field=name)
     if multiline:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-    _refuse_unshowable(name, value, multiline=multiline)
-    cleaned = unicodedata.normalize("NFC", value).strip()
+    cleaned = unicodedata.normalize("NFC", value).strip()  # "alice\n" from a file is alice
+    _refuse_unshowable(name, cleaned, multiline=multiline)
     if not cleaned:
         raise InvalidInput(f"{name} must be a non-empty string", field=name)
     if len(cleaned) > max_length:
