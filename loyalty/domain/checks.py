@@ -48,6 +48,12 @@ MAX_EMAIL = 254
 # surrogates (Cs), private use (Co), unassigned (Cn), line and paragraph separators (Zl, Zp).
 _REFUSED_CATEGORIES = frozenset(["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"])
 _MULTILINE_CONTROLS = frozenset("\n\t")
+_UNNAMED = {
+    "Cc": "a control character",
+    "Cs": "a lone surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+}
 
 
 def require_int(name: str, value: Any, *, minimum: int = 1, maximum: int = MAX_ID) -> int:
@@ -148,8 +154,9 @@ def _refuse_unshowable(name: str, value: str, *, multiline: bool) -> None:
     for position, char in enumerate(value):
         if multiline and char in _MULTILINE_CONTROLS:
             continue
-        if unicodedata.category(char) in _REFUSED_CATEGORIES:
-            label = unicodedata.name(char, "unnamed or unassigned character")
+        category = unicodedata.category(char)
+        if category in _REFUSED_CATEGORIES:
+            label = unicodedata.name(char, _UNNAMED.get(category, "unnamed character"))
             raise InvalidText(
                 f"{name} contains U+{ord(char):04X} ({label}) at position {position}; "
                 "remove it: control, invisible, direction-changing and private-use "
