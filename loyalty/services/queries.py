@@ -5,10 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+    type_coerce,
+)
 
 from loyalty.db.database import Database
-from loyalty.domain.calendar import last_usable_day
+from loyalty.db.types import UTCDateTime
+from loyalty.domain.calendar import (
+    clearing_cutoff,
+    clearing_moment,
+    last_clearing_year,
+    last_usable_day,
+)
 from loyalty.domain.checks import (
     require_days,
     require_int,
@@ -16,6 +33,7 @@ from loyalty.domain.checks import (
     require_program_code,
 )
 from loyalty.errors import InvalidInput, MemberNotFound
+from loyalty.services.clearing import clearings, scheduled_year
 from loyalty.services.ledger import entries, lots, members, operations, program_row, programs
 from loyalty.services.results import Balance, ExpiringPoints, HistoryItem, HistoryPage
 
@@ -23,7 +41,15 @@ MAX_PAGE = 500
 
 
 _MEMBER_BY_CODE = (
-    select(members, programs.c.timezone)
+    select(
+        members,
+        programs.c.timezone,
+        programs.c.clearing_policy,
+        programs.c.clearing_month,
+        programs.c.clearing_day,
+        programs.c.clearing_keep_months,
+        programs.c.clearing_enabled_at,
+    )
     .join(programs, programs.c.id == members.c.program_id)
     .where(programs.c.code == bindparam("program"), members.c.external_id == bindparam("member"))
 )
@@ -59,8 +85,10 @@ _EXPIRING = (
 def balance(db: Database, *, program: str, member: str, expiring_within_days: int = 30) -> Balance:
     """The member's balances now, and their available points that expire within the window.
 
-    ``available`` leaves out points whose expiry has passed even if the expiry sweep has not
-    removed them yet: they can no longer be spent.
+    ``available`` leaves out points whose expiry or year-end clearing moment has passed even if
+    the sweep has not removed them yet: they can no longer be spent. ``expiring`` counts a lot
+    at the moment it stops being usable: its expiry, or the next clearing's moment when that
+    clearing takes it first.
     """
     member = require_member_id(member)
     require_days("expiring_within_days", expiring_within_days, minimum=0)
@@ -68,7 +96,13 @@ def balance(db: Database, *, program: str, member: str, expiring_within_days: in
     until = now + dt.timedelta(days=expiring_within_days)
     with db.read() as conn:
         row = _member(conn, program, member)
-        moments = conn.execute(_EXPIRING, {"member_id": row.id, "until": until}).all()
+        passed, ahead = _clearings_to_count(row, now, until)
+        params = {"member_id": row.id, "until": until, "program_id": row.program_id}
+        for name, clearing in (("passed", passed), ("ahead", ahead)):
+            if clearing is not None:
+                params.update({f"{name}_{k}": v for k, v in clearing.items()})
+        stmt = _expiring(passed is not None, ahead is not None)
+        moments = conn.execute(stmt, params).all()
     lapsed = sum(int(m.points) for m in moments if m.expires_at <= now)
     return Balance(
         member=member,
@@ -84,6 +118,83 @@ def balance(db: Database, *, program: str, member: str, expiring_within_days: in
             if m.expires_at > now
         ),
     )
+
+
+def _clearings_to_count(
+    row: Row[Any], now: dt.datetime, until: dt.datetime
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The year-end clearing whose moment passed (if its sweep may not be done) and the next
+    one if its moment falls in the window: their year, moment and cutoff."""
+    if row.clearing_policy == "none":
+        return None, None
+    tz, month, day = row.timezone, row.clearing_month, row.clearing_day
+
+    def at(year: int) -> dict[str, Any]:
+        moment = clearing_moment(year, month, day, tz)
+        cutoff = clearing_cutoff(moment, tz, row.clearing_policy, row.clearing_keep_months)
+        return {"year": year, "moment": moment, "cutoff": cutoff}
+
+    year = scheduled_year(row, now)
+    passed = None if year is None else at(year)
+    following = at(last_clearing_year(now, tz, month, day) + 1)
+    ahead = following if following["moment"] <= until else None
+    return passed, ahead
+
+
+def _expiring(passed: bool, ahead: bool) -> Any:
+    """A member's available points per moment they stop being usable, up to ``:until``,
+    including moments that passed but that the sweeps have not reached yet.
+
+    A lot's moment is its rolling expiry, or a year-end clearing's moment when that clearing
+    takes it first (earned before its cutoff, not expiring by its moment): the one that
+    passed (``passed``, unless its sweep is done) and the next one in the window (``ahead``).
+    Built once per shape.
+    """
+    stmt = _EXPIRING_SHAPES.get((passed, ahead))
+    if stmt is not None:
+        return stmt
+    whens = []
+    for name, wanted in (("passed", passed), ("ahead", ahead)):
+        if not wanted:
+            continue
+        moment = bindparam(f"{name}_moment", type_=UTCDateTime())
+        taken = and_(
+            lots.c.expired_at.is_(None),
+            lots.c.earned_at < bindparam(f"{name}_cutoff", type_=UTCDateTime()),
+            or_(lots.c.expires_at.is_(None), lots.c.expires_at > moment),
+        )
+        if name == "passed":
+            done = (
+                select(clearings.c.id)
+                .where(
+                    clearings.c.program_id == bindparam("program_id"),
+                    clearings.c.year == bindparam("passed_year"),
+                    clearings.c.status == "done",
+                )
+                .exists()
+            )
+            taken = and_(taken, not_(done))
+        whens.append((taken, moment))
+    due = type_coerce(case(*whens, else_=lots.c.expires_at), UTCDateTime()) if whens else None
+    inner = (
+        select((lots.c.expires_at if due is None else due).label("expires_at"), lots.c.available)
+        .where(
+            lots.c.member_id == bindparam("member_id"),
+            lots.c.available > 0,
+            or_(lots.c.expires_at <= bindparam("until"), *(w[0] for w in whens)),
+        )
+        .subquery()
+    )
+    stmt = (
+        select(inner.c.expires_at, func.sum(inner.c.available).label("points"))
+        .group_by(inner.c.expires_at)
+        .order_by(inner.c.expires_at)
+    )
+    _EXPIRING_SHAPES[passed, ahead] = stmt
+    return stmt
+
+
+_EXPIRING_SHAPES: dict[tuple[bool, bool], Any] = {(False, False): _EXPIRING}
 
 
 _DELTAS = [

@@ -160,3 +160,49 @@ def test_history_errors(db: Database) -> None:
         s.history(db, program=PROGRAM, member="alice", limit=501)
     with pytest.raises(InvalidAmount):
         s.history(db, program=PROGRAM, member="alice", cursor=1.5)  # type: ignore[arg-type]
+
+
+CLEARING_MOMENT = dt.datetime(2026, 12, 31, 16, 0, tzinfo=dt.UTC)  # end of 31 Dec, Shanghai
+
+
+@pytest.mark.parametrize("policy", ["all", "before_cutoff"])
+def test_a_passed_clearing_not_swept_yet_is_not_available(
+    db: Database, clock: FixedClock, policy: str
+) -> None:
+    from loyalty.services.clearing import clear_year_end
+
+    settings = {"clearing_keep_months": 1} if policy == "before_cutoff" else {}
+    make_program(db, rules={"expiry": None}, clearing_policy=policy, **settings)
+    enrol(db, "alice")
+    earn(db, "alice", "o-1", 10_000)  # 21 November: cleared by either policy
+    clock.set(dt.datetime(2026, 12, 20, 4, 0, tzinfo=dt.UTC))
+    earn(db, "alice", "o-2", 3_000)  # 20 December: kept by before_cutoff (one month)
+    kept = 30 if policy == "before_cutoff" else 0
+
+    # before the moment: the clearing is ahead, with its date, inside a 30-day window
+    b = s.balance(db, program=PROGRAM, member="alice", expiring_within_days=30)
+    assert b.available == 130
+    assert b.expiring == (ExpiringPoints(CLEARING_MOMENT, 130 - kept),)
+    assert b.expiring[0].last_day == dt.date(2026, 12, 31)
+    assert s.balance(db, program=PROGRAM, member="alice", expiring_within_days=5).expiring == ()
+
+    # the moment passed, the sweep has not run: those points cannot be spent any more
+    clock.set(CLEARING_MOMENT + dt.timedelta(minutes=5))
+    before_sweep = s.balance(db, program=PROGRAM, member="alice", expiring_within_days=0)
+    assert (before_sweep.available, before_sweep.expiring) == (kept, ())
+    clear_year_end(db, program=PROGRAM)
+    after_sweep = s.balance(db, program=PROGRAM, member="alice", expiring_within_days=0)
+    assert (after_sweep.available, after_sweep.expiring) == (kept, ())
+    report = s.verify_ledger(db)
+    assert report.ok, [c for c in report.checks if not c.ok]
+
+
+def test_a_clearing_enabled_after_its_moment_does_not_hide_points(
+    db: Database, clock: FixedClock
+) -> None:
+    make_program(db, rules={"expiry": None})
+    enrol(db, "alice")
+    earn(db, "alice", "o-1", 10_000)
+    clock.set(CLEARING_MOMENT + dt.timedelta(days=2))
+    s.update_program(db, program=PROGRAM, clearing_policy="all")  # the first clearing is 2027's
+    assert s.balance(db, program=PROGRAM, member="alice").available == 100
