@@ -116,13 +116,22 @@ def actor() -> str:
     return str(current_user.username)
 
 
+def local_path(target: str | None) -> str | None:
+    """``target`` if it is a plain path on this site, else None: no scheme or host, no
+    ``//`` or backslash a browser could read as another host, no control characters."""
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return None
+    if target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never redirect a login to another host."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/"):
-            return target
-    return url_for("admin.index")
+    return local_path(target) or url_for("admin.index")
 
 
 @blueprint.route("/login", methods=["GET", "POST"])

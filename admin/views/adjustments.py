@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 
 from admin.auth import OPERATIONS, actor, require_role
 from admin.forms import AdjustmentForm, DecisionForm, load
-from admin.views.base import ConsoleView, back, expose, flash_error
+from admin.views.base import ConsoleView, back, expose, flash_error, search_arg
 from loyalty.errors import LoyaltyError
 from loyalty.services import (
     approve_adjustment,
@@ -34,7 +34,7 @@ class AdjustmentsView(ConsoleView):
             recent=list_adjustment_requests(db, program=program.code, limit=50),
             threshold=self.console.approval_threshold,
             me=actor(),
-            member=request.args.get("member", ""),
+            member=search_arg("member"),
         )
 
     @expose("/new", methods=("POST",))

@@ -4,10 +4,9 @@ program's entries."""
 
 from __future__ import annotations
 
-from flask import request
 from flask.typing import ResponseReturnValue
 
-from admin.views.base import ConsoleView, expose, page_number
+from admin.views.base import ConsoleView, expose, page_number, search_arg
 from loyalty.services import list_audit
 
 PAGE = 50
@@ -18,9 +17,9 @@ class AuditView(ConsoleView):
 
     @expose("/")
     def index(self) -> ResponseReturnValue:
-        action = request.args.get("action", "").strip() or None
-        actor = request.args.get("actor", "").strip() or None
-        target = request.args.get("target", "").strip() or None
+        action = search_arg("action") or None
+        actor = search_arg("actor") or None
+        target = search_arg("target") or None
         page = page_number()
         found = list_audit(
             self.console.db,

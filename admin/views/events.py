@@ -10,7 +10,14 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Table, func, or_, select
 
 from admin.auth import OPERATIONS, actor, require_role
-from admin.views.base import ConsoleView, expose, flash_error, page_number
+from admin.views.base import (
+    ConsoleView,
+    choice_arg,
+    expose,
+    flash_error,
+    page_number,
+    search_arg,
+)
 from loyalty.db.models import StripeEvent
 from loyalty.errors import LoyaltyError
 from loyalty.services import audit
@@ -31,9 +38,9 @@ class EventsView(ConsoleView):
     @expose("/")
     def index(self) -> ResponseReturnValue:
         program = self.program()
-        status = request.args.get("status", "")
-        kind = request.args.get("type", "").strip()
-        query = request.args.get("q", "").strip()
+        status = choice_arg("status", STATUSES)
+        kind = search_arg("type")
+        query = search_arg("q")
         page = page_number()
         with self.console.db.read() as conn:
             prog = program_row(conn, program.code)
@@ -82,12 +89,13 @@ class EventsView(ConsoleView):
     @expose("/event")
     def event(self) -> ResponseReturnValue:
         program = self.program()
+        event_id = search_arg("id")
         with self.console.db.read() as conn:
             prog = program_row(conn, program.code)
             row = conn.execute(
                 select(stripe_events).where(
                     stripe_events.c.program_id == prog.id,
-                    stripe_events.c.event_id == request.args.get("id", ""),
+                    stripe_events.c.event_id == event_id,
                 )
             ).first()
         if row is None:

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.charts import Series, bar_chart
-from admin.views.base import ConsoleView, expose, flash_error
+from admin.views.base import ConsoleView, expose, flash_error, number_arg
 from loyalty import jobs
 from loyalty.errors import InvalidInput, LoyaltyError
 from loyalty.services import audit, forecast
@@ -28,8 +28,8 @@ class JobsView(ConsoleView):
         db = self.console.db
         runs = jobs.last_runs(db, limit_per_job=5)
         by_job = {name: [r for r in runs if r.job == name] for name in jobs.JOB_NAMES}
-        days = int(request.args.get("days", "90")) if request.args.get("days", "").isdigit() else 90
-        days = min(max(days, 1), 366)
+        days = number_arg("days", minimum=0, maximum=999_999)
+        days = 90 if days is None else min(max(days, 1), 366)
         ahead = forecast(db, program=program.code, days=days)
         start = db.clock.now().astimezone(dt.UTC).date()
         weeks: dict[str, list[int]] = {}

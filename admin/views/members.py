@@ -11,7 +11,15 @@ from sqlalchemy import func, or_, select
 
 from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.forms import LinkStripeForm, load
-from admin.views.base import ConsoleView, expose, flash_error, page_number
+from admin.views.base import (
+    ConsoleView,
+    expose,
+    flash_error,
+    number_arg,
+    page_number,
+    search_arg,
+)
+from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
 from loyalty.services import (
     audit,
@@ -34,7 +42,7 @@ class MembersView(ConsoleView):
     @expose("/")
     def index(self) -> ResponseReturnValue:
         program = self.program()
-        query = request.args.get("q", "").strip()
+        query = search_arg("q")
         page = page_number()
         with self.console.db.read() as conn:
             prog = program_row(conn, program.code)
@@ -72,11 +80,10 @@ class MembersView(ConsoleView):
     @expose("/member")
     def member(self) -> ResponseReturnValue:
         program = self.program()
-        external_id = request.args.get("id", "")
+        external_id = search_arg("id", max_length=MAX_MEMBER_ID)
         if not external_id:
             abort(404)
-        cursor_arg = request.args.get("cursor", "")
-        cursor = int(cursor_arg) if cursor_arg.isdigit() else None
+        cursor = number_arg("cursor", minimum=1, maximum=MAX_ID)
         db = self.console.db
         info = balance(db, program=program.code, member=external_id, expiring_within_days=90)
         page = history(

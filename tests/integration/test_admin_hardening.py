@@ -491,3 +491,80 @@ def test_the_audit_page_shows_this_programs_entries_and_never_another_programs(
     everything = list_audit(db)
     assert everything.total == scoped.total + 1
     assert {e.program for e in scoped.items} <= {PROGRAM, None}
+
+
+# --- 10. query strings a page does not expect get 400, never 500 ----------------------------
+
+BAD_QUERIES = [
+    "/admin/members/?q=%00",
+    "/admin/members/?q=ali%E2%80%8Bce",  # a zero-width space
+    "/admin/members/?page=99999999999999999999",
+    "/admin/members/?page=-1",
+    "/admin/members/?page=%C2%B2",  # a superscript two: str.isdigit() says yes, int() says no
+    "/admin/members/?page=abc",
+    "/admin/members/member?id=%00",
+    "/admin/members/member?id=alice&cursor=99999999999999999999999999",
+    "/admin/members/member?id=alice&cursor=%C2%B2",
+    "/admin/events/?q=%00",
+    "/admin/events/?type=%00",
+    "/admin/events/?status=%00",
+    "/admin/events/?page=99999999999999999999",
+    "/admin/events/event?id=%00",
+    "/admin/audit/?actor=%00",
+    "/admin/audit/?action=%E2%80%AE",  # a right-to-left override
+    "/admin/audit/?target=%00",
+    "/admin/audit/?page=99999999999999999999",
+    "/admin/jobs/?days=%C2%B2",
+    "/admin/jobs/?days=" + "9" * 5000,
+    "/admin/adjustments/?member=%00",
+]
+
+
+@pytest.mark.parametrize("url", BAD_QUERIES)
+def test_a_query_string_a_page_does_not_expect_gets_a_readable_400(app: Flask, url: str) -> None:
+    client = app.test_client()
+    login(client, "admin")
+    response = client.get(url)
+    assert response.status_code == 400, (url, response.status_code)
+    text = response.get_data(as_text=True)
+    assert "That request could not be understood" in text
+    assert "Traceback" not in text
+
+
+def test_good_query_strings_still_work(app: Flask) -> None:
+    client = app.test_client()
+    login(client, "admin")
+    for url in (
+        "/admin/members/?q=ali",
+        "/admin/members/?q=&page=1",
+        "/admin/members/?page=2",
+        "/admin/members/member?id=alice&cursor=",
+        "/admin/events/?status=parked&type=payment&q=&page=1",
+        "/admin/audit/?action=user.&actor=&target=",
+        "/admin/jobs/?days=1000",
+        "/admin/adjustments/?member=alice",
+    ):
+        response = client.get(url)
+        assert response.status_code in (200, 302), (url, response.status_code)
+
+
+@pytest.mark.parametrize("target", ["/\\evil.example/", "//evil.example", "/%00x", "/\tx"])
+def test_sign_in_and_form_redirects_stay_on_this_site(app: Flask, target: str) -> None:
+    client = app.test_client()
+    token = csrf_token(client)
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": "operations",
+            "password": PASSWORDS["operations"],
+            "next": target.replace("%00", "\x00"),
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    token = csrf_token(client, "/admin/")
+    back = target.replace("%00", "\x00")
+    grant = {"member": "alice", "points": 5, "reason": "a small grant", "back": back}
+    moved = post(client, "/admin/adjustments/new", token, **grant)
+    assert moved.status_code == 302
+    assert moved.headers["Location"] == "/admin/adjustments/"
