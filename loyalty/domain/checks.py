@@ -167,6 +167,19 @@ def _refuse_unshowable(name: str, value: str, *, multiline: bool) -> None:
             )
 
 
+def scrub_text(value: Any, *, max_length: int) -> str:
+    """Free text Jifen records rather than receives (an exception's message): never refused,
+    its unshowable characters replaced by U+FFFD and its length cut to ``max_length``."""
+    text = value if isinstance(value, str) else str(value)
+    text = "".join(
+        "\ufffd"
+        if unicodedata.category(c) in _REFUSED_CATEGORIES and c not in _MULTILINE_CONTROLS
+        else c
+        for c in text[: max_length * 2]
+    )
+    return unicodedata.normalize("NFC", text).strip()[:max_length]
+
+
 def require_text(name: str, value: Any, *, max_length: int = 200, multiline: bool = False) -> str:
     """Return the cleaned ``value`` (see :func:`clean_text`): NFC, stripped, showable."""
     return clean_text(name, value, max_length=max_length, multiline=multiline)

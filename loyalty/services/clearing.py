@@ -42,6 +42,7 @@ _INSERT_CLEARING = {
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 LAST_YEAR = 9998  # the moment of the end of 31 December 9999 is not a datetime
+FIRST_YEAR = 1900  # a cutoff up to 100 years (1200 months) earlier is still a datetime
 
 
 def clear_year_end(
@@ -165,7 +166,7 @@ def _due_year(prog: Row[Any], year: int | None, now: dt.datetime) -> int:
                 year=last,
             )
         return scheduled
-    require_int("year", year)
+    require_int("year", year, minimum=FIRST_YEAR)
     if year > LAST_YEAR:
         raise InvalidInput(f"year must be at most {LAST_YEAR}, got {year}", field="year")
     moment = clearing_moment(year, month, day, tz)

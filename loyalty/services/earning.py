@@ -115,7 +115,7 @@ def order_lines(amount_minor: int | None, lines: OrderLines | None) -> list[Orde
         raise InvalidInput("pass either amount_minor or lines (not both)")
     if lines is None:
         return [OrderLine(require_minor_units("amount_minor", amount_minor))]
-    if isinstance(lines, str | bytes) or not lines:
+    if not isinstance(lines, Sequence) or isinstance(lines, str | bytes) or not lines:
         raise InvalidInput("lines must be a non-empty list of order lines")
     parsed = [_line(i, line) for i, line in enumerate(lines)]
     total = sum(line.amount_minor for line in parsed)
@@ -129,10 +129,13 @@ def order_lines(amount_minor: int | None, lines: OrderLines | None) -> list[Orde
 
 
 def _line(index: int, line: OrderLine | Mapping[str, Any]) -> OrderLine:
+    if not isinstance(line, OrderLine | Mapping):
+        raise InvalidInput(f"line {index} must be a mapping or an OrderLine, got {line!r}"[:200])
     if isinstance(line, Mapping):
         unknown = set(line) - {"amount_minor", "sku", "category"}
         if unknown:
-            raise InvalidInput(f"line {index} has unknown fields: {', '.join(sorted(unknown))}")
+            names = ", ".join(sorted(map(repr, unknown)))
+            raise InvalidInput(f"line {index} has unknown fields: {names}"[:300])
         line = OrderLine(line.get("amount_minor", 0), line.get("sku"), line.get("category"))
     amount = require_minor_units(f"lines[{index}].amount_minor", line.amount_minor)
     sku, category = (

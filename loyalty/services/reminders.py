@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
 from loyalty.db.models import Notification
-from loyalty.domain.checks import require_int
+from loyalty.domain.checks import require_int, scrub_text
 from loyalty.errors import InvalidInput
 from loyalty.services.forecast import DuePoints, points_due
 from loyalty.services.ledger import program_row, programs
@@ -214,6 +214,7 @@ def mark_delivered(db: Database, ids: Sequence[int]) -> int:
 def mark_failed(db: Database, notification_id: int, error: str) -> None:
     """Record a failed delivery attempt; the notification stays pending for a retry."""
     require_int("id", notification_id)
+    error = scrub_text(error, max_length=2000)  # a callback's message: kept, made storable
     with db.write() as conn:
         conn.execute(
             update(notifications)
