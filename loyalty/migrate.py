@@ -12,6 +12,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
+from loyalty.errors import ConfigurationError
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -35,7 +37,13 @@ def alembic_config(url: str | None = None, *, connection: Connection | None = No
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` up to ``revision``."""
+    """Bring the database at ``url`` up to ``revision``; ``$JIFEN_DATABASE_URL`` plays no part.
+
+    An empty ``url`` is refused rather than read from the environment, so a script that
+    upgrades a scratch database can never migrate the one the environment names.
+    """
+    if not url:
+        raise ConfigurationError("no database URL to migrate: pass one")
     command.upgrade(alembic_config(url), revision)
 
 
@@ -45,7 +53,9 @@ def upgrade_connection(connection: Connection, revision: str = "head") -> None:
 
 
 def check(url: str) -> None:
-    """Raise if the models and the migrations have drifted apart."""
+    """Raise if the models and the migrations of the database at ``url`` have drifted apart."""
+    if not url:
+        raise ConfigurationError("no database URL to check: pass one")
     command.check(alembic_config(url))
 
 

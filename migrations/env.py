@@ -18,11 +18,12 @@ if config.config_file_name and config.attributes.get("configure_logger", True):
 
 
 def db_url() -> str:
-    """``-x db_url=…``, else ``$JIFEN_DATABASE_URL``, else ``sqlalchemy.url``."""
+    """``-x db_url=…``, else ``sqlalchemy.url`` (the URL ``loyalty.migrate`` was given), else
+    ``$JIFEN_DATABASE_URL``: an explicit URL always wins over the environment."""
     url = (
         context.get_x_argument(as_dictionary=True).get("db_url")
-        or os.environ.get("JIFEN_DATABASE_URL")
         or config.get_main_option("sqlalchemy.url")
+        or os.environ.get("JIFEN_DATABASE_URL")
     )
     if not url:
         raise SystemExit("no database URL: pass --database-url or set JIFEN_DATABASE_URL")
