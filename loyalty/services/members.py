@@ -1,10 +1,18 @@
-"""Members: enrol by the retailer's external id, link a Stripe customer, close and reopen."""
+"""Members: enrol by the retailer's external id, link a Stripe customer, close and reopen.
+
+Concurrent first-time writes end as documented, the same way on both backends: the enrolment
+is an ``INSERT … ON CONFLICT DO NOTHING`` that re-reads what won (the same member, or
+:class:`AlreadyExists` naming whoever holds the id or the Stripe customer), and a link runs in
+a savepoint whose unique violation becomes :class:`AlreadyExists` naming the other member.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Connection, Row, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from loyalty.db.database import Database
 from loyalty.domain.checks import (
@@ -49,36 +57,70 @@ def enrol_member(
     stripe_customer_id = _optional("stripe_customer_id", stripe_customer_id, 64)
     with db.write() as conn:
         prog = program_row(conn, program)
-        row = conn.execute(
-            select(members).where(
-                members.c.program_id == prog.id, members.c.external_id == external_id
-            )
-        ).first()
+        row = _find_member(conn, prog.id, external_id)
+        if row is None:
+            values = {
+                "program_id": prog.id,
+                "external_id": external_id,
+                "email": email,
+                "stripe_customer_id": stripe_customer_id,
+                "status": "active",
+                "created_at": db.clock.now(),
+            }
+            if conn.execute(_INSERT_MEMBER[conn.dialect.name], values).first() is None:
+                row = _enrolled_meanwhile(conn, prog.id, external_id, stripe_customer_id)
         if row is not None:
-            if (row.email, row.stripe_customer_id) == (email, stripe_customer_id):
-                return _info(program, row)
-            raise AlreadyExists(
-                f"member {external_id!r} already exists with other details; "
-                "use link_stripe_customer to change them",
-                member=external_id,
-            )
-        _check_stripe_free(conn, prog.id, stripe_customer_id)
-        conn.execute(
-            insert(members).values(
-                program_id=prog.id,
-                external_id=external_id,
-                email=email,
-                stripe_customer_id=stripe_customer_id,
-                status="active",
-                created_at=db.clock.now(),
-            )
-        )
+            return _same_member(program, row, email, stripe_customer_id)
     return MemberInfo(
         program=program,
         external_id=external_id,
         email=email,
         stripe_customer_id=stripe_customer_id,
         status="active",
+    )
+
+
+# Any unique conflict (the external id, or the Stripe customer) inserts nothing; on
+# PostgreSQL it first waits for the transaction that holds the other row.
+_INSERT_MEMBER = {
+    name: dialect.insert(members).on_conflict_do_nothing().returning(members.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def _find_member(conn: Connection, program_id: int, external_id: str) -> Row[Any] | None:
+    return conn.execute(
+        select(members).where(
+            members.c.program_id == program_id, members.c.external_id == external_id
+        )
+    ).first()
+
+
+def _enrolled_meanwhile(
+    conn: Connection, program_id: int, external_id: str, stripe_customer_id: str | None
+) -> Row[Any]:
+    """After an insert that conflicted: the member enrolled under this id (concurrently, too),
+    or :class:`AlreadyExists` naming the member who holds the Stripe customer."""
+    row = _find_member(conn, program_id, external_id)
+    if row is not None:
+        return row
+    _check_stripe_free(conn, program_id, stripe_customer_id)
+    raise AlreadyExists(  # pragma: no cover - a conflict names one of the two
+        f"member {external_id!r} could not be enrolled: a concurrent enrolment conflicts",
+        member=external_id,
+    )
+
+
+def _same_member(
+    program: str, row: Row[Any], email: str | None, stripe_customer_id: str | None
+) -> MemberInfo:
+    """The member already enrolled, if it has these details; else :class:`AlreadyExists`."""
+    if (row.email, row.stripe_customer_id) == (email, stripe_customer_id):
+        return _info(program, row)
+    raise AlreadyExists(
+        f"member {row.external_id!r} already exists with other details; "
+        "use link_stripe_customer to change them",
+        member=row.external_id,
     )
 
 
@@ -97,6 +139,7 @@ def _check_stripe_free(
             f"Stripe customer {stripe_customer_id!r} is already linked to member "
             f"{holder.external_id!r}",
             stripe_customer_id=stripe_customer_id,
+            member=holder.external_id,
         )
 
 
@@ -133,11 +176,16 @@ def link_stripe_customer(
         prog = program_row(conn, program)
         row = _member_row(conn, prog.id, program, external_id)
         _check_stripe_free(conn, prog.id, stripe_customer_id, row.id)
-        conn.execute(
-            update(members)
-            .where(members.c.id == row.id)
-            .values(stripe_customer_id=stripe_customer_id)
-        )
+        try:
+            with conn.begin_nested():  # another member may link the customer meanwhile
+                conn.execute(
+                    update(members)
+                    .where(members.c.id == row.id)
+                    .values(stripe_customer_id=stripe_customer_id)
+                )
+        except IntegrityError:
+            _check_stripe_free(conn, prog.id, stripe_customer_id, row.id)
+            raise
         return _info(program, _member_row(conn, prog.id, program, external_id))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
 from loyalty.domain.calendar import zone
@@ -158,13 +159,23 @@ def create_program(
     values["clearing_enabled_at"] = None if values["clearing_policy"] == "none" else now
     rule_set = _rules(rules)
     with db.write() as conn:
-        if conn.execute(select(programs.c.id).where(programs.c.code == code)).first():
-            raise AlreadyExists(f"a program with the code {code!r} already exists", program=code)
+        # one statement decides a race: the loser inserts nothing (on PostgreSQL after
+        # waiting for the winner's commit) and gets AlreadyExists, the same on both backends
         program_id = conn.execute(
-            insert(programs).values(**values, created_at=now).returning(programs.c.id)
-        ).scalar_one()
+            _INSERT_PROGRAM[conn.dialect.name], {**values, "created_at": now}
+        ).scalar()
+        if program_id is None:
+            raise AlreadyExists(f"a program with the code {code!r} already exists", program=code)
         _insert_version(conn, program_id, 1, now, rule_set, None, now)
         return program_info(program_row(conn, code))
+
+
+_INSERT_PROGRAM = {
+    name: dialect.insert(programs)
+    .on_conflict_do_nothing(index_elements=["code"])
+    .returning(programs.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def update_program(db: Database, *, program: str, **settings: Any) -> ProgramInfo:
