@@ -11,21 +11,29 @@ What happens to an event:
 
 1. The signature is checked on the raw body with stripe's own verification and its default
    300-second tolerance. A bad or missing signature, a stale timestamp or a body that is not
-   an event gets **400** and writes nothing.
+   UTF-8 or not an event gets **400** and writes nothing.
 2. The event is recorded once per program and event id (``stripe_events``). A delivery of an
    event already handled gets **200** ``duplicate`` and changes nothing.
-3. It is applied in the request, one short transaction per service call, and the answer is
-   **200** with what was done. An event that moves no points is ``ignored``. One whose member
-   is unknown, or whose refund comes before its purchase, is ``parked``: kept, shown, and
-   applied when the member is linked (:func:`apply_parked`) or the purchase arrives, or by
-   hand (:func:`replay_event`). One that the rules refuse (another currency, a closed
-   member) is ``failed`` with the reason. An unexpected error (the database is down) is not
-   caught: the host answers 5xx, the event stays ``received``, and Stripe's retry applies it.
+3. It is applied in the request and the answer is **200** with what was done. An event that
+   moves no points is ``ignored``. One whose member is unknown, or whose refund comes before
+   its purchase, is ``parked``: kept, shown, and applied when the member is linked
+   (:func:`apply_parked`) or the purchase arrives, or by hand (:func:`replay_event`). One that
+   the rules refuse (another currency, a closed member) is ``failed`` with the reason, and
+   nothing else it would have done is kept. An unexpected error (the database is down) is
+   not caught: the host answers 5xx, nothing of the delivery is kept, and Stripe's retry
+   applies it.
+
+One delivery is one transaction on one pooled connection: the order's lock, the event's row,
+every service call (each in a savepoint) and the event's outcome commit together. A burst of
+deliveries therefore needs at most one connection each, never two at once, and cannot starve
+the pool it shares with the rest of the app.
 
 Purchases earn once per PaymentIntent (its id is the order id), whichever of
 ``payment_intent.succeeded`` and ``checkout.session.completed`` comes first. Refunds and
 disputes are brought to the state all the order's events describe (``loyalty.stripe_plan``),
-under a lock per order, so duplicated and reordered deliveries end in the same ledger.
+under a lock per order (a transaction-scoped advisory lock on PostgreSQL, so it works behind
+PgBouncer in transaction mode; a process lock on SQLite), so duplicated and reordered
+deliveries end in the same ledger.
 """
 
 from __future__ import annotations
@@ -131,17 +139,21 @@ class StripeWebhook:
 
     def handle(self, payload: bytes | str, signature: str | None) -> WebhookResult:
         """Verify one delivery and apply its event; never raises for bad input."""
-        problem = self._verify(payload, signature)
+        try:
+            text_body = body_text(payload)
+        except InvalidStripeEvent as exc:
+            return WebhookResult(400, "rejected", exc.message)
+        problem = self._verify(text_body, signature)
         if problem:
             return WebhookResult(400, "rejected", problem)
         try:
-            event = json.loads(payload)
+            event = json.loads(text_body)
             envelope = parse_envelope(event)
         except (ValueError, InvalidStripeEvent) as exc:
             return WebhookResult(400, "rejected", f"the body is not a Stripe event: {exc}")
         return receive_event(self.db, self.program, event, envelope, program_id=self.program_id)
 
-    def _verify(self, payload: bytes | str, signature: str | None) -> str | None:
+    def _verify(self, payload: str, signature: str | None) -> str | None:
         if not signature:
             return "missing Stripe-Signature header"
         try:
@@ -150,6 +162,21 @@ class StripeWebhook:
         except stripe.SignatureVerificationError as exc:
             return f"signature check failed: {exc.user_message or exc}"
         return None
+
+
+def body_text(payload: bytes | str) -> str:
+    """The body as text: Stripe sends UTF-8 JSON, so anything else is
+    :class:`InvalidStripeEvent` (stripe's check would fail with a ``UnicodeError``)."""
+    try:
+        if isinstance(payload, str):
+            payload.encode("utf-8")  # lone surrogates cannot have been signed
+            return payload
+        return bytes(payload).decode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        raise InvalidStripeEvent(
+            f"the body is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "Stripe sends events as UTF-8 JSON"
+        ) from exc
 
 
 # --- receiving --------------------------------------------------------------------------------
@@ -173,16 +200,17 @@ def receive_event(
         done = _receive_purchase(db, program, program_id, event, envelope, fact)
         if done is not None:
             return done
-    row_id, status, is_new = _record(db, program_id, event, envelope, fact)
-    if not is_new and status in FINAL_STATUSES:
-        return WebhookResult(
-            200,
-            "duplicate",
-            f"event {envelope.event_id} was already handled ({status}); nothing changed",
-            envelope.event_id,
-            envelope.type,
-        )
-    return _apply_recorded(db, program, row_id, envelope)
+    with order_transaction(db, program, _order_or_none(fact)) as unit:
+        row_id, status, is_new = _record(unit, program_id, event, envelope, fact)
+        if not is_new and status in FINAL_STATUSES:
+            return WebhookResult(
+                200,
+                "duplicate",
+                f"event {envelope.event_id} was already handled ({status}); nothing changed",
+                envelope.event_id,
+                envelope.type,
+            )
+        return _apply_and_finish(unit, program, row_id, envelope)
 
 
 def _fact_or_none(envelope: Envelope) -> Fact | None:
@@ -191,6 +219,11 @@ def _fact_or_none(envelope: Envelope) -> Fact | None:
         return parse_fact(envelope)
     except InvalidStripeEvent:
         return None
+
+
+def _order_or_none(fact: Fact | None) -> str | None:
+    """The order (PaymentIntent) an event belongs to, if it names one."""
+    return None if fact is None or isinstance(fact, Ignored) else order_of(fact)
 
 
 def _columns(envelope: Envelope, fact: Fact | None) -> dict[str, Any]:
@@ -246,35 +279,50 @@ def _insert_event(conn: Connection, values: Mapping[str, Any]) -> int | None:
 
 
 def _record(
-    db: Database, program_id: int, event: Mapping[str, Any], envelope: Envelope, fact: Fact | None
+    unit: Database,
+    program_id: int,
+    event: Mapping[str, Any],
+    envelope: Envelope,
+    fact: Fact | None,
 ) -> tuple[int, str, bool]:
-    """The event's row (inserted as ``received`` if new): ``(id, status, is_new)``."""
-    with db.write() as conn:
-        new_id = _insert_event(conn, _event_row(db, program_id, event, envelope, fact))
+    """The event's row (inserted as ``received`` if new) in the unit's transaction:
+    ``(id, status, is_new)``."""
+    conn = unit.connection
+    new_id = _insert_event(conn, _event_row(unit, program_id, event, envelope, fact))
     if new_id is not None:
         return int(new_id), "received", True
-    found = _find(db, program_id, envelope.event_id)  # delivered before (or concurrently)
+    found = _find(conn, program_id, envelope.event_id)  # delivered before (or concurrently)
     if found is None:  # pragma: no cover - rows are never deleted
         raise RuntimeError(f"event {envelope.event_id} vanished")
     return found[0], found[1], False
 
 
-def _find(db: Database, program_id: int, event_id: str) -> tuple[int, str] | None:
-    with db.read() as conn:
-        row = conn.execute(
-            select(stripe_events.c.id, stripe_events.c.status).where(
-                stripe_events.c.program_id == program_id, stripe_events.c.event_id == event_id
-            )
-        ).first()
+def _find(conn: Connection, program_id: int, event_id: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        select(stripe_events.c.id, stripe_events.c.status).where(
+            stripe_events.c.program_id == program_id, stripe_events.c.event_id == event_id
+        )
+    ).first()
     return (int(row.id), str(row.status)) if row else None
 
 
 def _apply_recorded(db: Database, program: str, row_id: int, envelope: Envelope) -> WebhookResult:
+    """Apply a recorded event in one transaction holding its order's lock."""
+    with order_transaction(db, program, _order_or_none(_fact_or_none(envelope))) as unit:
+        return _apply_and_finish(unit, program, row_id, envelope)
+
+
+def _apply_and_finish(
+    unit: Database, program: str, row_id: int, envelope: Envelope
+) -> WebhookResult:
+    """Apply the event in a savepoint of the unit (all of it or, if refused, none of it) and
+    record the outcome on its row."""
     try:
-        outcome = _apply(db, program, envelope)
+        with unit.transaction():
+            outcome = _apply(unit, program, envelope)
     except LoyaltyError as exc:
         outcome = _Outcome("failed", exc.message, {"error": exc.code})
-    _finish(db, row_id, outcome)
+    _finish(unit, row_id, outcome)
     return _answer(envelope, outcome)
 
 
@@ -295,14 +343,12 @@ def _finished(outcome: _Outcome, now: Any) -> dict[str, Any]:
     }
 
 
-def _finish(db: Database, row_id: int, outcome: _Outcome) -> None:
-    now = db.clock.now()
-    with db.write() as conn:
-        conn.execute(
-            update(stripe_events)
-            .where(stripe_events.c.id == row_id)
-            .values(**_finished(outcome, now), attempts=stripe_events.c.attempts + 1)
-        )
+def _finish(unit: Database, row_id: int, outcome: _Outcome) -> None:
+    unit.connection.execute(
+        update(stripe_events)
+        .where(stripe_events.c.id == row_id)
+        .values(**_finished(outcome, unit.clock.now()), attempts=stripe_events.c.attempts + 1)
+    )
 
 
 # --- purchases in one transaction -------------------------------------------------------------
@@ -345,7 +391,7 @@ def _receive_purchase(
 
 @contextlib.contextmanager
 def _sqlite_order_lock(db: Database) -> Iterator[None]:
-    """On SQLite, the process lock :func:`order_lock` takes; nothing on PostgreSQL."""
+    """On SQLite, the process lock :func:`order_transaction` takes; nothing on PostgreSQL."""
     if not db.is_sqlite:
         yield
         return
@@ -381,10 +427,9 @@ def _apply(db: Database, program: str, envelope: Envelope) -> _Outcome:
             f"the {envelope.type} event names no payment_intent; Jifen ties refunds and "
             "disputes to their purchase by PaymentIntent (replay it once that is known)",
         )
-    with order_lock(db, program, order):
-        if isinstance(fact, Purchase):
-            return _apply_purchase(db, program, fact)
-        return _reconcile(db, program, order)
+    if isinstance(fact, Purchase):
+        return _apply_purchase(db, program, fact)
+    return _reconcile(db, program, order)
 
 
 def _apply_purchase(db: Database, program: str, fact: Purchase) -> _Outcome:
@@ -625,20 +670,21 @@ def _release_parked(db: Database, program_id: int, order: str) -> None:
 
 
 @contextlib.contextmanager
-def order_lock(db: Database, program: str, order: str) -> Iterator[None]:
-    """One event of an order at a time: an advisory lock on PostgreSQL, a process lock on SQLite.
+def order_transaction(db: Database, program: str, order: str | None) -> Iterator[Database]:
+    """One transaction on one connection that holds the order's lock until it ends.
 
-    The lock is held on its own connection while the service calls run on others, so it
-    serialises deliveries of the same order (Stripe sends them concurrently) without holding
-    member rows.
+    Yields a :class:`Database` bound to that transaction (:meth:`Database.transaction`): the
+    service calls made through it run in savepoints on the same connection, so a delivery
+    never needs a second connection while it holds the lock. The lock serialises deliveries
+    of the same order (Stripe sends them concurrently): ``pg_advisory_xact_lock`` on
+    PostgreSQL, released by the commit (transaction-scoped, so it works behind PgBouncer in
+    transaction mode); the process lock on SQLite, where ``BEGIN IMMEDIATE`` serialises the
+    rest. An event without an order (``order`` None) takes no advisory lock.
     """
-    if db.is_sqlite:
-        with _SQLITE_LOCK:
-            yield
-        return
-    with db.engine.begin() as conn:
-        _lock_order_in(conn, program, order)
-        yield
+    with _sqlite_order_lock(db), db.transaction() as unit:
+        if order is not None:
+            _lock_order_in(unit.connection, program, order)
+        yield unit
 
 
 # --- parked events and replays ----------------------------------------------------------------

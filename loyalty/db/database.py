@@ -2,11 +2,17 @@
 
 Writes are serialised per member: on PostgreSQL by ``SELECT … FOR UPDATE`` on the member row,
 on SQLite by starting every transaction with ``BEGIN IMMEDIATE`` (one writer at a time).
+
+A service call takes one pooled connection at a time. Several calls that must commit together
+(a Stripe event's refunds and its record) run in :meth:`Database.transaction`: a handle bound
+to one connection, where each call's ``write()`` is a savepoint and ``read()`` reads inside
+the transaction, so the whole unit needs one connection however many calls it makes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -46,7 +52,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_recycle", 1800)  # no pre-ping: it costs a round trip per call
+    kwargs.setdefault("pool_recycle", 1800)
+    # A connection the server dropped (restart, failover, idle timeout) is replaced at
+    # checkout instead of failing the next call; it costs one round trip per checkout.
+    kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
 
 
@@ -72,6 +81,8 @@ class Database:
     """An engine plus a clock: what every service call needs.
 
     ``write()`` and ``read()`` each give one transaction; services call them once per call.
+    A handle from :meth:`transaction` (or :meth:`bound`) runs them all on one connection
+    inside one transaction instead.
     """
 
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
@@ -79,6 +90,8 @@ class Database:
         self.clock: Clock = clock or SystemClock()
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.caches: dict[str, Any] = {}  # shared with the handles bound from this one
+        self._conn: Connection | None = None
 
     @classmethod
     def from_url(
@@ -87,9 +100,49 @@ class Database:
         """Open the database at ``url`` (or ``$JIFEN_DATABASE_URL``)."""
         return cls(make_engine(database_url_from_env(url), **engine_kwargs), clock=clock)
 
+    @property
+    def connection(self) -> Connection:
+        """The connection a bound handle runs on (see :meth:`bound`)."""
+        if self._conn is None:
+            raise RuntimeError("this Database is not bound to a connection")
+        return self._conn
+
+    @property
+    def is_bound(self) -> bool:
+        """Whether every call runs on one connection in its transaction."""
+        return self._conn is not None
+
+    def bound(self, conn: Connection) -> Database:
+        """This database, with every call made through it on ``conn``, in its transaction.
+
+        ``write()`` becomes a savepoint of that transaction (rolled back alone on error, so an
+        idempotent replay or a refused call leaves the rest intact) and ``read()`` reads in it.
+        Nothing is committed until the owner of ``conn`` commits.
+        """
+        handle = copy.copy(self)  # shares the engine, the clock and the caches
+        handle._conn = conn
+        return handle
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One write transaction that service calls join: a handle bound to its connection.
+
+        Committed when the block ends, rolled back on error. On a bound handle, a savepoint.
+        """
+        if self._conn is not None:
+            with self._conn.begin_nested():
+                yield self
+            return
+        with self.engine.begin() as conn:
+            yield self.bound(conn)
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed when the block ends, rolled back on error."""
+        if self._conn is not None:
+            with self._conn.begin_nested():
+                yield self._conn
+            return
         with self.engine.begin() as conn:
             yield conn
 
@@ -101,8 +154,11 @@ class Database:
         under READ COMMITTED each statement sees its own snapshot in a transaction too, so a
         ``BEGIN`` and a ``ROLLBACK`` would only add two round trips to every read. Pass
         ``streaming=True`` for a transaction, which server-side cursors (``stream_results``)
-        need.
+        need. On a bound handle, its connection, inside its transaction.
         """
+        if self._conn is not None:
+            yield self._conn
+            return
         with self.engine.connect() as conn:
             if self.is_postgres and not streaming:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -110,6 +166,26 @@ class Database:
                 conn.execution_options(**{READONLY_OPTION: True})
             yield conn
             conn.rollback()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction in which every statement sees the same moment.
+
+        On PostgreSQL, ``REPEATABLE READ READ ONLY``; on SQLite, a deferred read transaction
+        (in WAL mode its snapshot is taken at the first read). On a bound handle, its own
+        transaction.
+        """
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self.engine.connect() as conn:
+            if self.is_postgres:
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            else:
+                conn.execution_options(**{READONLY_OPTION: True})
+            with conn.begin() as trans:
+                yield conn
+                trans.rollback()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -663,12 +663,11 @@ class RuleCache:
 
 
 def rule_cache(db: Database) -> RuleCache:
-    """The rule cache that lives with a database handle."""
-    cache = getattr(db, "_jifen_rule_cache", None)
+    """The rule cache that lives with a database handle (and the handles bound from it)."""
+    cache = db.caches.get("rules")
     if cache is None:
-        cache = RuleCache()
-        db._jifen_rule_cache = cache  # type: ignore[attr-defined]
-    return cache
+        cache = db.caches.setdefault("rules", RuleCache())
+    return cast(RuleCache, cache)
 
 
 def resolve_key(explicit: str | None, derived: str) -> str:
