@@ -287,10 +287,10 @@ def _run_check(
 
 
 def verify_ledger(db: Database) -> VerifyReport:
-    """Run every check in one read transaction (one consistent snapshot on PostgreSQL)."""
-    with db.read() as conn:
-        if db.is_postgres:
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    """Run every check and count the rows in one consistent snapshot, so a ledger being
+    written meanwhile is verified as it stood at one moment (``Database.snapshot``: a
+    ``REPEATABLE READ READ ONLY`` transaction on PostgreSQL, a read transaction on SQLite)."""
+    with db.snapshot() as conn:
         checks = tuple(_run_check(conn, *check) for check in CHECKS)
         counts = {
             name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
