@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -177,3 +179,144 @@ def test_the_same_order_under_different_keys_concurrently(pg_db: Database) -> No
     assert len(_ok(held)) == 1
     assert {type(e) for e in _errors(held)} == {AlreadyExists}
     assert s.verify_ledger(pg_db).ok
+
+
+# --- first-time writes racing -------------------------------------------------------------------
+
+
+def test_concurrent_enrolments_of_one_member_answer_the_member(pg_db: Database) -> None:
+    make_program(pg_db)
+    same = run_together(
+        [
+            lambda: s.enrol_member(
+                pg_db, program=PROGRAM, external_id="alice", stripe_customer_id="cus_A"
+            )
+            for _ in range(10)
+        ]
+    )
+    assert not _errors(same), _errors(same)
+    assert len(set(same)) == 1 and same[0].external_id == "alice"
+
+    emails = ["b1@example.com", "b2@example.com"]
+    mixed = run_together(
+        [
+            lambda n=n: s.enrol_member(
+                pg_db, program=PROGRAM, external_id="bob", email=emails[n % 2]
+            )
+            for n in range(10)
+        ]
+    )
+    enrolled = _ok(mixed)
+    assert len(set(enrolled)) == 1  # whichever details came first, the others get AlreadyExists
+    assert {type(e) for e in _errors(mixed)} <= {AlreadyExists}
+    assert len(enrolled) + len(_errors(mixed)) == 10 and len(_errors(mixed)) >= 1
+    assert scalar(pg_db, "SELECT COUNT(*) FROM members") == 2
+
+
+def _one_holder(results: Sequence[Any]) -> None:
+    """One member got the Stripe customer; every other call was told which one."""
+    (holder,) = _ok(results)
+    errors = _errors(results)
+    assert len(errors) == len(results) - 1
+    assert all(
+        isinstance(e, AlreadyExists) and e.details["member"] == holder.external_id for e in errors
+    ), errors
+
+
+def test_two_members_racing_for_one_stripe_customer(pg_db: Database) -> None:
+    make_program(pg_db)
+    results = run_together(
+        [
+            lambda n=n: s.enrol_member(
+                pg_db, program=PROGRAM, external_id=f"m{n}", stripe_customer_id="cus_shared"
+            )
+            for n in range(10)
+        ]
+    )
+    _one_holder(results)
+    assert scalar(pg_db, "SELECT COUNT(*) FROM members") == 1
+
+    enrol(pg_db, *[f"n{n}" for n in range(10)])
+    linked = run_together(
+        [
+            lambda n=n: s.link_stripe_customer(
+                pg_db, program=PROGRAM, external_id=f"n{n}", stripe_customer_id="cus_linked"
+            )
+            for n in range(10)
+        ]
+    )
+    _one_holder(linked)
+    assert (
+        scalar(pg_db, "SELECT COUNT(*) FROM members WHERE stripe_customer_id = 'cus_linked'") == 1
+    )
+
+
+def test_concurrent_creations_of_one_program(pg_db: Database) -> None:
+    results = run_together(
+        [
+            lambda: s.create_program(pg_db, code="race", name="Race", currency="CNY")
+            for _ in range(10)
+        ]
+    )
+    assert len(_ok(results)) == 1
+    errors = _errors(results)
+    assert len(errors) == 9 and {type(e) for e in errors} == {AlreadyExists}, errors
+    assert scalar(pg_db, "SELECT COUNT(*) FROM programs") == 1
+    assert scalar(pg_db, "SELECT COUNT(*) FROM rule_versions") == 1
+
+
+# --- verify while the shop is open --------------------------------------------------------------
+
+
+def test_verify_sees_one_moment_while_points_are_earned_held_and_captured(
+    pg_db: Database,
+) -> None:
+    """Writers commit all the time; every report must describe one moment of the ledger.
+
+    Every write here makes exactly one operation and one entry (an earn makes a lot; a hold
+    and its capture touch the member's one lot), so at any one moment entries equal
+    operations. Counted in one snapshot they do; counted statement by statement while the
+    writers commit, they do not.
+    """
+    make_program(pg_db)
+    earners, spenders = [f"e{n}" for n in range(4)], [f"h{n}" for n in range(2)]
+    enrol(pg_db, *earners, *spenders)
+    for member in spenders:
+        earn(pg_db, member, f"{member}-stock", 10_000_000)  # one lot, 100,000 points
+    stop = threading.Event()
+
+    def earning(member: str) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            earn(pg_db, member, f"{member}-{n}", 1_000)
+
+    def holding(member: str) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            hold(pg_db, member, f"{member}-hold-{n}", 1)
+            s.capture_hold(pg_db, program=PROGRAM, order_id=f"{member}-hold-{n}")
+
+    writers = [threading.Thread(target=earning, args=(m,)) for m in earners]
+    writers += [threading.Thread(target=holding, args=(m,)) for m in spenders]
+    for writer in writers:
+        writer.start()
+    reports = []
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and len(reports) < 60:
+            reports.append(s.verify_ledger(pg_db))
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(timeout=30)
+    assert len(reports) >= 10
+    bad = [[c.name for c in r.checks if not c.ok] for r in reports if not r.ok]
+    assert not bad, bad
+    moments = [(r.counts["entries"], r.counts["operations"]) for r in reports]
+    torn = [m for m in moments if m[0] != m[1]]
+    assert not torn, f"{len(torn)} of {len(reports)} reports mixed moments: {torn[:5]}"
+    assert moments[-1][0] > moments[0][0]  # the writers did write meanwhile
+    final = s.verify_ledger(pg_db)
+    assert final.ok and final.counts["entries"] == final.counts["operations"]

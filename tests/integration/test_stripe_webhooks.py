@@ -18,8 +18,13 @@ from flask.testing import FlaskClient
 from admin.webhooks import init_stripe_webhook
 from loyalty import services as s
 from loyalty.db import Database
-from loyalty.errors import ConfigurationError, ProgramNotFound, StripeEventNotFound
-from loyalty.stripe_events import StripeWebhook, apply_parked, replay_event
+from loyalty.errors import (
+    ConfigurationError,
+    InvalidStripeEvent,
+    ProgramNotFound,
+    StripeEventNotFound,
+)
+from loyalty.stripe_events import StripeWebhook, apply_parked, body_text, replay_event
 from sdk import Jifen
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, enrol, make_program, row_counts, scalar
@@ -111,6 +116,21 @@ def test_bad_deliveries_get_400_and_write_nothing(
     response = client.post("/webhooks/stripe", data=raw, headers=headers)
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["status"] == "rejected"
+    assert row_counts(shop) == before
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b'{"id": "evt_\xff"}', '{"id": "\ud800"}'])
+def test_a_body_that_is_not_utf8_is_refused_and_writes_nothing(
+    shop: Database, raw: bytes | str
+) -> None:
+    """stripe's check decodes the body as UTF-8; the handler must answer 400, not raise."""
+    hook = StripeWebhook(shop, program=PROGRAM, secret=st.SECRET)
+    before = row_counts(shop)
+    result = hook.handle(raw, st.sign(b"{}"))
+    assert (result.http_status, result.status) == (400, "rejected")
+    assert "UTF-8" in result.message
+    with pytest.raises(InvalidStripeEvent, match="UTF-8"):
+        body_text(raw)
     assert row_counts(shop) == before
 
 
