@@ -5,6 +5,9 @@
 3. operations makes a large adjustment and a second person approves it;
 4. both are in the audit log.
 
+No page may break the Content-Security-Policy (no inline script or style): the browser's
+console errors (other than HTTP statuses, such as the bad query's 400) must stay empty.
+
 Screenshots of every step are saved in ``tests/e2e/screenshots/``.
 """
 
@@ -80,6 +83,15 @@ def test_marketing_publishes_a_purchase_shows_and_a_large_adjustment_is_approved
             lambda r: r.failure == "net::ERR_ABORTED" or failed.append(f"{r.url} {r.failure}"),
         )
         page.on("request", lambda r: r.url.startswith(base) or elsewhere.append(r.url))
+        console_errors: list[str] = []
+        page.on(
+            "console",
+            lambda m: (
+                m.type != "error"
+                or m.text.startswith("Failed to load resource")
+                or console_errors.append(m.text)
+            ),
+        )
 
         # 1. marketing: change the ratio, preview, publish
         sign_in(page, "marketing")
@@ -137,6 +149,13 @@ def test_marketing_publishes_a_purchase_shows_and_a_large_adjustment_is_approved
         shot(page, "4-audit-log")
         page.goto(f"{base}/admin/jobs/")
         shot(page, "5-jobs")
+        page.goto(f"{base}/admin/export/")
+        expect(page.locator(".jifen-max-40")).to_be_visible()
+        shot(page, "6-export")
+        page.goto(f"{base}/admin/members/?q=%00")
+        expect(page.locator("body")).to_contain_text("U+0000")
+        shot(page, "7-bad-query")
         browser.close()
     assert not failed, f"requests failed (assets missing?): {failed}"
     assert not elsewhere, f"the console loaded something from another site: {elsewhere}"
+    assert not console_errors, f"the browser reported errors (CSP?): {console_errors}"

@@ -40,7 +40,7 @@ from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError
 from loyalty.services import list_audit
 from tests.integration import stripe_support as st
-from tests.integration.helpers import PROGRAM, make_program
+from tests.integration.helpers import PROGRAM, earn, make_program
 from tests.integration.test_admin_support import PASSWORDS, build_app, csrf_token, login, post
 
 MIB = 1024 * 1024
@@ -568,3 +568,35 @@ def test_sign_in_and_form_redirects_stay_on_this_site(app: Flask, target: str) -
     moved = post(client, "/admin/adjustments/new", token, **grant)
     assert moved.status_code == 302
     assert moved.headers["Location"] == "/admin/adjustments/"
+
+
+# --- 9. the Content-Security-Policy allows no inline script or style ------------------------
+
+INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=|\sstyle\s*=", re.IGNORECASE)
+
+
+def test_the_csp_drops_unsafe_inline_and_no_page_needs_it(app: Flask, db: Database) -> None:
+    client = app.test_client()
+    login_page = client.get("/login")
+    policy = login_page.headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in policy
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    login(client, "admin")
+    earn(db, "alice", "o-csp", 5000)
+    for url in (
+        "/login",
+        "/admin/",
+        "/admin/rules/",
+        "/admin/members/",
+        "/admin/members/member?id=alice",
+        "/admin/adjustments/",
+        "/admin/jobs/",
+        "/admin/events/",
+        "/admin/audit/",
+        "/admin/export/",
+        "/no/such/page",
+    ):
+        response = client.get(url)
+        html = response.get_data(as_text=True)
+        assert not INLINE.findall(html), (url, INLINE.findall(html))
+        assert response.headers["Content-Security-Policy"] == policy
