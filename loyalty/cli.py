@@ -27,6 +27,7 @@ from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_en
 from loyalty.db.errors import (
     normalise_url,
     open_checked,
+    require_driver,
     require_sqlite_file,
     require_writable_dir,
     safe,
@@ -114,6 +115,7 @@ def db() -> None:
 def db_upgrade(database_url: str | None, revision: str) -> None:
     """Apply the migrations up to REVISION (the only way Jifen's schema is made)."""
     url = normalise_url(database_url_from_env(database_url))
+    require_driver(url)
     _require_sqlite_dir(url)
     migrate.upgrade(url, revision)
     console.print(f"[green]database upgraded to {revision}[/]: {_safe(url)}")
@@ -125,6 +127,7 @@ def db_upgrade(database_url: str | None, revision: str) -> None:
 def db_check(database_url: str | None) -> None:
     """Fail if the models and the migrations have drifted apart."""
     url = normalise_url(database_url_from_env(database_url))
+    require_driver(url)
     require_sqlite_file(url)
     migrate.check(url)
     console.print("[green]models and migrations agree[/]")

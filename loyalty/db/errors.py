@@ -52,6 +52,14 @@ def safe(url: str) -> str:
         return "(not a URL)"
 
 
+def require_driver(url: str) -> None:
+    """Refuse a URL whose backend or driver is not installed, before anything connects."""
+    try:
+        parse(url).get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError) as exc:
+        raise _bad_driver(url, exc) from exc
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file a SQLite URL names, or ``None`` (another backend, memory, a URI filename)."""
     parsed = parse(url)

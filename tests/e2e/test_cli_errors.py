@@ -115,7 +115,8 @@ def test_a_file_in_a_missing_directory(tmp_path: Path, command: list[str], path:
     ],
 )
 def test_a_wrong_url_or_a_closed_port(tmp_path: Path, url: str, expected: str) -> None:
-    for command in (["verify"], ["forecast", "--program", "shop"], ["users", "list"]):
+    commands = (["verify"], ["forecast", "--program", "shop"], ["users", "list"], ["db", "upgrade"])
+    for command in commands:
         result = run(*command, "--database-url", url, cwd=tmp_path)
         _assert_one_line_error(result, expected)
     assert list(tmp_path.iterdir()) == []
