@@ -54,7 +54,7 @@ def console_url(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, st
 def test_marketing_publishes_a_purchase_shows_and_a_large_adjustment_is_approved(
     console_url: tuple[str, str],
 ) -> None:
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
     base, database_url = console_url
     SHOTS.mkdir(exist_ok=True)
@@ -84,14 +84,12 @@ def test_marketing_publishes_a_purchase_shows_and_a_large_adjustment_is_approved
         )
         page.on("request", lambda r: r.url.startswith(base) or elsewhere.append(r.url))
         console_errors: list[str] = []
-        page.on(
-            "console",
-            lambda m: (
-                m.type != "error"
-                or m.text.startswith("Failed to load resource")
-                or console_errors.append(m.text)
-            ),
-        )
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error" and not message.text.startswith("Failed to load"):
+                console_errors.append(message.text)
+
+        page.on("console", on_console)
 
         # 1. marketing: change the ratio, preview, publish
         sign_in(page, "marketing")
