@@ -600,3 +600,16 @@ def test_the_csp_drops_unsafe_inline_and_no_page_needs_it(app: Flask, db: Databa
         html = response.get_data(as_text=True)
         assert not INLINE.findall(html), (url, INLINE.findall(html))
         assert response.headers["Content-Security-Policy"] == policy
+
+
+def test_throttling_counts_in_redis_when_configured_and_in_memory_when_it_is_down(
+    db: Database,
+) -> None:
+    # nothing listens on port 1: the counts fall back to memory and still throttle
+    app = build_app(db, JIFEN_REDIS_URL="redis://127.0.0.1:1/15")
+    (limiter,) = app.extensions["limiter"]
+    assert type(limiter.storage).__name__ == "RedisStorage"
+    client = app.test_client()
+    token = csrf_token(client)
+    statuses = [_login(client, token, "admin", "wrong", "10.2.2.2").status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
