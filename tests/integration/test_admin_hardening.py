@@ -613,3 +613,14 @@ def test_throttling_counts_in_redis_when_configured_and_in_memory_when_it_is_dow
     token = csrf_token(client)
     statuses = [_login(client, token, "admin", "wrong", "10.2.2.2").status_code for _ in range(6)]
     assert statuses == [401] * 5 + [429]
+
+
+def test_a_username_with_a_nul_is_a_failed_sign_in_audited_escaped(
+    app: Flask, db: Database
+) -> None:
+    client = app.test_client()
+    token = csrf_token(client)
+    assert _login(client, token, "ad\x00min", "whatever", "10.3.3.3").status_code == 401
+    (failure,) = list_audit(db, action="login.failed").items
+    assert failure.target == "user 'ad\\x00min'"
+    assert failure.after is not None and failure.after["reason"] == "unknown username"
