@@ -66,20 +66,17 @@ def init_throttle(app: Flask, redis_url: str | None) -> Limiter:
         key_prefix="jifen-console-login",
     )
     view: Any = app.view_functions[LOGIN_ENDPOINT]
-    view = limiter.limit(
-        app.config.get("JIFEN_LOGIN_ACCOUNT_LIMIT") or ACCOUNT_LIMIT,
-        key_func=account_key,
-        methods=["POST"],
-        deduct_when=_failed,
-        error_message=ACCOUNT_MESSAGE,
-    )(view)
-    view = limiter.limit(
-        app.config.get("JIFEN_LOGIN_ADDRESS_LIMIT") or ADDRESS_LIMIT,
-        key_func=address_key,
-        methods=["POST"],
-        deduct_when=_failed,
-        error_message=ADDRESS_MESSAGE,
-    )(view)
+    for setting, default, key_func, message in (
+        ("JIFEN_LOGIN_ACCOUNT_LIMIT", ACCOUNT_LIMIT, account_key, ACCOUNT_MESSAGE),
+        ("JIFEN_LOGIN_ADDRESS_LIMIT", ADDRESS_LIMIT, address_key, ADDRESS_MESSAGE),
+    ):
+        view = limiter.limit(
+            app.config.get(setting) or default,
+            key_func=key_func,
+            methods=["POST"],
+            deduct_when=_failed,  # only failures count; the check runs on every attempt
+            error_message=message,
+        )(view)
     app.view_functions[LOGIN_ENDPOINT] = view
 
     @app.errorhandler(RateLimitExceeded)
