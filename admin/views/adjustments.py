@@ -62,9 +62,10 @@ class AdjustmentsView(ConsoleView):
                 )
             else:
                 flash(
-                    f"Adjustment #{made.id} of {made.points:+,} points is above the approval "
-                    f"threshold ({self.console.approval_threshold:,}) and waits for a second "
-                    "person to approve it.",
+                    f"Adjustment #{made.id} of {made.points:+,} points waits for a second "
+                    "person to approve it: alone, or with what you adjusted for this member "
+                    f"today, it is above the approval threshold "
+                    f"({self.console.approval_threshold:,}).",
                     "warning",
                 )
         return back(url_for(".index"))
