@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,17 +29,20 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from admin import create_app
 from admin.users import set_password
 from admin.views.export import csv_cell
+from admin.webhooks import init_stripe_webhook
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.db.models import StripeEvent
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError
 from loyalty.services import list_audit
+from loyalty.stripe_events import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, earn, make_program
 from tests.integration.test_admin_support import PASSWORDS, build_app, csrf_token, login, post
@@ -624,3 +628,22 @@ def test_a_username_with_a_nul_is_a_failed_sign_in_audited_escaped(
     (failure,) = list_audit(db, action="login.failed").items
     assert failure.target == "user 'ad\\x00min'"
     assert failure.after is not None and failure.after["reason"] == "unknown username"
+
+
+def test_the_webhook_blueprint_caps_a_chunked_body_in_any_app(db: Database) -> None:
+    """Hosted in a plain Flask app (no console, no MAX_CONTENT_LENGTH), on werkzeug's server."""
+    make_program(db)
+    plain = Flask("shop")
+    init_stripe_webhook(plain, StripeWebhook(db, program=PROGRAM, secret=st.SECRET))
+    server = make_server("127.0.0.1", 0, plain, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        answer, sent = _send_chunked("127.0.0.1", server.server_port, "/webhooks/stripe", 20 * MIB)
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"too large for a Stripe event" in answer
+    assert sent < 20 * MIB
+    assert _events(db) == 0
