@@ -296,16 +296,27 @@ def test_bad_input_raises_its_error_and_writes_nothing(
     scene: Database, group: str, subtests: pytest.Subtests
 ) -> None:
     balance_before = s.balance(scene, program=PROGRAM, member="alice")
-    for name, call, error in GROUPS[group]:
-        with subtests.test(msg=name):
-            before = row_counts(scene)
-            with pytest.raises(LoyaltyError) as raised:
-                call(scene)
-            assert type(raised.value) is error, raised.value
-            assert raised.value.message
-            assert row_counts(scene) == before
+    _each_raises_and_writes_nothing(scene, scene, GROUPS[group], subtests)
     assert s.balance(scene, program=PROGRAM, member="alice") == balance_before
     assert s.verify_ledger(scene).ok
+
+
+def _each_raises_and_writes_nothing(
+    db: Database,
+    subject: Any,
+    cases: list[tuple[str, Callable[[Any], Any], type[LoyaltyError]]],
+    subtests: pytest.Subtests,
+) -> None:
+    """Each call on ``subject`` raises exactly its error class and leaves every table of
+    ``db`` as it was."""
+    for name, call, error in cases:
+        with subtests.test(msg=name):
+            before = row_counts(db)
+            with pytest.raises(LoyaltyError) as raised:
+                call(subject)
+            assert type(raised.value) is error, raised.value
+            assert raised.value.message
+            assert row_counts(db) == before
 
 
 # --- the bounds themselves are allowed -------------------------------------------------------
@@ -447,13 +458,7 @@ SDK_CASES: list[tuple[str, Callable[[Jifen], Any], type[LoyaltyError]]] = [
 def test_the_sdk_raises_the_same_errors_and_writes_nothing(
     client: Jifen, scene: Database, subtests: pytest.Subtests
 ) -> None:
-    for name, call, error in SDK_CASES:
-        with subtests.test(msg=name):
-            before = row_counts(scene)
-            with pytest.raises(LoyaltyError) as raised:
-                call(client)
-            assert type(raised.value) is error, raised.value
-            assert row_counts(scene) == before
+    _each_raises_and_writes_nothing(scene, client, SDK_CASES, subtests)
 
 
 def test_the_sdk_earns_an_action_for_a_chinese_member_id(client: Jifen) -> None:
