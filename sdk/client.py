@@ -101,8 +101,10 @@ class Jifen:
 
     Every write takes ``idempotency_key``; when it is left out the core derives it from the
     order, refund, dispute, transfer or adjustment id (``earn:<order_id>``, ``hold:<order_id>``,
-    …). A retry returns the first result with ``replayed=True``; the same key with different
-    parameters raises :class:`~loyalty.errors.IdempotencyConflict`.
+    …; a key that would hold a non-ASCII member id is percent-encoded as ``utf8:…``, one that
+    would be too long becomes ``sha256:…``). A retry returns the first result with
+    ``replayed=True``; the same key with different parameters raises
+    :class:`~loyalty.errors.IdempotencyConflict`.
     """
 
     def __init__(

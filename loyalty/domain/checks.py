@@ -138,10 +138,13 @@ def clean_text(name: str, value: Any, *, max_length: int, multiline: bool = Fals
         raise InvalidInput(f"{name} must be a non-empty string", field=name)
     if len(value) > 4 * max_length + 64:  # not worth normalising: it cannot fit afterwards
         raise InvalidInput(f"{name} is longer than {max_length} characters", field=name)
-    if multiline:
-        value = value.replace("\r\n", "\n").replace("\r", "\n")
-    cleaned = unicodedata.normalize("NFC", value).strip()  # "alice\n" from a file is alice
-    _refuse_unshowable(name, cleaned, multiline=multiline)
+    if value.isascii() and value.isprintable():  # the usual id: nothing to normalise or refuse
+        cleaned = value.strip()
+    else:
+        if multiline:
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        cleaned = unicodedata.normalize("NFC", value).strip()  # "alice\n" from a file is alice
+        _refuse_unshowable(name, cleaned, multiline=multiline)
     if not cleaned:
         raise InvalidInput(f"{name} must be a non-empty string", field=name)
     if len(cleaned) > max_length:
