@@ -267,9 +267,9 @@ def run_job(
     """
     spec = job_spec(name)
     params = check_params(name, params)
-    require_text("trigger", trigger, max_length=TRIGGER_MAX)
+    trigger = require_text("trigger", trigger, max_length=TRIGGER_MAX)
     if job_id is not None:
-        require_text("job_id", job_id, max_length=255)
+        job_id = require_text("job_id", job_id, max_length=255)
     run_id = _start(db, spec.name, trigger, job_id, params, stale_after)
     latest = SweepResult(items=0, points=0, batches=0)
 
