@@ -18,10 +18,12 @@ from loyalty.errors import InvalidInput, InvalidRule
 def zone(name: str) -> ZoneInfo:
     """The :class:`ZoneInfo` for an IANA name, with a clear error for unknown names."""
     try:
+        if not isinstance(name, str) or len(name) > 64:  # the column's width; no IANA name is
+            raise ValueError(name)  # longer, and a long one is an OSError from the file system
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidInput(
-            f"unknown time zone {name!r}; use an IANA name such as 'Asia/Shanghai'"
+            f"unknown time zone {name!r:.80}; use an IANA name such as 'Asia/Shanghai'"
         ) from exc
 
 

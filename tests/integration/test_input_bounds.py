@@ -258,6 +258,8 @@ GROUPS: dict[str, list[tuple[str, Call, type[LoyaltyError]]]] = {
         ),
         ("program-code-nul", _program(code="p\x00"), InvalidText),
         ("program-name-bidi", _program(name="Shop\u202e"), InvalidText),
+        ("program-timezone-none", _program(timezone=None), InvalidInput),
+        ("program-timezone-long", _program(timezone="Asia/" + "x" * 300), InvalidInput),
         (
             "audit-filter-nul",
             lambda db: s.list_audit(db, target="\x00"),
