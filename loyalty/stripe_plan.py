@@ -198,8 +198,10 @@ def _plan_refund(
             releases.append(Call("fail_refund", rid))
         elif have is not None and have.status == "succeeded":
             warnings.append(
-                f"refund {rid} failed after it succeeded; its points stay reversed "
-                "(grant them back with an adjustment if the customer keeps the money)"
+                f"refund {rid} failed after it succeeded: Stripe put the money back in your "
+                "balance and the customer is still owed it, so its points stay reversed; "
+                "refund the customer another way (if the order stands after all, grant the "
+                "points back with an adjustment)"
             )
         return
     succeeded = status == REFUND_SUCCEEDED

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, text
@@ -410,7 +410,15 @@ def _settle(
         status = decide(hold, now)
         if status is None:  # already settled: answer with its state, change nothing
             return _hold_result(hold, row.external_id, hold.status, replayed=True)
+        returned: Sequence[Move] = ()
+        if status == "captured":
+            from loyalty.services.reversals import returns_at_capture  # it imports this module
+
+            returned = returns_at_capture(conn, hold, held)
         result = _hold_result(hold, row.external_id, status)
+        if returned:
+            given = sum(m.available for m in returned if m.kind == "refund_return")
+            result = replace(result, returned=given)
         apply_settlement(
             conn,
             row,
@@ -422,6 +430,7 @@ def _settle(
             kind=kind,
             req_hash=req_hash,
             result=result,
+            returned=returned,
         )
         return result
 
@@ -440,8 +449,10 @@ def apply_settlement(
     kind: str,
     req_hash: str,
     result: HoldResult,
+    returned: Sequence[Move] = (),
 ) -> None:
-    """Move a locked member's held points out (captured) or back (released, expired)."""
+    """Move a locked member's held points out (captured) or back (released, expired); a
+    capture also posts ``returned``, what refunds that went through before it give back."""
     captured = status == "captured"
     moves: list[Move] = []
     for lot in held:
@@ -451,6 +462,7 @@ def apply_settlement(
         moves.append(Move("release", lot.lot_id, held=-lot.points, available=lot.points))
         if lot.lot_expired:  # the lot expired while the points were held: they don't come back
             moves.append(Move("expire_returned", lot.lot_id, available=-lot.points))
+    moves.extend(returned)
     record_and_post(
         conn,
         program_id=row.program_id,

@@ -137,7 +137,11 @@ class RedemptionQuote(Record):
 
 @dataclass(frozen=True)
 class HoldResult(Record):
-    """A redemption hold and its state: ``active``, ``captured``, ``released`` or ``expired``."""
+    """A redemption hold and its state: ``active``, ``captured``, ``released`` or ``expired``.
+
+    ``returned`` is what a capture gave back at once: the share of the points that refunds of
+    the order that went through before the capture would have given back.
+    """
 
     member: str
     order_id: str
@@ -146,6 +150,7 @@ class HoldResult(Record):
     currency: str
     status: str
     expires_at: dt.datetime
+    returned: int = 0
     replayed: bool = False
 
 

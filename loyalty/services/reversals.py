@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, func, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
 
 from loyalty.db.database import Database
 from loyalty.db.models import EXPIRY_KINDS, Reversal
@@ -76,7 +76,7 @@ from loyalty.services.ledger import (
     resolve_key,
     run_write,
 )
-from loyalty.services.redemption import hold_with_lots, holds, spendable_lots
+from loyalty.services.redemption import HeldLot, hold_with_lots, holds, spendable_lots
 from loyalty.services.results import ReversalResult
 
 reversals = cast(Table, Reversal.__table__)
@@ -426,7 +426,7 @@ def _settle(
             return _result(rev._mapping, found.member, replayed=True)
         if rev.status != kind.opened:
             raise ReversalSettled(
-                f"{kind.name} {external_id!r} is already {rev.status}; it cannot become {target}",
+                _settled_message(kind, external_id, rev.status, target),
                 status=rev.status,
             )
         op_id = record_operation(
@@ -471,6 +471,23 @@ def _poster(conn: Connection, row: Row[Any], op_id: int, now: dt.datetime) -> Po
         )
 
     return post
+
+
+def _settled_message(kind: Kind, external_id: str, status: str, target: str) -> str:
+    """Why a settled reversal cannot go the other way, and what to do instead.
+
+    A refund that fails after it succeeded (a bank refund that bounced) keeps its points
+    reversed: the money went back to the merchant, who still owes it to the customer and must
+    refund them another way, so the order stays refunded and its points must not come back.
+    """
+    said = f"{kind.name} {external_id!r} is already {status}; it cannot become {target}"
+    if kind is REFUND and status == REFUND.reversed:
+        return (
+            f"{said}: its points stay reversed. A refund that fails after it succeeded put the "
+            "money back in your balance and the customer is still owed it: refund them another "
+            "way; if the order stands after all, grant the points back with adjust_points"
+        )
+    return said
 
 
 def _find_reversal(conn: Connection, program: str, kind: Kind, external_id: str) -> Row[Any]:
@@ -759,6 +776,63 @@ def _lapsed_since_freeze(conn: Connection, rev: Row[Any], missing: int) -> int:
         return 0
     counted = _prior(conn, rev.earning_id).lapsed  # includes this reversal's own
     return int(min(missing, max(0, _lapsed_points(conn, lot.id) - counted)))
+
+
+# The order's refunds that went through, with the order's earning (found by its unique
+# program and order id, then the reversals by their earning index), oldest first.
+_REFUNDS_DONE = (
+    select(
+        reversals.c.id,
+        reversals.c.amount_minor,
+        reversals.c.returned,
+        earnings.c.order_id,
+        earnings.c.amount_minor.label("paid_minor"),
+        earnings.c.points_paid_minor,
+    )
+    .join(earnings, earnings.c.id == reversals.c.earning_id)
+    .where(
+        earnings.c.program_id == bindparam("program_id"),
+        earnings.c.order_id == bindparam("order_id"),
+        reversals.c.kind == REFUND.name,
+        reversals.c.status == REFUND.reversed,
+    )
+    .order_by(reversals.c.id)
+)
+
+
+def returns_at_capture(conn: Connection, hold: Row[Any], held: Sequence[HeldLot]) -> list[Move]:
+    """What a capture gives back at once: the share of the redeemed points that the order's
+    refunds that went through before it would have given back had it come first.
+
+    Refunds and a capture of one order can arrive in either order (Stripe sends events out of
+    order); the points the member ends with must not depend on it. The amount is recorded on
+    the latest opened of those refunds (``returned``), so later refunds continue after it
+    (a replay of that refund shows it).
+    """
+    params = {"program_id": hold.program_id, "order_id": hold.order_id}
+    done = conn.execute(_REFUNDS_DONE, params).all()
+    whole = int(done[0].paid_minor or 0) - int(done[0].points_paid_minor) if done else 0
+    if whole <= 0:  # no refund went through (or nothing was paid in money)
+        return []
+    paid = sum(int(r.amount_minor) for r in done)
+    before = sum(int(r.returned) for r in done)
+    now_returned = max(0, cumulative_share(hold.points, paid, whole) - before)
+    if not now_returned:
+        return []
+    conn.execute(
+        update(reversals)
+        .where(reversals.c.id == done[-1].id)
+        .values(returned=reversals.c.returned + now_returned)
+    )
+    expired = {lot.lot_id for lot in held if lot.lot_expired}
+    moves: list[Move] = []
+    for lot_id, points in return_slices(
+        [(lot.lot_id, lot.points) for lot in held], before, now_returned
+    ):
+        moves.append(Move("refund_return", lot_id, available=points))
+        if lot_id in expired:
+            moves.append(Move("expire_returned", lot_id, available=-points))
+    return moves
 
 
 def _return_redeemed(conn: Connection, rev: Row[Any], now: dt.datetime, post: Poster) -> int:

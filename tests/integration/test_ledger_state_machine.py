@@ -903,6 +903,33 @@ class LedgerMachine(RuleBasedStateMachine):
             if refund == "twice":
                 self.reverse(data, earn, REFUND, "rest", outcomes[1])
 
+    def model_return_at_capture(self, hold: MHold) -> int:
+        """A capture after refunds of its order went through gives back at once what they
+        would have given back had it come first (recorded on the latest opened of them)."""
+        earn = self.earns.get(hold.order_id)
+        done = [
+            r
+            for r in self.reversals_of(hold.order_id)
+            if r.kind == REFUND and r.status == REVERSED[REFUND]
+        ]
+        if earn is None or not done:
+            return 0
+        given = sum(r.returned for r in done)
+        target = floor_share(hold.points, sum(r.amount for r in done), self.refundable(earn))
+        returned = max(0, target - given)
+        if returned:
+            event("a capture after refunds gives back redeemed points")
+        for index, points in give_back(hold.taken, given, returned):
+            lot = self.lots[index]
+            lot.available += points
+            if lot.expired_at is not None:
+                self.expire_again(lot, points)
+        latest = done[-1]
+        latest.returned += returned
+        if latest.settled is not None:  # a replay of the refund reads its row
+            latest.settled = dataclasses.replace(latest.settled, returned=latest.returned)
+        return returned
+
     def _settle_back(self, hold: MHold, status: str) -> None:
         """Captured points leave; released or timed-out points go back to their lots, except
         to a lot the expiry sweep expired meanwhile: there they expire at once."""
@@ -935,6 +962,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert (result.status, result.replayed) == ("captured", False)
             assert result.points == hold.points
             self._settle_back(hold, "captured")
+            assert result.returned == self.model_return_at_capture(hold)
         elif hold.status == "captured":
             before = self.fingerprint()
             result = call()

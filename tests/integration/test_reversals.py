@@ -631,3 +631,88 @@ def test_the_final_state_depends_only_on_the_final_facts(
     assert ends[0][1] == share
     assert ends[0][0][3:] == (0, 0)  # nothing frozen, no debt
     verified(db)
+
+
+def test_a_capture_after_the_order_was_fully_refunded_gives_the_redeemed_points_back(
+    shop: Database,
+) -> None:
+    earn(shop, "alice", "o0", 100_000)  # 1000 points to pay with
+    hold(shop, "alice", "o1", 500, total=10_000)
+    earn(shop, "alice", "o1", 10_000, paid_with_points_minor=5_000)  # 50 points on 50 CNY
+    # the refund goes through before the capture is recorded (events out of order)
+    done = refund(shop, "re_1", 5_000, succeeded=True)
+    assert (done.points, done.returned) == (50, 0)  # nothing was spent yet
+    captured = s.capture_hold(shop, program=PROGRAM, order_id="o1")
+    assert (captured.status, captured.returned) == ("captured", 500)
+    assert bal(shop).available == 1_000  # as if the capture had come first
+    assert "refund_return" in kinds(shop)
+    again = s.capture_hold(shop, program=PROGRAM, order_id="o1")
+    assert (again.replayed, again.returned) == (True, 500)
+    assert bal(shop).available == 1_000
+    verified(shop)
+
+
+def test_a_late_capture_returns_the_share_of_partial_refunds_and_later_ones_continue(
+    shop: Database,
+) -> None:
+    earn(shop, "alice", "o0", 100_000)
+    hold(shop, "alice", "o1", 400, total=10_000)
+    earn(shop, "alice", "o1", 10_000, paid_with_points_minor=4_000)  # 60 points on 60 CNY
+    refund(shop, "re_1", 1_500, succeeded=True)  # a quarter of the money
+    refund(shop, "re_2", 1_500)  # pending: does not count yet
+    captured = s.capture_hold(shop, program=PROGRAM, order_id="o1")
+    assert captured.returned == 100  # a quarter of the 400 redeemed
+    rest = s.complete_refund(shop, program=PROGRAM, refund_id="re_2")
+    assert rest.returned == 100  # half now, less the quarter given back at the capture
+    last = refund(shop, "re_3", 3_000, succeeded=True)
+    assert last.returned == 200
+    assert bal(shop).available == 1_000  # every point redeemed and earned on o1 undone
+    verified(shop)
+
+
+def test_a_refund_that_fails_after_it_succeeded_keeps_its_points_reversed(
+    shop: Database,
+) -> None:
+    earn(shop, "alice", "o0", 100_000)
+    hold(shop, "alice", "o1", 200, total=10_000)
+    s.capture_hold(shop, program=PROGRAM, order_id="o1")
+    earn(shop, "alice", "o1", 10_000, paid_with_points_minor=2_000)  # 80 points
+    done = refund(shop, "re_1", 8_000, succeeded=True)
+    assert (done.points, done.returned) == (80, 200)
+    counts, before = row_counts(shop), bal(shop)
+    with pytest.raises(ReversalSettled, match="already succeeded") as refused:
+        s.fail_refund(shop, program=PROGRAM, refund_id="re_1")
+    assert "its points stay reversed" in refused.value.message
+    assert "refund them another way" in refused.value.message
+    assert "adjust_points" in refused.value.message
+    assert (row_counts(shop), bal(shop)) == (counts, before)
+    verified(shop)
+
+
+def test_stripe_refund_failed_after_succeeded_is_recorded_for_an_operator(
+    shop: Database,
+) -> None:
+    from loyalty.stripe_events import receive_event
+    from tests.integration import stripe_support as st
+
+    s.link_stripe_customer(shop, program=PROGRAM, external_id="alice", stripe_customer_id="cus_A")
+    pi = st.new_id("pi")
+    receive_event(shop, PROGRAM, st.payment_intent_succeeded(pi, 10_000, customer="cus_A"))
+    assert bal(shop).available == 100
+    t = st.T0 + 60
+    succeeded = st.refund_event("refund.updated", pi, "re_b", 10_000, "succeeded", refund_created=t)
+    assert receive_event(shop, PROGRAM, succeeded).status == "applied"
+    assert bal(shop).available == 0
+    counts = row_counts(shop)
+    bounced = st.refund_event(
+        "refund.failed", pi, "re_b", 10_000, "failed", refund_created=t, created=t + 86_400
+    )
+    result = receive_event(shop, PROGRAM, bounced)
+    assert result.status == "applied"
+    assert bal(shop).available == 0  # the order stays refunded
+    reason = scalar(shop, "SELECT reason FROM stripe_events WHERE event_id = :e", e=bounced["id"])
+    assert "failed after it succeeded" in reason and "refund the customer another way" in reason
+    assert {k: v for k, v in row_counts(shop).items() if k != "stripe_events"} == {
+        k: v for k, v in counts.items() if k != "stripe_events"
+    }
+    verified(shop)
