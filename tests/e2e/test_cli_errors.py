@@ -180,7 +180,7 @@ def test_an_unknown_program_lists_the_codes_that_exist(tmp_path: Path, database_
             )
     finally:
         database.dispose()
-    for command in (["forecast"], ["remind"], ["clear"]):
+    for command in (["forecast"], ["remind"], ["clear"], ["console"]):
         result = run(*command, "--program", "nope", "--database-url", database_url, cwd=tmp_path)
         _assert_one_line_error(
             result, "no program has the code 'nope'", "the programs here are: cafe, shop"
