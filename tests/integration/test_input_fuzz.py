@@ -1,4 +1,5 @@
-"""Arbitrary text and integers into every public service and every ``sdk.Jifen`` method.
+"""Arbitrary text and integers into every public service, every ``sdk.Jifen`` method and the
+fields of a signed Stripe event.
 
 Whatever goes in, a call either succeeds or raises a :class:`~loyalty.errors.LoyaltyError`,
 never anything else (no ``OverflowError``, ``DataError``, ``UnicodeEncodeError``...), and the
@@ -14,14 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from admin.webhooks import init_stripe_webhook
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import LoyaltyError
+from loyalty.stripe_events import StripeWebhook
 from sdk import Jifen
+from tests.integration import stripe_support as stripe
 from tests.integration.helpers import PROGRAM, earn, enrol, hold, make_program
 
 FUZZ = settings(
@@ -502,3 +508,53 @@ def test_any_program_code_opens_a_client_or_says_why(database_url: str, program:
 def test_the_fuzz_shop_is_reachable(shop: Database, clock: FixedClock) -> None:
     clock.advance(dt.timedelta(days=1))
     assert s.balance(shop, program=PROGRAM, member="alice").available == 990
+
+
+# --- signed Stripe events --------------------------------------------------------------------
+
+STRIPE_FIELDS = [
+    ("object", "amount_received"),
+    ("object", "currency"),
+    ("object", "customer"),
+    ("object", "id"),
+    ("object", "latest_charge"),
+    ("metadata", "jifen_member"),
+    ("event", "created"),
+    ("event", "id"),
+    ("event", "type"),
+]
+
+
+@pytest.fixture
+def hook(shop: Database) -> Iterator[FlaskClient]:
+    s.link_stripe_customer(shop, program=PROGRAM, external_id="alice", stripe_customer_id="cus_A")
+    app = Flask("test-fuzz")
+    init_stripe_webhook(app, StripeWebhook(shop, program=PROGRAM, secret=stripe.SECRET))
+    with app.test_client() as c:
+        yield c
+
+
+@FUZZ
+@given(where=st.sampled_from(STRIPE_FIELDS), value=st.one_of(TEXT, INTEGERS))
+def test_any_value_in_a_signed_stripe_event_is_answered_without_a_server_error(
+    hook: FlaskClient, shop: Database, where: tuple[str, str], value: Any
+) -> None:
+    event = stripe.payment_intent_succeeded(stripe.new_id("pi"), 5_000, customer="cus_A")
+    part, name = where
+    if part == "event":
+        event[name] = value
+    elif part == "metadata":
+        event["data"]["object"]["metadata"] = {name: value}
+    else:
+        event["data"]["object"][name] = value
+    try:
+        raw = stripe.body(event)
+    except (TypeError, ValueError):  # not JSON at all (bytes, NaN...): Stripe cannot send it
+        return
+    response = hook.post(
+        "/webhooks/stripe",
+        data=raw,
+        headers={"Stripe-Signature": stripe.sign(raw), "Content-Type": "application/json"},
+    )
+    assert response.status_code in (200, 400), response.get_data(as_text=True)
+    assert s.verify_ledger(shop).ok
