@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -15,6 +15,23 @@ from loyalty.services.results import EarnResult
 
 PROGRAM = "shop"
 TZ = "Asia/Shanghai"  # UTC+8, no DST: the test clock's 10:00 UTC is 18:00 local
+
+Call = Callable[[Database], Any]
+
+
+def deferred(service: Callable[..., Any], **defaults: Any) -> Callable[..., Call]:
+    """A builder of calls to ``service`` with ``defaults``, for tables of inputs to try.
+
+    ``lines`` replaces ``amount_minor``: an order is priced from one or the other.
+    """
+
+    def build(**overrides: Any) -> Call:
+        values = defaults | overrides
+        if "lines" in overrides:
+            values.pop("amount_minor", None)
+        return lambda db: service(db, **values)
+
+    return build
 
 
 def row_counts(db: Database) -> dict[str, int]:

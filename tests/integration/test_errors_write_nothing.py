@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from helpers import PROGRAM, earn, enrol, hold, make_program, row_counts
+from helpers import PROGRAM, Call, deferred, earn, enrol, hold, make_program, row_counts
 
 from loyalty import services as s
 from loyalty.db import Database
@@ -31,52 +29,37 @@ from loyalty.errors import (
     RedemptionLimit,
 )
 
-Call = Callable[[Database], Any]
+_earn = deferred(
+    s.earn_purchase,
+    program=PROGRAM,
+    member="alice",
+    order_id="new-order",
+    currency="CNY",
+    amount_minor=1_000,
+)
 
 
-def _earn(**kw: Any) -> Call:
-    values = {
-        "program": PROGRAM,
-        "member": "alice",
-        "order_id": "new-order",
-        "currency": "CNY",
-        "amount_minor": 1_000,
-    } | kw
-    if "lines" in kw:
-        values.pop("amount_minor")
-    return lambda db: s.earn_purchase(db, **values)
+_action = deferred(s.earn_action, program=PROGRAM, member="alice", action="sign_in", reference="d2")
 
 
-def _action(**kw: Any) -> Call:
-    values = {"program": PROGRAM, "member": "alice", "action": "sign_in", "reference": "d2"} | kw
-    return lambda db: s.earn_action(db, **values)
+_hold = deferred(
+    s.hold_points,
+    program=PROGRAM,
+    member="alice",
+    order_id="new-hold",
+    points=10,
+    order_total_minor=10_000,
+    currency="CNY",
+)
 
 
-def _hold(**kw: Any) -> Call:
-    values = {
-        "program": PROGRAM,
-        "member": "alice",
-        "order_id": "new-hold",
-        "points": 10,
-        "order_total_minor": 10_000,
-        "currency": "CNY",
-    } | kw
-    return lambda db: s.hold_points(db, **values)
+_capture = deferred(s.capture_hold, program=PROGRAM, order_id="active")
 
 
-def _capture(**kw: Any) -> Call:
-    values = {"program": PROGRAM, "order_id": "active"} | kw
-    return lambda db: s.capture_hold(db, **values)
+_release = deferred(s.release_hold, program=PROGRAM, order_id="active")
 
 
-def _release(**kw: Any) -> Call:
-    values = {"program": PROGRAM, "order_id": "active"} | kw
-    return lambda db: s.release_hold(db, **values)
-
-
-def _publish(**kw: Any) -> Call:
-    values = {"program": PROGRAM, "rules": {"base_ratio": "2"}} | kw
-    return lambda db: s.publish_rules(db, **values)
+_publish = deferred(s.publish_rules, program=PROGRAM, rules={"base_ratio": "2"})
 
 
 FUTURE = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)

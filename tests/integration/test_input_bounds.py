@@ -35,66 +35,67 @@ from loyalty.errors import (
 from loyalty.stripe_events import StripeWebhook
 from sdk import Jifen
 from tests.integration import stripe_support as st
-from tests.integration.helpers import PROGRAM, earn, enrol, hold, make_program, row_counts, scalar
+from tests.integration.helpers import (
+    PROGRAM,
+    Call,
+    deferred,
+    earn,
+    enrol,
+    hold,
+    make_program,
+    row_counts,
+    scalar,
+)
 
-Call = Callable[[Database], Any]
 HUGE = 10**20
 RULES = {"actions": {"sign_in": {"points": 5}}}
 
 
-def _earn(**kw: Any) -> Call:
-    values = {
-        "program": PROGRAM,
-        "member": "alice",
-        "order_id": "new-order",
-        "currency": "CNY",
-        "amount_minor": 1_000,
-    } | kw
-    if "lines" in kw:
-        values.pop("amount_minor")
-    return lambda db: s.earn_purchase(db, **values)
+_earn = deferred(
+    s.earn_purchase,
+    program=PROGRAM,
+    member="alice",
+    order_id="new-order",
+    currency="CNY",
+    amount_minor=1_000,
+)
 
 
-def _hold(**kw: Any) -> Call:
-    values = {
-        "program": PROGRAM,
-        "member": "alice",
-        "order_id": "new-hold",
-        "points": 10,
-        "order_total_minor": 10_000,
-        "currency": "CNY",
-    } | kw
-    return lambda db: s.hold_points(db, **values)
+_hold = deferred(
+    s.hold_points,
+    program=PROGRAM,
+    member="alice",
+    order_id="new-hold",
+    points=10,
+    order_total_minor=10_000,
+    currency="CNY",
+)
 
 
-def _enrol(**kw: Any) -> Call:
-    return lambda db: s.enrol_member(db, **({"program": PROGRAM, "external_id": "dan"} | kw))
+_enrol = deferred(s.enrol_member, program=PROGRAM, external_id="dan")
 
 
-def _adjust(**kw: Any) -> Call:
-    values = {
-        "program": PROGRAM,
-        "member": "alice",
-        "points": 5,
-        "reason": "goodwill",
-        "adjustment_id": "adj-new",
-    } | kw
-    return lambda db: s.adjust_points(db, **values)
+_adjust = deferred(
+    s.adjust_points,
+    program=PROGRAM,
+    member="alice",
+    points=5,
+    reason="goodwill",
+    adjustment_id="adj-new",
+)
 
 
-def _refund(**kw: Any) -> Call:
-    values = {
-        "program": PROGRAM,
-        "order_id": "o1",
-        "refund_id": "re_new",
-        "amount_minor": 100,
-        "currency": "CNY",
-    } | kw
-    return lambda db: s.refund_order(db, **values)
+_refund = deferred(
+    s.refund_order,
+    program=PROGRAM,
+    order_id="o1",
+    refund_id="re_new",
+    amount_minor=100,
+    currency="CNY",
+)
 
 
-def _program(**kw: Any) -> Call:
-    return lambda db: s.create_program(db, **({"code": "p2", "name": "P2", "currency": "CNY"} | kw))
+_program = deferred(s.create_program, code="p2", name="P2", currency="CNY")
 
 
 GROUPS: dict[str, list[tuple[str, Call, type[LoyaltyError]]]] = {
