@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, g
 
 from admin.context import console
-from loyalty.domain.calendar import zone
+from loyalty.domain.calendar import last_usable_day, zone
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.errors import LoyaltyError
 
@@ -33,10 +33,8 @@ def money(minor: Any, currency: str) -> str:
     return f"{currency} {major:,.{exponent}f}"
 
 
-def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """An instant in the program's time zone."""
-    if value is None:
-        return ""
+def _program_timezone() -> str:
+    """The console program's time zone, read once per request (UTC before any program)."""
     tz = g.get("jifen_timezone")
     if tz is None:
         try:
@@ -44,7 +42,22 @@ def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         except LoyaltyError:  # no program yet: show UTC
             tz = "UTC"
         g.jifen_timezone = tz
-    return value.astimezone(zone(tz)).strftime(fmt)
+    return str(tz)
+
+
+def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An instant in the program's time zone."""
+    if value is None:
+        return ""
+    return value.astimezone(zone(_program_timezone())).strftime(fmt)
+
+
+def last_day(expires_at: dt.datetime | None) -> str:
+    """The last local day points ending at ``expires_at`` can be used (``2026-04-30`` for
+    points that end at the local midnight starting 1 May)."""
+    if expires_at is None:
+        return ""
+    return last_usable_day(expires_at, _program_timezone()).isoformat()
 
 
 def pretty_json(value: Any) -> str:
@@ -57,5 +70,10 @@ def pretty_json(value: Any) -> str:
 def init_filters(app: Flask) -> None:
     """Register the filters on ``app``."""
     app.jinja_env.filters.update(
-        points=points, signed=signed, money=money, local_time=local_time, pretty_json=pretty_json
+        points=points,
+        signed=signed,
+        money=money,
+        local_time=local_time,
+        last_day=last_day,
+        pretty_json=pretty_json,
     )

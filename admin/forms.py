@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
+from loyalty.domain.checks import MAX_POINTS
 from loyalty.errors import InvalidInput
 
 
@@ -19,7 +20,7 @@ class AdjustmentForm(Schema):
         required=True,
         strict=False,
         validate=validate.And(
-            validate.Range(min=-(10**12), max=10**12),
+            validate.Range(min=-MAX_POINTS, max=MAX_POINTS),
             validate.NoneOf([0], error="points must not be zero"),
         ),
     )

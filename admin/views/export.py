@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 from flask import Response, stream_with_context
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, select
 
 from admin.auth import OPERATIONS, actor
 from admin.views.base import ConsoleView, expose
 from loyalty.db.database import Database
+from loyalty.domain.calendar import last_usable_day
 from loyalty.services import audit
 from loyalty.services.ledger import entries, lots, members, operations, program_row
 
@@ -48,21 +50,35 @@ def csv_cell(value: Any) -> Any:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def stream_csv(db: Database, header: list[str], query: Select[Any]) -> Iterator[str]:
-    """CSV text for ``query``'s rows, a chunk of rows at a time, behind a UTF-8 BOM."""
+Derived = tuple[str, Callable[[Row[Any]], Any]]
+
+
+def stream_csv(
+    db: Database, header: list[str], query: Select[Any], derived: Sequence[Derived] = ()
+) -> Iterator[str]:
+    """CSV text for ``query``'s rows, a chunk of rows at a time, behind a UTF-8 BOM.
+
+    ``derived`` adds columns computed from each row: a name and a function of the row.
+    """
     yield BOM
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow(header + [name for name, _ in derived])
     with db.read(streaming=True) as conn:
         result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
         for chunk in result.partitions(CHUNK):
             for row in chunk:
-                writer.writerow([csv_cell(v) for v in row])
+                cells = [*row, *(derive(row) for _, derive in derived)]
+                writer.writerow([csv_cell(v) for v in cells])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _last_day(row: Row[Any], *, tz: str) -> dt.date | None:
+    """The last local day a lot's points can be used, as people read an expiry."""
+    return None if row.expires_at is None else last_usable_day(row.expires_at, tz)
 
 
 EXPORTS: dict[str, str] = {
@@ -81,7 +97,7 @@ class ExportView(ConsoleView):
     def index(self) -> ResponseReturnValue:
         return self.render("jifen/export.html", exports=EXPORTS)
 
-    def _send(self, name: str, columns: list[Any]) -> Response:
+    def _send(self, name: str, columns: list[Any], derived: Sequence[Derived] = ()) -> Response:
         program = self.program()
         db = self.console.db
         with db.read() as conn:
@@ -98,7 +114,7 @@ class ExportView(ConsoleView):
         stamp = db.clock.now().strftime("%Y%m%d-%H%M")
         filename = f"jifen-{program.code}-{name}-{stamp}.csv"
         return Response(
-            stream_with_context(stream_csv(db, [c.name for c in columns], query)),
+            stream_with_context(stream_csv(db, [c.name for c in columns], query, derived)),
             mimetype="text/csv",
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"',
@@ -163,6 +179,7 @@ class ExportView(ConsoleView):
                 c.expires_at,
                 c.expired_at,
             ],
+            [("last_day", functools.partial(_last_day, tz=self.program().timezone))],
         )
 
     @expose("/ledger.csv")

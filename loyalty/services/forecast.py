@@ -32,14 +32,11 @@ from loyalty.domain.calendar import (
     end_of_local_day_after,
     last_usable_day,
 )
-from loyalty.domain.checks import require_int
-from loyalty.errors import InvalidInput
+from loyalty.domain.checks import require_days
 from loyalty.services.clearing import clearings, scheduled_year
 from loyalty.services.ledger import lots, members, program_row
 from loyalty.services.queries import _member
 from loyalty.services.results import Forecast, ForecastDay, ForecastItem
-
-MAX_DAYS = 3660
 
 
 @dataclass(frozen=True)
@@ -78,9 +75,7 @@ class DuePoints:
 
 def forecast(db: Database, *, program: str, days: int = 90, member: str | None = None) -> Forecast:
     """What will expire or be cleared in the next ``days`` days, of one member or all."""
-    require_int("days", days, minimum=0)
-    if days > MAX_DAYS:
-        raise InvalidInput(f"days may be at most {MAX_DAYS}, got {days}", field="days")
+    require_days("days", days, minimum=0)
     now = db.clock.now()
     until = now + dt.timedelta(days=days)
     with db.read() as conn:

@@ -398,6 +398,25 @@ def test_csv_cells_that_could_be_formulas_are_escaped_and_numbers_stay_numbers(
     assert members == {"'-2-3"}
 
 
+def test_lots_show_the_last_day_their_points_can_be_used(app: Flask, db: Database) -> None:
+    """Month-end expiry ends at the local midnight that starts 1 March: people read 28 February."""
+    s.publish_rules(
+        db, program=PROGRAM, rules={"base_ratio": "1", "expiry": {"months": 3, "month_end": True}}
+    )
+    s.earn_purchase(
+        db, program=PROGRAM, member="alice", order_id="o-1", currency="CNY", amount_minor=10_000
+    )
+    client = app.test_client()
+    login(client, "operations")
+    page = client.get("/admin/members/member?id=alice").get_data(as_text=True)
+    assert "2027-02-28" in page and "2027-03-01" not in page
+    _, rows = _csv(client, "lots")
+    header = rows[0]
+    assert header[-1] == "last_day"
+    assert [row[-1] for row in rows[1:]] == ["2027-02-28"]
+    assert rows[1][header.index("expires_at")].startswith("2027-02-28T16:00:00")  # UTC
+
+
 @pytest.mark.parametrize(
     ("value", "cell"),
     [
