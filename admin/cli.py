@@ -17,8 +17,8 @@ from rich.table import Table
 
 from loyalty import migrate
 from loyalty.cli import friendly_errors, url_option
-from loyalty.db.database import Database, database_url_from_env
-from loyalty.db.errors import normalise_url, open_checked, require_writable_dir
+from loyalty.db.database import Database, database_url_from_env, normalise_url
+from loyalty.db.errors import open_checked, require_writable_dir
 from loyalty.domain.clock import FixedClock
 
 console_out = Console()

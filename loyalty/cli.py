@@ -23,9 +23,13 @@ from rich.table import Table
 
 from loyalty import __version__, migrate
 from loyalty import services as svc
-from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_env
-from loyalty.db.errors import (
+from loyalty.db.database import (
+    DATABASE_URL_ENV,
+    Database,
+    database_url_from_env,
     normalise_url,
+)
+from loyalty.db.errors import (
     open_checked,
     require_driver,
     require_sqlite_file,

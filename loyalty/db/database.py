@@ -39,10 +39,21 @@ def database_url_from_env(url: str | None = None) -> str:
     return found
 
 
+def normalise_url(url: str) -> str:
+    """``url`` with a ``postgres://`` scheme spelled ``postgresql+psycopg://``."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine configured for Jifen: WAL and ``BEGIN IMMEDIATE`` on SQLite."""
+    """An engine configured for Jifen: WAL and ``BEGIN IMMEDIATE`` on SQLite.
+
+    ``postgres://`` and ``postgresql://`` URLs use psycopg 3, Jifen's driver.
+    """
     try:
-        parsed = make_url(url)
+        parsed = make_url(normalise_url(url))
     except ArgumentError as exc:
         raise ConfigurationError(f"not a database URL: {url!r} ({exc})") from exc
     if parsed.get_backend_name() == "sqlite":

@@ -18,19 +18,11 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_env
+from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_env, normalise_url
 from loyalty.domain.clock import Clock
 from loyalty.errors import ConfigurationError, DatabaseUnavailable, LoyaltyError, SchemaMissing
 
 _HINT = f"check --database-url or ${DATABASE_URL_ENV}"
-
-
-def normalise_url(url: str) -> str:
-    """``url`` with a ``postgres://`` scheme spelled ``postgresql+psycopg://``."""
-    for scheme in ("postgres://", "postgresql://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme) :]
-    return url
 
 
 def parse(url: str) -> URL:

@@ -377,6 +377,17 @@ def test_reads_and_writes_recover_after_the_server_drops_connections(
         db.dispose()
 
 
+def test_a_heroku_style_postgres_url_opens_with_psycopg(pg_db: Database) -> None:
+    url = pg_db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    db = Database.from_url(url.replace("postgresql://", "postgres://", 1))
+    try:
+        assert db.engine.dialect.driver == "psycopg"
+        with db.read() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        db.dispose()
+
+
 # --- migrations of the URL given ----------------------------------------------------------------
 
 
