@@ -205,8 +205,10 @@ def test_a_chunked_body_is_cut_off_while_it_streams_in_under_gunicorn(
     before = _peak_rss_kib(worker)
     total = 20 * MIB
     answer, sent = _send_chunked(host, port, "/webhooks/stripe", total)
+    # Only the status line is certain to arrive: the server closes with body bytes unread, so
+    # the kernel may reset the connection before the answer's body is read (the message
+    # itself is checked with a declared Content-Length, which is not racy).
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert b"larger than" in answer
     # the answer came while the body was still streaming: the server stopped reading at the
     # limit instead of taking in 20 MiB first, and its memory did not grow with the body
     assert sent < total
