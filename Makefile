@@ -23,9 +23,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## test: lint, then the whole test suite (PostgreSQL tests are skipped if it is not running)
+## test: lint, then the whole test suite on one worker per core (PostgreSQL tests are skipped if
+## it is not running; the Redis tests share one worker); PYTEST_WORKERS=0 runs it in one process
+PYTEST_WORKERS ?= auto
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## bench: every benchmark at full size against its baseline (about 12 minutes; needs PostgreSQL)
 bench: install

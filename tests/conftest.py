@@ -127,6 +127,13 @@ def pg_db(request: pytest.FixtureRequest, clock: FixedClock) -> Iterator[Databas
 REDIS_URL = os.environ.get("JIFEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the tests that flush the one Redis database run on one worker."""
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("redis"))
+
+
 def _redis_problem() -> str | None:
     from redis import Redis
 
