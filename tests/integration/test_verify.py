@@ -13,9 +13,9 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.db.models import Entry
 from loyalty.domain.clock import FixedClock
-from loyalty.services.verify import CHECKS, VerifyReport
+from loyalty.services.verify import CHECKS, CLEAN_TEXT_CHECK, VerifyReport
 
-ALL_CHECKS = {name for name, _, _ in CHECKS}
+ALL_CHECKS = {name for name, _, _ in CHECKS} | {CLEAN_TEXT_CHECK}
 
 
 def _failing(report: VerifyReport) -> set[str]:
@@ -119,6 +119,28 @@ def test_a_member_balance_out_of_step(scene: Database) -> None:
     broken = {c.name: c for c in report.checks}["members_equal_lots"]
     assert broken.violations == 1
     assert f"id={_member(scene, 'alice')}" in broken.examples[0]
+
+
+def test_text_stored_before_it_was_cleaned_is_named(scene: Database) -> None:
+    """Rows written before text was cleaned (or by hand) are not found by a clean lookup."""
+    stored = {
+        "bob": " bob",  # surrounding space
+        "carol": "ali\u200bce",  # a zero-width space
+        "dan": "Jose\u0301",  # decomposed, not NFC
+    }
+    enrol(scene, "carol", "dan")
+    for member, raw in stored.items():
+        execute(
+            scene, "UPDATE members SET external_id = :raw WHERE external_id = :m", raw=raw, m=member
+        )
+    execute(scene, "UPDATE members SET email = 'not an email' WHERE external_id = 'alice'")
+    report = s.verify_ledger(scene)
+    assert _failing(report) == {CLEAN_TEXT_CHECK}
+    found = {c.name: c for c in report.checks}[CLEAN_TEXT_CHECK]
+    assert found.violations == 4
+    text = "\n".join(found.examples)
+    assert "clean it to 'bob'" in text and "U+200B" in text and "clean it to 'José'" in text
+    assert "'not an email' is not an email address" in text
 
 
 def test_a_negative_lot_is_blocked_by_the_schema(scene: Database) -> None:
