@@ -16,9 +16,10 @@ returns none. The checks:
 * frozen points equal the member's open refunds and disputes;
 * every earning's granted points equal its lot;
 * every program code, member id and email is stored as Jifen stores text now (NFC, stripped,
-  showable): rows written before text was cleaned are not found by a lookup of the clean id,
-  so this check names them for a person to correct. It reads those columns into Python,
-  a batch at a time, because SQLite has no Unicode normalisation.
+  showable), and every program's currency is an ISO 4217 code: rows written before text was
+  cleaned are not found by a lookup of the clean id, so this check names them for a person to
+  correct. It reads those columns into Python, a batch at a time, because SQLite has no
+  Unicode normalisation.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy import Connection, Select, and_, func, literal, or_, select
 from loyalty.db.database import Database
 from loyalty.db.models import EXPIRY_KINDS
 from loyalty.domain.checks import require_email, require_member_id, require_program_code
+from loyalty.domain.money import normalize_currency
 from loyalty.errors import InvalidInput
 from loyalty.services.earning import earnings
 from loyalty.services.ledger import (
@@ -299,8 +301,9 @@ _TEXT_BATCH = 5000
 
 def _stored_texts(conn: Connection) -> Iterator[tuple[str, Any, Callable[[Any], str]]]:
     """Every stored program code, member id and email, with where it is and its cleaner."""
-    for row in conn.execute(select(programs.c.code)):
-        yield f"program {row.code!r}", row.code, require_program_code
+    for program in conn.execute(select(programs.c.code, programs.c.currency)):
+        yield f"program {program.code!r}", program.code, require_program_code
+        yield f"program {program.code!r} currency", program.currency, normalize_currency
     rows = conn.execution_options(yield_per=_TEXT_BATCH).execute(
         select(members.c.id, members.c.external_id, members.c.email)
     )
@@ -319,7 +322,10 @@ def _text_is_clean(conn: Connection) -> CheckResult:
             violations += 1
             if len(examples) < MAX_PROBLEMS:
                 examples.append(f"{where}: {problem}")
-    description = "program codes, member ids and emails are stored clean (NFC, stripped, showable)"
+    description = (
+        "program codes, member ids and emails are stored clean (NFC, stripped, showable), "
+        "currencies are ISO 4217"
+    )
     return CheckResult(CLEAN_TEXT_CHECK, description, violations, tuple(examples))
 
 

@@ -134,13 +134,15 @@ def test_text_stored_before_it_was_cleaned_is_named(scene: Database) -> None:
             scene, "UPDATE members SET external_id = :raw WHERE external_id = :m", raw=raw, m=member
         )
     execute(scene, "UPDATE members SET email = 'not an email' WHERE external_id = 'alice'")
+    execute(scene, "UPDATE programs SET currency = 'XYZ'")  # accepted before the ISO table
     report = s.verify_ledger(scene)
     assert _failing(report) == {CLEAN_TEXT_CHECK}
     found = {c.name: c for c in report.checks}[CLEAN_TEXT_CHECK]
-    assert found.violations == 4
+    assert found.violations == 5
     text = "\n".join(found.examples)
     assert "clean it to 'bob'" in text and "U+200B" in text and "clean it to 'José'" in text
     assert "'not an email' is not an email address" in text
+    assert "currency: XYZ is not an active ISO 4217 currency" in text
 
 
 def test_a_negative_lot_is_blocked_by_the_schema(scene: Database) -> None:
