@@ -147,3 +147,25 @@ def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt
     from zoneinfo import ZoneInfo
 
     return dt.datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(TZ)).astimezone(dt.UTC)
+
+
+earn_call = deferred(
+    s.earn_purchase,
+    program=PROGRAM,
+    member="alice",
+    order_id="new-order",
+    currency="CNY",
+    amount_minor=1_000,
+)
+"""``earn_call(**overrides)``: an earn of alice's to try with one argument changed."""
+
+hold_call = deferred(
+    s.hold_points,
+    program=PROGRAM,
+    member="alice",
+    order_id="new-hold",
+    points=10,
+    order_total_minor=10_000,
+    currency="CNY",
+)
+"""``hold_call(**overrides)``: a hold of alice's to try with one argument changed."""

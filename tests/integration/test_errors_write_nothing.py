@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from helpers import PROGRAM, Call, deferred, earn, enrol, hold, make_program, row_counts
+from helpers import (
+    PROGRAM,
+    Call,
+    deferred,
+    earn,
+    earn_call,
+    enrol,
+    hold,
+    hold_call,
+    make_program,
+    row_counts,
+)
 
 from loyalty import services as s
 from loyalty.db import Database
@@ -29,28 +40,13 @@ from loyalty.errors import (
     RedemptionLimit,
 )
 
-_earn = deferred(
-    s.earn_purchase,
-    program=PROGRAM,
-    member="alice",
-    order_id="new-order",
-    currency="CNY",
-    amount_minor=1_000,
-)
+_earn = earn_call
 
 
 _action = deferred(s.earn_action, program=PROGRAM, member="alice", action="sign_in", reference="d2")
 
 
-_hold = deferred(
-    s.hold_points,
-    program=PROGRAM,
-    member="alice",
-    order_id="new-hold",
-    points=10,
-    order_total_minor=10_000,
-    currency="CNY",
-)
+_hold = hold_call
 
 
 _capture = deferred(s.capture_hold, program=PROGRAM, order_id="active")

@@ -40,8 +40,10 @@ from tests.integration.helpers import (
     Call,
     deferred,
     earn,
+    earn_call,
     enrol,
     hold,
+    hold_call,
     make_program,
     row_counts,
     scalar,
@@ -51,25 +53,10 @@ HUGE = 10**20
 RULES = {"actions": {"sign_in": {"points": 5}}}
 
 
-_earn = deferred(
-    s.earn_purchase,
-    program=PROGRAM,
-    member="alice",
-    order_id="new-order",
-    currency="CNY",
-    amount_minor=1_000,
-)
+_earn = earn_call
 
 
-_hold = deferred(
-    s.hold_points,
-    program=PROGRAM,
-    member="alice",
-    order_id="new-hold",
-    points=10,
-    order_total_minor=10_000,
-    currency="CNY",
-)
+_hold = hold_call
 
 
 _enrol = deferred(s.enrol_member, program=PROGRAM, external_id="dan")
