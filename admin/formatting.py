@@ -33,7 +33,7 @@ def money(minor: Any, currency: str) -> str:
     return f"{currency} {major:,.{exponent}f}"
 
 
-def _program_timezone() -> str:
+def program_timezone() -> str:
     """The console program's time zone, read once per request (UTC before any program)."""
     tz = g.get("jifen_timezone")
     if tz is None:
@@ -49,7 +49,7 @@ def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """An instant in the program's time zone."""
     if value is None:
         return ""
-    return value.astimezone(zone(_program_timezone())).strftime(fmt)
+    return value.astimezone(zone(program_timezone())).strftime(fmt)
 
 
 def last_day(expires_at: dt.datetime | None) -> str:
@@ -57,7 +57,7 @@ def last_day(expires_at: dt.datetime | None) -> str:
     points that end at the local midnight starting 1 May)."""
     if expires_at is None:
         return ""
-    return last_usable_day(expires_at, _program_timezone()).isoformat()
+    return last_usable_day(expires_at, program_timezone()).isoformat()
 
 
 def pretty_json(value: Any) -> str:

@@ -28,6 +28,8 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
+from admin.formatting import local_time, program_timezone
+
 ACCOUNT_LIMIT = "5 per minute"
 ADDRESS_LIMIT = "20 per minute"
 ACCOUNT_MESSAGE = "Too many failed sign-ins for this account."
@@ -91,7 +93,8 @@ def throttled_page(limiter: Limiter, exc: RateLimitExceeded) -> ResponseReturnVa
     current = limiter.current_limit
     reset_at = current.reset_at if current is not None else int(time.time()) + 60
     wait = max(1, int(reset_at - time.time()))
-    at = dt.datetime.fromtimestamp(reset_at, dt.UTC).strftime("%H:%M:%S UTC")
+    until = dt.datetime.fromtimestamp(reset_at, dt.UTC)
+    at = f"{local_time(until, '%H:%M:%S')} {program_timezone()}"
     message = f"{exc.description} Try again in {wait} seconds (at {at})."
     page = render_template(
         "jifen/login.html",
