@@ -24,10 +24,11 @@ lint: install
 	$(BIN)/mypy
 
 ## test: lint, then the whole test suite on one worker per core (PostgreSQL tests are skipped if
-## it is not running; the Redis tests share one worker); PYTEST_WORKERS=0 runs it in one process
+## it is not running; each worker has its own PostgreSQL and Redis database); PYTEST_WORKERS=0
+## runs it in one process
 PYTEST_WORKERS ?= auto
 test: lint
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 ## bench: every benchmark at full size against its baseline (about 12 minutes; needs PostgreSQL)
 bench: install

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,14 +125,20 @@ def pg_db(request: pytest.FixtureRequest, clock: FixedClock) -> Iterator[Databas
     database.dispose()
 
 
-REDIS_URL = os.environ.get("JIFEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+def _worker_redis_url(url: str) -> str:
+    """``url`` for this pytest-xdist worker: worker ``gwN`` takes the database N below the one
+    named (15, 14, ...), so workers never flush each other's queues."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urllib.parse.urlsplit(url)
+    database = int(parts.path.strip("/") or 0) - int(worker[2:])
+    if database < 0:
+        raise pytest.UsageError(f"not enough Redis databases below {url} for worker {worker}")
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, the tests that flush the one Redis database run on one worker."""
-    for item in items:
-        if "redis_url" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("redis"))
+REDIS_URL = _worker_redis_url(os.environ.get("JIFEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
 
 def _redis_problem() -> str | None:
