@@ -41,6 +41,18 @@ def _pg_problem() -> str | None:
     return None
 
 
+def require_postgres() -> None:
+    """Skip the calling test when PostgreSQL is not there; with ``CI=true``, fail instead."""
+    problem = _pg_problem()
+    if problem:
+        if REQUIRE_SERVICES:
+            pytest.fail(
+                f"{problem}; CI=true requires it. Start it with: "
+                "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            )
+        pytest.skip(f"{problem}: PostgreSQL tests skipped")
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to head once; each test gets a copy."""
@@ -52,14 +64,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, migrated to head."""
-    problem = _pg_problem()
-    if problem:
-        if REQUIRE_SERVICES:
-            pytest.fail(
-                f"{problem}; CI=true requires it. Start it with: "
-                "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-            )
-        pytest.skip(f"{problem}: PostgreSQL tests skipped")
+    require_postgres()
     name = f"jifen_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from loyalty import services as svc
 from loyalty.cli import main
 from loyalty.db import Database
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, require_postgres
 from tests.e2e.test_cli import run
 
 READ_COMMANDS = [
@@ -122,20 +122,10 @@ def test_a_wrong_url_or_a_closed_port(tmp_path: Path, url: str, expected: str) -
     assert list(tmp_path.iterdir()) == []
 
 
-def _pg_or_skip() -> None:
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__})")
-
-
 @pytest.fixture
 def pg_empty_url() -> Iterator[str]:
     """A PostgreSQL database without Jifen's schema, dropped at the end."""
-    _pg_or_skip()
+    require_postgres()
     name = f"jifen_cli_empty_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -147,7 +137,7 @@ def pg_empty_url() -> Iterator[str]:
 
 
 def test_a_missing_role_on_postgresql(tmp_path: Path) -> None:
-    _pg_or_skip()
+    require_postgres()
     url = make_url(PG_URL).set(username="no_such_role_jifen").render_as_string()
     result = run("verify", "--database-url", url, cwd=tmp_path)
     _assert_one_line_error(result, 'role "no_such_role_jifen" does not exist', "--database-url")
