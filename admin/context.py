@@ -8,9 +8,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from loyalty.db.database import Database
+from loyalty.db.tables import programs
 from loyalty.errors import ProgramNotFound
 from loyalty.services import get_program
-from loyalty.services.ledger import programs
 from loyalty.services.results import ProgramInfo
 
 EXTENSION = "jifen_console"

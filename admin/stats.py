@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, distinct, func, select
 
 from loyalty.db.database import Database
+from loyalty.db.tables import entries, members
 from loyalty.domain.calendar import zone
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.services import forecast
-from loyalty.services.ledger import entries, members, program_row
+from loyalty.services.ledger import program_row
 from loyalty.services.results import ProgramInfo
 
 ISSUE_KINDS = ("earn", "earn_pending", "adjust_grant")

@@ -16,16 +16,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, insert, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from loyalty.db.database import Database
-from loyalty.db.models import AdminUser
+from loyalty.db.tables import admin_users
 from loyalty.domain.checks import require_text
 from loyalty.errors import AlreadyExists, InvalidInput, NotFound
 from loyalty.services.audit import record_audit
-
-admin_users = cast(Table, AdminUser.__table__)
 
 ROLES = ("viewer", "marketing", "operations", "admin")
 MIN_PASSWORD = 8

@@ -1,6 +1,6 @@
 """The Stripe webhook endpoint as a Flask blueprint: ``POST /webhooks/stripe``.
 
-The blueprint is a thin door over :class:`loyalty.stripe_events.StripeWebhook`: it hands the
+The blueprint is a thin door over :class:`loyalty.stripe.sync.StripeWebhook`: it hands the
 raw body and the ``Stripe-Signature`` header over and answers with the result's status and a
 small JSON body. It needs no login and no CSRF token (Stripe's signature is its
 authentication); an app with CSRF protection exempts it.
@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from loyalty.errors import InvalidInput
-from loyalty.stripe_events import StripeWebhook
+from loyalty.stripe.sync import StripeWebhook
 
 EXTENSION = "jifen_stripe_webhook"
 MAX_BODY_BYTES = 1024 * 1024  # Stripe's events are far smaller (well under 256 KB)

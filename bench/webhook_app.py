@@ -2,7 +2,7 @@
 raw-SQL earn endpoint side by side, on the same database.
 
 * ``POST /webhooks/stripe``: the real blueprint (``admin.webhooks.init_stripe_webhook``) over
-  :class:`loyalty.stripe_events.StripeWebhook`: verify, record the event, earn, finish.
+  :class:`loyalty.stripe.sync.StripeWebhook`: verify, record the event, earn, finish.
 * ``POST /raw/earn``: the ceiling. It takes the same signed ``payment_intent.succeeded`` body,
   checks the signature with ``hmac`` (not stripe's library), finds the member by Stripe
   customer and does the earn's writes in one hand-written psycopg transaction (those of
@@ -30,7 +30,7 @@ from admin.webhooks import init_stripe_webhook
 from bench.common import PROGRAM, conninfo
 from bench.earn_pg import raw_earn_in
 from loyalty.db import Database
-from loyalty.stripe_events import StripeWebhook
+from loyalty.stripe.sync import StripeWebhook
 
 URL = os.environ["JIFEN_BENCH_DB_URL"]
 SECRET = os.environ["JIFEN_BENCH_SECRET"]

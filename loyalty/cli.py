@@ -154,7 +154,7 @@ def _require_program(database: Database, code: str) -> None:
     """Refuse an unknown program code, listing the codes that exist."""
     from sqlalchemy import select
 
-    from loyalty.services.ledger import programs
+    from loyalty.db.tables import programs
 
     with database.read() as conn:
         codes = conn.execute(select(programs.c.code).order_by(programs.c.code)).scalars().all()
@@ -364,7 +364,7 @@ def _progress() -> Progress:
 def _show_demo(database: Database) -> None:
     from sqlalchemy import select
 
-    from loyalty.services.ledger import members
+    from loyalty.db.tables import members
 
     with database.read() as conn:
         top = (

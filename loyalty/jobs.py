@@ -36,18 +36,16 @@ import os
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from loyalty import services as svc
 from loyalty.db.database import Database, database_url_from_env
-from loyalty.db.models import JobRun
+from loyalty.db.tables import job_runs
 from loyalty.domain.checks import require_int, require_text
 from loyalty.errors import InvalidInput
 from loyalty.services.results import SweepResult
-
-job_runs = cast(Table, JobRun.__table__)
 
 STALE_AFTER = dt.timedelta(minutes=10)
 ABANDONED = (

@@ -33,12 +33,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from loyalty.db.database import Database
-from loyalty.db.models import Program
+from loyalty.db.tables import programs
 from loyalty.domain.calendar import clearing_moment, last_clearing_year
 
 MINUTE = dt.timedelta(minutes=1)
@@ -145,7 +145,6 @@ def clearing_entry(program: ProgramClearing, now: dt.datetime) -> ScheduledJob:
 
 def program_clearings(db: Database) -> list[ProgramClearing]:
     """Every program's time zone and clearing settings, by code."""
-    programs = cast(Table, Program.__table__)
     with db.read() as conn:
         rows = conn.execute(
             select(

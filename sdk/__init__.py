@@ -80,7 +80,7 @@ from loyalty.services.results import (
     ReversalResult,
     TransferResult,
 )
-from loyalty.stripe_events import StripeWebhook, WebhookResult
+from loyalty.stripe.sync import StripeWebhook, WebhookResult
 from sdk.client import Jifen
 
 __all__ = [

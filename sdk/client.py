@@ -51,7 +51,7 @@ from loyalty.services.results import (
     TransferResult,
 )
 from loyalty.services.transfers import transfer_points
-from loyalty.stripe_events import DEFAULT_TOLERANCE, StripeWebhook, apply_parked_for
+from loyalty.stripe.sync import DEFAULT_TOLERANCE, StripeWebhook, apply_parked_for
 
 __all__ = ["Jifen"]
 

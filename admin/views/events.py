@@ -3,11 +3,11 @@ ones (one, or the selected ones at once). Operations and admin."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Table, func, or_, select
+from sqlalchemy import func, or_, select
 
 from admin.auth import OPERATIONS, actor, require_role
 from admin.views.base import (
@@ -18,13 +18,12 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
-from loyalty.db.models import StripeEvent
+from loyalty.db.tables import stripe_events
 from loyalty.errors import LoyaltyError
 from loyalty.services import audit
 from loyalty.services.ledger import program_row
-from loyalty.stripe_events import replay_event
+from loyalty.stripe.sync import replay_event
 
-stripe_events = cast(Table, StripeEvent.__table__)
 STATUSES = ("received", "applied", "parked", "ignored", "failed")
 PAGE = 50
 MAX_BULK = 100

@@ -28,9 +28,10 @@ from sqlalchemy import Row, Select, select
 from admin.auth import OPERATIONS, actor
 from admin.views.base import ConsoleView, expose
 from loyalty.db.database import Database
+from loyalty.db.tables import entries, lots, members, operations
 from loyalty.domain.calendar import last_usable_day
 from loyalty.services import audit
-from loyalty.services.ledger import entries, lots, members, operations, program_row
+from loyalty.services.ledger import program_row
 
 CHUNK = 1000
 BOM = "\ufeff"

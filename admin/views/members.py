@@ -19,6 +19,7 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
+from loyalty.db.tables import lots, members
 from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
 from loyalty.services import (
@@ -29,8 +30,8 @@ from loyalty.services import (
     link_stripe_customer,
     list_adjustment_requests,
 )
-from loyalty.services.ledger import lots, members, program_row
-from loyalty.stripe_events import apply_parked_for
+from loyalty.services.ledger import program_row
+from loyalty.stripe.sync import apply_parked_for
 
 PAGE = 25
 HISTORY_PAGE = 20

@@ -23,12 +23,11 @@ from loyalty.domain.checks import (
     require_program_code,
     require_text,
 )
+from loyalty.domain.moves import Move, debt_repayment
 from loyalty.errors import InvalidAmount
 from loyalty.services.earning import INSERT_LOT
 from loyalty.services.ledger import (
-    Move,
     begin_member_write,
-    debt_repayment,
     post_moves,
     record_operation,
     request_hash,

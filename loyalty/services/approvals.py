@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Row, Table, func, select, update
+from sqlalchemy import Connection, Row, func, select, update
 
 from loyalty.db.database import Database
-from loyalty.db.models import AdjustmentRequest
+from loyalty.db.tables import adjustment_requests, members
 from loyalty.domain.calendar import local_midnight, zone
 from loyalty.domain.checks import (
     MAX_POINTS,
@@ -46,10 +46,8 @@ from loyalty.errors import (
 )
 from loyalty.services.adjustments import _require_points, adjust_points
 from loyalty.services.audit import record_audit
-from loyalty.services.ledger import members, program_row
+from loyalty.services.ledger import program_row
 from loyalty.services.results import AdjustmentResult
-
-adjustment_requests = cast(Table, AdjustmentRequest.__table__)
 
 DEFAULT_THRESHOLD = 1000
 STATUSES = ("pending", "approving", "applied", "rejected", "failed")

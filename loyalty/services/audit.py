@@ -15,16 +15,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, or_, select
+from sqlalchemy import Connection, func, insert, or_, select
 
 from loyalty.db.database import Database
-from loyalty.db.models import AuditEntry
+from loyalty.db.tables import audit_log, programs
 from loyalty.domain.checks import require_int, require_text
 from loyalty.domain.rules import RuleSet
 from loyalty.errors import InvalidInput
-from loyalty.services.ledger import program_row, programs
+from loyalty.services.ledger import program_row
 from loyalty.services.programs import (
     SETTINGS,
     get_program,
@@ -33,8 +33,6 @@ from loyalty.services.programs import (
     update_program,
 )
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
-
-audit_log = cast(Table, AuditEntry.__table__)
 
 MAX_PAGE = 500
 

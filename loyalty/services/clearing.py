@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, and_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
-from loyalty.db.models import Clearing
+from loyalty.db.tables import clearings, lots, programs
 from loyalty.domain.calendar import clearing_cutoff, clearing_moment, last_clearing_year
 from loyalty.domain.checks import require_int
 from loyalty.errors import ClearingNotDue, InvalidInput, InvalidRule
-from loyalty.services.ledger import lots, program_row, programs
+from loyalty.services.ledger import program_row
 from loyalty.services.results import ClearingResult, SweepResult
 from loyalty.services.sweeps import Ending, end_due_lots
-
-clearings = cast(Table, Clearing.__table__)
 
 _INSERT_CLEARING = {
     name: dialect.insert(clearings).on_conflict_do_nothing(index_elements=["program_id", "year"])

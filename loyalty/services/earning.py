@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -18,7 +18,6 @@ from sqlalchemy import (
     Connection,
     Row,
     String,
-    Table,
     and_,
     bindparam,
     func,
@@ -31,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
-from loyalty.db.models import Earning, ProgramIssuance
+from loyalty.db.tables import earnings, issuance, lots, members
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.calendar import Periods, lot_expiry, periods, start_of_period
 from loyalty.domain.caps import (
@@ -51,6 +50,7 @@ from loyalty.domain.checks import (
     require_text,
 )
 from loyalty.domain.money import minor_unit_exponent, require_currency
+from loyalty.domain.moves import Move, debt_repayment
 from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
 from loyalty.errors import AlreadyExists, InvalidAmount, InvalidInput, MemberNotFound
@@ -58,12 +58,8 @@ from loyalty.services.ledger import (
     MEMBER_DELTAS,
     RECORD_OPERATION_CTE,
     LostRace,
-    Move,
     PreparedWrite,
     begin_member_write,
-    debt_repayment,
-    lots,
-    members,
     post_moves,
     program_row,
     record_operation,
@@ -74,9 +70,6 @@ from loyalty.services.ledger import (
     run_write,
 )
 from loyalty.services.results import EarnQuote, EarnResult
-
-earnings = cast(Table, Earning.__table__)
-issuance = cast(Table, ProgramIssuance.__table__)
 
 OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from loyalty.db.database import Database
-from loyalty.services.ledger import lots
+from loyalty.db.tables import lots
 from loyalty.services.results import SweepResult
 from loyalty.services.sweeps import Ending, end_due_lots
 

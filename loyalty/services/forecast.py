@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, case, func, not_, or_, select
 
 from loyalty.db.database import Database
+from loyalty.db.tables import clearings, lots, members
 from loyalty.domain.calendar import (
     clearing_cutoff,
     clearing_moment,
@@ -33,8 +34,8 @@ from loyalty.domain.calendar import (
     last_usable_day,
 )
 from loyalty.domain.checks import require_days
-from loyalty.services.clearing import clearings, scheduled_year
-from loyalty.services.ledger import lots, members, program_row
+from loyalty.services.clearing import scheduled_year
+from loyalty.services.ledger import program_row
 from loyalty.services.queries import _member
 from loyalty.services.results import Forecast, ForecastDay, ForecastItem
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -24,7 +24,6 @@ from sqlalchemy import (
     JSON,
     Connection,
     Row,
-    Table,
     bindparam,
     insert,
     select,
@@ -35,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from loyalty.db.database import Database
-from loyalty.db.models import Entry, Lot, Member, Operation, Program, RuleVersion
+from loyalty.db.tables import entries, lots, members, operations, programs, rule_versions
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.checks import (
     derive_key,
@@ -43,6 +42,7 @@ from loyalty.domain.checks import (
     require_member_id,
     require_program_code,
 )
+from loyalty.domain.moves import BUCKETS, Move, sums_by
 from loyalty.domain.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -55,69 +55,6 @@ from loyalty.errors import (
     MemberNotFound,
     ProgramNotFound,
 )
-
-programs = cast(Table, Program.__table__)
-members = cast(Table, Member.__table__)
-lots = cast(Table, Lot.__table__)
-entries = cast(Table, Entry.__table__)
-operations = cast(Table, Operation.__table__)
-rule_versions = cast(Table, RuleVersion.__table__)
-
-BUCKETS = ("available", "pending", "held", "frozen")
-
-# Entry kinds that create a lot (one per lot, of the lot's full size).
-LOT_CREDIT_KINDS = ("earn", "earn_pending", "transfer_in", "adjust_grant")
-# Every entry kind, by what writes it.
-ENTRY_KINDS = (
-    *LOT_CREDIT_KINDS,
-    "debt_repay",  # a new lot pays off the member's debt first
-    "mature",
-    "hold",
-    "capture",
-    "release",
-    "expire",
-    "clear",
-    "expire_returned",  # points put back into a lot that had expired meanwhile
-    "transfer_out",
-    "transfer_fee",
-    "adjust_deduct",
-    *(
-        f"{kind}_{step}"
-        for kind in ("refund", "dispute")
-        for step in ("freeze", "reverse", "release", "deduct", "debt")
-    ),
-    "refund_return",  # points redeemed on a refunded order, back into their lots
-)
-
-
-@dataclass(frozen=True)
-class Move:
-    """A change to one lot's buckets (or, with ``lot_id`` None, to the member only)."""
-
-    kind: str
-    lot_id: int | None
-    available: int = 0
-    pending: int = 0
-    held: int = 0
-    frozen: int = 0
-    debt: int = 0
-    new_lot: bool = False  # the lot was inserted with these buckets already
-
-
-def debt_repayment(
-    debt: int, lot_id: int, credited: int, *, bucket: str = "available"
-) -> list[Move]:
-    """The move that lets a new lot of ``credited`` points pay off the member's ``debt``.
-
-    Debt (points a refund could not take back) is repaid by the next credits, from the new
-    lot's ``bucket`` (``available``, or ``pending`` for pending points).
-    """
-    repaid = min(debt, credited)
-    if repaid <= 0:
-        return []
-    if bucket == "pending":
-        return [Move("debt_repay", lot_id, debt=-repaid, pending=-repaid)]
-    return [Move("debt_repay", lot_id, debt=-repaid, available=-repaid)]
 
 
 class Replay(Exception):
@@ -543,16 +480,6 @@ def _ledger_write_params(
         **totals,
         "touch_member": any(totals.values()),
     }
-
-
-def sums_by(keyed: Iterable[tuple[int, Move]], fields: Sequence[str]) -> dict[int, dict[str, int]]:
-    """The moves' ``fields`` summed per key (a lot or member id), keys in first-seen order."""
-    sums: dict[int, dict[str, int]] = {}
-    for key, move in keyed:
-        total = sums.setdefault(key, dict.fromkeys(fields, 0))
-        for name in fields:
-            total[name] += getattr(move, name)
-    return sums
 
 
 R = TypeVar("R", bound="Record")

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_
 
 from loyalty.db.database import Database
-from loyalty.services.ledger import Move, lots
+from loyalty.db.tables import lots
+from loyalty.domain.moves import Move
 from loyalty.services.results import SweepResult
 from loyalty.services.sweeps import SweepItem, post_sweep, sweep_lots
 

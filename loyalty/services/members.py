@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from loyalty.db.database import Database
+from loyalty.db.tables import members
 from loyalty.domain.checks import (
     require_email,
     require_member_id,
@@ -22,7 +23,7 @@ from loyalty.domain.checks import (
     require_text,
 )
 from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
-from loyalty.services.ledger import members, program_row
+from loyalty.services.ledger import program_row
 from loyalty.services.results import MemberInfo
 
 MEMBER_STATUSES = ("active", "closed")

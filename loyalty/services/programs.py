@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
+from loyalty.db.tables import programs, rule_versions
 from loyalty.domain.calendar import zone
 from loyalty.domain.checks import (
     MAX_DAYS,
@@ -27,10 +28,8 @@ from loyalty.domain.rules import RuleSet
 from loyalty.errors import AlreadyExists, InvalidRule
 from loyalty.services.ledger import (
     program_row,
-    programs,
     rule_cache,
     rule_version_at,
-    rule_versions,
 )
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 
 from loyalty.db.database import Database
+from loyalty.db.tables import clearings, entries, lots, members, operations, programs
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.calendar import (
     clearing_cutoff,
@@ -33,8 +34,8 @@ from loyalty.domain.checks import (
     require_program_code,
 )
 from loyalty.errors import InvalidInput, MemberNotFound
-from loyalty.services.clearing import clearings, scheduled_year
-from loyalty.services.ledger import entries, lots, members, operations, program_row, programs
+from loyalty.services.clearing import scheduled_year
+from loyalty.services.ledger import program_row
 from loyalty.services.results import Balance, ExpiringPoints, HistoryItem, HistoryPage
 
 MAX_PAGE = 500

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, text
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, text
 
 from loyalty.db.database import Database
-from loyalty.db.models import Hold
+from loyalty.db.tables import entries, holds, lots, members, operations, programs
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.allocation import LotView, require_enough, take_in_order
 from loyalty.domain.checks import (
@@ -30,6 +30,7 @@ from loyalty.domain.checks import (
     require_program_code,
 )
 from loyalty.domain.money import minor_unit_exponent, require_currency
+from loyalty.domain.moves import Move
 from loyalty.domain.redemption import (
     RedemptionPolicy,
     check_redemption,
@@ -46,15 +47,9 @@ from loyalty.errors import (
 from loyalty.services.ledger import (
     AlsoWrite,
     LostRace,
-    Move,
     begin_member_write,
-    entries,
     lock_columns,
-    lots,
-    members,
-    operations,
     program_row,
-    programs,
     record_and_post,
     replay,
     request_hash,
@@ -63,7 +58,6 @@ from loyalty.services.ledger import (
 )
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
 
-holds = cast(Table, Hold.__table__)
 ORDER_HELD = {
     "order_held": select(holds.c.id)
     .where(holds.c.program_id == members.c.program_id, holds.c.order_id == bindparam("order_id"))

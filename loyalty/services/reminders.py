@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loyalty.db.database import Database
-from loyalty.db.models import Notification
+from loyalty.db.tables import notifications, programs
 from loyalty.domain.checks import require_int, scrub_text
 from loyalty.errors import InvalidInput
 from loyalty.services.forecast import DuePoints, points_due
-from loyalty.services.ledger import program_row, programs
+from loyalty.services.ledger import program_row
 from loyalty.services.results import Reminder, ReminderResult
-
-notifications = cast(Table, Notification.__table__)
 
 KIND = "points_expiring"
 BATCH = 1000

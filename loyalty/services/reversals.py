@@ -36,15 +36,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 
 from loyalty.db.database import Database
-from loyalty.db.models import EXPIRY_KINDS, Reversal
+from loyalty.db.models import EXPIRY_KINDS
+from loyalty.db.tables import (
+    earnings,
+    entries,
+    holds,
+    lots,
+    members,
+    operations,
+    programs,
+    reversals,
+)
 from loyalty.domain.allocation import allocate_up_to
 from loyalty.domain.checks import require_minor_units, require_order_id, require_program_code
 from loyalty.domain.money import require_currency
+from loyalty.domain.moves import Move
 from loyalty.domain.reversal import (
     cumulative_share,
     return_slices,
@@ -59,27 +70,18 @@ from loyalty.errors import (
     ReversalNotFound,
     ReversalSettled,
 )
-from loyalty.services.earning import earnings
 from loyalty.services.ledger import (
-    Move,
-    entries,
     lock_member,
-    lots,
-    members,
-    operations,
     post_moves,
     program_row,
-    programs,
     record_operation,
     replay,
     request_hash,
     resolve_key,
     run_write,
 )
-from loyalty.services.redemption import HeldLot, hold_with_lots, holds, spendable_lots
+from loyalty.services.redemption import HeldLot, hold_with_lots, spendable_lots
 from loyalty.services.results import ReversalResult
-
-reversals = cast(Table, Reversal.__table__)
 
 # Statuses of reversals whose points are given back: they no longer count.
 RELEASED_STATUSES = ("failed", "won")

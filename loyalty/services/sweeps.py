@@ -43,21 +43,17 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db.database import Database
+from loyalty.db.tables import entries, lots, members
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.checks import require_int
+from loyalty.domain.moves import BUCKETS, Move, sums_by
 from loyalty.services.ledger import (
-    BUCKETS,
     INSERT_ENTRY,
     UPDATE_LOT_BUCKETS,
     UPDATE_MEMBER_BALANCES,
-    Move,
-    entries,
     entry_row,
     lot_deltas,
-    lots,
-    members,
     record_operation,
-    sums_by,
 )
 from loyalty.services.results import SweepResult
 

@@ -14,12 +14,12 @@ one member uses, so transfers in opposite directions cannot deadlock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select
+from sqlalchemy import Connection, Row, bindparam, func, insert, select
 
 from loyalty.db.database import Database
-from loyalty.db.models import Transfer
+from loyalty.db.tables import lots, members, programs, transfers
 from loyalty.domain.allocation import LotView, allocate
 from loyalty.domain.calendar import periods
 from loyalty.domain.checks import (
@@ -28,6 +28,7 @@ from loyalty.domain.checks import (
     require_points,
     require_program_code,
 )
+from loyalty.domain.moves import Move, debt_repayment
 from loyalty.errors import (
     InsufficientPoints,
     MemberInactive,
@@ -36,14 +37,9 @@ from loyalty.errors import (
     TransferNotAllowed,
 )
 from loyalty.services.ledger import (
-    Move,
-    debt_repayment,
     lock_member,
-    lots,
-    members,
     post_moves,
     program_row,
-    programs,
     record_operation,
     replay,
     request_hash,
@@ -52,8 +48,6 @@ from loyalty.services.ledger import (
 )
 from loyalty.services.redemption import spendable_lots
 from loyalty.services.results import TransferResult
-
-transfers = cast(Table, Transfer.__table__)
 
 KIND = "transfer"
 Taken = list[tuple[int, int]]  # (lot id, points), as :func:`allocate` answers

@@ -32,22 +32,21 @@ from sqlalchemy import Connection, Select, and_, func, literal, or_, select
 
 from loyalty.db.database import Database
 from loyalty.db.models import EXPIRY_KINDS
-from loyalty.domain.checks import require_email, require_member_id, require_program_code
-from loyalty.domain.money import normalize_currency
-from loyalty.errors import InvalidInput
-from loyalty.services.earning import earnings
-from loyalty.services.ledger import (
-    BUCKETS,
-    ENTRY_KINDS,
-    LOT_CREDIT_KINDS,
+from loyalty.db.tables import (
+    earnings,
     entries,
+    holds,
     lots,
     members,
     operations,
     programs,
+    reversals,
 )
-from loyalty.services.redemption import holds
-from loyalty.services.reversals import OPEN_STATUSES, reversals
+from loyalty.domain.checks import require_email, require_member_id, require_program_code
+from loyalty.domain.money import normalize_currency
+from loyalty.domain.moves import BUCKETS, ENTRY_KINDS, LOT_CREDIT_KINDS
+from loyalty.errors import InvalidInput
+from loyalty.services.reversals import OPEN_STATUSES
 
 EARN_KINDS = ("earn", "earn_pending")
 MAX_PROBLEMS = 20

@@ -42,7 +42,7 @@ from loyalty.db.models import StripeEvent
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError
 from loyalty.services import list_audit
-from loyalty.stripe_events import StripeWebhook
+from loyalty.stripe.sync import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, earn, make_program
 from tests.integration.test_admin_support import PASSWORDS, build_app, csrf_token, login, post

@@ -32,7 +32,7 @@ from loyalty.errors import (
     LoyaltyError,
     UnknownCurrency,
 )
-from loyalty.stripe_events import StripeWebhook
+from loyalty.stripe.sync import StripeWebhook
 from sdk import Jifen
 from tests.integration import stripe_support as st
 from tests.integration.helpers import (

@@ -25,7 +25,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import LoyaltyError
-from loyalty.stripe_events import StripeWebhook
+from loyalty.stripe.sync import StripeWebhook
 from sdk import Jifen
 from tests.integration import stripe_support as stripe
 from tests.integration.helpers import PROGRAM, earn, enrol, hold, make_program

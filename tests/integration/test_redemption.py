@@ -14,6 +14,8 @@ from sqlalchemy import insert, select, text
 
 from loyalty import services as s
 from loyalty.db import Database
+from loyalty.db.tables import lots as lot_table
+from loyalty.db.tables import members, programs
 from loyalty.domain.allocation import allocate
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import (
@@ -26,8 +28,6 @@ from loyalty.errors import (
     MemberNotFound,
     RedemptionLimit,
 )
-from loyalty.services.ledger import lots as lot_table
-from loyalty.services.ledger import members, programs
 from loyalty.services.redemption import spendable_lots, take_spendable
 
 

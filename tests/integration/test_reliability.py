@@ -39,7 +39,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import AlreadyExists, ConfigurationError, InsufficientPoints
-from loyalty.stripe_events import StripeWebhook
+from loyalty.stripe.sync import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import (
     PROGRAM,

@@ -692,7 +692,7 @@ def test_a_refund_that_fails_after_it_succeeded_keeps_its_points_reversed(
 def test_stripe_refund_failed_after_succeeded_is_recorded_for_an_operator(
     shop: Database,
 ) -> None:
-    from loyalty.stripe_events import receive_event
+    from loyalty.stripe.sync import receive_event
     from tests.integration import stripe_support as st
 
     s.link_stripe_customer(shop, program=PROGRAM, external_id="alice", stripe_customer_id="cus_A")

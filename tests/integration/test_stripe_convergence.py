@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from loyalty import services as s
 from loyalty.db import Database
-from loyalty.stripe_events import StripeWebhook
+from loyalty.stripe.sync import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import make_program
 

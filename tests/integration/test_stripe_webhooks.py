@@ -24,7 +24,7 @@ from loyalty.errors import (
     ProgramNotFound,
     StripeEventNotFound,
 )
-from loyalty.stripe_events import StripeWebhook, apply_parked, body_text, replay_event
+from loyalty.stripe.sync import StripeWebhook, apply_parked, body_text, replay_event
 from sdk import Jifen
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, enrol, make_program, row_counts, scalar

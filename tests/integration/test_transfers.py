@@ -18,6 +18,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.db.models import Entry, Member, Operation
 from loyalty.domain.clock import FixedClock
+from loyalty.domain.moves import Move, debt_repayment
 from loyalty.errors import (
     IdempotencyConflict,
     InsufficientPoints,
@@ -31,7 +32,6 @@ from loyalty.errors import (
     TransferLimit,
     TransferNotAllowed,
 )
-from loyalty.services.ledger import Move, debt_repayment
 from loyalty.services.results import TransferResult
 from loyalty.services.transfers import transfer_fee, transfer_points
 

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from loyalty.errors import InvalidStripeEvent
-from loyalty.stripe_payloads import (
+from loyalty.stripe.payloads import (
     ChargeRefunds,
     DisputeState,
     Ignored,
@@ -17,7 +17,7 @@ from loyalty.stripe_payloads import (
     parse_envelope,
     parse_fact,
 )
-from loyalty.stripe_plan import Call, Recorded, Seen, is_stand_in, plan, stand_in_id
+from loyalty.stripe.plan import Call, Recorded, Seen, is_stand_in, plan, stand_in_id
 
 PI = "pi_1"
 T = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)

@@ -31,7 +31,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from loyalty.stripe_payloads import (
+from loyalty.stripe.payloads import (
     DISPUTE_LOST,
     DISPUTE_WON,
     REFUND_FAILED,

@@ -30,7 +30,7 @@ the pool it shares with the rest of the app.
 
 Purchases earn once per PaymentIntent (its id is the order id), whichever of
 ``payment_intent.succeeded`` and ``checkout.session.completed`` comes first. Refunds and
-disputes are brought to the state all the order's events describe (``loyalty.stripe_plan``),
+disputes are brought to the state all the order's events describe (``loyalty.stripe.plan``),
 under a lock per order (a transaction-scoped advisory lock on PostgreSQL, so it works behind
 PgBouncer in transaction mode; a process lock on SQLite), so duplicated and reordered
 deliveries end in the same ledger.
@@ -44,20 +44,20 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import stripe
-from sqlalchemy import Connection, Table, and_, bindparam, exists, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from loyalty import services as svc
 from loyalty.db.database import Database
-from loyalty.db.models import Earning, Member, Reversal, StripeEvent
+from loyalty.db.tables import earnings, members, reversals, stripe_events
 from loyalty.errors import ConfigurationError, InvalidStripeEvent, LoyaltyError, StripeEventNotFound
 from loyalty.services.ledger import LostRace, Replay, program_row
 from loyalty.services.results import MemberInfo
-from loyalty.stripe_payloads import (
+from loyalty.stripe.payloads import (
     CHARGE_REFUNDED,
     DISPUTE_PREFIX,
     MEMBER_METADATA_KEY,
@@ -71,12 +71,7 @@ from loyalty.stripe_payloads import (
     parse_envelope,
     parse_fact,
 )
-from loyalty.stripe_plan import Call, Recorded, Seen, plan
-
-stripe_events = cast(Table, StripeEvent.__table__)
-earnings = cast(Table, Earning.__table__)
-members = cast(Table, Member.__table__)
-reversals = cast(Table, Reversal.__table__)
+from loyalty.stripe.plan import Call, Recorded, Seen, plan
 
 DEFAULT_TOLERANCE = 300  # seconds, stripe's own default
 FINAL_STATUSES = ("applied", "parked", "ignored", "failed")

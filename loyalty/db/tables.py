@@ -1,0 +1,52 @@
+"""The table registry: every table of the schema as a SQLAlchemy Core ``Table``, named once.
+
+Services build their statements from these handles; the ORM classes in
+:mod:`loyalty.db.models` define the schema (and Alembic's migrations follow them), but the
+hot paths never load ORM objects.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Table
+
+from loyalty.db.models import (
+    AdjustmentRequest,
+    AdminUser,
+    AuditEntry,
+    Clearing,
+    Earning,
+    Entry,
+    Hold,
+    JobRun,
+    Lot,
+    Member,
+    Notification,
+    Operation,
+    Program,
+    ProgramIssuance,
+    Reversal,
+    RuleVersion,
+    StripeEvent,
+    Transfer,
+)
+
+programs = cast(Table, Program.__table__)
+rule_versions = cast(Table, RuleVersion.__table__)
+members = cast(Table, Member.__table__)
+operations = cast(Table, Operation.__table__)
+lots = cast(Table, Lot.__table__)
+entries = cast(Table, Entry.__table__)
+earnings = cast(Table, Earning.__table__)
+holds = cast(Table, Hold.__table__)
+issuance = cast(Table, ProgramIssuance.__table__)
+reversals = cast(Table, Reversal.__table__)
+transfers = cast(Table, Transfer.__table__)
+clearings = cast(Table, Clearing.__table__)
+notifications = cast(Table, Notification.__table__)
+stripe_events = cast(Table, StripeEvent.__table__)
+job_runs = cast(Table, JobRun.__table__)
+admin_users = cast(Table, AdminUser.__table__)
+audit_log = cast(Table, AuditEntry.__table__)
+adjustment_requests = cast(Table, AdjustmentRequest.__table__)
