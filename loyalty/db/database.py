@@ -3,19 +3,17 @@
 Writes are serialised per member: on PostgreSQL by ``SELECT … FOR UPDATE`` on the member row,
 on SQLite by starting every transaction with ``BEGIN IMMEDIATE`` (one writer at a time).
 
-A service call takes one pooled connection at a time. Several calls that must commit together
-(a Stripe event's refunds and its record) run in :meth:`Database.transaction`: a handle bound
-to one connection, where each call's ``write()`` is a savepoint and ``read()`` reads inside
-the transaction, so the whole unit needs one connection however many calls it makes.
+A service call given a :class:`Database` takes one pooled connection at a time. Calls that must
+commit together join one unit of work instead (:mod:`loyalty.services.uow`): one connection,
+one transaction, however many calls it makes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -26,6 +24,7 @@ from loyalty.errors import ConfigurationError
 
 DATABASE_URL_ENV = "JIFEN_DATABASE_URL"
 READONLY_OPTION = "jifen_readonly"
+C = TypeVar("C")
 
 
 def database_url_from_env(url: str | None = None) -> str:
@@ -89,20 +88,18 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """An engine plus a clock: what every service call needs.
+    """An engine plus a clock and the caches that live as long as the engine.
 
-    ``write()`` and ``read()`` each give one transaction; services call them once per call.
-    A handle from :meth:`transaction` (or :meth:`bound`) runs them all on one connection
-    inside one transaction instead.
+    ``write()`` and ``read()`` each give one transaction (a service given a ``Database`` runs
+    in a unit of work of its own); :func:`loyalty.services.uow.unit_of_work` gives one
+    transaction that several service calls join.
     """
 
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
-        self.is_sqlite = engine.dialect.name == "sqlite"
         self.is_postgres = engine.dialect.name == "postgresql"
-        self.caches: dict[str, Any] = {}  # shared with the handles bound from this one
-        self._conn: Connection | None = None
+        self._caches: dict[type, Any] = {}
 
     @classmethod
     def from_url(
@@ -111,49 +108,17 @@ class Database:
         """Open the database at ``url`` (or ``$JIFEN_DATABASE_URL``)."""
         return cls(make_engine(database_url_from_env(url), **engine_kwargs), clock=clock)
 
-    @property
-    def connection(self) -> Connection:
-        """The connection a bound handle runs on (see :meth:`bound`)."""
-        if self._conn is None:
-            raise RuntimeError("this Database is not bound to a connection")
-        return self._conn
-
-    @property
-    def is_bound(self) -> bool:
-        """Whether every call runs on one connection in its transaction."""
-        return self._conn is not None
-
-    def bound(self, conn: Connection) -> Database:
-        """This database, with every call made through it on ``conn``, in its transaction.
-
-        ``write()`` becomes a savepoint of that transaction (rolled back alone on error, so an
-        idempotent replay or a refused call leaves the rest intact) and ``read()`` reads in it.
-        Nothing is committed until the owner of ``conn`` commits.
-        """
-        handle = copy.copy(self)  # shares the engine, the clock and the caches
-        handle._conn = conn
-        return handle
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Database]:
-        """One write transaction that service calls join: a handle bound to its connection.
-
-        Committed when the block ends, rolled back on error. On a bound handle, a savepoint.
-        """
-        if self._conn is not None:
-            with self._conn.begin_nested():
-                yield self
-            return
-        with self.engine.begin() as conn:
-            yield self.bound(conn)
+    def cache(self, kind: type[C]) -> C:
+        """The one ``kind()`` instance of this database (created at first use): caches of
+        immutable rows, such as parsed rule versions, that every call may share."""
+        found = self._caches.get(kind)
+        if found is None:
+            found = self._caches.setdefault(kind, kind())
+        return cast(C, found)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed when the block ends, rolled back on error."""
-        if self._conn is not None:
-            with self._conn.begin_nested():
-                yield self._conn
-            return
         with self.engine.begin() as conn:
             yield conn
 
@@ -165,11 +130,8 @@ class Database:
         under READ COMMITTED each statement sees its own snapshot in a transaction too, so a
         ``BEGIN`` and a ``ROLLBACK`` would only add two round trips to every read. Pass
         ``streaming=True`` for a transaction, which server-side cursors (``stream_results``)
-        need. On a bound handle, its connection, inside its transaction.
+        need.
         """
-        if self._conn is not None:
-            yield self._conn
-            return
         with self.engine.connect() as conn:
             if self.is_postgres and not streaming:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -183,12 +145,8 @@ class Database:
         """A read-only transaction in which every statement sees the same moment.
 
         On PostgreSQL, ``REPEATABLE READ READ ONLY``; on SQLite, a deferred read transaction
-        (in WAL mode its snapshot is taken at the first read). On a bound handle, its own
-        transaction.
+        (in WAL mode its snapshot is taken at the first read).
         """
-        if self._conn is not None:
-            yield self._conn
-            return
         with self.engine.connect() as conn:
             if self.is_postgres:
                 conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)

@@ -113,7 +113,7 @@ def utc_hour_label(column: ColumnElement[Any]) -> PerDialect[ColumnElement[Any]]
 
 
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_PROCESS_LOCKS: dict[str, threading.RLock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
@@ -130,14 +130,15 @@ def lock_key_for_transaction(conn: Connection, key: int) -> None:
 @contextlib.contextmanager
 def writer_lock(engine: Engine) -> Iterator[None]:
     """On SQLite, a lock per database file held around a whole transaction, so threads of one
-    process queue in order instead of spinning on ``SQLITE_BUSY``; nothing on PostgreSQL,
+    process queue in order instead of spinning on ``SQLITE_BUSY`` (re-entrant: a thread that
+    holds it may take it again); nothing on PostgreSQL,
     where row and advisory locks do this inside the transaction."""
     if is_postgres(engine):
         yield
         return
     name = str(engine.url.database)
     with _PROCESS_LOCKS_GUARD:
-        lock = _PROCESS_LOCKS.setdefault(name, threading.Lock())
+        lock = _PROCESS_LOCKS.setdefault(name, threading.RLock())
     with lock:
         yield
 

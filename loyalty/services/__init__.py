@@ -1,7 +1,8 @@
-"""Service functions: every write and read of points, one transaction per call.
+"""Service functions: every write and read of points.
 
-The SDK, the admin console, the Stripe webhook and the jobs all call these; none of them
-holds points logic of its own.
+Each takes a unit of work (:mod:`loyalty.services.uow`) to join, or a database to run in a
+unit of work of its own. The SDK, the admin console, the Stripe webhook and the jobs all call
+these; none of them holds points logic of its own.
 """
 
 from loyalty.services.adjustments import adjust_points
@@ -24,7 +25,6 @@ from loyalty.services.earning import (
     earn_action,
     earn_purchase,
     price_purchase,
-    purchase_write,
     quote_purchase,
 )
 from loyalty.services.expiry import expire_due
@@ -67,9 +67,11 @@ from loyalty.services.reversals import (
     refund_order,
 )
 from loyalty.services.transfers import transfer_points
+from loyalty.services.uow import UnitOfWork, rolled_back, unit_of_work
 from loyalty.services.verify import verify_ledger
 
 __all__ = [
+    "UnitOfWork",
     "adjust_points",
     "approve_adjustment",
     "audit",
@@ -105,7 +107,6 @@ __all__ = [
     "price_purchase",
     "publish_rules",
     "publish_rules_audited",
-    "purchase_write",
     "quote_purchase",
     "quote_redemption",
     "record_audit",
@@ -113,10 +114,12 @@ __all__ = [
     "reject_adjustment",
     "release_hold",
     "request_adjustment",
+    "rolled_back",
     "rules_in_force",
     "send_reminders",
     "set_member_status",
     "transfer_points",
+    "unit_of_work",
     "update_program",
     "update_program_audited",
     "verify_ledger",

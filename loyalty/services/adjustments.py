@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from loyalty.db.database import Database
 from loyalty.domain.allocation import allocate
 from loyalty.domain.calendar import lot_expiry
 from loyalty.domain.checks import (
@@ -27,6 +26,7 @@ from loyalty.domain.moves import Move, debt_repayment
 from loyalty.errors import InvalidAmount
 from loyalty.services.earning import INSERT_LOT
 from loyalty.services.ledger import (
+    StoredResult,
     begin_member_write,
     post_moves,
     record_operation,
@@ -37,12 +37,13 @@ from loyalty.services.ledger import (
 )
 from loyalty.services.redemption import spendable_lots
 from loyalty.services.results import AdjustmentResult
+from loyalty.services.uow import Target
 
 MAX_ADJUSTMENT = MAX_POINTS  # the bound of every amount of points, either way
 
 
 def adjust_points(
-    db: Database,
+    db: Target,
     *,
     program: str,
     member: str,
@@ -69,10 +70,12 @@ def adjust_points(
     req_hash = request_hash("adjust", {**params, "id": adjustment_id, "actor": actor})
     now = db.clock.now()
 
-    def work(conn: Connection) -> AdjustmentResult:
+    def work(conn: Connection) -> AdjustmentResult | StoredResult:
         row = begin_member_write(
             conn, program, member, key=key, kind="adjust", req_hash=req_hash, at=now
         )
+        if isinstance(row, StoredResult):
+            return row
         expires_at = _grant_expiry(db, conn, row, now) if points > 0 else None
         result = AdjustmentResult(
             member=member,
@@ -128,7 +131,7 @@ def _require_points(points: object) -> None:
 
 
 def _grant_expiry(
-    db: Database, conn: Connection, row: Row[Any], now: dt.datetime
+    db: Target, conn: Connection, row: Row[Any], now: dt.datetime
 ) -> dt.datetime | None:
     _version, rules = rule_cache(db).get(conn, row.rule_version_id)
     return lot_expiry(now, row.program_timezone, rules.expiry)

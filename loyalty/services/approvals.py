@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, update
 
-from loyalty.db.database import Database
 from loyalty.db.tables import adjustment_requests, members
 from loyalty.domain.calendar import local_midnight, zone
 from loyalty.domain.checks import (
@@ -48,6 +47,7 @@ from loyalty.services.adjustments import _require_points, adjust_points
 from loyalty.services.audit import record_audit
 from loyalty.services.ledger import program_row
 from loyalty.services.results import AdjustmentResult
+from loyalty.services.uow import Target
 
 DEFAULT_THRESHOLD = 1000
 STATUSES = ("pending", "approving", "applied", "rejected", "failed")
@@ -131,7 +131,7 @@ def _audit_values(row: Row[Any] | AdjustmentRequestInfo) -> dict[str, Any]:
 
 
 def request_adjustment(
-    db: Database,
+    db: Target,
     *,
     program: str,
     member: str,
@@ -236,7 +236,7 @@ def applied_today(
 
 
 def approve_adjustment(
-    db: Database, *, program: str, request_id: int, approver: str
+    db: Target, *, program: str, request_id: int, approver: str
 ) -> AdjustmentRequestInfo:
     """Approve a pending request and apply it; the requester cannot (:class:`SelfApproval`).
 
@@ -283,7 +283,7 @@ def approve_adjustment(
 
 
 def reject_adjustment(
-    db: Database, *, program: str, request_id: int, rejecter: str, note: str | None = None
+    db: Target, *, program: str, request_id: int, rejecter: str, note: str | None = None
 ) -> AdjustmentRequestInfo:
     """Reject a pending request (the requester may withdraw their own); nothing is written
     to the ledger."""
@@ -329,7 +329,7 @@ def reject_adjustment(
         return _info(program, _load(conn, prog.id, request_id, lock=False))
 
 
-def _apply(db: Database, program: str, request_id: int) -> AdjustmentRequestInfo:
+def _apply(db: Target, program: str, request_id: int) -> AdjustmentRequestInfo:
     """Write an approved request to the ledger, then record how it went."""
     with db.read() as conn:
         prog = program_row(conn, program)
@@ -377,7 +377,7 @@ def _apply(db: Database, program: str, request_id: int) -> AdjustmentRequestInfo
     return info
 
 
-def get_adjustment_request(db: Database, *, program: str, request_id: int) -> AdjustmentRequestInfo:
+def get_adjustment_request(db: Target, *, program: str, request_id: int) -> AdjustmentRequestInfo:
     """One request, or :class:`AdjustmentRequestNotFound`."""
     program = require_program_code(program)
     require_int("request_id", request_id, minimum=1)
@@ -387,7 +387,7 @@ def get_adjustment_request(db: Database, *, program: str, request_id: int) -> Ad
 
 
 def list_adjustment_requests(
-    db: Database,
+    db: Target,
     *,
     program: str,
     status: str | None = None,

@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select
 
-from loyalty.db.database import Database
 from loyalty.db.tables import audit_log, programs
 from loyalty.domain.checks import require_int, require_text
 from loyalty.domain.rules import RuleSet
@@ -33,6 +32,7 @@ from loyalty.services.programs import (
     update_program,
 )
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
+from loyalty.services.uow import Target
 
 MAX_PAGE = 500
 
@@ -93,7 +93,7 @@ def record_audit(
 
 
 def audit(
-    db: Database,
+    db: Target,
     *,
     actor: str,
     action: str,
@@ -125,7 +125,7 @@ def _search_term(name: str, value: object) -> str | None:
 
 
 def list_audit(
-    db: Database,
+    db: Target,
     *,
     program: str | None = None,
     limit: int = 50,
@@ -193,7 +193,7 @@ def _changed(
 
 
 def publish_rules_audited(
-    db: Database,
+    db: Target,
     *,
     program: str,
     rules: RuleSet | Mapping[str, Any],
@@ -231,9 +231,7 @@ def publish_rules_audited(
     return published
 
 
-def update_program_audited(
-    db: Database, *, program: str, actor: str, **settings: Any
-) -> ProgramInfo:
+def update_program_audited(db: Target, *, program: str, actor: str, **settings: Any) -> ProgramInfo:
     """Change program settings (see :func:`~loyalty.services.update_program`) and audit the
     values that changed."""
     actor = require_text("actor", actor, max_length=120)

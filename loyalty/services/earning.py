@@ -29,7 +29,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from loyalty.db.database import Database
 from loyalty.db.tables import earnings, issuance, lots, members
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.calendar import Periods, lot_expiry, periods, start_of_period
@@ -58,7 +57,7 @@ from loyalty.services.ledger import (
     MEMBER_DELTAS,
     RECORD_OPERATION_CTE,
     LostRace,
-    PreparedWrite,
+    StoredResult,
     begin_member_write,
     post_moves,
     program_row,
@@ -70,6 +69,7 @@ from loyalty.services.ledger import (
     run_write,
 )
 from loyalty.services.results import EarnQuote, EarnResult
+from loyalty.services.uow import Target
 
 OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 
@@ -389,7 +389,7 @@ def _credit_in_one_statement(conn: Connection, rows: _CreditRows) -> None:
 
 
 def earn_purchase(
-    db: Database,
+    db: Target,
     *,
     program: str,
     member: str,
@@ -405,35 +405,6 @@ def earn_purchase(
     Pass the order's total as ``amount_minor``, or its ``lines`` (amount, SKU, category) so
     per-category and per-SKU ratios apply. The part paid with points earns nothing. The key
     defaults to ``earn:<order_id>``.
-    """
-    return purchase_write(
-        db,
-        program=program,
-        member=member,
-        order_id=order_id,
-        currency=currency,
-        amount_minor=amount_minor,
-        lines=lines,
-        paid_with_points_minor=paid_with_points_minor,
-        idempotency_key=idempotency_key,
-    ).run(db)
-
-
-def purchase_write(
-    db: Database,
-    *,
-    program: str,
-    member: str,
-    order_id: str,
-    currency: str,
-    amount_minor: int | None = None,
-    lines: OrderLines | None = None,
-    paid_with_points_minor: int = 0,
-    idempotency_key: str | None = None,
-) -> PreparedWrite[EarnResult]:
-    """:func:`earn_purchase`, validated but not run: its work can join a caller's transaction.
-
-    The Stripe webhook runs it inside the transaction that records the event.
     """
     program = require_program_code(program)
     member = require_member_id(member)
@@ -455,7 +426,7 @@ def purchase_write(
     )
     now = db.clock.now()
 
-    def work(conn: Connection) -> EarnResult:
+    def work(conn: Connection) -> EarnResult | StoredResult:
         row = begin_member_write(
             conn,
             program,
@@ -467,6 +438,8 @@ def purchase_write(
             extra=ORDER_EARNED,
             params={"order_id": order_id},
         )
+        if isinstance(row, StoredResult):
+            return row
         cur = require_currency(currency, row.program_currency)
         if row.order_earned is not None:
             raise AlreadyExists(
@@ -505,13 +478,13 @@ def purchase_write(
             },
         )
 
-    return PreparedWrite(
-        work, result_type=EarnResult, key=key, kind="earn_purchase", req_hash=req_hash
+    return run_write(
+        db, work, result_type=EarnResult, key=key, kind="earn_purchase", req_hash=req_hash
     )
 
 
 def earn_action(
-    db: Database,
+    db: Target,
     *,
     program: str,
     member: str,
@@ -536,10 +509,12 @@ def earn_action(
     )
     now = db.clock.now()
 
-    def work(conn: Connection) -> EarnResult:
+    def work(conn: Connection) -> EarnResult | StoredResult:
         row = begin_member_write(
             conn, program, member, key=key, kind="earn_action", req_hash=req_hash, at=now
         )
+        if isinstance(row, StoredResult):
+            return row
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
         rule = rules.actions.get(action)
         if rule is None:
@@ -626,7 +601,7 @@ def price_purchase(
 
 
 def quote_purchase(
-    db: Database,
+    db: Target,
     *,
     program: str,
     currency: str,

@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, case, func, not_, or_, select
 
-from loyalty.db.database import Database
 from loyalty.db.tables import clearings, lots, members
 from loyalty.domain.calendar import (
     clearing_cutoff,
@@ -38,6 +37,7 @@ from loyalty.services.clearing import scheduled_year
 from loyalty.services.ledger import program_row
 from loyalty.services.queries import _member
 from loyalty.services.results import Forecast, ForecastDay, ForecastItem
+from loyalty.services.uow import Target
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class DuePoints:
     lots: int
 
 
-def forecast(db: Database, *, program: str, days: int = 90, member: str | None = None) -> Forecast:
+def forecast(db: Target, *, program: str, days: int = 90, member: str | None = None) -> Forecast:
     """What will expire or be cleared in the next ``days`` days, of one member or all."""
     require_days("days", days, minimum=0)
     now = db.clock.now()

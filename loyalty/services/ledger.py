@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -33,7 +33,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from loyalty.db.database import Database
 from loyalty.db.tables import entries, lots, members, operations, programs, rule_versions
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.checks import (
@@ -55,14 +54,15 @@ from loyalty.errors import (
     MemberNotFound,
     ProgramNotFound,
 )
+from loyalty.services.uow import RetryUnit, Target, UnitOfWork, writing
 
 
-class Replay(Exception):
-    """The operation was done before; carries its stored result."""
+@dataclass(frozen=True)
+class StoredResult:
+    """The stored result of an operation done before under the same key: what a replayed
+    call returns (as its result type, with ``replayed=True``)."""
 
-    def __init__(self, result: Mapping[str, Any]) -> None:
-        super().__init__("replay")
-        self.result = result
+    result: Mapping[str, Any]
 
 
 def request_hash(kind: str, params: Mapping[str, Any]) -> str:
@@ -170,34 +170,35 @@ def require_active(row: Row[Any]) -> None:
         raise MemberInactive(f"member {row.external_id!r} is {row.status}", member=row.external_id)
 
 
-def replay(conn: Connection, operation_id: int | None, kind: str, req_hash: str) -> None:
-    """Raise :class:`Replay` with the stored result if the key was used for this request."""
+def stored_result(
+    conn: Connection, operation_id: int | None, kind: str, req_hash: str
+) -> StoredResult | None:
+    """The stored result if the key was used before for this same request; ``None`` if the key
+    is new; :class:`IdempotencyConflict` if it was used for a different request."""
     if operation_id is None:
-        return
+        return None
     op = conn.execute(select(operations).where(operations.c.id == operation_id)).one()
     if op.kind != kind or op.request_hash != req_hash:
         raise IdempotencyConflict(
             f"the idempotency key {op.key!r} was already used for a different {op.kind} request",
             key=op.key,
         )
-    raise Replay(op.result)
+    return StoredResult(op.result)
 
 
-def stored_result(
-    db: Database, program_id: int, key: str, kind: str, req_hash: str
-) -> Mapping[str, Any]:
+def _winner_result(
+    target: Target, program_id: int, key: str, kind: str, req_hash: str
+) -> StoredResult:
     """After losing a race on a key: the winner's stored result, or a conflict error."""
-    with db.read() as conn:
-        op = conn.execute(
+    with target.read() as conn:
+        op_id = conn.execute(
             select(operations.c.id).where(
                 operations.c.program_id == program_id, operations.c.key == key
             )
         ).scalar_one()
-        try:
-            replay(conn, op, kind, req_hash)
-        except Replay as done:
-            return done.result
-    raise AssertionError("unreachable")
+        found = stored_result(conn, op_id, kind, req_hash)
+    assert found is not None
+    return found
 
 
 class LostRace(Exception):
@@ -466,7 +467,7 @@ def _ledger_write_params(
     program_id: int, member_id: int, moves: Sequence[Move], at: dt.datetime
 ) -> dict[str, Any]:
     """Parameters of the one-statement ledger write (the operation's own aside)."""
-    per_lot = sums_by(((cast(int, m.lot_id), m) for m in _lot_moves(moves)), BUCKETS)
+    per_lot = sums_by(((int(m.lot_id or 0), m) for m in _lot_moves(moves)), BUCKETS)
     totals = _member_totals(moves)
     return {
         "program_id": program_id,
@@ -486,59 +487,50 @@ R = TypeVar("R", bound="Record")
 
 
 def run_write(
-    db: Database,
-    work: Callable[[Connection], R],
+    target: Target,
+    work: Callable[[Connection], R | StoredResult],
     *,
     result_type: type[R],
     key: str,
     kind: str,
     req_hash: str,
 ) -> R:
-    """Run ``work(conn)`` as one write transaction; a replayed key answers its stored result."""
+    """Run ``work(conn)`` as one service call's write (see :func:`~loyalty.services.uow.writing`);
+    a replayed key (``work`` returned its :class:`StoredResult`) answers the stored result.
+
+    A lost race on the key is answered in place with the winner's result: the call's writes
+    are rolled back (its transaction, or its savepoint in a unit of work) and the result read
+    after. In a unit of work without savepoints it raises :class:`RetryUnit` instead.
+    """
     for attempt in (1, 2):
         try:
-            with db.write() as conn:
-                return work(conn)
-        except Replay as done:
-            return result_type.from_record(done.result, replayed=True)
+            with writing(target) as uow:
+                done = work(uow.connection)
+            if isinstance(done, StoredResult):
+                return result_type.from_record(done.result, replayed=True)
+            return done
         except LostRace as race:
-            stored = stored_result(db, race.program_id, key, kind, req_hash)
-            return result_type.from_record(stored, replayed=True)
+            if not _isolated(target):
+                raise RetryUnit(f"the idempotency key {key!r} was stored meanwhile") from None
+            found = _winner_result(target, race.program_id, key, kind, req_hash)
+            return result_type.from_record(found.result, replayed=True)
         except IntegrityError as exc:
             # On PostgreSQL the locking read's subqueries use the snapshot taken before the
             # member lock was granted, so they miss what the previous lock holder committed
             # (an earning or a hold of the same order under another key). Once more, with a
             # fresh snapshot: that answers AlreadyExists (or a replay) instead.
-            if attempt == 2 or getattr(exc.orig, "sqlstate", None) != "23505":
+            if getattr(exc.orig, "sqlstate", None) != "23505":
+                raise
+            if not _isolated(target):
+                raise RetryUnit("a concurrent write stored the same thing meanwhile") from exc
+            if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
-class PreparedWrite(Generic[R]):
-    """A validated service call not yet run: its transaction's work and its idempotency key.
-
-    ``run(db)`` is the service call itself. A caller that owns a transaction may call
-    ``work(conn)`` inside it instead; then :class:`Replay`, :class:`LostRace` and integrity
-    errors are the caller's to handle (rolling back and calling ``run`` answers them all).
-    """
-
-    work: Callable[[Connection], R]
-    result_type: type[R]
-    key: str
-    kind: str
-    req_hash: str
-
-    def run(self, db: Database) -> R:
-        """Run the work as its own write transaction (see :func:`run_write`)."""
-        return run_write(
-            db,
-            self.work,
-            result_type=self.result_type,
-            key=self.key,
-            kind=self.kind,
-            req_hash=self.req_hash,
-        )
+def _isolated(target: Target) -> bool:
+    """Whether a call's failure can be rolled back alone (its own transaction or savepoint)."""
+    return not isinstance(target, UnitOfWork) or target.isolate_calls
 
 
 def begin_member_write(
@@ -552,10 +544,12 @@ def begin_member_write(
     at: dt.datetime,
     extra: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
-) -> Row[Any]:
-    """Lock an active member for a write, answering a replayed key with its stored result."""
+) -> Row[Any] | StoredResult:
+    """Lock an active member for a write; a key used before answers its stored result."""
     row = lock_member(conn, program, member, key=key, at=at, extra=extra, params=params)
-    replay(conn, row.existing_operation_id, kind, req_hash)
+    done = stored_result(conn, row.existing_operation_id, kind, req_hash)
+    if done is not None:
+        return done
     require_active(row)
     return row
 
@@ -589,12 +583,9 @@ class RuleCache:
         return cached
 
 
-def rule_cache(db: Database) -> RuleCache:
-    """The rule cache that lives with a database handle (and the handles bound from it)."""
-    cache = db.caches.get("rules")
-    if cache is None:
-        cache = db.caches.setdefault("rules", RuleCache())
-    return cast(RuleCache, cache)
+def rule_cache(target: Target) -> RuleCache:
+    """The rule cache of ``target``'s database (shared by every call and unit of work)."""
+    return target.cache(RuleCache)
 
 
 def resolve_key(explicit: str | None, derived: str) -> str:

@@ -14,7 +14,6 @@ from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from loyalty.db.database import Database
 from loyalty.db.tables import members
 from loyalty.domain.checks import (
     require_email,
@@ -25,6 +24,7 @@ from loyalty.domain.checks import (
 from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
 from loyalty.services.ledger import program_row
 from loyalty.services.results import MemberInfo
+from loyalty.services.uow import Target
 
 MEMBER_STATUSES = ("active", "closed")
 
@@ -44,7 +44,7 @@ def _optional(name: str, value: str | None, max_length: int) -> str | None:
 
 
 def enrol_member(
-    db: Database,
+    db: Target,
     *,
     program: str,
     external_id: str,
@@ -157,7 +157,7 @@ def _member_row(conn: Any, program_id: int, program: str, external_id: str) -> R
     return row  # type: ignore[no-any-return]
 
 
-def get_member(db: Database, *, program: str, external_id: str) -> MemberInfo:
+def get_member(db: Target, *, program: str, external_id: str) -> MemberInfo:
     """A member's identity, or :class:`MemberNotFound`."""
     program = require_program_code(program)
     external_id = require_member_id(external_id, name="external_id")
@@ -167,7 +167,7 @@ def get_member(db: Database, *, program: str, external_id: str) -> MemberInfo:
 
 
 def link_stripe_customer(
-    db: Database, *, program: str, external_id: str, stripe_customer_id: str
+    db: Target, *, program: str, external_id: str, stripe_customer_id: str
 ) -> MemberInfo:
     """Link (or re-link) a member to a Stripe customer id."""
     program = require_program_code(program)
@@ -190,7 +190,7 @@ def link_stripe_customer(
         return _info(program, _member_row(conn, prog.id, program, external_id))
 
 
-def set_member_status(db: Database, *, program: str, external_id: str, status: str) -> MemberInfo:
+def set_member_status(db: Target, *, program: str, external_id: str, status: str) -> MemberInfo:
     """Close a member (no more earning, spending or receiving) or reopen them."""
     program = require_program_code(program)
     external_id = require_member_id(external_id, name="external_id")

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from loyalty.db.database import Database
 from loyalty.db.tables import programs, rule_versions
 from loyalty.domain.calendar import zone
 from loyalty.domain.checks import (
@@ -32,6 +31,7 @@ from loyalty.services.ledger import (
     rule_version_at,
 )
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
+from loyalty.services.uow import Target
 
 
 def program_info(row: Row[Any]) -> ProgramInfo:
@@ -132,7 +132,7 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
 
 
 def create_program(
-    db: Database,
+    db: Target,
     *,
     code: str,
     name: str,
@@ -177,7 +177,7 @@ _INSERT_PROGRAM = {
 }
 
 
-def update_program(db: Database, *, program: str, **settings: Any) -> ProgramInfo:
+def update_program(db: Target, *, program: str, **settings: Any) -> ProgramInfo:
     """Change some of a program's :data:`SETTINGS`; returns the program as it is now.
 
     Switching year-end clearing on records the time: scheduled clearings only clear years
@@ -223,14 +223,14 @@ def _insert_version(
     )
 
 
-def get_program(db: Database, code: str) -> ProgramInfo:
+def get_program(db: Target, code: str) -> ProgramInfo:
     """A program's settings, or :class:`ProgramNotFound`."""
     with db.read() as conn:
         return program_info(program_row(conn, code))
 
 
 def publish_rules(
-    db: Database,
+    db: Target,
     *,
     program: str,
     rules: RuleSet | Mapping[str, Any],
@@ -266,7 +266,7 @@ def publish_rules(
 
 
 def rules_in_force(
-    db: Database, *, program: str, at: dt.datetime | None = None
+    db: Target, *, program: str, at: dt.datetime | None = None
 ) -> tuple[int, RuleSet]:
     """``(version, rules)`` in force at ``at`` (default: now)."""
     when = db.clock.now() if at is None else require_aware("at", at)
@@ -276,7 +276,7 @@ def rules_in_force(
         return rule_cache(db).get(conn, version_id)
 
 
-def list_rule_versions(db: Database, *, program: str) -> list[RuleVersionInfo]:
+def list_rule_versions(db: Target, *, program: str) -> list[RuleVersionInfo]:
     """Every rule version of a program, oldest first."""
     program = require_program_code(program)
     with db.read() as conn:

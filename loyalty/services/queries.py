@@ -18,7 +18,6 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from loyalty.db.database import Database
 from loyalty.db.tables import clearings, entries, lots, members, operations, programs
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.calendar import (
@@ -37,6 +36,7 @@ from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.services.clearing import scheduled_year
 from loyalty.services.ledger import program_row
 from loyalty.services.results import Balance, ExpiringPoints, HistoryItem, HistoryPage
+from loyalty.services.uow import Target
 
 MAX_PAGE = 500
 
@@ -83,7 +83,7 @@ _EXPIRING = (
 )
 
 
-def balance(db: Database, *, program: str, member: str, expiring_within_days: int = 30) -> Balance:
+def balance(db: Target, *, program: str, member: str, expiring_within_days: int = 30) -> Balance:
     """The member's balances now, and their available points that expire within the window.
 
     ``available`` leaves out points whose expiry or year-end clearing moment has passed even if
@@ -247,7 +247,7 @@ _PAGE_ITEMS: dict[bool, Any] = {}
 
 
 def history(
-    db: Database, *, program: str, member: str, limit: int = 50, cursor: int | None = None
+    db: Target, *, program: str, member: str, limit: int = 50, cursor: int | None = None
 ) -> HistoryPage:
     """The member's history, newest first, one item per operation and entry kind.
 

@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, text
 
-from loyalty.db.database import Database
 from loyalty.db.tables import entries, holds, lots, members, operations, programs
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.allocation import LotView, require_enough, take_in_order
@@ -47,16 +46,18 @@ from loyalty.errors import (
 from loyalty.services.ledger import (
     AlsoWrite,
     LostRace,
+    StoredResult,
     begin_member_write,
     lock_columns,
     program_row,
     record_and_post,
-    replay,
     request_hash,
     resolve_key,
     run_write,
+    stored_result,
 )
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
+from loyalty.services.uow import Target
 
 ORDER_HELD = {
     "order_held": select(holds.c.id)
@@ -167,7 +168,7 @@ def _take_for_hold(
 
 
 def quote_redemption(
-    db: Database, *, program: str, member: str, order_total_minor: int, currency: str
+    db: Target, *, program: str, member: str, order_total_minor: int, currency: str
 ) -> RedemptionQuote:
     """How many of the member's points may pay for this order, and what they are worth."""
     program = require_program_code(program)
@@ -197,7 +198,7 @@ def quote_redemption(
 
 
 def hold_points(
-    db: Database,
+    db: Target,
     *,
     program: str,
     member: str,
@@ -231,7 +232,7 @@ def hold_points(
     )
     now = db.clock.now()
 
-    def work(conn: Connection) -> HoldResult:
+    def work(conn: Connection) -> HoldResult | StoredResult:
         row = begin_member_write(
             conn,
             program,
@@ -243,6 +244,8 @@ def hold_points(
             extra=ORDER_HELD,
             params={"order_id": order_id},
         )
+        if isinstance(row, StoredResult):
+            return row
         cur = require_currency(currency, row.program_currency)
         if row.order_held is not None:
             raise AlreadyExists(f"order {order_id!r} already has a points hold", order_id=order_id)
@@ -382,7 +385,7 @@ def _lock_holder(
 
 
 def _settle(
-    db: Database,
+    db: Target,
     *,
     program: str,
     order_id: str,
@@ -397,9 +400,11 @@ def _settle(
     req_hash = request_hash(kind, {"program": program, "order_id": order_id})
     now = db.clock.now()
 
-    def work(conn: Connection) -> HoldResult:
+    def work(conn: Connection) -> HoldResult | StoredResult:
         row = _lock_holder(conn, program, order_id, key=key, at=now)
-        replay(conn, row.existing_operation_id, kind, req_hash)
+        done = stored_result(conn, row.existing_operation_id, kind, req_hash)
+        if done is not None:
+            return done
         hold, held = hold_with_lots(conn, row.hold_id, row.hold_operation_id)
         status = decide(hold, now)
         if status is None:  # already settled: answer with its state, change nothing
@@ -504,7 +509,7 @@ def _release_decision(hold: Row[Any], now: dt.datetime) -> str | None:
 
 
 def capture_hold(
-    db: Database, *, program: str, order_id: str, idempotency_key: str | None = None
+    db: Target, *, program: str, order_id: str, idempotency_key: str | None = None
 ) -> HoldResult:
     """Spend the held points once the payment succeeded. Key default: ``capture:<order_id>``."""
     order_id = require_order_id(order_id)
@@ -515,7 +520,7 @@ def capture_hold(
 
 
 def release_hold(
-    db: Database, *, program: str, order_id: str, idempotency_key: str | None = None
+    db: Target, *, program: str, order_id: str, idempotency_key: str | None = None
 ) -> HoldResult:
     """Give the held points back when the payment failed. Key default: ``release:<order_id>``."""
     order_id = require_order_id(order_id)
@@ -526,7 +531,7 @@ def release_hold(
 
 
 def expire_holds(
-    db: Database,
+    db: Target,
     *,
     batch_size: int = 200,
     on_batch: Callable[[SweepResult], None] | None = None,

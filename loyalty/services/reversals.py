@@ -40,7 +40,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 
-from loyalty.db.database import Database
 from loyalty.db.models import EXPIRY_KINDS
 from loyalty.db.tables import (
     earnings,
@@ -71,17 +70,19 @@ from loyalty.errors import (
     ReversalSettled,
 )
 from loyalty.services.ledger import (
+    StoredResult,
     lock_member,
     post_moves,
     program_row,
     record_operation,
-    replay,
     request_hash,
     resolve_key,
     run_write,
+    stored_result,
 )
 from loyalty.services.redemption import HeldLot, hold_with_lots, spendable_lots
 from loyalty.services.results import ReversalResult
+from loyalty.services.uow import Target
 
 # Statuses of reversals whose points are given back: they no longer count.
 RELEASED_STATUSES = ("failed", "won")
@@ -112,7 +113,7 @@ REVERSED_STATUSES = (REFUND.reversed, DISPUTE.reversed)
 
 
 def refund_order(
-    db: Database,
+    db: Target,
     *,
     program: str,
     order_id: str,
@@ -143,21 +144,21 @@ def refund_order(
 
 
 def complete_refund(
-    db: Database, *, program: str, refund_id: str, idempotency_key: str | None = None
+    db: Target, *, program: str, refund_id: str, idempotency_key: str | None = None
 ) -> ReversalResult:
     """The refund went through: reverse its frozen points and give back redeemed points."""
     return _settle(db, REFUND, program, refund_id, reverse=True, idempotency_key=idempotency_key)
 
 
 def fail_refund(
-    db: Database, *, program: str, refund_id: str, idempotency_key: str | None = None
+    db: Target, *, program: str, refund_id: str, idempotency_key: str | None = None
 ) -> ReversalResult:
     """The refund failed: its frozen points go back to the member."""
     return _settle(db, REFUND, program, refund_id, reverse=False, idempotency_key=idempotency_key)
 
 
 def open_dispute(
-    db: Database,
+    db: Target,
     *,
     program: str,
     order_id: str,
@@ -180,7 +181,7 @@ def open_dispute(
 
 
 def close_dispute(
-    db: Database, *, program: str, dispute_id: str, won: bool, idempotency_key: str | None = None
+    db: Target, *, program: str, dispute_id: str, won: bool, idempotency_key: str | None = None
 ) -> ReversalResult:
     """The dispute closed: lost reverses the frozen points, won releases them."""
     if not isinstance(won, bool):
@@ -194,7 +195,7 @@ def close_dispute(
 
 
 def _open(
-    db: Database,
+    db: Target,
     kind: Kind,
     *,
     program: str,
@@ -221,10 +222,12 @@ def _open(
     )
     now = db.clock.now()
 
-    def work(conn: Connection) -> ReversalResult:
+    def work(conn: Connection) -> ReversalResult | StoredResult:
         earning = _find_earning(conn, program, order_id)
         row = lock_member(conn, program, earning.member, key=key, at=now)
-        replay(conn, row.existing_operation_id, kind.name, req_hash)
+        done = stored_result(conn, row.existing_operation_id, kind.name, req_hash)
+        if done is not None:
+            return done
         cur = require_currency(currency, earning.currency)
         _require_new(conn, row.program_id, kind, external_id)
         prior = _prior(conn, earning.id)
@@ -403,7 +406,7 @@ def _lapsed_points(conn: Connection, lot_id: int) -> int:
 
 
 def _settle(
-    db: Database,
+    db: Target,
     kind: Kind,
     program: str,
     external_id: str,
@@ -419,10 +422,12 @@ def _settle(
     req_hash = request_hash(op_kind, {"program": program, "id": external_id})
     now = db.clock.now()
 
-    def work(conn: Connection) -> ReversalResult:
+    def work(conn: Connection) -> ReversalResult | StoredResult:
         found = _find_reversal(conn, program, kind, external_id)
         row = lock_member(conn, program, found.member, key=key, at=now)
-        replay(conn, row.existing_operation_id, op_kind, req_hash)
+        done = stored_result(conn, row.existing_operation_id, op_kind, req_hash)
+        if done is not None:
+            return done
         rev = conn.execute(select(reversals).where(reversals.c.id == found.id)).one()
         if rev.status == target:  # settled this way before: answer, change nothing
             return _result(rev._mapping, found.member, replayed=True)

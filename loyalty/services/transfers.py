@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select
 
-from loyalty.db.database import Database
 from loyalty.db.tables import lots, members, programs, transfers
 from loyalty.domain.allocation import LotView, allocate
 from loyalty.domain.calendar import periods
@@ -37,17 +36,19 @@ from loyalty.errors import (
     TransferNotAllowed,
 )
 from loyalty.services.ledger import (
+    StoredResult,
     lock_member,
     post_moves,
     program_row,
     record_operation,
-    replay,
     request_hash,
     resolve_key,
     run_write,
+    stored_result,
 )
 from loyalty.services.redemption import spendable_lots
 from loyalty.services.results import TransferResult
+from loyalty.services.uow import Target
 
 KIND = "transfer"
 Taken = list[tuple[int, int]]  # (lot id, points), as :func:`allocate` answers
@@ -77,7 +78,7 @@ def transfer_fee(points: int, fixed: int, bp: int) -> int:
 
 
 def transfer_points(
-    db: Database,
+    db: Target,
     *,
     program: str,
     sender: str,
@@ -115,11 +116,13 @@ def transfer_points(
     )
     now = db.clock.now()
 
-    def work(conn: Connection) -> TransferResult:
+    def work(conn: Connection) -> TransferResult | StoredResult:
         to = _lock_pair(conn, program, sender, recipient)
         # After both locks: this read sees every transfer the previous lock holders committed.
         row = lock_member(conn, program, sender, key=key, at=now)
-        replay(conn, row.existing_operation_id, KIND, req_hash)
+        done = stored_result(conn, row.existing_operation_id, KIND, req_hash)
+        if done is not None:
+            return done
         _check_allowed(row, to)
         day = periods(now, row.program_timezone).day
         _check_limits(conn, row, points, day)

@@ -41,22 +41,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, and_, bindparam, exists, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, bindparam, exists, or_, select, update
 
 from loyalty import services as svc
 from loyalty.db.database import Database
+from loyalty.db.dialect import insert_ignoring, lock_key_for_transaction, writer_lock
 from loyalty.db.tables import earnings, members, reversals, stripe_events
 from loyalty.errors import ConfigurationError, InvalidStripeEvent, LoyaltyError, StripeEventNotFound
-from loyalty.services.ledger import LostRace, Replay, program_row
+from loyalty.services.ledger import program_row
 from loyalty.services.results import MemberInfo
+from loyalty.services.uow import RetryUnit, Target, UnitOfWork, unit_of_work
 from loyalty.stripe.payloads import (
     CHARGE_REFUNDED,
     DISPUTE_PREFIX,
@@ -75,7 +74,6 @@ from loyalty.stripe.plan import Call, Recorded, Seen, plan
 
 DEFAULT_TOLERANCE = 300  # seconds, stripe's own default
 FINAL_STATUSES = ("applied", "parked", "ignored", "failed")
-_SQLITE_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -243,7 +241,7 @@ def _text(value: Any, limit: int = 255) -> str | None:
 
 
 def _event_row(
-    db: Database, program_id: int, event: Mapping[str, Any], envelope: Envelope, fact: Fact | None
+    db: Target, program_id: int, event: Mapping[str, Any], envelope: Envelope, fact: Fact | None
 ) -> dict[str, Any]:
     """The ``stripe_events`` row of a new delivery, as ``received``."""
     return {
@@ -259,22 +257,19 @@ def _event_row(
     }
 
 
-_INSERT_EVENT = {
-    name: dialect.insert(stripe_events)
-    .on_conflict_do_nothing(index_elements=["program_id", "event_id"])
-    .returning(stripe_events.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_INSERT_EVENT = insert_ignoring(
+    stripe_events, conflict=["program_id", "event_id"], returning=[stripe_events.c.id]
+)
 
 
 def _insert_event(conn: Connection, values: Mapping[str, Any]) -> int | None:
     """Insert an event's row unless the program has it already; the new row's id, or None."""
-    new_id = conn.execute(_INSERT_EVENT[conn.dialect.name], dict(values)).scalar()
+    new_id = conn.execute(_INSERT_EVENT.on(conn), dict(values)).scalar()
     return None if new_id is None else int(new_id)
 
 
 def _record(
-    unit: Database,
+    unit: UnitOfWork,
     program_id: int,
     event: Mapping[str, Any],
     envelope: Envelope,
@@ -301,19 +296,19 @@ def _find(conn: Connection, program_id: int, event_id: str) -> tuple[int, str] |
     return (int(row.id), str(row.status)) if row else None
 
 
-def _apply_recorded(db: Database, program: str, row_id: int, envelope: Envelope) -> WebhookResult:
+def _apply_recorded(db: Target, program: str, row_id: int, envelope: Envelope) -> WebhookResult:
     """Apply a recorded event in one transaction holding its order's lock."""
     with order_transaction(db, program, _order_or_none(_fact_or_none(envelope))) as unit:
         return _apply_and_finish(unit, program, row_id, envelope)
 
 
 def _apply_and_finish(
-    unit: Database, program: str, row_id: int, envelope: Envelope
+    unit: UnitOfWork, program: str, row_id: int, envelope: Envelope
 ) -> WebhookResult:
     """Apply the event in a savepoint of the unit (all of it or, if refused, none of it) and
     record the outcome on its row."""
     try:
-        with unit.transaction():
+        with unit.write():
             outcome = _apply(unit, program, envelope)
     except LoyaltyError as exc:
         outcome = _Outcome("failed", exc.message, {"error": exc.code})
@@ -338,7 +333,7 @@ def _finished(outcome: _Outcome, now: Any) -> dict[str, Any]:
     }
 
 
-def _finish(unit: Database, row_id: int, outcome: _Outcome) -> None:
+def _finish(unit: UnitOfWork, row_id: int, outcome: _Outcome) -> None:
     unit.connection.execute(
         update(stripe_events)
         .where(stripe_events.c.id == row_id)
@@ -369,29 +364,20 @@ def _receive_purchase(
     wait for it, or the rules refuse it (the general path records why as ``failed``).
     """
     try:
-        with _sqlite_order_lock(db), db.write() as conn:
+        with writer_lock(db.engine), unit_of_work(db, isolate_calls=False) as uow:
+            conn = uow.connection
             _lock_order_in(conn, program, fact.payment_intent)
             state = _purchase_state(conn, program_id, fact, event_id=envelope.event_id)
             if state.event_status is not None or state.has_reversal_events:
                 raise _GeneralPath
-            outcome = _purchase_outcome(db, program, fact, state, conn)
+            outcome = _purchase_outcome(uow, program, fact, state)
             row = _event_row(db, program_id, event, envelope, fact)
             row.update(_finished(outcome, row["received_at"]), attempts=1)
             if _insert_event(conn, row) is None:  # delivered concurrently by the general path
                 raise _GeneralPath
-    except (_GeneralPath, LoyaltyError, Replay, LostRace, IntegrityError):
+    except (_GeneralPath, LoyaltyError, RetryUnit):
         return None
     return _answer(envelope, outcome)
-
-
-@contextlib.contextmanager
-def _sqlite_order_lock(db: Database) -> Iterator[None]:
-    """On SQLite, the process lock :func:`order_transaction` takes; nothing on PostgreSQL."""
-    if not db.is_sqlite:
-        yield
-        return
-    with _SQLITE_LOCK:
-        yield
 
 
 def _order_lock_key(program: str, order: str) -> int:
@@ -400,18 +386,14 @@ def _order_lock_key(program: str, order: str) -> int:
 
 
 def _lock_order_in(conn: Connection, program: str, order: str) -> None:
-    """Take the order's advisory lock for the rest of ``conn``'s transaction (PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_ADVISORY_LOCK, {"key": _order_lock_key(program, order)})
-
-
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+    """Hold the order's lock for the rest of ``conn``'s transaction."""
+    lock_key_for_transaction(conn, _order_lock_key(program, order))
 
 
 # --- applying ---------------------------------------------------------------------------------
 
 
-def _apply(db: Database, program: str, envelope: Envelope) -> _Outcome:
+def _apply(db: Target, program: str, envelope: Envelope) -> _Outcome:
     fact = parse_fact(envelope)
     if isinstance(fact, Ignored):
         return _Outcome("ignored", fact.reason)
@@ -427,7 +409,7 @@ def _apply(db: Database, program: str, envelope: Envelope) -> _Outcome:
     return _reconcile(db, program, order)
 
 
-def _apply_purchase(db: Database, program: str, fact: Purchase) -> _Outcome:
+def _apply_purchase(db: Target, program: str, fact: Purchase) -> _Outcome:
     with db.read() as conn:
         state = _purchase_state(conn, _program_id(conn, program), fact)
     outcome = _purchase_outcome(db, program, fact, state)
@@ -439,13 +421,12 @@ def _apply_purchase(db: Database, program: str, fact: Purchase) -> _Outcome:
 
 
 def _purchase_outcome(
-    db: Database,
+    db: Target,
     program: str,
     fact: Purchase,
     state: _PurchaseState,
-    conn: Connection | None = None,
 ) -> _Outcome:
-    """Earn the purchase's points (in ``conn``'s transaction if given), or say why not."""
+    """Earn the purchase's points (in ``db``'s unit of work if it is one), or say why not."""
     order = fact.payment_intent
     if state.earned is not None:
         return _Outcome(
@@ -455,7 +436,7 @@ def _purchase_outcome(
         )
     if state.member is None:
         return _Outcome("parked", _unknown_member(fact))
-    write = svc.purchase_write(
+    result = svc.earn_purchase(
         db,
         program=program,
         member=state.member,
@@ -463,7 +444,6 @@ def _purchase_outcome(
         amount_minor=fact.amount_minor,
         currency=fact.currency,
     )
-    result = write.run(db) if conn is None else write.work(conn)
     return _Outcome(
         "applied",
         f"{state.member} earned {result.points_granted} points for {order}",
@@ -558,7 +538,7 @@ def _unknown_member(fact: Purchase) -> str:
 _REVERSAL_TYPES = (*REFUND_TYPES, CHARGE_REFUNDED)
 
 
-def _reconcile(db: Database, program: str, order: str) -> _Outcome:
+def _reconcile(db: Target, program: str, order: str) -> _Outcome:
     """Bring the order's refunds and disputes to what all its events say (lock held)."""
     with db.read() as conn:
         prog = program_row(conn, program)
@@ -617,7 +597,7 @@ def _recorded(conn: Connection, earning_id: int) -> list[Recorded]:
     return [Recorded(r.kind, r.external_id, r.status, int(r.amount_minor)) for r in rows]
 
 
-def _call(db: Database, program: str, order: str, call: Call) -> None:
+def _call(db: Target, program: str, order: str, call: Call) -> None:
     rid = call.external_id
     match call.action:
         case "refund":
@@ -649,7 +629,7 @@ def _call(db: Database, program: str, order: str, call: Call) -> None:
             raise ValueError(f"unknown call {call.action}")
 
 
-def _release_parked(db: Database, program_id: int, order: str) -> None:
+def _release_parked(db: Target, program_id: int, order: str) -> None:
     """Refund and dispute events of the order that waited for its purchase are now applied."""
     with db.write() as conn:
         conn.execute(
@@ -665,18 +645,23 @@ def _release_parked(db: Database, program_id: int, order: str) -> None:
 
 
 @contextlib.contextmanager
-def order_transaction(db: Database, program: str, order: str | None) -> Iterator[Database]:
-    """One transaction on one connection that holds the order's lock until it ends.
+def order_transaction(db: Target, program: str, order: str | None) -> Iterator[UnitOfWork]:
+    """A unit of work that holds the order's lock until it ends.
 
-    Yields a :class:`Database` bound to that transaction (:meth:`Database.transaction`): the
-    service calls made through it run in savepoints on the same connection, so a delivery
-    never needs a second connection while it holds the lock. The lock serialises deliveries
-    of the same order (Stripe sends them concurrently): ``pg_advisory_xact_lock`` on
-    PostgreSQL, released by the commit (transaction-scoped, so it works behind PgBouncer in
-    transaction mode); the process lock on SQLite, where ``BEGIN IMMEDIATE`` serialises the
-    rest. An event without an order (``order`` None) takes no advisory lock.
+    The service calls made in it run in savepoints on its one connection, so a delivery never
+    needs a second connection while it holds the lock. The lock serialises deliveries of the
+    same order (Stripe sends them concurrently): transaction-scoped on PostgreSQL, so it works
+    behind PgBouncer in transaction mode; on SQLite, ``BEGIN IMMEDIATE`` and the process's
+    writer lock (see :mod:`loyalty.db.dialect`). An event without an order (``order`` None)
+    takes no lock of its own. Given a unit of work (a door applying parked events as part of
+    a larger action), the lock is taken in it and the unit is yielded.
     """
-    with _sqlite_order_lock(db), db.transaction() as unit:
+    if isinstance(db, UnitOfWork):
+        if order is not None:
+            _lock_order_in(db.connection, program, order)
+        yield db
+        return
+    with writer_lock(db.engine), unit_of_work(db) as unit:
         if order is not None:
             _lock_order_in(unit.connection, program, order)
         yield unit
@@ -685,7 +670,7 @@ def order_transaction(db: Database, program: str, order: str | None) -> Iterator
 # --- parked events and replays ----------------------------------------------------------------
 
 
-def replay_event(db: Database, *, program: str, event_id: str) -> WebhookResult:
+def replay_event(db: Target, *, program: str, event_id: str) -> WebhookResult:
     """Apply a recorded event again (a parked or failed one); an applied one is left alone."""
     with db.read() as conn:
         prog = program_row(conn, program)
@@ -707,7 +692,7 @@ def replay_event(db: Database, *, program: str, event_id: str) -> WebhookResult:
     return _apply_recorded(db, program, int(row.id), envelope)
 
 
-def apply_parked_for(db: Database, member: MemberInfo) -> list[WebhookResult]:
+def apply_parked_for(db: Target, member: MemberInfo) -> list[WebhookResult]:
     """Apply what was parked for a member just enrolled or linked to a Stripe customer."""
     return apply_parked(
         db,
@@ -718,7 +703,7 @@ def apply_parked_for(db: Database, member: MemberInfo) -> list[WebhookResult]:
 
 
 def apply_parked(
-    db: Database, *, program: str, customer: str | None = None, member: str | None = None
+    db: Target, *, program: str, customer: str | None = None, member: str | None = None
 ) -> list[WebhookResult]:
     """Apply the parked purchases of a Stripe customer or member (after linking or enrolling)."""
     if not customer and not member:

@@ -39,6 +39,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import AlreadyExists, ConfigurationError, InsufficientPoints
+from loyalty.services.uow import unit_of_work
 from loyalty.stripe.sync import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import (
@@ -278,7 +279,7 @@ def test_replays_and_refusals_inside_a_transaction_roll_back_only_themselves(db:
     make_program(db)
     enrol(db, "alice")
     before = row_counts(db)
-    with db.transaction() as unit:
+    with unit_of_work(db) as unit:
         first = earn(unit, "alice", "o1", 10_000)
         again = earn(unit, "alice", "o1", 10_000)
         with pytest.raises(InsufficientPoints):
@@ -299,7 +300,7 @@ def test_a_transaction_rolls_back_every_call_in_it(db: Database) -> None:
     make_program(db)
     enrol(db, "alice")
     before = row_counts(db)
-    with pytest.raises(RuntimeError), db.transaction() as unit:
+    with pytest.raises(RuntimeError), unit_of_work(db) as unit:
         earn(unit, "alice", "o1", 10_000)
         raise RuntimeError("the caller failed after the earn")
     assert row_counts(db) == before
@@ -313,14 +314,14 @@ def test_a_lost_race_inside_a_transaction_answers_the_winner(pg_db: Database) ->
     results: dict[str, Any] = {}
 
     def winner() -> None:
-        with pg_db.transaction() as unit:
+        with unit_of_work(pg_db) as unit:
             results["winner"] = earn(unit, "alice", "o1", 10_000, idempotency_key="k1")
             earned.set()
             time.sleep(0.5)  # the loser's insert waits for this commit
 
     def loser() -> None:
         earned.wait(timeout=10)
-        with pg_db.transaction() as unit:
+        with unit_of_work(pg_db) as unit:
             earn(unit, "bob", "other", 5_000)
             results["loser"] = earn(unit, "alice", "o1", 10_000, idempotency_key="k1")
 
