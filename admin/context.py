@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
 
 from loyalty.db.database import Database
-from loyalty.db.tables import programs
 from loyalty.errors import ProgramNotFound
 from loyalty.services import get_program
+from loyalty.services.console_queries import first_program_code
 from loyalty.services.results import ProgramInfo
 
 EXTENSION = "jifen_console"
@@ -33,8 +32,7 @@ class Console:
         """The program this console looks after; :class:`ProgramNotFound` if there is none."""
         code = self.program_code
         if code is None:
-            with self.db.read() as conn:
-                code = conn.execute(select(programs.c.code).order_by(programs.c.code)).scalar()
+            code = first_program_code(self.db)
             if code is None:
                 raise ProgramNotFound(
                     "there is no program in this database yet: create one with the SDK or "

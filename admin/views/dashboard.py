@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask.typing import ResponseReturnValue
 
 from admin.charts import Series, bar_chart, line_chart
-from admin.stats import dashboard
 from admin.views.base import ConsoleIndexView, expose
+from loyalty.services.console_queries import dashboard
 
 
 class DashboardView(ConsoleIndexView):

@@ -3,11 +3,8 @@ ones (one, or the selected ones at once). Operations and admin."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, or_, select
 
 from admin.auth import OPERATIONS, actor, require_role
 from admin.views.base import (
@@ -18,10 +15,9 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
-from loyalty.db.tables import stripe_events
 from loyalty.errors import LoyaltyError
 from loyalty.services import audit
-from loyalty.services.ledger import program_row
+from loyalty.services.console_queries import get_stripe_event, list_stripe_events
 from loyalty.stripe.sync import replay_event
 
 STATUSES = ("received", "applied", "parked", "ignored", "failed")
@@ -41,62 +37,31 @@ class EventsView(ConsoleView):
         kind = search_arg("type")
         query = search_arg("q")
         page = page_number()
-        with self.console.db.read() as conn:
-            prog = program_row(conn, program.code)
-            where: list[Any] = [stripe_events.c.program_id == prog.id]
-            if status in STATUSES:
-                where.append(stripe_events.c.status == status)
-            if kind:
-                where.append(stripe_events.c.type.startswith(kind, autoescape=True))
-            if query:
-                where.append(
-                    or_(
-                        stripe_events.c.event_id == query,
-                        stripe_events.c.customer == query,
-                        stripe_events.c.payment_intent == query,
-                        stripe_events.c.member_ref == query,
-                    )
-                )
-            total = conn.execute(
-                select(func.count()).select_from(stripe_events).where(*where)
-            ).scalar()
-            counts: dict[str, int] = dict(
-                conn.execute(
-                    select(stripe_events.c.status, func.count())
-                    .where(stripe_events.c.program_id == prog.id)
-                    .group_by(stripe_events.c.status)
-                ).all()
-            )
-            rows = conn.execute(
-                select(stripe_events)
-                .where(*where)
-                .order_by(stripe_events.c.received_at.desc(), stripe_events.c.id.desc())
-                .limit(PAGE)
-                .offset((page - 1) * PAGE)
-            ).all()
+        found = list_stripe_events(
+            self.console.db,
+            program=program.code,
+            status=status,
+            type_prefix=kind,
+            query=query,
+            page=page,
+            per_page=PAGE,
+        )
         return self.render(
             "jifen/events.html",
-            rows=rows,
-            counts=counts,
+            rows=found.events,
+            counts=found.counts,
             statuses=STATUSES,
             filters={"status": status, "type": kind, "q": query},
             page=page,
-            pages=max(1, -(-int(total or 0) // PAGE)),
-            total=int(total or 0),
+            pages=max(1, -(-found.total // PAGE)),
+            total=found.total,
         )
 
     @expose("/event")
     def event(self) -> ResponseReturnValue:
         program = self.program()
         event_id = search_arg("id")
-        with self.console.db.read() as conn:
-            prog = program_row(conn, program.code)
-            row = conn.execute(
-                select(stripe_events).where(
-                    stripe_events.c.program_id == prog.id,
-                    stripe_events.c.event_id == event_id,
-                )
-            ).first()
+        row = get_stripe_event(self.console.db, program=program.code, event_id=event_id)
         if row is None:
             abort(404)
         return self.render("jifen/event.html", event=row)

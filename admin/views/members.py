@@ -3,11 +3,8 @@ history and adjustment requests; link a Stripe customer (operations)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, or_, select
 
 from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.forms import LinkStripeForm, load
@@ -19,7 +16,6 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
-from loyalty.db.tables import lots, members
 from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
 from loyalty.services import (
@@ -30,7 +26,7 @@ from loyalty.services import (
     link_stripe_customer,
     list_adjustment_requests,
 )
-from loyalty.services.ledger import program_row
+from loyalty.services.console_queries import open_lots, search_members
 from loyalty.stripe.sync import apply_parked_for
 
 PAGE = 25
@@ -45,27 +41,10 @@ class MembersView(ConsoleView):
         program = self.program()
         query = search_arg("q")
         page = page_number()
-        with self.console.db.read() as conn:
-            prog = program_row(conn, program.code)
-            where: list[Any] = [members.c.program_id == prog.id]
-            if query:
-                lowered = query.lower()
-                where.append(
-                    or_(
-                        members.c.external_id == query,
-                        members.c.external_id.startswith(query, autoescape=True),
-                        func.lower(members.c.email).startswith(lowered, autoescape=True),
-                        members.c.stripe_customer_id == query,
-                    )
-                )
-            total = conn.execute(select(func.count()).select_from(members).where(*where)).scalar()
-            rows = conn.execute(
-                select(members)
-                .where(*where)
-                .order_by(members.c.external_id)
-                .limit(PAGE)
-                .offset((page - 1) * PAGE)
-            ).all()
+        found = search_members(
+            self.console.db, program=program.code, query=query, page=page, per_page=PAGE
+        )
+        rows = found.members
         if query and len(rows) == 1 and page == 1:
             return redirect(url_for(".member", id=rows[0].external_id))
         return self.render(
@@ -74,8 +53,8 @@ class MembersView(ConsoleView):
             rows=rows,
             query=query,
             page=page,
-            pages=max(1, -(-int(total or 0) // PAGE)),
-            total=int(total or 0),
+            pages=max(1, -(-found.total // PAGE)),
+            total=found.total,
         )
 
     @expose("/member")
@@ -90,27 +69,13 @@ class MembersView(ConsoleView):
         page = history(
             db, program=program.code, member=external_id, limit=HISTORY_PAGE, cursor=cursor
         )
-        with db.read() as conn:
-            prog = program_row(conn, program.code)
-            row = conn.execute(
-                select(members).where(
-                    members.c.program_id == prog.id, members.c.external_id == external_id
-                )
-            ).one()
-            member_lots = conn.execute(
-                select(lots)
-                .where(
-                    lots.c.member_id == row.id,
-                    (lots.c.available + lots.c.pending + lots.c.held + lots.c.frozen) > 0,
-                )
-                .order_by(lots.c.expires_at.is_(None), lots.c.expires_at, lots.c.id)
-                .limit(200)
-            ).all()
+        identity = get_member(db, program=program.code, external_id=external_id)
+        member_lots = open_lots(db, program=program.code, member=external_id)
         requests = list_adjustment_requests(db, program=program.code, member=external_id, limit=10)
         return self.render(
             "jifen/member.html",
             program=program,
-            member=row,
+            member=identity,
             balance=info,
             lots=member_lots,
             history=page,

@@ -1,0 +1,524 @@
+"""What the admin console reads that no other service answers: the dashboard's figures, member
+search and a member's open lots, the Stripe webhook events, and the rows of the CSV exports.
+
+Every function takes a :class:`Database` and returns frozen dataclasses (or plain rows for the
+exports, streamed a chunk at a time), so the console's views never build SQL themselves.
+
+The dashboard's per-day flows are summed per UTC hour in SQL (one row per hour and kind,
+whatever the number of entries) and put on the program's local dates in Python, which is exact
+for every zone whose offset is a whole number of hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Connection, Row, Select, case, distinct, func, or_, select
+
+from loyalty.db.database import Database
+from loyalty.db.dialect import utc_hour_label
+from loyalty.db.tables import entries, lots, members, operations, programs, stripe_events
+from loyalty.domain.calendar import last_usable_day, zone
+from loyalty.domain.money import minor_unit_exponent
+from loyalty.errors import MemberNotFound
+from loyalty.services.forecast import forecast
+from loyalty.services.ledger import program_row
+from loyalty.services.results import ProgramInfo
+
+ISSUE_KINDS = ("earn", "earn_pending", "adjust_grant")
+FLOWS = ("issued", "redeemed", "expired", "cleared")
+EXPIRING_WINDOWS = (30, 60, 90)
+MAX_OPEN_LOTS = 200
+
+
+# --- the programs ----------------------------------------------------------------------------
+
+
+def first_program_code(db: Database) -> str | None:
+    """The first program's code (by code), or None when the database has no program yet."""
+    with db.read() as conn:
+        code: str | None = conn.execute(select(programs.c.code).order_by(programs.c.code)).scalar()
+    return code
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayFlows:
+    """Points issued, redeemed, expired and cleared on one local date."""
+
+    day: str
+    issued: int
+    redeemed: int
+    expired: int
+    cleared: int
+
+
+@dataclass(frozen=True)
+class TopEarner:
+    """A member and the points they earned in the period."""
+
+    member: str
+    email: str | None
+    earned: int
+    available: int
+
+
+@dataclass(frozen=True)
+class MemberTotals:
+    """The program's members counted, and the points they hold or owe."""
+
+    outstanding: int
+    debt: int
+    total: int
+    active: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything on the dashboard."""
+
+    days: tuple[DayFlows, ...]
+    outstanding: int
+    liability_minor: int
+    debt: int
+    expiring: dict[int, int]
+    members_active: int
+    members_total: int
+    members_recent: int
+    top_earners: tuple[TopEarner, ...]
+
+    def total(self, flow: str) -> int:
+        """The period's total of one flow."""
+        return sum(getattr(d, flow) for d in self.days)
+
+
+_ALL_DELTAS = (
+    entries.c.available_delta
+    + entries.c.pending_delta
+    + entries.c.held_delta
+    + entries.c.frozen_delta
+)
+_FLOW_SUMS: dict[str, ColumnElement[Any]] = {
+    "issued": func.sum(
+        case(
+            (
+                entries.c.kind.in_(ISSUE_KINDS),
+                entries.c.available_delta + entries.c.pending_delta,
+            ),
+            else_=0,
+        )
+    ),
+    "redeemed": func.sum(case((entries.c.kind == "capture", -entries.c.held_delta), else_=0)),
+    "expired": func.sum(case((entries.c.kind == "expire", -_ALL_DELTAS), else_=0)),
+    "cleared": func.sum(case((entries.c.kind == "clear", -_ALL_DELTAS), else_=0)),
+}
+
+
+def daily_flows(db: Database, program: ProgramInfo, *, days: int = 90) -> tuple[DayFlows, ...]:
+    """One :class:`DayFlows` per local date of the last ``days`` days (today included)."""
+    tz = zone(program.timezone)
+    first = db.clock.now().astimezone(tz).date() - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(first, dt.time(), tz).astimezone(dt.UTC)
+    with db.read() as conn:
+        hour = utc_hour_label(entries.c.created_at).on(conn).label("hour")
+        rows = conn.execute(
+            select(hour, *(v.label(k) for k, v in _FLOW_SUMS.items()))
+            .where(
+                entries.c.program_id == program_row(conn, program.code).id,
+                entries.c.created_at >= since,
+                entries.c.kind.in_((*ISSUE_KINDS, "capture", "expire", "clear")),
+            )
+            .group_by(hour)
+        ).all()
+    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        instant = dt.datetime.strptime(r.hour, "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
+        day = per_day[instant.astimezone(tz).date().isoformat()]
+        for i, flow in enumerate(FLOWS):
+            day[i] += int(getattr(r, flow) or 0)
+    dates = [(first + dt.timedelta(days=n)).isoformat() for n in range(days)]
+    return tuple(DayFlows(d, *per_day.get(d, [0, 0, 0, 0])) for d in dates)
+
+
+def member_totals(db: Database, program: str) -> MemberTotals:
+    """Points outstanding (every bucket) and owed, members in all and active ones."""
+    outstanding = members.c.available + members.c.pending + members.c.held + members.c.frozen
+    active = case((members.c.status == "active", 1), else_=0)
+    with db.read() as conn:
+        row = conn.execute(
+            select(
+                func.coalesce(func.sum(outstanding), 0).label("outstanding"),
+                func.coalesce(func.sum(members.c.debt), 0).label("debt"),
+                func.count().label("total"),
+                func.coalesce(func.sum(active), 0).label("active"),
+            ).where(members.c.program_id == program_row(conn, program).id)
+        ).one()
+    return MemberTotals(int(row.outstanding), int(row.debt), int(row.total), int(row.active))
+
+
+def members_with_entries_since(db: Database, program: str, since: dt.datetime) -> int:
+    """How many members have a ledger entry at or after ``since``."""
+    with db.read() as conn:
+        count = conn.execute(
+            select(func.count(distinct(entries.c.member_id))).where(
+                entries.c.program_id == program_row(conn, program).id,
+                entries.c.created_at >= since,
+            )
+        ).scalar_one()
+    return int(count)
+
+
+def top_earners(
+    db: Database, program: str, since: dt.datetime, *, limit: int = 10
+) -> tuple[TopEarner, ...]:
+    """The members who earned the most points since ``since``, most first (ties by id)."""
+    earned = func.sum(entries.c.available_delta + entries.c.pending_delta).label("earned")
+    with db.read() as conn:
+        rows = conn.execute(
+            select(members.c.external_id, members.c.email, members.c.available, earned)
+            .join(members, members.c.id == entries.c.member_id)
+            .where(
+                entries.c.program_id == program_row(conn, program).id,
+                entries.c.created_at >= since,
+                entries.c.kind.in_(ISSUE_KINDS),
+            )
+            .group_by(members.c.id, members.c.external_id, members.c.email, members.c.available)
+            .order_by(earned.desc(), members.c.external_id)
+            .limit(limit)
+        ).all()
+    return tuple(
+        TopEarner(r.external_id, r.email, int(r.earned or 0), int(r.available)) for r in rows
+    )
+
+
+def expiring_totals(db: Database, program: str) -> dict[int, int]:
+    """Points that expire or are cleared within 30, 60 and 90 days, per window."""
+    now = db.clock.now()
+    ahead = forecast(db, program=program, days=max(EXPIRING_WINDOWS))
+    return {
+        window: sum(i.points for i in ahead.items if i.due_at <= now + dt.timedelta(days=window))
+        for window in EXPIRING_WINDOWS
+    }
+
+
+def dashboard(db: Database, program: ProgramInfo, *, days: int = 90, top: int = 10) -> Dashboard:
+    """The dashboard's figures for ``program`` now."""
+    since = db.clock.now() - dt.timedelta(days=days)
+    totals = member_totals(db, program.code)
+    exponent = minor_unit_exponent(program.currency)
+    return Dashboard(
+        days=daily_flows(db, program, days=days),
+        outstanding=totals.outstanding,
+        liability_minor=totals.outstanding * 10**exponent // program.points_per_unit,
+        debt=totals.debt,
+        expiring=expiring_totals(db, program.code),
+        members_active=totals.active,
+        members_total=totals.total,
+        members_recent=members_with_entries_since(db, program.code, since),
+        top_earners=top_earners(db, program.code, since, limit=top),
+    )
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """A member's identity and balances, as the member list shows them."""
+
+    external_id: str
+    email: str | None
+    stripe_customer_id: str | None
+    status: str
+    available: int
+    pending: int
+    held: int
+    frozen: int
+    debt: int
+    lifetime_earned: int
+
+
+@dataclass(frozen=True)
+class MemberSearch:
+    """One page of the members a search matched, and how many matched in all."""
+
+    members: tuple[MemberSummary, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class OpenLot:
+    """A lot that still holds points in some bucket."""
+
+    id: int
+    points: int
+    available: int
+    pending: int
+    held: int
+    frozen: int
+    earned_at: dt.datetime
+    matures_at: dt.datetime | None
+    expires_at: dt.datetime | None
+
+
+_MEMBER_SUMMARY = [members.c[name] for name in MemberSummary.__dataclass_fields__]
+_OPEN_LOT = [lots.c[name] for name in OpenLot.__dataclass_fields__]
+
+
+def _member_matches(query: str) -> ColumnElement[bool]:
+    """The external id is ``query`` or starts with it, the email starts with it (any case), or
+    the Stripe customer id is ``query``."""
+    return or_(
+        members.c.external_id == query,
+        members.c.external_id.startswith(query, autoescape=True),
+        func.lower(members.c.email).startswith(query.lower(), autoescape=True),
+        members.c.stripe_customer_id == query,
+    )
+
+
+def search_members(
+    db: Database, *, program: str, query: str = "", page: int = 1, per_page: int = 25
+) -> MemberSearch:
+    """Members by external id, email or Stripe customer (all of them for an empty ``query``),
+    in external id order, page ``page`` of ``per_page``."""
+    with db.read() as conn:
+        where = [members.c.program_id == program_row(conn, program).id]
+        if query:
+            where.append(_member_matches(query))
+        total = conn.execute(select(func.count()).select_from(members).where(*where)).scalar()
+        rows = conn.execute(
+            select(*_MEMBER_SUMMARY)
+            .where(*where)
+            .order_by(members.c.external_id)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).all()
+    return MemberSearch(tuple(MemberSummary(*r) for r in rows), int(total or 0))
+
+
+def open_lots(
+    db: Database, *, program: str, member: str, limit: int = MAX_OPEN_LOTS
+) -> tuple[OpenLot, ...]:
+    """The member's lots that still hold points, soonest expiry first (never-expiring last);
+    :class:`MemberNotFound` if there is no such member."""
+    with db.read() as conn:
+        member_id = conn.execute(
+            select(members.c.id).where(
+                members.c.program_id == program_row(conn, program).id,
+                members.c.external_id == member,
+            )
+        ).scalar()
+        if member_id is None:
+            raise MemberNotFound(
+                f"no member {member!r} in program {program!r}", program=program, member=member
+            )
+        rows = conn.execute(
+            select(*_OPEN_LOT)
+            .where(
+                lots.c.member_id == member_id,
+                (lots.c.available + lots.c.pending + lots.c.held + lots.c.frozen) > 0,
+            )
+            .order_by(lots.c.expires_at.is_(None), lots.c.expires_at, lots.c.id)
+            .limit(limit)
+        ).all()
+    return tuple(OpenLot(*r) for r in rows)
+
+
+# --- Stripe webhook events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StripeEventSummary:
+    """A received Stripe event, as the event list shows it."""
+
+    event_id: str
+    type: str
+    status: str
+    reason: str | None
+    customer: str | None
+    attempts: int
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class StripeEventDetail(StripeEventSummary):
+    """A received Stripe event with what it was about, its outcome and its payload."""
+
+    payment_intent: str | None
+    member_ref: str | None
+    stripe_created: dt.datetime
+    applied_at: dt.datetime | None
+    outcome: dict[str, Any] | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StripeEventList:
+    """One page of events a filter matched, how many matched, and the count per status."""
+
+    events: tuple[StripeEventSummary, ...]
+    total: int
+    counts: Mapping[str, int]
+
+
+_EVENT_SUMMARY = [stripe_events.c[name] for name in StripeEventSummary.__dataclass_fields__]
+_EVENT_DETAIL = [stripe_events.c[name] for name in StripeEventDetail.__dataclass_fields__]
+
+
+def _event_filters(
+    program_id: int, status: str | None, type_prefix: str, query: str
+) -> list[ColumnElement[bool]]:
+    """Events of the program, in ``status``, of a type starting with ``type_prefix``, whose
+    event id, customer, payment intent or member is ``query`` (each only when given)."""
+    where = [stripe_events.c.program_id == program_id]
+    if status:
+        where.append(stripe_events.c.status == status)
+    if type_prefix:
+        where.append(stripe_events.c.type.startswith(type_prefix, autoescape=True))
+    if query:
+        where.append(
+            or_(
+                stripe_events.c.event_id == query,
+                stripe_events.c.customer == query,
+                stripe_events.c.payment_intent == query,
+                stripe_events.c.member_ref == query,
+            )
+        )
+    return where
+
+
+def _event_counts(conn: Connection, program_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        select(stripe_events.c.status, func.count())
+        .where(stripe_events.c.program_id == program_id)
+        .group_by(stripe_events.c.status)
+    ).all()
+    return {status: int(count) for status, count in rows}
+
+
+def list_stripe_events(
+    db: Database,
+    *,
+    program: str,
+    status: str | None = None,
+    type_prefix: str = "",
+    query: str = "",
+    page: int = 1,
+    per_page: int = 50,
+) -> StripeEventList:
+    """Received Stripe events matching the filters, newest first, page ``page`` of
+    ``per_page``, with the program's count of events per status (whatever the filters)."""
+    with db.read() as conn:
+        program_id = program_row(conn, program).id
+        where = _event_filters(program_id, status, type_prefix, query)
+        total = conn.execute(select(func.count()).select_from(stripe_events).where(*where)).scalar()
+        rows = conn.execute(
+            select(*_EVENT_SUMMARY)
+            .where(*where)
+            .order_by(stripe_events.c.received_at.desc(), stripe_events.c.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).all()
+        counts = _event_counts(conn, program_id)
+    return StripeEventList(tuple(StripeEventSummary(*r) for r in rows), int(total or 0), counts)
+
+
+def get_stripe_event(db: Database, *, program: str, event_id: str) -> StripeEventDetail | None:
+    """The received Stripe event with this id, or None."""
+    with db.read() as conn:
+        row = conn.execute(
+            select(*_EVENT_DETAIL).where(
+                stripe_events.c.program_id == program_row(conn, program).id,
+                stripe_events.c.event_id == event_id,
+            )
+        ).first()
+    return None if row is None else StripeEventDetail(*row)
+
+
+# --- CSV exports -----------------------------------------------------------------------------
+
+ExportName = Literal["members", "lots", "ledger"]
+ExportRows = Sequence[Sequence[Any]]
+
+_MEMBER_COLUMNS = (
+    *(members.c[name] for name in ("external_id", "email", "stripe_customer_id", "status")),
+    *(members.c[name] for name in ("available", "pending", "held", "frozen", "debt")),
+    members.c.lifetime_earned,
+    members.c.created_at,
+)
+_LOT_COLUMNS = (
+    lots.c.id,
+    members.c.external_id.label("member"),
+    *(lots.c[name] for name in ("points", "available", "pending", "held", "frozen")),
+    *(lots.c[name] for name in ("earned_at", "matures_at", "expires_at", "expired_at")),
+)
+_LEDGER_COLUMNS = (
+    entries.c.id,
+    entries.c.created_at,
+    members.c.external_id.label("member"),
+    entries.c.kind,
+    entries.c.lot_id,
+    operations.c.key.label("operation"),
+    *(entries.c[f"{bucket}_delta"] for bucket in ("available", "pending", "held", "frozen")),
+    entries.c.debt_delta,
+)
+_LAST_DAY = "last_day"  # the lots export's last column: the last local day a lot can be used
+
+EXPORT_HEADERS: dict[ExportName, tuple[str, ...]] = {
+    "members": tuple(c.name for c in _MEMBER_COLUMNS),
+    "lots": (*(c.name for c in _LOT_COLUMNS), _LAST_DAY),
+    "ledger": tuple(c.name for c in _LEDGER_COLUMNS),
+}
+
+
+def _export_query(name: ExportName, program_id: int) -> Select[Any]:
+    if name == "members":
+        return (
+            select(*_MEMBER_COLUMNS)
+            .where(members.c.program_id == program_id)
+            .order_by(members.c.id)
+        )
+    if name == "lots":
+        return (
+            select(*_LOT_COLUMNS)
+            .join(members, members.c.id == lots.c.member_id)
+            .where(lots.c.program_id == program_id)
+            .order_by(lots.c.id)
+        )
+    return (
+        select(*_LEDGER_COLUMNS)
+        .join(members, members.c.id == entries.c.member_id)
+        .join(operations, operations.c.id == entries.c.operation_id)
+        .where(entries.c.program_id == program_id)
+        .order_by(entries.c.id)
+    )
+
+
+def _with_last_day(tz: str) -> Callable[[Row[Any]], Sequence[Any]]:
+    """A lot row with the last local day its points can be used (None if they never expire)."""
+
+    def extend(row: Row[Any]) -> Sequence[Any]:
+        expires_at = row.expires_at
+        return (*row, None if expires_at is None else last_usable_day(expires_at, tz))
+
+    return extend
+
+
+def export_rows(
+    db: Database, *, program: str, name: ExportName, chunk: int = 1000
+) -> Iterator[ExportRows]:
+    """The rows of an export (columns as in :data:`EXPORT_HEADERS`), ``chunk`` rows at a
+    time, read with a server-side cursor so a million rows never sit in memory."""
+    with db.read(streaming=True) as conn:
+        prog = program_row(conn, program)
+        query = _export_query(name, prog.id)
+        result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+        extend = _with_last_day(prog.timezone) if name == "lots" else None
+        for rows in result.partitions(chunk):
+            yield rows if extend is None else [extend(row) for row in rows]
