@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from loyalty import migrate
 from loyalty import services as core
 from loyalty.db.database import DATABASE_URL_ENV, Database, make_engine
+from loyalty.db.dialect import is_sqlite
 from loyalty.domain.checks import require_aware, require_program_code
 from loyalty.domain.clock import Clock
 from loyalty.domain.money import require_currency
@@ -51,7 +52,8 @@ from loyalty.services.results import (
     TransferResult,
 )
 from loyalty.services.transfers import transfer_points
-from loyalty.stripe.sync import DEFAULT_TOLERANCE, StripeWebhook, apply_parked_for
+from loyalty.stripe.onboarding import enrol_applying_parked, link_applying_parked
+from loyalty.stripe.sync import DEFAULT_TOLERANCE, StripeWebhook
 
 __all__ = ["Jifen"]
 
@@ -188,15 +190,13 @@ class Jifen:
         Enrolment is idempotent by ``member`` already, so it takes no idempotency key; the same
         id with other details raises :class:`~loyalty.errors.AlreadyExists`.
         """
-        info = core.enrol_member(
+        return enrol_applying_parked(
             self._db,
             program=self._program,
             external_id=member,
             email=email,
             stripe_customer_id=stripe_customer_id,
-        )
-        apply_parked_for(self._db, info)
-        return info
+        ).member
 
     def get_member(self, *, member: str) -> MemberInfo:
         """A member's identity (email, Stripe customer, status), or ``MemberNotFound``."""
@@ -208,14 +208,12 @@ class Jifen:
         Stripe purchases that were parked for this customer (or for this member's id in the
         payment's metadata) are applied now.
         """
-        info = core.link_stripe_customer(
+        return link_applying_parked(
             self._db,
             program=self._program,
             external_id=member,
             stripe_customer_id=stripe_customer_id,
-        )
-        apply_parked_for(self._db, info)
-        return info
+        ).member
 
     # --- earning ----------------------------------------------------------------------------
 
@@ -566,7 +564,7 @@ def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
             raise ConfigurationError(
                 f"engine must be a SQLAlchemy Engine, got {type(engine).__name__}"
             )
-        if engine.dialect.name != "sqlite":
+        if not is_sqlite(engine):
             return engine, False
         database = engine.url.database
         if not database or database == ":memory:":
@@ -584,7 +582,7 @@ def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
     created = make_engine(found)
     database = created.url.database
     if (
-        created.dialect.name == "sqlite"
+        is_sqlite(created)
         and database
         and database != ":memory:"
         and not database.startswith("file:")

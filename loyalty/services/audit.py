@@ -7,7 +7,8 @@ sign-ins), never another program's.
 
 The rule-changing wrappers here (:func:`publish_rules_audited`,
 :func:`update_program_audited`) are what the admin console calls: the program service makes
-the change and the entry records the values in force before and the values after.
+the change and the entry records the values in force before and the values after, all in one
+unit of work (the change and its entry commit together or not at all).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from loyalty.services.programs import (
     update_program,
 )
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
-from loyalty.services.uow import Target
+from loyalty.services.uow import Target, UnitOfWork, run_in
 
 MAX_PAGE = 500
 
@@ -102,7 +103,7 @@ def audit(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
 ) -> int:
-    """Record one entry in a transaction of its own (for changes outside the ledger)."""
+    """Record one entry in ``db``'s unit of work (or in one of its own)."""
     with db.write() as conn:
         program_id = None if program is None else int(program_row(conn, program).id)
         return record_audit(
@@ -206,9 +207,19 @@ def publish_rules_audited(
     version (``after``), each with their version and effective-from time.
     """
     actor = require_text("actor", actor, max_length=120)
-    current_version, current = rules_in_force(db, program=program)
+    return run_in(db, lambda uow: _publish_audited(uow, program, rules, actor, effective_from))
+
+
+def _publish_audited(
+    uow: UnitOfWork,
+    program: str,
+    rules: RuleSet | Mapping[str, Any],
+    actor: str,
+    effective_from: dt.datetime | None,
+) -> RuleVersionInfo:
+    current_version, current = rules_in_force(uow, program=program)
     published = publish_rules(
-        db, program=program, rules=rules, effective_from=effective_from, created_by=actor
+        uow, program=program, rules=rules, effective_from=effective_from, created_by=actor
     )
     before = {"version": current_version, **current.to_dict()}
     after = {
@@ -220,7 +231,7 @@ def publish_rules_audited(
     old["version"], new["version"] = current_version, published.version
     new["effective_from"] = published.effective_from_at.isoformat()
     audit(
-        db,
+        uow,
         actor=actor,
         action="rules.publish",
         target=f"program {program} rules v{published.version}",
@@ -235,14 +246,20 @@ def update_program_audited(db: Target, *, program: str, actor: str, **settings: 
     """Change program settings (see :func:`~loyalty.services.update_program`) and audit the
     values that changed."""
     actor = require_text("actor", actor, max_length=120)
-    before = get_program(db, program)
-    after = update_program(db, program=program, **settings)
+    return run_in(db, lambda uow: _update_audited(uow, program, actor, settings))
+
+
+def _update_audited(
+    uow: UnitOfWork, program: str, actor: str, settings: Mapping[str, Any]
+) -> ProgramInfo:
+    before = get_program(uow, program)
+    after = update_program(uow, program=program, **settings)
     old, new = _changed(
         {k: getattr(before, k) for k in SETTINGS}, {k: getattr(after, k) for k in SETTINGS}
     )
     if old or new:
         audit(
-            db,
+            uow,
             actor=actor,
             action="program.update",
             target=f"program {program} settings",

@@ -6,11 +6,11 @@ notification per member and local due date, ever. The unique ``(member_id, kind,
 with ``ON CONFLICT DO NOTHING`` makes a second run, a concurrent run or a new lot due the same
 day add nothing. The points due come from the forecast (:func:`points_due`).
 
-Delivery: after each batch commits, every new reminder goes to the callbacks registered with
-:func:`on_reminder`. When they all succeed the notification is ``delivered``; when one raises
-it stays ``pending`` with ``attempts`` and ``last_error`` (the other callbacks are still
-called). A channel that delivers later reads :func:`pending_notifications` and answers with
-:func:`mark_delivered` or :func:`mark_failed`.
+Delivery: each batch is a unit of work; once it commits (an after-commit hook), every new
+reminder goes to the callbacks registered with :func:`on_reminder`. When they all succeed the
+notification is ``delivered``; when one raises it stays ``pending`` with ``attempts`` and
+``last_error`` (the other callbacks are still called). A channel that delivers later reads
+:func:`pending_notifications` and answers with :func:`mark_delivered` or :func:`mark_failed`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Row, select, update
 
 from loyalty.db.database import Database
+from loyalty.db.dialect import insert_ignoring
 from loyalty.db.tables import notifications, programs
 from loyalty.domain.checks import require_int, scrub_text
 from loyalty.errors import InvalidInput
 from loyalty.services.forecast import DuePoints, points_due
 from loyalty.services.ledger import program_row
 from loyalty.services.results import Reminder, ReminderResult
+from loyalty.services.uow import Target, database_of, unit_of_work
 
 KIND = "points_expiring"
 BATCH = 1000
@@ -36,27 +37,24 @@ MAX_DAYS = 366
 MAX_PAGE = 1000
 ReminderCallback = Callable[[Reminder], object]
 
-_INSERT_NOTIFICATIONS = {
-    name: dialect.insert(notifications)
-    .on_conflict_do_nothing(index_elements=["member_id", "kind", "due_on"])
-    .returning(notifications.c.id, notifications.c.member_id, notifications.c.due_on)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_INSERT_NOTIFICATIONS = insert_ignoring(
+    notifications,
+    conflict=["member_id", "kind", "due_on"],
+    returning=[notifications.c.id, notifications.c.member_id, notifications.c.due_on],
+)
 
 
-def on_reminder(db: Database, callback: ReminderCallback) -> ReminderCallback:
+class ReminderCallbacks:
+    """The callbacks registered with :func:`on_reminder` on one database."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[ReminderCallback] = []
+
+
+def on_reminder(db: Target, callback: ReminderCallback) -> ReminderCallback:
     """Have ``callback`` called with every new reminder, after its transaction commits."""
-    _callbacks(db).append(callback)
+    database_of(db).cache(ReminderCallbacks).callbacks.append(callback)
     return callback
-
-
-def _callbacks(db: Database) -> list[ReminderCallback]:
-    """The reminder callbacks that live with a database handle."""
-    found: list[ReminderCallback] | None = getattr(db, "_jifen_reminder_callbacks", None)
-    if found is None:
-        found = []
-        db._jifen_reminder_callbacks = found  # type: ignore[attr-defined]
-    return found
 
 
 def send_reminders(
@@ -89,10 +87,19 @@ def _remind(db: Database, prog: Row[Any], days: int, now: dt.datetime) -> Remind
     result = ReminderResult(created=0, already_sent=0)
     for start in range(0, len(due), BATCH):
         batch = due[start : start + BATCH]
-        new = _insert(db, prog.code, prog.id, batch, now)
-        errors = _deliver(db, new)
-        result = _plus(result, ReminderResult(len(new), len(batch) - len(new), errors))
+        result = _plus(result, _remind_batch(db, prog, batch, now))
     return result
+
+
+def _remind_batch(
+    db: Database, prog: Row[Any], batch: Sequence[DuePoints], now: dt.datetime
+) -> ReminderResult:
+    """One batch in a unit of work; its new reminders go to the callbacks after it commits."""
+    errors: list[int] = []
+    with unit_of_work(db) as uow:
+        new = _insert(uow.connection, prog.code, prog.id, batch, now)
+        uow.after_commit(lambda: errors.append(_deliver(db, new)))
+    return ReminderResult(len(new), len(batch) - len(new), sum(errors))
 
 
 def _plus(a: ReminderResult, b: ReminderResult) -> ReminderResult:
@@ -104,12 +111,11 @@ def _plus(a: ReminderResult, b: ReminderResult) -> ReminderResult:
 
 
 def _insert(
-    db: Database, program: str, program_id: int, due: Sequence[DuePoints], now: dt.datetime
+    conn: Connection, program: str, program_id: int, due: Sequence[DuePoints], now: dt.datetime
 ) -> list[Reminder]:
     """Insert one batch's notifications; the reminders of those that were not there yet."""
     values = [_values(program, program_id, d, now) for d in due]
-    with db.write() as conn:
-        rows = conn.execute(_INSERT_NOTIFICATIONS[conn.dialect.name], values).all()
+    rows = conn.execute(_INSERT_NOTIFICATIONS.on(conn), values).all()
     ids = {(r.member_id, r.due_on): r.id for r in rows}
     return [_reminder(ids[key], v) for v in values if (key := (v["member_id"], v["due_on"])) in ids]
 
@@ -158,7 +164,7 @@ def _reminder(notification_id: int, row: Mapping[Any, Any]) -> Reminder:
 
 def _deliver(db: Database, reminders: Sequence[Reminder]) -> int:
     """Hand reminders to every callback; returns how many calls raised."""
-    callbacks = _callbacks(db)
+    callbacks = db.cache(ReminderCallbacks).callbacks
     if not callbacks or not reminders:
         return 0
     errors = 0
