@@ -1,6 +1,7 @@
 """The console's application factory: :func:`create_app`.
 
-Configuration (a mapping passed to :func:`create_app`; environment variables fill the gaps):
+Configuration (a mapping passed to :func:`create_app`; the ``JIFEN_*`` environment, read by
+:func:`loyalty.config.load_settings`, fills the gaps):
 
 ===========================  ==============================================================
 ``JIFEN_DATABASE``           a :class:`~loyalty.db.Database` to use (tests), or else
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import secrets
 import warnings
 from collections.abc import Mapping
@@ -50,19 +50,11 @@ from admin.auth import has_role, init_auth
 from admin.context import EXTENSION, Console
 from admin.formatting import init_filters
 from admin.throttle import init_throttle
+from loyalty.config import DEFAULT_MAX_BODY_BYTES, Settings, load_settings
 from loyalty.db.database import Database
 from loyalty.errors import ConfigurationError, LoyaltyError
 from loyalty.services.approvals import DEFAULT_THRESHOLD
 
-ENV_DEFAULTS = {
-    "JIFEN_DATABASE_URL": "JIFEN_DATABASE_URL",
-    "JIFEN_PROGRAM": "JIFEN_PROGRAM",
-    "JIFEN_REDIS_URL": "JIFEN_REDIS_URL",
-    "SECRET_KEY": "JIFEN_SECRET_KEY",
-    "STRIPE_WEBHOOK_SECRET": "JIFEN_STRIPE_WEBHOOK_SECRET",
-    "JIFEN_MAX_BODY_BYTES": "JIFEN_MAX_BODY_BYTES",
-}
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 MIN_SECRET_CHARS = 32
 MIN_SECRET_BITS = 96  # length x log2(distinct characters): refuses "abab..." and "aaaa..."
 # No 'unsafe-inline': every script and style is a file under a static folder (no inline
@@ -91,9 +83,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=False,
     )
     given = dict(config or {})
-    for key, env in ENV_DEFAULTS.items():
-        if key not in given and os.environ.get(env):
-            app.config[key] = os.environ[env]
+    for key, value in _from_settings(load_settings()).items():
+        if key not in given and value:
+            app.config[key] = value
     app.config.update(given)
     app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
     app.config["MAX_CONTENT_LENGTH"] = _body_limit(app.config["JIFEN_MAX_BODY_BYTES"])
@@ -130,6 +122,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return redirect(url_for("admin.index"))
 
     return app
+
+
+def _from_settings(settings: Settings) -> dict[str, str | None]:
+    """The app config keys that the ``JIFEN_*`` environment may fill."""
+    return {
+        "JIFEN_DATABASE_URL": settings.database_url,
+        "JIFEN_PROGRAM": settings.program,
+        "JIFEN_REDIS_URL": settings.redis_url,
+        "SECRET_KEY": settings.secret_key,
+        "STRIPE_WEBHOOK_SECRET": settings.stripe_webhook_secret,
+        "JIFEN_MAX_BODY_BYTES": settings.max_body_bytes,
+    }
 
 
 def _init_body_limit(app: Flask) -> None:
