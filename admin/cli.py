@@ -1,5 +1,8 @@
 """Console commands: ``users`` (accounts and roles) and ``console`` (serve the admin console).
 
+They join the ``jifen`` group through the ``jifen.commands`` entry points declared in
+``pyproject.toml`` (``users`` and ``console``), so the core never imports the console.
+
 ``jifen console --demo`` builds a fresh SQLite demo database (a program, members and 60
 days of orders), creates one demo login per role, prints the address and the logins, and
 serves the console without Redis. Run on its own: ``python -m admin.cli --help``.
@@ -7,19 +10,17 @@ serves the console without Redis. Run on its own: ``python -m admin.cli --help``
 
 from __future__ import annotations
 
-import datetime as dt
-import random
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from loyalty import migrate
-from loyalty.cli import friendly_errors, url_option
+from loyalty.cli.demo import make_demo_database
+from loyalty.cli.options import friendly_errors, require_program, url_option
 from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.db.errors import open_checked, require_writable_dir
-from loyalty.domain.clock import FixedClock
+from loyalty.services.demo import DEMO_PROGRAM
 
 console_out = Console()
 
@@ -29,7 +30,6 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("operations", "operations-demo", "operations"),
     ("admin", "admin-demo", "admin"),
 )
-DEMO_PROGRAM = "demo"
 
 
 def _roles() -> click.Choice[str]:
@@ -116,19 +116,8 @@ def users_disable(database_url: str | None, username: str) -> None:
 def build_demo(path: Path, *, members: int = 25, orders: int = 400) -> str:
     """A fresh SQLite demo database at ``path`` with the demo logins; its URL."""
     from admin.users import create_user
-    from loyalty.cli import _fill_demo
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{path.resolve()}"
-    migrate.upgrade(url)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    clock = FixedClock(now - dt.timedelta(days=60))
-    database = Database.from_url(url, clock=clock)
-    try:
-        _fill_demo(database, clock, now, members, orders, random.Random(7))
-    finally:
-        database.dispose()
+    url = make_demo_database(path, member_count=members, order_count=orders)
     database = Database.from_url(url)
     try:
         for username, password, role in DEMO_USERS:
@@ -207,12 +196,10 @@ def console(
 
 def _check_console_database(database_url: str | None, program: str | None) -> None:
     """Fail before serving when the database is unusable or the program unknown."""
-    from loyalty.cli import _require_program
-
     database = open_checked(database_url_from_env(database_url))
     try:
         if program is not None:
-            _require_program(database, program)
+            require_program(database, program)
     finally:
         database.dispose()
 

@@ -14,9 +14,8 @@ from admin.charts import Series, bar_chart
 from admin.views.base import ConsoleView, expose, flash_error, number_arg
 from loyalty import jobs
 from loyalty.errors import InvalidInput, LoyaltyError
+from loyalty.jobs.specs import console_jobs
 from loyalty.services import audit, forecast
-
-RUNNABLE = ("expire", "mature", "hold_timeouts", "remind", "clear")
 
 
 class JobsView(ConsoleView):
@@ -53,7 +52,7 @@ class JobsView(ConsoleView):
             program=program,
             specs=[jobs.JOBS[n] for n in jobs.JOB_NAMES],
             by_job=by_job,
-            runnable=RUNNABLE,
+            runnable=console_jobs(),
             can_run=has_role(*OPERATIONS),
             queued=self.console.redis_url is not None,
             forecast=ahead,
@@ -68,13 +67,15 @@ class JobsView(ConsoleView):
         name = request.form.get("job", "")
         program = self.program()
         db = self.console.db
-        params: dict[str, Any] = {"program": program.code} if name == "remind" else {}
         try:
-            if name not in RUNNABLE:
-                jobs.job_spec(name)  # the error names the known jobs
+            spec = jobs.job_spec(name)  # the error names the known jobs
+            if not spec.console:
                 raise InvalidInput(f"job {name!r} cannot be run from the console")
+            params: dict[str, Any] = {}
+            if "program" in spec.param_names:  # it runs for the console's program
+                params["program"] = program.code
             if self.console.redis_url:
-                from loyalty.queue import enqueue
+                from loyalty.jobs.rq import enqueue
 
                 queued = enqueue(
                     name, params=params, redis_url=self.console.redis_url, trigger="console"

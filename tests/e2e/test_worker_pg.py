@@ -24,10 +24,11 @@ import pytest
 from redis import Redis
 from rq.job import Job
 
-from loyalty import jobs, queue
+from loyalty import jobs
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.jobs import rq as queue
 from tests.integration.helpers import earn, enrol, make_program, scalar
 from tests.integration.test_sweeps_at_scale_pg import seed_due_lots
 

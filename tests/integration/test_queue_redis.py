@@ -13,11 +13,12 @@ from rq.cron import CronScheduler
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from loyalty import jobs, queue
+from loyalty import jobs
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError, InvalidInput
+from loyalty.jobs import rq as queue
 
 SLOT = dt.datetime(2026, 11, 21, 10, 17, 30, tzinfo=dt.UTC)
 
@@ -79,7 +80,7 @@ def test_deterministic_ids_make_a_duplicate_enqueue_do_nothing(redis: Redis) -> 
     assert job.func_name == "loyalty.jobs.expire_job"
     assert job.kwargs == {"trigger": "queue"}
     assert job.failure_ttl == 7 * 24 * 3600 and job.result_ttl == 24 * 3600
-    assert job.timeout == queue.POLICIES["expire"].job_timeout
+    assert job.timeout == jobs.job_spec("expire").policy.job_timeout
     with pytest.raises(InvalidInput, match="takes batch_size"):
         queue.enqueue("expire", params={"days": 1}, connection=redis)
     with pytest.raises(InvalidInput, match="letters, digits"):
@@ -175,8 +176,8 @@ def test_rq_cron_loads_the_schedule_from_the_cron_config_module(
     make_program(db, "east", timezone="Asia/Shanghai", clearing_policy="all")
     make_program(db, "north", timezone="Europe/Berlin")  # no clearing
     monkeypatch.setenv("JIFEN_DATABASE_URL", database_url)
-    scheduler = CronScheduler(connection=redis)  # what `rq cron loyalty.cron_config` does
-    scheduler.load_config_from_file("loyalty.cron_config")
+    scheduler = CronScheduler(connection=redis)  # what `rq cron loyalty.jobs.cron_config` does
+    scheduler.load_config_from_file("loyalty.jobs.cron_config")
     registered = {j.name: j for j in scheduler.get_jobs()}
     assert {name: j.cron for name, j in registered.items()} == {
         "jifen-hold_timeouts": "* * * * *",

@@ -8,8 +8,8 @@ import pytest
 from croniter import croniter
 
 from loyalty import jobs
-from loyalty.queue import FAILURE_TTL, QUEUE_NAME, cron_options
-from loyalty.schedule import ProgramClearing, build_schedule, clearing_entry
+from loyalty.jobs.rq import FAILURE_TTL, QUEUE_NAME, cron_options
+from loyalty.jobs.schedule import ProgramClearing, build_schedule, clearing_entry
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 

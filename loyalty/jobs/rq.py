@@ -2,8 +2,10 @@
 
 This module owns everything that knows about Redis and RQ: the connection (from an argument
 or ``$JIFEN_REDIS_URL``; none means *no Redis: run inline*, see :func:`submit`), the queue
-(``jifen``), the job ids, the timeouts and retention, the worker and the cron entries.
-The jobs themselves live in :mod:`loyalty.jobs`.
+(``jifen``), the job ids, the timeouts and retention, the worker and the cron entries (what
+an entry point does inside a worker is :mod:`loyalty.jobs.worker`). Each job's slot, time-out and
+retries are its :class:`~loyalty.jobs.specs.RetryPolicy`; its entry point is
+``loyalty.jobs.<name>_job`` (:attr:`~loyalty.jobs.specs.JobSpec.entry_point`).
 
 **Job ids** are deterministic: ``jifen-<job>-<slot>``, the slot being the UTC hour for
 ``expire``, ``mature`` and ``clear`` (``jifen-expire-2026-11-21T10``), the minute for
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,46 +46,28 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
+from rq.utils import import_attribute
 from rq.worker import BaseWorker
 
+from loyalty.config import REDIS_URL_ENV, load_settings
 from loyalty.db.database import Database
 from loyalty.domain.checks import require_aware, require_int
 from loyalty.domain.clock import SystemClock
 from loyalty.errors import ConfigurationError, InvalidInput
-from loyalty.jobs import ENTRY_POINTS, JobRunInfo, check_params, job_spec, run_job
-from loyalty.schedule import ScheduledJob
+from loyalty.jobs.runs import JobRunInfo, run_job
+from loyalty.jobs.schedule import ScheduledJob
+from loyalty.jobs.specs import HOUR, JobSpec, check_params, job_spec
 
 QUEUE_NAME = "jifen"
-REDIS_URL_ENV = "JIFEN_REDIS_URL"
-HOUR = 3600
 DAY = 24 * HOUR
 RESULT_TTL = DAY  # a finished job (and its result) is kept a day
 FAILURE_TTL = 7 * DAY  # a failed job keeps its traceback for a week
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")  # what RQ accepts
 
 
-@dataclass(frozen=True)
-class JobPolicy:
-    """How a job runs on RQ: its id's slot (``strftime`` in UTC), timeout and retries."""
-
-    slot: str
-    job_timeout: int
-    retry_intervals: tuple[int, ...] = (60, 300)
-
-
-POLICIES: dict[str, JobPolicy] = {
-    "expire": JobPolicy("%Y-%m-%dT%H", HOUR),
-    "mature": JobPolicy("%Y-%m-%dT%H", HOUR),
-    "hold_timeouts": JobPolicy("%Y-%m-%dT%H%M", 10 * 60, ()),  # the next minute is the retry
-    "remind": JobPolicy("%Y-%m-%d", HOUR),
-    "clear": JobPolicy("%Y-%m-%dT%H", 4 * HOUR),
-    "clear_year": JobPolicy("%Y-%m-%dT%H", 4 * HOUR),
-}
-
-
 def redis_url_from_env(url: str | None = None) -> str | None:
     """``url`` if given, else ``$JIFEN_REDIS_URL``; None means no Redis (run jobs inline)."""
-    return url or os.environ.get(REDIS_URL_ENV) or None
+    return url or load_settings().redis_url
 
 
 def require_redis_url(url: str | None = None) -> str:
@@ -131,7 +114,7 @@ def _id_part(text: str) -> str:
 
 def default_job_id(name: str, params: Mapping[str, Any], at: dt.datetime) -> str:
     """The deterministic id of job ``name`` with ``params`` in the slot that contains ``at``."""
-    slot = require_aware("at", at).strftime(POLICIES[job_spec(name).name].slot)
+    slot = require_aware("at", at).strftime(job_spec(name).policy.slot)
     if name == "clear_year":
         program = _id_part(str(params.get("program")))
         year = params.get("year")
@@ -187,7 +170,7 @@ def enqueue(
     """
     spec = job_spec(name)
     params = check_params(spec.name, params or {})
-    policy = POLICIES[spec.name]
+    policy = spec.policy
     when = at or SystemClock().now()
     job_id = job_id or default_job_id(spec.name, params, when)
     if not JOB_ID_PATTERN.fullmatch(job_id):
@@ -206,7 +189,7 @@ def enqueue(
     queue = job_queue(conn)
     try:
         queue.enqueue_call(
-            ENTRY_POINTS[spec.name],
+            entry_point(spec),
             kwargs=kwargs,
             job_id=job_id,
             unique=True,
@@ -250,6 +233,12 @@ def submit(
     return run_job(database, name, trigger=trigger, job_id=job_id, **dict(params or {}))
 
 
+def entry_point(spec: JobSpec) -> Callable[..., dict[str, Any]]:
+    """The job's RQ entry point (``loyalty.jobs.<name>_job``)."""
+    found: Callable[..., dict[str, Any]] = import_attribute(spec.entry_point)
+    return found
+
+
 def make_worker(connection: Redis, *, simple: bool = False) -> BaseWorker:
     """A worker on Jifen's queue: forking (a work horse per job), or in-process if ``simple``."""
     worker_class: type[BaseWorker] = SimpleWorker if simple else Worker
@@ -258,13 +247,13 @@ def make_worker(connection: Redis, *, simple: bool = False) -> BaseWorker:
 
 def cron_options(entry: ScheduledJob) -> dict[str, Any]:
     """The keyword arguments of rq's ``cron.register`` / ``CronScheduler.register`` for it."""
-    policy = POLICIES[entry.job]
+    spec = job_spec(entry.job)
     return {
-        "func": ENTRY_POINTS[entry.job],
+        "func": entry_point(spec),
         "queue_name": QUEUE_NAME,
         "kwargs": {**entry.params, "trigger": "cron"},
         "cron": entry.cron,
-        "job_timeout": policy.job_timeout,
+        "job_timeout": spec.policy.job_timeout,
         "result_ttl": RESULT_TTL,
         "failure_ttl": FAILURE_TTL,
         "name": entry.name,

@@ -2,18 +2,10 @@
 
 :func:`build_schedule` is pure: given the programs' clearing settings and the time now, it
 returns one :class:`ScheduledJob` per cron entry, each with a cron string in **UTC** (rq
-evaluates cron strings in UTC) and its next run:
-
-==============  ================  ===================================================
-job             cron (UTC)        why
-==============  ================  ===================================================
-hold_timeouts   ``* * * * *``     holds time out after minutes; release them promptly
-mature          ``0 * * * *``     pending points become available within the hour
-expire          ``5 * * * *``     after maturation, so the two sweeps rarely meet
-clear           ``15 * * * *``    safety net: every year-end clearing that is due
-remind          ``0 1 * * *``     daily (09:00 in Asia/Shanghai)
-clear_year      per program       the program's own year-end moment, in its time zone
-==============  ================  ===================================================
+evaluates cron strings in UTC) and its next run. The fixed entries are each job's
+:attr:`~loyalty.jobs.specs.JobSpec.cron` (hold time-outs every minute, maturation, expiry
+and the clearing safety net hourly, reminders daily), most frequent first; ``clear_year``
+gets one entry per program, at the program's own year-end moment in its time zone.
 
 A program's year-end moment (the end of ``clearing_month``/``clearing_day`` in its time zone,
 :func:`loyalty.domain.calendar.clearing_moment`) is a UTC cron string computed for the
@@ -40,6 +32,7 @@ from sqlalchemy import select
 from loyalty.db.database import Database
 from loyalty.db.tables import programs
 from loyalty.domain.calendar import clearing_moment, last_clearing_year
+from loyalty.jobs.specs import JOBS, Cron
 
 MINUTE = dt.timedelta(minutes=1)
 
@@ -73,49 +66,46 @@ class ScheduledJob:
     timezone: str | None = None
 
 
-@dataclass(frozen=True)
-class _Fixed:
-    job: str
-    minute: int | None  # None: every minute
-    hour: int | None  # None: every hour
-    description: str
+def fixed_crons() -> list[tuple[str, Cron]]:
+    """Every job on a fixed schedule with its cron: every minute, then hourly, then daily, each
+    by time of day."""
+    found = [(spec.name, spec.cron) for spec in JOBS.values() if spec.cron is not None]
+    return sorted(found, key=lambda item: _frequency(item[1]))
 
 
-FIXED = (
-    _Fixed("hold_timeouts", None, None, "every minute: release timed-out holds"),
-    _Fixed("mature", 0, None, "hourly: pending points become available"),
-    _Fixed("expire", 5, None, "hourly: rolling expiry"),
-    _Fixed("clear", 15, None, "hourly: every year-end clearing that is due (safety net)"),
-    _Fixed("remind", 0, 1, "daily: points-expiring reminders"),
-)
+def _frequency(cron: Cron) -> tuple[int, int, int]:
+    """Sorts every-minute entries first, then hourly, then daily, each by time of day."""
+    rank = 0 if cron.minute is None else 1 if cron.hour is None else 2
+    return rank, cron.hour or 0, cron.minute or 0
 
 
 def build_schedule(programs: Iterable[ProgramClearing], now: dt.datetime) -> list[ScheduledJob]:
     """Every cron entry for these programs: the fixed jobs, then one clearing per program."""
-    entries = [_fixed(f, now) for f in FIXED]
+    entries = [_fixed(job, cron, now) for job, cron in fixed_crons()]
     for p in sorted(programs, key=lambda p: p.code):
         if p.clearing_policy != "none":
             entries.append(clearing_entry(p, now))
     return entries
 
 
-def _fixed(f: _Fixed, now: dt.datetime) -> ScheduledJob:
-    minute = "*" if f.minute is None else str(f.minute)
-    hour = "*" if f.hour is None else str(f.hour)
+def _fixed(job: str, cron: Cron, now: dt.datetime) -> ScheduledJob:
+    minute = "*" if cron.minute is None else str(cron.minute)
+    hour = "*" if cron.hour is None else str(cron.hour)
     start = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
-    if f.minute is None:
+    if cron.minute is None:
         following = start + MINUTE
     else:
-        step = dt.timedelta(hours=1) if f.hour is None else dt.timedelta(days=1)
-        following = start.replace(minute=f.minute, hour=start.hour if f.hour is None else f.hour)
+        step = dt.timedelta(hours=1) if cron.hour is None else dt.timedelta(days=1)
+        at_hour = start.hour if cron.hour is None else cron.hour
+        following = start.replace(minute=cron.minute, hour=at_hour)
         while following <= now:
             following += step
     return ScheduledJob(
-        name=f"jifen-{f.job}",
-        job=f.job,
+        name=f"jifen-{job}",
+        job=job,
         cron=f"{minute} {hour} * * *",
         next_run_at=following,
-        description=f.description,
+        description=cron.description,
     )
 
 

@@ -1,0 +1,145 @@
+"""The demo data set: a program, members and weeks of orders, made through the services only.
+
+:func:`fill_demo` is what ``jifen demo`` and ``jifen console --demo`` put in a fresh
+database: the ``demo`` program (CNY, Asia/Shanghai, category ratios, actions, caps, pending
+days and rolling expiry), ``member_count`` members and ``order_count`` orders spread evenly
+from the database clock's time up to ``now``, some paid partly with points (held, then
+captured or released), some with a daily sign-in. The sweeps run every 20 orders, as the
+scheduled jobs would. The same seed gives the same data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+from typing import Any
+
+from loyalty import services as svc
+from loyalty.db.database import Database
+from loyalty.domain.clock import FixedClock
+
+DEMO_PROGRAM = "demo"
+DEMO_CURRENCY = "CNY"
+DEMO_RULES: dict[str, Any] = {
+    "base_ratio": "1",
+    "category_ratios": {"grocery": "0.5", "electronics": "2"},
+    "sku_ratios": {"GIFT-CARD": "0"},
+    "actions": {
+        "sign_in": {"points": 5, "limit": 1, "period": "day"},
+        "review": {"points": 20, "limit": 3, "period": "month"},
+    },
+    "caps": {"member_daily": 3000, "member_monthly": 20000, "program_daily": 200000},
+    "pending_days": 7,
+    "expiry": {"months": 3, "days": 0, "month_end": True},
+}
+DEMO_CATEGORIES = ("grocery", "electronics", "apparel", "home")
+SWEEP_EVERY = 20  # orders between two runs of the sweeps
+
+DemoProgress = Callable[[str, int, int], None]
+"""Told ``(stage, done, total)`` as the demo fills: ``enrolling members``, ``recording orders``."""
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """The default progress hook: nothing shown."""
+
+
+def fill_demo(
+    database: Database,
+    clock: FixedClock,
+    now: dt.datetime,
+    member_count: int,
+    order_count: int,
+    rng: random.Random,
+    on_progress: DemoProgress = _no_progress,
+) -> None:
+    """Create the demo program, its members and their orders up to ``now`` in ``database``.
+
+    ``clock`` is the database's clock, set to where the orders start; it ends at ``now``.
+    """
+    svc.create_program(
+        database,
+        code=DEMO_PROGRAM,
+        name="Jifen Demo Store",
+        currency=DEMO_CURRENCY,
+        timezone="Asia/Shanghai",
+        redeem_max_share_bp=3000,
+        rules=DEMO_RULES,
+    )
+    members = [f"member-{i:04d}" for i in range(1, member_count + 1)]
+    _enrol(database, members, on_progress)
+    step = (now - clock.now()) / (order_count + 1)
+    for n in range(1, order_count + 1):
+        clock.advance(step)
+        _demo_order(database, rng, rng.choice(members), f"order-{n:06d}")
+        if n % SWEEP_EVERY == 0:  # what the scheduled jobs do in production
+            _sweep(database)
+        on_progress("recording orders", n, order_count)
+    clock.set(now)
+    _sweep(database)
+
+
+def _enrol(database: Database, members: list[str], on_progress: DemoProgress) -> None:
+    for i, member in enumerate(members, 1):
+        svc.enrol_member(
+            database, program=DEMO_PROGRAM, external_id=member, email=f"{member}@example.com"
+        )
+        on_progress("enrolling members", i, len(members))
+
+
+def _sweep(database: Database) -> None:
+    svc.mature_pending(database)
+    svc.expire_holds(database)
+
+
+def _demo_order(database: Database, rng: random.Random, member: str, order_id: str) -> None:
+    lines: list[dict[str, Any]] = [
+        {"amount_minor": rng.randrange(500, 60_000), "category": rng.choice(DEMO_CATEGORIES)}
+        for _ in range(rng.randint(1, 3))
+    ]
+    total: int = sum(line["amount_minor"] for line in lines)
+    paid_with_points = _maybe_pay_with_points(database, rng, member, order_id, total)
+    svc.earn_purchase(
+        database,
+        program=DEMO_PROGRAM,
+        member=member,
+        order_id=order_id,
+        currency=DEMO_CURRENCY,
+        lines=lines,
+        paid_with_points_minor=paid_with_points,
+    )
+    if rng.random() < 0.4:
+        day = database.clock.now().date().isoformat()
+        svc.earn_action(
+            database, program=DEMO_PROGRAM, member=member, action="sign_in", reference=day
+        )
+
+
+def _maybe_pay_with_points(
+    database: Database, rng: random.Random, member: str, order_id: str, total: int
+) -> int:
+    """Sometimes hold the most points the order allows, then capture (mostly) or release
+    them; the discount paid with points (0 when none)."""
+    quote = svc.quote_redemption(
+        database,
+        program=DEMO_PROGRAM,
+        member=member,
+        order_total_minor=total,
+        currency=DEMO_CURRENCY,
+    )
+    if quote.max_points < 100 or rng.random() >= 0.3:
+        return 0
+    hold = svc.hold_points(
+        database,
+        program=DEMO_PROGRAM,
+        member=member,
+        order_id=order_id,
+        points=quote.max_points,
+        order_total_minor=total,
+        currency=DEMO_CURRENCY,
+    )
+    if rng.random() < 0.9:
+        svc.capture_hold(database, program=DEMO_PROGRAM, order_id=order_id)
+        return hold.discount_minor
+    svc.release_hold(database, program=DEMO_PROGRAM, order_id=order_id)
+    return 0
