@@ -47,7 +47,7 @@ from loyalty.services.adjustments import _require_points, adjust_points
 from loyalty.services.audit import record_audit
 from loyalty.services.ledger import program_row
 from loyalty.services.results import AdjustmentResult
-from loyalty.services.uow import Target
+from loyalty.services.uow import Target, UnitOfWork, run_in
 
 DEFAULT_THRESHOLD = 1000
 STATUSES = ("pending", "approving", "applied", "rejected", "failed")
@@ -153,57 +153,72 @@ def request_adjustment(
     reason = require_text("reason", reason, max_length=500, multiline=True)
     requested_by = require_text("requested_by", requested_by, max_length=120)
     require_int("threshold", threshold, minimum=0, maximum=MAX_POINTS)
-    now = db.clock.now()
-    with db.write() as conn:
-        prog = program_row(conn, program)
-        member_id = conn.execute(
-            select(members.c.id)
-            .where(members.c.program_id == prog.id, members.c.external_id == member)
-            .with_for_update()
-        ).scalar()
-        if member_id is None:
-            raise MemberNotFound(
-                f"no member {member!r} in program {program!r}", program=program, member=member
-            )
-        used = applied_today(
-            conn, prog.id, member_id, requested_by, now=now, timezone=prog.timezone
+    outcome = run_in(
+        db,
+        lambda uow: _request(uow, program, member, points, reason, requested_by, threshold),
+    )
+    return _raise_or_return(outcome)
+
+
+def _request(
+    uow: UnitOfWork,
+    program: str,
+    member: str,
+    points: int,
+    reason: str,
+    requested_by: str,
+    threshold: int,
+) -> _Outcome:
+    """Store the request (and its audit entry) and, when it is small enough, apply it."""
+    now = uow.clock.now()
+    conn = uow.connection
+    prog = program_row(conn, program)
+    member_id = conn.execute(
+        select(members.c.id)
+        .where(members.c.program_id == prog.id, members.c.external_id == member)
+        .with_for_update()
+    ).scalar()
+    if member_id is None:
+        raise MemberNotFound(
+            f"no member {member!r} in program {program!r}", program=program, member=member
         )
-        immediate = abs(points) + used <= threshold
-        request_id = int(
-            conn.execute(
-                adjustment_requests.insert()
-                .values(
-                    program_id=prog.id,
-                    member_id=member_id,
-                    points=points,
-                    reason=reason,
-                    status="approving" if immediate else "pending",
-                    requested_by=requested_by,
-                    requested_at=now,
-                    decided_by=requested_by if immediate else None,
-                    decided_at=now if immediate else None,
-                )
-                .returning(adjustment_requests.c.id)
-            ).scalar_one()
-        )
+    used = applied_today(conn, prog.id, member_id, requested_by, now=now, timezone=prog.timezone)
+    immediate = abs(points) + used <= threshold
+    request_id = int(
         conn.execute(
-            update(adjustment_requests)
-            .where(adjustment_requests.c.id == request_id)
-            .values(adjustment_id=f"console-{request_id}")
-        )
-        row = _load(conn, prog.id, request_id, lock=False)
-        record_audit(
-            conn,
-            actor=requested_by,
-            action="adjustment.request",
-            target=f"member {member} adjustment #{request_id}",
-            at=now,
-            program_id=prog.id,
-            after={**_audit_values(row), "threshold": threshold, "applied_today": used},
-        )
+            adjustment_requests.insert()
+            .values(
+                program_id=prog.id,
+                member_id=member_id,
+                points=points,
+                reason=reason,
+                status="approving" if immediate else "pending",
+                requested_by=requested_by,
+                requested_at=now,
+                decided_by=requested_by if immediate else None,
+                decided_at=now if immediate else None,
+            )
+            .returning(adjustment_requests.c.id)
+        ).scalar_one()
+    )
+    conn.execute(
+        update(adjustment_requests)
+        .where(adjustment_requests.c.id == request_id)
+        .values(adjustment_id=f"console-{request_id}")
+    )
+    row = _load(conn, prog.id, request_id, lock=False)
+    record_audit(
+        conn,
+        actor=requested_by,
+        action="adjustment.request",
+        target=f"member {member} adjustment #{request_id}",
+        at=now,
+        program_id=prog.id,
+        after={**_audit_values(row), "threshold": threshold, "applied_today": used},
+    )
     if not immediate:
-        return _info(program, row)
-    return _apply(db, program, request_id)
+        return _Outcome(_info(program, row), None)
+    return _apply(uow, program, request_id)
 
 
 def applied_today(
@@ -240,46 +255,52 @@ def approve_adjustment(
 ) -> AdjustmentRequestInfo:
     """Approve a pending request and apply it; the requester cannot (:class:`SelfApproval`).
 
-    Approving again after a failure in the middle (status ``approving``, same approver)
-    finishes the job without writing the points twice.
+    The approval, the ledger write and the outcome are one unit of work. A request left
+    ``approving`` (by a version that committed them apart) is finished by its approver
+    approving again, without writing the points twice.
     """
     program = require_program_code(program)
     require_int("request_id", request_id, minimum=1)
     approver = require_text("approver", approver, max_length=120)
-    now = db.clock.now()
-    with db.write() as conn:
-        prog = program_row(conn, program)
-        row = _load(conn, prog.id, request_id, lock=True)
-        resuming = row.status == "approving" and row.decided_by == approver
-        if not resuming:
-            if row.status != "pending":
-                raise AdjustmentRequestSettled(
-                    f"adjustment request {request_id} is already {row.status}",
-                    request_id=request_id,
-                    status=row.status,
-                )
-            if approver == row.requested_by:
-                raise SelfApproval(
-                    f"{approver} asked for adjustment request {request_id} and cannot approve "
-                    "it; another operations user must",
-                    request_id=request_id,
-                )
-            conn.execute(
-                update(adjustment_requests)
-                .where(adjustment_requests.c.id == request_id)
-                .values(status="approving", decided_by=approver, decided_at=now)
+    return _raise_or_return(run_in(db, lambda uow: _approve(uow, program, request_id, approver)))
+
+
+def _approve(uow: UnitOfWork, program: str, request_id: int, approver: str) -> _Outcome:
+    """Mark the request approved by ``approver`` (audited), then apply it."""
+    now = uow.clock.now()
+    conn = uow.connection
+    prog = program_row(conn, program)
+    row = _load(conn, prog.id, request_id, lock=True)
+    resuming = row.status == "approving" and row.decided_by == approver
+    if not resuming:
+        if row.status != "pending":
+            raise AdjustmentRequestSettled(
+                f"adjustment request {request_id} is already {row.status}",
+                request_id=request_id,
+                status=row.status,
             )
-            record_audit(
-                conn,
-                actor=approver,
-                action="adjustment.approve",
-                target=f"member {row.member} adjustment #{request_id}",
-                at=now,
-                program_id=prog.id,
-                before=_audit_values(row),
-                after={**_audit_values(row), "status": "approving", "decided_by": approver},
+        if approver == row.requested_by:
+            raise SelfApproval(
+                f"{approver} asked for adjustment request {request_id} and cannot approve "
+                "it; another operations user must",
+                request_id=request_id,
             )
-    return _apply(db, program, request_id)
+        conn.execute(
+            update(adjustment_requests)
+            .where(adjustment_requests.c.id == request_id)
+            .values(status="approving", decided_by=approver, decided_at=now)
+        )
+        record_audit(
+            conn,
+            actor=approver,
+            action="adjustment.approve",
+            target=f"member {row.member} adjustment #{request_id}",
+            at=now,
+            program_id=prog.id,
+            before=_audit_values(row),
+            after={**_audit_values(row), "status": "approving", "decided_by": approver},
+        )
+    return _apply(uow, program, request_id)
 
 
 def reject_adjustment(
@@ -329,16 +350,32 @@ def reject_adjustment(
         return _info(program, _load(conn, prog.id, request_id, lock=False))
 
 
-def _apply(db: Target, program: str, request_id: int) -> AdjustmentRequestInfo:
-    """Write an approved request to the ledger, then record how it went."""
-    with db.read() as conn:
-        prog = program_row(conn, program)
-        row = _load(conn, prog.id, request_id, lock=False)
+@dataclass(frozen=True)
+class _Outcome:
+    """A request as it stands once its unit of work ends, and the ledger's refusal if any
+    (raised only after the unit commits, so the ``failed`` status and its audit entry stay)."""
+
+    info: AdjustmentRequestInfo
+    failure: LoyaltyError | None
+
+
+def _raise_or_return(outcome: _Outcome) -> AdjustmentRequestInfo:
+    if outcome.failure is not None:
+        raise outcome.failure
+    return outcome.info
+
+
+def _apply(uow: UnitOfWork, program: str, request_id: int) -> _Outcome:
+    """Write an approved request to the ledger (a savepoint: a refusal writes nothing), then
+    record how it went, in the same unit of work."""
+    conn = uow.connection
+    prog = program_row(conn, program)
+    row = _load(conn, prog.id, request_id, lock=False)
     result: AdjustmentResult | None = None
     failure: LoyaltyError | None = None
     try:
         result = adjust_points(
-            db,
+            uow,
             program=program,
             member=row.member,
             points=int(row.points),
@@ -348,33 +385,28 @@ def _apply(db: Target, program: str, request_id: int) -> AdjustmentRequestInfo:
         )
     except LoyaltyError as exc:
         failure = exc
-    now = db.clock.now()
     status = "failed" if failure is not None else "applied"
-    with db.write() as conn:
-        conn.execute(
-            update(adjustment_requests)
-            .where(adjustment_requests.c.id == request_id)
-            .values(status=status, error=None if failure is None else failure.message)
-        )
-        after = {**_audit_values(row), "status": status}
-        if failure is not None:
-            after["error"] = failure.message
-        elif result is not None and result.expires_at is not None:
-            after["expires_at"] = result.expires_at.isoformat()
-        record_audit(
-            conn,
-            actor=row.decided_by or row.requested_by,
-            action=f"adjustment.{status}",
-            target=f"member {row.member} adjustment #{request_id}",
-            at=now,
-            program_id=prog.id,
-            before=_audit_values(row),
-            after=after,
-        )
-        info = _info(program, _load(conn, prog.id, request_id, lock=False))
+    conn.execute(
+        update(adjustment_requests)
+        .where(adjustment_requests.c.id == request_id)
+        .values(status=status, error=None if failure is None else failure.message)
+    )
+    after = {**_audit_values(row), "status": status}
     if failure is not None:
-        raise failure
-    return info
+        after["error"] = failure.message
+    elif result is not None and result.expires_at is not None:
+        after["expires_at"] = result.expires_at.isoformat()
+    record_audit(
+        conn,
+        actor=row.decided_by or row.requested_by,
+        action=f"adjustment.{status}",
+        target=f"member {row.member} adjustment #{request_id}",
+        at=uow.clock.now(),
+        program_id=prog.id,
+        before=_audit_values(row),
+        after=after,
+    )
+    return _Outcome(_info(program, _load(conn, prog.id, request_id, lock=False)), failure)
 
 
 def get_adjustment_request(db: Target, *, program: str, request_id: int) -> AdjustmentRequestInfo:

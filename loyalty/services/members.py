@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from loyalty.db.dialect import insert_ignoring
 from loyalty.db.tables import members
 from loyalty.domain.checks import (
     require_email,
@@ -68,7 +68,7 @@ def enrol_member(
                 "status": "active",
                 "created_at": db.clock.now(),
             }
-            if conn.execute(_INSERT_MEMBER[conn.dialect.name], values).first() is None:
+            if conn.execute(_INSERT_MEMBER.on(conn), values).first() is None:
                 row = _enrolled_meanwhile(conn, prog.id, external_id, stripe_customer_id)
         if row is not None:
             return _same_member(program, row, email, stripe_customer_id)
@@ -83,10 +83,7 @@ def enrol_member(
 
 # Any unique conflict (the external id, or the Stripe customer) inserts nothing; on
 # PostgreSQL it first waits for the transaction that holds the other row.
-_INSERT_MEMBER = {
-    name: dialect.insert(members).on_conflict_do_nothing().returning(members.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_INSERT_MEMBER = insert_ignoring(members, returning=[members.c.id])
 
 
 def _find_member(conn: Connection, program_id: int, external_id: str) -> Row[Any] | None:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from loyalty.db.dialect import insert_ignoring
 from loyalty.db.tables import programs, rule_versions
 from loyalty.domain.calendar import zone
 from loyalty.domain.checks import (
@@ -160,21 +160,14 @@ def create_program(
     with db.write() as conn:
         # one statement decides a race: the loser inserts nothing (on PostgreSQL after
         # waiting for the winner's commit) and gets AlreadyExists, the same on both backends
-        program_id = conn.execute(
-            _INSERT_PROGRAM[conn.dialect.name], {**values, "created_at": now}
-        ).scalar()
+        program_id = conn.execute(_INSERT_PROGRAM.on(conn), {**values, "created_at": now}).scalar()
         if program_id is None:
             raise AlreadyExists(f"a program with the code {code!r} already exists", program=code)
         _insert_version(conn, program_id, 1, now, rule_set, None, now)
         return program_info(program_row(conn, code))
 
 
-_INSERT_PROGRAM = {
-    name: dialect.insert(programs)
-    .on_conflict_do_nothing(index_elements=["code"])
-    .returning(programs.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_INSERT_PROGRAM = insert_ignoring(programs, conflict=["code"], returning=[programs.c.id])
 
 
 def update_program(db: Target, *, program: str, **settings: Any) -> ProgramInfo:
