@@ -24,7 +24,7 @@ opens its own transactions (the service's, one per batch) and may run twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from loyalty import services as svc
@@ -38,15 +38,8 @@ HOUR = 3600
 ENTRY_POINT_MODULE = "loyalty.jobs"  # RQ stores "<module>.<name>_job" with every job: never move
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a job's service call did, as a job run records it."""
-
-    items: int
-    points: int
-    batches: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
-
+Outcome = SweepResult
+"""What a job's service call did, as its run records it: items, points, batches, details."""
 
 JobFunction = Callable[..., Outcome]
 
