@@ -222,7 +222,7 @@ def _init_webhook(app: Flask, database: Database, csrf: CSRFProtect) -> None:
     if not secret:
         return
     from admin.webhooks import init_stripe_webhook
-    from loyalty.stripe.sync import StripeWebhook
+    from loyalty.stripe.webhook import StripeWebhook
 
     with app.app_context():
         program = app.extensions[EXTENSION].program().code

@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from loyalty.errors import InvalidInput
-from loyalty.stripe.sync import StripeWebhook
+from loyalty.stripe.webhook import StripeWebhook
 
 EXTENSION = "jifen_stripe_webhook"
 MAX_BODY_BYTES = 1024 * 1024  # Stripe's events are far smaller (well under 256 KB)

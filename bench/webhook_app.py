@@ -30,7 +30,7 @@ from admin.webhooks import init_stripe_webhook
 from bench.common import PROGRAM, conninfo
 from bench.earn_pg import raw_earn_in
 from loyalty.db import Database
-from loyalty.stripe.sync import StripeWebhook
+from loyalty.stripe.webhook import StripeWebhook
 
 URL = os.environ["JIFEN_BENCH_DB_URL"]
 SECRET = os.environ["JIFEN_BENCH_SECRET"]

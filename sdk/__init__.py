@@ -80,7 +80,8 @@ from loyalty.services.results import (
     ReversalResult,
     TransferResult,
 )
-from loyalty.stripe.sync import StripeWebhook, WebhookResult
+from loyalty.stripe.sync import WebhookResult
+from loyalty.stripe.webhook import StripeWebhook
 from sdk.client import Jifen
 
 __all__ = [

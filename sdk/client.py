@@ -53,7 +53,7 @@ from loyalty.services.results import (
 )
 from loyalty.services.transfers import transfer_points
 from loyalty.stripe.onboarding import enrol_applying_parked, link_applying_parked
-from loyalty.stripe.sync import DEFAULT_TOLERANCE, StripeWebhook
+from loyalty.stripe.webhook import DEFAULT_TOLERANCE, StripeWebhook
 
 __all__ = ["Jifen"]
 

@@ -1,20 +1,10 @@
-"""The Stripe webhook door: raw body, signature header and secret in; a result out.
+"""Applying Stripe events to the ledger: record each event once, then earn, refund, dispute.
 
-Framework-free, so any web framework can host it (``admin/webhooks.py`` does in Flask, and
-``examples/stripe_webhook.py`` shows a shop's own app)::
+What happens to a verified event (see :mod:`loyalty.stripe.webhook` for the door):
 
-    hook = StripeWebhook(db, program="shop", secret=os.environ["STRIPE_WEBHOOK_SECRET"])
-    result = hook.handle(request_body_bytes, request.headers.get("Stripe-Signature"))
-    return result.to_dict(), result.http_status
-
-What happens to an event:
-
-1. The signature is checked on the raw body with stripe's own verification and its default
-   300-second tolerance. A bad or missing signature, a stale timestamp or a body that is not
-   UTF-8 or not an event gets **400** and writes nothing.
-2. The event is recorded once per program and event id (``stripe_events``). A delivery of an
+1. It is recorded once per program and event id (``stripe_events``). A delivery of an
    event already handled gets **200** ``duplicate`` and changes nothing.
-3. It is applied in the request and the answer is **200** with what was done. An event that
+2. It is applied in the request and the answer is **200** with what was done. An event that
    moves no points is ``ignored``. One whose member is unknown, or whose refund comes before
    its purchase, is ``parked``: kept, shown, and applied when the member is linked
    (:func:`apply_parked`) or the purchase arrives, or by hand (:func:`replay_event`). One that
@@ -23,7 +13,7 @@ What happens to an event:
    not caught: the host answers 5xx, nothing of the delivery is kept, and Stripe's retry
    applies it.
 
-One delivery is one transaction on one pooled connection: the order's lock, the event's row,
+One delivery is one unit of work on one pooled connection: the order's lock, the event's row,
 every service call (each in a savepoint) and the event's outcome commit together. A burst of
 deliveries therefore needs at most one connection each, never two at once, and cannot starve
 the pool it shares with the rest of the app.
@@ -31,28 +21,26 @@ the pool it shares with the rest of the app.
 Purchases earn once per PaymentIntent (its id is the order id), whichever of
 ``payment_intent.succeeded`` and ``checkout.session.completed`` comes first. Refunds and
 disputes are brought to the state all the order's events describe (``loyalty.stripe.plan``),
-under a lock per order (a transaction-scoped advisory lock on PostgreSQL, so it works behind
-PgBouncer in transaction mode; a process lock on SQLite), so duplicated and reordered
-deliveries end in the same ledger.
+under a lock per order (transaction-scoped on PostgreSQL, so it works behind PgBouncer in
+transaction mode; see :mod:`loyalty.db.dialect`), so duplicated and reordered deliveries end
+in the same ledger.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import stripe
 from sqlalchemy import Connection, and_, bindparam, exists, or_, select, update
 
 from loyalty import services as svc
 from loyalty.db.database import Database
 from loyalty.db.dialect import insert_ignoring, lock_key_for_transaction, writer_lock
 from loyalty.db.tables import earnings, members, reversals, stripe_events
-from loyalty.errors import ConfigurationError, InvalidStripeEvent, LoyaltyError, StripeEventNotFound
+from loyalty.errors import InvalidStripeEvent, LoyaltyError, StripeEventNotFound
 from loyalty.services.ledger import program_row
 from loyalty.services.results import MemberInfo
 from loyalty.services.uow import RetryUnit, Target, UnitOfWork, unit_of_work
@@ -72,7 +60,6 @@ from loyalty.stripe.payloads import (
 )
 from loyalty.stripe.plan import Call, Recorded, Seen, plan
 
-DEFAULT_TOLERANCE = 300  # seconds, stripe's own default
 FINAL_STATUSES = ("applied", "parked", "ignored", "failed")
 
 
@@ -106,70 +93,6 @@ class _Outcome:
     status: str
     reason: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
-
-
-class StripeWebhook:
-    """A program's Stripe webhook endpoint: verify, record once, apply.
-
-    ``secret`` is the endpoint's signing secret (``whsec_…``). One endpoint serves one
-    program; host one per program for several.
-    """
-
-    def __init__(
-        self, db: Database, *, program: str, secret: str, tolerance: int = DEFAULT_TOLERANCE
-    ) -> None:
-        if not secret or not isinstance(secret, str):
-            raise ConfigurationError(
-                "no Stripe webhook signing secret: set it from the endpoint's page in the "
-                "Stripe dashboard (it starts with whsec_)"
-            )
-        with db.read() as conn:  # ProgramNotFound now, not at the first delivery
-            self.program_id = int(program_row(conn, program).id)
-        self.db = db
-        self.program = program
-        self.secret = secret
-        self.tolerance = tolerance
-
-    def handle(self, payload: bytes | str, signature: str | None) -> WebhookResult:
-        """Verify one delivery and apply its event; never raises for bad input."""
-        try:
-            text_body = body_text(payload)
-        except InvalidStripeEvent as exc:
-            return WebhookResult(400, "rejected", exc.message)
-        problem = self._verify(text_body, signature)
-        if problem:
-            return WebhookResult(400, "rejected", problem)
-        try:
-            event = json.loads(text_body)
-            envelope = parse_envelope(event)
-        except (ValueError, InvalidStripeEvent) as exc:
-            return WebhookResult(400, "rejected", f"the body is not a Stripe event: {exc}")
-        return receive_event(self.db, self.program, event, envelope, program_id=self.program_id)
-
-    def _verify(self, payload: str, signature: str | None) -> str | None:
-        if not signature:
-            return "missing Stripe-Signature header"
-        try:
-            # stripe's own check of the header on the raw body (the JSON is parsed once, later)
-            stripe.WebhookSignature.verify_header(payload, signature, self.secret, self.tolerance)
-        except stripe.SignatureVerificationError as exc:
-            return f"signature check failed: {exc.user_message or exc}"
-        return None
-
-
-def body_text(payload: bytes | str) -> str:
-    """The body as text: Stripe sends UTF-8 JSON, so anything else is
-    :class:`InvalidStripeEvent` (stripe's check would fail with a ``UnicodeError``)."""
-    try:
-        if isinstance(payload, str):
-            payload.encode("utf-8")  # lone surrogates cannot have been signed
-            return payload
-        return bytes(payload).decode("utf-8")
-    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
-        raise InvalidStripeEvent(
-            f"the body is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-            "Stripe sends events as UTF-8 JSON"
-        ) from exc
 
 
 # --- receiving --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from loyalty.stripe.webhook import StripeWebhook
 from sqlalchemy import text
 
 from admin.webhooks import init_stripe_webhook
@@ -32,7 +33,6 @@ from loyalty.errors import (
     LoyaltyError,
     UnknownCurrency,
 )
-from loyalty.stripe.sync import StripeWebhook
 from sdk import Jifen
 from tests.integration import stripe_support as st
 from tests.integration.helpers import (

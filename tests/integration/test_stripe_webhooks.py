@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from loyalty.stripe.webhook import StripeWebhook, body_text
 
 from admin.webhooks import init_stripe_webhook
 from loyalty import services as s
@@ -24,7 +25,7 @@ from loyalty.errors import (
     ProgramNotFound,
     StripeEventNotFound,
 )
-from loyalty.stripe.sync import StripeWebhook, apply_parked, body_text, replay_event
+from loyalty.stripe.sync import apply_parked, replay_event
 from sdk import Jifen
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, enrol, make_program, row_counts, scalar

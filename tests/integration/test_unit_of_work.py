@@ -29,7 +29,6 @@ from tests.integration.helpers import (
     scalar,
 )
 
-
 audit_module = importlib.import_module("loyalty.services.audit")
 
 
