@@ -24,8 +24,9 @@ marks the killed run abandoned in ``job_runs``. Jifen never deletes or re-uses t
 job that may still be running.
 
 **Jobs are enqueued only after the transaction that asked for them has committed**, so a
-worker never looks for rows that are not there yet (or never will be). Nothing in Jifen
-enqueues from inside a transaction today; a door that adds one must enqueue after commit.
+worker never looks for rows that are not there yet (or never will be): inside a unit of work,
+:func:`submit_after_commit` registers the submission as an after-commit hook of the unit, and
+a unit that rolls back submits nothing.
 
 Cron-started jobs (``rq cron`` / ``jifen cron``) get ids from RQ, because rq's cron cannot
 name a job per run; there must be exactly one cron process (rq has no leader election),
@@ -57,6 +58,7 @@ from loyalty.errors import ConfigurationError, InvalidInput
 from loyalty.jobs.runs import JobRunInfo, run_job
 from loyalty.jobs.schedule import ScheduledJob
 from loyalty.jobs.specs import HOUR, JobSpec, check_params, job_spec
+from loyalty.services.uow import UnitOfWork
 
 QUEUE_NAME = "jifen"
 DAY = 24 * HOUR
@@ -231,6 +233,27 @@ def submit(
         return enqueue(name, params=params, job_id=job_id, redis_url=url)
     database = db if db is not None else Database.from_url()
     return run_job(database, name, trigger=trigger, job_id=job_id, **dict(params or {}))
+
+
+def submit_after_commit(
+    uow: UnitOfWork,
+    name: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    redis_url: str | None = None,
+    job_id: str | None = None,
+    trigger: str = "inline",
+) -> None:
+    """:func:`submit` job ``name`` once ``uow`` has committed (never if it rolls back).
+
+    The parameters are checked now, so a bad one fails the unit instead of the hook.
+    """
+    check_params(name, dict(params or {}))
+    uow.after_commit(
+        lambda: submit(
+            name, params=params, db=uow.db, redis_url=redis_url, job_id=job_id, trigger=trigger
+        )
+    )
 
 
 def entry_point(spec: JobSpec) -> Callable[..., dict[str, Any]]:

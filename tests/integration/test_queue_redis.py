@@ -10,6 +10,7 @@ from helpers import earn, enrol, make_program, scalar
 from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
@@ -19,6 +20,7 @@ from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError, InvalidInput
 from loyalty.jobs import rq as queue
+from loyalty.services.uow import unit_of_work
 
 SLOT = dt.datetime(2026, 11, 21, 10, 17, 30, tzinfo=dt.UTC)
 
@@ -201,3 +203,23 @@ def test_rq_cron_loads_the_schedule_from_the_cron_config_module(
     assert job.get_status() == "finished"
     (run,) = jobs.last_runs(db)
     assert (run.job, run.job_id, run.trigger, run.status) == ("expire", job.id, "cron", "succeeded")
+
+
+def test_a_job_asked_for_inside_a_unit_of_work_is_queued_only_after_it_commits(
+    redis: Redis, redis_url: str, db: Database
+) -> None:
+    make_program(db)
+    enrol(db, "alice")
+    with unit_of_work(db) as uow:
+        earn(uow, "alice", "o1", 10_000)
+        queue.submit_after_commit(uow, "expire", redis_url=redis_url, job_id="jifen-expire-uow1")
+        assert queue.job_queue(redis).count == 0  # not while the transaction is open
+    assert Job.fetch("jifen-expire-uow1", connection=redis).get_status() == "queued"
+
+    with pytest.raises(RuntimeError), unit_of_work(db) as uow:
+        queue.submit_after_commit(uow, "expire", redis_url=redis_url, job_id="jifen-expire-uow2")
+        raise RuntimeError("the door failed")
+    with pytest.raises(NoSuchJobError):
+        Job.fetch("jifen-expire-uow2", connection=redis)
+    with pytest.raises(InvalidInput), unit_of_work(db) as uow:  # checked before commit
+        queue.submit_after_commit(uow, "expire", params={"nope": 1}, redis_url=redis_url)
