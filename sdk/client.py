@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +25,8 @@ from sqlalchemy.exc import DBAPIError
 
 from loyalty import migrate
 from loyalty import services as core
-from loyalty.db.database import DATABASE_URL_ENV, Database, make_engine
+from loyalty.config import DATABASE_URL_ENV, load_settings
+from loyalty.db.database import Database, make_engine
 from loyalty.db.dialect import is_sqlite
 from loyalty.domain.checks import require_aware, require_program_code
 from loyalty.domain.clock import Clock
@@ -573,7 +573,7 @@ def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
                 "use a SQLite file or PostgreSQL"
             )
         url = engine.url.render_as_string(hide_password=False)
-    found = url or os.environ.get(DATABASE_URL_ENV)
+    found = url or load_settings().database_url
     if not found:
         raise ConfigurationError(
             f"no database: pass a database URL or set {DATABASE_URL_ENV} (for example "

@@ -11,7 +11,6 @@ one transaction, however many calls it makes.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any, TypeVar, cast
 
@@ -19,17 +18,17 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from loyalty.config import DATABASE_URL_ENV, load_settings
 from loyalty.domain.clock import Clock, SystemClock
 from loyalty.errors import ConfigurationError
 
-DATABASE_URL_ENV = "JIFEN_DATABASE_URL"
 READONLY_OPTION = "jifen_readonly"
 C = TypeVar("C")
 
 
 def database_url_from_env(url: str | None = None) -> str:
     """``url`` if given, else ``$JIFEN_DATABASE_URL``; a clear error when neither is set."""
-    found = url or os.environ.get(DATABASE_URL_ENV)
+    found = url or load_settings().database_url
     if not found:
         raise ConfigurationError(
             f"no database URL: pass one (for example 'sqlite:///jifen.db' or "

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from loyalty.db.database import DATABASE_URL_ENV, Database, database_url_from_env, normalise_url
+from loyalty.config import DATABASE_URL_ENV
+from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.domain.clock import Clock
 from loyalty.errors import ConfigurationError, DatabaseUnavailable, LoyaltyError, SchemaMissing
 
