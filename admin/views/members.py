@@ -19,15 +19,13 @@ from admin.views.base import (
 from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
 from loyalty.services import (
-    audit,
     balance,
     get_member,
     history,
-    link_stripe_customer,
     list_adjustment_requests,
 )
 from loyalty.services.console_queries import open_lots, search_members
-from loyalty.stripe.sync import apply_parked_for
+from loyalty.stripe.onboarding import link_applying_parked
 
 PAGE = 25
 HISTORY_PAGE = 20
@@ -93,23 +91,14 @@ class MembersView(ConsoleView):
         db = self.console.db
         try:
             form = load(LinkStripeForm(), request.form)
-            before = get_member(db, program=program.code, external_id=form["member"])
-            info = link_stripe_customer(
+            linked = link_applying_parked(
                 db,
                 program=program.code,
                 external_id=form["member"],
                 stripe_customer_id=form["stripe_customer_id"],
-            )
-            audit(
-                db,
                 actor=actor(),
-                action="member.link_stripe",
-                target=f"member {info.external_id}",
-                program=program.code,
-                before={"stripe_customer_id": before.stripe_customer_id},
-                after={"stripe_customer_id": info.stripe_customer_id},
             )
-            applied = apply_parked_for(db, info)
+            info, applied = linked.member, linked.applied
         except LoyaltyError as exc:
             flash_error(exc)
         else:
