@@ -16,12 +16,19 @@ in which they opened, failed and went through. Settling moves points from the en
 first (:func:`take_last`).
 
 The points redeemed on the order come back the same way when refunds succeed.
+
+The moves of settling are computed here too: a freeze as :class:`FrozenSlice` pieces, a
+share that shrinks (:func:`shrink_share`) gives its last frozen points back
+(:func:`release_moves`) and reverses the rest (:func:`reverse_moves`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from loyalty.domain.moves import Move
 from loyalty.errors import InvalidAmount
 
 
@@ -107,3 +114,102 @@ def return_slices(
             slices.append((lot_id, back))
             give -= back
     return slices
+
+
+@dataclass(frozen=True)
+class FrozenSlice:
+    """Points a reversal holds frozen on one lot, taken from its available and pending points."""
+
+    lot_id: int
+    available: int
+    pending: int
+    matures_at: dt.datetime | None
+    expired_at: dt.datetime | None
+
+    @property
+    def points(self) -> int:
+        return self.available + self.pending
+
+    def part(self, points: int, *, last: bool) -> FrozenSlice:
+        """``points`` of the slice: its last ones (pending first) or its first (available first)."""
+        if last:
+            pending = min(self.pending, points)
+            return replace(self, available=points - pending, pending=pending)
+        available = min(self.available, points)
+        return replace(self, available=available, pending=points - available)
+
+
+def split_last(
+    slices: Sequence[FrozenSlice], points: int
+) -> tuple[list[FrozenSlice], list[FrozenSlice]]:
+    """``slices`` without their last ``points`` points, and those points (the last first)."""
+    taken = take_last([s.points for s in slices], points)
+    kept = [s.part(s.points - t, last=False) for s, t in zip(slices, taken, strict=True)]
+    given = [s.part(t, last=True) for s, t in zip(slices, taken, strict=True) if t]
+    return [s for s in kept if s.points], given[::-1]
+
+
+@dataclass(frozen=True)
+class Share:
+    """A reversal's settled share: its figures, and the moves that reverse its frozen points
+    (and give back those it no longer needs)."""
+
+    points: int
+    frozen: int
+    lapsed: int
+    missing: int
+    moves: list[Move]
+    deducted: int = 0  # of the missing points, those already taken from the order's lot
+
+
+def shrink_share(
+    share: Share,
+    own: Sequence[FrozenSlice],
+    points: int,
+    *,
+    release_kind: str,
+    reverse_kind: str,
+    now: dt.datetime,
+) -> Share:
+    """A smaller share of ``points``: fewer missing points, then frozen points back to their
+    lots (the last frozen first); only a share smaller than what had lapsed counts fewer
+    lapsed points. ``own`` is what the reversal holds frozen now, in the order it froze it."""
+    excess = share.points - points
+    unmissed = min(share.missing, excess)
+    kept, given = split_last(own, excess - unmissed)
+    released = sum(s.points for s in given)
+    return Share(
+        points=points,
+        frozen=share.frozen - released,
+        lapsed=share.lapsed - (excess - unmissed - released),
+        missing=share.missing - unmissed,
+        moves=release_moves(release_kind, given, now) + reverse_moves(reverse_kind, kept),
+    )
+
+
+def reverse_moves(entry_kind: str, slices: Sequence[FrozenSlice]) -> list[Move]:
+    """Moves taking frozen points back for good."""
+    return [Move(entry_kind, s.lot_id, frozen=-s.points) for s in slices]
+
+
+def release_moves(entry_kind: str, slices: Sequence[FrozenSlice], now: dt.datetime) -> list[Move]:
+    """Moves giving frozen points back: pending ones to pending while the lot is not mature;
+    into a lot that expired meanwhile, they expire again at once."""
+    moves: list[Move] = []
+    for s in slices:
+        expired = s.expired_at is not None
+        still_pending = s.matures_at is not None and s.matures_at > now and not expired
+        pending = s.pending if still_pending else 0
+        available = s.points - pending
+        moves.append(
+            Move(
+                entry_kind,
+                s.lot_id,
+                frozen=-s.points,
+                available=available,
+                pending=pending,
+            )
+        )
+        if expired:
+            moves.append(Move("expire_returned", s.lot_id, available=-available))
+    return moves

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
@@ -56,11 +56,16 @@ from loyalty.domain.checks import require_minor_units, require_order_id, require
 from loyalty.domain.money import require_currency
 from loyalty.domain.moves import Move
 from loyalty.domain.reversal import (
+    FrozenSlice,
+    Share,
     cumulative_share,
+    release_moves,
     return_slices,
     reversal_points,
+    reverse_moves,
     settled_points,
-    take_last,
+    shrink_share,
+    split_last,
 )
 from loyalty.errors import (
     AlreadyExists,
@@ -517,50 +522,19 @@ def _find_reversal(conn: Connection, program: str, kind: Kind, external_id: str)
     return row
 
 
-@dataclass(frozen=True)
-class _Slice:
-    """Points a reversal holds frozen on one lot, taken from its available and pending points."""
-
-    lot_id: int
-    available: int
-    pending: int
-    matures_at: dt.datetime | None
-    expired_at: dt.datetime | None
-
-    @property
-    def points(self) -> int:
-        return self.available + self.pending
-
-    def part(self, points: int, *, last: bool) -> _Slice:
-        """``points`` of the slice: its last ones (pending first) or its first (available first)."""
-        if last:
-            pending = min(self.pending, points)
-            return replace(self, available=points - pending, pending=pending)
-        available = min(self.available, points)
-        return replace(self, available=available, pending=points - available)
-
-
-def _split_last(slices: Sequence[_Slice], points: int) -> tuple[list[_Slice], list[_Slice]]:
-    """``slices`` without their last ``points`` points, and those points (the last first)."""
-    taken = take_last([s.points for s in slices], points)
-    kept = [s.part(s.points - t, last=False) for s, t in zip(slices, taken, strict=True)]
-    given = [s.part(t, last=True) for s, t in zip(slices, taken, strict=True) if t]
-    return [s for s in kept if s.points], given[::-1]
-
-
-def _live_freeze(conn: Connection, kind: Kind, rev: Row[Any]) -> list[_Slice]:
+def _live_freeze(conn: Connection, kind: Kind, rev: Row[Any]) -> list[FrozenSlice]:
     """What a reversal holds frozen now, in the order it froze it.
 
     That is its freeze, less the points at its end that were given back or passed on to
     another reversal of the order when one went through: ``rev.frozen`` is what is left.
     """
     slices = [
-        _Slice(
+        FrozenSlice(
             e.lot_id, e.frozen_delta + e.pending_delta, -e.pending_delta, e.matures_at, e.expired_at
         )
         for e in _frozen_entries(conn, kind, rev)
     ]
-    kept, _ = _split_last(slices, sum(s.points for s in slices) - rev.frozen)
+    kept, _ = split_last(slices, sum(s.points for s in slices) - rev.frozen)
     return kept
 
 
@@ -616,20 +590,7 @@ def _reverse(
     }
 
 
-@dataclass(frozen=True)
-class _Share:
-    """A reversal's settled share: its figures, and the moves that reverse its frozen points
-    (and give back those it no longer needs)."""
-
-    points: int
-    frozen: int
-    lapsed: int
-    missing: int
-    moves: list[Move]
-    deducted: int = 0  # of the missing points, those already taken from the order's lot
-
-
-def _true_up(conn: Connection, kind: Kind, rev: Row[Any], now: dt.datetime) -> _Share:
+def _true_up(conn: Connection, kind: Kind, rev: Row[Any], now: dt.datetime) -> Share:
     """Settle a reversal's share against the order's reversals that went through before it."""
     earning = conn.execute(select(earnings).where(earnings.c.id == rev.earning_id)).one()
     done = conn.execute(
@@ -651,7 +612,14 @@ def _true_up(conn: Connection, kind: Kind, rev: Row[Any], now: dt.datetime) -> _
     )
     own = _live_freeze(conn, kind, rev)
     if points < rev.points:
-        return _shrink(kind, rev, own, points, now)
+        return shrink_share(
+            Share(rev.points, rev.frozen, rev.lapsed, rev.missing, []),
+            own,
+            points,
+            release_kind=kind.entry("release"),
+            reverse_kind=kind.entry("reverse"),
+            now=now,
+        )
     return _grow(conn, kind, rev, earning, own, points)
 
 
@@ -660,9 +628,9 @@ def _grow(
     kind: Kind,
     rev: Row[Any],
     earning: Row[Any],
-    own: Sequence[_Slice],
+    own: Sequence[FrozenSlice],
     points: int,
-) -> _Share:
+) -> Share:
     """A share at least as large: the extra points come from where a freeze would have found
     them, the frozen points of the order's other open reversals, then the order's own lot
     (deducted at once); the rest is missing."""
@@ -670,12 +638,12 @@ def _grow(
     taken = _from_siblings(conn, rev, extra) if extra else []
     got = sum(s.points for s in taken)
     from_lot = _from_order_lot(conn, kind, earning, extra - got)
-    return _Share(
+    return Share(
         points=points,
         frozen=rev.frozen + got,
         lapsed=rev.lapsed,
         missing=rev.missing + extra - got,
-        moves=_reverse_moves(kind, [*own, *taken]) + from_lot,
+        moves=reverse_moves(kind.entry("reverse"), [*own, *taken]) + from_lot,
         deducted=-sum(m.available + m.pending for m in from_lot),
     )
 
@@ -692,25 +660,7 @@ def _from_order_lot(conn: Connection, kind: Kind, earning: Row[Any], points: int
     return [Move(kind.entry("deduct"), lot.id, available=-available, pending=-pending)]
 
 
-def _shrink(
-    kind: Kind, rev: Row[Any], own: Sequence[_Slice], points: int, now: dt.datetime
-) -> _Share:
-    """A smaller share: fewer missing points, then frozen points back to their lots (the last
-    frozen first); only a share smaller than what had lapsed counts fewer lapsed points."""
-    excess = rev.points - points
-    unmissed = min(rev.missing, excess)
-    kept, given = _split_last(own, excess - unmissed)
-    released = sum(s.points for s in given)
-    return _Share(
-        points=points,
-        frozen=rev.frozen - released,
-        lapsed=rev.lapsed - (excess - unmissed - released),
-        missing=rev.missing - unmissed,
-        moves=_release_moves(kind, given, now) + _reverse_moves(kind, kept),
-    )
-
-
-def _from_siblings(conn: Connection, rev: Row[Any], points: int) -> list[_Slice]:
+def _from_siblings(conn: Connection, rev: Row[Any], points: int) -> list[FrozenSlice]:
     """Up to ``points`` frozen points of the order's other open reversals, the latest opened
     first and the end of each freeze first; their shares shrink by what they give."""
     siblings = conn.execute(
@@ -723,12 +673,12 @@ def _from_siblings(conn: Connection, rev: Row[Any], points: int) -> list[_Slice]
         )
         .order_by(reversals.c.id.desc())
     ).all()
-    taken: list[_Slice] = []
+    taken: list[FrozenSlice] = []
     for sibling in siblings:
         want = min(points - sum(s.points for s in taken), sibling.frozen)
         if want <= 0:
             break
-        _, given = _split_last(_live_freeze(conn, KINDS[sibling.kind], sibling), want)
+        _, given = split_last(_live_freeze(conn, KINDS[sibling.kind], sibling), want)
         conn.execute(
             update(reversals)
             .where(reversals.c.id == sibling.id)
@@ -736,34 +686,6 @@ def _from_siblings(conn: Connection, rev: Row[Any], points: int) -> list[_Slice]
         )
         taken += given
     return taken
-
-
-def _reverse_moves(kind: Kind, slices: Sequence[_Slice]) -> list[Move]:
-    """Moves taking frozen points back for good."""
-    return [Move(kind.entry("reverse"), s.lot_id, frozen=-s.points) for s in slices]
-
-
-def _release_moves(kind: Kind, slices: Sequence[_Slice], now: dt.datetime) -> list[Move]:
-    """Moves giving frozen points back: pending ones to pending while the lot is not mature;
-    into a lot that expired meanwhile, they expire again at once."""
-    moves: list[Move] = []
-    for s in slices:
-        expired = s.expired_at is not None
-        still_pending = s.matures_at is not None and s.matures_at > now and not expired
-        pending = s.pending if still_pending else 0
-        available = s.points - pending
-        moves.append(
-            Move(
-                kind.entry("release"),
-                s.lot_id,
-                frozen=-s.points,
-                available=available,
-                pending=pending,
-            )
-        )
-        if expired:
-            moves.append(Move("expire_returned", s.lot_id, available=-available))
-    return moves
 
 
 def _lapsed_since_freeze(conn: Connection, rev: Row[Any], missing: int) -> int:
@@ -882,8 +804,8 @@ def _return_redeemed(conn: Connection, rev: Row[Any], now: dt.datetime, post: Po
 def _release(
     conn: Connection, kind: Kind, rev: Row[Any], now: dt.datetime, post: Poster
 ) -> dict[str, int]:
-    """Give what is left of the freeze back (see :func:`_release_moves`)."""
-    post(_release_moves(kind, _live_freeze(conn, kind, rev), now))
+    """Give what is left of the freeze back (see :func:`~loyalty.domain.reversal.release_moves`)."""
+    post(release_moves(kind.entry("release"), _live_freeze(conn, kind, rev), now))
     return {}
 
 

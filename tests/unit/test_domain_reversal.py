@@ -1,15 +1,24 @@
 """The share of an order's points each refund takes back (frozen, then settled when it goes
 through), and where redeemed points return."""
 
+import datetime as dt
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from loyalty.domain.moves import Move
 from loyalty.domain.reversal import (
+    FrozenSlice,
+    Share,
     cumulative_share,
+    release_moves,
     return_slices,
     reversal_points,
     settled_points,
+    shrink_share,
+    split_last,
     take_last,
 )
 from loyalty.errors import InvalidAmount
@@ -206,3 +215,43 @@ def test_take_last_takes_what_it_can_and_leaves_the_first_parts_whole(
     for i in range(len(parts)):  # a part gives only once every later one gave all it had
         if taken[i]:
             assert all(taken[j] == parts[j] for j in range(i + 1, len(parts)))
+
+
+def _slice(lot_id: int, available: int, pending: int = 0, **when: Any) -> FrozenSlice:
+    return FrozenSlice(lot_id, available, pending, when.get("matures"), when.get("expired"))
+
+
+NOW = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
+
+
+def test_a_share_shrinks_by_its_missing_points_first_then_gives_back_its_last_frozen() -> None:
+    own = [_slice(1, 30), _slice(2, 20)]
+    share = Share(points=60, frozen=50, lapsed=0, missing=10, moves=[])
+    smaller = shrink_share(
+        share, own, 35, release_kind="refund_release", reverse_kind="refund_reverse", now=NOW
+    )
+    # 25 fewer: 10 missing points, then 15 frozen ones from the end of the freeze (lot 2)
+    assert (smaller.points, smaller.frozen, smaller.missing, smaller.lapsed) == (35, 35, 0, 0)
+    assert smaller.moves == [
+        Move("refund_release", 2, frozen=-15, available=15),
+        Move("refund_reverse", 1, frozen=-30),
+        Move("refund_reverse", 2, frozen=-5),
+    ]
+
+
+def test_released_points_stay_pending_until_maturity_and_expire_again_in_an_ended_lot() -> None:
+    later = NOW + dt.timedelta(days=3)
+    moves = release_moves(
+        "dispute_release",
+        [_slice(1, 5, 7, matures=later), _slice(2, 4, expired=NOW - dt.timedelta(days=1))],
+        NOW,
+    )
+    assert moves == [
+        Move("dispute_release", 1, frozen=-12, available=5, pending=7),
+        Move("dispute_release", 2, frozen=-4, available=4),
+        Move("expire_returned", 2, available=-4),
+    ]
+    assert split_last([_slice(1, 3), _slice(2, 2)], 4) == (
+        [_slice(1, 1)],
+        [_slice(2, 2), _slice(1, 2)],
+    )
