@@ -1,4 +1,5 @@
-"""Schema migrations: Alembic configured in code, usable from the CLI, tests and a wheel.
+"""Schema migrations: Alembic configured in code, usable from the CLI, tests and a wheel, and
+the one check that a database holds the schema this Jifen needs (:func:`require_schema`).
 
 In a source checkout the revisions live in the top-level ``migrations/`` folder; in an
 installed wheel they ship inside the package as ``loyalty/migrations``.
@@ -6,13 +7,15 @@ installed wheel they ship inside the package as ``loyalty/migrations``.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from loyalty.errors import ConfigurationError
+from loyalty.errors import ConfigurationError, SchemaMissing
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -64,3 +67,46 @@ def current_revision(connection: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(connection).get_current_revision()
+
+
+@functools.cache
+def known_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(head revisions, every revision) of the migrations that ship with this Jifen."""
+    script = ScriptDirectory.from_config(alembic_config())
+    every = frozenset(s.revision for s in script.walk_revisions())
+    return frozenset(script.get_heads()), every
+
+
+def upgrade_hint(where: str) -> str:
+    """What to run to create or upgrade the schema of the database at ``where``."""
+    return f"create or upgrade it with `jifen db upgrade --database-url {where}`"
+
+
+def require_schema(connection: Connection, where: str, *, exact: bool = True) -> str:
+    """The database's schema revision, or :class:`SchemaMissing` saying what to do.
+
+    Without a schema it is always refused. With ``exact`` (the SDK, the console), a revision
+    older or newer than this Jifen's head is refused too; without it (commands that migrate or
+    only read what every revision has), any known schema passes.
+    """
+    current = current_revision(connection)
+    if current is None:
+        raise SchemaMissing(
+            f"the database at {where} has no Jifen schema; {upgrade_hint(where)}", database=where
+        )
+    heads, known = known_revisions()
+    if not exact or current in heads:
+        return current
+    if current not in known:
+        raise SchemaMissing(
+            f"the database at {where} is at schema revision {current!r}, newer than this "
+            "Jifen knows; upgrade the jifen package",
+            database=where,
+            revision=current,
+        )
+    raise SchemaMissing(
+        f"the database at {where} is at schema revision {current!r}, older than this Jifen "
+        f"needs ({', '.join(sorted(heads))}); {upgrade_hint(where)}",
+        database=where,
+        revision=current,
+    )

@@ -13,13 +13,11 @@ of a web application.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -59,18 +57,6 @@ __all__ = ["Jifen"]
 
 OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 """Order lines: mappings with ``amount_minor`` and optional ``sku`` and ``category``."""
-
-
-def _upgrade_hint(url: str) -> str:
-    return f"create or upgrade it with `jifen db upgrade --database-url {url}`"
-
-
-@functools.cache
-def _known_revisions() -> tuple[frozenset[str], frozenset[str]]:
-    """(head revisions, every revision) of the migrations that ship with this Jifen."""
-    script = ScriptDirectory.from_config(migrate.alembic_config())
-    every = frozenset(s.revision for s in script.walk_revisions())
-    return frozenset(script.get_heads()), every
 
 
 def _safe_url(engine: Engine) -> str:
@@ -591,7 +577,7 @@ def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
         created.dispose()
         raise ConfigurationError(
             f"no SQLite database at {database!r}; "
-            f"{_upgrade_hint(created.url.render_as_string(hide_password=True))}"
+            f"{migrate.upgrade_hint(created.url.render_as_string(hide_password=True))}"
         )
     return created, True
 
@@ -600,33 +586,12 @@ def _check_schema(db: Database) -> None:
     """The database answers and its schema is at the revision this Jifen ships."""
     try:
         with db.read() as conn:
-            current = migrate.current_revision(conn)
+            migrate.require_schema(conn, _safe_url(db.engine))
     except DBAPIError as exc:
         raise ConfigurationError(
             f"cannot use the database at {_safe_url(db.engine)}: {exc.orig}; "
             "check the URL and that the server is running"
         ) from exc
-    heads, known = _known_revisions()
-    if current in heads:
-        return
-    where = _safe_url(db.engine)
-    if current is None:
-        raise ConfigurationError(
-            f"the database at {where} has no Jifen schema; {_upgrade_hint(where)}", database=where
-        )
-    if current not in known:
-        raise ConfigurationError(
-            f"the database at {where} is at schema revision {current!r}, newer than this "
-            "Jifen knows; upgrade the jifen package",
-            database=where,
-            revision=current,
-        )
-    raise ConfigurationError(
-        f"the database at {where} is at schema revision {current!r}, older than this Jifen "
-        f"needs ({', '.join(sorted(heads))}); {_upgrade_hint(where)}",
-        database=where,
-        revision=current,
-    )
 
 
 def _program_info(db: Database, program: str) -> ProgramInfo:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -22,6 +22,7 @@ from loyalty.config import DATABASE_URL_ENV
 from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.domain.clock import Clock
 from loyalty.errors import ConfigurationError, DatabaseUnavailable, LoyaltyError, SchemaMissing
+from loyalty.migrate import require_schema, upgrade_hint
 
 _HINT = f"check --database-url or ${DATABASE_URL_ENV}"
 
@@ -108,30 +109,20 @@ def open_checked(
     try:
         with database.read() as conn:
             conn.execute(text("SELECT 1"))
-            revision = _revision(conn) if need_schema else "any"
+            if need_schema:
+                require_schema(conn, safe(found), exact=False)
     except SQLAlchemyError as exc:
         database.dispose()
         raise translate(exc, found) from exc
-    if revision is None:
+    except SchemaMissing:
         database.dispose()
-        raise _no_schema(found)
+        raise
     return database
 
 
-def _revision(conn: Connection) -> str | None:
-    """The schema's revision, or ``None`` when the database has no Jifen tables."""
-    from loyalty.migrate import current_revision
-
-    if not inspect(conn).has_table("job_runs"):
-        return None
-    return current_revision(conn)
-
-
 def _no_schema(url: str) -> SchemaMissing:
-    return SchemaMissing(
-        f"the database at {safe(url)} has no Jifen schema, or an old one; create or upgrade "
-        f"it with `jifen db upgrade --database-url {safe(url)}`"
-    )
+    where = safe(url)
+    return SchemaMissing(f"the database at {where} has no Jifen schema; {upgrade_hint(where)}")
 
 
 def _bad_driver(url: str, exc: Exception) -> ConfigurationError:
