@@ -82,7 +82,7 @@ from loyalty.services.results import (
 )
 from loyalty.stripe.sync import WebhookResult
 from loyalty.stripe.webhook import StripeWebhook
-from sdk.client import Jifen
+from sdk._client import Jifen
 
 __all__ = [
     "AdjustmentRequestNotFound",
@@ -142,3 +142,9 @@ __all__ = [
     "UnknownCurrency",
     "WebhookResult",
 ]
+
+# Every export says it belongs to ``sdk`` (in reprs, tracebacks and help()), wherever inside
+# Jifen it is defined; ``sdk.<name>`` is the name to use and the one that stays.
+for _name in __all__:
+    globals()[_name].__module__ = "sdk"
+del _name
