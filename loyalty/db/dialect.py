@@ -21,17 +21,22 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ARRAY,
+    CTE,
     BigInteger,
     ColumnElement,
     Connection,
     Engine,
     Table,
+    TableValuedAlias,
     any_,
     bindparam,
+    column,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeEngine
 
 T = TypeVar("T")
 
@@ -146,3 +151,29 @@ def writer_lock(engine: Engine) -> Iterator[None]:
 def choose(bind: Connection | Engine, postgres: Callable[[], T], other: Callable[[], T]) -> T:
     """Run ``postgres()`` on PostgreSQL, ``other()`` elsewhere (for steps that differ)."""
     return postgres() if is_postgres(bind) else other()
+
+
+# --- ledger writes
+
+
+def unnest_rows(
+    name: str,
+    columns: Sequence[tuple[str, TypeEngine[Any]]],
+    *,
+    prefix: str,
+    ordinality: str | None = None,
+) -> TableValuedAlias:
+    """PostgreSQL's ``unnest(:<prefix><column>::type[], …) AS name(column, …)``: parallel
+    array parameters read as rows, so one statement writes a whole list of moves (with
+    ``ordinality``, one more column numbering the rows in the arrays' order)."""
+    arrays = [bindparam(f"{prefix}{col}", type_=ARRAY(type_)) for col, type_ in columns]
+    rows = func.unnest(*arrays).table_valued(
+        *(column(col, type_) for col, type_ in columns), with_ordinality=ordinality
+    )
+    return rows.render_derived(name=name)
+
+
+def ids_of(cte: CTE) -> ColumnElement[Any]:
+    """PostgreSQL's ``ARRAY(SELECT id FROM cte)``, for ``= ANY(…)``: a CTE's ids looked up
+    by index, one after another, whatever the planner thinks of the CTE's size."""
+    return func.array(select(cte.c.id).scalar_subquery())

@@ -1,14 +1,29 @@
-"""Which lots pay for a spend: soonest-expiring first, then the oldest (FEFO)."""
+"""Which lots pay for a spend: soonest-expiring first, then the oldest (FEFO).
+
+The spending order is stated once, as data (:data:`SPENDING_ORDER`): Python sorts by it
+(:func:`spending_order`) and the redemption service derives its SQL ``ORDER BY`` from it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from loyalty.errors import InsufficientPoints
 
-_FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+@dataclass(frozen=True)
+class SortedBy:
+    """One part of a sort: a field of :class:`LotView` (a column of ``lots``), ascending;
+    with ``none_last``, a lot without a value (one that never expires) comes after all."""
+
+    field: str
+    none_last: bool = False
+
+
+SPENDING_ORDER = (SortedBy("expires_at", none_last=True), SortedBy("earned_at"), SortedBy("id"))
 
 
 @dataclass(frozen=True)
@@ -21,9 +36,14 @@ class LotView:
     earned_at: dt.datetime
 
 
-def spending_order(lot: LotView) -> tuple[dt.datetime, dt.datetime, int]:
-    """Sort key: lots that expire sooner first, never-expiring last, then oldest, then id."""
-    return (lot.expires_at or _FAR_FUTURE, lot.earned_at, lot.id)
+def spending_order(lot: LotView) -> tuple[Any, ...]:
+    """Sort key of :data:`SPENDING_ORDER`: lots that expire sooner first, never-expiring
+    last, then oldest, then id."""
+    key: list[Any] = []
+    for part in SPENDING_ORDER:
+        value = getattr(lot, part.field)
+        key.extend((value is None, value) if part.none_last else (value,))
+    return tuple(key)
 
 
 def take_in_order(lots: Iterable[tuple[int, int]], points: int) -> list[tuple[int, int]]:

@@ -13,24 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
     Connection,
     Row,
-    String,
     and_,
     bindparam,
     func,
     insert,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
-from loyalty.db.tables import earnings, issuance, lots, members
-from loyalty.db.types import UTCDateTime
+from loyalty.db.dialect import PerDialect, upsert_adding
+from loyalty.db.tables import earnings, entries, issuance, lots, members
 from loyalty.domain.calendar import Periods, lot_expiry, periods, start_of_period
 from loyalty.domain.caps import (
     CapDecision,
@@ -54,12 +49,20 @@ from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
 from loyalty.errors import AlreadyExists, InvalidAmount, InvalidInput, MemberNotFound
 from loyalty.services.ledger import (
+    AT,
+    DELTAS,
+    MEMBER,
     MEMBER_DELTAS,
-    RECORD_OPERATION_CTE,
+    PROGRAM,
+    RECORDED_OPERATION,
     LostRace,
     StoredResult,
     begin_member_write,
+    insert_selecting,
+    member_totals,
+    operation_params,
     post_moves,
+    prefixed,
     program_row,
     record_operation,
     request_hash,
@@ -91,6 +94,10 @@ UPDATE_MEMBER_AFTER_EARN = (
             },
         }
     )
+)
+# Today's issuance counter, created at 0 on first use, locked and read.
+_ISSUED_TODAY = upsert_adding(
+    issuance, conflict=["program_id", "day"], column="issued", returning=[issuance.c.issued]
 )
 ORDER_EARNED = {
     "order_earned": select(earnings.c.id)
@@ -158,14 +165,8 @@ def _usage(row: Row[Any]) -> CapUsage:
 
 def _take_budget(conn: Connection, program_id: int, day: str, want: int, budget: int) -> int:
     """Lock today's issuance counter, grant what the budget leaves, and count it."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    upsert = dialect.insert(issuance).values(program_id=program_id, day=day, issued=0)
-    issued = conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=["program_id", "day"],
-            set_={"issued": upsert.excluded.issued + issuance.c.issued},
-        ).returning(issuance.c.issued)
-    ).scalar_one()
+    counted = {"program_id": program_id, "day": day, "issued": 0}
+    issued = conn.execute(_ISSUED_TODAY.on(conn), counted).scalar_one()
     granted = apply_program_budget(want, budget, issued).granted
     if granted:
         conn.execute(
@@ -284,10 +285,7 @@ def _credit(
         },
         pending=pending,
     )
-    if conn.dialect.name == "postgresql" and granted and not row.debt:
-        _credit_in_one_statement(conn, rows)
-    else:
-        _credit_in_steps(conn, row, rows)
+    _CREDIT.on(conn)(conn, row, rows)
     return result
 
 
@@ -323,69 +321,69 @@ def _credit_in_steps(conn: Connection, row: Row[Any], rows: _CreditRows) -> None
 
 
 # A credit on PostgreSQL in one round trip: the operation (``op``), its lot, the lot's
-# entry, the member's balances and cap counters, and the earning. A conflicting key inserts
-# no operation and so nothing that hangs off it; the caller rolls the member update back.
-_CREDIT_PG = text(
-    "WITH"
-    + RECORD_OPERATION_CTE
-    + """
-    lot AS (
-        INSERT INTO lots (program_id, member_id, operation_id, points, available, pending,
-                          held, frozen, earned_at, matures_at, expires_at)
-        SELECT :program_id, :member_id, op.id, :points, :available, :pending, 0, 0,
-               :earned_at, :matures_at, :expires_at
-        FROM op
-        RETURNING id, operation_id
-    ),
-    posted AS (
-        INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,
-                             available_delta, pending_delta, held_delta, frozen_delta,
-                             debt_delta, created_at)
-        SELECT :program_id, :member_id, lot.operation_id, lot.id, :entry_kind,
-               :available, :pending, 0, 0, 0, :at
-        FROM lot
-    ),
-    balanced AS (
-        UPDATE members SET available = available + :available,
-                           pending = pending + :pending,
-                           lifetime_earned = lifetime_earned + :points,
-                           cap_day_key = :c_day_key, cap_day_points = :c_day_points,
-                           cap_month_key = :c_month_key, cap_month_points = :c_month_points,
-                           cap_year_key = :c_year_key, cap_year_points = :c_year_points
-        WHERE id = :member_id
-    ),
-    earned AS (
-        INSERT INTO earnings (program_id, member_id, operation_id, source, order_id, action,
-                              amount_minor, points_paid_minor, currency, points_requested,
-                              points_granted, capped_by, rule_version_id, lot_id, created_at)
-        SELECT :program_id, :member_id, lot.operation_id, :source, :order_id, :action,
-               :amount_minor, :points_paid_minor, :currency, :points_requested,
-               :points, :capped_by, :rule_version_id, lot.id, :at
-        FROM lot
-    )
-    SELECT id FROM op
-    """
-).bindparams(
-    *(bindparam(name, type_=UTCDateTime()) for name in ("at", "earned_at", "expires_at")),
-    bindparam("matures_at", type_=UTCDateTime()),
-    bindparam("result", type_=JSON()),
-    bindparam("amount_minor", type_=BigInteger()),
-    *(bindparam(name, type_=String()) for name in ("order_id", "action", "currency", "capped_by")),
+# entry, the member's balances and cap counters (the portable path's own UPDATE), and the
+# earning. A conflicting key inserts no operation and so nothing that hangs off it; the
+# caller rolls the member update back.
+_LOT = insert_selecting(
+    lots,
+    {
+        "program_id": PROGRAM,
+        "member_id": MEMBER,
+        "operation_id": RECORDED_OPERATION.c.id,
+        "held": 0,
+        "frozen": 0,
+        "expired_at": None,
+    },
+    prefix="lots_",
+).returning(lots.c.id, lots.c.operation_id)
+_NEW_LOT = _LOT.cte("lot")
+_LOT_ENTRY = {
+    "program_id": PROGRAM,
+    "member_id": MEMBER,
+    "operation_id": _NEW_LOT.c.operation_id,
+    "lot_id": _NEW_LOT.c.id,
+    "kind": bindparam("entry_kind", type_=entries.c.kind.type),
+    **{f"{b}_delta": bindparam(f"d_{b}", type_=entries.c[f"{b}_delta"].type) for b in DELTAS},
+    "created_at": AT,
+}
+_CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(
+    _NEW_LOT,
+    insert_selecting(entries, _LOT_ENTRY).cte("posted"),
+    UPDATE_MEMBER_AFTER_EARN.cte("balanced"),
+    insert_selecting(
+        earnings,
+        {"operation_id": _NEW_LOT.c.operation_id, "lot_id": _NEW_LOT.c.id},
+        prefix="earnings_",
+    ).cte("earned"),
 )
 
 
-def _credit_in_one_statement(conn: Connection, rows: _CreditRows) -> None:
-    """The credit as :data:`_CREDIT_PG`: PostgreSQL, a new lot, no debt to repay."""
+def _credit_in_one_statement(conn: Connection, row: Row[Any], rows: _CreditRows) -> None:
+    """The credit as :data:`_CREDIT_PG` (PostgreSQL), when it makes a new lot and there is
+    no debt to repay; else in steps."""
+    if not rows.lot["points"] or row.debt:
+        _credit_in_steps(conn, row, rows)
+        return
+    earned = Move(
+        rows.entry_kind, None, available=rows.lot["available"], pending=rows.lot["pending"]
+    )
+    op = rows.operation
     params = {
-        **rows.earning,
-        **rows.lot,
-        **rows.member,
-        **rows.operation,
-        "request_hash": rows.operation["req_hash"],
+        "program": row.program_id,
+        "member": row.id,
+        "at": op["at"],
+        **operation_params(op["key"], op["kind"], op["req_hash"], op["result"]),
+        **prefixed("lots_", rows.lot),
         "entry_kind": rows.entry_kind,
+        **member_totals([earned]),
+        **rows.member,
+        **prefixed("earnings_", rows.earning),
     }
     if conn.execute(_CREDIT_PG, params).scalar() is None:
-        raise LostRace(rows.operation["program_id"])
+        raise LostRace(row.program_id)
+
+
+_CREDIT = PerDialect(postgresql=_credit_in_one_statement, sqlite=_credit_in_steps)
 
 
 def earn_purchase(

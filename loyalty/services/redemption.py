@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, text
+from sqlalchemy import Connection, Row, and_, bindparam, func, or_, select, update
 
 from loyalty.db.tables import entries, holds, lots, members, operations, programs
-from loyalty.db.types import UTCDateTime
-from loyalty.domain.allocation import LotView, require_enough, take_in_order
+from loyalty.domain.allocation import SPENDING_ORDER, LotView, require_enough, take_in_order
 from loyalty.domain.checks import (
     derive_key,
     require_int,
@@ -44,11 +43,16 @@ from loyalty.errors import (
     MemberNotFound,
 )
 from loyalty.services.ledger import (
+    AT,
+    MEMBER,
+    PROGRAM,
     AlsoWrite,
     LostRace,
     StoredResult,
     begin_member_write,
+    insert_selecting,
     lock_columns,
+    prefixed,
     program_row,
     record_and_post,
     request_hash,
@@ -84,9 +88,12 @@ _SPENDABLE = and_(
 SPENDABLE_LOTS = select(lots.c.id, lots.c.available, lots.c.expires_at, lots.c.earned_at).where(
     _SPENDABLE
 )
-# The same lots in spending order (``loyalty.domain.allocation.spending_order``), each with
+# The same lots in spending order (``loyalty.domain.allocation.SPENDING_ORDER``), each with
 # the points of the lots before it, keeping only the lots a spend of ``:points`` reaches.
-_SPENDING_ORDER = (lots.c.expires_at.asc().nulls_last(), lots.c.earned_at, lots.c.id)
+_SPENDING_ORDER = [
+    lots.c[part.field].asc().nulls_last() if part.none_last else lots.c[part.field].asc()
+    for part in SPENDING_ORDER
+]
 _QUEUE = (
     select(
         lots.c.id,
@@ -121,28 +128,20 @@ def take_spendable(
 
 
 # A new hold, with the operation that takes its points (see record_and_post).
-_HOLD_COLUMNS = (
-    "program_id, member_id, operation_id, order_id, points, discount_minor, order_total_minor,"
-    " currency, status, expires_at, created_at"
-)
-_HOLD_PARAMS = ("order_id", "points", "discount_minor", "order_total_minor", "currency")
 INSERT_HOLD = AlsoWrite(
-    insert(holds).values(
+    "held",
+    lambda operation_id: insert_selecting(
+        holds,
         {
-            **{name: bindparam(name) for name in ("program_id", "member_id", "operation_id")},
-            **{name: bindparam(name) for name in (*_HOLD_PARAMS, "expires_at")},
+            "program_id": PROGRAM,
+            "member_id": MEMBER,
+            "operation_id": operation_id,
             "status": "active",
-            "created_at": bindparam("at"),
-        }
+            "created_at": AT,
+            "resolved_at": None,
+        },
+        prefix="holds_",
     ),
-    f""",
-    held AS (
-        INSERT INTO holds ({_HOLD_COLUMNS})
-        SELECT :program_id, :member_id, op.id, :order_id, :points, :discount_minor,
-               :order_total_minor, :currency, 'active', :expires_at, :at
-        FROM op
-    )""",
-    [bindparam("expires_at", type_=UTCDateTime())],
 )
 _KEY_STORED = select(operations.c.id).where(
     operations.c.program_id == bindparam("program_id"), operations.c.key == bindparam("key")
@@ -273,17 +272,17 @@ def hold_points(
             moves=[Move("hold", lot_id, available=-take, held=take) for lot_id, take in taken],
             at=now,
             also=INSERT_HOLD,
-            also_params={
-                "program_id": row.program_id,
-                "member_id": row.id,
-                "order_id": order_id,
-                "points": points,
-                "discount_minor": redemption.discount_minor,
-                "order_total_minor": order_total_minor,
-                "currency": cur,
-                "expires_at": result.expires_at,
-                "at": now,
-            },
+            also_params=prefixed(
+                "holds_",
+                {
+                    "order_id": order_id,
+                    "points": points,
+                    "discount_minor": redemption.discount_minor,
+                    "order_total_minor": order_total_minor,
+                    "currency": cur,
+                    "expires_at": result.expires_at,
+                },
+            ),
         )
         return result
 
@@ -339,10 +338,13 @@ _LOCK_HOLDER = (
     .with_for_update(of=members)
 )
 # A hold's new status, with the operation that settles it (see record_and_post).
-_SETTLE_SQL = "UPDATE holds SET status = :new_status, resolved_at = :at WHERE id = :hold_id"
 _SETTLE_HOLD = AlsoWrite(
-    text(_SETTLE_SQL).bindparams(bindparam("at", type_=UTCDateTime())),
-    f",\n    settled AS ({_SETTLE_SQL})",
+    "settled",
+    lambda _operation_id: (
+        update(holds)
+        .where(holds.c.id == bindparam("hold_id"))
+        .values(status=bindparam("new_status"), resolved_at=AT)
+    ),
 )
 
 
@@ -473,7 +475,7 @@ def apply_settlement(
         moves=moves,
         at=now,
         also=_SETTLE_HOLD,
-        also_params={"hold_id": hold.id, "new_status": status, "at": now},
+        also_params={"hold_id": hold.id, "new_status": status},
     )
 
 
