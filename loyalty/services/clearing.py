@@ -23,10 +23,10 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Row, and_, bindparam, select, update
 
 from loyalty.db.database import Database
+from loyalty.db.dialect import insert_ignoring
 from loyalty.db.tables import clearings, lots, programs
 from loyalty.domain.calendar import clearing_cutoff, clearing_moment, last_clearing_year
 from loyalty.domain.checks import require_int
@@ -35,10 +35,13 @@ from loyalty.services.ledger import program_row
 from loyalty.services.results import ClearingResult, SweepResult
 from loyalty.services.sweeps import Ending, end_due_lots
 
-_INSERT_CLEARING = {
-    name: dialect.insert(clearings).on_conflict_do_nothing(index_elements=["program_id", "year"])
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_INSERT_CLEARING = insert_ignoring(clearings, conflict=["program_id", "year"])
+# The lots a clearing ends: of ``:program``, earned before ``:cutoff`` (and not ended yet).
+CLEARING = Ending(
+    "clear",
+    and_(lots.c.program_id == bindparam("program"), lots.c.earned_at < bindparam("cutoff")),
+)
+_LEFT_TO_CLEAR = select(lots.c.id).where(CLEARING.due).limit(1)
 LAST_YEAR = 9998  # the moment of the end of 31 December 9999 is not a datetime
 FIRST_YEAR = 1900  # a cutoff up to 100 years (1200 months) earlier is still a datetime
 
@@ -76,7 +79,7 @@ def clear_year_end(
         size=batch_size,
         on_batch=on_batch,
     )
-    return _result(prog.code, _finish(db, clearing.id, _due(prog.id, clearing.cutoff), now))
+    return _result(prog.code, _finish(db, clearing, now))
 
 
 def clear_due_year_ends(
@@ -200,19 +203,15 @@ def _start(db: Database, prog: Row[Any], year: int, now: dt.datetime) -> Row[Any
         "finished_at": None,
     }
     with db.write() as conn:
-        conn.execute(_INSERT_CLEARING[conn.dialect.name], values)
+        conn.execute(_INSERT_CLEARING.on(conn), values)
         return conn.execute(
             select(clearings).where(clearings.c.program_id == prog.id, clearings.c.year == year)
         ).one()
 
 
-def _due(program_id: int, cutoff: dt.datetime) -> ColumnElement[bool]:
-    """The lots a clearing ends: not ended yet and earned before its cutoff."""
-    return and_(lots.c.expired_at.is_(None), _earned_before(program_id, cutoff))
-
-
-def _earned_before(program_id: int, cutoff: dt.datetime) -> ColumnElement[bool]:
-    return and_(lots.c.program_id == program_id, lots.c.earned_at < cutoff)
+def _due_params(clearing: Row[Any]) -> dict[str, Any]:
+    """The parameters of :data:`CLEARING`'s ``due`` for ``clearing``."""
+    return {"program": clearing.program_id, "cutoff": clearing.cutoff}
 
 
 def _sweep(
@@ -233,27 +232,28 @@ def _sweep(
             .values(lots=clearings.c.lots + lots_ended, points=clearings.c.points + points)
         )
 
-    ending = Ending(
-        kind="clear",
+    end_due_lots(
+        db,
+        CLEARING,
+        params=_due_params(clearing),
         key_prefix=key_prefix,
-        due=_earned_before(clearing.program_id, clearing.cutoff),
-        due_sql="program_id = :program AND earned_at < :cutoff",
-        params={"program": clearing.program_id, "cutoff": clearing.cutoff},
+        at=now,
+        batch_size=size,
         tally=tally,
+        on_batch=on_batch,
     )
-    end_due_lots(db, ending, at=now, batch_size=size, on_batch=on_batch)
 
 
-def _finish(db: Database, clearing_id: int, due: ColumnElement[bool], now: dt.datetime) -> Row[Any]:
+def _finish(db: Database, clearing: Row[Any], now: dt.datetime) -> Row[Any]:
     """Mark the clearing done unless due lots are left (busy members: a later run clears them)."""
     with db.write() as conn:
-        if conn.execute(select(lots.c.id).where(due).limit(1)).first() is None:
+        if conn.execute(_LEFT_TO_CLEAR, _due_params(clearing)).first() is None:
             conn.execute(
                 update(clearings)
-                .where(clearings.c.id == clearing_id, clearings.c.status == "running")
+                .where(clearings.c.id == clearing.id, clearings.c.status == "running")
                 .values(status="done", finished_at=now)
             )
-        return conn.execute(select(clearings).where(clearings.c.id == clearing_id)).one()
+        return conn.execute(select(clearings).where(clearings.c.id == clearing.id)).one()
 
 
 def _result(program: str, clearing: Row[Any], *, replayed: bool = False) -> ClearingResult:

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import bindparam
+
 from loyalty.db.database import Database
 from loyalty.db.tables import lots
 from loyalty.services.results import SweepResult
 from loyalty.services.sweeps import Ending, end_due_lots
+
+EXPIRY = Ending("expire", lots.c.expires_at <= bindparam("now"))
 
 
 def expire_due(
@@ -38,11 +42,12 @@ def expire_due(
     ``loyalty.services.sweeps.run_batches``).
     """
     now = db.clock.now()
-    expiry = Ending(
-        kind="expire",
-        key_prefix="sweep:expire",
-        due=lots.c.expires_at <= now,
-        due_sql="expires_at <= :now",
+    return end_due_lots(
+        db,
+        EXPIRY,
         params={"now": now},
+        key_prefix="sweep:expire",
+        at=now,
+        batch_size=batch_size,
+        on_batch=on_batch,
     )
-    return end_due_lots(db, expiry, at=now, batch_size=batch_size, on_batch=on_batch)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_
+from sqlalchemy import Connection, Row, and_, bindparam
 
 from loyalty.db.database import Database
 from loyalty.db.tables import lots
 from loyalty.domain.moves import Move
 from loyalty.services.results import SweepResult
 from loyalty.services.sweeps import SweepItem, post_sweep, sweep_lots
+
+# Lots whose return window has ended by ``:now``, in the order they mature.
+_DUE = and_(lots.c.pending > 0, lots.c.matures_at <= bindparam("now"))
+_MATURING_ORDER = (lots.c.matures_at, lots.c.id)
 
 
 def mature_pending(
@@ -46,8 +50,9 @@ def mature_pending(
 
     return sweep_lots(
         db,
-        due=and_(lots.c.pending > 0, lots.c.matures_at <= now),
-        order_by=(lots.c.matures_at, lots.c.id),
+        due=_DUE,
+        params={"now": now},
+        order_by=_MATURING_ORDER,
         batch_size=batch_size,
         apply=apply,
         on_batch=on_batch,

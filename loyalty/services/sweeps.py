@@ -26,34 +26,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Connection,
-    Integer,
     Row,
+    String,
     any_,
     bindparam,
     case,
+    cast,
     func,
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db.database import Database
-from loyalty.db.tables import entries, lots, members
+from loyalty.db.dialect import PerDialect, ids_of, one_of
+from loyalty.db.tables import entries, lots, members, operations
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.checks import require_int
-from loyalty.domain.moves import BUCKETS, Move, sums_by
+from loyalty.domain.moves import Move, sums_by
 from loyalty.services.ledger import (
+    AT,
+    DELTAS,
     INSERT_ENTRY,
     UPDATE_LOT_BUCKETS,
     UPDATE_MEMBER_BALANCES,
     entry_row,
     lot_deltas,
     record_operation,
+    row_of,
 )
 from loyalty.services.results import SweepResult
 
@@ -100,33 +103,41 @@ def run_batches(
     return SweepResult(items=items, points=points, batches=batches)
 
 
-def lock_due_members(
-    conn: Connection, due: ColumnElement[bool], order_by: Sequence[Any], limit: int
-) -> list[int]:
-    """Lock the members of the next ``limit`` due lots, in one statement; their ids.
-
-    Members are locked in id order (the order every writer uses), skipping those a
-    concurrent sweep holds. An empty list means nothing is due, or all of it is locked.
-    """
+def due_members(due: ColumnElement[bool], order_by: Sequence[Any], limit: Any) -> Any:
+    """SELECT locking the members of the next ``limit`` due lots, in id order (the order every
+    writer uses), skipping those a concurrent sweep holds."""
     next_due = select(lots.c.member_id).where(due).order_by(*order_by).limit(limit)
-    stmt = (
+    return (
         select(members.c.id)
         .where(members.c.id.in_(next_due))
         .order_by(members.c.id)
         .with_for_update(skip_locked=True)
     )
-    return [int(i) for i in conn.execute(stmt).scalars()]
 
 
-def member_in(conn: Connection, member_ids: Sequence[int]) -> ColumnElement[bool]:
-    """``lots.member_id`` is one of ``member_ids``: one array parameter on PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        return lots.c.member_id == any_(bindparam("member_ids", list(member_ids), ARRAY(Integer)))
-    return lots.c.member_id.in_(member_ids)
+def lock_due_members(
+    conn: Connection,
+    due: ColumnElement[bool],
+    order_by: Sequence[Any],
+    limit: int,
+    params: Mapping[str, Any] | None = None,
+) -> list[int]:
+    """Lock the members of the next ``limit`` due lots, in one statement; their ids.
+
+    An empty list means nothing is due, or all of it is locked.
+    """
+    stmt = due_members(due, order_by, limit)
+    return [int(i) for i in conn.execute(stmt, dict(params or {})).scalars()]
 
 
 # What a sweep's ``apply`` gets of each due lot.
 SWEEP_COLUMNS = (lots.c.id, lots.c.program_id, lots.c.member_id, lots.c.available, lots.c.pending)
+
+
+def due_lots_of(locked: ColumnElement[bool], due: ColumnElement[bool], limit: Any) -> Any:
+    """SELECT of up to ``limit`` due lots of the ``locked`` members (the
+    :data:`SWEEP_COLUMNS`): members may hold many due lots, the rest come next batch."""
+    return select(*SWEEP_COLUMNS).where(locked, due).order_by(lots.c.id).limit(limit)
 
 
 def sweep_lots(
@@ -136,9 +147,11 @@ def sweep_lots(
     order_by: Sequence[Any],
     batch_size: int,
     apply: Callable[[Connection, Sequence[Row[Any]]], int],
+    params: Mapping[str, Any] | None = None,
     on_batch: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
-    """Run a set-based sweep over the lots matching ``due``, one transaction per batch.
+    """Run a set-based sweep over the lots matching ``due`` (with its bind ``params``), one
+    transaction per batch.
 
     Each batch locks the members of up to ``batch_size`` due lots (id order, skipping members
     a concurrent sweep holds), re-reads up to ``batch_size`` due lots of the locked members
@@ -146,17 +159,14 @@ def sweep_lots(
     returns the points they carried.
     """
     require_int("batch_size", batch_size)
+    values = dict(params or {})
 
     def batch(conn: Connection) -> Batch:
-        locked = lock_due_members(conn, due, order_by, batch_size)
+        locked = lock_due_members(conn, due, order_by, batch_size, values)
         if not locked:
             return Batch(0, 0, 0)
-        rows: Sequence[Any] = conn.execute(
-            select(*SWEEP_COLUMNS)
-            .where(member_in(conn, locked), due)
-            .order_by(lots.c.id)
-            .limit(batch_size)  # members may hold many due lots: the rest come next batch
-        ).all()
+        of_locked = one_of(conn, lots.c.member_id, locked, "member_ids")
+        rows = conn.execute(due_lots_of(of_locked, due, batch_size), values).all()
         return Batch(len(locked), len(rows), apply(conn, rows) if rows else 0)
 
     return run_batches(db, batch, on_batch)
@@ -181,7 +191,7 @@ def post_sweep(
     lot_params = [lot_deltas(i.move) for i in items if i.move.lot_id is not None]
     if lot_params:
         conn.execute(UPDATE_LOT_BUCKETS, lot_params)
-    per_member = sums_by(((i.member_id, i.move) for i in items), (*BUCKETS, "debt"))
+    per_member = sums_by(((i.member_id, i.move) for i in items), DELTAS)
     conn.execute(
         UPDATE_MEMBER_BALANCES,
         [
@@ -191,131 +201,211 @@ def post_sweep(
     )
 
 
-@dataclass(frozen=True)
-class Ending:
-    """An ending sweep: which lots it ends for good, and how it records them.
+# The order in which an ending sweep takes due lots: oldest expiry first.
+_ENDING_ORDER = (lots.c.expires_at, lots.c.id)
 
-    ``due`` and ``due_sql`` state the same condition on ``lots`` beyond ``expired_at IS NULL``
-    (which every ending adds): ``due`` in SQLAlchemy for the portable path, ``due_sql`` as SQL
-    with the bind values ``params`` for PostgreSQL's one statement per batch. ``tally``, if
-    given, runs in each batch's transaction with the lots and points the batch ended.
+
+class Ending:
+    """An ending sweep: the ``kind`` of its operations and entries (``expire``, ``clear``) and
+    which lots it ends for good: ``due``, a condition on ``lots`` with bind parameters (named
+    unlike any column of ``lots`` or ``members``) beyond ``expired_at IS NULL``, which every
+    ending adds. Build one per sweep at import: it builds its PostgreSQL statement then.
     """
 
-    kind: str  # of the operations and entries: "expire" or "clear"
-    key_prefix: str
-    due: ColumnElement[bool]
-    due_sql: str
+    def __init__(self, kind: str, due: ColumnElement[bool]) -> None:
+        self.kind = kind
+        self.due = lots.c.expired_at.is_(None) & due
+        self.pg_batch = _end_due_lots_pg(kind, self.due)
+
+
+@dataclass(frozen=True)
+class _EndingRun:
+    """One run of an :class:`Ending`: its ``due`` parameters and how it records what it ends."""
+
     params: Mapping[str, Any]
-    tally: Callable[[Connection, int, int], None] | None = None
+    key_prefix: str
+    at: dt.datetime
+    batch_size: int
+    tally: Callable[[Connection, int, int], None] | None
+    on_batch: Callable[[SweepResult], None] | None
+
+    def count(self, conn: Connection, items: int, points: int) -> None:
+        """Run the tally, if any, for a batch that ended ``items`` lots."""
+        if self.tally is not None and items:
+            self.tally(conn, items, points)
 
 
 def end_due_lots(
     db: Database,
     ending: Ending,
     *,
+    params: Mapping[str, Any],
+    key_prefix: str,
     at: dt.datetime,
     batch_size: int,
+    tally: Callable[[Connection, int, int], None] | None = None,
     on_batch: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
-    """End every lot ``ending`` finds due, oldest expiry first, ``batch_size`` lots a batch.
+    """End every lot ``ending`` finds due (with its ``params``), oldest expiry first,
+    ``batch_size`` lots a batch; ``tally``, if given, runs in each batch's transaction with
+    the lots and points the batch ended.
 
     Each lot is claimed by setting its ``expired_at`` while it is still ``NULL`` and gets one
-    ``ending.kind`` entry taking out its available and pending points (even when zero), so a
-    lot ends once, whichever ending comes first; held and frozen points stay for the hold or
-    refund in flight. The unique index ``uq_entries_one_expiry_per_lot`` is the last guard.
+    ``ending.kind`` entry (under an operation keyed ``key_prefix:…``) taking out its available
+    and pending points (even when zero), so a lot ends once, whichever ending comes first;
+    held and frozen points stay for the hold or refund in flight. The unique index
+    ``uq_entries_one_expiry_per_lot`` is the last guard.
     """
     require_int("batch_size", batch_size)
-    if db.engine.dialect.name == "postgresql":
-        params = {
-            **ending.params,
-            "at": at,
-            "limit": batch_size,
-            "kind": ending.kind,
-            "key_prefix": ending.key_prefix,
-        }
-        statement = _end_due_lots_pg(ending.due_sql, params)
+    run = _EndingRun(params, key_prefix, at, batch_size, tally, on_batch)
+    return _END_DUE_LOTS.on(db.engine)(db, ending, run)
 
-        def batch(conn: Connection) -> Batch:
-            row = conn.execute(statement, params).one()
-            if row.claimed != row.lots:  # impossible: the lots are locked and still unended
-                raise RuntimeError(f"{ending.kind} claimed {row.claimed} of {row.lots} lots")
-            _tally(conn, ending, row.lots, int(row.points))
-            return Batch(row.members, row.lots, int(row.points))
 
-        return run_batches(db, batch, on_batch)
+def _end_in_one_statement_per_batch(db: Database, ending: Ending, run: _EndingRun) -> SweepResult:
+    """PostgreSQL: each batch is :attr:`Ending.pg_batch`."""
+    params = {**run.params, "at": run.at, "limit": run.batch_size, "key_prefix": run.key_prefix}
+
+    def batch(conn: Connection) -> Batch:
+        row = conn.execute(ending.pg_batch, params).one()
+        if row.claimed != row.lots:  # impossible: the lots are locked and still unended
+            raise RuntimeError(f"{ending.kind} claimed {row.claimed} of {row.lots} lots")
+        run.count(conn, row.lots, int(row.points))
+        return Batch(row.members, row.lots, int(row.points))
+
+    return run_batches(db, batch, run.on_batch)
+
+
+def _end_in_steps(db: Database, ending: Ending, run: _EndingRun) -> SweepResult:
+    """Any database: :func:`sweep_lots`, each batch's lots ended by :func:`end_lots`."""
 
     def apply(conn: Connection, rows: Sequence[Row[Any]]) -> int:
-        points = end_lots(conn, rows, kind=ending.kind, key_prefix=ending.key_prefix, at=at)
-        _tally(conn, ending, len(rows), points)
+        points = end_lots(conn, rows, kind=ending.kind, key_prefix=run.key_prefix, at=run.at)
+        run.count(conn, len(rows), points)
         return points
 
-    due = lots.c.expired_at.is_(None) & ending.due
     return sweep_lots(
         db,
-        due=due,
-        order_by=(lots.c.expires_at, lots.c.id),
-        batch_size=batch_size,
+        due=ending.due,
+        params=run.params,
+        order_by=_ENDING_ORDER,
+        batch_size=run.batch_size,
         apply=apply,
-        on_batch=on_batch,
+        on_batch=run.on_batch,
     )
 
 
-def _tally(conn: Connection, ending: Ending, items: int, points: int) -> None:
-    if ending.tally is not None and items:
-        ending.tally(conn, items, points)
+_END_DUE_LOTS = PerDialect(postgresql=_end_in_one_statement_per_batch, sqlite=_end_in_steps)
 
 
-# One batch of an ending sweep on PostgreSQL, in one statement. ``locked``: the members of the
-# next :limit due lots, in id order, skipping busy ones. ``due``: up to :limit of their due
-# lots, locked, as last committed. The rest records and posts them; the final row says how
-# many members were locked (0 ends the sweep) and what was ended. {due} is the ending's SQL.
-_END_DUE_LOTS_PG = """
-WITH locked AS MATERIALIZED (
-    SELECT id FROM members
-    WHERE id IN (SELECT member_id FROM lots WHERE expired_at IS NULL AND {due}
-                 ORDER BY expires_at, id LIMIT :limit)
-    ORDER BY id
-    FOR UPDATE SKIP LOCKED
-), due AS MATERIALIZED (
-    SELECT id, program_id, member_id, available, pending FROM lots
-    WHERE member_id = ANY(ARRAY(SELECT id FROM locked)) AND expired_at IS NULL AND {due}
-    ORDER BY id LIMIT :limit
-    FOR UPDATE
-), claimed AS (
-    UPDATE lots SET expired_at = :at, available = 0, pending = 0
-    WHERE id = ANY(ARRAY(SELECT id FROM due)) AND expired_at IS NULL
-    RETURNING id
-), ops AS (
-    INSERT INTO operations (program_id, key, kind, request_hash, result, created_at)
-    SELECT program_id, :key_prefix || ':' || replace(gen_random_uuid()::text, '-', ''), :kind,
-           '', json_build_object('lots', count(*)), :at
-    FROM due GROUP BY program_id
-    RETURNING id, program_id
-), posted AS (
-    INSERT INTO entries (program_id, member_id, operation_id, lot_id, kind,
-                         available_delta, pending_delta, held_delta, frozen_delta,
-                         debt_delta, created_at)
-    SELECT d.program_id, d.member_id, o.id, d.id, :kind, -d.available, -d.pending, 0, 0, 0, :at
-    FROM due AS d JOIN ops AS o ON o.program_id = d.program_id
-), taken AS (
-    UPDATE members AS m
-    SET available = m.available - s.available, pending = m.pending - s.pending
-    FROM (SELECT member_id, sum(available) AS available, sum(pending) AS pending
-          FROM due GROUP BY member_id) AS s
-    WHERE m.id = s.member_id
-)
-SELECT (SELECT count(*) FROM locked) AS members, (SELECT count(*) FROM claimed) AS claimed,
-       count(*) AS lots, coalesce(sum(available + pending), 0) AS points
-FROM due
-"""
+def _ending_entry(kind: str, ended: Any, operation_id: Any, at: Any) -> dict[str, Any]:
+    """The entry that ends a lot of ``ended`` (``lots``, or rows of its columns): it takes
+    out the lot's available and pending points."""
+    return {
+        "program_id": ended.c.program_id,
+        "member_id": ended.c.member_id,
+        "operation_id": operation_id,
+        "lot_id": ended.c.id,
+        "kind": kind,
+        "available_delta": -ended.c.available,
+        "pending_delta": -ended.c.pending,
+        "held_delta": 0,
+        "frozen_delta": 0,
+        "debt_delta": 0,
+        "created_at": at,
+    }
 
 
-def _end_due_lots_pg(due_sql: str, params: Mapping[str, Any]) -> Any:
-    """The batch statement for ``due_sql``, its datetime values bound as UTC ``timestamptz``."""
-    moments = [
-        bindparam(k, type_=UTCDateTime()) for k, v in params.items() if isinstance(v, dt.datetime)
-    ]
-    return text(_END_DUE_LOTS_PG.format(due=f"({due_sql})")).bindparams(*moments)
+def _take_off_members(ended: Any) -> Any:
+    """UPDATE taking the available and pending points of the ``ended`` lots (rows of
+    ``lots``' columns) off their members."""
+    per_member = (
+        select(
+            ended.c.member_id,
+            func.sum(ended.c.available).label("available"),
+            func.sum(ended.c.pending).label("pending"),
+        )
+        .group_by(ended.c.member_id)
+        .subquery("per_member")
+    )
+    return (
+        update(members)
+        .where(members.c.id == per_member.c.member_id)
+        .values(
+            available=members.c.available - per_member.c.available,
+            pending=members.c.pending - per_member.c.pending,
+        )
+    )
+
+
+def _end_due_lots_pg(kind: str, due: ColumnElement[bool]) -> Any:
+    """One batch of an ending sweep on PostgreSQL, in one statement.
+
+    ``locked``: the members of the next ``:limit`` due lots, in id order, skipping busy ones.
+    ``due``: up to ``:limit`` of their due lots, locked, as last committed (``FOR UPDATE``
+    reads each row as last committed, not as of the statement's snapshot, so a checkout that
+    committed while the statement started is seen). The rest claims and empties them, records
+    one operation per program, writes one entry per lot and takes the sums off the members;
+    the row answered says how many members were locked (0 ends the sweep) and what was ended.
+    """
+    limit = bindparam("limit", type_=lots.c.id.type)
+    locked = due_members(due, _ENDING_ORDER, limit).cte("locked").prefix_with("MATERIALIZED")
+    ended = (
+        due_lots_of(lots.c.member_id == any_(ids_of(locked)), due, limit)
+        .with_for_update()
+        .cte("due")
+        .prefix_with("MATERIALIZED")
+    )
+    claimed = (
+        update(lots)
+        .where(lots.c.id == any_(ids_of(ended)), lots.c.expired_at.is_(None))
+        .values(expired_at=AT, available=0, pending=0)
+        .returning(lots.c.id)
+        .cte("claimed")
+    )
+    uuid_hex = func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    names, operation = row_of(
+        operations,
+        {
+            "program_id": ended.c.program_id,
+            "key": bindparam("key_prefix", type_=String()) + ":" + uuid_hex,
+            "kind": kind,
+            "member_id": None,
+            "request_hash": "",
+            "result": func.json_build_object("lots", func.count()),
+            "created_at": AT,
+        },
+    )
+    ops = (
+        insert(operations)
+        .from_select(names, operation.group_by(ended.c.program_id), include_defaults=False)
+        .returning(operations.c.id, operations.c.program_id)
+        .cte("ops")
+    )
+    names, entry = row_of(entries, _ending_entry(kind, ended, ops.c.id, AT))
+    posted = (
+        insert(entries)
+        .from_select(
+            names,
+            entry.select_from(ended.join(ops, ops.c.program_id == ended.c.program_id)),
+            include_defaults=False,
+        )
+        .cte("posted")
+    )
+    taken = _take_off_members(ended).cte("taken")
+
+    def count(cte: Any) -> Any:
+        return select(func.count()).select_from(cte).scalar_subquery()
+
+    return (
+        select(
+            count(locked).label("members"),
+            count(claimed).label("claimed"),
+            func.count().label("lots"),
+            func.coalesce(func.sum(ended.c.available + ended.c.pending), 0).label("points"),
+        )
+        .select_from(ended)
+        .add_cte(posted, taken)
+    )
 
 
 def end_lots(
@@ -336,68 +426,18 @@ def end_lots(
     ).rowcount
     if claimed != len(rows):  # impossible under the members' locks
         raise RuntimeError(f"{kind} claimed {claimed} of {len(rows)} lots")
-    conn.execute(
-        insert(entries).from_select(_ENDING_COLUMNS, _ending_entries(kind, op_ids, in_batch, at))
-    )
-    per_member = (
-        select(
-            lots.c.member_id,
-            func.sum(lots.c.available).label("available"),
-            func.sum(lots.c.pending).label("pending"),
-        )
-        .where(in_batch)
-        .group_by(lots.c.member_id)
-        .subquery()
-    )
-    conn.execute(
-        update(members)
-        .where(members.c.id == per_member.c.member_id)
-        .values(
-            available=members.c.available - per_member.c.available,
-            pending=members.c.pending - per_member.c.pending,
-        )
-    )
-    conn.execute(update(lots).where(in_batch).values(available=0, pending=0))
-    return int(sum(r.available + r.pending for r in rows))
-
-
-_ENDING_COLUMNS = [
-    "program_id",
-    "member_id",
-    "operation_id",
-    "lot_id",
-    "kind",
-    "available_delta",
-    "pending_delta",
-    "held_delta",
-    "frozen_delta",
-    "debt_delta",
-    "created_at",
-]
-
-
-def _ending_entries(
-    kind: str, op_ids: Mapping[int, int], in_batch: ColumnElement[bool], at: dt.datetime
-) -> Any:
-    """``SELECT`` of one ending entry per lot of the batch, from the lot's own buckets."""
-    op_id: Any = (
+    operation_id: Any = (
         literal(next(iter(op_ids.values())))
         if len(op_ids) == 1
         else case(op_ids, value=lots.c.program_id)
     )
-    return select(
-        lots.c.program_id,
-        lots.c.member_id,
-        op_id,
-        lots.c.id,
-        literal(kind),
-        -lots.c.available,
-        -lots.c.pending,
-        literal(0),
-        literal(0),
-        literal(0),
-        literal(at, UTCDateTime()),
-    ).where(in_batch)
+    names, entry = row_of(
+        entries, _ending_entry(kind, lots, operation_id, literal(at, UTCDateTime()))
+    )
+    conn.execute(insert(entries).from_select(names, entry.where(in_batch), include_defaults=False))
+    conn.execute(_take_off_members(select(*SWEEP_COLUMNS).where(in_batch).subquery()))
+    conn.execute(update(lots).where(in_batch).values(available=0, pending=0))
+    return int(sum(r.available + r.pending for r in rows))
 
 
 def _sweep_operations(
