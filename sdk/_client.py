@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,8 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from loyalty import migrate
 from loyalty import services as core
 from loyalty.config import DATABASE_URL_ENV, load_settings
-from loyalty.db.database import Database, make_engine
-from loyalty.db.dialect import is_sqlite
+from loyalty.db.database import Database, make_engine, missing_sqlite_file, url_to_reopen
 from loyalty.domain.checks import require_aware, require_program_code
 from loyalty.domain.clock import Clock
 from loyalty.domain.money import require_currency
@@ -550,15 +548,9 @@ def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
             raise ConfigurationError(
                 f"engine must be a SQLAlchemy Engine, got {type(engine).__name__}"
             )
-        if not is_sqlite(engine):
+        url = url_to_reopen(engine)
+        if url is None:
             return engine, False
-        database = engine.url.database
-        if not database or database == ":memory:":
-            raise ConfigurationError(
-                "an in-memory SQLite engine cannot be shared with Jifen; "
-                "use a SQLite file or PostgreSQL"
-            )
-        url = engine.url.render_as_string(hide_password=False)
     found = url or load_settings().database_url
     if not found:
         raise ConfigurationError(
@@ -566,14 +558,8 @@ def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
             "'postgresql://user@host/shop' or 'sqlite:///jifen.db'), or pass engine=your_engine"
         )
     created = make_engine(found)
-    database = created.url.database
-    if (
-        is_sqlite(created)
-        and database
-        and database != ":memory:"
-        and not database.startswith("file:")
-        and not Path(database).exists()
-    ):
+    database = missing_sqlite_file(created)
+    if database is not None:
         created.dispose()
         raise ConfigurationError(
             f"no SQLite database at {database!r}; "

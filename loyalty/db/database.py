@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -66,6 +67,35 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # checkout instead of failing the next call; it costs one round trip per checkout.
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
+
+
+def url_to_reopen(engine: Engine) -> str | None:
+    """``None`` when Jifen can use a caller's ``engine`` as it is (PostgreSQL); for a SQLite
+    file, its URL, to open with Jifen's own settings (WAL, ``BEGIN IMMEDIATE``). An in-memory
+    SQLite engine cannot be shared: :class:`ConfigurationError`."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        raise ConfigurationError(
+            "an in-memory SQLite engine cannot be shared with Jifen; "
+            "use a SQLite file or PostgreSQL"
+        )
+    return engine.url.render_as_string(hide_password=False)
+
+
+def missing_sqlite_file(engine: Engine) -> str | None:
+    """The path of the SQLite file ``engine`` names, when that file does not exist."""
+    database = engine.url.database
+    if (
+        engine.dialect.name == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    ):
+        return database
+    return None
 
 
 def _configure_sqlite(engine: Engine) -> None:
