@@ -30,6 +30,7 @@ from sqlalchemy import (
     TableValuedAlias,
     any_,
     bindparam,
+    cast,
     column,
     func,
     select,
@@ -163,10 +164,12 @@ def unnest_rows(
     prefix: str,
     ordinality: str | None = None,
 ) -> TableValuedAlias:
-    """PostgreSQL's ``unnest(:<prefix><column>::type[], …) AS name(column, …)``: parallel
-    array parameters read as rows, so one statement writes a whole list of moves (with
-    ``ordinality``, one more column numbering the rows in the arrays' order)."""
-    arrays = [bindparam(f"{prefix}{col}", type_=ARRAY(type_)) for col, type_ in columns]
+    """PostgreSQL's ``unnest(CAST(:<prefix><column> AS type[]), …) AS name(column, …)``:
+    parallel array parameters read as rows, so one statement writes a whole list of moves
+    (with ``ordinality``, one more column numbering the rows in the arrays' order). The
+    parameters are cast, not typed: psycopg sends a list as an array as it is, and a typed
+    ARRAY parameter would be walked item by item on every call."""
+    arrays = [cast(bindparam(f"{prefix}{col}"), ARRAY(type_)) for col, type_ in columns]
     rows = func.unnest(*arrays).table_valued(
         *(column(col, type_) for col, type_ in columns), with_ordinality=ordinality
     )

@@ -9,6 +9,13 @@ A service call is one transaction (``db.write()``) that
 3. records the operation with its result (``record_operation``) and posts its moves
    (``post_moves``): one entry per lot touched, the lots' buckets and the member's balances
    updated by the same deltas, in a few set-based statements.
+
+On PostgreSQL step 3 is one statement (``record_and_post``; a credit and a sweep batch are
+too, in their modules), built from SQLAlchemy Core at import: CTEs that insert rows of the
+registry's tables from bind parameters (:func:`row_of`, :func:`insert_selecting`) or from
+parallel arrays (``unnest``), and update lots and members by the same deltas. On SQLite the
+same writes are steps; both forms stand side by side behind one name
+(:class:`~loyalty.db.dialect.PerDialect`).
 """
 
 from __future__ import annotations
