@@ -194,7 +194,7 @@ def _grant(
 @dataclass(frozen=True)
 class _CreditRows:
     """What one credit writes: the operation, the lot (ids aside), the member's new lifetime
-    total and cap counters, and the earning (ids aside)."""
+    total and cap counters, and the earning (ids and time aside)."""
 
     operation: dict[str, Any]
     lot: dict[str, Any]
@@ -268,8 +268,6 @@ def _credit(
             },
         },
         earning={
-            "program_id": row.program_id,
-            "member_id": row.id,
             "source": source,
             "order_id": None,
             "action": None,
@@ -280,7 +278,6 @@ def _credit(
             "points_granted": granted,
             "capped_by": grant.decision.capped_by,
             "rule_version_id": rule_version_id,
-            "created_at": now,
             **earning,
         },
         pending=pending,
@@ -292,10 +289,10 @@ def _credit(
 def _credit_in_steps(conn: Connection, row: Row[Any], rows: _CreditRows) -> None:
     """The credit statement by statement: any backend, no points granted, or a debt to repay."""
     op_id = record_operation(conn, **rows.operation)
+    ids = {"program_id": row.program_id, "member_id": row.id, "operation_id": op_id}
     lot_id = None
     granted = rows.lot["points"]
     if granted:
-        ids = {"program_id": row.program_id, "member_id": row.id, "operation_id": op_id}
         lot_id = conn.execute(
             INSERT_LOT, {**ids, "held": 0, "frozen": 0, "expired_at": None, **rows.lot}
         ).scalar_one()
@@ -317,7 +314,8 @@ def _credit_in_steps(conn: Connection, row: Row[Any], rows: _CreditRows) -> None
             member_update=UPDATE_MEMBER_AFTER_EARN,
             member_params=rows.member,
         )
-    conn.execute(INSERT_EARNING, {**rows.earning, "operation_id": op_id, "lot_id": lot_id})
+    earning = {**rows.earning, **ids, "lot_id": lot_id, "created_at": rows.operation["at"]}
+    conn.execute(INSERT_EARNING, earning)
 
 
 # A credit on PostgreSQL in one round trip: the operation (``op``), its lot, the lot's
@@ -326,15 +324,9 @@ def _credit_in_steps(conn: Connection, row: Row[Any], rows: _CreditRows) -> None
 # caller rolls the member update back.
 _LOT = insert_selecting(
     lots,
-    {
-        "program_id": PROGRAM,
-        "member_id": MEMBER,
-        "operation_id": RECORDED_OPERATION.c.id,
-        "held": 0,
-        "frozen": 0,
-        "expired_at": None,
-    },
+    {"program_id": PROGRAM, "member_id": MEMBER, "operation_id": RECORDED_OPERATION.c.id},
     prefix="lots_",
+    defaults=("held", "frozen", "expired_at"),
 ).returning(lots.c.id, lots.c.operation_id)
 _NEW_LOT = _LOT.cte("lot")
 _LOT_ENTRY = {
@@ -352,7 +344,13 @@ _CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(
     UPDATE_MEMBER_AFTER_EARN.cte("balanced"),
     insert_selecting(
         earnings,
-        {"operation_id": _NEW_LOT.c.operation_id, "lot_id": _NEW_LOT.c.id},
+        {
+            "program_id": PROGRAM,
+            "member_id": MEMBER,
+            "operation_id": _NEW_LOT.c.operation_id,
+            "lot_id": _NEW_LOT.c.id,
+            "created_at": AT,
+        },
         prefix="earnings_",
     ).cte("earned"),
 )

@@ -231,16 +231,20 @@ OPERATION = bindparam("operation", type_=operations.c.id.type)
 
 
 def row_of(
-    table: Table, values: Mapping[str, Any], *, prefix: str = ""
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    prefix: str = "",
+    defaults: Sequence[str] = (),
 ) -> tuple[list[str], Select[Any]]:
-    """A row of ``table`` as a SELECT, for ``INSERT … SELECT``: every column but the key, and
-    the SELECT of their values.
+    """A row of ``table`` as a SELECT, for ``INSERT … SELECT``: the columns (all but the key
+    and the ``defaults``, left to their server defaults), and the SELECT of their values.
 
     Each column's value is ``values[column]`` (an expression, or a constant), else the bind
     parameter ``<prefix><column>`` typed as the column. The SELECT reads what ``values``
     refer to: from a CTE, one row per row of it, none when it is empty.
     """
-    names = [c.name for c in table.c if not c.primary_key]
+    names = [c.name for c in table.c if not c.primary_key and c.name not in defaults]
     row = []
     for name in names:
         if name in values:
@@ -257,12 +261,13 @@ def insert_selecting(
     values: Mapping[str, Any],
     *,
     prefix: str = "",
+    defaults: Sequence[str] = (),
     order_by: Sequence[Any] = (),
     into: Any = None,
 ) -> Any:
     """``INSERT INTO table (…) SELECT …`` of :func:`row_of` (rows in ``order_by``), built on
     ``into`` (default: a plain INSERT)."""
-    names, row = row_of(table, values, prefix=prefix)
+    names, row = row_of(table, values, prefix=prefix, defaults=defaults)
     into = insert(table) if into is None else into
     return into.from_select(names, row.order_by(*order_by), include_defaults=False)
 

@@ -138,9 +138,9 @@ INSERT_HOLD = AlsoWrite(
             "operation_id": operation_id,
             "status": "active",
             "created_at": AT,
-            "resolved_at": None,
         },
         prefix="holds_",
+        defaults=("resolved_at",),
     ),
 )
 _KEY_STORED = select(operations.c.id).where(
