@@ -16,6 +16,7 @@ UTF-8 or not an event gets **400** and writes nothing. A verified event goes to
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import stripe
 
@@ -60,7 +61,7 @@ class StripeWebhook:
         if problem:
             return WebhookResult(400, "rejected", problem)
         try:
-            event = json.loads(text_body)
+            event = json.loads(text_body, parse_constant=_not_json)
             envelope = parse_envelope(event)
         except (ValueError, InvalidStripeEvent) as exc:
             return WebhookResult(400, "rejected", f"the body is not a Stripe event: {exc}")
@@ -90,3 +91,9 @@ def body_text(payload: bytes | str) -> str:
             f"the body is not UTF-8 text ({exc.reason} at byte {exc.start}); "
             "Stripe sends events as UTF-8 JSON"
         ) from exc
+
+
+def _not_json(token: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (Python's parser accepts them, and
+    PostgreSQL's ``json`` type refuses them); Stripe never sends them."""
+    raise ValueError(f"{token} is not a JSON value")

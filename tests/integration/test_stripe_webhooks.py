@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from loyalty.stripe.webhook import StripeWebhook, body_text
 
 from admin.webhooks import init_stripe_webhook
 from loyalty import services as s
@@ -26,6 +25,7 @@ from loyalty.errors import (
     StripeEventNotFound,
 )
 from loyalty.stripe.sync import apply_parked, replay_event
+from loyalty.stripe.webhook import StripeWebhook, body_text
 from sdk import Jifen
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, enrol, make_program, row_counts, scalar
@@ -285,3 +285,20 @@ def test_parked_events_can_be_replayed_by_hand(client: FlaskClient, shop: Databa
     with pytest.raises(StripeEventNotFound):
         replay_event(shop, program=PROGRAM, event_id="evt_missing")
     assert scalar(shop, "SELECT attempts FROM stripe_events") == 3
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_a_body_with_a_non_json_number_is_rejected_and_writes_nothing(
+    client: FlaskClient, shop: Database, token: str
+) -> None:
+    event = st.payment_intent_succeeded(st.new_id("pi"), 10_000, customer="cus_A")
+    raw = st.body(event).replace(b'"amount_received":10000', b'"amount_received":' + token.encode())
+    assert token.encode() in raw
+    response = client.post(
+        "/webhooks/stripe",
+        data=raw,
+        headers={"Stripe-Signature": st.sign(raw), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert f"{token} is not a JSON value" in response.get_json()["message"]
+    assert scalar(shop, "SELECT count(*) FROM stripe_events") == 0
