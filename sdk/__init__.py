@@ -143,8 +143,8 @@ __all__ = [
     "WebhookResult",
 ]
 
-# Every export says it belongs to ``sdk`` (in reprs, tracebacks and help()), wherever inside
-# Jifen it is defined; ``sdk.<name>`` is the name to use and the one that stays.
-for _name in __all__:
-    globals()[_name].__module__ = "sdk"
-del _name
+# What sdk itself defines says it belongs to ``sdk`` (in reprs, tracebacks and help()). The
+# errors and result types it re-exports keep their home in ``loyalty``: the console and the
+# jobs raise and show the same classes, and their names must not depend on whether something
+# imported sdk first.
+Jifen.__module__ = "sdk"
