@@ -25,19 +25,16 @@ from loyalty.domain.checks import (
 from loyalty.domain.moves import Move, debt_repayment
 from loyalty.errors import InvalidAmount
 from loyalty.services.earning import INSERT_LOT
-from loyalty.services.ledger import (
-    StoredResult,
-    begin_member_write,
-    post_moves,
-    record_operation,
-    request_hash,
-    resolve_key,
-    rule_cache,
-    run_write,
-)
+from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.redemption import spendable_lots
 from loyalty.services.results import AdjustmentResult
 from loyalty.services.uow import Target
+from loyalty.services.writes import (
+    LedgerWrite,
+    StoredResult,
+    resolve_key,
+    rule_cache,
+)
 
 MAX_ADJUSTMENT = MAX_POINTS  # the bound of every amount of points, either way
 
@@ -65,15 +62,17 @@ def adjust_points(
     require_key(adjustment_id, name="adjustment_id")
     if actor is not None:
         actor = require_text("actor", actor, max_length=120)
-    key = resolve_key(idempotency_key, f"adjust:{adjustment_id}")
     params = {"program": program, "member": member, "points": points, "reason": reason}
-    req_hash = request_hash("adjust", {**params, "id": adjustment_id, "actor": actor})
+    write = LedgerWrite.of(
+        "adjust",
+        key=resolve_key(idempotency_key, f"adjust:{adjustment_id}"),
+        result_type=AdjustmentResult,
+        request={**params, "id": adjustment_id, "actor": actor},
+    )
     now = db.clock.now()
 
     def work(conn: Connection) -> AdjustmentResult | StoredResult:
-        row = begin_member_write(
-            conn, program, member, key=key, kind="adjust", req_hash=req_hash, at=now
-        )
+        row = write.lock(conn, program, member, at=now)
         if isinstance(row, StoredResult):
             return row
         expires_at = _grant_expiry(db, conn, row, now) if points > 0 else None
@@ -90,10 +89,8 @@ def adjust_points(
         op_id = record_operation(
             conn,
             program_id=row.program_id,
-            key=key,
-            kind="adjust",
+            **write.identity,
             member_id=row.id,
-            req_hash=req_hash,
             result=result.to_record(),
             at=now,
         )
@@ -112,9 +109,7 @@ def adjust_points(
         )
         return result
 
-    return run_write(
-        db, work, result_type=AdjustmentResult, key=key, kind="adjust", req_hash=req_hash
-    )
+    return write.run(db, work)
 
 
 def _require_points(points: object) -> None:

@@ -45,9 +45,9 @@ from loyalty.errors import (
 )
 from loyalty.services.adjustments import _require_points, adjust_points
 from loyalty.services.audit import record_audit
-from loyalty.services.ledger import program_row
 from loyalty.services.results import AdjustmentResult
 from loyalty.services.uow import Target, UnitOfWork, run_in
+from loyalty.services.writes import program_row
 
 DEFAULT_THRESHOLD = 1000
 STATUSES = ("pending", "approving", "applied", "rejected", "failed")

@@ -24,7 +24,6 @@ from loyalty.db.tables import audit_log, programs
 from loyalty.domain.checks import require_int, require_text
 from loyalty.domain.rules import RuleSet
 from loyalty.errors import InvalidInput
-from loyalty.services.ledger import program_row
 from loyalty.services.programs import (
     SETTINGS,
     get_program,
@@ -34,6 +33,7 @@ from loyalty.services.programs import (
 )
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
 from loyalty.services.uow import Target, UnitOfWork, run_in
+from loyalty.services.writes import program_row
 
 MAX_PAGE = 500
 

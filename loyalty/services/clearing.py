@@ -31,9 +31,9 @@ from loyalty.db.tables import clearings, lots, programs
 from loyalty.domain.calendar import clearing_cutoff, clearing_moment, last_clearing_year
 from loyalty.domain.checks import require_int
 from loyalty.errors import ClearingNotDue, InvalidInput, InvalidRule
-from loyalty.services.ledger import program_row
 from loyalty.services.results import ClearingResult, SweepResult
 from loyalty.services.sweeps import Ending, end_due_lots
+from loyalty.services.writes import program_row
 
 _INSERT_CLEARING = insert_ignoring(clearings, conflict=["program_id", "year"])
 # The lots a clearing ends: of ``:program``, earned before ``:cutoff`` (and not ended yet).

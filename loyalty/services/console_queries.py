@@ -26,8 +26,8 @@ from loyalty.domain.calendar import last_usable_day, zone
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.errors import MemberNotFound
 from loyalty.services.forecast import forecast
-from loyalty.services.ledger import program_row
 from loyalty.services.results import ProgramInfo
+from loyalty.services.writes import program_row
 
 ISSUE_KINDS = ("earn", "earn_pending", "adjust_grant")
 FLOWS = ("issued", "redeemed", "expired", "cleared")

@@ -56,23 +56,23 @@ from loyalty.services.ledger import (
     PROGRAM,
     RECORDED_OPERATION,
     LostRace,
-    StoredResult,
-    begin_member_write,
     insert_selecting,
     member_totals,
     operation_params,
     post_moves,
     prefixed,
-    program_row,
     record_operation,
-    request_hash,
-    resolve_key,
-    rule_cache,
-    rule_version_at,
-    run_write,
 )
 from loyalty.services.results import EarnQuote, EarnResult
 from loyalty.services.uow import Target
+from loyalty.services.writes import (
+    LedgerWrite,
+    StoredResult,
+    program_row,
+    resolve_key,
+    rule_cache,
+    rule_version_at,
+)
 
 OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 
@@ -217,9 +217,7 @@ def _credit(
     grant: _Grant,
     source: str,
     reference: str,
-    key: str,
-    kind: str,
-    req_hash: str,
+    write: LedgerWrite[EarnResult],
     now: dt.datetime,
     pending_days: int,
     earning: Mapping[str, Any],
@@ -244,10 +242,10 @@ def _credit(
     rows = _CreditRows(
         operation={
             "program_id": row.program_id,
-            "key": key,
-            "kind": kind,
+            "key": write.key,
+            "kind": write.kind,
             "member_id": row.id,
-            "req_hash": req_hash,
+            "req_hash": write.req_hash,
             "result": result.to_record(),
             "at": now,
         },
@@ -407,11 +405,12 @@ def earn_purchase(
     order_id = require_order_id(order_id)
     parsed = order_lines(amount_minor, lines)
     require_minor_units("paid_with_points_minor", paid_with_points_minor, minimum=0)
-    key = resolve_key(idempotency_key, f"earn:{order_id}")
     total = sum(line.amount_minor for line in parsed)
-    req_hash = request_hash(
+    write = LedgerWrite.of(
         "earn_purchase",
-        {
+        key=resolve_key(idempotency_key, f"earn:{order_id}"),
+        result_type=EarnResult,
+        request={
             "program": program,
             "member": member,
             "order_id": order_id,
@@ -423,16 +422,8 @@ def earn_purchase(
     now = db.clock.now()
 
     def work(conn: Connection) -> EarnResult | StoredResult:
-        row = begin_member_write(
-            conn,
-            program,
-            member,
-            key=key,
-            kind="earn_purchase",
-            req_hash=req_hash,
-            at=now,
-            extra=ORDER_EARNED,
-            params={"order_id": order_id},
+        row = write.lock(
+            conn, program, member, at=now, extra=ORDER_EARNED, params={"order_id": order_id}
         )
         if isinstance(row, StoredResult):
             return row
@@ -461,9 +452,7 @@ def earn_purchase(
             grant=_grant(conn, row, rules, requested, now),
             source="purchase",
             reference=order_id,
-            key=key,
-            kind="earn_purchase",
-            req_hash=req_hash,
+            write=write,
             now=now,
             pending_days=rules.pending_days,
             earning={
@@ -474,9 +463,7 @@ def earn_purchase(
             },
         )
 
-    return run_write(
-        db, work, result_type=EarnResult, key=key, kind="earn_purchase", req_hash=req_hash
-    )
+    return write.run(db, work)
 
 
 def earn_action(
@@ -498,17 +485,16 @@ def earn_action(
     member = require_member_id(member)
     action = require_text("action", action, max_length=100)
     require_key(reference, name="reference")
-    key = resolve_key(idempotency_key, f"action:{action}:{member}:{reference}")
-    req_hash = request_hash(
+    write = LedgerWrite.of(
         "earn_action",
-        {"program": program, "member": member, "action": action, "reference": reference},
+        key=resolve_key(idempotency_key, f"action:{action}:{member}:{reference}"),
+        result_type=EarnResult,
+        request={"program": program, "member": member, "action": action, "reference": reference},
     )
     now = db.clock.now()
 
     def work(conn: Connection) -> EarnResult | StoredResult:
-        row = begin_member_write(
-            conn, program, member, key=key, kind="earn_action", req_hash=req_hash, at=now
-        )
+        row = write.lock(conn, program, member, at=now)
         if isinstance(row, StoredResult):
             return row
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
@@ -533,17 +519,13 @@ def earn_action(
             grant=grant,
             source="action",
             reference=reference,
-            key=key,
-            kind="earn_action",
-            req_hash=req_hash,
+            write=write,
             now=now,
             pending_days=0,
             earning={"action": action},
         )
 
-    return run_write(
-        db, work, result_type=EarnResult, key=key, kind="earn_action", req_hash=req_hash
-    )
+    return write.run(db, work)
 
 
 def _over_limit(

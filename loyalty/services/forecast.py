@@ -34,10 +34,10 @@ from loyalty.domain.calendar import (
 )
 from loyalty.domain.checks import require_days
 from loyalty.services.clearing import scheduled_year
-from loyalty.services.ledger import program_row
 from loyalty.services.queries import _member
 from loyalty.services.results import Forecast, ForecastDay, ForecastItem
 from loyalty.services.uow import Target
+from loyalty.services.writes import program_row
 
 
 @dataclass(frozen=True)

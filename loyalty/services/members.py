@@ -22,9 +22,9 @@ from loyalty.domain.checks import (
     require_text,
 )
 from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
-from loyalty.services.ledger import program_row
 from loyalty.services.results import MemberInfo
 from loyalty.services.uow import Target
+from loyalty.services.writes import program_row
 
 MEMBER_STATUSES = ("active", "closed")
 

@@ -25,13 +25,9 @@ from loyalty.domain.money import normalize_currency
 from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import RuleSet
 from loyalty.errors import AlreadyExists, InvalidRule
-from loyalty.services.ledger import (
-    program_row,
-    rule_cache,
-    rule_version_at,
-)
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
 from loyalty.services.uow import Target
+from loyalty.services.writes import program_row, rule_cache, rule_version_at
 
 
 def program_info(row: Row[Any]) -> ProgramInfo:

@@ -34,9 +34,9 @@ from loyalty.domain.checks import (
 )
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.services.clearing import scheduled_year
-from loyalty.services.ledger import program_row
 from loyalty.services.results import Balance, ExpiringPoints, HistoryItem, HistoryPage
 from loyalty.services.uow import Target
+from loyalty.services.writes import program_row
 
 MAX_PAGE = 500
 

@@ -48,20 +48,19 @@ from loyalty.services.ledger import (
     PROGRAM,
     AlsoWrite,
     LostRace,
-    StoredResult,
-    begin_member_write,
     insert_selecting,
-    lock_columns,
     prefixed,
-    program_row,
     record_and_post,
-    request_hash,
-    resolve_key,
-    run_write,
-    stored_result,
 )
 from loyalty.services.results import HoldResult, RedemptionQuote, SweepResult
 from loyalty.services.uow import Target
+from loyalty.services.writes import (
+    LedgerWrite,
+    StoredResult,
+    lock_columns,
+    program_row,
+    resolve_key,
+)
 
 ORDER_HELD = {
     "order_held": select(holds.c.id)
@@ -217,10 +216,11 @@ def hold_points(
     order_id = require_order_id(order_id)
     require_points("points", points)
     require_minor_units("order_total_minor", order_total_minor)
-    key = resolve_key(idempotency_key, f"hold:{order_id}")
-    req_hash = request_hash(
+    write = LedgerWrite.of(
         "hold",
-        {
+        key=resolve_key(idempotency_key, f"hold:{order_id}"),
+        result_type=HoldResult,
+        request={
             "program": program,
             "member": member,
             "order_id": order_id,
@@ -232,16 +232,8 @@ def hold_points(
     now = db.clock.now()
 
     def work(conn: Connection) -> HoldResult | StoredResult:
-        row = begin_member_write(
-            conn,
-            program,
-            member,
-            key=key,
-            kind="hold",
-            req_hash=req_hash,
-            at=now,
-            extra=ORDER_HELD,
-            params={"order_id": order_id},
+        row = write.lock(
+            conn, program, member, at=now, extra=ORDER_HELD, params={"order_id": order_id}
         )
         if isinstance(row, StoredResult):
             return row
@@ -260,14 +252,12 @@ def hold_points(
             status="active",
             expires_at=now + dt.timedelta(seconds=row.program_hold_timeout_seconds),
         )
-        taken = _take_for_hold(conn, row, key, now, points)
+        taken = _take_for_hold(conn, row, write.key, now, points)
         record_and_post(
             conn,
             program_id=row.program_id,
             member_id=row.id,
-            key=key,
-            kind="hold",
-            req_hash=req_hash,
+            **write.identity,
             result=result.to_record(),
             moves=[Move("hold", lot_id, available=-take, held=take) for lot_id, take in taken],
             at=now,
@@ -286,7 +276,7 @@ def hold_points(
         )
         return result
 
-    return run_write(db, work, result_type=HoldResult, key=key, kind="hold", req_hash=req_hash)
+    return write.run(db, work)
 
 
 def _hold_result(hold: Row[Any], member: str, status: str, *, replayed: bool = False) -> HoldResult:
@@ -399,12 +389,14 @@ def _settle(
     answer with its current state without changing anything."""
     program = require_program_code(program)
     order_id = require_order_id(order_id)
-    req_hash = request_hash(kind, {"program": program, "order_id": order_id})
+    write = LedgerWrite.of(
+        kind, key=key, result_type=HoldResult, request={"program": program, "order_id": order_id}
+    )
     now = db.clock.now()
 
     def work(conn: Connection) -> HoldResult | StoredResult:
         row = _lock_holder(conn, program, order_id, key=key, at=now)
-        done = stored_result(conn, row.existing_operation_id, kind, req_hash)
+        done = write.replayed(conn, row)
         if done is not None:
             return done
         hold, held = hold_with_lots(conn, row.hold_id, row.hold_operation_id)
@@ -427,15 +419,13 @@ def _settle(
             held,
             status,
             now,
-            key=key,
-            kind=kind,
-            req_hash=req_hash,
+            **write.identity,
             result=result,
             returned=returned,
         )
         return result
 
-    return run_write(db, work, result_type=HoldResult, key=key, kind=kind, req_hash=req_hash)
+    return write.run(db, work)
 
 
 def apply_settlement(

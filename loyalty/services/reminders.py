@@ -27,9 +27,9 @@ from loyalty.db.tables import notifications, programs
 from loyalty.domain.checks import require_int, scrub_text
 from loyalty.errors import InvalidInput
 from loyalty.services.forecast import DuePoints, points_due
-from loyalty.services.ledger import program_row
 from loyalty.services.results import Reminder, ReminderResult
 from loyalty.services.uow import Target, database_of, unit_of_work
+from loyalty.services.writes import program_row
 
 KIND = "points_expiring"
 BATCH = 1000

@@ -74,20 +74,16 @@ from loyalty.errors import (
     ReversalNotFound,
     ReversalSettled,
 )
-from loyalty.services.ledger import (
-    StoredResult,
-    lock_member,
-    post_moves,
-    program_row,
-    record_operation,
-    request_hash,
-    resolve_key,
-    run_write,
-    stored_result,
-)
+from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.redemption import HeldLot, hold_with_lots, spendable_lots
 from loyalty.services.results import ReversalResult
 from loyalty.services.uow import Target
+from loyalty.services.writes import (
+    LedgerWrite,
+    StoredResult,
+    program_row,
+    resolve_key,
+)
 
 # Statuses of reversals whose points are given back: they no longer count.
 RELEASED_STATUSES = ("failed", "won")
@@ -214,10 +210,11 @@ def _open(
     order_id = require_order_id(order_id)
     external_id = require_order_id(external_id, name=f"{kind.name}_id")
     require_minor_units("amount_minor", amount_minor)
-    key = resolve_key(idempotency_key, f"{kind.name}:{external_id}")
-    req_hash = request_hash(
+    write = LedgerWrite.of(
         kind.name,
-        {
+        key=resolve_key(idempotency_key, f"{kind.name}:{external_id}"),
+        result_type=ReversalResult,
+        request={
             "program": program,
             "order_id": order_id,
             "id": external_id,
@@ -229,10 +226,9 @@ def _open(
 
     def work(conn: Connection) -> ReversalResult | StoredResult:
         earning = _find_earning(conn, program, order_id)
-        row = lock_member(conn, program, earning.member, key=key, at=now)
-        done = stored_result(conn, row.existing_operation_id, kind.name, req_hash)
-        if done is not None:
-            return done
+        row = write.lock(conn, program, earning.member, at=now, active=False)
+        if isinstance(row, StoredResult):
+            return row
         cur = require_currency(currency, earning.currency)
         _require_new(conn, row.program_id, kind, external_id)
         prior = _prior(conn, earning.id)
@@ -246,10 +242,8 @@ def _open(
         op_id = record_operation(
             conn,
             program_id=row.program_id,
-            key=key,
-            kind=kind.name,
+            **write.identity,
             member_id=row.id,
-            req_hash=req_hash,
             result={},
             at=now,
         )
@@ -283,9 +277,7 @@ def _open(
         conn.execute(reversals.insert().values(values))
         return _store(conn, op_id, _result(values, earning.member))
 
-    return run_write(
-        db, work, result_type=ReversalResult, key=key, kind=kind.name, req_hash=req_hash
-    )
+    return write.run(db, work)
 
 
 def _find_earning(conn: Connection, program: str, order_id: str) -> Row[Any]:
@@ -422,17 +414,19 @@ def _settle(
     program = require_program_code(program)
     external_id = require_order_id(external_id, name=f"{kind.name}_id")
     target = kind.reversed if reverse else kind.released
-    key = resolve_key(idempotency_key, f"{kind.name}-{target}:{external_id}")
-    op_kind = f"{kind.name}_{target}"
-    req_hash = request_hash(op_kind, {"program": program, "id": external_id})
+    write = LedgerWrite.of(
+        f"{kind.name}_{target}",
+        key=resolve_key(idempotency_key, f"{kind.name}-{target}:{external_id}"),
+        result_type=ReversalResult,
+        request={"program": program, "id": external_id},
+    )
     now = db.clock.now()
 
     def work(conn: Connection) -> ReversalResult | StoredResult:
         found = _find_reversal(conn, program, kind, external_id)
-        row = lock_member(conn, program, found.member, key=key, at=now)
-        done = stored_result(conn, row.existing_operation_id, op_kind, req_hash)
-        if done is not None:
-            return done
+        row = write.lock(conn, program, found.member, at=now, active=False)
+        if isinstance(row, StoredResult):
+            return row
         rev = conn.execute(select(reversals).where(reversals.c.id == found.id)).one()
         if rev.status == target:  # settled this way before: answer, change nothing
             return _result(rev._mapping, found.member, replayed=True)
@@ -444,10 +438,8 @@ def _settle(
         op_id = record_operation(
             conn,
             program_id=row.program_id,
-            key=key,
-            kind=op_kind,
+            **write.identity,
             member_id=row.id,
-            req_hash=req_hash,
             result={},
             at=now,
         )
@@ -465,7 +457,7 @@ def _settle(
         )
         return _store(conn, op_id, _result(values, found.member))
 
-    return run_write(db, work, result_type=ReversalResult, key=key, kind=op_kind, req_hash=req_hash)
+    return write.run(db, work)
 
 
 Poster = Callable[[list[Move]], None]

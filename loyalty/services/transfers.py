@@ -35,20 +35,16 @@ from loyalty.errors import (
     TransferLimit,
     TransferNotAllowed,
 )
-from loyalty.services.ledger import (
-    StoredResult,
-    lock_member,
-    post_moves,
-    program_row,
-    record_operation,
-    request_hash,
-    resolve_key,
-    run_write,
-    stored_result,
-)
+from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.redemption import spendable_lots
 from loyalty.services.results import TransferResult
 from loyalty.services.uow import Target
+from loyalty.services.writes import (
+    LedgerWrite,
+    StoredResult,
+    program_row,
+    resolve_key,
+)
 
 KIND = "transfer"
 Taken = list[tuple[int, int]]  # (lot id, points), as :func:`allocate` answers
@@ -103,10 +99,11 @@ def transfer_points(
             f"member {sender!r} cannot transfer points to themself; choose another recipient",
             member=sender,
         )
-    key = resolve_key(idempotency_key, f"transfer:{transfer_id}")
-    req_hash = request_hash(
+    write = LedgerWrite.of(
         KIND,
-        {
+        key=resolve_key(idempotency_key, f"transfer:{transfer_id}"),
+        result_type=TransferResult,
+        request={
             "program": program,
             "sender": sender,
             "recipient": recipient,
@@ -119,10 +116,9 @@ def transfer_points(
     def work(conn: Connection) -> TransferResult | StoredResult:
         to = _lock_pair(conn, program, sender, recipient)
         # After both locks: this read sees every transfer the previous lock holders committed.
-        row = lock_member(conn, program, sender, key=key, at=now)
-        done = stored_result(conn, row.existing_operation_id, KIND, req_hash)
-        if done is not None:
-            return done
+        row = write.lock(conn, program, sender, at=now, active=False)
+        if isinstance(row, StoredResult):
+            return row
         _check_allowed(row, to)
         day = periods(now, row.program_timezone).day
         _check_limits(conn, row, points, day)
@@ -143,8 +139,7 @@ def transfer_points(
             row,
             to,
             result,
-            key=key,
-            req_hash=req_hash,
+            write=write,
             day=day,
             spendable=spendable,
             sent=sent,
@@ -152,7 +147,7 @@ def transfer_points(
         )
         return result
 
-    return run_write(db, work, result_type=TransferResult, key=key, kind=KIND, req_hash=req_hash)
+    return write.run(db, work)
 
 
 def _lock_pair(conn: Connection, program: str, sender: str, recipient: str) -> Row[Any]:
@@ -297,8 +292,7 @@ def _post(
     to: Row[Any],
     result: TransferResult,
     *,
-    key: str,
-    req_hash: str,
+    write: LedgerWrite[TransferResult],
     day: str,
     spendable: Sequence[LotView],
     sent: Taken,
@@ -309,10 +303,8 @@ def _post(
     op_id = record_operation(
         conn,
         program_id=row.program_id,
-        key=key,
-        kind=KIND,
+        **write.identity,
         member_id=row.id,
-        req_hash=req_hash,
         result=result.to_record(),
         at=now,
     )

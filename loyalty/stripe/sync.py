@@ -41,9 +41,9 @@ from loyalty.db.database import Database
 from loyalty.db.dialect import insert_ignoring, lock_key_for_transaction, writer_lock
 from loyalty.db.tables import earnings, members, reversals, stripe_events
 from loyalty.errors import InvalidStripeEvent, LoyaltyError, StripeEventNotFound
-from loyalty.services.ledger import program_row
 from loyalty.services.results import MemberInfo
 from loyalty.services.uow import RetryUnit, Target, UnitOfWork, unit_of_work
+from loyalty.services.writes import program_row
 from loyalty.stripe.payloads import (
     CHARGE_REFUNDED,
     DISPUTE_PREFIX,

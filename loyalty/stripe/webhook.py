@@ -22,7 +22,7 @@ import stripe
 
 from loyalty.db.database import Database
 from loyalty.errors import ConfigurationError, InvalidStripeEvent
-from loyalty.services.ledger import program_row
+from loyalty.services.writes import program_row
 from loyalty.stripe.payloads import parse_envelope
 from loyalty.stripe.sync import WebhookResult, receive_event
 

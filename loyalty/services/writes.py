@@ -1,0 +1,342 @@
+"""The frame of every ledger write: its identity for idempotency, the member lock, and running
+it in a unit of work.
+
+A write (:class:`LedgerWrite`) is named by its operation kind, its idempotency key and a
+fingerprint of what was asked. Inside one service call it
+
+1. locks the member row (:meth:`LedgerWrite.lock`), which also reads the program, the rule
+   version in force and any operation already stored under the key, in one round trip;
+2. answers a key used before for the same request with the stored result (a returned
+   :class:`StoredResult`, never an exception), or raises :class:`IdempotencyConflict` when the
+   request differs;
+3. does its work and posts its moves (:mod:`loyalty.services.ledger`);
+
+and :meth:`LedgerWrite.run` runs it as one call's write: its own unit of work, or a savepoint
+of the caller's, answering a lost race on the key with the winner's result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy.exc import IntegrityError
+
+from loyalty.db.tables import members, operations, programs, rule_versions
+from loyalty.domain.checks import (
+    derive_key,
+    require_key,
+    require_member_id,
+    require_program_code,
+)
+from loyalty.domain.rules import RuleSet
+from loyalty.errors import (
+    ConfigurationError,
+    IdempotencyConflict,
+    MemberInactive,
+    MemberNotFound,
+    ProgramNotFound,
+)
+from loyalty.services.ledger import LostRace
+from loyalty.services.uow import RetryUnit, Target, UnitOfWork, writing
+
+if TYPE_CHECKING:
+    from loyalty.services.results import Record
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """The stored result of an operation done before under the same key: what a replayed
+    call returns (as its result type, with ``replayed=True``)."""
+
+    result: Mapping[str, Any]
+
+
+def request_hash(kind: str, params: Mapping[str, Any]) -> str:
+    """A stable fingerprint of what was asked, to tell a retry from a different request."""
+    canonical = json.dumps({"kind": kind, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def program_row(conn: Connection, code: str) -> Row[Any]:
+    """The program with this code, or :class:`ProgramNotFound`."""
+    code = require_program_code(code)
+    row = conn.execute(select(programs).where(programs.c.code == code)).first()
+    if row is None:
+        raise ProgramNotFound(f"no program has the code {code!r}", program=code)
+    return row
+
+
+def rule_version_at(program_id: Any) -> Any:
+    """Scalar subquery: id of the rule version in force at ``:at`` for a program."""
+    return (
+        select(rule_versions.c.id)
+        .where(
+            rule_versions.c.program_id == program_id,
+            rule_versions.c.effective_from <= bindparam("at"),
+        )
+        .order_by(rule_versions.c.effective_from.desc(), rule_versions.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_LOCK_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+def lock_columns(extra: Mapping[str, Any]) -> list[Any]:
+    """What a member lock reads (see :func:`lock_member`), for a SELECT that joins the
+    member's program as ``programs``."""
+    program_cols = [c.label(f"program_{c.name}") for c in programs.c if c.name != "id"]
+    existing = (
+        select(operations.c.id)
+        .where(operations.c.program_id == programs.c.id, operations.c.key == bindparam("key"))
+        .scalar_subquery()
+    )
+    return [
+        members,
+        *program_cols,
+        rule_version_at(programs.c.id).label("rule_version_id"),
+        existing.label("existing_operation_id"),
+        *[extra[name].label(name) for name in sorted(extra)],
+    ]
+
+
+def _lock_statement(extra: Mapping[str, Any]) -> Any:
+    """The locking SELECT for a set of extra subqueries, built once and reused."""
+    names = tuple(sorted(extra))
+    stmt = _LOCK_STATEMENTS.get(names)
+    if stmt is None:
+        stmt = (
+            select(*lock_columns(extra))
+            .join(programs, programs.c.id == members.c.program_id)
+            .where(
+                programs.c.code == bindparam("program"),
+                members.c.external_id == bindparam("member"),
+            )
+            .with_for_update(of=members)
+        )
+        _LOCK_STATEMENTS[names] = stmt
+    return stmt
+
+
+def lock_member(
+    conn: Connection,
+    program: str,
+    member: str,
+    *,
+    key: str | None,
+    at: dt.datetime,
+    extra: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Row[Any]:
+    """Lock a member for writing and read everything a write needs in one statement.
+
+    The row has the member's columns, the program's (prefixed ``program_``), the id of the
+    rule version in force (``rule_version_id``), the id of an operation already stored under
+    ``key`` (``existing_operation_id``) and any ``extra`` labelled scalar subqueries. The
+    extras must be module-level constants using bind parameters, given in ``params``.
+    """
+    program = require_program_code(program)
+    member = require_member_id(member)
+    values = {"key": key, "at": at, "program": program, "member": member, **(params or {})}
+    row = conn.execute(_lock_statement(extra or {}), values).first()
+    if row is None:
+        program_row(conn, program)
+        raise MemberNotFound(
+            f"no member {member!r} in program {program!r}; enrol the member first",
+            program=program,
+            member=member,
+        )
+    return row
+
+
+def require_active(row: Row[Any]) -> None:
+    """Raise :class:`MemberInactive` unless the locked member is active."""
+    if row.status != "active":
+        raise MemberInactive(f"member {row.external_id!r} is {row.status}", member=row.external_id)
+
+
+def stored_result(
+    conn: Connection, operation_id: int | None, kind: str, req_hash: str
+) -> StoredResult | None:
+    """The stored result if the key was used before for this same request; ``None`` if the key
+    is new; :class:`IdempotencyConflict` if it was used for a different request."""
+    if operation_id is None:
+        return None
+    op = conn.execute(select(operations).where(operations.c.id == operation_id)).one()
+    if op.kind != kind or op.request_hash != req_hash:
+        raise IdempotencyConflict(
+            f"the idempotency key {op.key!r} was already used for a different {op.kind} request",
+            key=op.key,
+        )
+    return StoredResult(op.result)
+
+
+def _winner_result(
+    target: Target, program_id: int, key: str, kind: str, req_hash: str
+) -> StoredResult:
+    """After losing a race on a key: the winner's stored result, or a conflict error."""
+    with target.read() as conn:
+        op_id = conn.execute(
+            select(operations.c.id).where(
+                operations.c.program_id == program_id, operations.c.key == key
+            )
+        ).scalar_one()
+        found = stored_result(conn, op_id, kind, req_hash)
+    assert found is not None
+    return found
+
+
+R = TypeVar("R", bound="Record")
+
+
+def run_write(
+    target: Target,
+    work: Callable[[Connection], R | StoredResult],
+    *,
+    result_type: type[R],
+    key: str,
+    kind: str,
+    req_hash: str,
+) -> R:
+    """Run ``work(conn)`` as one service call's write (see :func:`~loyalty.services.uow.writing`);
+    a replayed key (``work`` returned its :class:`StoredResult`) answers the stored result.
+
+    A lost race on the key is answered in place with the winner's result: the call's writes
+    are rolled back (its transaction, or its savepoint in a unit of work) and the result read
+    after. In a unit of work without savepoints it raises :class:`RetryUnit` instead.
+    """
+    for attempt in (1, 2):
+        try:
+            with writing(target) as uow:
+                done = work(uow.connection)
+            if isinstance(done, StoredResult):
+                return result_type.from_record(done.result, replayed=True)
+            return done
+        except LostRace as race:
+            if not _isolated(target):
+                raise RetryUnit(f"the idempotency key {key!r} was stored meanwhile") from None
+            found = _winner_result(target, race.program_id, key, kind, req_hash)
+            return result_type.from_record(found.result, replayed=True)
+        except IntegrityError as exc:
+            # On PostgreSQL the locking read's subqueries use the snapshot taken before the
+            # member lock was granted, so they miss what the previous lock holder committed
+            # (an earning or a hold of the same order under another key). Once more, with a
+            # fresh snapshot: that answers AlreadyExists (or a replay) instead.
+            if getattr(exc.orig, "sqlstate", None) != "23505":
+                raise
+            if not _isolated(target):
+                raise RetryUnit("a concurrent write stored the same thing meanwhile") from exc
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _isolated(target: Target) -> bool:
+    """Whether a call's failure can be rolled back alone (its own transaction or savepoint)."""
+    return not isinstance(target, UnitOfWork) or target.isolate_calls
+
+
+@dataclass(frozen=True)
+class LedgerWrite(Generic[R]):
+    """One ledger write's identity: its operation kind, its idempotency key, the fingerprint of
+    what was asked, and the result type a replay answers with."""
+
+    kind: str
+    key: str
+    req_hash: str
+    result_type: type[R]
+
+    @classmethod
+    def of(
+        cls, kind: str, *, key: str, request: Mapping[str, Any], result_type: type[R]
+    ) -> LedgerWrite[R]:
+        """The write of ``kind`` under ``key`` for ``request`` (what the caller asked)."""
+        return cls(kind, key, request_hash(kind, request), result_type)
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """``key``, ``kind`` and ``req_hash``: how the ledger records the operation."""
+        return {"key": self.key, "kind": self.kind, "req_hash": self.req_hash}
+
+    def lock(
+        self,
+        conn: Connection,
+        program: str,
+        member: str,
+        *,
+        at: dt.datetime,
+        extra: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        active: bool = True,
+    ) -> Row[Any] | StoredResult:
+        """Lock the member (see :func:`lock_member`); a key used before for this request
+        answers its stored result. With ``active``, a member who is not active is refused."""
+        row = lock_member(conn, program, member, key=self.key, at=at, extra=extra, params=params)
+        done = self.replayed(conn, row)
+        if done is not None:
+            return done
+        if active:
+            require_active(row)
+        return row
+
+    def replayed(self, conn: Connection, locked: Row[Any]) -> StoredResult | None:
+        """The stored result when ``locked`` (a locking read) found this key used before."""
+        return stored_result(conn, locked.existing_operation_id, self.kind, self.req_hash)
+
+    def run(self, target: Target, work: Callable[[Connection], R | StoredResult]) -> R:
+        """``work`` as one service call's write (see :func:`run_write`)."""
+        return run_write(
+            target,
+            work,
+            result_type=self.result_type,
+            key=self.key,
+            kind=self.kind,
+            req_hash=self.req_hash,
+        )
+
+
+class RuleCache:
+    """Rule versions are immutable, so their parsed rule sets are cached by id."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[int, RuleSet]] = {}
+
+    def get(self, conn: Connection, rule_version_id: int | None) -> tuple[int, RuleSet]:
+        """``(version number, rule set)`` of a rule version.
+
+        ``None`` (no version in force: the clock stands before the program was created) is
+        a :class:`ConfigurationError`.
+        """
+        if rule_version_id is None:
+            raise ConfigurationError(
+                "the program has no rules in force at this time (before it was created); "
+                "check the clock, or publish rules that take effect earlier"
+            )
+        cached = self._by_id.get(rule_version_id)
+        if cached is None:
+            row = conn.execute(
+                select(rule_versions.c.version, rule_versions.c.rules).where(
+                    rule_versions.c.id == rule_version_id
+                )
+            ).one()
+            cached = (row.version, RuleSet.from_dict(row.rules))
+            self._by_id[rule_version_id] = cached
+        return cached
+
+
+def rule_cache(target: Target) -> RuleCache:
+    """The rule cache of ``target``'s database (shared by every call and unit of work)."""
+    return target.cache(RuleCache)
+
+
+def resolve_key(explicit: str | None, derived: str) -> str:
+    """The explicit idempotency key if given (validated as it is), else the derived one
+    (see :func:`derive_key`: valid for any clean member, order or refund id)."""
+    return require_key(explicit) if explicit is not None else derive_key(derived)
