@@ -26,7 +26,7 @@ from loyalty.domain.moves import Move, debt_repayment
 from loyalty.errors import InvalidAmount
 from loyalty.services.earning import INSERT_LOT
 from loyalty.services.ledger import post_moves, record_operation
-from loyalty.services.redemption import spendable_lots
+from loyalty.services.lots import spendable_lots
 from loyalty.services.results import AdjustmentResult
 from loyalty.services.uow import Target
 from loyalty.services.writes import (

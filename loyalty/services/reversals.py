@@ -75,7 +75,7 @@ from loyalty.errors import (
     ReversalSettled,
 )
 from loyalty.services.ledger import post_moves, record_operation
-from loyalty.services.redemption import HeldLot, hold_with_lots, spendable_lots
+from loyalty.services.lots import HeldLot, hold_with_lots, spendable_lots
 from loyalty.services.results import ReversalResult
 from loyalty.services.uow import Target
 from loyalty.services.writes import (

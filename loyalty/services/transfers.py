@@ -36,7 +36,7 @@ from loyalty.errors import (
     TransferNotAllowed,
 )
 from loyalty.services.ledger import post_moves, record_operation
-from loyalty.services.redemption import spendable_lots
+from loyalty.services.lots import spendable_lots
 from loyalty.services.results import TransferResult
 from loyalty.services.uow import Target
 from loyalty.services.writes import (

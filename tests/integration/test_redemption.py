@@ -28,7 +28,7 @@ from loyalty.errors import (
     MemberNotFound,
     RedemptionLimit,
 )
-from loyalty.services.redemption import spendable_lots, take_spendable
+from loyalty.services.lots import spendable_lots, take_spendable
 
 
 def _status(db: Database, order_id: str) -> str:
