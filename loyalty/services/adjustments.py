@@ -9,9 +9,8 @@ this is the ledger write it ends with.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from loyalty.domain.allocation import allocate
 from loyalty.domain.calendar import lot_expiry
@@ -31,6 +30,7 @@ from loyalty.services.results import AdjustmentResult
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
+    LockedMember,
     StoredResult,
     resolve_key,
     rule_cache,
@@ -126,7 +126,7 @@ def _require_points(points: object) -> None:
 
 
 def _grant_expiry(
-    db: Target, conn: Connection, row: Row[Any], now: dt.datetime
+    db: Target, conn: Connection, row: LockedMember, now: dt.datetime
 ) -> dt.datetime | None:
     _version, rules = rule_cache(db).get(conn, row.rule_version_id)
     return lot_expiry(now, row.program_timezone, rules.expiry)
@@ -134,7 +134,7 @@ def _grant_expiry(
 
 def _grant(
     conn: Connection,
-    row: Row[Any],
+    row: LockedMember,
     op_id: int,
     points: int,
     expires_at: dt.datetime | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     Connection,
@@ -67,6 +67,7 @@ from loyalty.services.results import EarnQuote, EarnResult
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
+    LockedMember,
     StoredResult,
     program_row,
     resolve_key,
@@ -99,6 +100,14 @@ UPDATE_MEMBER_AFTER_EARN = (
 _ISSUED_TODAY = upsert_adding(
     issuance, conflict=["program_id", "day"], column="issued", returning=[issuance.c.issued]
 )
+
+
+class _Earner(LockedMember, Protocol):
+    """A member locked with :data:`ORDER_EARNED`."""
+
+    order_earned: int | None
+
+
 ORDER_EARNED = {
     "order_earned": select(earnings.c.id)
     .where(
@@ -152,7 +161,7 @@ class _Grant:
     periods: Periods
 
 
-def _usage(row: Row[Any]) -> CapUsage:
+def _usage(row: LockedMember) -> CapUsage:
     return CapUsage(
         row.cap_day_key,
         row.cap_day_points,
@@ -178,7 +187,7 @@ def _take_budget(conn: Connection, program_id: int, day: str, want: int, budget:
 
 
 def _grant(
-    conn: Connection, row: Row[Any], rules: RuleSet, requested: int, now: dt.datetime
+    conn: Connection, row: LockedMember, rules: RuleSet, requested: int, now: dt.datetime
 ) -> _Grant:
     """Apply member caps, then the program's daily budget (locked), to ``requested``."""
     span = periods(now, row.program_timezone)
@@ -209,11 +218,10 @@ class _CreditRows:
 
 def _credit(
     conn: Connection,
-    row: Row[Any],
+    row: LockedMember,
     *,
     rules: RuleSet,
     version: int,
-    rule_version_id: int,
     grant: _Grant,
     source: str,
     reference: str,
@@ -275,7 +283,7 @@ def _credit(
             "points_requested": grant.requested,
             "points_granted": granted,
             "capped_by": grant.decision.capped_by,
-            "rule_version_id": rule_version_id,
+            "rule_version_id": row.rule_version_id,
             **earning,
         },
         pending=pending,
@@ -284,7 +292,7 @@ def _credit(
     return result
 
 
-def _credit_in_steps(conn: Connection, row: Row[Any], rows: _CreditRows) -> None:
+def _credit_in_steps(conn: Connection, row: LockedMember, rows: _CreditRows) -> None:
     """The credit statement by statement: any backend, no points granted, or a debt to repay."""
     op_id = record_operation(conn, **rows.operation)
     ids = {"program_id": row.program_id, "member_id": row.id, "operation_id": op_id}
@@ -354,7 +362,7 @@ _CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(
 )
 
 
-def _credit_in_one_statement(conn: Connection, row: Row[Any], rows: _CreditRows) -> None:
+def _credit_in_one_statement(conn: Connection, row: LockedMember, rows: _CreditRows) -> None:
     """The credit as :data:`_CREDIT_PG` (PostgreSQL), when it makes a new lot and there is
     no debt to repay; else in steps."""
     if not rows.lot["points"] or row.debt:
@@ -428,7 +436,7 @@ def earn_purchase(
         if isinstance(row, StoredResult):
             return row
         cur = require_currency(currency, row.program_currency)
-        if row.order_earned is not None:
+        if cast(_Earner, row).order_earned is not None:
             raise AlreadyExists(
                 f"order {order_id!r} has already earned points under another idempotency key",
                 order_id=order_id,
@@ -448,7 +456,6 @@ def earn_purchase(
             row,
             rules=rules,
             version=version,
-            rule_version_id=row.rule_version_id,
             grant=_grant(conn, row, rules, requested, now),
             source="purchase",
             reference=order_id,
@@ -515,7 +522,6 @@ def earn_action(
             row,
             rules=rules,
             version=version,
-            rule_version_id=row.rule_version_id,
             grant=grant,
             source="action",
             reference=reference,
@@ -529,7 +535,12 @@ def earn_action(
 
 
 def _over_limit(
-    conn: Connection, row: Row[Any], action: str, limit: int | None, period: str, now: dt.datetime
+    conn: Connection,
+    row: LockedMember,
+    action: str,
+    limit: int | None,
+    period: str,
+    now: dt.datetime,
 ) -> bool:
     if limit is None:
         return False

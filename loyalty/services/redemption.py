@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Row, bindparam, select, update
 
@@ -57,11 +57,19 @@ from loyalty.services.reversals import returns_at_capture
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
+    LockedMember,
     StoredResult,
     lock_columns,
     program_row,
     resolve_key,
 )
+
+
+class _Spender(LockedMember, Protocol):
+    """A member locked with :data:`ORDER_HELD`."""
+
+    order_held: int | None
+
 
 ORDER_HELD = {
     "order_held": select(holds.c.id)
@@ -70,7 +78,7 @@ ORDER_HELD = {
 }
 
 
-def policy_of(row: Row[Any], prefix: str = "program_") -> RedemptionPolicy:
+def policy_of(row: Row[Any] | LockedMember, prefix: str = "program_") -> RedemptionPolicy:
     """The redemption policy of a program row (or a member row joined with its program)."""
     return RedemptionPolicy(
         points_per_unit=getattr(row, f"{prefix}points_per_unit"),
@@ -102,7 +110,7 @@ _KEY_STORED = select(operations.c.id).where(
 
 
 def _take_for_hold(
-    conn: Connection, row: Row[Any], key: str, now: dt.datetime, points: int
+    conn: Connection, row: LockedMember, key: str, now: dt.datetime, points: int
 ) -> list[tuple[int, int]]:
     """:func:`take_spendable` for a hold under ``key`` by the locked member ``row``.
 
@@ -192,7 +200,7 @@ def hold_points(
         if isinstance(row, StoredResult):
             return row
         cur = require_currency(currency, row.program_currency)
-        if row.order_held is not None:
+        if cast(_Spender, row).order_held is not None:
             raise AlreadyExists(f"order {order_id!r} already has a points hold", order_id=order_id)
         redemption = check_redemption(
             points, order_total_minor, policy_of(row), minor_unit_exponent(cur)

@@ -80,6 +80,7 @@ from loyalty.services.results import ReversalResult
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
+    LockedMember,
     StoredResult,
     program_row,
     resolve_key,
@@ -463,7 +464,7 @@ def _settle(
 Poster = Callable[[list[Move]], None]
 
 
-def _poster(conn: Connection, row: Row[Any], op_id: int, now: dt.datetime) -> Poster:
+def _poster(conn: Connection, row: LockedMember, op_id: int, now: dt.datetime) -> Poster:
     def post(moves: list[Move]) -> None:
         post_moves(
             conn,
@@ -552,7 +553,12 @@ def _frozen_entries(conn: Connection, kind: Kind, rev: Row[Any]) -> list[Row[Any
 
 
 def _reverse(
-    conn: Connection, kind: Kind, row: Row[Any], rev: Row[Any], now: dt.datetime, post: Poster
+    conn: Connection,
+    kind: Kind,
+    row: LockedMember,
+    rev: Row[Any],
+    now: dt.datetime,
+    post: Poster,
 ) -> dict[str, int]:
     """Settle the share, reverse the frozen points, give back redeemed ones, settle what was
     missing."""

@@ -41,6 +41,7 @@ from loyalty.services.results import TransferResult
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
+    LockedMember,
     StoredResult,
     program_row,
     resolve_key,
@@ -165,7 +166,7 @@ def _lock_pair(conn: Connection, program: str, sender: str, recipient: str) -> R
     return found[recipient]
 
 
-def _require_active(row: Row[Any], role: str) -> None:
+def _require_active(row: Row[Any] | LockedMember, role: str) -> None:
     if row.status != "active":
         raise MemberInactive(
             f"the {role} {row.external_id!r} is {row.status}; reopen the member to transfer",
@@ -174,7 +175,7 @@ def _require_active(row: Row[Any], role: str) -> None:
         )
 
 
-def _check_allowed(row: Row[Any], to: Row[Any]) -> None:
+def _check_allowed(row: LockedMember, to: Row[Any]) -> None:
     """The program allows transfers and both members are active."""
     if not row.program_transfers_enabled:
         raise TransferNotAllowed(
@@ -186,7 +187,7 @@ def _check_allowed(row: Row[Any], to: Row[Any]) -> None:
     _require_active(to, "recipient")
 
 
-def _check_limits(conn: Connection, row: Row[Any], points: int, day: str) -> None:
+def _check_limits(conn: Connection, row: LockedMember, points: int, day: str) -> None:
     """The transfer's minimum and maximum, and the sender's daily limit on ``day``."""
     low, high = row.program_transfer_min_points, row.program_transfer_max_points
     if points < low:
@@ -216,7 +217,7 @@ def _check_limits(conn: Connection, row: Row[Any], points: int, day: str) -> Non
         )
 
 
-def _allocate(row: Row[Any], spendable: Sequence[LotView], points: int, fee: int) -> Taken:
+def _allocate(row: LockedMember, spendable: Sequence[LotView], points: int, fee: int) -> Taken:
     """The lots that pay ``points`` and then ``fee``, soonest-expiring first."""
     have = sum(lot.available for lot in spendable)
     if have < points + fee:
@@ -288,7 +289,7 @@ def _new_lots(
 
 def _post(
     conn: Connection,
-    row: Row[Any],
+    row: LockedMember,
     to: Row[Any],
     result: TransferResult,
     *,

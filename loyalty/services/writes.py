@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -125,6 +125,58 @@ def _lock_statement(extra: Mapping[str, Any]) -> Any:
     return stmt
 
 
+class LockedMember(Protocol):
+    """What a member lock reads (:func:`lock_member`), typed: the member's columns, the
+    program's (prefixed ``program_``), the rule version in force and any operation already
+    stored under the write's key. At run time it is the locking read's row."""
+
+    id: int
+    program_id: int
+    external_id: str
+    email: str | None
+    stripe_customer_id: str | None
+    status: str
+    available: int
+    pending: int
+    held: int
+    frozen: int
+    debt: int
+    lifetime_earned: int
+    cap_day_key: str | None
+    cap_day_points: int
+    cap_month_key: str | None
+    cap_month_points: int
+    cap_year_key: str | None
+    cap_year_points: int
+    created_at: dt.datetime
+    program_code: str
+    program_name: str
+    program_currency: str
+    program_timezone: str
+    program_rounding: str
+    program_points_per_unit: int
+    program_redeem_max_share_bp: int
+    program_redeem_min_points: int
+    program_redeem_min_order_minor: int
+    program_hold_timeout_seconds: int
+    program_refund_policy: str
+    program_transfers_enabled: bool
+    program_transfer_min_points: int
+    program_transfer_max_points: int | None
+    program_transfer_daily_limit: int | None
+    program_transfer_fee_points: int
+    program_transfer_fee_bp: int
+    program_clearing_policy: str
+    program_clearing_month: int
+    program_clearing_day: int
+    program_clearing_keep_months: int
+    program_clearing_enabled_at: dt.datetime | None
+    program_reminder_days: int
+    program_created_at: dt.datetime
+    rule_version_id: int | None
+    existing_operation_id: int | None
+
+
 def lock_member(
     conn: Connection,
     program: str,
@@ -134,7 +186,7 @@ def lock_member(
     at: dt.datetime,
     extra: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
-) -> Row[Any]:
+) -> LockedMember:
     """Lock a member for writing and read everything a write needs in one statement.
 
     The row has the member's columns, the program's (prefixed ``program_``), the id of the
@@ -153,10 +205,10 @@ def lock_member(
             program=program,
             member=member,
         )
-    return row
+    return cast(LockedMember, row)
 
 
-def require_active(row: Row[Any]) -> None:
+def require_active(row: LockedMember) -> None:
     """Raise :class:`MemberInactive` unless the locked member is active."""
     if row.status != "active":
         raise MemberInactive(f"member {row.external_id!r} is {row.status}", member=row.external_id)
@@ -275,7 +327,7 @@ class LedgerWrite(Generic[R]):
         extra: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         active: bool = True,
-    ) -> Row[Any] | StoredResult:
+    ) -> LockedMember | StoredResult:
         """Lock the member (see :func:`lock_member`); a key used before for this request
         answers its stored result. With ``active``, a member who is not active is refused."""
         row = lock_member(conn, program, member, key=self.key, at=at, extra=extra, params=params)
@@ -286,7 +338,7 @@ class LedgerWrite(Generic[R]):
             require_active(row)
         return row
 
-    def replayed(self, conn: Connection, locked: Row[Any]) -> StoredResult | None:
+    def replayed(self, conn: Connection, locked: LockedMember) -> StoredResult | None:
         """The stored result when ``locked`` (a locking read) found this key used before."""
         return stored_result(conn, locked.existing_operation_id, self.kind, self.req_hash)
 

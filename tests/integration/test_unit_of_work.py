@@ -15,6 +15,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.errors import InsufficientPoints
 from loyalty.services.uow import UnitOfWork, rolled_back, unit_of_work
+from loyalty.services.writes import LockedMember, lock_member
 from loyalty.stripe import onboarding
 from loyalty.stripe.onboarding import enrol_applying_parked, link_applying_parked
 from loyalty.stripe.sync import receive_event
@@ -191,3 +192,23 @@ def test_reminder_callbacks_run_after_the_batch_commits(db: Database) -> None:
     s.on_reminder(db, callback)
     assert s.send_reminders(db, program=PROGRAM).created == 1
     assert committed == ["pending"]
+
+
+def test_the_typed_locked_member_names_exactly_what_the_lock_reads(db: Database) -> None:
+    make_program(db)
+    enrol(db, "alice")
+    with unit_of_work(db) as uow:
+        row = lock_member(uow.connection, PROGRAM, "alice", key="k", at=db.clock.now())
+        read = set(row._mapping)  # type: ignore[attr-defined]
+    typed = {
+        name
+        for cls in LockedMember.__mro__
+        for name in getattr(cls, "__annotations__", {})
+        if cls.__module__ == LockedMember.__module__
+    }
+    assert typed == read
+    assert (row.external_id, row.program_code, row.existing_operation_id) == (
+        "alice",
+        PROGRAM,
+        None,
+    )
