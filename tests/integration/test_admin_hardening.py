@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from loyalty.stripe.webhook import StripeWebhook
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from werkzeug.serving import make_server
@@ -43,6 +42,7 @@ from loyalty.db.models import StripeEvent
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError
 from loyalty.services import list_audit
+from loyalty.stripe.webhook import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, earn, make_program
 from tests.integration.test_admin_support import PASSWORDS, build_app, csrf_token, login, post

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from loyalty.stripe.webhook import StripeWebhook
 from sqlalchemy import text
 
 from admin.webhooks import init_stripe_webhook
@@ -33,6 +32,7 @@ from loyalty.errors import (
     LoyaltyError,
     UnknownCurrency,
 )
+from loyalty.stripe.webhook import StripeWebhook
 from sdk import Jifen
 from tests.integration import stripe_support as st
 from tests.integration.helpers import (

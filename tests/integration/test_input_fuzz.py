@@ -19,13 +19,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loyalty.stripe.webhook import StripeWebhook
 
 from admin.webhooks import init_stripe_webhook
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import LoyaltyError
+from loyalty.stripe.webhook import StripeWebhook
 from sdk import Jifen
 from tests.integration import stripe_support as stripe
 from tests.integration.helpers import PROGRAM, earn, enrol, hold, make_program

@@ -31,7 +31,6 @@ import pytest
 from alembic import command
 from flask import Flask, request
 from flask.typing import ResponseReturnValue
-from loyalty.stripe.webhook import StripeWebhook
 from sqlalchemy import create_engine, inspect, text
 from werkzeug.serving import make_server
 
@@ -41,6 +40,7 @@ from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import AlreadyExists, ConfigurationError, InsufficientPoints
 from loyalty.services.uow import unit_of_work
+from loyalty.stripe.webhook import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import (
     PROGRAM,

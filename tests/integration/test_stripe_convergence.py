@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from loyalty.stripe.webhook import StripeWebhook
 from sqlalchemy import text
 
 from loyalty import services as s
 from loyalty.db import Database
+from loyalty.stripe.webhook import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import make_program
 
