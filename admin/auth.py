@@ -37,8 +37,8 @@ from flask_login import (  # type: ignore[import-untyped]
     logout_user,
 )
 
-from admin import users as accounts
 from admin.context import console
+from loyalty.services import console_users as accounts
 
 EVERYONE = accounts.ROLES
 MARKETING = ("marketing", "admin")

@@ -33,7 +33,7 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
 
 
 def _roles() -> click.Choice[str]:
-    from admin.users import ROLES
+    from loyalty.services.console_users import ROLES
 
     return click.Choice(ROLES)
 
@@ -61,7 +61,7 @@ def users() -> None:
 @friendly_errors
 def users_create(database_url: str | None, username: str, role: str, password: str) -> None:
     """Create a console user with a hashed password."""
-    from admin.users import create_user
+    from loyalty.services.console_users import create_user
 
     user = create_user(open_checked(database_url), username=username, role=role, password=password)
     console_out.print(f"[green]created[/] {user.username} ({user.role})")
@@ -72,7 +72,7 @@ def users_create(database_url: str | None, username: str, role: str, password: s
 @friendly_errors
 def users_list(database_url: str | None) -> None:
     """List the console users and their roles."""
-    from admin.users import list_users
+    from loyalty.services.console_users import list_users
 
     table = Table(title="Console users", title_justify="left")
     for column in ("username", "role", "active", "last login"):
@@ -95,7 +95,7 @@ def users_list(database_url: str | None) -> None:
 @friendly_errors
 def users_set_role(database_url: str | None, username: str, role: str) -> None:
     """Give a console user another role."""
-    from admin.users import set_role
+    from loyalty.services.console_users import set_role
 
     user = set_role(open_checked(database_url), username=username, role=role)
     console_out.print(f"[green]{user.username} is now {user.role}[/]")
@@ -107,7 +107,7 @@ def users_set_role(database_url: str | None, username: str, role: str) -> None:
 @friendly_errors
 def users_disable(database_url: str | None, username: str) -> None:
     """Disable a console user: they can no longer sign in (sessions end at once)."""
-    from admin.users import set_active
+    from loyalty.services.console_users import set_active
 
     user = set_active(open_checked(database_url), username=username, active=False)
     console_out.print(f"[yellow]{user.username} is disabled[/]")
@@ -115,7 +115,7 @@ def users_disable(database_url: str | None, username: str) -> None:
 
 def build_demo(path: Path, *, members: int = 25, orders: int = 400) -> str:
     """A fresh SQLite demo database at ``path`` with the demo logins; its URL."""
-    from admin.users import create_user
+    from loyalty.services.console_users import create_user
 
     url = make_demo_database(path, member_count=members, order_count=orders)
     database = Database.from_url(url)

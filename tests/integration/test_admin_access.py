@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 
 from admin import create_app
-from admin.users import set_active
 from loyalty.db import Database
 from loyalty.errors import ConfigurationError
+from loyalty.services.console_users import set_active
 from tests.integration import stripe_support as st
 from tests.integration.test_admin_support import build_app, csrf_token, login, post
 

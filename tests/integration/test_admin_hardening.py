@@ -33,7 +33,6 @@ from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from admin import create_app
-from admin.users import set_password
 from admin.views.export import csv_cell
 from admin.webhooks import init_stripe_webhook
 from loyalty import services as s
@@ -42,6 +41,7 @@ from loyalty.db.models import StripeEvent
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import ConfigurationError
 from loyalty.services import list_audit
+from loyalty.services.console_users import set_password
 from loyalty.stripe.webhook import StripeWebhook
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, earn, make_program

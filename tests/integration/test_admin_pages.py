@@ -12,11 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from admin.cli import users
-from admin.users import list_users
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import AdjustmentRequestSettled, InsufficientPoints, SelfApproval
+from loyalty.services.console_users import list_users
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, earn
 from tests.integration.test_admin_support import build_app, login, post

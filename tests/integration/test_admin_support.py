@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from admin import create_app
-from admin.users import create_user
 from loyalty.db import Database
+from loyalty.services.console_users import create_user
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, enrol, make_program
 
