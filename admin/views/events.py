@@ -16,9 +16,8 @@ from admin.views.base import (
     search_arg,
 )
 from loyalty.errors import LoyaltyError
-from loyalty.services import audit
 from loyalty.services.console_queries import get_stripe_event, list_stripe_events
-from loyalty.stripe.sync import replay_event
+from loyalty.stripe.sync import replay_event_audited
 
 STATUSES = ("received", "applied", "parked", "ignored", "failed")
 PAGE = 50
@@ -76,18 +75,12 @@ class EventsView(ConsoleView):
             flash("Select at least one event to replay.", "warning")
         for event_id in ids:
             try:
-                result = replay_event(self.console.db, program=program.code, event_id=event_id)
+                result = replay_event_audited(
+                    self.console.db, program=program.code, event_id=event_id, actor=actor()
+                )
             except LoyaltyError as exc:
                 flash_error(exc)
                 continue
-            audit(
-                self.console.db,
-                actor=actor(),
-                action="webhook.replay",
-                target=f"stripe event {event_id}",
-                program=program.code,
-                after={"status": result.status, "message": result.message},
-            )
             flash(f"{event_id}: {result.status}: {result.message}", "info")
         if len(ids) == 1 and request.form.get("back") == "event":
             return redirect(url_for(".event", id=ids[0]))

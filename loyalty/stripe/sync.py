@@ -42,7 +42,7 @@ from loyalty.db.dialect import insert_ignoring, lock_key_for_transaction, writer
 from loyalty.db.tables import earnings, members, reversals, stripe_events
 from loyalty.errors import InvalidStripeEvent, LoyaltyError, StripeEventNotFound
 from loyalty.services.results import MemberInfo
-from loyalty.services.uow import RetryUnit, Target, UnitOfWork, unit_of_work
+from loyalty.services.uow import RetryUnit, Target, UnitOfWork, run_in, unit_of_work
 from loyalty.services.writes import program_row
 from loyalty.stripe.payloads import (
     CHARGE_REFUNDED,
@@ -613,6 +613,24 @@ def replay_event(db: Target, *, program: str, event_id: str) -> WebhookResult:
             200, "duplicate", f"event {event_id} is already {row.status}", event_id, row.type
         )
     return _apply_recorded(db, program, int(row.id), envelope)
+
+
+def replay_event_audited(db: Target, *, program: str, event_id: str, actor: str) -> WebhookResult:
+    """:func:`replay_event` done by a console user, and its audit entry, in one unit of work."""
+
+    def replay(uow: UnitOfWork) -> WebhookResult:
+        result = replay_event(uow, program=program, event_id=event_id)
+        svc.audit(
+            uow,
+            actor=actor,
+            action="webhook.replay",
+            target=f"stripe event {event_id}",
+            program=program,
+            after={"status": result.status, "message": result.message},
+        )
+        return result
+
+    return run_in(db, replay)
 
 
 def apply_parked_for(db: Target, member: MemberInfo) -> list[WebhookResult]:

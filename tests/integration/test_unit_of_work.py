@@ -18,7 +18,7 @@ from loyalty.services.uow import UnitOfWork, rolled_back, unit_of_work
 from loyalty.services.writes import LockedMember, lock_member
 from loyalty.stripe import onboarding
 from loyalty.stripe.onboarding import enrol_applying_parked, link_applying_parked
-from loyalty.stripe.sync import receive_event
+from loyalty.stripe.sync import receive_event, replay_event_audited
 from tests.integration import stripe_support as st
 from tests.integration.helpers import (
     PROGRAM,
@@ -31,6 +31,7 @@ from tests.integration.helpers import (
 )
 
 audit_module = importlib.import_module("loyalty.services.audit")
+services_module = importlib.import_module("loyalty.services")
 
 
 class SecondStepFailed(Exception):
@@ -212,3 +213,25 @@ def test_the_typed_locked_member_names_exactly_what_the_lock_reads(db: Database)
         PROGRAM,
         None,
     )
+
+
+def test_a_console_replay_and_its_audit_entry_commit_together(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_program(db)
+    parked = _park_a_purchase(db, "cus_REPLAY")
+    enrol(db, "rep")
+    s.link_stripe_customer(db, program=PROGRAM, external_id="rep", stripe_customer_id="cus_REPLAY")
+    before = row_counts(db)
+    monkeypatch.setattr(services_module, "audit", fail)
+    with pytest.raises(SecondStepFailed):
+        replay_event_audited(db, program=PROGRAM, event_id=parked, actor="ana")
+    assert row_counts(db) == before  # the purchase did not earn without its audit entry
+    assert s.balance(db, program=PROGRAM, member="rep").available == 0
+
+    monkeypatch.undo()
+    assert replay_event_audited(db, program=PROGRAM, event_id=parked, actor="ana").status == (
+        "applied"
+    )
+    assert s.list_audit(db, program=PROGRAM, action="webhook.").total == 1
+    assert s.balance(db, program=PROGRAM, member="rep").available == 100
