@@ -35,10 +35,18 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── TransferNotAllowed                 transfers off, self-transfer
     │   ├── TransferLimit                      below the minimum, above the maximum or daily limit
     │   ├── ClearingNotDue                     a year-end clearing asked for before its moment
-    │   └── SelfApproval                       the requester of an adjustment tried to approve it
+    │   ├── SelfApproval                       the requester of an adjustment tried to approve it
+    │   └── ApprovalRequired                   (HTTP API) an adjustment above the approval
+    │                                          threshold: request it in the console
+    ├── NotAuthenticated                  401  no API key or member token, or a revoked,
+    │                                          expired or unknown one
+    ├── PermissionDenied                  403  the key lacks the scope, or the token is
+    │                                          another member's
+    ├── RateLimited                       429  too many requests with this key; retry later
     ├── ConfigurationError                500  the deployment is not set up (no database URL…)
     │   └── SchemaMissing                      no Jifen schema there (run jifen db upgrade)
-    └── DatabaseUnavailable               503  the database cannot be reached
+    ├── DatabaseUnavailable               503  the database cannot be reached
+    └── ServerUnreachable                 503  (remote SDK) the Jifen server cannot be reached
 """
 
 from __future__ import annotations
@@ -256,6 +264,37 @@ class SelfApproval(RuleViolation):
     code = "self_approval"
 
 
+class NotAuthenticated(LoyaltyError):
+    """The HTTP request carries no valid credential: no ``Authorization`` header, or an API
+    key or member token that is unknown, revoked or expired."""
+
+    code = "not_authenticated"
+    http_status = 401
+
+
+class PermissionDenied(LoyaltyError):
+    """The credential is valid but may not do this: an API key without the scope the endpoint
+    needs, or a member token used for another member or another program."""
+
+    code = "permission_denied"
+    http_status = 403
+
+
+class RateLimited(LoyaltyError):
+    """Too many requests with this key; ``details["retry_after"]`` says how many seconds to
+    wait."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class ApprovalRequired(RuleViolation):
+    """An adjustment through the HTTP API above the approval threshold: it needs a second
+    person, so it must be requested in the console; nothing was written."""
+
+    code = "approval_required"
+
+
 class ConfigurationError(LoyaltyError):
     """The deployment is not configured (for example, no database URL)."""
 
@@ -273,4 +312,13 @@ class DatabaseUnavailable(LoyaltyError):
     """The database cannot be reached: the server is down, the host, port or role is wrong."""
 
     code = "database_unavailable"
+    http_status = 503
+
+
+class ServerUnreachable(LoyaltyError):
+    """The remote SDK could not reach the Jifen server (connection refused, timed out, or it
+    kept answering 5xx after the retries); a write may be retried with the same idempotency
+    key."""
+
+    code = "server_unreachable"
     http_status = 503

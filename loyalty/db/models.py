@@ -622,3 +622,45 @@ class AdjustmentRequest(Base):
         ),
         CheckConstraint("points <> 0", name="points_not_zero"),
     )
+
+
+class ApiKey(Base):
+    """A server key of one program for the HTTP API: a label, scopes, an expiry, a hash.
+
+    The key itself (``jfn_sk_…``) is shown once when it is created; only its SHA-256 is
+    stored (keys are 256 random bits, so a fast hash is enough) with its first characters
+    (``prefix``) to recognise it in lists. ``scopes`` is a space-separated subset of
+    ``read earn redeem refund transfer adjust admin``. A key stops working when it is revoked
+    (``revoked_at``) or expires (``expires_at``); several keys may be valid at once so a shop
+    can rotate them.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    label: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (Index("ix_api_keys_program", "program_id", "created_at"),)
+
+
+class ApiOrigin(Base):
+    """A web origin (``https://shop.example``) allowed to call the API from a browser (CORS)
+    with a member token of the program, and to embed the member page."""
+
+    __tablename__ = "api_origins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    origin: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (UniqueConstraint("program_id", "origin"),)

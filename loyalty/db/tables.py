@@ -14,6 +14,8 @@ from sqlalchemy import Table
 from loyalty.db.models import (
     AdjustmentRequest,
     AdminUser,
+    ApiKey,
+    ApiOrigin,
     AuditEntry,
     Clearing,
     Earning,
@@ -50,3 +52,5 @@ job_runs = cast(Table, JobRun.__table__)
 admin_users = cast(Table, AdminUser.__table__)
 audit_log = cast(Table, AuditEntry.__table__)
 adjustment_requests = cast(Table, AdjustmentRequest.__table__)
+api_keys = cast(Table, ApiKey.__table__)
+api_origins = cast(Table, ApiOrigin.__table__)

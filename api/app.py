@@ -1,0 +1,190 @@
+"""The API's application factory: :func:`create_api_app`.
+
+Configuration (a mapping; the ``JIFEN_*`` environment fills the gaps):
+
+============================  ============================================================
+``JIFEN_DATABASE``            a :class:`~loyalty.db.Database` to use (tests), or else
+``JIFEN_DATABASE_URL``        the database URL (default ``$JIFEN_DATABASE_URL``)
+``SECRET_KEY``                signs member tokens (``$JIFEN_SECRET_KEY``); without it no
+                              member tokens are issued
+``JIFEN_REDIS_URL``           rate-limit counters and queued jobs; none: in memory / inline
+``JIFEN_API_RATE_LIMIT``      per credential (default ``1200 per minute``)
+``JIFEN_APPROVAL_THRESHOLD``  adjustments above this many points need the console (1000)
+``JIFEN_MAX_BODY_BYTES``      the largest request body (1 MiB); larger ones get 413
+============================  ============================================================
+
+It serves ``/v1/…`` (the API), ``/v1/openapi.json`` and ``/v1/docs`` (Swagger UI from the
+installed package, no CDN), and the member page at ``/m/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import swagger_ui_bundle
+from flask import Flask, Response, g, request, send_from_directory
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+
+from api import members, points, program
+from api.auth import EXTENSION, ApiContext, limit_key
+from api.cors import init_cors
+from api.problems import JifenApi, init_problems
+from loyalty.config import DEFAULT_MAX_BODY_BYTES, load_settings
+from loyalty.db.database import Database
+from loyalty.errors import ConfigurationError
+from loyalty.services.approvals import DEFAULT_THRESHOLD
+
+API_VERSION = "1.0.0"
+DEFAULT_RATE_LIMIT = "1200 per minute"
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+SWAGGER_URL = "/v1/vendor/swagger-ui/"
+log = logging.getLogger("jifen.api")
+_REDIS_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+
+API_DESCRIPTION = """\
+Jifen's loyalty points API. Every endpoint calls the same services as the Python SDK and
+answers the same results and errors.
+
+* **Authentication**: `Authorization: Bearer jfn_sk_…` (a server key of one program, with
+  scopes `read`, `earn`, `redeem`, `refund`, `transfer`, `adjust`, `admin`), or for a
+  member's own reads `Bearer jfn_mt_…` (a member token from `POST /v1/members/{member}/tokens`).
+* **Idempotency**: every write takes an `Idempotency-Key` header; without one the key is
+  derived from the ids in the body (`earn:<order_id>`…). A retry answers the first response
+  with `Idempotent-Replayed: true`; the same key with another body is 409.
+* **Errors** are RFC 9457 `application/problem+json` with the error's stable `code`.
+"""
+
+
+def create_api_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the API (and the member page) as a Flask app."""
+    app = Flask(__name__)
+    _configure(app, dict(config or {}))
+    database = app.config.get("JIFEN_DATABASE")
+    if database is None:
+        database = Database.from_url(app.config.get("JIFEN_DATABASE_URL"))
+    if not isinstance(database, Database):
+        raise ConfigurationError("JIFEN_DATABASE must be a loyalty.db.Database")
+    app.extensions[EXTENSION] = ApiContext(
+        db=database,
+        secret=str(app.config.get("SECRET_KEY") or ""),
+        approval_threshold=int(app.config["JIFEN_APPROVAL_THRESHOLD"]),
+        redis_url=app.config.get("JIFEN_REDIS_URL") or None,
+    )
+    _init_request_ids(app)
+    init_problems(app)
+    api = JifenApi(app)
+    api.spec.components.security_scheme(
+        "serverKey", {"type": "http", "scheme": "bearer", "bearerFormat": "jfn_sk_…"}
+    )
+    api.spec.components.security_scheme(
+        "memberToken", {"type": "http", "scheme": "bearer", "bearerFormat": "jfn_mt_…"}
+    )
+    for blueprint in (members.blp, points.blp, program.blp):
+        api.register_blueprint(blueprint)
+    limiter = _init_limits(app)
+    limiter.exempt(app.blueprints["api-docs"])  # type: ignore[call-overload]
+    _init_docs_assets(app, limiter)
+    _init_member_page(app, limiter)
+    init_cors(app)
+    return app
+
+
+def _configure(app: Flask, given: dict[str, Any]) -> None:
+    settings = load_settings()
+    app.config.update(
+        API_TITLE="Jifen API",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_URL,
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
+        API_SPEC_OPTIONS={
+            "info": {"description": API_DESCRIPTION},
+            "servers": [{"url": "/", "description": "this server"}],
+        },
+        JIFEN_APPROVAL_THRESHOLD=DEFAULT_THRESHOLD,
+        JIFEN_API_RATE_LIMIT=DEFAULT_RATE_LIMIT,
+        JIFEN_MAX_BODY_BYTES=DEFAULT_MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    from_env = {
+        "JIFEN_DATABASE_URL": settings.database_url,
+        "JIFEN_REDIS_URL": settings.redis_url,
+        "SECRET_KEY": settings.secret_key,
+        "JIFEN_MAX_BODY_BYTES": settings.max_body_bytes,
+    }
+    app.config.update({k: v for k, v in from_env.items() if v and k not in given})
+    app.config.update(given)
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["JIFEN_MAX_BODY_BYTES"])
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+
+def _init_request_ids(app: Flask) -> None:
+    """A request id per request (the caller's ``X-Request-Id`` if it is sane), in the
+    response's header and in one log line per request."""
+
+    @app.before_request
+    def assign_request_id() -> None:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        request_id = getattr(g, "request_id", "")
+        response.headers[REQUEST_ID_HEADER] = request_id
+        if log.isEnabledFor(logging.INFO):
+            key = getattr(g, "api_key", None)
+            log.info(
+                "%s %s %s %.1fms request_id=%s key=%s",
+                request.method,
+                request.path,
+                response.status_code,
+                (time.perf_counter() - getattr(g, "started", time.perf_counter())) * 1000,
+                request_id,
+                key.prefix if key is not None else "-",
+            )
+        return response
+
+
+def _init_limits(app: Flask) -> Limiter:
+    """Per-credential rate limits (429 with ``Retry-After``), in Redis when configured."""
+    redis_url = app.config.get("JIFEN_REDIS_URL")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter = Limiter(
+        limit_key,
+        app=app,
+        default_limits=[str(app.config["JIFEN_API_RATE_LIMIT"])],
+        storage_uri=redis_url or "memory://",
+        storage_options=_REDIS_TIMEOUTS if redis_url else {},
+        in_memory_fallback_enabled=bool(redis_url),
+        strategy="moving-window",
+        key_prefix="jifen-api",
+    )
+    return limiter
+
+
+def _init_docs_assets(app: Flask, limiter: Limiter) -> None:
+    """Swagger UI's files, served from the installed package (no CDN)."""
+
+    @app.get(SWAGGER_URL + "<path:filename>")
+    @limiter.exempt
+    def swagger_assets(filename: str) -> ResponseReturnValue:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+
+def _init_member_page(app: Flask, limiter: Limiter) -> None:
+    """The member page at ``/m/``, if its module is installed."""
+    from api.member_page import blp as member_page
+
+    app.register_blueprint(member_page)
+    del limiter

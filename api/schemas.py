@@ -1,0 +1,304 @@
+"""The API's marshmallow schemas: request bodies and query arguments, and response bodies.
+
+Response schemas are derived from the services' frozen result types (:func:`result_schema`),
+so the API answers with exactly what the SDK returns, field for field, and the OpenAPI
+document follows the code. ``replayed`` is not in a body: a replay answers the first
+response's status and body with ``Idempotent-Replayed: true``.
+
+Request fields are documented with their types but handed to the services as sent
+(:func:`given`): the services check every value and raise the same error, with the same
+``code``, as for an embedded caller (a float amount is ``invalid_amount`` either way). A
+missing required field or an unknown one is refused here with ``invalid_input``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from typing import Any
+
+import marshmallow as ma
+
+from loyalty.services import results
+from loyalty.services.api_keys import ApiKeyInfo
+from loyalty.services.approvals import AdjustmentRequestInfo
+from loyalty.services.member_tokens import MemberToken
+
+_SCHEMAS: dict[type, type[ma.Schema]] = {}
+_JSON_TYPES: dict[Any, str] = {int: "integer", str: "string", bool: "boolean"}
+
+
+def given(
+    json_type: str,
+    description: str,
+    *,
+    required: bool = False,
+    nullable: bool = False,
+    example: Any = None,
+) -> ma.fields.Raw:
+    """A request field documented as ``json_type`` whose value reaches the service as sent."""
+    meta: dict[str, Any] = {
+        "type": [json_type, "null"] if nullable else json_type,
+        "description": description,
+    }
+    if json_type == "integer":
+        meta["format"] = "int64"
+    if example is not None:
+        meta["example"] = example
+    return ma.fields.Raw(required=required, allow_none=nullable, metadata=meta)
+
+
+def _field(hint: Any) -> ma.fields.Field[Any]:
+    """A dump-only marshmallow field for a result type's annotation."""
+    nullable = False
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable, hint, origin = True, args[0], typing.get_origin(args[0])
+    kw: dict[str, Any] = {"allow_none": nullable}
+    if hint is dt.datetime:
+        return ma.fields.AwareDateTime(format="iso", **kw)
+    if hint is dt.date:
+        return ma.fields.Date(**kw)
+    if origin is tuple:
+        (item, _ellipsis) = typing.get_args(hint)
+        if item in _JSON_TYPES:
+            return ma.fields.List(_field(item), **kw)
+        return ma.fields.List(ma.fields.Nested(result_schema(item)), **kw)
+    if origin is dict or hint is dict:
+        return ma.fields.Dict(**kw)
+    if hint is int:
+        return ma.fields.Integer(**kw)
+    if hint is bool:
+        return ma.fields.Boolean(**kw)
+    if hint is str:
+        return ma.fields.String(**kw)
+    raise TypeError(f"no schema field for {hint!r}")
+
+
+def result_schema(cls: type) -> type[ma.Schema]:
+    """The response schema of a result dataclass (named after it), built once."""
+    if cls not in _SCHEMAS:
+        hints = typing.get_type_hints(cls)
+        attrs: dict[str, Any] = {
+            f.name: _field(hints[f.name])
+            for f in dataclasses.fields(cls)
+            if f.name not in ("replayed", "key_hash")
+        }
+        schema = ma.Schema.from_dict(attrs, name=cls.__name__)
+        schema.__doc__ = (cls.__doc__ or "").strip()
+        _SCHEMAS[cls] = schema
+    return _SCHEMAS[cls]
+
+
+Member = result_schema(results.MemberInfo)
+EarnResult = result_schema(results.EarnResult)
+EarnQuote = result_schema(results.EarnQuote)
+RedemptionQuote = result_schema(results.RedemptionQuote)
+HoldResult = result_schema(results.HoldResult)
+ReversalResult = result_schema(results.ReversalResult)
+TransferResult = result_schema(results.TransferResult)
+AdjustmentResult = result_schema(results.AdjustmentResult)
+AdjustmentRequest = result_schema(AdjustmentRequestInfo)
+Balance = result_schema(results.Balance)
+HistoryPage = result_schema(results.HistoryPage)
+Forecast = result_schema(results.Forecast)
+Program = result_schema(results.ProgramInfo)
+RuleVersion = result_schema(results.RuleVersionInfo)
+SweepResult = result_schema(results.SweepResult)
+Token = result_schema(MemberToken)
+ApiKey = result_schema(ApiKeyInfo)
+
+
+# --- request bodies -----------------------------------------------------------------------
+
+
+class _Body(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class OrderLineIn(_Body):
+    """One line of an order."""
+
+    amount_minor = given("integer", "the line's amount in minor units", required=True)
+    sku = given("string", "the product's SKU (SKU ratios apply)", nullable=True)
+    category = given("string", "the product's category (category ratios apply)", nullable=True)
+
+
+def _lines() -> ma.fields.List[Any]:
+    return ma.fields.List(
+        ma.fields.Nested(OrderLineIn),
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "order lines instead of amount_minor"},
+    )
+
+
+_CURRENCY = "ISO 4217 code; default: the program's"
+
+
+class EnrolIn(_Body):
+    """A customer to enrol, by the shop's own id."""
+
+    member = given("string", "the shop's id for the customer", required=True, example="cust-1")
+    email = given("string", "the customer's email", nullable=True)
+    stripe_customer_id = given("string", "the Stripe customer (cus_…)", nullable=True)
+
+
+class LinkStripeIn(_Body):
+    """The Stripe customer to link."""
+
+    stripe_customer_id = given("string", "the Stripe customer (cus_…)", required=True)
+
+
+class QuoteEarnIn(_Body):
+    """An order to price."""
+
+    amount_minor = given("integer", "the order total in minor units", nullable=True)
+    lines = _lines()
+    paid_with_points_minor = given("integer", "the part paid with points")
+    member = given("string", "apply this member's caps too", nullable=True)
+    currency = given("string", _CURRENCY, nullable=True)
+
+
+class EarnPurchaseIn(QuoteEarnIn):
+    """A paid order that earns points (key: ``earn:<order_id>``)."""
+
+    member = given("string", "the member", required=True)
+    order_id = given("string", "the shop's order id", required=True, example="o-1001")
+
+
+class EarnActionIn(_Body):
+    """A named action that earns fixed points."""
+
+    member = given("string", "the member", required=True)
+    action = given("string", "the action (sign_in, review…)", required=True)
+    reference = given("string", "this occurrence (a date, a review id)", required=True)
+
+
+class QuoteRedemptionIn(_Body):
+    """An order a member would pay partly with points."""
+
+    member = given("string", "the member", required=True)
+    order_total_minor = given("integer", "the order total in minor units", required=True)
+    currency = given("string", _CURRENCY, nullable=True)
+
+
+class HoldIn(_Body):
+    """Points to reserve for an order (key: ``hold:<order_id>``)."""
+
+    member = given("string", "the member", required=True)
+    order_id = given("string", "the order", required=True)
+    points = given("integer", "the points to hold", required=True)
+    order_total_minor = given("integer", "the order total in minor units", required=True)
+    currency = given("string", _CURRENCY, nullable=True)
+
+
+class RefundIn(_Body):
+    """A refund of part or all of an order (key: ``refund:<refund_id>``)."""
+
+    order_id = given("string", "the refunded order", required=True)
+    refund_id = given("string", "the shop's (or Stripe's) refund id", required=True)
+    amount_minor = given("integer", "the refunded amount in minor units", required=True)
+    currency = given("string", _CURRENCY, nullable=True)
+    succeeded = given("boolean", "the refund already went through")
+
+
+class DisputeIn(_Body):
+    """A chargeback of part or all of an order."""
+
+    order_id = given("string", "the disputed order", required=True)
+    dispute_id = given("string", "the dispute id", required=True)
+    amount_minor = given("integer", "the disputed amount in minor units", required=True)
+    currency = given("string", _CURRENCY, nullable=True)
+
+
+class CloseDisputeIn(_Body):
+    """How a dispute ended."""
+
+    won = given("boolean", "true: the shop won (points come back)", required=True)
+
+
+class TransferIn(_Body):
+    """Points given by one member to another (key: ``transfer:<transfer_id>``)."""
+
+    sender = given("string", "the member who gives", required=True)
+    recipient = given("string", "the member who receives", required=True)
+    points = given("integer", "the points given (the fee is extra)", required=True)
+    transfer_id = given("string", "the shop's id for this transfer", required=True)
+
+
+class AdjustIn(_Body):
+    """A grant (points > 0) or deduction (< 0) by hand (key: ``adjust:<adjustment_id>``)."""
+
+    member = given("string", "the member", required=True)
+    points = given("integer", "points to grant (> 0) or deduct (< 0)", required=True)
+    reason = given("string", "why, as the member may read it", required=True)
+    adjustment_id = given("string", "the shop's id for this adjustment", required=True)
+    actor = given("string", "who did it", nullable=True)
+
+
+class TokenIn(_Body):
+    """How long the member token lives."""
+
+    ttl_seconds = given("integer", "seconds, 60 to 86400 (default 900)")
+
+
+class PublishRulesIn(_Body):
+    """A new rule version."""
+
+    rules = ma.fields.Dict(required=True, metadata={"description": "the earning rules"})
+    effective_from = ma.fields.AwareDateTime(
+        load_default=None, allow_none=True, metadata={"description": "default: now"}
+    )
+
+
+# --- query arguments ----------------------------------------------------------------------
+
+
+class BalanceArgs(ma.Schema):
+    """Balance query."""
+
+    expiring_within_days = ma.fields.Integer(
+        load_default=30, validate=ma.validate.Range(min=0, max=3660)
+    )
+
+
+class HistoryArgs(ma.Schema):
+    """History page query."""
+
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+    cursor = ma.fields.Integer(
+        load_default=None, allow_none=True, validate=ma.validate.Range(min=1, max=2**62)
+    )
+
+
+class ForecastArgs(ma.Schema):
+    """Forecast window."""
+
+    days = ma.fields.Integer(load_default=90, validate=ma.validate.Range(min=1, max=3660))
+
+
+class Problem(ma.Schema):
+    """An RFC 9457 problem: ``code`` is the error's stable code (see the error tree)."""
+
+    type = ma.fields.String()
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    instance = ma.fields.String()
+    code = ma.fields.String()
+    details = ma.fields.Dict()
+    errors = ma.fields.Dict()
+    request_id = ma.fields.String()
+
+
+class JobStarted(ma.Schema):
+    """A job started now: ``queued`` (Redis) or run already (``succeeded``/``failed``)."""
+
+    job = ma.fields.String()
+    status = ma.fields.String()
+    job_id = ma.fields.String(allow_none=True)
