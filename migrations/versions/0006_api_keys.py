@@ -50,7 +50,7 @@ def upgrade() -> None:
             ["program_id"], ["programs.id"], name=op.f("fk_api_origins_program_id_programs")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_origins")),
-        sa.UniqueConstraint("program_id", "origin", name=op.f("uq_api_origins_program_id")),
+        sa.UniqueConstraint("program_id", "origin", name=op.f("uq_api_origins_program_id_origin")),
     )
 
 
