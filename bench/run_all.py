@@ -22,8 +22,8 @@ from typing import Any
 from bench.common import DEFAULT_PG_URL, RESULTS, machine_info, machine_line, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES = ("earn_pg", "redeem_pg", "sweep_pg", "webhook_http", "reads_pg")
-ORDER = ("earn_pg", "redeem_pg", "sweep_pg", "webhook_http", "reads_pg", "earn_sqlite")
+POSTGRES = ("earn_pg", "redeem_pg", "sweep_pg", "webhook_http", "api_http", "reads_pg")
+ORDER = ("earn_pg", "redeem_pg", "sweep_pg", "webhook_http", "api_http", "reads_pg", "earn_sqlite")
 
 SIZES: dict[str, dict[str, list[str]]] = {
     "full": {
@@ -31,6 +31,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "redeem_pg": ["--seconds", "10"],
         "sweep_pg": ["--lots", "1000000", "--due-share", "0.3"],
         "webhook_http": ["--seconds", "15", "--rounds", "3"],
+        "api_http": ["--seconds", "8", "--rounds", "2"],
         "reads_pg": ["--members", "100000", "--entries", "10000000"],
         "earn_sqlite": ["--seconds", "10"],
     },
@@ -39,6 +40,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "redeem_pg": ["--seconds", "3", "--warmup", "0.5"],
         "sweep_pg": ["--lots", "100000", "--members", "10000"],
         "webhook_http": ["--seconds", "3", "--warmup", "0.5"],
+        "api_http": ["--seconds", "3", "--rounds", "1"],
         "reads_pg": ["--members", "10000", "--entries", "1000000", "--samples", "1000"],
         "earn_sqlite": ["--seconds", "3", "--warmup", "0.5"],
     },
@@ -47,6 +49,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "redeem_pg": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50"],
         "sweep_pg": ["--lots", "1000", "--members", "100"],
         "webhook_http": ["--seconds", "0.5", "--rounds", "1", "--warmup", "0.1", "--members", "50"],
+        "api_http": ["--seconds", "1", "--rounds", "1", "--warmup", "0", "--members", "50"],
         "reads_pg": ["--members", "200", "--entries", "5000", "--samples", "50"],
         "earn_sqlite": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50"],
     },

@@ -2,12 +2,15 @@
 
 No timing is asserted (benchmarks are never part of pass/fail); the PostgreSQL ones create
 their scratch databases next to ``$JIFEN_TEST_PG_URL`` and are skipped if it is not running.
+``api_http`` drives gunicorn with ``wrk`` for a second per side, and is skipped if ``wrk`` is
+not installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from bench.run_all import ORDER, POSTGRES, command  # noqa: E402
 
 PG_URL = os.environ.get("JIFEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NEEDS_WRK = {"api_http"}
 
 
 def _pg_problem() -> str | None:
@@ -49,6 +53,10 @@ def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
             if os.environ.get("CI", "").lower() == "true":
                 pytest.fail(f"{problem}; CI=true requires it")
             pytest.skip(problem)
+    if name in NEEDS_WRK and shutil.which("wrk") is None:
+        pytest.skip(
+            f"{name} drives the server with wrk, which is not installed (apt-get install wrk)"
+        )
     done = _run(command(name, "smoke", PG_URL), tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     result = json.loads((tmp_path / f"{name}.json").read_text())
