@@ -14,6 +14,8 @@ these.
 ``JIFEN_SECRET_KEY``            the console's session-signing key (required by the console)
 ``JIFEN_STRIPE_WEBHOOK_SECRET`` the console serves ``POST /webhooks/stripe`` with this secret
 ``JIFEN_MAX_BODY_BYTES``        the console's largest request body (default 1 MiB)
+``JIFEN_API_KEY``               the server key a remote SDK client sends (``jfn_sk_…``) when
+                                ``Jifen("https://…")`` is given no ``api_key``
 ==============================  ===========================================================
 """
 
@@ -49,6 +51,9 @@ class Settings:
         "JIFEN_MAX_BODY_BYTES",
         f"the console's largest request body in bytes (default {DEFAULT_MAX_BODY_BYTES})",
     )
+    api_key: str | None = _setting(
+        "JIFEN_API_KEY", "the server key (jfn_sk_…) of a remote SDK client without api_key="
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +70,7 @@ def env_name(setting: str) -> str:
 
 DATABASE_URL_ENV = env_name("database_url")
 REDIS_URL_ENV = env_name("redis_url")
+API_KEY_ENV = env_name("api_key")
 
 
 def load_settings() -> Settings:

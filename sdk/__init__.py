@@ -1,7 +1,9 @@
 """Jifen's embeddable SDK: what checkout code imports, and all it may rely on.
 
-* :class:`Jifen`, the client: one per program, built from a database URL, from
-  ``$JIFEN_DATABASE_URL`` or from your SQLAlchemy engine, safe to share across threads;
+* :class:`Jifen`, the client: one per program, safe to share across threads; embedded when
+  built from a database URL, from ``$JIFEN_DATABASE_URL`` or from your SQLAlchemy engine, or
+  remote when built from a Jifen server's URL (``https://…``, with a server key): the same
+  methods, results and errors over the HTTP API;
 * the frozen result types its methods return (``EarnResult``, ``HoldResult``, ``Balance``…);
 * :class:`StripeWebhook` (from ``Jifen.stripe_webhook``), the Stripe webhook handler to host
   in your web app, and the :class:`WebhookResult` it answers with;
@@ -16,9 +18,14 @@
     ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled,
     │                         AdjustmentRequestSettled
     ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
-    │                         TransferNotAllowed, TransferLimit, ClearingNotDue, SelfApproval
+    │                         TransferNotAllowed, TransferLimit, ClearingNotDue, SelfApproval,
+    │                         ApprovalRequired
+    ├── NotAuthenticated      (remote) the server refused the API key
+    ├── PermissionDenied      (remote) the key lacks a scope or is another program's
+    ├── RateLimited           (remote) too many requests, still after the retries
     ├── ConfigurationError    SchemaMissing
-    └── DatabaseUnavailable
+    ├── DatabaseUnavailable
+    └── ServerUnreachable     (remote) the server could not be reached after the retries
 
 Everything here is re-exported from :mod:`loyalty`; the SDK adds no rules of its own.
 """
@@ -27,6 +34,7 @@ from loyalty.errors import (
     AdjustmentRequestNotFound,
     AdjustmentRequestSettled,
     AlreadyExists,
+    ApprovalRequired,
     ClearingNotDue,
     ConfigurationError,
     Conflict,
@@ -46,15 +54,19 @@ from loyalty.errors import (
     MemberInactive,
     MemberNotFound,
     NaiveDatetime,
+    NotAuthenticated,
     NotFound,
     OrderNotFound,
+    PermissionDenied,
     ProgramNotFound,
+    RateLimited,
     RedemptionLimit,
     ReversalNotFound,
     ReversalSettled,
     RuleViolation,
     SchemaMissing,
     SelfApproval,
+    ServerUnreachable,
     StripeEventNotFound,
     TransferLimit,
     TransferNotAllowed,
@@ -89,6 +101,7 @@ __all__ = [
     "AdjustmentRequestSettled",
     "AdjustmentResult",
     "AlreadyExists",
+    "ApprovalRequired",
     "Balance",
     "ClearingNotDue",
     "ConfigurationError",
@@ -120,10 +133,13 @@ __all__ = [
     "MemberInfo",
     "MemberNotFound",
     "NaiveDatetime",
+    "NotAuthenticated",
     "NotFound",
     "OrderNotFound",
+    "PermissionDenied",
     "ProgramInfo",
     "ProgramNotFound",
+    "RateLimited",
     "RedemptionLimit",
     "RedemptionQuote",
     "Reminder",
@@ -134,6 +150,7 @@ __all__ = [
     "RuleViolation",
     "SchemaMissing",
     "SelfApproval",
+    "ServerUnreachable",
     "StripeEventNotFound",
     "StripeWebhook",
     "TransferLimit",

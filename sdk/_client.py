@@ -1,4 +1,8 @@
-"""The :class:`Jifen` client: checkout code's one door into the loyalty core, in-process.
+"""The :class:`Jifen` client: checkout code's one door into the loyalty core.
+
+Built from a database URL (or engine) it is embedded: this module, calling the services
+in-process. Built from a server URL (``https://…``) it is remote: :mod:`sdk._remote`, the same
+methods over Jifen's HTTP API (:meth:`Jifen.__new__` picks the class).
 
 The client owns no points logic. It holds a :class:`loyalty.db.Database` (one engine with a
 connection pool, one clock), the program it works for and that program's currency, and hands
@@ -30,6 +34,7 @@ from loyalty.domain.money import require_currency
 from loyalty.domain.rules import OrderLine
 from loyalty.errors import ConfigurationError, ProgramNotFound
 from loyalty.services.forecast import forecast as forecast_points
+from loyalty.services.members import set_member_status
 from loyalty.services.reminders import ReminderCallback, send_reminders
 from loyalty.services.reminders import on_reminder as register_reminder_callback
 from loyalty.services.results import (
@@ -71,6 +76,16 @@ class Jifen:
         jifen = Jifen(program="shop")                   # reads $JIFEN_DATABASE_URL
         jifen = Jifen(engine=app_engine, program="shop")
 
+    or from the URL of a Jifen server, to work over its HTTP API with a server key (default
+    ``$JIFEN_API_KEY``)::
+
+        jifen = Jifen("https://loyalty.example.com", api_key="jfn_sk_…", program="shop")
+
+    The remote client has the same methods, results and errors; ``timeout`` (seconds, default
+    10) bounds each call, failed deliveries are retried (see :mod:`sdk._remote`), and what
+    needs the database in this process (:attr:`database`, reminders, the Stripe webhook)
+    raises :class:`~loyalty.errors.ConfigurationError` saying where it runs instead.
+
     It checks at once that the database is reachable, has Jifen's schema at the version this
     Jifen needs, and holds the program; each problem raises a
     :class:`~loyalty.errors.ConfigurationError` or :class:`~loyalty.errors.ProgramNotFound`
@@ -93,6 +108,25 @@ class Jifen:
     :class:`~loyalty.errors.IdempotencyConflict`.
     """
 
+    def __new__(
+        cls,
+        url: str | None = None,
+        *,
+        program: str,
+        engine: Engine | None = None,
+        currency: str | None = None,
+        clock: Clock | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Jifen:
+        """An embedded client, or a remote one (:class:`sdk._remote.RemoteJifen`) when
+        ``url`` is a server's (``http://`` or ``https://``)."""
+        from sdk._remote import RemoteJifen, is_server_url
+
+        if cls is Jifen and is_server_url(url):
+            return super().__new__(RemoteJifen)
+        return super().__new__(cls)
+
     def __init__(
         self,
         url: str | None = None,
@@ -101,8 +135,15 @@ class Jifen:
         engine: Engine | None = None,
         currency: str | None = None,
         clock: Clock | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         program = require_program_code(program)
+        if api_key is not None or timeout is not None:
+            raise ConfigurationError(
+                "api_key= and timeout= are for a Jifen server URL (https://…); a database "
+                "URL or engine needs neither"
+            )
         _check_clock(clock)
         engine, self._owns_engine = _engine_for(url, engine)
         try:
@@ -198,6 +239,15 @@ class Jifen:
             external_id=member,
             stripe_customer_id=stripe_customer_id,
         ).member
+
+    def close_member(self, *, member: str) -> MemberInfo:
+        """Close a member: no more earning, spending or receiving points; their points stay.
+
+        Closing a closed member answers them again.
+        """
+        return set_member_status(
+            self._db, program=self._program, external_id=member, status="closed"
+        )
 
     # --- earning ----------------------------------------------------------------------------
 
