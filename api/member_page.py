@@ -1,7 +1,377 @@
-"""The member page at ``/m/`` (placeholder until the page lands)."""
+"""The member page at ``/m/``: what a customer sees of their own points, opened with a member
+token (``/m/?token=jfn_mt_…``, from ``POST /v1/members/{member}/tokens``).
+
+It shows the available balance, pending, held and frozen points, any debt, the points that
+expire within 90 days with their last day, and the history in words, page by page, in
+Simplified Chinese or English (:mod:`api.member_texts`), dates and times in the program's time
+zone. The token decides the member; a bad, expired or revoked token gets a friendly 401 page,
+never JSON. Every response forbids caching and inline script and style; the program's allowed
+origins (``jifen keys origins``) may frame the page, no one else may.
+
+The token stays in the URL rather than moving into a cookie: the page is often framed by the
+shop's site, where browsers block third-party cookies, and a token lives minutes, is sent to
+no one else (``Referrer-Policy: no-referrer``) and is kept by no cache (``no-store``).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
-blp = Blueprint("member_page", __name__, url_prefix="/m")
+from babel.dates import format_date, format_skeleton, get_timezone_location
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+from flask import Blueprint, Response, g, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from api.auth import context, database
+from api.member_texts import BABEL_LOCALE, HTML_LANG, choose_language, kind_text, page_text
+from loyalty.errors import LoyaltyError, NotAuthenticated
+from loyalty.services.api_keys import list_origins
+from loyalty.services.member_tokens import read_member_token
+from loyalty.services.programs import get_program
+from loyalty.services.queries import balance, history
+from loyalty.services.results import Balance, HistoryItem, HistoryPage, ProgramInfo
+from loyalty.services.uow import unit_of_work
+
+blp = Blueprint(
+    "member_page",
+    __name__,
+    url_prefix="/m",
+    template_folder="templates",
+    static_folder="static/member",
+    static_url_path="/static",
+)
+log = logging.getLogger("jifen.member_page")
+
+EXPIRING_WITHIN_DAYS = 90
+HISTORY_PAGE_SIZE = 20
+MINUS = "\u2212"  # a real minus sign: as wide as the plus, read as minus by screen readers
+_CSP = (
+    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
+)
+# What a program's allowed origin must look like to be written into the CSP (the services
+# already normalise origins; this keeps a stray ``;`` or space from ever reaching the header).
+_CSP_ORIGIN = re.compile(r"https?://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One history item as shown: what happened, its details, when, and the points."""
+
+    title: str
+    details: tuple[str, ...]
+    when: str
+    at: str  # the same moment, ISO 8601 (for <time datetime>)
+    amount: str
+    tone: str  # ``plus``, ``minus``, or ``move`` (points changed bucket, not owner)
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """Points that stop being usable, and the last local day they can be used."""
+
+    points: str
+    until: str
+
+
+# --- language and formats -------------------------------------------------------------------
+
+
+def language() -> str:
+    """The request's language, ``zh`` or ``en`` (chosen once per request)."""
+    chosen: str | None = getattr(g, "member_language", None)
+    if chosen is None:
+        chosen = choose_language(request.args.get("lang"), request.accept_languages)
+        g.member_language = chosen
+    return chosen
+
+
+def say(message: str, **fields: object) -> str:
+    """A page message in the request's language."""
+    return page_text(language(), message, **fields)
+
+
+class Formats:
+    """Numbers, money, dates and times in one language and one program's time zone."""
+
+    def __init__(self, lang: str, timezone: str):
+        self.locale = BABEL_LOCALE[lang]
+        self.zone = ZoneInfo(timezone)
+
+    def number(self, value: int) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def signed(self, value: int) -> str:
+        sign = "+" if value > 0 else MINUS if value < 0 else ""
+        return sign + self.number(abs(value))
+
+    def money(self, minor: int, currency: str) -> str:
+        exponent = get_currency_precision(currency)
+        return format_currency(Decimal(minor).scaleb(-exponent), currency, locale=self.locale)
+
+    def day(self, value: dt.date) -> str:
+        return format_date(value, "long", locale=self.locale)
+
+    def local_day(self, value: dt.datetime) -> dt.date:
+        return value.astimezone(self.zone).date()
+
+    def moment(self, value: dt.datetime) -> str:
+        local = value.astimezone(self.zone)
+        date = format_date(local.date(), "medium", locale=self.locale)
+        return f"{date} {format_skeleton('Hm', local, tzinfo=self.zone, locale=self.locale)}"
+
+    def zone_name(self) -> str:
+        return get_timezone_location(self.zone, locale=self.locale)
+
+
+# --- history in words -----------------------------------------------------------------------
+
+# The services describe each item in English words built from its operation's stored result
+# (``loyalty.services.queries.describe``); the ids a person needs (the order, the other member
+# of a transfer, the action) are read back from those words. The item's reference is the
+# operation's idempotency key, which a caller may have chosen freely, so it is never shown.
+_SUBJECTS = (
+    re.compile(r"purchase, order (?P<order>.+)"),
+    re.compile(r"points (?:held for|spent on) order (?P<order>.+)"),
+    re.compile(r"hold of order (?P<order>.+) (?:released|timed out)"),
+    re.compile(
+        r"(?:refund|dispute) (?P<case>.+?) of order (?P<order>.+?)"
+        r"(?: succeeded| failed| lost| won)?"
+    ),
+    re.compile(r"transfer from (?P<sender>.+)"),
+    re.compile(r"transfer to (?P<recipient>.+)"),
+    re.compile(r"(?P<action>[^:]+?) \((?P<reference>.*)\)"),
+)
+_STEP_WORDS = re.compile(
+    r": (?:points frozen|frozen points taken back|frozen points given back|taken from other "
+    r"points|left as debt|redeemed points given back|repaid debt|transfer fee)$"
+)
+_ACTION_KEY = re.compile(r"action:(?P<action>[^:]+):")
+
+
+def subjects(item: HistoryItem) -> dict[str, str]:
+    """The order, counterpart or action named in ``item``'s description (empty if none)."""
+    headline = _STEP_WORDS.sub("", item.description)
+    for pattern in _SUBJECTS:
+        found = pattern.fullmatch(headline)
+        if found:
+            named = {k: v for k, v in found.groupdict().items() if v}
+            if "action" in named:
+                return _action_subject(item)
+            return named
+    return {}
+
+
+def _action_subject(item: HistoryItem) -> dict[str, str]:
+    """An action's name, from the derived key ``action:<name>:<member>:<reference>``."""
+    found = _ACTION_KEY.match(item.reference)
+    return {"action": found["action"].replace("_", " ")} if found else {}
+
+
+def phrase_kind(item: HistoryItem, named: dict[str, str]) -> str:
+    """The message id of ``item``'s phrase: its kind, or for an earn, whether a purchase or
+    an action earned it."""
+    if item.kind in ("earn", "earn_pending") and "order" not in named:
+        return f"{item.kind}_action"
+    return item.kind
+
+
+_DETAILS: tuple[tuple[str, str, str], ...] = (
+    ("order", "detail_order", "order"),
+    ("sender", "detail_from", "who"),
+    ("recipient", "detail_to", "who"),
+    ("action", "detail_action", "action"),
+)
+
+
+def line(item: HistoryItem, formats: Formats) -> Line:
+    """``item`` in words: its phrase, the ids and reason a person needs, time and points."""
+    named = subjects(item)
+    details = [
+        say(message, **{field: named[key]}) for key, message, field in _DETAILS if key in named
+    ]
+    if item.reason:
+        details.append(say("detail_reason", reason=item.reason))
+    if item.points:
+        amount, tone = formats.signed(item.points), "plus" if item.points > 0 else "minus"
+    else:  # moved between buckets (a hold, a maturation, a freeze): how many, unsigned
+        moved = max(abs(item.available), abs(item.pending), abs(item.held), abs(item.frozen))
+        amount, tone = formats.number(moved), "move"
+    return Line(
+        title=kind_text(language(), phrase_kind(item, named)),
+        details=tuple(details),
+        when=formats.moment(item.created_at),
+        at=item.created_at.isoformat(),
+        amount=amount,
+        tone=tone,
+    )
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """What the page reads, in one unit of work."""
+
+    program: ProgramInfo
+    member: str
+    balance: Balance
+    history: HistoryPage
+    origins: tuple[str, ...]
+
+
+def read_member(token: str, cursor: int | None) -> MemberView:
+    """The token's member, balance and history page, or :class:`NotAuthenticated`."""
+    with unit_of_work(database()) as uow:
+        claims = read_member_token(uow, token, secret=context().secret)
+        program, member = claims.program, claims.member
+        return MemberView(
+            program=get_program(uow, program),
+            member=member,
+            balance=balance(
+                uow, program=program, member=member, expiring_within_days=EXPIRING_WITHIN_DAYS
+            ),
+            history=history(
+                uow, program=program, member=member, limit=HISTORY_PAGE_SIZE, cursor=cursor
+            ),
+            origins=tuple(list_origins(uow, program=program)),
+        )
+
+
+def _link(**changes: Any) -> Callable[..., str]:
+    """A builder of links to this page keeping the token and language unless changed."""
+    kept = {"token": request.args.get("token"), "lang": request.args.get("lang")}
+
+    def build(**more: Any) -> str:
+        args = {k: v for k, v in (kept | changes | more).items() if v is not None}
+        return url_for("member_page.page", **args)
+
+    return build
+
+
+@blp.get("/")
+def page() -> ResponseReturnValue:
+    """The member's points."""
+    cursor = request.args.get("cursor", type=int)
+    view = read_member(request.args.get("token", ""), cursor)
+    g.member_frame_origins = view.origins
+    lang = language()
+    formats = Formats(lang, view.program.timezone)
+    points = view.balance
+    return render_template(
+        "member/page.html",
+        lang=lang,
+        html_lang=HTML_LANG[lang],
+        say=say,
+        program=view.program,
+        member=view.member,
+        available=formats.number(points.available),
+        worth=_worth(points.available, view.program, formats),
+        secondary=_secondary(points, formats),
+        debt=formats.number(points.debt) if points.debt > 0 else None,
+        expiring=[
+            Expiring(
+                formats.number(e.points), formats.day(e.last_day or formats.local_day(e.expires_at))
+            )
+            for e in points.expiring
+        ],
+        expiring_days=formats.number(EXPIRING_WITHIN_DAYS),
+        lines=[line(item, formats) for item in view.history.items],
+        older=_link()(cursor=view.history.next_cursor) if view.history.next_cursor else None,
+        latest=_link()() if cursor is not None else None,
+        other_language=_link(lang="en" if lang == "zh" else "zh")(cursor=cursor),
+        zone=formats.zone_name(),
+    )
+
+
+def _worth(available: int, program: ProgramInfo, formats: Formats) -> str | None:
+    """What the available points are worth as a discount, at the program's rate."""
+    if available <= 0 or program.points_per_unit <= 0:
+        return None
+    exponent = get_currency_precision(program.currency)
+    minor = available * 10**exponent // program.points_per_unit
+    return formats.money(minor, program.currency) if minor > 0 else None
+
+
+def _secondary(points: Balance, formats: Formats) -> list[tuple[str, str, str, str]]:
+    """Pending, held and frozen points (held only while there are some): name, label, figure
+    and hint."""
+    shown = [("pending", points.pending), ("frozen", points.frozen)]
+    if points.held:
+        shown.insert(1, ("held", points.held))
+    return [(name, say(name), formats.number(value), say(f"{name}_hint")) for name, value in shown]
+
+
+# --- errors and headers ---------------------------------------------------------------------
+
+
+def _error_page(status: int, title: str, body: str) -> ResponseReturnValue:
+    lang = language()
+    html = render_template(
+        "member/error.html",
+        lang=lang,
+        html_lang=HTML_LANG[lang],
+        say=say,
+        title=say(title),
+        body=say(body),
+        other_language=_link(lang="en" if lang == "zh" else "zh")(),
+    )
+    return html, status
+
+
+@blp.errorhandler(NotAuthenticated)
+def not_authenticated(error: NotAuthenticated) -> ResponseReturnValue:
+    """A bad, expired or revoked token (or none): the visitor needs a new link."""
+    del error
+    return _error_page(401, "expired_title", "expired_body")
+
+
+@blp.errorhandler(LoyaltyError)
+def loyalty_error(error: LoyaltyError) -> ResponseReturnValue:
+    """Anything else the services refuse (the member was removed…): a page, not JSON."""
+    if error.http_status >= 500:
+        log.error("member page request %s: %s", getattr(g, "request_id", "-"), error)
+    return _error_page(error.http_status, "error_title", "error_body")
+
+
+@blp.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> ResponseReturnValue:
+    """A method or path the page does not have."""
+    return _error_page(error.code or 500, "error_title", "error_body")
+
+
+@blp.errorhandler(Exception)
+def crash(error: Exception) -> ResponseReturnValue:
+    """An unexpected failure: logged with the request id, no traceback shown."""
+    log.error("member page request %s failed", getattr(g, "request_id", "-"), exc_info=error)
+    return _error_page(500, "error_title", "error_body")
+
+
+def frame_ancestors(origins: tuple[str, ...]) -> str:
+    """The CSP ``frame-ancestors`` source list: the program's origins, else ``'none'``."""
+    allowed = [o for o in origins if _CSP_ORIGIN.fullmatch(o)]
+    return " ".join(allowed) if allowed else "'none'"
+
+
+@blp.after_request
+def security_headers(response: Response) -> Response:
+    """No caching, no referrer, no sniffing, no inline code; framed only by the program's
+    allowed origins."""
+    origins: tuple[str, ...] = getattr(g, "member_frame_origins", ())
+    response.headers["Content-Security-Policy"] = _CSP.format(ancestors=frame_ancestors(origins))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if not origins:
+        response.headers["X-Frame-Options"] = "DENY"
+    response.vary.add("Accept-Language")
+    return response
