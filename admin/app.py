@@ -194,6 +194,7 @@ def _init_admin(app: Flask) -> Admin:
         EventsView,
         ExportView,
         JobsView,
+        KeysView,
         MembersView,
         RulesView,
     )
@@ -214,6 +215,7 @@ def _init_admin(app: Flask) -> Admin:
         admin.add_view(EventsView(name="Webhook events", endpoint="events"))
         admin.add_view(AuditView(name="Audit log", endpoint="audit"))
         admin.add_view(ExportView(name="Export", endpoint="export"))
+        admin.add_view(KeysView(name="API keys", endpoint="keys"))
     return admin
 
 

@@ -7,6 +7,7 @@ from admin.views.dashboard import DashboardView
 from admin.views.events import EventsView
 from admin.views.export import ExportView
 from admin.views.jobs import JobsView
+from admin.views.keys import KeysView
 from admin.views.members import MembersView
 from admin.views.rules import RulesView
 
@@ -17,6 +18,7 @@ __all__ = [
     "EventsView",
     "ExportView",
     "JobsView",
+    "KeysView",
     "MembersView",
     "RulesView",
 ]
