@@ -277,7 +277,8 @@ class HistoryArgs(ma.Schema):
 class ForecastArgs(ma.Schema):
     """Forecast window."""
 
-    days = ma.fields.Integer(load_default=90, validate=ma.validate.Range(min=1, max=3660))
+    # 0 is what is overdue now, as the service (and the SDK) allow
+    days = ma.fields.Integer(load_default=90, validate=ma.validate.Range(min=0, max=3660))
 
 
 class Problem(ma.Schema):
