@@ -227,6 +227,7 @@ def scenario(jifen: Jifen, clock: FixedClock) -> list[Outcome]:
         ("history page 1", lambda: jifen.history(member="alice", limit=3)),
         ("forecast alice", lambda: jifen.forecast(member="alice", days=120)),
         ("forecast program", lambda: jifen.forecast(days=120)),
+        ("forecast of what is due now", lambda: jifen.forecast(days=0)),
         # errors
         ("no such member", lambda: jifen.get_member(member="nobody")),
         (
