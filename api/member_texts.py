@@ -44,7 +44,7 @@ PAGE = {
     "frozen": Text("已冻结", "Frozen"),
     "held": Text("订单占用", "Reserved for orders"),
     "pending_hint": Text("退货期结束后到账", "Available after the return period"),
-    "frozen_hint": Text("退款处理中", "While a refund is open"),
+    "frozen_hint": Text("退款处理期间暂时冻结", "Set aside while a refund is processed"),
     "held_hint": Text("下单时暂时占用", "Set aside for an order in progress"),
     "debt": Text(
         "您有 {points} 积分欠款（退款扣回了已使用的积分），新获得的积分将优先抵扣。",
@@ -61,7 +61,7 @@ PAGE = {
     "history_empty": Text("暂无记录。", "No activity yet."),
     "history_older": Text("查看更早的记录", "Older activity"),
     "history_latest": Text("返回最新记录", "Back to the latest"),
-    "times_in": Text("时间均为{zone}。", "Times are {zone}."),
+    "times_in": Text("时间均为{zone}。", "Times are in {zone}."),
     "switch_language": Text("English", "中文"),
     "points_word": Text("积分", "points"),
     "detail_order": Text("订单号：{order}", "Order {order}"),
@@ -86,8 +86,8 @@ PAGE = {
 KINDS = {
     "earn": Text("购物获得积分", "Points for a purchase"),
     "earn_action": Text("奖励积分", "Bonus points"),
-    "earn_pending": Text("购物积分待到账", "Points for a purchase, on their way"),
-    "earn_pending_action": Text("奖励积分待到账", "Bonus points, on their way"),
+    "earn_pending": Text("购物积分（待到账）", "Points for a purchase (pending)"),
+    "earn_pending_action": Text("奖励积分（待到账）", "Bonus points (pending)"),
     "transfer_in": Text("收到转赠的积分", "Points received"),
     "adjust_grant": Text("商家补发积分", "Points added by the shop"),
     "debt_repay": Text("抵扣积分欠款", "Paid off points owed"),
@@ -101,17 +101,19 @@ KINDS = {
     "transfer_out": Text("转赠积分", "Points sent"),
     "transfer_fee": Text("转赠手续费", "Transfer fee"),
     "adjust_deduct": Text("商家扣减积分", "Points deducted by the shop"),
-    "refund_freeze": Text("退款处理中：积分已冻结", "Refund in progress: points frozen"),
+    "refund_freeze": Text("申请退款：积分已冻结", "Refund requested: points frozen"),
     "refund_reverse": Text("退款完成：积分已扣回", "Refund completed: points taken back"),
     "refund_release": Text("退款未完成：积分已解冻", "Refund did not go through: points unfrozen"),
     "refund_deduct": Text("退款：从其他积分中扣回", "Refund: taken from your other points"),
     "refund_debt": Text("退款：计入积分欠款", "Refund: points owed"),
     "refund_return": Text("退款：已使用的积分退回", "Refund: points you used came back"),
-    "dispute_freeze": Text("支付争议处理中：积分已冻结", "Payment dispute: points frozen"),
-    "dispute_reverse": Text("支付争议：积分已扣回", "Payment dispute lost: points taken back"),
-    "dispute_release": Text("支付争议已解决：积分已解冻", "Payment dispute won: points unfrozen"),
+    "dispute_freeze": Text("支付争议：积分已冻结", "Payment disputed: points frozen"),
+    "dispute_reverse": Text(
+        "支付争议结案：积分已扣回", "Payment dispute settled: points taken back"
+    ),
+    "dispute_release": Text("支付争议结案：积分已解冻", "Payment dispute settled: points unfrozen"),
     "dispute_deduct": Text(
-        "支付争议：从其他积分中扣回", "Payment dispute: taken from other points"
+        "支付争议：从其他积分中扣回", "Payment dispute: taken from your other points"
     ),
     "dispute_debt": Text("支付争议：计入积分欠款", "Payment dispute: points owed"),
 }

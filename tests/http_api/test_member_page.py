@@ -99,7 +99,7 @@ def test_a_valid_token_shows_the_members_numbers(
     assert by_testid(page, "member") == "Member alice"
     words = text_of(page)
     assert "Points used for an order Order o-2" in words
-    assert "Refund in progress: points frozen Order o-1" in words
+    assert "Refund requested: points frozen Order o-1" in words
     assert "Nov 21, 2026 18:00" in words  # 10:00 UTC shown in Asia/Shanghai
     # the default rules expire points after 3 months: not within 90 days of 21 November
     assert "No points expire in the next 90 days." in words
