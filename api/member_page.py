@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -52,6 +51,7 @@ log = logging.getLogger("jifen.member_page")
 
 EXPIRING_WITHIN_DAYS = 90
 HISTORY_PAGE_SIZE = 20
+MAX_CURSOR = 2**63 - 1  # operation ids are BIGINT
 MINUS = "\u2212"  # a real minus sign: as wide as the plus, read as minus by screen readers
 _CSP = (
     "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
@@ -247,21 +247,23 @@ def read_member(token: str, cursor: int | None) -> MemberView:
         )
 
 
-def _link(**changes: Any) -> Callable[..., str]:
-    """A builder of links to this page keeping the token and language unless changed."""
-    kept = {"token": request.args.get("token"), "lang": request.args.get("lang")}
+def link_here(**changes: Any) -> str:
+    """A link to this page with the request's token and language and ``changes`` (an
+    argument given as ``None`` is left out)."""
+    args = {"token": request.args.get("token"), "lang": request.args.get("lang")} | changes
+    return url_for("member_page.page", **{k: v for k, v in args.items() if v is not None})
 
-    def build(**more: Any) -> str:
-        args = {k: v for k, v in (kept | changes | more).items() if v is not None}
-        return url_for("member_page.page", **args)
 
-    return build
+def _cursor() -> int | None:
+    """The history page asked for: an operation id (anything else reads the newest page)."""
+    cursor = request.args.get("cursor", type=int)
+    return cursor if cursor is not None and 0 < cursor <= MAX_CURSOR else None
 
 
 @blp.get("/")
 def page() -> ResponseReturnValue:
     """The member's points."""
-    cursor = request.args.get("cursor", type=int)
+    cursor = _cursor()
     view = read_member(request.args.get("token", ""), cursor)
     g.member_frame_origins = view.origins
     lang = language()
@@ -286,9 +288,9 @@ def page() -> ResponseReturnValue:
         ],
         expiring_days=formats.number(EXPIRING_WITHIN_DAYS),
         lines=[line(item, formats) for item in view.history.items],
-        older=_link()(cursor=view.history.next_cursor) if view.history.next_cursor else None,
-        latest=_link()() if cursor is not None else None,
-        other_language=_link(lang="en" if lang == "zh" else "zh")(cursor=cursor),
+        older=link_here(cursor=view.history.next_cursor) if view.history.next_cursor else None,
+        latest=link_here() if cursor is not None else None,
+        other_language=link_here(lang="en" if lang == "zh" else "zh", cursor=cursor),
         zone=formats.zone_name(),
     )
 
@@ -323,7 +325,7 @@ def _error_page(status: int, title: str, body: str) -> ResponseReturnValue:
         say=say,
         title=say(title),
         body=say(body),
-        other_language=_link(lang="en" if lang == "zh" else "zh")(),
+        other_language=link_here(lang="en" if lang == "zh" else "zh"),
     )
     return html, status
 

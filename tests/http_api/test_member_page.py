@@ -295,17 +295,19 @@ def test_a_chinese_browser_gets_the_page_in_chinese_and_lang_overrides(
     assert "可用积分" in text_of(chinese)
 
 
-def test_numbers_are_formatted_for_the_language(
+def test_numbers_are_formatted_for_the_language_and_held_points_show(
     client: FlaskClient, program_db: Database, read_key: str
 ) -> None:
     enrol(program_db, "dora")
     earn(program_db, "dora", "big", 123_456_700)  # 1,234,567 points
-    for language in ("en", BROWSER_ZH):
+    hold(program_db, "dora", "o-2", 1_000, total=100_000_000)
+    for language, held in (("en", "Reserved for orders"), (BROWSER_ZH, "订单占用")):
         page = open_page(client, token_for(client, read_key, "dora"), language)
-        assert by_testid(page, "available") == "1,234,567"
-    assert "¥12,345.67" in by_testid(
-        open_page(client, token_for(client, read_key, "dora")), "worth"
-    )
+        assert by_testid(page, "available") == "1,233,567"
+        assert by_testid(page, "held") == "1,000"
+        assert held in text_of(page)
+    page = open_page(client, token_for(client, read_key, "dora"))
+    assert by_testid(page, "worth") == "Worth up to CN¥12,335.67 at checkout"
 
 
 def test_every_kind_of_history_has_a_phrase_in_both_languages() -> None:
@@ -436,6 +438,10 @@ def test_older_history_is_a_link_away_and_carries_the_token(
     assert 'rel="next"' not in body
     assert by_testid(second, "latest") == "返回最新记录"
     assert by_testid(second, "available") == "230"
+    for odd in ("-1", "0", "x", "99999999999999999999999"):
+        assert open_page(client, token, cursor=odd).get_data(as_text=True).count(
+            'class="line"'
+        ) == (HISTORY_PAGE_SIZE)
 
 
 def test_odd_ids_and_reasons_are_escaped(
