@@ -23,7 +23,7 @@ from loyalty.domain.clock import FixedClock
 from loyalty.domain.moves import ENTRY_KINDS
 from loyalty.services.api_keys import add_origin, create_key, revoke_key
 from loyalty.services.results import HistoryItem
-from tests.http_api.conftest import bearer, new_key
+from tests.http_api.conftest import SECRET, bearer, new_key
 from tests.integration.helpers import PROGRAM, earn, enrol, hold
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -462,3 +462,30 @@ def test_odd_ids_and_reasons_are_escaped(
     assert "<img src=x" not in body and "<script>" not in body
     assert by_testid(page, "member") == f"Member {member}"
     assert "Reason: <script>alert('x')</script> 「礼物」🎁" in text_of(page)
+
+
+def test_the_whole_server_serves_the_page_and_its_stylesheet(
+    alice: Database, read_key: str, client: FlaskClient
+) -> None:
+    from werkzeug.test import Client
+
+    from api.server import create_server
+
+    server = Client(
+        create_server(
+            {
+                "JIFEN_DATABASE": alice,
+                "SECRET_KEY": SECRET,
+                "RATELIMIT_ENABLED": False,
+                "JIFEN_REDIS_URL": None,
+            }
+        )
+    )
+    token = token_for(client, read_key, "alice")
+    moved = server.get("/m", query_string={"token": token})
+    assert moved.status_code == 308 and token in moved.headers["Location"]
+    page = server.get("/m/", query_string={"token": token})
+    assert page.status_code == 200 and "Available points" in page.get_data(as_text=True)
+    sheet = server.get("/m/static/member.css")
+    assert sheet.status_code == 200 and sheet.mimetype == "text/css"
+    assert server.get("/m/static/icon.svg").mimetype == "image/svg+xml"
