@@ -552,7 +552,7 @@ class RemoteJifen(Jifen):
             request = self._http.build_request(
                 "POST",
                 path,
-                content=json.dumps(body, ensure_ascii=False).encode() if body else None,
+                content=json.dumps(body).encode() if body else None,  # \u-escaped: any str travels
                 headers={**headers, "Content-Type": "application/json"} if body else headers,
             )
         response = self._send(request)
@@ -596,9 +596,9 @@ class RemoteJifen(Jifen):
         )
         return ServerUnreachable(
             f"the Jifen server at {_shown(self._url)} {what} after {attempts} "
-            f"attempt{'s' if attempts > 1 else ''}; a write may have been applied or not: "
-            "retry it with the same idempotency key (a call without one derives the same key "
-            "from its ids), it will not be applied twice",
+            f"attempt{'s' if attempts > 1 else ''}; if this was a write, it may or may not "
+            "have been applied: retry it with the same idempotency key (a call without one "
+            "derives the same key from its ids again) and it is applied at most once",
             url=_shown(self._url),
             attempts=attempts,
             reason=type(exc).__name__,

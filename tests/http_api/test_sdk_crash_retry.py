@@ -254,6 +254,50 @@ def test_after_the_last_attempt_the_error_is_raised_and_nothing_is_written(
     assert earnings_of(program_db, "o-1") == 0
 
 
+class Stalled:
+    """Holds the first request to ``path`` until :attr:`release` is set, then runs it; the
+    others pass at once. :attr:`finished` is set when the held one has been answered."""
+
+    def __init__(self, app: WSGIApplication, path: str) -> None:
+        self.app = app
+        self.path = path
+        self.release = threading.Event()
+        self.finished = threading.Event()
+        self.held = False
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] != self.path or self.held:
+            return self.app(environ, start_response)
+        self.held = True
+        self.release.wait(timeout=60)
+        try:
+            return list(self.app(environ, start_response))
+        finally:
+            self.finished.set()
+
+
+def test_a_read_timeout_is_not_retried_and_the_write_can_be_retried_by_its_key(
+    program_db: Database,
+) -> None:
+    api = create_api_app(
+        {"JIFEN_DATABASE": program_db, "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": False}
+    )
+    stalled = Stalled(api.wsgi_app, EARN_PATH)
+    key = new_key(program_db)
+    with live_server(stalled) as url, Jifen(url, api_key=key, program=PROGRAM) as jifen:
+        jifen.enrol(member="alice")
+        impatient = Jifen(url, api_key=key, program=PROGRAM, timeout=1)
+        with impatient, pytest.raises(ServerUnreachable) as timed_out:
+            impatient.earn(member="alice", order_id="o-1", amount_minor=10_000)
+        assert timed_out.value.details == {"url": url, "attempts": 1, "reason": "ReadTimeout"}
+        again = jifen.earn(member="alice", order_id="o-1", amount_minor=10_000)
+        stalled.release.set()
+        assert stalled.finished.wait(timeout=60)  # the stalled attempt ran: as a replay
+        assert jifen.earn(member="alice", order_id="o-1", amount_minor=10_000).replayed
+    assert again.points_granted == 100 and not again.replayed
+    assert earnings_of(program_db, "o-1") == 1
+
+
 # --- a server that cannot be reached -------------------------------------------------------
 
 

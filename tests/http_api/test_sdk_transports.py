@@ -15,6 +15,7 @@ import inspect
 import itertools
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -352,6 +353,19 @@ def test_lines_may_be_dataclasses_or_mappings(jifen: Jifen) -> None:
     as_lines = jifen.quote(lines=(OrderLine(5_000, category="tea"), OrderLine(700)), member="dora")
     assert as_lines == as_mappings
     assert as_lines.points == 57
+
+
+def test_one_client_is_shared_by_threads(jifen: Jifen) -> None:
+    jifen.enrol(member="dora")
+
+    def earn(n: int) -> int:
+        return jifen.earn(member="dora", order_id=f"o-{n}", amount_minor=1_000).points_granted
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        granted = list(pool.map(earn, range(12)))
+    assert granted == [10] * 12
+    assert jifen.balance(member="dora").available == 120
+    assert len(jifen.history(member="dora").items) == 12
 
 
 def test_the_client_is_a_jifen_of_the_program(jifen: Jifen) -> None:
