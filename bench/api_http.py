@@ -53,6 +53,8 @@ from bench.common import (
     BenchFailure,
     base_parser,
     create_bench_program,
+    machine_info,
+    machine_line,
     percentile,
     print_table,
     ratio,
@@ -461,6 +463,7 @@ def report(url: str, found: Mapping[str, Figure], checked: Any, args: Any) -> di
     """Print the table, write the JSON; fail if any answer was wrong."""
     shares = ratios(found)
     print_figures(found, shares, args)
+    print(f"machine: {machine_line(machine_info(url))}; wrk, gunicorn and PostgreSQL share it")
     met = (
         shares["earn_api_to_baseline"] >= EARN_TARGET
         and shares["earn_api_to_in_process"] >= IN_PROCESS_TARGET
