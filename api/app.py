@@ -55,9 +55,12 @@ answers the same results and errors.
 * **Authentication**: `Authorization: Bearer jfn_sk_…` (a server key of one program, with
   scopes `read`, `earn`, `redeem`, `refund`, `transfer`, `adjust`, `admin`), or for a
   member's own reads `Bearer jfn_mt_…` (a member token from `POST /v1/members/{member}/tokens`).
-* **Idempotency**: every write takes an `Idempotency-Key` header; without one the key is
-  derived from the ids in the body (`earn:<order_id>`…). A retry answers the first response
-  with `Idempotent-Replayed: true`; the same key with another body is 409.
+* **Idempotency**: every points write (earnings, holds and their capture or release,
+  refunds, disputes, transfers, adjustments) takes an `Idempotency-Key` header; without one
+  the key is derived from the ids in the body (`earn:<order_id>`…). A retry answers the first
+  response with `Idempotent-Replayed: true`; the same key with another body is 409.
+  Enrolling, linking and closing a member are idempotent by the member's id (the same call
+  again answers the same member) and do not read the header.
 * **Errors** are RFC 9457 `application/problem+json` with the error's stable `code`.
 """
 
