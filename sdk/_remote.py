@@ -152,11 +152,14 @@ class Route:
     ``paths`` are tried in order; the first whose ``{placeholders}`` all have a value is used
     (``forecast`` reads one member's or the whole program's). The arguments that are not in
     the path and not ``idempotency_key`` are the query (GET) or the JSON body (POST).
+    ``checked_as`` names a path argument as its service names it in errors (the members
+    service says ``external_id``).
     """
 
     method: str
     paths: tuple[str, ...]
     result: type
+    checked_as: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -164,17 +167,19 @@ class Route:
         return frozenset(name for path in self.paths for name in _placeholders(path))
 
 
-def _route(method: str, path: str, result: type, *more_paths: str) -> Route:
-    return Route(method, (path, *more_paths), result)
+def _route(method: str, path: str, result: type, *more_paths: str, **checked_as: str) -> Route:
+    return Route(method, (path, *more_paths), result, checked_as)
 
 
 ROUTES: dict[str, Route] = {
     "enrol": _route("POST", "/v1/members", results.MemberInfo),
-    "get_member": _route("GET", "/v1/members/{member}", results.MemberInfo),
+    "get_member": _route("GET", "/v1/members/{member}", results.MemberInfo, member="external_id"),
     "link_stripe_customer": _route(
-        "POST", "/v1/members/{member}/stripe-customer", results.MemberInfo
+        "POST", "/v1/members/{member}/stripe-customer", results.MemberInfo, member="external_id"
     ),
-    "close_member": _route("POST", "/v1/members/{member}/close", results.MemberInfo),
+    "close_member": _route(
+        "POST", "/v1/members/{member}/close", results.MemberInfo, member="external_id"
+    ),
     "quote": _route("POST", "/v1/quotes/earn", results.EarnQuote),
     "earn": _route("POST", "/v1/earnings/purchase", results.EarnResult),
     "earn_action": _route("POST", "/v1/earnings/action", results.EarnResult),
@@ -208,13 +213,13 @@ def _placeholders(path: str) -> list[str]:
     return [name for _text, name, _spec, _conv in string.Formatter().parse(path) if name]
 
 
-def _fill(path: str, args: Mapping[str, Any]) -> str | None:
+def _fill(path: str, args: Mapping[str, Any], checked_as: Mapping[str, str]) -> str | None:
     """``path`` with its placeholders filled from ``args``; None if one of them is None."""
     names = _placeholders(path)
     if any(args.get(name) is None for name in names):
         return None
     for name in names:
-        _SEGMENT_CHECKS[name](args[name], name=name)
+        _SEGMENT_CHECKS[name](args[name], name=checked_as.get(name, name))
     return path.format(**{name: _segment(args[name]) for name in names})
 
 
@@ -542,7 +547,8 @@ class RemoteJifen(Jifen):
         return self._request(route, arguments, key=key)
 
     def _request(self, route: Route, arguments: dict[str, Any], *, key: str | None) -> Any:
-        path = next(p for p in (_fill(p, arguments) for p in route.paths) if p is not None)
+        filled = (_fill(p, arguments, route.checked_as) for p in route.paths)
+        path = next(p for p in filled if p is not None)
         rest = {k: v for k, v in arguments.items() if k not in route.placeholders}
         headers = {IDEMPOTENCY_HEADER: key} if key is not None else {}
         if route.method == "GET":
