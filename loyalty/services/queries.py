@@ -307,16 +307,16 @@ def _reason(operation_kind: str, result: Any) -> str | None:
     return None
 
 
-_ENTRY_WORDS = {
+# The steps of a refund or dispute (``refund_freeze``…), then entry kinds of their own.
+_STEP_WORDS = {
     "freeze": "points frozen",
     "reverse": "frozen points taken back",
     "release": "frozen points given back",
     "deduct": "taken from other points",
     "debt": "left as debt",
     "return": "redeemed points given back",
-    "debt_repay": "repaid debt",
-    "transfer_fee": "transfer fee",
 }
+_ENTRY_WORDS = {"debt_repay": "repaid debt", "transfer_fee": "transfer fee"}
 
 
 def describe(
@@ -325,7 +325,7 @@ def describe(
     """Why a history item happened, in words, from its operation's stored result."""
     text = _headline(operation_kind, key, result, member)
     step = entry_kind.split("_", 1)[1] if entry_kind.startswith(("refund_", "dispute_")) else ""
-    words = _ENTRY_WORDS.get(entry_kind) or _ENTRY_WORDS.get(step)
+    words = _STEP_WORDS.get(step) if step else _ENTRY_WORDS.get(entry_kind)
     return f"{text}: {words}" if words else text
 
 
