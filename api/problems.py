@@ -5,8 +5,8 @@ The body carries the error tree's stable ``code`` (see :mod:`loyalty.errors`), t
 fields under ``errors``. Statuses: 400 bad input, 401 no or bad credential, 403 missing scope
 or another member's token, 404, 409 conflicts (an idempotency key reused with another body),
 413 too large, 422 the rules say no, 429 rate limited (with ``Retry-After``), 503 database
-down. An unexpected failure is a 500 problem with no traceback (it is logged with the
-request id). Never an HTML page.
+down (the driver's message, which names the server, is only logged). An unexpected failure
+is a 500 problem with no traceback (it is logged with the request id). Never an HTML page.
 """
 
 from __future__ import annotations
@@ -18,13 +18,24 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api.schemas import Problem
-from loyalty.errors import InvalidInput, LoyaltyError, NotAuthenticated, RateLimited
+from loyalty.errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    LoyaltyError,
+    NotAuthenticated,
+    RateLimited,
+)
 
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("jifen.api")
+
+# The database cannot be reached (down, refusing connections, the pool exhausted): 503.
+_DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 # Codes for statuses that no LoyaltyError produced (routing, parsing, limits).
 _HTTP_CODES = {
@@ -148,9 +159,22 @@ def init_problems(app: Flask) -> None:
             log.error("request %s: %s", getattr(g, "request_id", "-"), error)
         return loyalty_problem(error)
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def on_database_down(error: Exception) -> Response:
+        log.error("request %s: database down", getattr(g, "request_id", "-"), exc_info=error)
+        return problem(
+            DatabaseUnavailable.http_status,
+            code=DatabaseUnavailable.code,
+            detail="the database cannot be reached now; retry later",
+        )
+
     @app.errorhandler(InternalServerError)
     def on_crash(error: InternalServerError) -> Response:
         original = getattr(error, "original_exception", None)
+        if isinstance(original, _DATABASE_DOWN):  # raised where no handler is looked up
+            return on_database_down(original)
         log.error("request %s failed", getattr(g, "request_id", "-"), exc_info=original or error)
         return problem(
             500,
