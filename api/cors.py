@@ -3,7 +3,9 @@
 A preflight (``OPTIONS`` with ``Access-Control-Request-Method``) carries no credential, so it
 is answered for an origin that any program allows; the real request is then answered with
 ``Access-Control-Allow-Origin`` only when its origin is allowed by the program of the
-credential it carries. Origins are managed with ``jifen keys origins`` or the console.
+credential it carries. A request refused before its credential named a program (an expired
+token, a rate limit) is answered like a preflight, so the page can show why. Origins are
+managed with ``jifen keys origins`` or the console.
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ def init_cors(app: Flask) -> None:
         if not origin or request.method == "OPTIONS":
             return response
         response.vary.add("Origin")
-        if program and origin.lower() in list_origins(database(), program=program):
+        if program:
+            allowed = origin.lower() in list_origins(database(), program=program)
+        else:  # refused before a credential named its program (401, 429, a bad query)
+            allowed = _allowed_anywhere(origin)  # so the page can read why
+        if allowed:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         return response
