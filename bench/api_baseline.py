@@ -12,8 +12,9 @@ hand-written baselines, in the same worker processes, on the same database.
   one connection per server thread (the pool a fixed thread count needs, with no checkout
   cost). It answers 201 with the points.
 * ``/baseline/hello``: Flask's hello world, the server's own ceiling (context).
-* ``/stripe-baseline/raw/earn``: the raw Stripe endpoint of ``bench/webhook_http.py``
-  (:mod:`bench.webhook_app`): the same signed body, ``hmac``, the earn's writes in psycopg.
+* ``/stripe-baseline/…``: the app of ``bench/webhook_http.py`` (:mod:`bench.webhook_app`):
+  ``raw/earn``, the raw Stripe endpoint (the same signed body, ``hmac``, the earn's writes
+  in psycopg), and ``webhooks/stripe``, Jifen's webhook blueprint alone in a bare Flask app.
 
 Configured by ``JIFEN_DATABASE_URL``, ``JIFEN_SECRET_KEY`` and ``JIFEN_BENCH_SECRET`` (the
 Stripe signing secret); :mod:`bench.webhook_app` reads ``JIFEN_BENCH_DB_URL`` too.

@@ -14,9 +14,10 @@ of ``--seconds`` each, so a noisy moment weighs on both sides.
    (no HTTP at all).
 2. Reads: ``GET /v1/members/{m}/balance`` for random members beside Flask's hello world on
    the same server.
-3. The Stripe webhook: ``POST /webhooks/stripe`` against the raw endpoint of
-   ``bench/webhook_http.py``; unique events signed in Lua (OpenSSL's HMAC through LuaJIT's
-   FFI), so it measures new purchases, not the replay path.
+3. The Stripe webhook: ``POST /webhooks/stripe`` of the whole server against the raw
+   endpoint of ``bench/webhook_http.py``, and the same webhook blueprint alone in that
+   benchmark's bare Flask app (what the console's layers cost); unique events signed in Lua
+   (OpenSSL's HMAC through LuaJIT's FFI), so it measures new purchases, not the replay path.
 4. The SDK: ``Jifen("http://127.0.0.1:port", api_key=…)`` (the remote SDK; plain ``httpx``
    with a pooled client if it is not installed) against the embedded ``Jifen(database_url)``,
    same database, same thread count, in this process.
@@ -335,6 +336,7 @@ def measure(url: str, port: int, key: str, body_file: str, args: Any) -> dict[st
         {
             "webhook_baseline": stripe_to(STRIPE_BASELINE + "/raw/earn"),
             "webhook_jifen": stripe_to("/webhooks/stripe"),
+            "webhook_bare": stripe_to(STRIPE_BASELINE + "/webhooks/stripe"),
         },
     )
     balance = "/v1/members/{member}/balance"
@@ -370,7 +372,8 @@ LABELS = {
     "earn_api": "POST /v1/earnings/purchase",
     "earn_in_process": "hand-written earn in process (psycopg, no HTTP)",
     "webhook_baseline": "POST /stripe-baseline/raw/earn (hmac + psycopg)",
-    "webhook_jifen": "POST /webhooks/stripe",
+    "webhook_jifen": "POST /webhooks/stripe (the whole server)",
+    "webhook_bare": "the same webhook alone in a bare Flask app",
     "sdk_embedded": "Jifen(database_url).earn",
     "sdk_remote": "Jifen(http://…).earn",
 }
@@ -387,6 +390,7 @@ def ratios(found: Mapping[str, Figure]) -> dict[str, float]:
         "earn_api_to_in_process": of("earn_api", "earn_in_process"),
         "balance_to_hello": of("balance", "hello"),
         "webhook_to_baseline": of("webhook_jifen", "webhook_baseline"),
+        "bare_webhook_to_baseline": of("webhook_bare", "webhook_baseline"),
         "sdk_remote_to_embedded": of("sdk_remote", "sdk_embedded"),
     }
 
@@ -396,6 +400,7 @@ def print_figures(found: Mapping[str, Figure], shares: Mapping[str, float], args
         "earn_api": shares["earn_api_to_baseline"],
         "balance": shares["balance_to_hello"],
         "webhook_jifen": shares["webhook_to_baseline"],
+        "webhook_bare": shares["bare_webhook_to_baseline"],
         "sdk_remote": shares["sdk_remote_to_embedded"],
     }
     print_table(
