@@ -21,10 +21,12 @@ from typing import Any
 
 import marshmallow as ma
 
+from loyalty.domain.checks import MAX_DAYS, MAX_ID
 from loyalty.services import results
 from loyalty.services.api_keys import ApiKeyInfo
 from loyalty.services.approvals import AdjustmentRequestInfo
 from loyalty.services.member_tokens import MemberToken
+from loyalty.services.queries import MAX_PAGE
 
 _SCHEMAS: dict[type, type[ma.Schema]] = {}
 _JSON_TYPES: dict[Any, str] = {int: "integer", str: "string", bool: "boolean"}
@@ -257,28 +259,30 @@ class PublishRulesIn(_Body):
 # --- query arguments ----------------------------------------------------------------------
 
 
+def _query_int(default: int | None, minimum: int, maximum: int, description: str) -> Any:
+    """An integer query argument whose range is documented here and checked by the service,
+    so an out-of-range value raises the same error as for an embedded caller."""
+    meta = {"minimum": minimum, "maximum": maximum, "description": description}
+    return ma.fields.Integer(load_default=default, allow_none=default is None, metadata=meta)
+
+
 class BalanceArgs(ma.Schema):
     """Balance query."""
 
-    expiring_within_days = ma.fields.Integer(
-        load_default=30, validate=ma.validate.Range(min=0, max=3660)
-    )
+    expiring_within_days = _query_int(30, 0, MAX_DAYS, "the window of expiring points")
 
 
 class HistoryArgs(ma.Schema):
     """History page query."""
 
-    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
-    cursor = ma.fields.Integer(
-        load_default=None, allow_none=True, validate=ma.validate.Range(min=1, max=2**62)
-    )
+    limit = _query_int(50, 1, MAX_PAGE, "items per page")
+    cursor = _query_int(None, 1, MAX_ID, "the previous page's next_cursor")
 
 
 class ForecastArgs(ma.Schema):
     """Forecast window."""
 
-    # 0 is what is overdue now, as the service (and the SDK) allow
-    days = ma.fields.Integer(load_default=90, validate=ma.validate.Range(min=0, max=3660))
+    days = _query_int(90, 0, MAX_DAYS, "days ahead; 0 is what is overdue now")
 
 
 class Problem(ma.Schema):

@@ -58,3 +58,13 @@ def test_the_spec_is_served(client: FlaskClient) -> None:
     assert r.status_code == 200
     assert r.json["openapi"] == "3.1.0"
     assert "/v1/earnings/purchase" in r.json["paths"]
+
+
+def test_query_ranges_are_the_services_errors(client: FlaskClient, auth: dict[str, str]) -> None:
+    client.post("/v1/members", json={"member": "alice"}, headers=auth)
+    r = client.get("/v1/members/alice/history?limit=0", headers=auth)
+    assert r.status_code == 400 and r.json["code"] == "invalid_amount", r.json
+    r = client.get("/v1/members/alice/history?limit=501", headers=auth)
+    assert r.status_code == 400 and r.json["code"] == "invalid_input", r.json
+    r = client.get("/v1/members/alice/forecast?days=0", headers=auth)
+    assert r.status_code == 200, r.json
