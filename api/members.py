@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api import schemas
 from api.auth import context, database, server_key
+from api.problems import JifenBlueprint
 from api.responses import in_unit, written
 from loyalty.services.member_tokens import DEFAULT_TTL_SECONDS, MemberToken, issue_member_token
 from loyalty.services.members import get_member, set_member_status
 from loyalty.services.results import MemberInfo
 from loyalty.stripe.onboarding import enrol_applying_parked, link_applying_parked
 
-blp = Blueprint("members", __name__, url_prefix="/v1/members", description="Members")
+blp = JifenBlueprint("members", __name__, url_prefix="/v1/members", description="Members")
 
 
 @blp.route("")

@@ -6,17 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api import schemas
 from api.auth import context, database, server_key
+from api.problems import JifenBlueprint
 from api.responses import currency_of, idempotency_key, in_unit, written
 from loyalty import services as core
 from loyalty.errors import ApprovalRequired
 from loyalty.services.results import EarnQuote, RedemptionQuote
 from loyalty.services.transfers import transfer_points
 
-blp = Blueprint("points", __name__, url_prefix="/v1", description="Earning and spending points")
+blp = JifenBlueprint(
+    "points", __name__, url_prefix="/v1", description="Earning and spending points"
+)
 
 
 def _doc(scope: str) -> Any:

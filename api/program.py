@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api import schemas
 from api.auth import context, database, member_reader, server_key
+from api.problems import JifenBlueprint
 from loyalty import services as core
 from loyalty.errors import InvalidInput
 from loyalty.jobs.rq import submit
@@ -18,7 +18,7 @@ from loyalty.services.audit import publish_rules_audited
 from loyalty.services.forecast import forecast
 from loyalty.services.results import Balance, Forecast, HistoryPage, ProgramInfo, RuleVersionInfo
 
-blp = Blueprint("program", __name__, url_prefix="/v1", description="Reads and operations")
+blp = JifenBlueprint("program", __name__, url_prefix="/v1", description="Reads and operations")
 MEMBER_OR_KEY = [{"serverKey": ["read"]}, {"memberToken": []}]
 
 
