@@ -29,10 +29,10 @@ from typing import Any
 import swagger_ui_bundle
 from flask import Flask, Response, g, request, send_from_directory
 from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter
+from flask_limiter import Limit, Limiter
 
 from api import members, points, program
-from api.auth import EXTENSION, ApiContext, limit_key
+from api.auth import EXTENSION, ApiContext, limit_key, refused_key
 from api.cors import init_cors
 from api.problems import JifenApi, init_problems
 from loyalty.config import DEFAULT_MAX_BODY_BYTES, load_settings
@@ -160,13 +160,27 @@ def _init_request_ids(app: Flask) -> None:
 
 
 def _init_limits(app: Flask) -> Limiter:
-    """Per-credential rate limits (429 with ``Retry-After``), in Redis when configured."""
+    """Per-credential rate limits (429 with ``Retry-After``), in Redis when configured.
+
+    A credential has one budget across every endpoint; refused credentials (401) also count
+    against the caller's address, which is refused once it has used that budget up.
+    """
     redis_url = app.config.get("JIFEN_REDIS_URL")
+    rate = str(app.config["JIFEN_API_RATE_LIMIT"])
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter = Limiter(
         limit_key,
         app=app,
-        default_limits=[str(app.config["JIFEN_API_RATE_LIMIT"])],
+        default_limits=[
+            Limit(rate, shared=True, scope="api"),
+            Limit(
+                rate,
+                key_function=refused_key,
+                shared=True,
+                scope="refused",
+                deduct_when=lambda response: response.status_code == 401,
+            ),
+        ],
         storage_uri=redis_url or "memory://",
         storage_options=_REDIS_TIMEOUTS if redis_url else {},
         in_memory_fallback_enabled=bool(redis_url),

@@ -64,6 +64,12 @@ def limit_key() -> str:
     return "ip:" + (request.remote_addr or "unknown")
 
 
+def refused_key() -> str:
+    """What refused credentials count by: the client's address, so that sending made-up keys
+    (each a bucket of its own under :func:`limit_key`) does not escape the limit."""
+    return "refused:" + (request.remote_addr or "unknown")
+
+
 def server_key(scope: str) -> ApiKeyInfo:
     """The request's server key, if it has ``scope`` and is for the program asked for."""
     credential = bearer()
