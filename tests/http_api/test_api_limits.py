@@ -1,8 +1,9 @@
 """Rate limits on real Redis: per credential, answered as a problem with ``Retry-After``.
 
-The app counts in Redis (``JIFEN_REDIS_URL``) with ``JIFEN_API_RATE_LIMIT`` per credential:
-the request past the limit is a 429 ``rate_limited`` problem, other keys keep their own
-budget, and the OpenAPI document and the docs are never limited.
+The app counts in Redis (``JIFEN_REDIS_URL``) with ``JIFEN_API_RATE_LIMIT`` per credential,
+across every endpoint: the request past the limit is a 429 ``rate_limited`` problem, other
+keys keep their own budget, made-up keys count against the caller's address, and the
+OpenAPI document and the docs are never limited.
 """
 
 from __future__ import annotations
@@ -63,15 +64,27 @@ def test_another_key_keeps_its_own_budget(limited: FlaskClient, program_db: Data
         assert r.status_code == 200, r.json
 
 
-def test_writes_and_reads_share_the_budget(limited: FlaskClient, program_db: Database) -> None:
+def test_a_credential_has_one_budget_across_endpoints(
+    limited: FlaskClient, program_db: Database
+) -> None:
     key = bearer(new_key(program_db))
-    for i in range(LIMIT):
+    for i in range(LIMIT - 1):
         r = limited.post("/v1/members", json={"member": f"m-{i}"}, headers=key)
         assert r.status_code == 201, r.json
+    assert limited.get("/v1/program", headers=key).status_code == 200
     r = limited.post("/v1/members", json={"member": "one-too-many"}, headers=key)
     assert r.status_code == 429 and r.json is not None and r.json["code"] == "rate_limited"
+    assert limited.get("/v1/rules", headers=key).status_code == 429
     r = limited.get("/v1/members/one-too-many", headers=bearer(new_key(program_db, "read")))
     assert r.status_code == 404, "the refused enrolment wrote nothing"
+
+
+def test_made_up_keys_count_against_the_address(limited: FlaskClient) -> None:
+    for i in range(LIMIT):
+        r = limited.get("/v1/program", headers=bearer(f"jfn_sk_made-up-{i}"))
+        assert r.status_code == 401
+    r = limited.get("/v1/program", headers=bearer("jfn_sk_made-up-again"))
+    assert r.status_code == 429 and r.json is not None and r.json["code"] == "rate_limited"
 
 
 def test_callers_without_a_credential_are_limited_by_address(limited: FlaskClient) -> None:
