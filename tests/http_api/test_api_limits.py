@@ -14,7 +14,9 @@ from redis import Redis
 
 from api import create_api_app
 from loyalty.db import Database
+from loyalty.services.api_keys import add_origin
 from tests.http_api.conftest import SECRET, bearer, new_key
+from tests.integration.helpers import PROGRAM
 
 LIMIT = 5
 
@@ -99,3 +101,17 @@ def test_the_spec_and_the_docs_are_not_limited(limited: FlaskClient) -> None:
         assert limited.get("/v1/openapi.json").status_code == 200
         assert limited.get("/v1/docs").status_code == 200
         assert limited.get("/v1/vendor/swagger-ui/swagger-ui.css").status_code == 200
+
+
+def test_a_page_of_an_allowed_origin_can_read_its_429(
+    limited: FlaskClient, program_db: Database
+) -> None:
+    add_origin(program_db, program=PROGRAM, origin="https://shop.example")
+    key = bearer(new_key(program_db, "read"))
+    page = key | {"Origin": "https://shop.example"}
+    for _ in range(LIMIT):
+        limited.get("/v1/program", headers=page)
+    r = limited.get("/v1/program", headers=page)
+    assert r.status_code == 429
+    assert r.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Retry-After" in r.headers["Access-Control-Expose-Headers"]
