@@ -369,6 +369,17 @@ def _served(base: str, webhook: bool) -> list[tuple[str, str]]:
     return found
 
 
+def behind_proxies(app: Any, hops: int) -> Any:
+    """``app`` reading the client's address and scheme from the last ``hops`` proxies'
+    X-Forwarded-For and X-Forwarded-Proto (sign-in throttling and API limits count by
+    address; console cookies need https); ``app`` itself when there is no proxy."""
+    if hops == 0:
+        return app
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    return ProxyFix(app, x_for=hops, x_proto=hops)
+
+
 def run_gunicorn(options: dict[str, Any], build: Callable[[], Any]) -> None:
     """Run ``build()`` (called in each worker, after the fork) under gunicorn's arbiter."""
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
@@ -424,12 +435,14 @@ ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-req
     help="Seconds a request may take before its worker is restarted.",
 )
 @click.option(
-    "--forwarded-allow-ips",
-    default="127.0.0.1,::1",
+    "--proxy-hops",
+    type=click.IntRange(0, 5),
+    default=0,
     show_default=True,
-    metavar="IPS",
-    help="Proxies trusted for X-Forwarded-Proto (your TLS proxy's address; '*' behind a "
-    "load balancer only).",
+    metavar="N",
+    help="Proxies in front that set X-Forwarded-For and X-Forwarded-Proto (1 behind one "
+    "nginx or Caddy): the client's address and https are read from them. Only when every "
+    "request comes through them, or clients could claim any address.",
 )
 @click.option(
     "--access-log/--no-access-log",
@@ -445,7 +458,7 @@ def serve(
     threads: int,
     pool_size: int | None,
     timeout: int,
-    forwarded_allow_ips: str,
+    proxy_hops: int,
     access_log: bool,
 ) -> None:
     """Serve the API (/v1), its docs (/v1/docs), the member page (/m/), the console
@@ -459,13 +472,15 @@ def serve(
     Each worker holds its own database pool (on PostgreSQL threads + 2 connections and 2 of
     overflow), so the server may open WORKERS x (THREADS + 4) connections: keep that under
     the server's max_connections, or put PgBouncer in front. On a 2-core box the defaults
-    (2 workers x 8 threads, 20 connections) suit. Run it behind a TLS proxy (nginx,
-    Caddy) that sets X-Forwarded-Proto; console cookies are sent over https only.
+    (2 workers x 8 threads: 20 pooled connections, 24 at most) suit. Run it behind a TLS proxy (nginx,
+    Caddy) with --proxy-hops 1: console cookies are sent over https only, and sign-in
+    throttling and API limits count by the client's address.
 
     \b
     Examples:
       jifen serve
       jifen serve --bind 0.0.0.0:8000 --workers 4 --threads 8
+      jifen serve --bind 127.0.0.1:8000 --proxy-hops 1    # behind nginx on this host
       JIFEN_DATABASE_URL=postgresql://jifen@db/jifen JIFEN_SECRET_KEY=… jifen serve
     """
     url = normalise_url(database_url_from_env(database_url))
@@ -477,7 +492,8 @@ def serve(
     def build() -> Any:
         from api.server import create_server
 
-        return create_server({**config, "JIFEN_DATABASE": Database.from_url(url, **pool)})
+        server = create_server({**config, "JIFEN_DATABASE": Database.from_url(url, **pool)})
+        return behind_proxies(server, proxy_hops)
 
     host = bind if bind.startswith("unix:") else f"http://{bind.replace('0.0.0.0', '127.0.0.1')}"
     webhook = bool(load_settings().stripe_webhook_secret)
@@ -498,7 +514,6 @@ def serve(
         "timeout": timeout,
         "graceful_timeout": timeout,
         "keepalive": 5,
-        "forwarded_allow_ips": forwarded_allow_ips,
         "accesslog": "-" if access_log else None,
         "access_log_format": ACCESS_LOG_FORMAT,
         "errorlog": "-",

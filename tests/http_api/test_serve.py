@@ -15,11 +15,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from werkzeug.test import Client
 
+from api.cli import behind_proxies
 from loyalty.cli import main
 from loyalty.db import Database
 from loyalty.services.api_keys import create_key
@@ -76,6 +79,8 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[Server, str]]:
                 "1",
                 "--threads",
                 "2",
+                "--proxy-hops",
+                "1",
             ],
             env=environment(
                 JIFEN_SECRET_KEY=STRONG_SECRET, JIFEN_STRIPE_WEBHOOK_SECRET="whsec_test_serve"
@@ -185,3 +190,16 @@ def test_a_database_that_is_not_there_stops_it_before_serving(tmp_path: Path) ->
     unset = run_serve(JIFEN_SECRET_KEY=STRONG_SECRET)
     assert unset.exit_code == 1
     assert "JIFEN_DATABASE_URL" in unset.stderr
+
+
+def test_behind_proxies_reads_the_client_address_and_scheme_from_the_proxy() -> None:
+    def echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['REMOTE_ADDR']} {environ['wsgi.url_scheme']}".encode()]
+
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    peer = {"REMOTE_ADDR": "127.0.0.1"}  # the proxy, as the server sees it
+    direct = Client(behind_proxies(echo, 0)).get("/", headers=forwarded, environ_base=peer)
+    assert direct.get_data(as_text=True) == "127.0.0.1 http"  # headers ignored: no proxy
+    proxied = Client(behind_proxies(echo, 1)).get("/", headers=forwarded, environ_base=peer)
+    assert proxied.get_data(as_text=True) == "203.0.113.7 https"
