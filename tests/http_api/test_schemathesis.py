@@ -96,6 +96,15 @@ class Tally:
             self.authorised += 1
         return response
 
+    def summary(self) -> str:
+        answered = Counter(
+            status // 100 for seen in self.statuses.values() for status in seen.elements()
+        )
+        return (
+            f"{self.total} requests over {len(self.statuses)} operations, "
+            f"{self.authorised} authorised, {answered[2]} 2xx, {answered[4]} 4xx"
+        )
+
     def with_2xx(self) -> list[str]:
         return [op for op, seen in self.statuses.items() if any(200 <= s < 300 for s in seen)]
 
@@ -166,6 +175,7 @@ def test_the_api_keeps_its_documented_schema(program_db: Database) -> None:
         schema = schemathesis.openapi.from_url(f"{base_url}/v1/openapi.json")
         operations = sorted(_operations(schema), key=lambda op: op.label in LAST)
         failures = [_exercise(op, base_url, headers) for op in operations]
+    print("schemathesis:", tally.summary())  # shown with -s
     assert not [f for f in failures if f], "\n\n".join(f for f in failures if f)
     assert len(operations) == len(tally.statuses) >= 27
     assert tally.authorised > 0.3 * tally.total, tally
