@@ -327,9 +327,8 @@ def default_workers() -> int:
 
 
 def pool_options(url: str, threads: int, pool_size: int | None) -> dict[str, Any]:
-    """Each worker's connection pool on PostgreSQL: one connection per thread and two
-    spare (a request may authenticate while another commits), plus two of overflow.
-    SQLite keeps its own pool."""
+    """Each worker's connection pool on PostgreSQL: a connection per thread and two spare,
+    plus two of overflow (or ``pool_size`` given). SQLite keeps its own pool."""
     if make_url(normalise_url(url)).get_backend_name() != "postgresql":
         return {}
     return {"pool_size": pool_size or threads + 2, "max_overflow": 2}
@@ -393,6 +392,41 @@ def run_gunicorn(options: dict[str, Any], build: Callable[[], Any]) -> None:
             return build()
 
     JifenServer().run()
+
+
+def announce(bind: str, workers: int, threads: int, pool: Mapping[str, int]) -> None:
+    """Print what the server serves, where, and how many workers, threads and connections."""
+    host = bind if bind.startswith("unix:") else f"http://{bind.replace('0.0.0.0', '127.0.0.1')}"
+    webhook = bool(load_settings().stripe_webhook_secret)
+    for name, address in _served(host.rstrip("/"), webhook):
+        console.print(f"[bold]{name + ':':<16}[/]{address}", soft_wrap=True, highlight=False)
+    connections = f", {pool['pool_size']} + {pool['max_overflow']} connections" if pool else ""
+    console.print(
+        f"{workers} worker(s) x {threads} thread(s){connections} each; "
+        "Ctrl+C or SIGTERM stops it gracefully",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def gunicorn_options(
+    bind: str, workers: int, threads: int, timeout: int, access_log: bool
+) -> dict[str, Any]:
+    """Gunicorn's settings: gthread workers with keep-alive, logs on stdout."""
+    return {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": timeout,
+        "graceful_timeout": timeout,
+        "keepalive": 5,
+        "accesslog": "-" if access_log else None,
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "errorlog": "-",
+        "proc_name": "jifen",
+        "control_socket_disable": True,  # one per user by default: two servers would clash
+    }
 
 
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s "%(a)s"'
@@ -472,9 +506,10 @@ def serve(
     Each worker holds its own database pool (on PostgreSQL threads + 2 connections and 2 of
     overflow), so the server may open WORKERS x (THREADS + 4) connections: keep that under
     the server's max_connections, or put PgBouncer in front. On a 2-core box the defaults
-    (2 workers x 8 threads: 20 pooled connections, 24 at most) suit. Run it behind a TLS proxy (nginx,
-    Caddy) with --proxy-hops 1: console cookies are sent over https only, and sign-in
-    throttling and API limits count by the client's address.
+    (2 workers x 8 threads: 20 pooled connections, 24 at most) suit. Without
+    $JIFEN_REDIS_URL each worker counts rate limits on its own. Run it behind a TLS proxy
+    (nginx, Caddy) with --proxy-hops 1: console cookies are sent over https only, and
+    sign-in throttling and API limits count by the client's address.
 
     \b
     Examples:
@@ -495,32 +530,8 @@ def serve(
         server = create_server({**config, "JIFEN_DATABASE": Database.from_url(url, **pool)})
         return behind_proxies(server, proxy_hops)
 
-    host = bind if bind.startswith("unix:") else f"http://{bind.replace('0.0.0.0', '127.0.0.1')}"
-    webhook = bool(load_settings().stripe_webhook_secret)
-    for name, address in _served(host.rstrip("/"), webhook):
-        console.print(f"[bold]{name + ':':<16}[/]{address}", soft_wrap=True, highlight=False)
-    connections = f", {pool['pool_size']} + {pool['max_overflow']} connections" if pool else ""
-    console.print(
-        f"{workers} worker(s) x {threads} thread(s){connections} each; "
-        "Ctrl+C or SIGTERM stops it gracefully",
-        soft_wrap=True,
-        highlight=False,
-    )
-    options: dict[str, Any] = {
-        "bind": [bind],
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "timeout": timeout,
-        "graceful_timeout": timeout,
-        "keepalive": 5,
-        "accesslog": "-" if access_log else None,
-        "access_log_format": ACCESS_LOG_FORMAT,
-        "errorlog": "-",
-        "proc_name": "jifen",
-        "control_socket_disable": True,  # one per user by default: two servers would clash
-    }
-    run_gunicorn(options, build)
+    announce(bind, workers, threads, pool)
+    run_gunicorn(gunicorn_options(bind, workers, threads, timeout, access_log), build)
 
 
 # --- jifen api spec -----------------------------------------------------------------------
