@@ -268,38 +268,28 @@ def _print_origins(program: str, found: list[str]) -> None:
         console.print(origin, soft_wrap=True, markup=False, highlight=False)
 
 
-@origins.command("add")
-@url_option
-@program_option
-@click.argument("origin")
-@friendly_errors
-def origins_add(database_url: str | None, program: str, origin: str) -> None:
-    """Allow ORIGIN (e.g. https://shop.example); prints the program's origins.
+def _origin_command(name: str, change: Callable[..., list[str]], summary: str) -> None:
+    """``jifen keys origins NAME``: make ``change`` to one origin, then print them all."""
 
-    \b
-    Example:
-      jifen keys origins add --program shop https://shop.example
-    """
-    with _program_database(database_url, program) as database:
-        found = api_keys.add_origin(database, program=program, origin=origin)
-    _print_origins(program, found)
+    @origins.command(
+        name,
+        help=f"{summary}\n\n\b\nExample:\n  jifen keys origins {name} --program shop "
+        "https://shop.example",
+    )
+    @url_option
+    @program_option
+    @click.argument("origin")
+    @friendly_errors
+    def command(database_url: str | None, program: str, origin: str) -> None:
+        with _program_database(database_url, program) as database:
+            found = change(database, program=program, origin=origin)
+        _print_origins(program, found)
 
 
-@origins.command("remove")
-@url_option
-@program_option
-@click.argument("origin")
-@friendly_errors
-def origins_remove(database_url: str | None, program: str, origin: str) -> None:
-    """Stop allowing ORIGIN; prints the program's origins.
-
-    \b
-    Example:
-      jifen keys origins remove --program shop https://shop.example
-    """
-    with _program_database(database_url, program) as database:
-        found = api_keys.remove_origin(database, program=program, origin=origin)
-    _print_origins(program, found)
+_origin_command(
+    "add", api_keys.add_origin, "Allow ORIGIN (e.g. https://shop.example); prints the origins."
+)
+_origin_command("remove", api_keys.remove_origin, "Stop allowing ORIGIN; prints the origins.")
 
 
 @origins.command("list")
