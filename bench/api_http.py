@@ -25,7 +25,7 @@ of ``--seconds`` each, so a noisy moment weighs on both sides.
 wrk, gunicorn and PostgreSQL share the machine's cores, so absolute figures are lower than a
 remote client would see; the ratios are what matter.
 
-    python -m bench.api_http [--seconds 6] [--rounds 2] [--connections 8] [--members 2000]
+    python -m bench.api_http [--seconds 5] [--rounds 4] [--connections 8] [--members 2000]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from bench.common import (
     PROGRAM,
     BenchFailure,
     base_parser,
+    conninfo,
     create_bench_program,
     machine_info,
     machine_line,
@@ -65,6 +66,7 @@ from bench.common import (
     verify,
     write_result,
 )
+from bench.cpu_meter import CpuMeter
 from bench.earn_pg import AMOUNT_MINOR, raw_earn
 from bench.webhook_http import HttpClient, event_template, free_port
 from loyalty.db import Database
@@ -77,6 +79,7 @@ WRK_DIR = Path(__file__).parent / "wrk"
 EARN_TARGET = 0.7  # of the raw Flask + psycopg endpoint
 IN_PROCESS_TARGET = 0.6  # of the hand-written earn in this process, same concurrency
 EARN_PATH = "/v1/earnings/purchase"
+WEBHOOK = "/webhooks/stripe"
 Work = Callable[[int, int], None]
 
 
@@ -91,10 +94,16 @@ class Figure:
     unexpected: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
     first_bad: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)  # seconds, by part (bench.cpu_meter)
 
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Milliseconds of CPU a request took, all parts together (client, Python, database)."""
+        return sum(self.cpu.values()) * 1000 / self.requests if self.requests else 0.0
 
     def __add__(self, other: Figure) -> Figure:
         """Two rounds together; their percentiles averaged, weighted by requests."""
@@ -103,10 +112,7 @@ class Figure:
         def mean(a: float, b: float) -> float:
             return (a * self.requests + b * other.requests) / total if total else 0.0
 
-        errors = {
-            k: self.socket_errors.get(k, 0) + other.socket_errors.get(k, 0)
-            for k in {*self.socket_errors, *other.socket_errors}
-        }
+        errors = _added(self.socket_errors, other.socket_errors)
         return Figure(
             requests=total,
             seconds=self.seconds + other.seconds,
@@ -115,6 +121,7 @@ class Figure:
             unexpected=self.unexpected + other.unexpected,
             socket_errors=errors,
             first_bad=self.first_bad or other.first_bad,
+            cpu=_added(self.cpu, other.cpu),
         )
 
     def row(self) -> dict[str, Any]:
@@ -127,14 +134,30 @@ class Figure:
             "p99_ms": round(self.p99_ms, 2),
             "unexpected_answers": self.unexpected,
             "socket_errors": self.socket_errors,
+            "cpu_ms_per_request": {
+                part: round(seconds * 1000 / self.requests, 3) if self.requests else None
+                for part, seconds in self.cpu.items()
+            },
         }
+
+
+def _added(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}
 
 
 # --- the server ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Server:
+    """The gunicorn serving the sides, and the meter of the CPU the run uses."""
+
+    port: int
+    meter: CpuMeter
+
+
 @contextmanager
-def gunicorn(url: str, args: Any) -> Iterator[int]:
+def gunicorn(url: str, args: Any) -> Iterator[Server]:
     """gunicorn serving :mod:`bench.api_baseline` on a free loopback port, for the block."""
     port = free_port()
     env = {
@@ -149,10 +172,12 @@ def gunicorn(url: str, args: Any) -> Iterator[int]:
     command += ["--workers", str(args.workers), "--threads", str(args.threads)]
     command += ["--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning"]
     server = subprocess.Popen([*command, "bench.api_baseline:create_bench_server()"], env=env)
+    meter = CpuMeter(conninfo(url), server.pid)
     try:
         _wait_until_up(server, port)
-        yield port
+        yield Server(port, meter)
     finally:
+        meter.close()
         server.terminate()
         server.wait(timeout=30)
 
@@ -177,16 +202,18 @@ def _wait_until_up(server: subprocess.Popen[bytes], port: int) -> None:
 # --- wrk -------------------------------------------------------------------------------------
 
 
-def wrk(port: int, script: str, seconds: int, args: Any, **settings: str | int) -> Figure:
+def wrk(server: Server, script: str, seconds: int, args: Any, **settings: str | int) -> Figure:
     """One wrk run of ``bench/wrk/<script>.lua``; its figure (from the script's report)."""
     command = ["wrk", f"-t{min(2, args.connections)}", f"-c{args.connections}"]
     command += [f"-d{seconds}s", "--timeout", "10s", "--latency"]
-    command += ["-s", str(WRK_DIR / f"{script}.lua"), f"http://127.0.0.1:{port}"]
+    command += ["-s", str(WRK_DIR / f"{script}.lua"), f"http://127.0.0.1:{server.port}"]
     env = {**os.environ, "JIFEN_WRK_TAG": secrets.token_hex(4)}
     env.update({f"JIFEN_{k.upper()}": str(v) for k, v in settings.items()})
+    start = server.meter.read()
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
     )
+    cpu = server.meter.since(start)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("JIFEN_WRK ")]
     if done.returncode != 0 or not lines:
         raise BenchFailure(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
@@ -200,14 +227,18 @@ def wrk(port: int, script: str, seconds: int, args: Any, **settings: str | int) 
         unexpected=found["unexpected"] + found["replayed"],
         socket_errors=errors,
         first_bad=found["first_bad"],
+        cpu=cpu,
     )
 
 
 # --- in process ------------------------------------------------------------------------------
 
 
-def threaded(threads: int, seconds: float, warmup: float, make: Callable[[str], Work]) -> Figure:
-    """``make(tag)``'s work on ``threads`` threads, warmed up first; with its latencies."""
+def threaded(
+    server: Server, threads: int, seconds: float, warmup: float, make: Callable[[str], Work]
+) -> Figure:
+    """``make(tag)``'s work on ``threads`` threads, warmed up first; with its latencies and
+    the CPU the measured part used."""
     if warmup:
         run_threads(threads, warmup, make(f"w{secrets.token_hex(4)}"))
     samples: list[float] = []
@@ -218,12 +249,14 @@ def threaded(threads: int, seconds: float, warmup: float, make: Callable[[str], 
         work(t, n)
         samples.append(time.perf_counter() - started)
 
+    start = server.meter.read()
     got = run_threads(threads, seconds, timed)
     return Figure(
         requests=got.operations,
         seconds=got.seconds,
         p50_ms=percentile(samples, 0.5) * 1000,
         p99_ms=percentile(samples, 0.99) * 1000,
+        cpu=server.meter.since(start),
     )
 
 
@@ -291,17 +324,17 @@ def alternate(rounds: int, sides: Mapping[str, Callable[[], Figure]]) -> dict[st
     return totals
 
 
-def warm_up(port: int, args: Any, common: dict[str, str | int]) -> None:
+def warm_up(server: Server, args: Any, common: dict[str, str | int]) -> None:
     """One short run of each endpoint, so every worker has loaded and connected."""
     if not args.warmup:
         return
     for path in (BASELINE + "/earnings/purchase", EARN_PATH):
-        wrk(port, "earn", args.warmup, args, wrk_path=path, **common)
-    for path in (STRIPE_BASELINE + "/raw/earn", "/webhooks/stripe"):
-        wrk(port, "stripe", args.warmup, args, wrk_path=path, **common)
+        wrk(server, "earn", args.warmup, args, wrk_path=path, **common)
+    for path in (STRIPE_BASELINE + "/raw/earn", "/webhooks/stripe", STRIPE_BASELINE + WEBHOOK):
+        wrk(server, "stripe", args.warmup, args, wrk_path=path, **common)
 
 
-def measure(url: str, port: int, key: str, body_file: str, args: Any) -> dict[str, Figure]:
+def measure(url: str, server: Server, key: str, body_file: str, args: Any) -> dict[str, Figure]:
     """Every side of every comparison, in this order: hello, earn, webhook, reads, SDK."""
     common: dict[str, str | int] = {
         "wrk_members": args.members,
@@ -310,14 +343,17 @@ def measure(url: str, port: int, key: str, body_file: str, args: Any) -> dict[st
         "wrk_secret": STRIPE_SECRET,
     }
     secs, rounds, conns = args.seconds, args.rounds, args.connections
-    warm_up(port, args, common)
-    found = {"hello": wrk(port, "get", secs, args, wrk_path=BASELINE + "/hello", **common)}
+    warm_up(server, args, common)
+    found = {"hello": wrk(server, "get", secs, args, wrk_path=BASELINE + "/hello", **common)}
 
     def earn_over(path: str) -> Callable[[], Figure]:
-        return lambda: wrk(port, "earn", secs, args, wrk_path=path, **common)
+        return lambda: wrk(server, "earn", secs, args, wrk_path=path, **common)
+
+    def hand_written(tag: str) -> Work:
+        return raw_earn(url, conns, args.members, tag)
 
     def in_process() -> Figure:
-        return threaded(conns, secs, 0.0, lambda tag: raw_earn(url, conns, args.members, tag))
+        return threaded(server, conns, secs, 0.0, hand_written)
 
     found |= alternate(
         rounds,
@@ -329,36 +365,35 @@ def measure(url: str, port: int, key: str, body_file: str, args: Any) -> dict[st
     )
 
     def stripe_to(path: str) -> Callable[[], Figure]:
-        return lambda: wrk(port, "stripe", secs, args, wrk_path=path, **common)
+        return lambda: wrk(server, "stripe", secs, args, wrk_path=path, **common)
 
     found |= alternate(
         rounds,
         {
             "webhook_baseline": stripe_to(STRIPE_BASELINE + "/raw/earn"),
-            "webhook_jifen": stripe_to("/webhooks/stripe"),
-            "webhook_bare": stripe_to(STRIPE_BASELINE + "/webhooks/stripe"),
+            "webhook_jifen": stripe_to(WEBHOOK),
+            "webhook_bare": stripe_to(STRIPE_BASELINE + WEBHOOK),
         },
     )
     balance = "/v1/members/{member}/balance"
-    found["balance"] = wrk(port, "get", secs, args, wrk_path=balance, **common)
-    found |= sdk_sides(url, port, key, args)
+    found["balance"] = wrk(server, "get", secs, args, wrk_path=balance, **common)
+    found |= sdk_sides(url, server, key, args)
     return found
 
 
-def sdk_sides(url: str, port: int, key: str, args: Any) -> dict[str, Figure]:
+def sdk_sides(url: str, server: Server, key: str, args: Any) -> dict[str, Figure]:
     """The remote SDK's earn against the embedded SDK's, same database, same threads."""
-    threads, warmup = args.connections, args.warmup
+    threads, secs, warmup = args.connections, args.seconds, args.warmup
     with (
         Jifen(url, program=PROGRAM) as embedded,
-        remote_earn(port, key, args.members, threads) as remote,
+        remote_earn(server.port, key, args.members, threads) as remote,
     ):
+        local = embedded_earn(embedded, args.members)
         return alternate(
             args.rounds,
             {
-                "sdk_embedded": lambda: threaded(
-                    threads, args.seconds, warmup, embedded_earn(embedded, args.members)
-                ),
-                "sdk_remote": lambda: threaded(threads, args.seconds, warmup, remote),
+                "sdk_embedded": lambda: threaded(server, threads, secs, warmup, local),
+                "sdk_remote": lambda: threaded(server, threads, secs, warmup, remote),
             },
         )
 
@@ -379,20 +414,28 @@ LABELS = {
 }
 
 
+COMPARISONS = {  # ratio name: (Jifen's side, its baseline)
+    "earn_api_to_baseline": ("earn_api", "earn_baseline"),
+    "earn_api_to_in_process": ("earn_api", "earn_in_process"),
+    "balance_to_hello": ("balance", "hello"),
+    "webhook_to_baseline": ("webhook_jifen", "webhook_baseline"),
+    "bare_webhook_to_baseline": ("webhook_bare", "webhook_baseline"),
+    "sdk_remote_to_embedded": ("sdk_remote", "sdk_embedded"),
+}
+
+
 def ratios(found: Mapping[str, Figure]) -> dict[str, float]:
-    """Each comparison's ratio, Jifen over its baseline."""
-
-    def of(a: str, b: str) -> float:
-        return ratio(found[a].per_second, found[b].per_second)
-
+    """Each comparison's ratio of requests per second, Jifen over its baseline."""
     return {
-        "earn_api_to_baseline": of("earn_api", "earn_baseline"),
-        "earn_api_to_in_process": of("earn_api", "earn_in_process"),
-        "balance_to_hello": of("balance", "hello"),
-        "webhook_to_baseline": of("webhook_jifen", "webhook_baseline"),
-        "bare_webhook_to_baseline": of("webhook_bare", "webhook_baseline"),
-        "sdk_remote_to_embedded": of("sdk_remote", "sdk_embedded"),
+        name: ratio(found[a].per_second, found[b].per_second)
+        for name, (a, b) in COMPARISONS.items()
     }
+
+
+def cpu_ratios(found: Mapping[str, Figure]) -> dict[str, float]:
+    """Each comparison's ratio of CPU per request, the baseline's over Jifen's: what the
+    throughput ratio would be on a machine where CPU is all that limits both."""
+    return {name: ratio(found[b].cpu_ms, found[a].cpu_ms) for name, (a, b) in COMPARISONS.items()}
 
 
 def print_figures(found: Mapping[str, Figure], shares: Mapping[str, float], args: Any) -> None:
@@ -406,7 +449,7 @@ def print_figures(found: Mapping[str, Figure], shares: Mapping[str, float], args
     print_table(
         f"HTTP API, gunicorn {args.workers}×{args.threads} gthread, {args.connections} "
         f"connections/threads, {args.rounds} round(s) of {args.seconds} s",
-        ["side", "requests", "req/s", "p50 ms", "p99 ms", "wrong", "ratio"],
+        ["side", "requests", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "wrong", "ratio"],
         [
             [
                 LABELS[name],
@@ -414,6 +457,7 @@ def print_figures(found: Mapping[str, Figure], shares: Mapping[str, float], args
                 round(f.per_second),
                 round(f.p50_ms, 2),
                 round(f.p99_ms, 2),
+                round(f.cpu_ms, 2),
                 f.unexpected,
                 compared.get(name),
             ]
@@ -424,6 +468,10 @@ def print_figures(found: Mapping[str, Figure], shares: Mapping[str, float], args
         f"earn over HTTP / in-process psycopg earn: {shares['earn_api_to_in_process']}"
         f" (target >= {IN_PROCESS_TARGET}); earn API / Flask + psycopg endpoint: "
         f"{shares['earn_api_to_baseline']} (target >= {EARN_TARGET})"
+    )
+    print(
+        "by CPU per request (client, Python and PostgreSQL together; the baseline's over "
+        "Jifen's): " + ", ".join(f"{k} {v}" for k, v in cpu_ratios(found).items())
     )
 
 
@@ -438,8 +486,8 @@ def failures(found: Mapping[str, Figure]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=6, help="per wrk run (and in-process run)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternate each pair this often")
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk run (and in-process run)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternate each pair this often")
     parser.add_argument(
         "--warmup", type=int, default=1, help="seconds per endpoint first (0: none)"
     )
@@ -458,8 +506,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         db.dispose()
         body_file = Path(tmp) / "event.json"
         body_file.write_text(event_template())
-        with gunicorn(url, args) as port:
-            found = measure(url, port, key, str(body_file), args)
+        with gunicorn(url, args) as server:
+            found = measure(url, server, key, str(body_file), args)
         checked = verify(url, label="api_http")
         return report(url, found, checked, args)
 
@@ -490,6 +538,7 @@ def report(url: str, found: Mapping[str, Figure], checked: Any, args: Any) -> di
         figures={
             **{name: f.row() for name, f in found.items()},
             "ratios": shares,
+            "cpu_ratios": cpu_ratios(found),
             "remote_client": client,
         },
         unit="req/s",

@@ -31,7 +31,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "redeem_pg": ["--seconds", "10"],
         "sweep_pg": ["--lots", "1000000", "--due-share", "0.3"],
         "webhook_http": ["--seconds", "15", "--rounds", "3"],
-        "api_http": ["--seconds", "8", "--rounds", "2"],
+        "api_http": ["--seconds", "5", "--rounds", "4"],
         "reads_pg": ["--members", "100000", "--entries", "10000000"],
         "earn_sqlite": ["--seconds", "10"],
     },
