@@ -20,10 +20,11 @@ from typing import Any
 
 import click
 from rich import box
+from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from loyalty.cli.options import friendly_errors, print_error, require_program, url_option
-from loyalty.cli.render import console, table
+from loyalty.cli.render import console, err_console, table
 from loyalty.config import load_settings
 from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.db.errors import open_checked
@@ -98,6 +99,11 @@ def keys() -> None:
     help="The key stops working at this time (e.g. 2027-06-30T18:00; without an offset it "
     "is read in the program's time zone).",
 )
+@click.option(
+    "--key-only",
+    is_flag=True,
+    help="Print only the key on stdout (for scripts); the rest, and the warning, go to stderr.",
+)
 @friendly_errors
 def keys_create(
     database_url: str | None,
@@ -106,6 +112,7 @@ def keys_create(
     label: str,
     expires_in_days: int | None,
     expires_at: str | None,
+    key_only: bool,
 ) -> None:
     """Create a server key and print it, once.
 
@@ -114,6 +121,7 @@ def keys_create(
       jifen keys create --program shop --scope earn --scope read --label checkout
       jifen keys create --program shop --scope admin --label ops --expires-in-days 90
       jifen keys create --program shop --scope read --expires-at 2027-06-30T18:00
+      KEY=$(jifen keys create --program shop --scope earn --label checkout --key-only)
     """
     if expires_in_days is not None and expires_at is not None:
         raise click.UsageError("give --expires-in-days or --expires-at, not both")
@@ -127,21 +135,29 @@ def keys_create(
             label=label or f"created {database.clock.now():%Y-%m-%d}",
             expires_at=until,
         )
+    _print_created(created, program, timezone, about=err_console if key_only else console)
+
+
+def _print_created(
+    created: api_keys.CreatedKey, program: str, timezone: str, *, about: Console
+) -> None:
+    """The new key on stdout, on a line of its own; what it is, and the warning, on
+    ``about`` (stderr, so that a script reading stdout gets the key alone)."""
     key = created.key
-    console.print(
+    about.print(
         f"[bold]created API key {key.prefix}… for {program}[/] (id {key.id}, label {key.label!r})",
         soft_wrap=True,
         highlight=False,
     )
     console.print(created.secret, soft_wrap=True, markup=False, highlight=False)
-    console.print(
+    about.print(
         "[bold yellow]Copy this key now: it is shown only this once and cannot be read "
         "back.[/] Store it in your secret manager; if it is lost, create another key and "
         "revoke this one.",
         soft_wrap=True,
     )
-    console.print(f"scopes:  {' '.join(key.scopes)}", soft_wrap=True, highlight=False)
-    console.print(f"expires: {_when(key.expires_at, timezone, never='never')}", highlight=False)
+    about.print(f"scopes:  {' '.join(key.scopes)}", soft_wrap=True, highlight=False)
+    about.print(f"expires: {_when(key.expires_at, timezone, never='never')}", highlight=False)
 
 
 def _expiry(

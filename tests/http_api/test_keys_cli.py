@@ -77,6 +77,14 @@ def test_create_prints_the_key_once_and_list_never_shows_it(url: str) -> None:
     assert "times in Asia/Shanghai" in listed.output
 
 
+def test_key_only_prints_just_the_key_on_stdout_for_scripts(url: str) -> None:
+    result = keys(url, "create", "--program", PROGRAM, "--scope", "read", "--key-only")
+    assert result.exit_code == 0, result.output
+    assert SECRET.fullmatch(result.stdout.strip())
+    assert "shown only this once" in result.stderr
+    assert not SECRET.search(result.stderr)
+
+
 def test_expiry_in_days_or_at_a_local_time(url: str) -> None:
     at = keys(
         url, "create", "--program", PROGRAM, "--scope", "read", "--expires-at", "2030-06-30T18:00"
