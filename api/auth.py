@@ -3,15 +3,18 @@
 Both are sent as ``Authorization: Bearer …``. A server key acts for its program with its
 scopes; a request may name the program it expects in ``Jifen-Program`` (the SDK does), and a
 key of another program is refused with 403. A member token may only read its own member's
-balance, history and expiring points. The services decide everything else.
+balance, history and expiring points. The credential is read before the request's body, so
+a refused one is a 401 whatever the body; the scope is checked by the view. The services
+decide everything else.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 
 from loyalty.db.database import Database
 from loyalty.errors import NotAuthenticated, PermissionDenied
@@ -70,15 +73,39 @@ def refused_key() -> str:
     return "refused:" + (request.remote_addr or "unknown")
 
 
+def init_credentials(app: Flask, blueprints: Iterable[str]) -> None:
+    """Read the credential of a request to ``blueprints`` before its body or query is parsed,
+    so a missing, unknown, revoked or expired one is a 401 whatever else is wrong with the
+    request (the view checks the scope)."""
+    guarded = frozenset(blueprints)
+
+    @app.before_request
+    def check_credential() -> None:
+        if request.method != "OPTIONS" and request.blueprint in guarded:
+            _credential()
+
+
+def _credential() -> ApiKeyInfo | MemberClaims:
+    """The request's verified server key or member token claims, read once per request."""
+    found: ApiKeyInfo | MemberClaims | None = g.get("credential")
+    if found is None:
+        secret = bearer()
+        if secret.startswith(TOKEN_PREFIX):
+            found = read_member_token(database(), secret, secret=context().secret)
+        else:
+            found = authenticate(database(), secret)
+        g.credential = found
+    return found
+
+
 def server_key(scope: str) -> ApiKeyInfo:
     """The request's server key, if it has ``scope`` and is for the program asked for."""
-    credential = bearer()
-    if credential.startswith(TOKEN_PREFIX):
+    key = _credential()
+    if isinstance(key, MemberClaims):
         raise PermissionDenied(
             "a member token may only read its member's balance, history and expiring points; "
             "this needs a server key"
         )
-    key = authenticate(database(), credential)
     g.api_key = key
     g.program = key.program
     _require_program(key.program)
@@ -89,10 +116,9 @@ def server_key(scope: str) -> ApiKeyInfo:
 def member_reader(member: str) -> str:
     """The program whose ``member`` the caller may read: a ``read`` key's, or the program of a
     member token issued for exactly this member."""
-    credential = bearer()
-    if not credential.startswith(TOKEN_PREFIX):
+    claims = _credential()
+    if not isinstance(claims, MemberClaims):
         return server_key("read").program
-    claims: MemberClaims = read_member_token(database(), credential, secret=context().secret)
     g.program = claims.program
     _require_program(claims.program)
     claims.require_member(claims.program, member)
