@@ -427,3 +427,27 @@ def test_a_key_of_another_program_neither_sees_nor_touches_the_shop(
     assert _shop_state(seeded) == before
     r = client.get("/v1/program", headers=other)
     assert r.json is not None and r.json["code"] == OTHER_PROGRAM
+
+
+BAD_QUERY = {"days": "x", "limit": "x", "cursor": "x", "expiring_within_days": "x"}
+
+
+@pytest.mark.parametrize("case", ["no_authorization", "unknown_key", "revoked_key"])
+def test_a_refused_credential_is_401_whatever_the_request(
+    client: FlaskClient, seeded: Database, case: str
+) -> None:
+    refusal = REFUSALS[case]
+    wrong = []
+    for op in spec_operations(client):
+        entry = OPERATIONS[op.key]
+        r = client.open(
+            entry.url(op.template),
+            method=op.method,
+            json={"bogus": True} if entry.body is not None else None,
+            query_string=BAD_QUERY if op.method == "GET" else {},
+            headers=refusal.headers(seeded, op),
+        )
+        body = r.get_json(silent=True) or {}
+        if (r.status_code, body.get("code")) != (401, "not_authenticated"):
+            wrong.append(f"{op.name}: {r.status_code} {body.get('code')}")
+    assert not wrong
