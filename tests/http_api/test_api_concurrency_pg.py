@@ -21,7 +21,7 @@ from loyalty import services as core
 from loyalty.db import Database
 from loyalty.services.verify import verify_ledger
 from tests.http_api.conftest import SECRET, bearer, new_key
-from tests.http_api.test_schemathesis import live_server
+from tests.http_api.live_server import live_server
 from tests.integration.helpers import PROGRAM, earn, enrol, make_program
 
 pytestmark = pytest.mark.postgres

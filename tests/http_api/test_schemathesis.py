@@ -11,25 +11,22 @@ answered: a run where everything was 401 (a wrong key) or 404 (ids nobody has) f
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
-from flask import Flask, Response, g, request
+from flask import Response, g, request
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from werkzeug.serving import make_server
 
 from api import create_api_app
 from loyalty.db import Database
 from tests.http_api.conftest import SECRET, bearer, new_key
+from tests.http_api.live_server import live_server
 from tests.http_api.test_auth_matrix import seed
 
 MAX_EXAMPLES = 12
@@ -58,19 +55,6 @@ KNOWN: dict[str, tuple[Any, ...]] = {
 }
 PRICED = ("POST /v1/quotes/earn", "POST /v1/earnings/purchase")
 LAST = ("POST /v1/members/{member}/close",)  # closed members refuse most operations
-
-
-@contextmanager
-def live_server(app: Flask) -> Iterator[str]:
-    """``app`` on a threaded werkzeug server on 127.0.0.1; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @dataclass
