@@ -2,7 +2,9 @@
 
 Fifty holds of 10 points race for a member's 100 points: exactly ten win and the others are
 ``insufficient_points``, and the ledger verifies. Twenty identical first earnings of one
-order race: one earns, the others are replays of it, byte for byte.
+order race: one earns, the others are replays of it, byte for byte. Transfers both ways at
+once neither deadlock nor lose points; one ``Idempotency-Key`` sent with two bodies at once
+keeps the first body and refuses the other with 409.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.postgres
 
 HOLDS = 50
 EARNS = 20
+TRANSFERS = 40
 
 
 @pytest.fixture
@@ -117,4 +120,51 @@ def test_twenty_identical_first_earnings_earn_once(shop: Database, base_url: str
     assert len({r.content for r in answers}) == 1
     assert answers[0].json()["points_granted"] == 50
     assert core.balance(shop, program=PROGRAM, member="alice").available == 150
+    assert verify_ledger(shop).ok
+
+
+def test_transfers_both_ways_at_once_neither_deadlock_nor_lose_points(
+    shop: Database, base_url: str
+) -> None:
+    core.update_program(shop, program=PROGRAM, transfers_enabled=True)
+    enrol(shop, "bob")
+    earn(shop, "bob", "o-bob", 10_000)
+    headers = bearer(new_key(shop, "transfer"))
+
+    def transfer(client: httpx.Client, i: int) -> httpx.Response:
+        sender, recipient = ("alice", "bob") if i % 2 else ("bob", "alice")
+        body = {"sender": sender, "recipient": recipient, "points": 3, "transfer_id": f"t-{i}"}
+        return client.post(f"{base_url}/v1/transfers", json=body, headers=headers)
+
+    answers = together(TRANSFERS, transfer)
+    assert {r.status_code for r in answers} == {201}, [
+        r.text for r in answers if r.status_code != 201
+    ]
+    balances = [core.balance(shop, program=PROGRAM, member=m).available for m in ("alice", "bob")]
+    assert balances == [100, 100]
+    assert verify_ledger(shop).ok
+
+
+def test_one_idempotency_key_with_two_bodies_at_once_keeps_one(
+    shop: Database, base_url: str
+) -> None:
+    headers = bearer(new_key(shop, "redeem")) | {"Idempotency-Key": "checkout-7"}
+
+    def hold(client: httpx.Client, i: int) -> httpx.Response:
+        body = {
+            "member": "alice",
+            "order_id": "o-7",
+            "points": 10 + i % 2,
+            "order_total_minor": 100_000,
+        }
+        return client.post(f"{base_url}/v1/holds", json=body, headers=headers)
+
+    answers = together(EARNS, hold)
+    won = [r for r in answers if r.status_code == 201]
+    lost = [r for r in answers if r.status_code != 201]
+    assert {r.status_code for r in lost} == {409}
+    assert {r.json()["code"] for r in lost} == {"idempotency_conflict"}
+    assert len({r.content for r in won}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") is None for r in won) == 1
+    assert core.balance(shop, program=PROGRAM, member="alice").held == won[0].json()["points"]
     assert verify_ledger(shop).ok
