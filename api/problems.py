@@ -35,7 +35,8 @@ from loyalty.errors import (
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("jifen.api")
 
-# The database cannot be reached (down, refusing connections, the pool exhausted): 503.
+# The database cannot serve the request (down, refusing connections, the pool exhausted, a
+# deadlock or a cancelled statement): 503, worth a retry.
 _DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 # Codes for statuses that no LoyaltyError produced (routing, parsing, limits).
@@ -180,7 +181,7 @@ def init_problems(app: Flask) -> None:
         return problem(
             DatabaseUnavailable.http_status,
             code=DatabaseUnavailable.code,
-            detail="the database cannot be reached now; retry later",
+            detail="the database is unavailable or too busy now; retry later",
         )
 
     @app.errorhandler(InternalServerError)
