@@ -451,3 +451,22 @@ def test_a_refused_credential_is_401_whatever_the_request(
         if (r.status_code, body.get("code")) != (401, "not_authenticated"):
             wrong.append(f"{op.name}: {r.status_code} {body.get('code')}")
     assert not wrong
+
+
+def test_a_member_token_ends_with_its_key_and_its_time(
+    client: FlaskClient, seeded: Database, clock: FixedClock
+) -> None:
+    key = core_key(seeded, "read")
+    token = bearer(issue_member_token(seeded, key=key, member="alice", secret=SECRET).token)
+    assert client.get("/v1/members/alice/balance", headers=token).status_code == 200
+    revoke_key(seeded, program=PROGRAM, key=key.id)
+    r = client.get("/v1/members/alice/balance", headers=token)
+    assert r.status_code == 401 and r.json is not None and r.json["code"] == "not_authenticated"
+    token = bearer(_token(seeded, "alice"))
+    clock.advance(dt.timedelta(minutes=15, seconds=1))
+    r = client.get("/v1/members/alice/history", headers=token)
+    assert r.status_code == 401 and r.json is not None
+    assert r.json["details"]["status"] == "expired"
+    forged = token["Authorization"][:-3] + "AAA"
+    r = client.get("/v1/members/alice/history", headers={"Authorization": forged})
+    assert r.status_code == 401
