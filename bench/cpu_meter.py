@@ -4,8 +4,9 @@ On a shared, noisy machine requests per second move with whatever else runs; the
 request costs moves much less. :class:`CpuMeter` reads (Linux ``/proc``) the CPU time of
 
 * ``python``: this process and the server's worker processes (children of ``server_pid``);
-* ``postgres``: the backends connected to the benchmark's database (from
-  ``pg_stat_activity``; nothing when PostgreSQL runs on another machine);
+* ``postgres``: the client backends connected to the benchmark's database (from
+  ``pg_stat_activity``; not autovacuum, the checkpointer or the WAL writer, whose work
+  lands on no request in particular; nothing when PostgreSQL runs on another machine);
 * ``client``: the child processes this one waited for (``wrk``), from ``getrusage``;
 
 so a side's figure can say how many milliseconds of CPU one request took in each part.
@@ -23,9 +24,9 @@ from typing import Any
 import psycopg
 
 TICKS = os.sysconf("SC_CLK_TCK")
-BACKENDS = (
-    "SELECT pid FROM pg_stat_activity"
-    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+BACKENDS = (  # client backends only: autovacuum's work would land on whichever side ran
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
 )
 
 
