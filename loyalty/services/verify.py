@@ -19,7 +19,9 @@ returns none. The checks:
   showable), and every program's currency is an ISO 4217 code: rows written before text was
   cleaned are not found by a lookup of the clean id, so this check names them for a person to
   correct. It reads those columns into Python, a batch at a time, because SQLite has no
-  Unicode normalisation.
+  Unicode normalisation;
+* every API key has known scopes, a SHA-256 hash and a ``jfn_sk_`` prefix, and was not
+  revoked before it was created; every allowed origin is stored as ``scheme://host[:port]``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from sqlalchemy import Connection, Select, and_, func, literal, or_, select
 from loyalty.db.database import Database
 from loyalty.db.models import EXPIRY_KINDS
 from loyalty.db.tables import (
+    api_keys,
+    api_origins,
     earnings,
     entries,
     holds,
@@ -46,6 +50,7 @@ from loyalty.domain.checks import require_email, require_member_id, require_prog
 from loyalty.domain.money import normalize_currency
 from loyalty.domain.moves import BUCKETS, ENTRY_KINDS, LOT_CREDIT_KINDS
 from loyalty.errors import InvalidInput
+from loyalty.services.api_keys import KEY_PREFIX, SCOPES, normalise_origin
 from loyalty.services.reversals import OPEN_STATUSES
 
 EARN_KINDS = ("earn", "earn_pending")
@@ -337,12 +342,61 @@ def _unclean(value: Any, clean: Callable[[Any], str]) -> str | None:
     return None if cleaned == value else f"stored as {value!r}, clean it to {cleaned!r}"
 
 
+API_KEYS_CHECK = "api_keys_sound"
+_HEX = frozenset("0123456789abcdef")
+
+
+def _key_problem(row: Any) -> str | None:
+    """Why a stored server key could not work as Jifen issues keys, or None."""
+    scopes = row.scopes.split()
+    if not scopes or not set(scopes) <= set(SCOPES):
+        return f"scopes {row.scopes!r} are not a subset of {', '.join(SCOPES)}"
+    if len(row.key_hash) != 64 or not set(row.key_hash) <= _HEX:
+        return "its hash is not a SHA-256 hex digest"
+    if not row.prefix.startswith(KEY_PREFIX):
+        return f"its prefix {row.prefix!r} does not start with {KEY_PREFIX}"
+    if row.revoked_at is not None and row.revoked_at < row.created_at:
+        return "it was revoked before it was created"
+    return None
+
+
+def _origin_problem(origin: str) -> str | None:
+    try:
+        clean = normalise_origin(origin)
+    except InvalidInput as exc:
+        return exc.message
+    return None if clean == origin else f"stored as {origin!r}, clean it to {clean!r}"
+
+
+def _api_credentials_sound(conn: Connection) -> CheckResult:
+    """Server keys have known scopes, a SHA-256 hash and a jfn_sk_ prefix; origins are
+    stored as scheme://host[:port]."""
+    problems = [
+        f"api key {row.id}: {problem}"
+        for row in conn.execute(select(api_keys))
+        if (problem := _key_problem(row)) is not None
+    ]
+    problems += [
+        f"origin {row.id}: {problem}"
+        for row in conn.execute(select(api_origins.c.id, api_origins.c.origin))
+        if (problem := _origin_problem(row.origin)) is not None
+    ]
+    description = (
+        "API keys have known scopes, a SHA-256 hash and a jfn_sk_ prefix; origins are clean"
+    )
+    return CheckResult(API_KEYS_CHECK, description, len(problems), tuple(problems[:MAX_PROBLEMS]))
+
+
 def verify_ledger(db: Database) -> VerifyReport:
     """Run every check and count the rows in one consistent snapshot, so a ledger being
     written meanwhile is verified as it stood at one moment (``Database.snapshot``: a
     ``REPEATABLE READ READ ONLY`` transaction on PostgreSQL, a read transaction on SQLite)."""
     with db.snapshot() as conn:
-        checks = (*(_run_check(conn, *check) for check in CHECKS), _text_is_clean(conn))
+        checks = (
+            *(_run_check(conn, *check) for check in CHECKS),
+            _text_is_clean(conn),
+            _api_credentials_sound(conn),
+        )
         counts = {
             name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
             for name, t in (

@@ -13,9 +13,10 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.db.models import Entry
 from loyalty.domain.clock import FixedClock
-from loyalty.services.verify import CHECKS, CLEAN_TEXT_CHECK, VerifyReport
+from loyalty.services.api_keys import add_origin, create_key
+from loyalty.services.verify import API_KEYS_CHECK, CHECKS, CLEAN_TEXT_CHECK, VerifyReport
 
-ALL_CHECKS = {name for name, _, _ in CHECKS} | {CLEAN_TEXT_CHECK}
+ALL_CHECKS = {name for name, _, _ in CHECKS} | {CLEAN_TEXT_CHECK, API_KEYS_CHECK}
 
 
 def _failing(report: VerifyReport) -> set[str]:
@@ -274,3 +275,19 @@ def test_a_second_expiry_of_a_lot(scene: Database, backend: str) -> None:
     execute(scene, "DROP INDEX uq_entries_one_expiry_per_lot")
     _insert_entry(scene, **expiry)
     assert _failing(s.verify_ledger(scene)) == {"one_expiry_per_lot"}
+
+
+def test_api_keys_and_origins_that_could_not_work_are_named(scene: Database) -> None:
+    create_key(scene, program=PROGRAM, scopes=["read"], label="good")
+    bad = create_key(scene, program=PROGRAM, scopes=["earn"], label="bad").key
+    add_origin(scene, program=PROGRAM, origin="https://shop.example")
+    assert s.verify_ledger(scene).ok
+    execute(scene, "UPDATE api_keys SET scopes = 'earn spend' WHERE id = :id", id=bad.id)
+    execute(scene, "UPDATE api_origins SET origin = 'HTTPS://Shop.example/'")
+    report = s.verify_ledger(scene)
+    assert _failing(report) == {API_KEYS_CHECK}
+    found = {c.name: c for c in report.checks}[API_KEYS_CHECK]
+    assert found.violations == 2
+    text = "\n".join(found.examples)
+    assert f"api key {bad.id}: scopes 'earn spend'" in text
+    assert "clean it to 'https://shop.example'" in text
