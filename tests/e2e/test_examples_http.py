@@ -7,16 +7,22 @@ and the database must show one earn, the hold captured and the refund gone throu
 second run must replay every write and change nothing. ``examples/storefront.js`` runs under
 Node with a member token minted through the API and must print the member's balance, the
 points expiring and the history; with another member's token it must fail with the API's
-error code. ``jifen verify`` is clean at the end.
+error code. ``examples/storefront.html`` is opened in Debian's chromium (headless, Playwright)
+from another loopback origin that the program allows, and must show the same lines.
+``jifen verify`` is clean at the end.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +34,15 @@ from loyalty import services as svc
 from loyalty.db import Database
 from loyalty.db.tables import earnings, holds, reversals
 from loyalty.errors import PermissionDenied
-from loyalty.services.api_keys import create_key
+from loyalty.services.api_keys import add_origin, create_key
 from tests.http_api.live_server import live_api
 from tests.integration.helpers import PROGRAM, earn, enrol, make_program
 
 ROOT = Path(__file__).resolve().parents[2]
-CURL_SCRIPT = ROOT / "examples" / "curl_walkthrough.sh"
-STOREFRONT = ROOT / "examples" / "storefront.js"
+EXAMPLES = ROOT / "examples"
+CURL_SCRIPT = EXAMPLES / "curl_walkthrough.sh"
+STOREFRONT = EXAMPLES / "storefront.js"
+CHROMIUM = "/usr/bin/chromium"
 SCOPES = ("earn", "read", "redeem", "refund")
 MEMBER = "cust-1001"
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -170,3 +178,56 @@ def test_storefront_shows_the_balance_with_a_member_token(server: Server, db: Da
     other = run(["node", str(STOREFRONT)], **{**env, "JIFEN_MEMBER": "cust-8"})
     assert other.returncode == 1
     assert f"Jifen answered {PermissionDenied.code}: " in other.stderr
+
+
+@contextmanager
+def static_site(directory: Path) -> Iterator[str]:
+    """``directory`` served over HTTP on loopback (the shop's own origin); its base URL."""
+    handler = functools.partial(QuietFiles, directory=str(directory))
+    site = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_port}"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(5)
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr."""
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_storefront_page_shows_the_points_in_a_browser(server: Server, db: Database) -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CHROMIUM} is missing; CI=true requires it (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium")
+    from playwright.sync_api import ConsoleMessage, expect, sync_playwright
+
+    enrol(db, "cust-7")
+    earn(db, "cust-7", "o-1", 30_000)
+    token = member_token(server, "cust-7")
+    with static_site(EXAMPLES) as shop, sync_playwright() as p:
+        add_origin(db, program=PROGRAM, origin=shop)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        errors: list[str] = []
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                errors.append(message.text)
+
+        page.on("console", on_console)
+        page.goto(f"{shop}/storefront.html#url={server.url}&member=cust-7&token={token}")
+        shown = page.locator("#points")
+        expect(shown).to_contain_text("cust-7: 300 points available")
+        expect(shown).to_contain_text("+300  purchase, order o-1")
+        page.goto(f"{shop}/storefront.html#url={server.url}&member=cust-7&token=jfn_mt_bad")
+        page.reload()
+        expect(shown).to_contain_text("Your points could not be loaded (not_authenticated:")
+        browser.close()
+    assert not [e for e in errors if "401" not in e], errors
