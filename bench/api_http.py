@@ -30,6 +30,7 @@ remote client would see; the ratios are what matter.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -67,7 +68,7 @@ from bench.common import (
     write_result,
 )
 from bench.cpu_meter import CpuMeter
-from bench.earn_pg import AMOUNT_MINOR, raw_earn
+from bench.earn_pg import AMOUNT_MINOR, jifen_earn, raw_earn
 from bench.webhook_http import HttpClient, event_template, free_port
 from loyalty.db import Database
 from loyalty.services.api_keys import create_key
@@ -260,20 +261,9 @@ def threaded(
     )
 
 
-def embedded_earn(client: Jifen, members: int) -> Callable[[str], Work]:
-    """Earns through the embedded SDK (one database pool, in this process)."""
-
-    def make(tag: str) -> Work:
-        def work(t: int, n: int) -> None:
-            client.earn(
-                member=f"m{random.randrange(members)}",
-                order_id=f"{tag}-{t}-{n}",
-                amount_minor=AMOUNT_MINOR,
-            )
-
-        return work
-
-    return make
+def sdk_earn(client: Jifen, members: int) -> Callable[[str], Work]:
+    """Earns through an SDK client (embedded or remote): ``earn_pg``'s work, per tag."""
+    return functools.partial(jifen_earn, client, members)
 
 
 def remote_available() -> bool:
@@ -287,7 +277,7 @@ def remote_earn(port: int, key: str, members: int, threads: int) -> Iterator[Cal
     base = f"http://127.0.0.1:{port}"
     if remote_available():
         with Jifen(base, api_key=key, program=PROGRAM) as client:
-            yield embedded_earn(client, members)
+            yield sdk_earn(client, members)
         return
     limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
     headers = {"Authorization": f"Bearer {key}"}
@@ -388,7 +378,7 @@ def sdk_sides(url: str, server: Server, key: str, args: Any) -> dict[str, Figure
         Jifen(url, program=PROGRAM) as embedded,
         remote_earn(server.port, key, args.members, threads) as remote,
     ):
-        local = embedded_earn(embedded, args.members)
+        local = sdk_earn(embedded, args.members)
         return alternate(
             args.rounds,
             {
