@@ -29,10 +29,10 @@ pretty() {
   if command -v python3 >/dev/null 2>&1; then python3 -m json.tool; else cat; echo; fi
 }
 
-# jifen METHOD PATH [JSON_BODY] [IDEMPOTENCY_KEY]
+# api METHOD PATH [JSON_BODY] [IDEMPOTENCY_KEY]
 # Sends one request, prints the status line and the JSON answer; stops the script on an error
 # (the answer is then application/problem+json with a stable "code" and a "detail").
-jifen() {
+api() {
   local method="$1" path="$2" body="${3:-}" key="${4:-}"
   local args=(--silent --show-error --request "$method"
     --header "Authorization: Bearer $JIFEN_API_KEY"
@@ -57,37 +57,37 @@ jifen() {
 }
 
 echo "== 1. Enrol the customer (scope earn). Enrolling again with the same details answers them."
-jifen POST /v1/members "{\"member\": \"$MEMBER\", \"email\": \"$MEMBER@example.com\"}" \
+api POST /v1/members "{\"member\": \"$MEMBER\", \"email\": \"$MEMBER@example.com\"}" \
   "enrol-$MEMBER"
 
 echo "== 2. What would an order of 258.00 earn? A quote writes nothing (scope read)."
-jifen POST /v1/quotes/earn "{\"amount_minor\": 25800, \"member\": \"$MEMBER\"}"
+api POST /v1/quotes/earn "{\"amount_minor\": 25800, \"member\": \"$MEMBER\"}"
 
 echo "== 3. The order is paid: earn its points, once per order (scope earn)."
 EARN="{\"member\": \"$MEMBER\", \"order_id\": \"WEB-1001\", \"amount_minor\": 25800}"
-jifen POST /v1/earnings/purchase "$EARN" "earn-WEB-1001"
+api POST /v1/earnings/purchase "$EARN" "earn-WEB-1001"
 
 echo "== 4. A retry with the same Idempotency-Key: the same answer, nothing earned twice."
-jifen POST /v1/earnings/purchase "$EARN" "earn-WEB-1001"
+api POST /v1/earnings/purchase "$EARN" "earn-WEB-1001"
 
 echo "== 5. Next order, 100.00: how many points may pay for part of it? (scope read)"
-jifen POST /v1/quotes/redemption "{\"member\": \"$MEMBER\", \"order_total_minor\": 10000}"
+api POST /v1/quotes/redemption "{\"member\": \"$MEMBER\", \"order_total_minor\": 10000}"
 
 echo "== 6. The customer uses 200 points: hold them while the card is charged (scope redeem)."
-jifen POST /v1/holds \
+api POST /v1/holds \
   "{\"member\": \"$MEMBER\", \"order_id\": \"WEB-1002\", \"points\": 200, \"order_total_minor\": 10000}" \
   "hold-WEB-1002"
 
 echo "== 7. The payment succeeded: capture the hold (a failed payment would release it)."
-jifen POST /v1/holds/WEB-1002/capture "" "capture-WEB-1002"
+api POST /v1/holds/WEB-1002/capture "" "capture-WEB-1002"
 
 echo "== 8. 50.00 of the first order is refunded: its share of the points is taken back (scope refund)."
-jifen POST /v1/refunds \
+api POST /v1/refunds \
   '{"order_id": "WEB-1001", "refund_id": "RF-1001", "amount_minor": 5000, "succeeded": true}' \
   "refund-RF-1001"
 
 echo "== 9. The balance, and the points that expire within 120 days."
-jifen GET "/v1/members/$MEMBER/balance?expiring_within_days=120"
+api GET "/v1/members/$MEMBER/balance?expiring_within_days=120"
 
 echo "== 10. The history, newest first (pass next_cursor as ?cursor= for the next page)."
-jifen GET "/v1/members/$MEMBER/history?limit=10"
+api GET "/v1/members/$MEMBER/history?limit=10"
