@@ -32,7 +32,8 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limit, Limiter
 
 from api import members, points, program
-from api.auth import EXTENSION, ApiContext, init_credentials, limit_key, refused_key
+from api.auth import init_credentials, limit_key, refused_key
+from api.context import EXTENSION, ApiContext, init_request_units
 from api.cors import init_cors
 from api.problems import JifenApi, init_problems
 from loyalty.config import DEFAULT_MAX_BODY_BYTES, load_settings
@@ -93,6 +94,7 @@ def create_api_app(config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     limiter = _init_limits(app)
     init_credentials(app, (members.blp.name, points.blp.name, program.blp.name))
+    init_request_units(app)
     limiter.exempt(app.blueprints["api-docs"])  # type: ignore[call-overload]
     _init_docs_assets(app, limiter)
     _init_member_page(app, limiter)

@@ -12,39 +12,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
-from loyalty.db.database import Database
+from api.context import begin_request_unit, context, request_target
 from loyalty.errors import NotAuthenticated, PermissionDenied
 from loyalty.services.api_keys import ApiKeyInfo, authenticate, require_scope
 from loyalty.services.member_tokens import TOKEN_PREFIX, MemberClaims, read_member_token
 
-EXTENSION = "jifen.api"
 PROGRAM_HEADER = "Jifen-Program"
-
-
-@dataclass(frozen=True)
-class ApiContext:
-    """What every API request needs: the database, the token secret, policy settings."""
-
-    db: Database
-    secret: str
-    approval_threshold: int
-    redis_url: str | None
-    currencies: dict[str, str] = field(default_factory=dict)  # a program's never changes
-
-
-def context() -> ApiContext:
-    """The running app's :class:`ApiContext`."""
-    found: ApiContext = current_app.extensions[EXTENSION]
-    return found
-
-
-def database() -> Database:
-    """The API's database."""
-    return context().db
 
 
 def bearer() -> str:
@@ -82,6 +58,8 @@ def init_credentials(app: Flask, blueprints: Iterable[str]) -> None:
     @app.before_request
     def check_credential() -> None:
         if request.method != "OPTIONS" and request.blueprint in guarded:
+            if request.method == "POST":
+                begin_request_unit()
             _credential()
 
 
@@ -91,9 +69,9 @@ def _credential() -> ApiKeyInfo | MemberClaims:
     if found is None:
         secret = bearer()
         if secret.startswith(TOKEN_PREFIX):
-            found = read_member_token(database(), secret, secret=context().secret)
+            found = read_member_token(request_target(), secret, secret=context().secret)
         else:
-            found = authenticate(database(), secret)
+            found = authenticate(request_target(), secret)
         g.credential = found
     return found
 

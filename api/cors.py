@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Flask, Response, g, request
 from sqlalchemy import select
 
-from api.auth import database
+from api.context import database
 from loyalty.db.tables import api_origins
 from loyalty.services.api_keys import list_origins
 

@@ -29,7 +29,7 @@ from flask import Blueprint, Response, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from api.auth import context, database
+from api.context import context, database
 from api.member_texts import BABEL_LOCALE, HTML_LANG, choose_language, kind_text, page_text
 from loyalty.errors import LoyaltyError, NotAuthenticated
 from loyalty.services.api_keys import list_origins

@@ -7,9 +7,10 @@ from typing import Any
 from flask.views import MethodView
 
 from api import schemas
-from api.auth import context, database, server_key
+from api.auth import server_key
+from api.context import context, in_unit, request_target
 from api.problems import JifenBlueprint
-from api.responses import in_unit, written
+from api.responses import written
 from loyalty.services.member_tokens import DEFAULT_TTL_SECONDS, MemberToken, issue_member_token
 from loyalty.services.members import get_member, set_member_status
 from loyalty.services.results import MemberInfo
@@ -22,7 +23,7 @@ blp = JifenBlueprint("members", __name__, url_prefix="/v1/members", description=
 class Members(MethodView):
     """Enrol customers."""
 
-    @blp.arguments(schemas.EnrolIn)
+    @blp.arguments(schemas.EnrolIn())
     @blp.response(201, schemas.Member)
     @blp.doc(security=[{"serverKey": ["earn"]}])
     def post(self, body: dict[str, Any]) -> Any:
@@ -50,14 +51,14 @@ class OneMember(MethodView):
     def get(self, member: str) -> MemberInfo:
         """A member's identity and status (scope ``read``)."""
         program = server_key("read").program
-        return get_member(database(), program=program, external_id=member)
+        return get_member(request_target(), program=program, external_id=member)
 
 
 @blp.route("/<path:member>/stripe-customer")
 class StripeCustomer(MethodView):
     """The member's Stripe customer."""
 
-    @blp.arguments(schemas.LinkStripeIn)
+    @blp.arguments(schemas.LinkStripeIn())
     @blp.response(200, schemas.Member)
     @blp.doc(security=[{"serverKey": ["earn"]}])
     def post(self, body: dict[str, Any], member: str) -> Any:
@@ -94,7 +95,7 @@ class CloseMember(MethodView):
 class MemberTokens(MethodView):
     """Member tokens for the customer's own browser or app."""
 
-    @blp.arguments(schemas.TokenIn)
+    @blp.arguments(schemas.TokenIn())
     @blp.response(201, schemas.Token)
     @blp.doc(security=[{"serverKey": ["read"]}])
     def post(self, body: dict[str, Any], member: str) -> MemberToken:
@@ -102,7 +103,7 @@ class MemberTokens(MethodView):
         balance, history and expiring points, and open the member page (scope ``read``)."""
         key = server_key("read")
         return issue_member_token(
-            database(),
+            request_target(),
             key=key,
             member=member,
             secret=context().secret,

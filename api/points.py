@@ -8,9 +8,10 @@ from typing import Any
 from flask.views import MethodView
 
 from api import schemas
-from api.auth import context, database, server_key
+from api.auth import server_key
+from api.context import context, in_unit, request_target
 from api.problems import JifenBlueprint
-from api.responses import currency_of, idempotency_key, in_unit, written
+from api.responses import currency_of, idempotency_key, written
 from loyalty import services as core
 from loyalty.errors import ApprovalRequired
 from loyalty.services.results import EarnQuote, RedemptionQuote
@@ -31,14 +32,14 @@ def _lines(body: dict[str, Any]) -> Any:
 
 @blp.route("/quotes/earn")
 class QuoteEarn(MethodView):
-    @blp.arguments(schemas.QuoteEarnIn)
+    @blp.arguments(schemas.QuoteEarnIn())
     @blp.response(200, schemas.EarnQuote)
     @_doc("read")
     def post(self, body: dict[str, Any]) -> EarnQuote:
         """What an order would earn now (scope ``read``); writes nothing."""
         program = server_key("read").program
         return core.quote_purchase(
-            database(),
+            request_target(),
             program=program,
             currency=currency_of(program, body.get("currency")),
             amount_minor=body.get("amount_minor"),
@@ -50,14 +51,14 @@ class QuoteEarn(MethodView):
 
 @blp.route("/quotes/redemption")
 class QuoteRedemption(MethodView):
-    @blp.arguments(schemas.QuoteRedemptionIn)
+    @blp.arguments(schemas.QuoteRedemptionIn())
     @blp.response(200, schemas.RedemptionQuote)
     @_doc("read")
     def post(self, body: dict[str, Any]) -> RedemptionQuote:
         """How many of the member's points may pay for an order (scope ``read``)."""
         program = server_key("read").program
         return core.quote_redemption(
-            database(),
+            request_target(),
             program=program,
             member=body["member"],
             order_total_minor=body["order_total_minor"],
@@ -67,7 +68,7 @@ class QuoteRedemption(MethodView):
 
 @blp.route("/earnings/purchase")
 class EarnPurchase(MethodView):
-    @blp.arguments(schemas.EarnPurchaseIn)
+    @blp.arguments(schemas.EarnPurchaseIn())
     @blp.response(201, schemas.EarnResult)
     @_doc("earn")
     def post(self, body: dict[str, Any]) -> Any:
@@ -92,7 +93,7 @@ class EarnPurchase(MethodView):
 
 @blp.route("/earnings/action")
 class EarnAction(MethodView):
-    @blp.arguments(schemas.EarnActionIn)
+    @blp.arguments(schemas.EarnActionIn())
     @blp.response(201, schemas.EarnResult)
     @_doc("earn")
     def post(self, body: dict[str, Any]) -> Any:
@@ -113,7 +114,7 @@ class EarnAction(MethodView):
 
 @blp.route("/holds")
 class Holds(MethodView):
-    @blp.arguments(schemas.HoldIn)
+    @blp.arguments(schemas.HoldIn())
     @blp.response(201, schemas.HoldResult)
     @_doc("redeem")
     def post(self, body: dict[str, Any]) -> Any:
@@ -168,7 +169,7 @@ class Release(MethodView):
 
 @blp.route("/refunds")
 class Refunds(MethodView):
-    @blp.arguments(schemas.RefundIn)
+    @blp.arguments(schemas.RefundIn())
     @blp.response(201, schemas.ReversalResult)
     @_doc("refund")
     def post(self, body: dict[str, Any]) -> Any:
@@ -223,7 +224,7 @@ class FailRefund(MethodView):
 
 @blp.route("/disputes")
 class Disputes(MethodView):
-    @blp.arguments(schemas.DisputeIn)
+    @blp.arguments(schemas.DisputeIn())
     @blp.response(201, schemas.ReversalResult)
     @_doc("refund")
     def post(self, body: dict[str, Any]) -> Any:
@@ -247,7 +248,7 @@ class Disputes(MethodView):
 
 @blp.route("/disputes/<path:dispute_id>/close")
 class CloseDispute(MethodView):
-    @blp.arguments(schemas.CloseDisputeIn)
+    @blp.arguments(schemas.CloseDisputeIn())
     @blp.response(200, schemas.ReversalResult)
     @_doc("refund")
     def post(self, body: dict[str, Any], dispute_id: str) -> Any:
@@ -268,7 +269,7 @@ class CloseDispute(MethodView):
 
 @blp.route("/transfers")
 class Transfers(MethodView):
-    @blp.arguments(schemas.TransferIn)
+    @blp.arguments(schemas.TransferIn())
     @blp.response(201, schemas.TransferResult)
     @_doc("transfer")
     def post(self, body: dict[str, Any]) -> Any:
@@ -291,7 +292,7 @@ class Transfers(MethodView):
 
 @blp.route("/adjustments")
 class Adjustments(MethodView):
-    @blp.arguments(schemas.AdjustIn)
+    @blp.arguments(schemas.AdjustIn())
     @blp.response(201, schemas.AdjustmentResult)
     @_doc("adjust")
     def post(self, body: dict[str, Any]) -> Any:

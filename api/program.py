@@ -8,7 +8,8 @@ from typing import Any
 from flask.views import MethodView
 
 from api import schemas
-from api.auth import context, database, member_reader, server_key
+from api.auth import member_reader, server_key
+from api.context import context, database, end_request_unit, in_unit
 from api.problems import JifenBlueprint
 from loyalty import services as core
 from loyalty.errors import InvalidInput
@@ -24,7 +25,7 @@ MEMBER_OR_KEY = [{"serverKey": ["read"]}, {"memberToken": []}]
 
 @blp.route("/members/<path:member>/balance")
 class MemberBalance(MethodView):
-    @blp.arguments(schemas.BalanceArgs, location="query")
+    @blp.arguments(schemas.BalanceArgs(), location="query")
     @blp.response(200, schemas.Balance)
     @blp.doc(security=MEMBER_OR_KEY)
     def get(self, args: dict[str, Any], member: str) -> Balance:
@@ -41,7 +42,7 @@ class MemberBalance(MethodView):
 
 @blp.route("/members/<path:member>/history")
 class MemberHistory(MethodView):
-    @blp.arguments(schemas.HistoryArgs, location="query")
+    @blp.arguments(schemas.HistoryArgs(), location="query")
     @blp.response(200, schemas.HistoryPage)
     @blp.doc(security=MEMBER_OR_KEY)
     def get(self, args: dict[str, Any], member: str) -> HistoryPage:
@@ -55,7 +56,7 @@ class MemberHistory(MethodView):
 
 @blp.route("/members/<path:member>/forecast")
 class MemberForecast(MethodView):
-    @blp.arguments(schemas.ForecastArgs, location="query")
+    @blp.arguments(schemas.ForecastArgs(), location="query")
     @blp.response(200, schemas.Forecast)
     @blp.doc(security=MEMBER_OR_KEY)
     def get(self, args: dict[str, Any], member: str) -> Forecast:
@@ -67,7 +68,7 @@ class MemberForecast(MethodView):
 
 @blp.route("/forecast")
 class ProgramForecast(MethodView):
-    @blp.arguments(schemas.ForecastArgs, location="query")
+    @blp.arguments(schemas.ForecastArgs(), location="query")
     @blp.response(200, schemas.Forecast)
     @blp.doc(security=[{"serverKey": ["read"]}])
     def get(self, args: dict[str, Any]) -> Forecast:
@@ -93,19 +94,21 @@ class Rules(MethodView):
         """Every published rule version, oldest first (scope ``read``)."""
         return core.list_rule_versions(database(), program=server_key("read").program)
 
-    @blp.arguments(schemas.PublishRulesIn)
+    @blp.arguments(schemas.PublishRulesIn())
     @blp.response(201, schemas.RuleVersion)
     @blp.doc(security=[{"serverKey": ["admin"]}])
     def post(self, body: dict[str, Any]) -> RuleVersionInfo:
         """Publish a new rule version, in force from ``effective_from`` (default now; never
         in the past), audited (scope ``admin``)."""
         key = server_key("admin")
-        return publish_rules_audited(
-            database(),
-            program=key.program,
-            rules=body["rules"],
-            actor=f"api key {key.prefix}",
-            effective_from=body.get("effective_from"),
+        return in_unit(
+            lambda uow: publish_rules_audited(
+                uow,
+                program=key.program,
+                rules=body["rules"],
+                actor=f"api key {key.prefix}",
+                effective_from=body.get("effective_from"),
+            )
         )
 
 
@@ -121,6 +124,7 @@ class RunJob(MethodView):
         if not spec.console:
             raise InvalidInput(f"the job {job!r} cannot be started over the API", field="job")
         params = {"program": key.program} if any(p.name == "program" for p in spec.params) else {}
+        end_request_unit(commit=True)  # the job runs in transactions of its own
         started = submit(
             job, params=params, db=database(), redis_url=context().redis_url, trigger="api"
         )
