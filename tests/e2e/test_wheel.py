@@ -28,10 +28,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_wheel_holds_only_the_three_packages(wheel: Path) -> None:
+def test_wheel_holds_only_the_four_packages(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.startswith("jifen-")}
-    assert top == {"loyalty", "admin", "sdk"}
+    assert top == {"loyalty", "admin", "api", "sdk"}
+    # the API's document, the member page's templates and styles ship with it
+    assert {"api/openapi.json", "api/templates/member/page.html"} <= set(names)
+    assert "api/static/member/member.css" in names
     assert "loyalty/migrations/env.py" in names
     assert any(n.startswith("loyalty/migrations/versions/0001_") for n in names)
 
