@@ -1,4 +1,4 @@
-"""``/v1/members``: enrol, read, link to Stripe, close, and member tokens."""
+"""`/v1/members`: enrol, read, link to Stripe, close, and member tokens."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Members(MethodView):
     @blp.response(201, schemas.Member)
     @blp.doc(security=[{"serverKey": ["earn"]}])
     def post(self, body: dict[str, Any]) -> Any:
-        """Enrol a customer (scope ``earn``); enrolling again with the same details returns
+        """Enrol a customer (scope `earn`); enrolling again with the same details returns
         them, other details are 409. Stripe purchases parked for them are applied."""
         program = server_key("earn").program
         onboarded = in_unit(
@@ -49,7 +49,7 @@ class OneMember(MethodView):
     @blp.response(200, schemas.Member)
     @blp.doc(security=[{"serverKey": ["read"]}])
     def get(self, member: str) -> MemberInfo:
-        """A member's identity and status (scope ``read``)."""
+        """A member's identity and status (scope `read`)."""
         program = server_key("read").program
         return get_member(request_target(), program=program, external_id=member)
 
@@ -62,7 +62,7 @@ class StripeCustomer(MethodView):
     @blp.response(200, schemas.Member)
     @blp.doc(security=[{"serverKey": ["earn"]}])
     def post(self, body: dict[str, Any], member: str) -> Any:
-        """Link (or re-link) the member to a Stripe customer (scope ``earn``); purchases
+        """Link (or re-link) the member to a Stripe customer (scope `earn`); purchases
         parked for it are applied."""
         program = server_key("earn").program
         onboarded = in_unit(
@@ -83,7 +83,7 @@ class CloseMember(MethodView):
     @blp.response(200, schemas.Member)
     @blp.doc(security=[{"serverKey": ["admin"]}])
     def post(self, member: str) -> MemberInfo:
-        """Close the member (scope ``admin``): no more earning, spending or receiving.
+        """Close the member (scope `admin`): no more earning, spending or receiving.
         Closing a closed member answers it again."""
         program = server_key("admin").program
         return in_unit(
@@ -100,7 +100,7 @@ class MemberTokens(MethodView):
     @blp.doc(security=[{"serverKey": ["read"]}])
     def post(self, body: dict[str, Any], member: str) -> MemberToken:
         """A short-lived token (15 minutes by default) that can only read this member's
-        balance, history and expiring points, and open the member page (scope ``read``)."""
+        balance, history and expiring points, and open the member page (scope `read`)."""
         key = server_key("read")
         return issue_member_token(
             request_target(),

@@ -1,4 +1,4 @@
-"""``/v1`` writes of points: quotes, earnings, holds, refunds, disputes, transfers,
+"""`/v1` writes of points: quotes, earnings, holds, refunds, disputes, transfers,
 adjustments. Each calls the same service as the SDK, in one unit of work per request."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class QuoteEarn(MethodView):
     @blp.response(200, schemas.EarnQuote)
     @_doc("read")
     def post(self, body: dict[str, Any]) -> EarnQuote:
-        """What an order would earn now (scope ``read``); writes nothing."""
+        """What an order would earn now (scope `read`); writes nothing."""
         program = server_key("read").program
         return core.quote_purchase(
             request_target(),
@@ -55,7 +55,7 @@ class QuoteRedemption(MethodView):
     @blp.response(200, schemas.RedemptionQuote)
     @_doc("read")
     def post(self, body: dict[str, Any]) -> RedemptionQuote:
-        """How many of the member's points may pay for an order (scope ``read``)."""
+        """How many of the member's points may pay for an order (scope `read`)."""
         program = server_key("read").program
         return core.quote_redemption(
             request_target(),
@@ -72,7 +72,7 @@ class EarnPurchase(MethodView):
     @blp.response(201, schemas.EarnResult)
     @_doc("earn")
     def post(self, body: dict[str, Any]) -> Any:
-        """Credit the points a paid order earns, once per order (scope ``earn``)."""
+        """Credit the points a paid order earns, once per order (scope `earn`)."""
         program = server_key("earn").program
         currency = currency_of(program, body.get("currency"))
         result = in_unit(
@@ -97,7 +97,7 @@ class EarnAction(MethodView):
     @blp.response(201, schemas.EarnResult)
     @_doc("earn")
     def post(self, body: dict[str, Any]) -> Any:
-        """Credit a named action's fixed points within its limit (scope ``earn``)."""
+        """Credit a named action's fixed points within its limit (scope `earn`)."""
         program = server_key("earn").program
         result = in_unit(
             lambda uow: core.earn_action(
@@ -118,7 +118,7 @@ class Holds(MethodView):
     @blp.response(201, schemas.HoldResult)
     @_doc("redeem")
     def post(self, body: dict[str, Any]) -> Any:
-        """Reserve points to pay part of an order (scope ``redeem``); then capture or
+        """Reserve points to pay part of an order (scope `redeem`); then capture or
         release it."""
         program = server_key("redeem").program
         currency = currency_of(program, body.get("currency"))
@@ -142,7 +142,7 @@ class Capture(MethodView):
     @blp.response(200, schemas.HoldResult)
     @_doc("redeem")
     def post(self, order_id: str) -> Any:
-        """The payment succeeded: spend the order's held points (scope ``redeem``)."""
+        """The payment succeeded: spend the order's held points (scope `redeem`)."""
         program = server_key("redeem").program
         result = in_unit(
             lambda uow: core.capture_hold(
@@ -157,7 +157,7 @@ class Release(MethodView):
     @blp.response(200, schemas.HoldResult)
     @_doc("redeem")
     def post(self, order_id: str) -> Any:
-        """The payment failed: give the order's held points back (scope ``redeem``)."""
+        """The payment failed: give the order's held points back (scope `redeem`)."""
         program = server_key("redeem").program
         result = in_unit(
             lambda uow: core.release_hold(
@@ -174,7 +174,7 @@ class Refunds(MethodView):
     @_doc("refund")
     def post(self, body: dict[str, Any]) -> Any:
         """A refund of part of an order: its share of the points is frozen (scope
-        ``refund``); ``succeeded: true`` reverses them at once."""
+        `refund`); `succeeded: true` reverses them at once."""
         program = server_key("refund").program
         currency = currency_of(program, body.get("currency"))
         result = in_unit(
@@ -197,7 +197,7 @@ class CompleteRefund(MethodView):
     @blp.response(200, schemas.ReversalResult)
     @_doc("refund")
     def post(self, refund_id: str) -> Any:
-        """The refund went through: reverse its frozen points (scope ``refund``)."""
+        """The refund went through: reverse its frozen points (scope `refund`)."""
         program = server_key("refund").program
         result = in_unit(
             lambda uow: core.complete_refund(
@@ -212,7 +212,7 @@ class FailRefund(MethodView):
     @blp.response(200, schemas.ReversalResult)
     @_doc("refund")
     def post(self, refund_id: str) -> Any:
-        """The refund failed: its frozen points go back (scope ``refund``)."""
+        """The refund failed: its frozen points go back (scope `refund`)."""
         program = server_key("refund").program
         result = in_unit(
             lambda uow: core.fail_refund(
@@ -229,7 +229,7 @@ class Disputes(MethodView):
     @_doc("refund")
     def post(self, body: dict[str, Any]) -> Any:
         """A chargeback of part of an order: its share of the points is frozen (scope
-        ``refund``)."""
+        `refund`)."""
         program = server_key("refund").program
         currency = currency_of(program, body.get("currency"))
         result = in_unit(
@@ -253,7 +253,7 @@ class CloseDispute(MethodView):
     @_doc("refund")
     def post(self, body: dict[str, Any], dispute_id: str) -> Any:
         """The dispute closed: lost reverses the frozen points, won releases them (scope
-        ``refund``)."""
+        `refund`)."""
         program = server_key("refund").program
         result = in_unit(
             lambda uow: core.close_dispute(
@@ -274,7 +274,7 @@ class Transfers(MethodView):
     @_doc("transfer")
     def post(self, body: dict[str, Any]) -> Any:
         """Give points to another member; the program's limits and fee apply (scope
-        ``transfer``)."""
+        `transfer`)."""
         program = server_key("transfer").program
         result = in_unit(
             lambda uow: transfer_points(
@@ -296,10 +296,10 @@ class Adjustments(MethodView):
     @blp.response(201, schemas.AdjustmentResult)
     @_doc("adjust")
     def post(self, body: dict[str, Any]) -> Any:
-        """Grant (> 0) or deduct (< 0) points by hand with a reason (scope ``adjust``).
+        """Grant (> 0) or deduct (< 0) points by hand with a reason (scope `adjust`).
 
         Adjustments larger than the approval threshold (1,000 points by default) need a
-        second person: they are refused with ``approval_required`` and should be requested
+        second person: they are refused with `approval_required` and should be requested
         in the console."""
         key = server_key("adjust")
         threshold = context().approval_threshold

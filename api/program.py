@@ -1,4 +1,4 @@
-"""``/v1`` reads (balance, history, forecast, the program, rules) and admin operations
+"""`/v1` reads (balance, history, forecast, the program, rules) and admin operations
 (publish rules, run a sweep now)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class MemberBalance(MethodView):
     @blp.doc(security=MEMBER_OR_KEY)
     def get(self, args: dict[str, Any], member: str) -> Balance:
         """The member's balances now and the points expiring within the window (scope
-        ``read``, or the member's own token)."""
+        `read`, or the member's own token)."""
         program = member_reader(member)
         return core.balance(
             database(),
@@ -46,8 +46,8 @@ class MemberHistory(MethodView):
     @blp.response(200, schemas.HistoryPage)
     @blp.doc(security=MEMBER_OR_KEY)
     def get(self, args: dict[str, Any], member: str) -> HistoryPage:
-        """A page of the member's history, newest first; pass ``next_cursor`` as ``cursor``
-        (scope ``read``, or the member's own token)."""
+        """A page of the member's history, newest first; pass `next_cursor` as `cursor`
+        (scope `read`, or the member's own token)."""
         program = member_reader(member)
         return core.history(
             database(), program=program, member=member, limit=args["limit"], cursor=args["cursor"]
@@ -60,8 +60,8 @@ class MemberForecast(MethodView):
     @blp.response(200, schemas.Forecast)
     @blp.doc(security=MEMBER_OR_KEY)
     def get(self, args: dict[str, Any], member: str) -> Forecast:
-        """What of the member's points will expire or be cleared in the next ``days`` days
-        (scope ``read``, or the member's own token)."""
+        """What of the member's points will expire or be cleared in the next `days` days
+        (scope `read`, or the member's own token)."""
         program = member_reader(member)
         return forecast(database(), program=program, days=args["days"], member=member)
 
@@ -72,7 +72,7 @@ class ProgramForecast(MethodView):
     @blp.response(200, schemas.Forecast)
     @blp.doc(security=[{"serverKey": ["read"]}])
     def get(self, args: dict[str, Any]) -> Forecast:
-        """What will expire or be cleared in the next ``days`` days, all members (``read``)."""
+        """What will expire or be cleared in the next `days` days, all members (`read`)."""
         program = server_key("read").program
         return forecast(database(), program=program, days=args["days"])
 
@@ -82,7 +82,7 @@ class Program(MethodView):
     @blp.response(200, schemas.Program)
     @blp.doc(security=[{"serverKey": ["read"]}])
     def get(self) -> ProgramInfo:
-        """The key's program and its settings (scope ``read``)."""
+        """The key's program and its settings (scope `read`)."""
         return core.get_program(database(), server_key("read").program)
 
 
@@ -91,15 +91,15 @@ class Rules(MethodView):
     @blp.response(200, schemas.RuleVersion(many=True))
     @blp.doc(security=[{"serverKey": ["read"]}])
     def get(self) -> list[RuleVersionInfo]:
-        """Every published rule version, oldest first (scope ``read``)."""
+        """Every published rule version, oldest first (scope `read`)."""
         return core.list_rule_versions(database(), program=server_key("read").program)
 
     @blp.arguments(schemas.PublishRulesIn())
     @blp.response(201, schemas.RuleVersion)
     @blp.doc(security=[{"serverKey": ["admin"]}])
     def post(self, body: dict[str, Any]) -> RuleVersionInfo:
-        """Publish a new rule version, in force from ``effective_from`` (default now; never
-        in the past), audited (scope ``admin``)."""
+        """Publish a new rule version, in force from `effective_from` (default now; never
+        in the past), audited (scope `admin`)."""
         key = server_key("admin")
         return in_unit(
             lambda uow: publish_rules_audited(
@@ -117,8 +117,8 @@ class RunJob(MethodView):
     @blp.response(202, schemas.JobStarted)
     @blp.doc(security=[{"serverKey": ["admin"]}])
     def post(self, job: str) -> dict[str, Any]:
-        """Run a sweep now (scope ``admin``): ``expire``, ``mature``, ``hold_timeouts``,
-        ``remind`` or ``clear``. Queued when Redis is configured, else run before the answer."""
+        """Run a sweep now (scope `admin`): `expire`, `mature`, `hold_timeouts`,
+        `remind` or `clear`. Queued when Redis is configured, else run before the answer."""
         key = server_key("admin")
         spec = job_spec(job)
         if not spec.console:
