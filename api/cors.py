@@ -11,22 +11,12 @@ managed with ``jifen keys origins`` or the console.
 from __future__ import annotations
 
 from flask import Flask, Response, g, request
-from sqlalchemy import select
 
 from api.context import database
-from loyalty.db.tables import api_origins
-from loyalty.services.api_keys import list_origins
+from loyalty.services.api_keys import list_origins, origin_allowed_anywhere
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Jifen-Program, X-Request-Id"
 EXPOSED_HEADERS = "Idempotent-Replayed, Retry-After, X-Request-Id"
-
-
-def _allowed_anywhere(origin: str) -> bool:
-    with database().read() as conn:
-        found = conn.execute(
-            select(api_origins.c.id).where(api_origins.c.origin == origin.lower()).limit(1)
-        ).first()
-    return found is not None
 
 
 def init_cors(app: Flask) -> None:
@@ -43,7 +33,7 @@ def init_cors(app: Flask) -> None:
             return None
         response = Response(status=204)
         response.headers["Vary"] = "Origin"
-        if _allowed_anywhere(origin):
+        if origin_allowed_anywhere(database(), origin):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Methods"] = "GET, POST"
             response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
@@ -60,7 +50,7 @@ def init_cors(app: Flask) -> None:
         if program:
             allowed = origin.lower() in list_origins(database(), program=program)
         else:  # refused before a credential named its program (401, 429, a bad query)
-            allowed = _allowed_anywhere(origin)  # so the page can read why
+            allowed = origin_allowed_anywhere(database(), origin)  # so the page can read why
         if allowed:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS

@@ -13,7 +13,7 @@ from api.context import context, in_unit, request_target
 from api.problems import JifenBlueprint
 from api.responses import currency_of, idempotency_key, written
 from loyalty import services as core
-from loyalty.errors import ApprovalRequired
+from loyalty.services.approvals import adjust_within_threshold
 from loyalty.services.results import EarnQuote, RedemptionQuote
 from loyalty.services.transfers import transfer_points
 
@@ -302,23 +302,16 @@ class Adjustments(MethodView):
         second person: they are refused with `approval_required` and should be requested
         in the console."""
         key = server_key("adjust")
-        threshold = context().approval_threshold
-        points = body["points"]
-        if isinstance(points, int) and not isinstance(points, bool) and abs(points) > threshold:
-            raise ApprovalRequired(
-                f"adjustments above {threshold} points need a second person's approval; "
-                "request this one in the console (Adjustments)",
-                threshold=threshold,
-            )
         result = in_unit(
-            lambda uow: core.adjust_points(
+            lambda uow: adjust_within_threshold(
                 uow,
                 program=key.program,
                 member=body["member"],
-                points=points,
+                points=body["points"],
                 reason=body["reason"],
                 adjustment_id=body["adjustment_id"],
                 actor=body.get("actor") or f"api key {key.prefix}",
+                threshold=context().approval_threshold,
                 idempotency_key=idempotency_key(),
             )
         )

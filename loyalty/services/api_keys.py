@@ -349,6 +349,15 @@ def list_origins(db: Target, *, program: str) -> list[str]:
         return _origins(conn, program_row(conn, program).id)
 
 
+def origin_allowed_anywhere(db: Target, origin: str) -> bool:
+    """Whether any program allows ``origin`` (a CORS preflight carries no credential)."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(api_origins.c.id).where(api_origins.c.origin == origin.lower()).limit(1)
+        ).first()
+    return found is not None
+
+
 def _origins(conn: Any, program_id: int) -> list[str]:
     return list(
         conn.execute(

@@ -38,6 +38,7 @@ from loyalty.domain.checks import (
 from loyalty.errors import (
     AdjustmentRequestNotFound,
     AdjustmentRequestSettled,
+    ApprovalRequired,
     InvalidInput,
     LoyaltyError,
     MemberNotFound,
@@ -128,6 +129,41 @@ def _audit_values(row: Row[Any] | AdjustmentRequestInfo) -> dict[str, Any]:
         "requested_by": row.requested_by,
         "decided_by": row.decided_by,
     }
+
+
+def adjust_within_threshold(
+    db: Target,
+    *,
+    program: str,
+    member: str,
+    points: int,
+    reason: str,
+    adjustment_id: str,
+    actor: str,
+    threshold: int = DEFAULT_THRESHOLD,
+    idempotency_key: str | None = None,
+) -> AdjustmentResult:
+    """An adjustment a caller without a second person makes (the HTTP API): the ledger write
+    of :func:`~loyalty.services.adjust_points` when ``abs(points)`` is within ``threshold``;
+    above it :class:`ApprovalRequired` and nothing is written (request it in the console)."""
+    _require_points(points)
+    require_int("threshold", threshold, minimum=0, maximum=MAX_POINTS)
+    if abs(points) > threshold:
+        raise ApprovalRequired(
+            f"adjustments above {threshold} points need a second person's approval; "
+            "request this one in the console (Adjustments)",
+            threshold=threshold,
+        )
+    return adjust_points(
+        db,
+        program=program,
+        member=member,
+        points=points,
+        reason=reason,
+        adjustment_id=adjustment_id,
+        actor=actor,
+        idempotency_key=idempotency_key,
+    )
 
 
 def request_adjustment(

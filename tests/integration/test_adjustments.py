@@ -100,3 +100,21 @@ def test_a_closed_member_cannot_be_adjusted(shop: Database) -> None:
     s.set_member_status(shop, program=PROGRAM, external_id="alice", status="closed")
     with pytest.raises(MemberInactive):
         adjust(shop, 5)
+
+
+def test_an_adjustment_without_a_second_person_stops_at_the_threshold(db: Database) -> None:
+    from loyalty.errors import ApprovalRequired
+    from loyalty.services.approvals import adjust_within_threshold
+
+    make_program(db)
+    enrol(db, "alice")
+    given = {"program": PROGRAM, "member": "alice", "reason": "goodwill", "actor": "api key x"}
+    done = adjust_within_threshold(db, points=100, adjustment_id="a-1", threshold=100, **given)
+    assert done.points == 100 and not done.replayed
+    before = row_counts(db)
+    with pytest.raises(ApprovalRequired) as refused:
+        adjust_within_threshold(db, points=-101, adjustment_id="a-2", threshold=100, **given)
+    assert refused.value.details == {"threshold": 100}
+    assert row_counts(db) == before
+    again = adjust_within_threshold(db, points=100, adjustment_id="a-1", threshold=100, **given)
+    assert again.replayed
