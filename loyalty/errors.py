@@ -21,13 +21,17 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── OrderNotFound
     │   ├── ReversalNotFound                   no refund or dispute with this id
     │   ├── StripeEventNotFound                no webhook event with this id was received
-    │   └── AdjustmentRequestNotFound          no adjustment request with this id
+    │   ├── AdjustmentRequestNotFound          no adjustment request with this id
+    │   ├── RewardNotFound                     no reward with this code in the catalog
+    │   ├── RewardRedemptionNotFound           no reward redemption with this id
+    │   └── VoucherNotFound                    no voucher with this code
     ├── Conflict                          409
     │   ├── IdempotencyConflict                same key, different parameters
     │   ├── AlreadyExists                      program or member already exists
     │   ├── HoldNotActive                      hold already captured, released or expired
     │   ├── ReversalSettled                    refund or dispute already settled the other way
-    │   └── AdjustmentRequestSettled           adjustment request already approved or rejected
+    │   ├── AdjustmentRequestSettled           adjustment request already approved or rejected
+    │   └── FulfilmentConflict                 a reward redemption cannot move to that state
     ├── RuleViolation                     422  the request is well formed but the rules say no
     │   ├── InsufficientPoints
     │   ├── RedemptionLimit                    below the minimum or above the maximum share
@@ -36,8 +40,14 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── TransferLimit                      below the minimum, above the maximum or daily limit
     │   ├── ClearingNotDue                     a year-end clearing asked for before its moment
     │   ├── SelfApproval                       the requester of an adjustment tried to approve it
-    │   └── ApprovalRequired                   (HTTP API) an adjustment above the approval
-    │                                          threshold: request it in the console
+    │   ├── ApprovalRequired                   (HTTP API) an adjustment above the approval
+    │   │                                      threshold: request it in the console
+    │   ├── OutOfStock                         the reward (or its code pool) has too few left
+    │   ├── RewardUnavailable                  not on offer now, hidden, or the member is not
+    │   │                                      eligible (minimum balance, tier)
+    │   ├── RewardLimit                        the member's limit per day, month or lifetime
+    │   └── VoucherNotUsable                   expired, not yet valid, used, cancelled, or for
+    │                                          another currency or member
     ├── NotAuthenticated                  401  no API key or member token, or a revoked,
     │                                          expired or unknown one
     ├── PermissionDenied                  403  the key lacks the scope, or the token is
@@ -215,6 +225,31 @@ class AdjustmentRequestSettled(Conflict):
     code = "adjustment_request_settled"
 
 
+class RewardNotFound(NotFound):
+    """No reward with this code in the program's catalog."""
+
+    code = "reward_not_found"
+
+
+class RewardRedemptionNotFound(NotFound):
+    """No reward redemption with this id in the program."""
+
+    code = "reward_redemption_not_found"
+
+
+class VoucherNotFound(NotFound):
+    """No voucher with this code in the program."""
+
+    code = "voucher_not_found"
+
+
+class FulfilmentConflict(Conflict):
+    """A reward redemption cannot move to the asked state from the state it is in (for
+    example cancelling a delivered item or shipping a coupon)."""
+
+    code = "fulfilment_conflict"
+
+
 class RuleViolation(LoyaltyError):
     """The request is well formed, but the program's rules do not allow it."""
 
@@ -322,3 +357,30 @@ class ServerUnreachable(LoyaltyError):
 
     code = "server_unreachable"
     http_status = 503
+
+
+class OutOfStock(RuleViolation):
+    """The reward, or its pool of codes, has fewer left than the quantity asked for; no
+    points were taken."""
+
+    code = "out_of_stock"
+
+
+class RewardUnavailable(RuleViolation):
+    """The reward is not on offer now (outside its window, hidden, retired) or the member is
+    not eligible (below the minimum balance); ``details["reasons"]`` names why."""
+
+    code = "reward_unavailable"
+
+
+class RewardLimit(RuleViolation):
+    """The member reached the reward's limit per day, month or lifetime."""
+
+    code = "reward_limit"
+
+
+class VoucherNotUsable(RuleViolation):
+    """The voucher cannot pay for this order: not yet valid, expired, already used on another
+    order, cancelled, or for another currency or member."""
+
+    code = "voucher_not_usable"

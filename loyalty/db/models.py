@@ -664,3 +664,169 @@ class ApiOrigin(Base):
     created_at: Mapped[dt.datetime]
 
     __table_args__ = (UniqueConstraint("program_id", "origin"),)
+
+
+_BIG_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Reward(Base):
+    """A reward of a program's catalog (积分商城): a coupon from a code pool, a voucher, a
+    physical item or a draw.
+
+    Its price and rules are versioned (:class:`RewardVersion`); this row holds what is not:
+    its code, kind, and stock. ``stock_added`` is the initial stock plus every restock (for a
+    coupon, every code imported or generated); ``stock_left`` what can still be issued. Both
+    are ``NULL`` for a reward without a stock limit. ``jifen verify`` proves
+    ``stock_added = stock_left + taken - returned`` over the reward's redemptions.
+    """
+
+    __tablename__ = "rewards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    stock_added: Mapped[int | None] = mapped_column(BigInteger)
+    stock_left: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime]
+    retired_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "code"),
+        CheckConstraint("kind IN ('coupon', 'voucher', 'item', 'draw')", name="kind_known"),
+        CheckConstraint("stock_left >= 0", name="stock_not_negative"),
+        CheckConstraint("(stock_added IS NULL) = (stock_left IS NULL)", name="stock_both_or_none"),
+    )
+
+
+class RewardVersion(Base):
+    """One version of a reward's terms (name, price, window, limits, prizes...), effective
+    from a moment; never changed once written. A redemption records the version it used."""
+
+    __tablename__ = "reward_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[dict[str, Any]] = mapped_column(JSON)
+    effective_from: Mapped[dt.datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (UniqueConstraint("reward_id", "version"),)
+
+
+class RewardRedemption(Base):
+    """A member's redemption of a reward: the points it spent (the entries of
+    ``operation_id``), the stock it took, and its fulfilment state.
+
+    A draw's prize is a redemption of the prize's reward with ``parent_id`` the draw's and no
+    points of its own. ``draw`` records a draw's seed, number and outcome so an auditor can
+    recompute it (:func:`loyalty.domain.rewards.draw_value`).
+    """
+
+    __tablename__ = "reward_redemptions"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
+    reward_version_id: Mapped[int] = mapped_column(ForeignKey("reward_versions.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("reward_redemptions.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(BigInteger)
+    stock_taken: Mapped[int] = mapped_column(Integer, default=0)
+    stock_returned: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    shipping: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    draw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cancel_operation_id: Mapped[int | None] = mapped_column(ForeignKey("operations.id"))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_reward_redemptions_member", "member_id", "reward_id", "created_at"),
+        Index("ix_reward_redemptions_reward", "reward_id", "created_at"),
+        Index("ix_reward_redemptions_status", "program_id", "status", "created_at"),
+        Index("ix_reward_redemptions_operation", "operation_id"),
+        CheckConstraint(
+            "status IN ('issued', 'packing', 'shipped', 'delivered', 'cancelled')",
+            name="status_known",
+        ),
+        CheckConstraint("stock_returned <= stock_taken", name="returns_within_taken"),
+    )
+
+
+class RewardCode(Base):
+    """A code of a coupon reward's pool, imported or generated; issued to at most one
+    redemption (``redemption_id``), never again, even when that redemption is cancelled."""
+
+    __tablename__ = "reward_codes"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("reward_redemptions.id"))
+    created_at: Mapped[dt.datetime]
+    issued_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("reward_id", "code"),
+        Index(
+            "ix_reward_codes_free",
+            "reward_id",
+            "id",
+            sqlite_where=text("redemption_id IS NULL"),
+            postgresql_where=text("redemption_id IS NULL"),
+        ),
+        Index("ix_reward_codes_redemption", "redemption_id"),
+    )
+
+
+class Voucher(Base):
+    """A fixed amount off a later order, issued by a voucher redemption: ``active`` until a
+    checkout uses it on an order (``used``, given back by :func:`release_voucher` when that
+    order is refunded) or its redemption is cancelled (``cancelled``)."""
+
+    __tablename__ = "vouchers"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    redemption_id: Mapped[int] = mapped_column(ForeignKey("reward_redemptions.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    valid_from: Mapped[dt.datetime]
+    valid_until: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(200))
+    used_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "code"),
+        Index("ix_vouchers_redemption", "redemption_id"),
+        CheckConstraint("status IN ('active', 'used', 'cancelled')", name="status_known"),
+    )
+
+
+class RewardEvent(Base):
+    """What happened to a redemption after it was made, in order: a fulfilment state change
+    (``status``), a voucher used on an order or given back (``voucher_used``,
+    ``voucher_released``); who did it and why. The member's reward history reads these."""
+
+    __tablename__ = "reward_events"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    redemption_id: Mapped[int] = mapped_column(ForeignKey("reward_redemptions.id"))
+    event: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+    order_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (Index("ix_reward_events_redemption", "redemption_id", "id"),)

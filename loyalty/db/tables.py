@@ -29,9 +29,15 @@ from loyalty.db.models import (
     Program,
     ProgramIssuance,
     Reversal,
+    Reward,
+    RewardCode,
+    RewardEvent,
+    RewardRedemption,
+    RewardVersion,
     RuleVersion,
     StripeEvent,
     Transfer,
+    Voucher,
 )
 
 programs = cast(Table, Program.__table__)
@@ -54,3 +60,9 @@ audit_log = cast(Table, AuditEntry.__table__)
 adjustment_requests = cast(Table, AdjustmentRequest.__table__)
 api_keys = cast(Table, ApiKey.__table__)
 api_origins = cast(Table, ApiOrigin.__table__)
+rewards = cast(Table, Reward.__table__)
+reward_versions = cast(Table, RewardVersion.__table__)
+reward_redemptions = cast(Table, RewardRedemption.__table__)
+reward_codes = cast(Table, RewardCode.__table__)
+vouchers = cast(Table, Voucher.__table__)
+reward_events = cast(Table, RewardEvent.__table__)

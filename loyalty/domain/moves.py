@@ -34,6 +34,8 @@ ENTRY_KINDS = (
         for step in ("freeze", "reverse", "release", "deduct", "debt")
     ),
     "refund_return",  # points redeemed on a refunded order, back into their lots
+    "reward_spend",  # points spent on a reward of the catalog
+    "reward_return",  # points of a cancelled reward redemption, back into their lots
 )
 
 

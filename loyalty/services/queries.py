@@ -344,10 +344,23 @@ def _headline(kind: str, key: str, r: dict[str, Any], member: str) -> str:
         if r.get("recipient") == member:
             return f"transfer from {r.get('sender')}"
         return f"transfer to {r.get('recipient')}"
+    if kind in ("reward_redeem", "reward_cancel"):
+        return _reward_words(kind, r)
     words = _OPERATION_WORDS.get(kind)
     if words is not None:
         return words.format(order=order, id=r.get("reversal_id", key))
     return kind.replace("_", " ")
+
+
+def _reward_words(kind: str, r: dict[str, Any]) -> str:
+    """A reward redemption (``reward Mug ×2, redemption 7``) or its cancellation."""
+    name = r.get("name") or r.get("reward") or "reward"
+    quantity = f" ×{r['quantity']}" if (r.get("quantity") or 1) > 1 else ""
+    what = f"reward {name}{quantity}, redemption {r.get('id', '?')}"
+    if kind == "reward_cancel":
+        reason = f": {r['reason']}" if r.get("reason") else ""
+        return f"{what} cancelled{reason}"
+    return what
 
 
 _OPERATION_WORDS = {

@@ -20,6 +20,12 @@ returns none. The checks:
   cleaned are not found by a lookup of the clean id, so this check names them for a person to
   correct. It reads those columns into Python, a batch at a time, because SQLite has no
   Unicode normalisation;
+* for every reward with a stock, the initial stock and restocks equal what is left plus what
+  redemptions took minus what cancellations gave back; a coupon's stock is its unissued codes;
+* every pool code was issued at most once, to a redemption of its own reward, and a coupon
+  redemption holds as many codes (a voucher redemption as many vouchers) as its quantity;
+* every redemption's points equal the entries that spent them, and a cancelled one's the
+  entries that gave them back;
 * every API key has known scopes, a SHA-256 hash and a ``jfn_sk_`` prefix, and was not
   revoked before it was created; every allowed origin is stored as ``scheme://host[:port]``.
 """
@@ -45,6 +51,10 @@ from loyalty.db.tables import (
     operations,
     programs,
     reversals,
+    reward_codes,
+    reward_redemptions,
+    rewards,
+    vouchers,
 )
 from loyalty.domain.checks import require_email, require_member_id, require_program_code
 from loyalty.domain.money import normalize_currency
@@ -258,6 +268,109 @@ def _earnings_vs_lots() -> Select[Any]:
     )
 
 
+def _reward_stock() -> Select[Any]:
+    r = reward_redemptions
+    s = _sums(r, r.c.reward_id, {"taken": r.c.stock_taken, "returned": r.c.stock_returned})
+    free = (
+        select(reward_codes.c.reward_id.label("owner"), func.count().label("free"))
+        .where(reward_codes.c.redemption_id.is_(None))
+        .group_by(reward_codes.c.reward_id)
+        .subquery()
+    )
+    expected = rewards.c.stock_left + func.coalesce(s.c.taken, 0) - func.coalesce(s.c.returned, 0)
+    return (
+        select(rewards.c.id, rewards.c.stock_added, rewards.c.stock_left, s.c.taken, s.c.returned)
+        .outerjoin(s, s.c.owner == rewards.c.id)
+        .outerjoin(free, free.c.owner == rewards.c.id)
+        .where(
+            or_(
+                and_(rewards.c.stock_added.is_not(None), rewards.c.stock_added != expected),
+                and_(rewards.c.stock_added.is_(None), func.coalesce(s.c.taken, 0) != 0),
+                and_(
+                    rewards.c.kind == "coupon",
+                    rewards.c.stock_left != func.coalesce(free.c.free, 0),
+                ),
+            )
+        )
+    )
+
+
+def _codes_issued_once() -> Select[Any]:
+    r = reward_redemptions
+    codes = (
+        select(reward_codes.c.redemption_id.label("owner"), func.count().label("n"))
+        .where(reward_codes.c.redemption_id.is_not(None))
+        .group_by(reward_codes.c.redemption_id)
+        .subquery()
+    )
+    issued = (
+        select(vouchers.c.redemption_id.label("owner"), func.count().label("n"))
+        .group_by(vouchers.c.redemption_id)
+        .subquery()
+    )
+    foreign = (
+        select(literal("code").label("what"), reward_codes.c.id)
+        .join(r, r.c.id == reward_codes.c.redemption_id)
+        .where(r.c.reward_id != reward_codes.c.reward_id)
+    )
+    counts = (
+        select(literal("redemption").label("what"), r.c.id)
+        .join(rewards, rewards.c.id == r.c.reward_id)
+        .outerjoin(codes, codes.c.owner == r.c.id)
+        .outerjoin(issued, issued.c.owner == r.c.id)
+        .where(
+            or_(
+                and_(rewards.c.kind == "coupon", func.coalesce(codes.c.n, 0) != r.c.quantity),
+                and_(rewards.c.kind == "voucher", func.coalesce(issued.c.n, 0) != r.c.quantity),
+                and_(rewards.c.kind.not_in(("coupon",)), func.coalesce(codes.c.n, 0) != 0),
+            )
+        )
+    )
+    return foreign.union_all(counts).subquery().select()
+
+
+def _redemptions_vs_entries() -> Select[Any]:
+    r = reward_redemptions
+    spent = (
+        select(entries.c.operation_id.label("op"), func.sum(-entries.c.available_delta).label("n"))
+        .where(entries.c.kind == "reward_spend")
+        .group_by(entries.c.operation_id)
+        .subquery()
+    )
+    returned = (
+        select(entries.c.operation_id.label("op"), func.sum(entries.c.available_delta).label("n"))
+        .where(entries.c.kind == "reward_return")
+        .group_by(entries.c.operation_id)
+        .subquery()
+    )
+    priced = (
+        select(r.c.operation_id.label("op"), func.sum(r.c.points).label("points"))
+        .group_by(r.c.operation_id)
+        .subquery()
+    )
+    by_operation = (
+        select(literal("redeem").label("what"), priced.c.op.label("id"))
+        .outerjoin(spent, spent.c.op == priced.c.op)
+        .where(priced.c.points != func.coalesce(spent.c.n, 0))
+    )
+    unowned = (
+        select(literal("spend").label("what"), spent.c.op.label("id"))
+        .outerjoin(priced, priced.c.op == spent.c.op)
+        .where(priced.c.op.is_(None))
+    )
+    cancelled = (
+        select(literal("cancel").label("what"), r.c.id)
+        .outerjoin(returned, returned.c.op == r.c.cancel_operation_id)
+        .where(
+            or_(
+                and_(r.c.status == "cancelled", r.c.points != func.coalesce(returned.c.n, 0)),
+                and_(r.c.status != "cancelled", r.c.cancel_operation_id.is_not(None)),
+            )
+        )
+    )
+    return by_operation.union_all(unowned, cancelled).subquery().select()
+
+
 CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
     ("members_equal_lots", "member balances equal the sums of their lots", _members_vs_lots),
     (
@@ -286,6 +399,21 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
         _frozen_vs_reversals,
     ),
     ("earnings_equal_lots", "every earning's granted points equal its lot", _earnings_vs_lots),
+    (
+        "reward_stock",
+        "every reward's stock added equals what is left plus taken minus returned",
+        _reward_stock,
+    ),
+    (
+        "reward_codes_once",
+        "every pool code issued at most once, to its reward; codes and vouchers match quantities",
+        _codes_issued_once,
+    ),
+    (
+        "redemptions_equal_entries",
+        "every reward redemption's points equal the entries that spent (and returned) them",
+        _redemptions_vs_entries,
+    ),
 )
 
 
