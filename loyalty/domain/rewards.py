@@ -132,9 +132,10 @@ class RewardTerms:
             if not self.prizes:
                 raise InvalidRule("a draw needs at least one prize")
             if sum(p.chance_ppm for p in self.prizes) > PPM:
+                # up to 10 digits: one ppm over (100.0001%) must not print as 100%
                 raise InvalidRule(
                     "the prizes' chances add up to more than 100% "
-                    f"({sum(p.chance_ppm for p in self.prizes) / 10_000:g}%)"
+                    f"({sum(p.chance_ppm for p in self.prizes) / 10_000:.10g}%)"
                 )
         elif self.prizes:
             raise InvalidRule("only a draw has prizes")
