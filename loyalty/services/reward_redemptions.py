@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from loyalty.db.tables import (
     entries,
@@ -59,7 +59,7 @@ from loyalty.errors import (
     RewardUnavailable,
 )
 from loyalty.services.audit import record_audit
-from loyalty.services.ledger import record_and_post
+from loyalty.services.ledger import LostRace, record_and_post
 from loyalty.services.lots import take_spendable
 from loyalty.services.reward_results import (
     BulkOutcome,
@@ -138,6 +138,20 @@ def _refuse(reasons: Sequence[str], reward: str, quantity: int, price: int, has:
     )
 
 
+_KEY_STORED = select(operations.c.id).where(
+    operations.c.program_id == bindparam("program_id"), operations.c.key == bindparam("key")
+)
+
+
+def _lost_race_if_stored(conn: Connection, program_id: int, key: str) -> None:
+    """Raise :class:`LostRace` if ``key`` is stored now. On PostgreSQL the member lock reads
+    the key in the snapshot taken before the lock was granted, so a retry that waited for the
+    first call misses its operation and would be refused (the last one gone, the limit
+    reached, the redemption cancelled) instead of answering the first result."""
+    if conn.execute(_KEY_STORED, {"program_id": program_id, "key": key}).first() is not None:
+        raise LostRace(program_id)
+
+
 def _take_stock(conn: Connection, reward: Row[Any], quantity: int) -> int:
     """Take ``quantity`` from a limited stock (0 taken for an unlimited one); a conditional
     update, so it never goes below zero under concurrency: :class:`OutOfStock` when short."""
@@ -203,10 +217,14 @@ def redeem_reward(
             available_points=row.available,
             usage=usage.get(item.id),
         )
-        _refuse(reasons, reward, quantity, terms.price(), row.available)
-        stock = _take_stock(conn, item, quantity)
         points = terms.price() * quantity
-        taken = take_spendable(conn, row.id, now, points) if points else []
+        try:
+            _refuse(reasons, reward, quantity, terms.price(), row.available)
+            stock = _take_stock(conn, item, quantity)
+            taken = take_spendable(conn, row.id, now, points) if points else []
+        except LoyaltyError:
+            _lost_race_if_stored(conn, row.program_id, write.key)
+            raise
         op_id = record_and_post(
             conn,
             program_id=row.program_id,
@@ -482,7 +500,11 @@ def cancel_redemption(
                 "prize instead)",
                 redemption=redemption,
             )
-        next_state(current.kind, current.status, "cancelled", redemption=str(redemption))
+        try:
+            next_state(current.kind, current.status, "cancelled", redemption=str(redemption))
+        except FulfilmentConflict:
+            _lost_race_if_stored(conn, row.program_id, write.key)
+            raise
         _refuse_used_voucher(conn, current)
         moves = _returns(conn, current)
         op_id = record_and_post(
