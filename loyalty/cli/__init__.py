@@ -1,11 +1,12 @@
-"""The ``jifen`` command: migrations, the demo, ledger verification, the forecast and the jobs.
+"""The ``jifen`` command: migrations, the demo, ledger verification, the forecast, the jobs and
+the reward catalog.
 
 Every command takes ``--database-url`` (or ``$JIFEN_DATABASE_URL``) and has ``--help``.
 Errors are printed as one line that says what to do next, with exit status 1 (2 for usage).
 
 This module owns the ``jifen`` group (:func:`main`); the commands live by area in
-:mod:`.schema`, :mod:`.ledger`, :mod:`.demo` and :mod:`.jobs`, what they share in
-:mod:`.options` and how they show things in :mod:`.render`. Other packages add commands
+:mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs` and :mod:`.rewards`, what they
+share in :mod:`.options` and how they show things in :mod:`.render`. Other packages add commands
 through the ``jifen.commands`` entry-point group (the console adds ``users`` and
 ``console``); they are loaded on first use, so the core never imports them.
 """
@@ -20,6 +21,7 @@ from loyalty import __version__
 from loyalty.cli.demo import demo
 from loyalty.cli.jobs import clear, cron_command, jobs_command, remind, sweep, worker
 from loyalty.cli.ledger import forecast_command, verify
+from loyalty.cli.rewards import rewards_group
 from loyalty.cli.schema import db
 
 COMMANDS_GROUP = "jifen.commands"
@@ -65,6 +67,7 @@ CORE_COMMANDS: tuple[click.Command, ...] = (
     remind,
     clear,
     jobs_command,
+    rewards_group,
 )
 for _command in CORE_COMMANDS:
     main.add_command(_command)
