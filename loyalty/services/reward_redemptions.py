@@ -39,6 +39,7 @@ from loyalty.domain.moves import Move
 from loyalty.domain.rewards import (
     OPEN_STATES,
     RewardTerms,
+    Usage,
     draw_value,
     generate_codes,
     new_draw_seed,
@@ -215,7 +216,7 @@ def redeem_reward(
             stock_left=item.stock_left,
             quantity=quantity,
             available_points=row.available,
-            usage=usage.get(item.id),
+            usage=usage.get(item.id, Usage()),  # none yet still counts this quantity
         )
         points = terms.price() * quantity
         try:
