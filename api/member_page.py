@@ -54,8 +54,8 @@ HISTORY_PAGE_SIZE = 20
 MAX_CURSOR = 2**63 - 1  # operation ids are BIGINT
 MINUS = "\u2212"  # a real minus sign: as wide as the plus, read as minus by screen readers
 _CSP = (
-    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
+    "default-src 'self'; script-src 'none'; style-src 'self'; img-src {images}; "
+    "object-src 'none'; base-uri 'none'; form-action {forms}; frame-ancestors {ancestors}"
 )
 # What a program's allowed origin must look like to be written into the CSP (the services
 # already normalise origins; this keeps a stray ``;`` or space from ever reaching the header).
@@ -89,7 +89,7 @@ def language() -> str:
     """The request's language, ``zh`` or ``en`` (chosen once per request)."""
     chosen: str | None = getattr(g, "member_language", None)
     if chosen is None:
-        chosen = choose_language(request.args.get("lang"), request.accept_languages)
+        chosen = choose_language(request.values.get("lang"), request.accept_languages)
         g.member_language = chosen
     return chosen
 
@@ -247,11 +247,22 @@ def read_member(token: str, cursor: int | None) -> MemberView:
         )
 
 
-def link_here(**changes: Any) -> str:
-    """A link to this page with the request's token and language and ``changes`` (an
-    argument given as ``None`` is left out)."""
-    args = {"token": request.args.get("token"), "lang": request.args.get("lang")} | changes
-    return url_for("member_page.page", **{k: v for k, v in args.items() if v is not None})
+def link_here(endpoint: str = "member_page.page", **changes: Any) -> str:
+    """A link to one of the member's views (the points by default) with the request's token
+    and language (from the query, or a posted form's fields) and ``changes`` (an argument
+    given as ``None`` is left out)."""
+    args = {"token": request.values.get("token"), "lang": request.values.get("lang")} | changes
+    return url_for(endpoint, **{k: v for k, v in args.items() if v is not None})
+
+
+def tabs(current: str) -> list[tuple[str, str, bool]]:
+    """The member's three views as links: label, address, and whether it is this one."""
+    views = (
+        ("tab_points", "member_page.page"),
+        ("tab_rewards", "member_page.rewards"),
+        ("tab_mine", "member_page.my_rewards"),
+    )
+    return [(say(label), link_here(endpoint), endpoint == current) for label, endpoint in views]
 
 
 def _cursor() -> int | None:
@@ -292,6 +303,7 @@ def page() -> ResponseReturnValue:
         latest=link_here() if cursor is not None else None,
         other_language=link_here(lang="en" if lang == "zh" else "zh", cursor=cursor),
         zone=formats.zone_name(),
+        tabs=tabs("member_page.page"),
     )
 
 
@@ -367,9 +379,15 @@ def frame_ancestors(origins: tuple[str, ...]) -> str:
 @blp.after_request
 def security_headers(response: Response) -> Response:
     """No caching, no referrer, no sniffing, no inline code; framed only by the program's
-    allowed origins."""
+    allowed origins. Only the rewards views may show images from other https sites (a
+    reward's picture is stored by URL, usually on the shop's CDN) and post forms (to this
+    server only)."""
     origins: tuple[str, ...] = getattr(g, "member_frame_origins", ())
-    response.headers["Content-Security-Policy"] = _CSP.format(ancestors=frame_ancestors(origins))
+    response.headers["Content-Security-Policy"] = _CSP.format(
+        images="'self' https:" if g.get("member_shows_images") else "'self'",
+        forms="'self'" if g.get("member_posts_forms") else "'none'",
+        ancestors=frame_ancestors(origins),
+    )
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -377,3 +395,7 @@ def security_headers(response: Response) -> Response:
         response.headers["X-Frame-Options"] = "DENY"
     response.vary.add("Accept-Language")
     return response
+
+
+# The rewards views join the blueprint (they use the helpers above).
+from api import member_rewards  # noqa: E402, F401

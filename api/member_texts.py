@@ -78,6 +78,139 @@ PAGE = {
     ),
     "error_title": Text("暂时无法显示您的积分", "We can't show your points right now"),
     "error_body": Text("请稍后再试，或联系商家。", "Please try again later, or contact the shop."),
+    # the rewards views: the catalog, redeeming, my rewards
+    "tab_points": Text("我的积分", "My points"),
+    "tab_rewards": Text("积分商城", "Rewards"),
+    "tab_mine": Text("我的兑换", "My rewards"),
+    "rewards_title": Text("积分商城", "Rewards"),
+    "rewards_balance": Text("您有 {points} 积分可用", "You have {points} points to spend"),
+    "rewards_empty": Text("商城里暂时没有礼品。", "There are no rewards to redeem yet."),
+    "reward_price": Text("{points} 积分", "{points} points"),
+    "reward_stock": Text("剩余 {count} 件", "{count} left"),
+    "reward_voucher_value": Text(
+        "价值 {money}，{days} 天内有效", "Worth {money}, valid for {days} days"
+    ),
+    "reward_draw_prizes": Text("奖品：{prizes}", "Prizes: {prizes}"),
+    "kind_coupon": Text("优惠券", "Coupon"),
+    "kind_voucher": Text("抵用券", "Voucher"),
+    "kind_item": Text("实物礼品", "Gift"),
+    "kind_draw": Text("积分抽奖", "Draw"),
+    "quantity": Text("数量", "Quantity"),
+    "ship_title": Text("收货地址", "Ship to"),
+    "ship_name": Text("收货人", "Name"),
+    "ship_phone": Text("手机号", "Phone"),
+    "ship_address": Text("详细地址", "Address"),
+    "ship_city": Text("城市（选填）", "City (optional)"),
+    "ship_postcode": Text("邮编（选填）", "Postcode (optional)"),
+    "redeem_button": Text("兑换", "Redeem"),
+    "draw_button": Text("抽一次", "Draw"),
+    "confirm_title": Text("确认兑换", "Confirm"),
+    "confirm_question": Text(
+        "用 {points} 积分兑换 {quantity} × {name}？",
+        "Spend {points} points on {quantity} × {name}?",
+    ),
+    "confirm_balance": Text(
+        "您现有 {available} 积分，兑换后剩余 {left} 积分。",
+        "You have {available} points; {left} will be left.",
+    ),
+    "confirm_ship": Text("我们将寄送到：", "We will ship to:"),
+    "confirm_button": Text("确认兑换", "Confirm and redeem"),
+    "confirm_back": Text("返回积分商城", "Back to rewards"),
+    "done_title": Text("兑换成功", "Redeemed"),
+    "done_body": Text(
+        "已使用 {points} 积分。兑换记录在“我的兑换”中随时可查。",
+        "{points} points spent. You can find this under My rewards at any time.",
+    ),
+    "mine_title": Text("我的兑换", "My rewards"),
+    "mine_empty": Text(
+        "您还没有兑换过礼品。去积分商城看看吧。",
+        "You have not redeemed any rewards yet. Have a look at the rewards.",
+    ),
+    "mine_older": Text("查看更早的兑换", "Older rewards"),
+    "mine_latest": Text("返回最新兑换", "Back to the latest"),
+    "mine_spent": Text("{quantity} 件 · {points} 积分", "{quantity} × · {points} points"),
+    "mine_redeemed_on": Text("兑换于 {when}", "Redeemed {when}"),
+    "mine_codes": Text("券码", "Codes"),
+    "mine_ship_to": Text("寄送至：{address}", "Ships to: {address}"),
+    "voucher_line": Text("价值 {money}", "Worth {money}"),
+    "voucher_active": Text("有效期至 {date}", "Use by {date}"),
+    "voucher_used": Text("已在订单 {order} 中使用", "Used on order {order}"),
+    "voucher_expired": Text("已于 {date} 过期", "Expired on {date}"),
+    "voucher_cancelled": Text("已作废", "Cancelled"),
+    "draw_won": Text("抽中了：{prize}", "You won: {prize}"),
+    "draw_no_prize": Text("很遗憾，这次没有中奖。", "No prize this time."),
+    "draw_ran_out": Text("抽中了 {prize}，但奖品已发完。", "You drew {prize}, but it had run out."),
+    "state_issued": Text("已兑换", "Issued"),
+    "state_issued_item": Text("待发货", "Order received"),
+    "state_packing": Text("打包中", "Being packed"),
+    "state_shipped": Text("已发货", "Shipped"),
+    "state_delivered": Text("已签收", "Delivered"),
+    "state_cancelled": Text("已取消，积分已退回", "Cancelled, points returned"),
+    "event_packing": Text("{when} 开始打包", "Packing started {when}"),
+    "event_shipped": Text("{when} 已发货", "Shipped {when}"),
+    "event_delivered": Text("{when} 已签收", "Delivered {when}"),
+    "event_cancelled": Text("{when} 已取消", "Cancelled {when}"),
+    "event_voucher_used": Text("{when} 在订单 {order} 中使用", "Used on order {order}, {when}"),
+    "event_voucher_released": Text(
+        "{when} 订单 {order} 退款，抵用券恢复可用",
+        "Order {order} refunded {when}: the voucher can be used again",
+    ),
+    "reason_retired": Text("已下架", "No longer offered"),
+    "reason_not_started": Text("{date} 开始兑换", "Opens on {date}"),
+    "reason_ended": Text("兑换已结束", "No longer available"),
+    "reason_hidden": Text("暂不开放兑换", "Not on offer"),
+    "reason_tier": Text("仅限特定会员等级", "For members of certain tiers only"),
+    "reason_out_of_stock": Text("已兑完", "Out of stock"),
+    "reason_limit_day": Text("今日兑换次数已达上限，明天再来", "Daily limit reached: try tomorrow"),
+    "reason_limit_month": Text(
+        "本月兑换次数已达上限，下月再来", "Monthly limit reached: try next month"
+    ),
+    "reason_limit_lifetime": Text("您已达到兑换上限", "You have redeemed as many as allowed"),
+    "reason_min_balance": Text(
+        "积分余额需至少 {points} 才能兑换", "Needs a balance of at least {points} points"
+    ),
+    "reason_insufficient_points": Text("还差 {points} 积分", "You need {points} more points"),
+    "problem_out_of_stock": Text(
+        "抱歉，{name} 剩余数量不足，未扣除积分。请减少数量或选择其他礼品。",
+        "Sorry, there are not enough of {name} left. No points were taken: try a smaller "
+        "quantity or another reward.",
+    ),
+    "problem_limit": Text(
+        "{name} 已达到兑换上限，未扣除积分。",
+        "You reached the limit for {name}. No points were taken.",
+    ),
+    "problem_points": Text(
+        "积分不足：{name} 需要 {needed} 积分，您有 {available} 积分。",
+        "Not enough points: {name} needs {needed} points and you have {available}.",
+    ),
+    "problem_unavailable": Text(
+        "{name} 现在无法兑换：{why}。", "{name} cannot be redeemed now: {why}."
+    ),
+    "problem_gone": Text(
+        "这件礼品已不在商城中，请选择其他礼品。",
+        "This reward is no longer in the catalog. Please choose another one.",
+    ),
+    "problem_quantity": Text(
+        "请填写 1 到 {most} 之间的数量。", "Enter a quantity from 1 to {most}."
+    ),
+    "problem_shipping": Text(
+        "请填写收货人、手机号和详细地址，我们才能寄送。",
+        "Fill in the name, phone and address so we can ship it to you.",
+    ),
+    "problem_used_form": Text(
+        "这张表单已经提交过了。请重新打开积分商城再兑换。",
+        "This form was already sent. Open the rewards again to redeem once more.",
+    ),
+    "form_refused_title": Text("无法完成兑换", "This form cannot be used"),
+    "form_refused_body": Text(
+        "兑换表单已失效或并非来自本页面，未扣除积分。请重新打开积分商城。",
+        "The form has expired or did not come from this page, so nothing was redeemed. "
+        "Open the rewards again from the shop.",
+    ),
+    "not_found_title": Text("找不到这条兑换记录", "We can't find this reward"),
+    "not_found_body": Text(
+        "请从“我的兑换”中打开您的兑换记录。", "Open your rewards from My rewards."
+    ),
 }
 
 # One phrase per history item kind (the ledger's entry kinds, see
@@ -116,6 +249,8 @@ KINDS = {
         "支付争议：从其他积分中扣回", "Payment dispute: taken from your other points"
     ),
     "dispute_debt": Text("支付争议：计入积分欠款", "Payment dispute: points owed"),
+    "reward_spend": Text("兑换礼品", "Points spent on a reward"),
+    "reward_return": Text("兑换已取消：积分退回", "Reward cancelled: points returned"),
 }
 UNKNOWN_KIND = Text("积分变动", "Points changed")
 
