@@ -5,7 +5,12 @@ database: the ``demo`` program (CNY, Asia/Shanghai, category ratios, actions, ca
 days and rolling expiry), ``member_count`` members and ``order_count`` orders spread evenly
 from the database clock's time up to ``now``, some paid partly with points (held, then
 captured or released), some with a daily sign-in. The sweeps run every 20 orders, as the
-scheduled jobs would. The same seed gives the same data.
+scheduled jobs would. Then the reward catalog (积分商城) opens: a coffee coupon with a
+generated pool of codes, a ¥20 voucher, a tea mug with stock, a draw with two prizes (one of
+them a hidden reward, only won), and the richest members redeem some of them, so the console's
+catalog and fulfilment queue and the member page's rewards show something at once: mugs
+shipped, packing, issued and cancelled. The same seed gives the same data (except the coupon
+codes and the vouchers' codes, drawn from the system's randomness as in production).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from loyalty import services as svc
 from loyalty.db.database import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.errors import InsufficientPoints, RewardLimit
 
 DEMO_PROGRAM = "demo"
 DEMO_CURRENCY = "CNY"
@@ -77,6 +83,154 @@ def fill_demo(
         on_progress("recording orders", n, order_count)
     clock.set(now)
     _sweep(database)
+    fill_catalog(database, members)
+
+
+DEMO_STAFF = "demo"
+DEMO_CATALOG: tuple[tuple[str, str, int | None, dict[str, Any]], ...] = (
+    (
+        "coffee",
+        "coupon",
+        None,
+        {
+            "name": "Free coffee 免费咖啡",
+            "points": 300,
+            "description": "Any size at any of our cafés. Show the code at the till.",
+            "image_url": "/m/static/rewards/coffee.svg",
+            "limits": {"day": 1},
+        },
+    ),
+    (
+        "voucher-20",
+        "voucher",
+        None,
+        {
+            "name": "¥20 off your next order",
+            "points": 2000,
+            "description": "Enter the voucher code at checkout; orders from ¥20.",
+            "image_url": "/m/static/rewards/voucher.svg",
+            "voucher_amount_minor": 2000,
+            "voucher_valid_days": 30,
+            "limits": {"month": 2},
+        },
+    ),
+    (
+        "tea-mug",
+        "item",
+        40,
+        {
+            "name": "Celadon tea mug 青瓷茶杯",
+            "points": 1500,
+            "description": "Hand-glazed, 350 ml. Shipped within 3 working days.",
+            "image_url": "/m/static/rewards/mug.svg",
+            "limits": {"lifetime": 2},
+        },
+    ),
+    (
+        "tea-sample",
+        "item",
+        25,
+        {
+            "name": "Tea tasting set 品鉴茶礼盒",
+            "points": 1,
+            "description": "Won in the lucky draw only.",
+            "visible": False,
+        },
+    ),
+    (
+        "lucky-draw",
+        "draw",
+        None,
+        {
+            "name": "Lucky draw 积分抽奖",
+            "points": 100,
+            "description": "One in ten wins a tasting set, one in four a free coffee.",
+            "image_url": "/m/static/rewards/draw.svg",
+            "prizes": [
+                {"reward": "tea-sample", "chance_ppm": 100_000, "label": "Tea tasting set"},
+                {"reward": "coffee", "chance_ppm": 250_000, "label": "Free coffee"},
+            ],
+        },
+    ),
+)
+DEMO_COUPON_CODES = 200
+# What the richest members redeem, and where each item redemption ends up.
+DEMO_REDEMPTIONS = (
+    ("tea-mug", "shipped"),
+    ("tea-mug", "cancelled"),
+    ("tea-mug", "packing"),
+    ("tea-mug", "issued"),
+    ("coffee", "issued"),
+    ("coffee", "issued"),
+    ("voucher-20", "issued"),
+)
+DEMO_ADDRESS = {"name": "王小明", "phone": "138 0013 8000", "address": "上海市徐汇区漕溪北路 88 号"}
+
+
+def fill_catalog(database: Database, members: list[str]) -> None:
+    """The demo's reward catalog, and redemptions by the members with the most points."""
+    for code, kind, stock, terms in DEMO_CATALOG:
+        svc.create_reward(
+            database,
+            program=DEMO_PROGRAM,
+            code=code,
+            kind=kind,
+            terms=terms,
+            actor=DEMO_STAFF,
+            stock=stock,
+        )
+    svc.generate_reward_codes(
+        database,
+        program=DEMO_PROGRAM,
+        reward="coffee",
+        count=DEMO_COUPON_CODES,
+        prefix="CAFE-",
+        length=8,
+        actor=DEMO_STAFF,
+    )
+    richest = sorted(
+        members,
+        key=lambda m: -svc.balance(database, program=DEMO_PROGRAM, member=m).available,
+    )
+    for n, (reward, state) in enumerate(DEMO_REDEMPTIONS):
+        turn = richest[n % len(richest) :] + richest[: n % len(richest)]
+        _demo_redemption(database, turn, reward, state, n)
+
+
+def _demo_redemption(
+    database: Database, members: list[str], reward: str, state: str, n: int
+) -> None:
+    """The first of ``members`` who can afford ``reward`` redeems it (a small demo's members
+    may have too few points: then nobody does), and it is moved to ``state``."""
+    for member in members:
+        try:
+            done = svc.redeem_reward(
+                database,
+                program=DEMO_PROGRAM,
+                member=member,
+                reward=reward,
+                idempotency_key=f"demo-redemption-{n}-{member}",
+                shipping=DEMO_ADDRESS if reward == "tea-mug" else None,
+            )
+        except (InsufficientPoints, RewardLimit):
+            continue
+        _demo_fulfilment(database, done.id, state)
+        return
+
+
+def _demo_fulfilment(database: Database, redemption: int, state: str) -> None:
+    if state == "cancelled":
+        svc.cancel_redemption(
+            database,
+            program=DEMO_PROGRAM,
+            redemption=redemption,
+            reason="Out of the delivery area",
+            actor=DEMO_STAFF,
+        )
+    elif state != "issued":
+        svc.advance_fulfilment(
+            database, program=DEMO_PROGRAM, redemption=redemption, status=state, actor=DEMO_STAFF
+        )
 
 
 def _enrol(database: Database, members: list[str], on_progress: DemoProgress) -> None:
