@@ -54,6 +54,7 @@ from loyalty.errors import (
     InsufficientPoints,
     InvalidInput,
     LoyaltyError,
+    MemberNotFound,
     OutOfStock,
     RewardLimit,
     RewardRedemptionNotFound,
@@ -709,7 +710,8 @@ def list_redemptions(
     cursor: int | None = None,
 ) -> RedemptionPage:
     """Redemptions newest first, filtered by member, reward and state; pass the page's
-    ``next_cursor`` as ``cursor`` for older ones."""
+    ``next_cursor`` as ``cursor`` for older ones. An unknown member is
+    :class:`MemberNotFound` (as for their balance and history), not an empty page."""
     require_int("limit", limit)
     if limit > MAX_PAGE:
         raise InvalidInput(f"limit may be at most {MAX_PAGE}", field="limit")
@@ -724,9 +726,15 @@ def list_redemptions(
             .limit(limit + 1)
         )
         if member is not None:
-            stmt = stmt.join(members, members.c.id == reward_redemptions.c.member_id).where(
-                members.c.external_id == require_member_id(member)
-            )
+            member_id = conn.execute(
+                select(members.c.id).where(
+                    members.c.program_id == prog.id,
+                    members.c.external_id == require_member_id(member),
+                )
+            ).scalar()
+            if member_id is None:
+                raise MemberNotFound(f"no member {member!r} in program {program!r}", member=member)
+            stmt = stmt.where(reward_redemptions.c.member_id == member_id)
         if reward is not None:
             stmt = stmt.join(rewards, rewards.c.id == reward_redemptions.c.reward_id).where(
                 rewards.c.code == require_reward_code(reward)
