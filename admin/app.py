@@ -59,8 +59,9 @@ MIN_SECRET_CHARS = 32
 MIN_SECRET_BITS = 96  # length x log2(distinct characters): refuses "abab..." and "aaaa..."
 # No 'unsafe-inline': every script and style is a file under a static folder (no inline
 # <script>, event handler or style attribute), so injected markup cannot run or restyle.
+# Images may come from any https host: reward images are given by URL (a shop's CDN).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 MAKE_A_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
@@ -193,9 +194,11 @@ def _init_admin(app: Flask) -> Admin:
         DashboardView,
         EventsView,
         ExportView,
+        FulfilmentView,
         JobsView,
         KeysView,
         MembersView,
+        RewardsView,
         RulesView,
     )
 
@@ -209,7 +212,9 @@ def _init_admin(app: Flask) -> Admin:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         admin.add_view(RulesView(name="Earning rules", endpoint="rules"))
+        admin.add_view(RewardsView(name="Rewards", endpoint="rewards"))
         admin.add_view(MembersView(name="Members", endpoint="members"))
+        admin.add_view(FulfilmentView(name="Fulfilment", endpoint="fulfilment"))
         admin.add_view(AdjustmentsView(name="Adjustments", endpoint="adjustments"))
         admin.add_view(JobsView(name="Jobs", endpoint="jobs"))
         admin.add_view(EventsView(name="Webhook events", endpoint="events"))

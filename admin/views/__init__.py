@@ -6,9 +6,11 @@ from admin.views.audit import AuditView
 from admin.views.dashboard import DashboardView
 from admin.views.events import EventsView
 from admin.views.export import ExportView
+from admin.views.fulfilment import FulfilmentView
 from admin.views.jobs import JobsView
 from admin.views.keys import KeysView
 from admin.views.members import MembersView
+from admin.views.rewards import RewardsView
 from admin.views.rules import RulesView
 
 __all__ = [
@@ -17,8 +19,10 @@ __all__ = [
     "DashboardView",
     "EventsView",
     "ExportView",
+    "FulfilmentView",
     "JobsView",
     "KeysView",
     "MembersView",
+    "RewardsView",
     "RulesView",
 ]

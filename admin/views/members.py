@@ -1,5 +1,5 @@
 """Members: search by external id, email or Stripe customer; a member's balance, lots,
-history and adjustment requests; link a Stripe customer (operations)."""
+history, adjustment requests and reward redemptions; link a Stripe customer (operations)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ from loyalty.services import (
     get_member,
     history,
     list_adjustment_requests,
+    list_redemptions,
 )
 from loyalty.services.console_queries import open_lots, search_members
 from loyalty.stripe.onboarding import link_applying_parked
 
 PAGE = 25
 HISTORY_PAGE = 20
+REDEMPTIONS = 20
 
 
 class MembersView(ConsoleView):
@@ -70,6 +72,7 @@ class MembersView(ConsoleView):
         identity = get_member(db, program=program.code, external_id=external_id)
         member_lots = open_lots(db, program=program.code, member=external_id)
         requests = list_adjustment_requests(db, program=program.code, member=external_id, limit=10)
+        redeemed = list_redemptions(db, program=program.code, member=external_id, limit=REDEMPTIONS)
         return self.render(
             "jifen/member.html",
             program=program,
@@ -79,6 +82,7 @@ class MembersView(ConsoleView):
             history=page,
             cursor=cursor,
             requests=requests,
+            redemptions=redeemed,
             can_operate=has_role(*OPERATIONS),
             threshold=self.console.approval_threshold,
         )

@@ -1,5 +1,6 @@
 """What the admin console reads that no other service answers: the dashboard's figures, member
-search and a member's open lots, the Stripe webhook events, and the rows of the CSV exports.
+search and a member's open lots, the Stripe webhook events, the rows of the CSV exports, and a
+reward's versions and redemptions per day.
 
 Every function takes a :class:`Database` and returns frozen dataclasses (or plain rows for the
 exports, streamed a chunk at a time), so the console's views never build SQL themselves.
@@ -21,10 +22,20 @@ from sqlalchemy import ColumnElement, Connection, Row, Select, case, distinct, f
 
 from loyalty.db.database import Database
 from loyalty.db.dialect import utc_hour_label
-from loyalty.db.tables import entries, lots, members, operations, programs, stripe_events
+from loyalty.db.tables import (
+    entries,
+    lots,
+    members,
+    operations,
+    programs,
+    reward_redemptions,
+    reward_versions,
+    rewards,
+    stripe_events,
+)
 from loyalty.domain.calendar import last_usable_day, zone
 from loyalty.domain.money import minor_unit_exponent
-from loyalty.errors import MemberNotFound
+from loyalty.errors import MemberNotFound, RewardNotFound
 from loyalty.services.forecast import forecast
 from loyalty.services.results import ProgramInfo
 from loyalty.services.writes import program_row
@@ -522,3 +533,90 @@ def export_rows(
         extend = _with_last_day(prog.timezone) if name == "lots" else None
         for rows in result.partitions(chunk):
             yield rows if extend is None else [extend(row) for row in rows]
+
+
+# --- the reward catalog ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RewardVersionRow:
+    """One published version of a reward's terms: when it takes effect and who published it."""
+
+    version: int
+    effective_from: dt.datetime
+    created_by: str
+    created_at: dt.datetime
+    terms: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RewardDay:
+    """Units of a reward redeemed on one local date, and how many of those were cancelled."""
+
+    day: str
+    redeemed: int
+    cancelled: int
+
+
+def _reward_id(conn: Connection, program_id: int, code: str) -> int:
+    found = conn.execute(
+        select(rewards.c.id).where(rewards.c.program_id == program_id, rewards.c.code == code)
+    ).scalar()
+    if found is None:
+        raise RewardNotFound(f"no reward {code!r} in the catalog", reward=code)
+    return int(found)
+
+
+def reward_versions_of(db: Database, *, program: str, reward: str) -> tuple[RewardVersionRow, ...]:
+    """Every version of a reward's terms, newest first (scheduled ones included)."""
+    with db.read() as conn:
+        reward_id = _reward_id(conn, program_row(conn, program).id, reward)
+        rows = conn.execute(
+            select(
+                reward_versions.c.version,
+                reward_versions.c.effective_from,
+                reward_versions.c.created_by,
+                reward_versions.c.created_at,
+                reward_versions.c.terms,
+            )
+            .where(reward_versions.c.reward_id == reward_id)
+            .order_by(reward_versions.c.version.desc())
+        ).all()
+    return tuple(RewardVersionRow(*r) for r in rows)
+
+
+def reward_daily_redemptions(
+    db: Database, program: ProgramInfo, *, reward: str, days: int = 30
+) -> tuple[RewardDay, ...]:
+    """One :class:`RewardDay` per local date of the last ``days`` days (today included):
+    units redeemed that day (prizes won in draws included) and, of those, units since
+    cancelled. Summed per UTC hour in SQL, like :func:`daily_flows`."""
+    tz = zone(program.timezone)
+    first = db.clock.now().astimezone(tz).date() - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(first, dt.time(), tz).astimezone(dt.UTC)
+    quantity = reward_redemptions.c.quantity
+    with db.read() as conn:
+        reward_id = _reward_id(conn, program_row(conn, program.code).id, reward)
+        hour = utc_hour_label(reward_redemptions.c.created_at).on(conn).label("hour")
+        rows = conn.execute(
+            select(
+                hour,
+                func.sum(quantity).label("redeemed"),
+                func.sum(
+                    case((reward_redemptions.c.status == "cancelled", quantity), else_=0)
+                ).label("cancelled"),
+            )
+            .where(
+                reward_redemptions.c.reward_id == reward_id,
+                reward_redemptions.c.created_at >= since,
+            )
+            .group_by(hour)
+        ).all()
+    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        instant = dt.datetime.strptime(r.hour, "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
+        day = per_day[instant.astimezone(tz).date().isoformat()]
+        day[0] += int(r.redeemed or 0)
+        day[1] += int(r.cancelled or 0)
+    dates = [(first + dt.timedelta(days=n)).isoformat() for n in range(days)]
+    return tuple(RewardDay(d, *per_day.get(d, [0, 0])) for d in dates)

@@ -1,0 +1,186 @@
+"""The fulfilment queue (operations and admin): reward redemptions filtered by state and
+reward, newest first, a page at a time; several advanced at once (packing, shipped,
+delivered) with each one's outcome shown; one cancelled with a reason (its points go back
+into the lots they came from, and the stock to the reward); and a redemption's page with its
+shipping address, codes, vouchers, draw (seed, number, prize) and events.
+
+Every change is a call to :mod:`loyalty.services.reward_redemptions`, which audits it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+
+from admin.auth import OPERATIONS, actor, require_role
+from admin.views.base import ConsoleView, choice_arg, expose, number_arg, search_arg
+from loyalty.domain.checks import MAX_ID
+from loyalty.domain.rewards import FULFILMENT_STATES, OPEN_STATES
+from loyalty.errors import InvalidInput, LoyaltyError
+from loyalty.services import list_catalog
+from loyalty.services.reward_redemptions import (
+    advance_fulfilment,
+    advance_many,
+    cancel_redemption,
+    get_redemption,
+    list_redemptions,
+)
+from loyalty.services.reward_results import BulkOutcome
+
+PAGE = 25
+STEPS = ("packing", "shipped", "delivered")
+MAX_SELECTED = 200
+
+
+class FulfilmentView(ConsoleView):
+    """The queue and a redemption's page."""
+
+    read_roles = OPERATIONS
+
+    def _queue(self, *, outcomes: tuple[BulkOutcome, ...] = (), step: str = "") -> str:
+        program = self.program()
+        db = self.console.db
+        status = choice_arg("status", FULFILMENT_STATES)
+        reward = search_arg("reward", max_length=64) or None
+        cursor = number_arg("cursor", minimum=1, maximum=MAX_ID)
+        found = list_redemptions(
+            db,
+            program=program.code,
+            status=status or None,
+            reward=reward,
+            limit=PAGE,
+            cursor=cursor,
+        )
+        return str(
+            self.render(
+                "jifen/fulfilment.html",
+                program=program,
+                page=found,
+                status=status,
+                reward=reward or "",
+                cursor=cursor,
+                states=FULFILMENT_STATES,
+                open_states=OPEN_STATES,
+                steps=STEPS,
+                rewards=[r.code for r in list_catalog(db, program=program.code)],
+                outcomes=outcomes,
+                step=step,
+            )
+        )
+
+    @expose("/")
+    def index(self) -> ResponseReturnValue:
+        return self._queue()
+
+    @expose("/redemption")
+    def redemption(self) -> ResponseReturnValue:
+        program = self.program()
+        redemption_id = number_arg("id", minimum=1, maximum=MAX_ID)
+        if redemption_id is None:
+            abort(404)
+        found = get_redemption(self.console.db, program=program.code, redemption=redemption_id)
+        return self.render(
+            "jifen/redemption.html",
+            program=program,
+            redemption=found,
+            steps=STEPS,
+            open_states=OPEN_STATES,
+        )
+
+    @expose("/advance", methods=("POST",))
+    def advance(self) -> ResponseReturnValue:
+        """Advance the selected redemptions; the queue comes back with each one's outcome."""
+        require_role(*OPERATIONS)
+        program = self.program()
+        step = request.form.get("status", "")
+        try:
+            ids = _selected(request.form.getlist("ids"))
+            if step not in STEPS:
+                raise InvalidInput(f"choose the next state: {', '.join(STEPS)}", field="status")
+        except LoyaltyError as exc:
+            flash(exc.message, "error")
+            return self._queue(), 400
+        outcomes = advance_many(
+            self.console.db, program=program.code, redemptions=ids, status=step, actor=actor()
+        )
+        moved = sum(1 for o in outcomes if o.error is None)
+        flash(
+            f"{moved:,} of {len(outcomes):,} selected redemption(s) are now {step}"
+            + ("; the others say why below." if moved < len(outcomes) else "."),
+            "success" if moved == len(outcomes) else "warning",
+        )
+        return self._queue(outcomes=outcomes, step=step)
+
+    @expose("/advance-one", methods=("POST",))
+    def advance_one(self) -> ResponseReturnValue:
+        """Advance one redemption from its page, with an optional note."""
+        require_role(*OPERATIONS)
+        return self._on_redemption(self._advance_one)
+
+    @expose("/cancel", methods=("POST",))
+    def cancel(self) -> ResponseReturnValue:
+        require_role(*OPERATIONS)
+        return self._on_redemption(self._cancel)
+
+    def _on_redemption(self, change: Any) -> ResponseReturnValue:
+        ids = _selected(request.form.getlist("id"))
+        if len(ids) != 1:
+            raise InvalidInput("choose one redemption")
+        try:
+            message = change(self.program().code, ids[0])
+        except LoyaltyError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(message, "success")
+        return redirect(url_for(".redemption", id=ids[0]))
+
+    def _advance_one(self, program: str, redemption: int) -> str:
+        step = request.form.get("status", "")
+        if step not in STEPS:
+            raise InvalidInput(f"choose the next state: {', '.join(STEPS)}", field="status")
+        done = advance_fulfilment(
+            self.console.db,
+            program=program,
+            redemption=redemption,
+            status=step,
+            reason=request.form.get("reason", "").strip() or None,
+            actor=actor(),
+        )
+        if done.replayed:
+            return f"Redemption {redemption} was already {done.status}."
+        return f"Redemption {redemption} is now {done.status}."
+
+    def _cancel(self, program: str, redemption: int) -> str:
+        reason = request.form.get("reason", "").strip()
+        if len(reason) < 3:
+            raise InvalidInput(
+                "say why the redemption is cancelled (at least 3 characters): the member "
+                "sees it in their history",
+                field="reason",
+            )
+        done = cancel_redemption(
+            self.console.db, program=program, redemption=redemption, reason=reason, actor=actor()
+        )
+        return (
+            f"Redemption {redemption} is cancelled: {done.points:,} points went back to "
+            f"{done.member}"
+            + ("; the stock is back in the catalog." if done.kind != "coupon" else ".")
+        )
+
+
+def _selected(values: list[str]) -> list[int]:
+    """Redemption ids from checkboxes or a hidden field, in the order given, once each."""
+    ids: list[int] = []
+    for raw in values:
+        raw = raw.strip()
+        if not raw.isdigit() or len(raw) > 18:
+            raise InvalidInput(f"{raw[:20]!r} is not a redemption number")
+        if int(raw) not in ids:
+            ids.append(int(raw))
+    if not ids:
+        raise InvalidInput("select at least one redemption, then choose the next state")
+    if len(ids) > MAX_SELECTED:
+        raise InvalidInput(f"select at most {MAX_SELECTED} redemptions at once")
+    return ids
