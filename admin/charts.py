@@ -27,15 +27,16 @@ class Series:
 
 
 def _nice_max(value: int) -> int:
-    """A round number at or above ``value`` for the top of the axis."""
-    if value <= 0:
-        return 1
-    magnitude: int = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        top = int(step * magnitude)
-        if top >= value:
-            return int(top)
-    return 10 * magnitude
+    """The top of the axis: four times a whole round step (1, 2, 2.5 or 5 times a power of
+    ten) at or above ``value``, so each of the four gridlines falls on the value it is
+    labelled with (a top of 5 would put "1" at 1.25)."""
+    magnitude = 1
+    while True:
+        for step in (1, 2, 2.5, 5):
+            tick = step * magnitude
+            if tick == int(tick) and 4 * tick >= value:
+                return int(4 * tick)
+        magnitude *= 10
 
 
 def _short(value: int) -> str:
