@@ -22,13 +22,22 @@ from typing import Any
 from bench.common import DEFAULT_PG_URL, RESULTS, machine_info, machine_line, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES = ("earn_pg", "redeem_pg", "sweep_pg", "webhook_http", "api_http", "reads_pg")
-ORDER = ("earn_pg", "redeem_pg", "sweep_pg", "webhook_http", "api_http", "reads_pg", "earn_sqlite")
+POSTGRES = (
+    "earn_pg",
+    "redeem_pg",
+    "rewards_pg",
+    "sweep_pg",
+    "webhook_http",
+    "api_http",
+    "reads_pg",
+)
+ORDER = (*POSTGRES, "earn_sqlite")
 
 SIZES: dict[str, dict[str, list[str]]] = {
     "full": {
         "earn_pg": ["--seconds", "10"],
         "redeem_pg": ["--seconds", "10"],
+        "rewards_pg": ["--seconds", "10", "--threads", "1,8"],
         "sweep_pg": ["--lots", "1000000", "--due-share", "0.3"],
         "webhook_http": ["--seconds", "15", "--rounds", "3"],
         "api_http": ["--seconds", "5", "--rounds", "4"],
@@ -38,6 +47,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
     "quick": {
         "earn_pg": ["--seconds", "3", "--warmup", "0.5"],
         "redeem_pg": ["--seconds", "3", "--warmup", "0.5"],
+        "rewards_pg": ["--seconds", "3", "--warmup", "0.5"],
         "sweep_pg": ["--lots", "100000", "--members", "10000"],
         "webhook_http": ["--seconds", "3", "--warmup", "0.5"],
         "api_http": ["--seconds", "3", "--rounds", "1"],
@@ -47,6 +57,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
     "smoke": {
         "earn_pg": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50"],
         "redeem_pg": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50"],
+        "rewards_pg": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50", "--rewards", "4"],
         "sweep_pg": ["--lots", "1000", "--members", "100"],
         "webhook_http": ["--seconds", "0.5", "--rounds", "1", "--warmup", "0.1", "--members", "50"],
         "api_http": ["--seconds", "1", "--rounds", "1", "--warmup", "0", "--members", "50"],
