@@ -67,6 +67,9 @@ def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
     flat = [c for group in checks for c in (group if isinstance(group, list) else [group])]
     assert flat and all(c["ok"] for c in flat), result["verify"]
     assert "verify" in done.stdout and "ok" in done.stdout
+    if name == "rewards_pg":  # the hot-item case is reported beside the spread one
+        assert {f["case"] for f in result["figures"]} == {"spread", "hot"}
+        assert all(f["jifen_python_cpu_ms"] > 0 for f in result["figures"])
 
 
 def test_run_all_writes_the_summary(tmp_path: Path) -> None:
