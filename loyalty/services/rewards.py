@@ -260,7 +260,8 @@ def restock_reward(
             raise InvalidInput("a coupon's stock is its pool of codes: add codes instead")
         if row.stock_left is None:
             raise InvalidInput(
-                f"reward {reward!r} has no stock limit; set one with set_reward_stock"
+                f"reward {reward!r} has no stock limit, so it cannot be restocked; to limit "
+                "it, create a reward with a stock and retire this one"
             )
         _add_stock(conn, row.id, quantity)
         record_audit(
