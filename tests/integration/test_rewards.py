@@ -16,6 +16,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import (
+    AlreadyExists,
     FulfilmentConflict,
     IdempotencyConflict,
     InsufficientPoints,
@@ -634,3 +635,38 @@ def test_every_refusal_changes_nothing(shop: Database) -> None:
             call(shop)
         assert state() == before, name
     assert s.verify_ledger(shop).ok
+
+
+def test_restock_and_code_refusals_change_nothing(shop: Database) -> None:
+    s.create_reward(
+        shop, program=PROGRAM, code="free", kind="item", actor="mkt",
+        terms={"name": "Free", "points": 1},
+    )  # fmt: skip
+    counts = row_counts(shop)
+    with pytest.raises(InvalidInput, match="no stock limit, so it cannot be restocked"):
+        s.restock_reward(shop, program=PROGRAM, reward="free", quantity=1, actor="mkt")
+    with pytest.raises(InvalidInput, match="add codes instead"):
+        s.restock_reward(shop, program=PROGRAM, reward="coffee", quantity=1, actor="mkt")
+    with pytest.raises(InvalidAmount):
+        s.restock_reward(shop, program=PROGRAM, reward="mug", quantity=0, actor="mkt")
+    with pytest.raises(InvalidInput, match="only coupons have codes"):
+        s.add_codes(shop, program=PROGRAM, reward="mug", codes=["MUG-0001"], actor="mkt")
+    with pytest.raises(AlreadyExists, match="already holds COF-0002"):
+        s.add_codes(shop, program=PROGRAM, reward="coffee", codes=["NEW-0001", "COF-0002"],
+                    actor="mkt")  # fmt: skip
+    with pytest.raises(InvalidInput, match="repeat"):
+        s.add_codes(shop, program=PROGRAM, reward="coffee", codes=["NEW-1", "NEW-1"], actor="m")
+    with pytest.raises(InvalidInput, match="a coupon's stock is its pool"):
+        s.create_reward(
+            shop, program=PROGRAM, code="c2", kind="coupon", stock=5, actor="mkt",
+            terms={"name": "C2", "points": 1},
+        )  # fmt: skip
+    with pytest.raises(AlreadyExists):
+        s.create_reward(
+            shop, program=PROGRAM, code="mug", kind="item", actor="mkt",
+            terms={"name": "Mug", "points": 1},
+        )  # fmt: skip
+    assert row_counts(shop) == counts
+    assert (
+        s.restock_reward(shop, program=PROGRAM, reward="mug", quantity=2, actor="m").stock_left == 5
+    )
