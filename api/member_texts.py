@@ -128,7 +128,7 @@ PAGE = {
     ),
     "mine_older": Text("查看更早的兑换", "Older rewards"),
     "mine_latest": Text("返回最新兑换", "Back to the latest"),
-    "mine_spent": Text("{quantity} 件 · {points} 积分", "{quantity} × · {points} points"),
+    "mine_spent": Text("{quantity} 件 · {points} 积分", "Quantity {quantity} · {points} points"),
     "mine_redeemed_on": Text("兑换于 {when}", "Redeemed {when}"),
     "mine_codes": Text("券码", "Codes"),
     "mine_ship_to": Text("寄送至：{address}", "Ships to: {address}"),
