@@ -570,6 +570,27 @@ def test_a_new_price_later_applies_from_its_moment_and_is_recorded(
     assert s.get_reward(shop, program=PROGRAM, reward="mug").version == 2
 
 
+def test_a_version_scheduled_before_a_later_one_still_starts_at_its_moment(
+    shop: Database, clock: FixedClock
+) -> None:
+    # As for earning rules: the version in force is the one that started last.
+    at = clock.now() + dt.timedelta(days=3)
+    terms = {"name": "Mug", "points": 450}
+    s.publish_reward_terms(
+        shop, program=PROGRAM, reward="mug", actor="mkt", effective_from=at, terms=terms
+    )
+    now = s.publish_reward_terms(
+        shop, program=PROGRAM, reward="mug", actor="mkt", terms={**terms, "points": 350}
+    )
+    assert (now.version, now.scheduled) == (3, ((2, at),))
+    assert redeem(shop, "mug").points == 350
+    clock.set(at)
+    assert (
+        redeem(shop, "mug").version,
+        s.get_reward(shop, program=PROGRAM, reward="mug").version,
+    ) == (2, 2)
+
+
 # --- refusals change nothing ----------------------------------------------------------------
 
 Redeem = Callable[[Database], Any]
