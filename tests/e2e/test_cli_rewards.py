@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from loyalty import migrate
 from loyalty import services as svc
-from loyalty.cli import main
+from loyalty.cli import main, render
 from loyalty.cli import rewards as rewards_cli
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
@@ -22,9 +22,15 @@ from loyalty.domain.clock import FixedClock
 NOW = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)  # 10:00 in Asia/Shanghai
 
 
+@pytest.fixture(autouse=True)
+def wide_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables one line per row, whatever width the console took when it was created (its
+    width is fixed then if $COLUMNS was set, as under pytest-xdist)."""
+    monkeypatch.setattr(render.console, "_width", 200)
+
+
 def jifen(url: str, *args: str) -> Result:
-    runner = CliRunner(env={"COLUMNS": "200"})  # tables one line per row
-    return runner.invoke(main, [*args, "--database-url", url], prog_name="jifen")
+    return CliRunner().invoke(main, [*args, "--database-url", url], prog_name="jifen")
 
 
 def table_rows(output: str) -> list[list[str]]:
@@ -278,3 +284,10 @@ def scalar(url: str, sql: str) -> object:
             return conn.execute(text(sql)).scalar()
     finally:
         db.dispose()
+
+
+def test_a_missing_database_file_is_named_and_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    result = jifen(f"sqlite:///{path}", "rewards", "list", "--program", "shop")
+    assert_one_line_error(result, f"no database at {path}", "jifen db upgrade")
+    assert not path.exists()
