@@ -691,3 +691,22 @@ def test_restock_and_code_refusals_change_nothing(shop: Database) -> None:
     assert (
         s.restock_reward(shop, program=PROGRAM, reward="mug", quantity=2, actor="m").stock_left == 5
     )
+
+
+def test_another_program_sees_nothing_of_this_catalog(shop: Database) -> None:
+    make_program(shop, "other")
+    enrol(shop, "alice", program="other")
+    done = redeem(shop, "mug")
+    counts = row_counts(shop)
+    with pytest.raises(RewardRedemptionNotFound):
+        s.get_redemption(shop, program="other", redemption=done.id)
+    with pytest.raises(RewardRedemptionNotFound):
+        s.cancel_redemption(shop, program="other", redemption=done.id, reason="x", actor="o")
+    with pytest.raises(RewardRedemptionNotFound):
+        s.advance_fulfilment(shop, program="other", redemption=done.id, status="packing", actor="o")
+    with pytest.raises(RewardNotFound):
+        s.redeem_reward(shop, program="other", member="alice", reward="coffee")
+    assert s.list_redemptions(shop, program="other").items == ()
+    assert s.list_rewards(shop, program="other", member="alice") == ()
+    assert row_counts(shop) == counts
+    assert s.get_redemption(shop, program=PROGRAM, redemption=done.id).status == "issued"
