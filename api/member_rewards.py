@@ -469,6 +469,8 @@ _TONES = {"cancelled": "off", "delivered": "done"}
 def _state(result: RewardRedemptionResult) -> str:
     if result.status == "issued" and result.kind == "item":
         return say("state_issued_item")
+    if result.kind == "draw":  # a draw is final once drawn: its prize has its own state
+        return say("state_drawn")
     return say(f"state_{result.status}")
 
 

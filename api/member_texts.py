@@ -142,6 +142,7 @@ PAGE = {
     "draw_ran_out": Text("抽中了 {prize}，但奖品已发完。", "You drew {prize}, but it had run out."),
     "state_issued": Text("已兑换", "Issued"),
     "state_issued_item": Text("待发货", "Order received"),
+    "state_drawn": Text("已抽奖", "Drawn"),
     "state_packing": Text("打包中", "Being packed"),
     "state_shipped": Text("已发货", "Shipped"),
     "state_delivered": Text("已签收", "Delivered"),

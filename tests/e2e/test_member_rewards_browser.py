@@ -2,8 +2,9 @@
 Playwright, against the API on a loopback server over a SQLite file.
 
 A member of a tea shop browses the catalog, redeems a mug (typing the address) and a coffee
-coupon by clicking through the two forms (no JavaScript), and finds both under my rewards:
-the coupon's code, the mug's address and, once the shop ships it, "shipped". Nothing is
+coupon by clicking through the two forms (no JavaScript), then a voucher and a draw, and
+finds them under my rewards: the coupon's code, the voucher's last day, the draw's outcome,
+the mug's address and, once the shop ships it, "shipped". Nothing is
 loaded from elsewhere, no Content-Security-Policy rule is broken, nothing scrolls sideways.
 Screenshots of the catalog and my rewards at 1280 and 390 px in Chinese and English go to
 ``tests/e2e/screenshots/member-rewards-*.png`` (git-ignored) for a person to look at.
@@ -129,9 +130,9 @@ ADDRESS = {
 }
 WORDS = {
     "zh": {"rewards": "积分商城", "redeem": "兑换", "confirm": "确认兑换", "mine": "我的兑换"}
-    | {"shipped": "已发货"},
+    | {"shipped": "已发货", "voucher": "有效期至 2026年12月20日"},
     "en": {"rewards": "Rewards", "redeem": "Redeem", "confirm": "Confirm and redeem"}
-    | {"mine": "My rewards", "shipped": "Shipped"},
+    | {"mine": "My rewards", "shipped": "Shipped", "voucher": "Use by December 20, 2026"},
 }
 
 
@@ -192,6 +193,12 @@ def test_a_member_redeems_a_mug_and_a_coupon_and_finds_them_under_my_rewards(sho
             # an impatient double click sends the form twice: one coupon all the same
             page.get_by_role("button", name=words["confirm"]).dblclick()
             expect(page.get_by_test_id("code")).to_have_text(re.compile(r"CAFE-[0-9A-Z]{8}"))
+            for reward in ("v20", "draw"):  # the other kinds, so my rewards shows each
+                page.get_by_role("link", name=words["rewards"], exact=True).click()
+                page.get_by_test_id(f"reward-{reward}").get_by_role("button").click()
+                page.get_by_role("button", name=words["confirm"]).click()
+                expect(page.get_by_test_id("done")).to_be_visible()
+            expect(page.get_by_test_id("draw")).to_be_visible()
 
             mug_id = (
                 s.list_redemptions(
@@ -206,7 +213,8 @@ def test_a_member_redeems_a_mug_and_a_coupon_and_finds_them_under_my_rewards(sho
             page.goto(f"{shop.base}/m/?token={shop.tokens[lang]}")
             page.get_by_role("link", name=words["mine"], exact=True).click()
             mine = page.get_by_test_id("mine")
-            expect(mine.locator("article.redemption")).to_have_count(2)
+            expect(mine.locator("article.redemption:not(.prize article)")).to_have_count(4)
+            expect(mine.get_by_test_id("voucher")).to_contain_text(words["voucher"])
             shipped = page.get_by_test_id(f"redemption-{mug_id}")
             expect(shipped.get_by_test_id("state")).to_have_text(words["shipped"])
             expect(shipped.get_by_test_id("events")).to_contain_text(words["shipped"])
@@ -228,6 +236,7 @@ def test_a_member_redeems_a_mug_and_a_coupon_and_finds_them_under_my_rewards(sho
         browser.close()
     for lang in LANGUAGES:
         done = s.list_redemptions(shop.db, program=PROGRAM, member=f"{lang}@example.cn")
-        assert sorted(r.reward for r in done.items) == ["coffee", "mug"]
+        redeemed = sorted(r.reward for r in done.items if r.parent is None)
+        assert redeemed == ["coffee", "draw", "mug", "v20"]
     assert elsewhere == [], "the page loaded something from elsewhere"
     assert console == [], "the browser complained (a CSP violation?)"

@@ -246,6 +246,7 @@ def test_a_voucher_shows_its_value_last_local_day_and_the_order_that_used_it(
 def test_a_draw_says_what_it_gave(client: FlaskClient, token: str, catalog: Database) -> None:
     result = follow(client, redeem(client, token, "lucky"))
     outcome = by_testid(result, "draw")
+    assert by_testid(result, "state") == "Drawn"
     assert outcome in ("You won: A sticker", "No prize this time.")
     mine = client.get("/m/rewards/mine", query_string={"token": token})
     # the prize is shown under its draw, not as a redemption of its own
@@ -386,7 +387,7 @@ def test_every_reason_and_state_has_words_in_both_languages() -> None:
     for reason in documented:
         text = PAGE[f"reason_{reason}"]
         assert CHINESE.search(text.zh) and not CHINESE.search(text.en), reason
-    for state in ("issued", "issued_item", "packing", "shipped", "delivered", "cancelled"):
+    for state in ("issued", "issued_item", "drawn", "packing", "shipped", "delivered", "cancelled"):
         assert CHINESE.search(PAGE[f"state_{state}"].zh), state
     for kind in ("coupon", "voucher", "item", "draw"):
         assert PAGE[f"kind_{kind}"].en and PAGE[f"kind_{kind}"].zh
