@@ -3,7 +3,8 @@
 Both are sent as ``Authorization: Bearer …``. A server key acts for its program with its
 scopes; a request may name the program it expects in ``Jifen-Program`` (the SDK does), and a
 key of another program is refused with 403. A member token may only read its own member's
-balance, history and expiring points. The credential is read before the request's body, so
+balance, history, expiring points, rewards and redemptions, and redeem rewards for that member
+(the customer spends their own points). The credential is read before the request's body, so
 a refused one is a 401 whatever the body; the scope is checked by the view. The services
 decide everything else.
 """
@@ -81,8 +82,8 @@ def server_key(scope: str) -> ApiKeyInfo:
     key = _credential()
     if isinstance(key, MemberClaims):
         raise PermissionDenied(
-            "a member token may only read its member's balance, history and expiring points; "
-            "this needs a server key"
+            "a member token may only read its member's balance, history, expiring points and "
+            "rewards, and redeem rewards for its member; this needs a server key"
         )
     g.api_key = key
     g.program = key.program
@@ -94,9 +95,19 @@ def server_key(scope: str) -> ApiKeyInfo:
 def member_reader(member: str) -> str:
     """The program whose ``member`` the caller may read: a ``read`` key's, or the program of a
     member token issued for exactly this member."""
+    return _member_or_key(member, "read")
+
+
+def member_redeemer(member: str) -> str:
+    """The program whose ``member`` the caller may redeem rewards for: a ``redeem`` key's, or
+    the program of a member token issued for exactly this member."""
+    return _member_or_key(member, "redeem")
+
+
+def _member_or_key(member: str, scope: str) -> str:
     claims = _credential()
     if not isinstance(claims, MemberClaims):
-        return server_key("read").program
+        return server_key(scope).program
     g.program = claims.program
     _require_program(claims.program)
     claims.require_member(claims.program, member)

@@ -22,13 +22,15 @@ from typing import Any
 import marshmallow as ma
 
 from loyalty.domain.checks import MAX_DAYS, MAX_ID
-from loyalty.services import results
+from loyalty.services import results, reward_results
 from loyalty.services.api_keys import ApiKeyInfo
 from loyalty.services.approvals import AdjustmentRequestInfo
 from loyalty.services.member_tokens import MemberToken
 from loyalty.services.queries import MAX_PAGE
+from loyalty.services.reward_redemptions import MAX_PAGE as MAX_REDEMPTION_PAGE
 
 _SCHEMAS: dict[type, type[ma.Schema]] = {}
+_BUILDING: set[type] = set()
 _JSON_TYPES: dict[Any, str] = {int: "integer", str: "string", bool: "boolean"}
 
 
@@ -66,9 +68,11 @@ def _field(hint: Any) -> ma.fields.Field[Any]:
         (item, _ellipsis) = typing.get_args(hint)
         if item in _JSON_TYPES:
             return ma.fields.List(_field(item), **kw)
-        return ma.fields.List(ma.fields.Nested(result_schema(item)), **kw)
+        return ma.fields.List(_nested(item), **kw)
     if origin is dict or hint is dict:
         return ma.fields.Dict(**kw)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _nested(hint, **kw)
     if hint is int:
         return ma.fields.Integer(**kw)
     if hint is bool:
@@ -78,9 +82,18 @@ def _field(hint: Any) -> ma.fields.Field[Any]:
     raise TypeError(f"no schema field for {hint!r}")
 
 
+def _nested(cls: type, **kw: Any) -> ma.fields.Nested:
+    """A nested result; a type that nests itself (a draw's prize is a redemption) refers to
+    its schema by name, since that schema is still being built."""
+    if cls in _BUILDING:
+        return ma.fields.Nested(lambda: _SCHEMAS[cls](), **kw)
+    return ma.fields.Nested(result_schema(cls), **kw)
+
+
 def result_schema(cls: type) -> type[ma.Schema]:
     """The response schema of a result dataclass (named after it), built once."""
     if cls not in _SCHEMAS:
+        _BUILDING.add(cls)
         hints = typing.get_type_hints(cls)
         attrs: dict[str, Any] = {
             f.name: _field(hints[f.name])
@@ -90,6 +103,7 @@ def result_schema(cls: type) -> type[ma.Schema]:
         schema = ma.Schema.from_dict(attrs, name=cls.__name__)
         schema.__doc__ = (cls.__doc__ or "").strip()
         _SCHEMAS[cls] = schema
+        _BUILDING.discard(cls)
     return _SCHEMAS[cls]
 
 
@@ -110,6 +124,10 @@ RuleVersion = result_schema(results.RuleVersionInfo)
 SweepResult = result_schema(results.SweepResult)
 Token = result_schema(MemberToken)
 ApiKey = result_schema(ApiKeyInfo)
+RewardOffer = result_schema(reward_results.RewardOffer)
+RewardRedemption = result_schema(reward_results.RewardRedemptionResult)
+RedemptionPage = result_schema(reward_results.RedemptionPage)
+VoucherCheck = result_schema(reward_results.VoucherCheck)
 
 
 # --- request bodies -----------------------------------------------------------------------
@@ -256,6 +274,56 @@ class PublishRulesIn(_Body):
     )
 
 
+class RedeemRewardIn(_Body):
+    """A reward to redeem (send an ``Idempotency-Key``: without one every call is a new
+    redemption)."""
+
+    reward = given("string", "the reward's code", required=True, example="coffee")
+    quantity = given("integer", "how many (1 for a draw); default 1")
+    shipping = ma.fields.Dict(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "for an item: name, phone and address (city, postcode, country optional)"
+        },
+    )
+
+
+class CancelRedemptionIn(_Body):
+    """Why a redemption is cancelled (key: ``reward-cancel:<id>``)."""
+
+    reason = given("string", "why, as the member may read it", required=True)
+    actor = given("string", "who did it; default: api:<the key's label>", nullable=True)
+
+
+class FulfilmentIn(_Body):
+    """The state an item's redemption moves to."""
+
+    status = given("string", "packing, shipped or delivered", required=True, example="packing")
+    reason = given("string", "a note (a parcel number…)", nullable=True)
+    actor = given("string", "who did it; default: api:<the key's label>", nullable=True)
+
+
+class VoucherOrderIn(_Body):
+    """An order a voucher would pay part of."""
+
+    order_total_minor = given("integer", "the order total in minor units", required=True)
+    currency = given("string", _CURRENCY, nullable=True)
+    member = given("string", "refuse a voucher of another member", nullable=True)
+
+
+class ConsumeVoucherIn(VoucherOrderIn):
+    """The order a voucher is used on (idempotent per order)."""
+
+    order_id = given("string", "the shop's order id", required=True, example="o-1001")
+
+
+class ReleaseVoucherIn(_Body):
+    """The refunded or cancelled order that used the voucher."""
+
+    order_id = given("string", "the order that used it", required=True)
+
+
 # --- query arguments ----------------------------------------------------------------------
 
 
@@ -277,6 +345,21 @@ class HistoryArgs(ma.Schema):
 
     limit = _query_int(50, 1, MAX_PAGE, "items per page")
     cursor = _query_int(None, 1, MAX_ID, "the previous page's next_cursor")
+
+
+class RedemptionArgs(ma.Schema):
+    """Redemptions page query."""
+
+    limit = _query_int(50, 1, MAX_REDEMPTION_PAGE, "items per page")
+    cursor = _query_int(None, 1, MAX_ID, "the previous page's next_cursor")
+    reward = ma.fields.String(
+        load_default=None, allow_none=True, metadata={"description": "only this reward"}
+    )
+    status = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "only this state (issued, packing, shipped, delivered…)"},
+    )
 
 
 class ForecastArgs(ma.Schema):

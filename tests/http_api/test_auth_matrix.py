@@ -31,9 +31,11 @@ from loyalty.domain.clock import FixedClock
 from loyalty.services.api_keys import SCOPES, create_key, revoke_key
 from loyalty.services.member_tokens import issue_member_token
 from tests.http_api.conftest import SECRET, bearer, new_key
+from tests.http_api.test_rewards_api import ADDRESS, name_vouchers, reward_catalog
 from tests.integration.helpers import PROGRAM, earn, enrol, hold, make_program, row_counts
 
 OTHER_PROGRAM = "other"
+VOUCHERS = ("V-ALICE-0001", "V-ALICE-0002")  # alice's, from redemption 3
 PROBLEM = "application/problem+json"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 RULES = {
@@ -107,6 +109,29 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/rules"): Operation(names_shop_data=False),
     ("POST", "/v1/rules"): Operation(body={"rules": RULES}, names_shop_data=False),
     ("POST", "/v1/jobs/{job}"): Operation(path={"job": "expire"}, names_shop_data=False),
+    ("GET", "/v1/rewards"): Operation(names_shop_data=False),
+    ("GET", "/v1/members/{member}/rewards"): Operation(path={"member": "alice"}),
+    ("GET", "/v1/members/{member}/reward-redemptions"): Operation(path={"member": "alice"}),
+    ("POST", "/v1/members/{member}/reward-redemptions"): Operation(
+        path={"member": "alice"}, body={"reward": "coffee"}
+    ),
+    ("GET", "/v1/reward-redemptions"): Operation(query={"reward": "coffee"}, names_shop_data=False),
+    ("GET", "/v1/reward-redemptions/{redemption}"): Operation(path={"redemption": "1"}),
+    ("POST", "/v1/reward-redemptions/{redemption}/cancel"): Operation(
+        path={"redemption": "1"}, body={"reason": "changed my mind"}
+    ),
+    ("POST", "/v1/reward-redemptions/{redemption}/fulfilment"): Operation(
+        path={"redemption": "2"}, body={"status": "packing"}
+    ),
+    ("POST", "/v1/vouchers/{code}/validate"): Operation(
+        path={"code": VOUCHERS[0]}, body={"order_total_minor": 10_000}
+    ),
+    ("POST", "/v1/vouchers/{code}/consume"): Operation(
+        path={"code": VOUCHERS[1]}, body={"order_id": "o-voucher", "order_total_minor": 10_000}
+    ),
+    ("POST", "/v1/vouchers/{code}/release"): Operation(
+        path={"code": VOUCHERS[1]}, body={"order_id": "o-voucher"}
+    ),
 }
 MEMBER_READS = ("balance", "history", "forecast")
 
@@ -114,7 +139,9 @@ MEMBER_READS = ("balance", "history", "forecast")
 def seed(db: Database) -> None:
     """The shop (``program_db``) made realistic: transfers on, an action rule; alice (1,000
     points, two holds, two pending refunds of o-paid), bob (500 points, a dispute open on
-    o-bob), carol (to close), dave (to link to Stripe); and the program ``other``."""
+    o-bob), carol (to close), dave (to link to Stripe); the reward catalog of
+    :func:`reward_catalog` with alice's redemptions of a coupon (1), a mug (2) and two
+    vouchers (3, codes :data:`VOUCHERS`); and the program ``other``."""
     core.update_program(db, program=PROGRAM, transfers_enabled=True)
     core.publish_rules(db, program=PROGRAM, rules=RULES)
     enrol(db, "alice", "bob", "carol", "dave")
@@ -139,6 +166,17 @@ def seed(db: Database) -> None:
         amount_minor=1_000,
         currency="CNY",
     )
+    reward_catalog(db)
+    for reward, extra in (("coffee", {}), ("mug", {"shipping": ADDRESS}), ("ten-off", {})):
+        core.redeem_reward(
+            db,
+            program=PROGRAM,
+            member="alice",
+            reward=reward,
+            quantity=2 if reward == "ten-off" else 1,
+            **extra,  # type: ignore[arg-type]
+        )
+    name_vouchers(db, 3, *VOUCHERS)
     make_program(db, OTHER_PROGRAM)
 
 

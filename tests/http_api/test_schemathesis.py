@@ -3,10 +3,11 @@ generated requests on a real threaded server, and must neither fail with a 5xx n
 anything its documented schema does not describe.
 
 The database is the shop of :func:`tests.http_api.test_auth_matrix.seed` (members with
-points, orders, holds, refunds, a dispute). Generated member, order, refund and dispute ids
-are replaced by known ones half of the time, so requests reach the services and succeed as
-well as fail. A guard counts, in the app, how many requests were authorised and what they
-answered: a run where everything was 401 (a wrong key) or 404 (ids nobody has) fails.
+points, orders, holds, refunds, a dispute, rewards and redemptions). Generated member,
+order, refund, dispute, reward, redemption and voucher ids are replaced by known ones half of
+the time, so requests reach the services and succeed as well as fail. A guard counts, in the
+app, how many requests were authorised and what they answered: a run where everything was 401
+(a wrong key) or 404 (ids nobody has) fails.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from api import create_api_app
 from loyalty.db import Database
 from tests.http_api.conftest import SECRET, bearer, new_key
 from tests.http_api.live_server import live_server
-from tests.http_api.test_auth_matrix import seed
+from tests.http_api.test_auth_matrix import VOUCHERS, seed
 
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -52,6 +53,11 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "paid_with_points_minor": (0, 100),
     "ttl_seconds": (60, 900),
     "job": ("expire", "mature", "hold_timeouts", "remind", "clear"),
+    "reward": ("coffee", "ten-off", "lucky", "mug"),
+    "quantity": (1, 2),
+    "redemption": (1, 2, 3),
+    "code": VOUCHERS,
+    "status": ("packing", "shipped", "issued"),
 }
 PRICED = ("POST /v1/quotes/earn", "POST /v1/earnings/purchase")
 LAST = ("POST /v1/members/{member}/close",)  # closed members refuse most operations
@@ -65,9 +71,13 @@ class Tally:
     codes: Counter[str] = field(default_factory=Counter)
     authorised: int = 0
     total: int = 0
+    unrouted: int = 0
 
     def record(self, response: Response) -> Response:
-        rule = request.url_rule.rule if request.url_rule is not None else request.path
+        if request.url_rule is None:  # a generated id no route takes (a newline in a path)
+            self.unrouted += 1
+            return response
+        rule = request.url_rule.rule
         if not rule.startswith("/v1/") or rule.startswith("/v1/openapi"):
             return response
         operation = f"{request.method} {rule}"
@@ -86,7 +96,8 @@ class Tally:
         )
         return (
             f"{self.total} requests over {len(self.statuses)} operations, "
-            f"{self.authorised} authorised, {answered[2]} 2xx, {answered[4]} 4xx"
+            f"{self.authorised} authorised, {answered[2]} 2xx, {answered[4]} 4xx, "
+            f"{self.unrouted} no route took"
         )
 
     def with_2xx(self) -> list[str]:
