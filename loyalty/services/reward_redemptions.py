@@ -71,7 +71,7 @@ from loyalty.services.reward_results import (
     RewardRedemptionResult,
     VoucherInfo,
 )
-from loyalty.services.rewards import reward_row, terms_of, usage_by_reward
+from loyalty.services.rewards import TermsCache, reward_row, usage_by_reward
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -154,16 +154,44 @@ def _lost_race_if_stored(conn: Connection, program_id: int, key: str) -> None:
         raise LostRace(program_id)
 
 
+_TAKE_STOCK = (
+    update(rewards)
+    .where(rewards.c.id == bindparam("reward"), rewards.c.stock_left >= bindparam("quantity"))
+    .values(stock_left=rewards.c.stock_left - bindparam("quantity"))
+)
+# Hand out the pool's next free codes to a redemption in one statement. On PostgreSQL the free
+# codes are locked and concurrent redemptions skip them (the reward's stock update already
+# lets only as many redemptions through as there are free codes).
+_FREE_CODES = (
+    select(reward_codes.c.id)
+    .where(
+        reward_codes.c.reward_id == bindparam("pool"),
+        reward_codes.c.redemption_id.is_(None),
+    )
+    .order_by(reward_codes.c.id)
+    .limit(bindparam("quantity"))
+    .with_for_update(skip_locked=True)
+)
+_ISSUE_CODES = (
+    update(reward_codes)
+    .where(reward_codes.c.id.in_(_FREE_CODES.scalar_subquery()))
+    .values(redemption_id=bindparam("to_redemption"), issued_at=bindparam("at"))
+    .returning(reward_codes.c.id, reward_codes.c.code)
+)
+_INSERT_REDEMPTION = insert(reward_redemptions).returning(reward_redemptions.c.id)
+_STORE_RESULT = (
+    update(operations)
+    .where(operations.c.id == bindparam("operation_id"))
+    .values(result=bindparam("stored", type_=operations.c.result.type))
+)
+
+
 def _take_stock(conn: Connection, reward: Row[Any], quantity: int) -> int:
     """Take ``quantity`` from a limited stock (0 taken for an unlimited one); a conditional
     update, so it never goes below zero under concurrency: :class:`OutOfStock` when short."""
     if reward.stock_left is None:
         return 0
-    done = conn.execute(
-        update(rewards)
-        .where(rewards.c.id == reward.id, rewards.c.stock_left >= quantity)
-        .values(stock_left=rewards.c.stock_left - quantity)
-    )
+    done = conn.execute(_TAKE_STOCK, {"reward": reward.id, "quantity": quantity})
     if done.rowcount != 1:
         raise OutOfStock(
             f"reward {reward.code!r} has fewer than {quantity} left", reward=reward.code
@@ -199,17 +227,21 @@ def redeem_reward(
         "reward_redeem", key=key, request=request, result_type=RewardRedemptionResult
     )
     now = db.clock.now()
+    cached_terms = db.cache(TermsCache)
 
     def work(conn: Connection) -> RewardRedemptionResult | StoredResult:
         row = write.lock(conn, program_code, member, at=now)
         if isinstance(row, StoredResult):
             return row
         item = reward_row(conn, row.program_id, reward, now)
-        terms = terms_of(item)
+        terms = cached_terms.get(item)
         address = _shipping(shipping, item.kind)
         if item.kind == "draw" and quantity != 1:
             raise InvalidInput("a draw is redeemed one at a time (quantity 1)", field="quantity")
-        usage = usage_by_reward(conn, row.id, now, row.program_timezone, item.id)
+        usage = Usage()  # none yet still counts this quantity against the limits
+        if terms.limits:
+            found = usage_by_reward(conn, row.id, now, row.program_timezone, item.id)
+            usage = found.get(item.id, usage)
         reasons = unavailable_reasons(
             terms,
             now=now,
@@ -217,12 +249,11 @@ def redeem_reward(
             stock_left=item.stock_left,
             quantity=quantity,
             available_points=row.available,
-            usage=usage.get(item.id, Usage()),  # none yet still counts this quantity
+            usage=usage,
         )
         points = terms.price() * quantity
         try:
             _refuse(reasons, reward, quantity, terms.price(), row.available)
-            stock = _take_stock(conn, item, quantity)
             taken = take_spendable(conn, row.id, now, points) if points else []
         except LoyaltyError:
             _lost_race_if_stored(conn, row.program_id, write.key)
@@ -238,11 +269,10 @@ def redeem_reward(
             moves=[Move("reward_spend", lot_id, available=-take) for lot_id, take in taken],
             at=now,
         )
-        issued = _Issue(conn, row, now, op_id)
-        result = issued.redemption(item, terms, quantity, points, stock, address)
-        conn.execute(
-            update(operations).where(operations.c.id == op_id).values(result=result.to_record())
-        )
+        # the stock is taken last, so a popular reward's row stays locked for the shortest time
+        issued = _Issue(conn, row, now, op_id, cached_terms)
+        result = issued.redemption(item, terms, quantity, points, address)
+        conn.execute(_STORE_RESULT, {"operation_id": op_id, "stored": result.to_record()})
         return result
 
     return write.run(db, work)
@@ -251,8 +281,15 @@ def redeem_reward(
 class _Issue:
     """Issues what a redemption gives, inside the redeeming write (member locked)."""
 
-    def __init__(self, conn: Connection, row: LockedMember, now: dt.datetime, op_id: int):
-        self.conn, self.row, self.now, self.op_id = conn, row, now, op_id
+    def __init__(
+        self,
+        conn: Connection,
+        row: LockedMember,
+        now: dt.datetime,
+        op_id: int,
+        terms: TermsCache,
+    ):
+        self.conn, self.row, self.now, self.op_id, self.terms = conn, row, now, op_id, terms
 
     def redemption(
         self,
@@ -260,15 +297,15 @@ class _Issue:
         terms: RewardTerms,
         quantity: int,
         points: int,
-        stock: int,
         address: dict[str, str] | None,
         *,
         parent: int | None = None,
     ) -> RewardRedemptionResult:
-        """Insert the redemption and issue its codes, vouchers or draw."""
+        """Take the stock, insert the redemption and issue its codes, vouchers or draw."""
+        stock = _take_stock(self.conn, item, quantity)
         redemption_id = self.conn.execute(
-            insert(reward_redemptions)
-            .values(
+            _INSERT_REDEMPTION,
+            dict(
                 program_id=self.row.program_id,
                 member_id=self.row.id,
                 reward_id=item.id,
@@ -283,8 +320,7 @@ class _Issue:
                 shipping=address,
                 created_at=self.now,
                 updated_at=self.now,
-            )
-            .returning(reward_redemptions.c.id)
+            ),
         ).scalar_one()
         codes: tuple[str, ...] = ()
         issued_vouchers: tuple[VoucherInfo, ...] = ()
@@ -317,21 +353,16 @@ class _Issue:
         )
 
     def _codes(self, item: Row[Any], redemption_id: int, quantity: int) -> tuple[str, ...]:
-        free = self.conn.execute(
-            select(reward_codes.c.id, reward_codes.c.code)
-            .where(reward_codes.c.reward_id == item.id, reward_codes.c.redemption_id.is_(None))
-            .order_by(reward_codes.c.id)
-            .limit(quantity)
-            .with_for_update(skip_locked=True)
-        ).all()
-        if len(free) < quantity:
+        params = {
+            "pool": item.id,
+            "quantity": quantity,
+            "to_redemption": redemption_id,
+            "at": self.now,
+        }
+        issued = sorted(self.conn.execute(_ISSUE_CODES, params).all())
+        if len(issued) < quantity:
             raise OutOfStock(f"reward {item.code!r} has no coupons left", reward=item.code)
-        self.conn.execute(
-            update(reward_codes)
-            .where(reward_codes.c.id.in_([c.id for c in free]))
-            .values(redemption_id=redemption_id, issued_at=self.now)
-        )
-        return tuple(c.code for c in free)
+        return tuple(c.code for c in issued)
 
     def _vouchers(
         self, item: Row[Any], terms: RewardTerms, redemption_id: int, quantity: int
@@ -398,13 +429,12 @@ class _Issue:
     def _award(self, code: str, parent: int) -> tuple[RewardRedemptionResult | None, str]:
         """Issue one of a prize (no points of its own); a prize that ran out awards nothing."""
         item = reward_row(self.conn, self.row.program_id, code, self.now)
-        terms = terms_of(item)
+        terms = self.terms.get(item)
         if item.retired_at is not None:
             return None, "prize_retired"
         savepoint = self.conn.begin_nested()
         try:
-            stock = _take_stock(self.conn, item, 1)
-            result = self.redemption(item, terms, 1, 0, stock, None, parent=parent)
+            result = self.redemption(item, terms, 1, 0, None, parent=parent)
         except OutOfStock:
             savepoint.rollback()
             return None, "prize_out_of_stock"

@@ -72,14 +72,30 @@ _CATALOG = (
 )
 
 
+_CATALOG_BY_CODE = _CATALOG.where(rewards.c.code == bindparam("code"))
+
+
 def reward_row(conn: Connection, program_id: int, code: str, at: dt.datetime) -> Row[Any]:
     """The reward with its version in force at ``at`` (:class:`RewardNotFound` if none)."""
-    row = conn.execute(
-        _CATALOG.where(rewards.c.code == code), {"program_id": program_id, "at": at}
-    ).first()
+    row = conn.execute(_CATALOG_BY_CODE, {"program_id": program_id, "at": at, "code": code}).first()
     if row is None:
         raise RewardNotFound(f"no reward {code!r} in the catalog", reward=code)
     return row
+
+
+class TermsCache:
+    """Reward versions never change once written, so their parsed terms are cached by id
+    (one cache per database, see :meth:`loyalty.db.Database.cache`)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, RewardTerms] = {}
+
+    def get(self, row: Row[Any]) -> RewardTerms:
+        """The parsed terms of a catalog row (see :func:`reward_row`)."""
+        terms = self._by_id.get(row.version_id)
+        if terms is None:
+            terms = self._by_id[row.version_id] = terms_of(row)
+        return terms
 
 
 def terms_of(row: Row[Any]) -> RewardTerms:
@@ -458,34 +474,46 @@ def _info(conn: Connection, program_id: int, code: str, now: dt.datetime) -> Rew
     )
 
 
-def usage_by_reward(
-    conn: Connection, member_id: int, now: dt.datetime, tz: str, reward_id: int | None = None
-) -> dict[int, Usage]:
-    """What the member redeemed (not cancelled) of each reward in the current local day,
-    month and ever."""
-    day = start_of_period(now, tz, "day")
-    month = start_of_period(now, tz, "month")
+def _usage_statement(one_reward: bool) -> Any:
+    """Per reward: what a member redeemed (not cancelled) since ``:day``, ``:month`` and ever."""
     quantity = reward_redemptions.c.quantity
     created = reward_redemptions.c.created_at
     stmt = (
         select(
             reward_redemptions.c.reward_id,
-            func.sum(case((created >= day, quantity), else_=0)).label("day"),
-            func.sum(case((created >= month, quantity), else_=0)).label("month"),
+            func.sum(case((created >= bindparam("day"), quantity), else_=0)).label("day"),
+            func.sum(case((created >= bindparam("month"), quantity), else_=0)).label("month"),
             func.sum(quantity).label("lifetime"),
         )
         .where(
-            reward_redemptions.c.member_id == member_id,
+            reward_redemptions.c.member_id == bindparam("member_id"),
             reward_redemptions.c.status != "cancelled",
             reward_redemptions.c.parent_id.is_(None),
         )
         .group_by(reward_redemptions.c.reward_id)
     )
-    if reward_id is not None:
-        stmt = stmt.where(reward_redemptions.c.reward_id == reward_id)
+    if one_reward:
+        stmt = stmt.where(reward_redemptions.c.reward_id == bindparam("reward_id"))
+    return stmt
+
+
+_USAGE = {False: _usage_statement(False), True: _usage_statement(True)}
+
+
+def usage_by_reward(
+    conn: Connection, member_id: int, now: dt.datetime, tz: str, reward_id: int | None = None
+) -> dict[int, Usage]:
+    """What the member redeemed (not cancelled) of each reward in the current local day,
+    month and ever."""
+    params = {
+        "member_id": member_id,
+        "reward_id": reward_id,
+        "day": start_of_period(now, tz, "day"),
+        "month": start_of_period(now, tz, "month"),
+    }
     return {
         r.reward_id: Usage(int(r.day or 0), int(r.month or 0), int(r.lifetime or 0))
-        for r in conn.execute(stmt)
+        for r in conn.execute(_USAGE[reward_id is not None], params)
     }
 
 
