@@ -36,6 +36,7 @@ from loyalty.domain.rewards import (
 )
 from loyalty.errors import AlreadyExists, InvalidInput, InvalidRule, MemberNotFound, RewardNotFound
 from loyalty.services.audit import record_audit
+from loyalty.services.lots import spendable_lots
 from loyalty.services.reward_results import RewardInfo, RewardOffer
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row
@@ -536,7 +537,9 @@ def list_rewards(
             ).first()
             if row is None:
                 raise MemberNotFound(f"no member {member!r} in program {program!r}", member=member)
-            available = int(row.available)
+            # what the member can spend now: lots past their expiry that no sweep has taken
+            # yet are not (redeeming would refuse them), so the catalog does not offer them
+            available = sum(lot.available for lot in spendable_lots(conn, row.id, now))
             usage = usage_by_reward(conn, row.id, now, prog.timezone)
         rows = conn.execute(_CATALOG, {"program_id": prog.id, "at": now}).all()
     offers = []
