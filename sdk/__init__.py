@@ -4,7 +4,10 @@
   built from a database URL, from ``$JIFEN_DATABASE_URL`` or from your SQLAlchemy engine, or
   remote when built from a Jifen server's URL (``https://…``, with a server key): the same
   methods, results and errors over the HTTP API;
-* the frozen result types its methods return (``EarnResult``, ``HoldResult``, ``Balance``…);
+* the frozen result types its methods return (``EarnResult``, ``HoldResult``, ``Balance``…,
+  and for the reward catalog ``RewardOffer``, ``RewardRedemptionResult`` with its
+  ``VoucherInfo``, ``DrawOutcome`` and ``RewardEventInfo``, ``RedemptionPage``,
+  ``VoucherCheck``);
 * :class:`StripeWebhook` (from ``Jifen.stripe_webhook``), the Stripe webhook handler to host
   in your web app, and the :class:`WebhookResult` it answers with;
 * the error tree, rooted at :class:`LoyaltyError`; every error has a stable ``code``::
@@ -14,12 +17,14 @@
     │                         CurrencyMismatch, InvalidRule, InvalidStripeEvent, InvalidText,
     │                         UnknownCurrency
     ├── NotFound              ProgramNotFound, MemberNotFound, HoldNotFound, OrderNotFound,
-    │                         ReversalNotFound, StripeEventNotFound, AdjustmentRequestNotFound
+    │                         ReversalNotFound, StripeEventNotFound, AdjustmentRequestNotFound,
+    │                         RewardNotFound, RewardRedemptionNotFound, VoucherNotFound
     ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled,
-    │                         AdjustmentRequestSettled
+    │                         AdjustmentRequestSettled, FulfilmentConflict
     ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
     │                         TransferNotAllowed, TransferLimit, ClearingNotDue, SelfApproval,
-    │                         ApprovalRequired
+    │                         ApprovalRequired, OutOfStock, RewardUnavailable, RewardLimit,
+    │                         VoucherNotUsable
     ├── NotAuthenticated      (remote) the server refused the API key
     ├── PermissionDenied      (remote) the key lacks a scope or is another program's
     ├── RateLimited           (remote) too many requests, still after the retries
@@ -40,6 +45,7 @@ from loyalty.errors import (
     Conflict,
     CurrencyMismatch,
     DatabaseUnavailable,
+    FulfilmentConflict,
     HoldNotActive,
     HoldNotFound,
     IdempotencyConflict,
@@ -57,12 +63,17 @@ from loyalty.errors import (
     NotAuthenticated,
     NotFound,
     OrderNotFound,
+    OutOfStock,
     PermissionDenied,
     ProgramNotFound,
     RateLimited,
     RedemptionLimit,
     ReversalNotFound,
     ReversalSettled,
+    RewardLimit,
+    RewardNotFound,
+    RewardRedemptionNotFound,
+    RewardUnavailable,
     RuleViolation,
     SchemaMissing,
     SelfApproval,
@@ -71,6 +82,8 @@ from loyalty.errors import (
     TransferLimit,
     TransferNotAllowed,
     UnknownCurrency,
+    VoucherNotFound,
+    VoucherNotUsable,
 )
 from loyalty.services.results import (
     AdjustmentResult,
@@ -92,6 +105,15 @@ from loyalty.services.results import (
     ReversalResult,
     TransferResult,
 )
+from loyalty.services.reward_results import (
+    DrawOutcome,
+    RedemptionPage,
+    RewardEventInfo,
+    RewardOffer,
+    RewardRedemptionResult,
+    VoucherCheck,
+    VoucherInfo,
+)
 from loyalty.stripe.sync import WebhookResult
 from loyalty.stripe.webhook import StripeWebhook
 from sdk._client import Jifen
@@ -108,12 +130,14 @@ __all__ = [
     "Conflict",
     "CurrencyMismatch",
     "DatabaseUnavailable",
+    "DrawOutcome",
     "EarnQuote",
     "EarnResult",
     "ExpiringPoints",
     "Forecast",
     "ForecastDay",
     "ForecastItem",
+    "FulfilmentConflict",
     "HistoryItem",
     "HistoryPage",
     "HoldNotActive",
@@ -136,17 +160,26 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "OrderNotFound",
+    "OutOfStock",
     "PermissionDenied",
     "ProgramInfo",
     "ProgramNotFound",
     "RateLimited",
     "RedemptionLimit",
+    "RedemptionPage",
     "RedemptionQuote",
     "Reminder",
     "ReminderResult",
     "ReversalNotFound",
     "ReversalResult",
     "ReversalSettled",
+    "RewardEventInfo",
+    "RewardLimit",
+    "RewardNotFound",
+    "RewardOffer",
+    "RewardRedemptionNotFound",
+    "RewardRedemptionResult",
+    "RewardUnavailable",
     "RuleViolation",
     "SchemaMissing",
     "SelfApproval",
@@ -157,6 +190,10 @@ __all__ = [
     "TransferNotAllowed",
     "TransferResult",
     "UnknownCurrency",
+    "VoucherCheck",
+    "VoucherInfo",
+    "VoucherNotFound",
+    "VoucherNotUsable",
     "WebhookResult",
 ]
 

@@ -52,11 +52,28 @@ from loyalty.services.results import (
     ReversalResult,
     TransferResult,
 )
+from loyalty.services.reward_redemptions import (
+    advance_fulfilment,
+    cancel_redemption,
+    get_redemption,
+    list_redemptions,
+    redeem_reward,
+)
+from loyalty.services.reward_results import (
+    RedemptionPage,
+    RewardOffer,
+    RewardRedemptionResult,
+    VoucherCheck,
+)
+from loyalty.services.rewards import list_rewards
 from loyalty.services.transfers import transfer_points
+from loyalty.services.vouchers import consume_voucher, release_voucher, validate_voucher
 from loyalty.stripe.onboarding import enrol_applying_parked, link_applying_parked
 from loyalty.stripe.webhook import DEFAULT_TOLERANCE, StripeWebhook
 
 __all__ = ["Jifen"]
+
+SDK_ACTOR = "sdk"
 
 OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 """Order lines: mappings with ``amount_minor`` and optional ``sku`` and ``category``."""
@@ -542,6 +559,152 @@ class Jifen:
     def forecast(self, *, days: int = 90, member: str | None = None) -> Forecast:
         """What will expire or be cleared in the next ``days`` days, for one member or all."""
         return forecast_points(self._db, program=self._program, days=days, member=member)
+
+    # --- the reward catalog -----------------------------------------------------------------
+
+    def rewards(self, *, member: str | None = None) -> tuple[RewardOffer, ...]:
+        """The visible catalog now; with ``member``, whether they can redeem each reward and,
+        when not, why (``reasons``: ``out_of_stock``, ``insufficient_points``, ``limit_day``…)."""
+        return list_rewards(self._db, program=self._program, member=member)
+
+    def redeem_reward(
+        self,
+        *,
+        member: str,
+        reward: str,
+        quantity: int = 1,
+        idempotency_key: str | None = None,
+        shipping: Mapping[str, Any] | None = None,
+    ) -> RewardRedemptionResult:
+        """Spend the member's points on ``quantity`` of a reward, in one transaction.
+
+        Points come from the soonest-expiring lots; the stock is taken and the coupon code,
+        voucher, item or draw (``draw``, and its ``prize``) issued. An item needs
+        ``shipping`` (``name``, ``phone``, ``address``; ``city``, ``postcode``, ``country``
+        optional). Refused with nothing changed: :class:`~loyalty.errors.OutOfStock`,
+        :class:`~loyalty.errors.RewardLimit`, :class:`~loyalty.errors.InsufficientPoints`,
+        :class:`~loyalty.errors.RewardUnavailable` (``details["reasons"]``). Pass an
+        ``idempotency_key`` to make a retry answer the same redemption (a remote client sends
+        one key for all its attempts of one call even without it).
+        """
+        return redeem_reward(
+            self._db,
+            program=self._program,
+            member=member,
+            reward=reward,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            shipping=shipping,
+        )
+
+    def get_redemption(self, *, redemption: int) -> RewardRedemptionResult:
+        """A redemption with its codes, vouchers, draw, prize and events."""
+        return get_redemption(self._db, program=self._program, redemption=redemption)
+
+    def redemptions(
+        self,
+        *,
+        member: str | None = None,
+        reward: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> RedemptionPage:
+        """A page of redemptions, newest first, by member, reward and state; pass
+        ``next_cursor`` as ``cursor`` for older ones."""
+        return list_redemptions(
+            self._db,
+            program=self._program,
+            member=member,
+            reward=reward,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def cancel_redemption(
+        self,
+        *,
+        redemption: int,
+        reason: str,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RewardRedemptionResult:
+        """Cancel a redemption not yet delivered (or a coupon or voucher not used): the points
+        go back into the lots they came from, with their expiry, and the stock back to the
+        reward. A used voucher or a delivered item raises
+        :class:`~loyalty.errors.FulfilmentConflict`. Key: ``reward-cancel:<redemption>``.
+        """
+        return cancel_redemption(
+            self._db,
+            program=self._program,
+            redemption=redemption,
+            reason=reason,
+            actor=actor or SDK_ACTOR,
+            idempotency_key=idempotency_key,
+        )
+
+    def advance_fulfilment(
+        self, *, redemption: int, status: str, reason: str | None = None, actor: str | None = None
+    ) -> RewardRedemptionResult:
+        """Move an item's redemption to ``packing``, ``shipped`` or ``delivered``; asking for
+        the state it is in answers it again (``replayed``). A move the states do not allow
+        raises :class:`~loyalty.errors.FulfilmentConflict`."""
+        return advance_fulfilment(
+            self._db,
+            program=self._program,
+            redemption=redemption,
+            status=status,
+            actor=actor or SDK_ACTOR,
+            reason=reason,
+        )
+
+    def validate_voucher(
+        self,
+        *,
+        code: str,
+        order_total_minor: int,
+        member: str | None = None,
+        currency: str | None = None,
+    ) -> VoucherCheck:
+        """What a voucher takes off an order now (``discount_minor``); writes nothing. One
+        that cannot be used raises :class:`~loyalty.errors.VoucherNotUsable` with
+        ``details["reason"]``; pass ``member`` to refuse another member's voucher."""
+        return validate_voucher(
+            self._db,
+            program=self._program,
+            code=code,
+            order_total_minor=order_total_minor,
+            currency=currency or self._currency,
+            member=member,
+        )
+
+    def consume_voucher(
+        self,
+        *,
+        code: str,
+        order_id: str,
+        order_total_minor: int,
+        member: str | None = None,
+        currency: str | None = None,
+    ) -> VoucherCheck:
+        """Use a voucher on an order: charge ``discount_minor`` less. Again on the same order
+        answers the first use (``replayed``); on another order it raises
+        :class:`~loyalty.errors.VoucherNotUsable`."""
+        return consume_voucher(
+            self._db,
+            program=self._program,
+            code=code,
+            order_id=order_id,
+            order_total_minor=order_total_minor,
+            currency=currency or self._currency,
+            member=member,
+        )
+
+    def release_voucher(self, *, code: str, order_id: str) -> VoucherCheck:
+        """The order that used the voucher was refunded or cancelled: the voucher can be used
+        again until it expires. Releasing one not in use answers it (``replayed``)."""
+        return release_voucher(self._db, program=self._program, code=code, order_id=order_id)
 
     # --- reminders --------------------------------------------------------------------------
 

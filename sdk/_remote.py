@@ -41,6 +41,7 @@ import time
 import types
 import typing
 import urllib.parse
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -59,6 +60,7 @@ from loyalty.domain.checks import (
 )
 from loyalty.domain.clock import Clock
 from loyalty.domain.money import require_currency
+from loyalty.domain.rewards import require_code
 from loyalty.errors import (
     ConfigurationError,
     Conflict,
@@ -71,7 +73,7 @@ from loyalty.errors import (
     RuleViolation,
     ServerUnreachable,
 )
-from loyalty.services import results
+from loyalty.services import results, reward_results
 from loyalty.services.reminders import ReminderCallback
 from loyalty.services.results import ProgramInfo, Record, ReminderResult
 from loyalty.stripe.webhook import DEFAULT_TOLERANCE, StripeWebhook
@@ -153,13 +155,18 @@ class Route:
     (``forecast`` reads one member's or the whole program's). The arguments that are not in
     the path and not ``idempotency_key`` are the query (GET) or the JSON body (POST).
     ``checked_as`` names a path argument as its service names it in errors (the members
-    service says ``external_id``).
+    service says ``external_id``). ``many``: the answer is a list of ``result``.
+    ``client_key``: a call without an idempotency key gets one here, the same for all its
+    attempts, because its body holds no id the server could derive one from (a reward
+    redemption), so a retried delivery is replayed instead of redeemed twice.
     """
 
     method: str
     paths: tuple[str, ...]
     result: type
     checked_as: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    many: bool = False
+    client_key: str | None = None
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -197,7 +204,41 @@ ROUTES: dict[str, Route] = {
     "balance": _route("GET", "/v1/members/{member}/balance", results.Balance),
     "history": _route("GET", "/v1/members/{member}/history", results.HistoryPage),
     "forecast": _route("GET", "/v1/members/{member}/forecast", results.Forecast, "/v1/forecast"),
+    "rewards": Route(
+        "GET",
+        ("/v1/members/{member}/rewards", "/v1/rewards"),
+        reward_results.RewardOffer,
+        many=True,
+    ),
+    "redeem_reward": Route(
+        "POST",
+        ("/v1/members/{member}/reward-redemptions",),
+        reward_results.RewardRedemptionResult,
+        client_key="reward",
+    ),
+    "get_redemption": _route(
+        "GET", "/v1/reward-redemptions/{redemption}", reward_results.RewardRedemptionResult
+    ),
+    "redemptions": _route(
+        "GET",
+        "/v1/members/{member}/reward-redemptions",
+        reward_results.RedemptionPage,
+        "/v1/reward-redemptions",
+    ),
+    "cancel_redemption": _route(
+        "POST", "/v1/reward-redemptions/{redemption}/cancel", reward_results.RewardRedemptionResult
+    ),
+    "advance_fulfilment": _route(
+        "POST",
+        "/v1/reward-redemptions/{redemption}/fulfilment",
+        reward_results.RewardRedemptionResult,
+    ),
+    "validate_voucher": _route("POST", "/v1/vouchers/{code}/validate", reward_results.VoucherCheck),
+    "consume_voucher": _route("POST", "/v1/vouchers/{code}/consume", reward_results.VoucherCheck),
+    "release_voucher": _route("POST", "/v1/vouchers/{code}/release", reward_results.VoucherCheck),
 }
+# Query arguments that are text, not whole numbers.
+TEXT_QUERY = frozenset({"reward", "status"})
 
 # The checks the services run on ids that travel in the path: an id that cannot be in a URL
 # raises here the error the service would raise.
@@ -206,6 +247,8 @@ _SEGMENT_CHECKS: dict[str, Callable[..., str]] = {
     "order_id": require_order_id,
     "refund_id": require_order_id,
     "dispute_id": require_order_id,
+    "redemption": lambda value, name: str(require_int(name, value)),
+    "code": require_code,
 }
 
 
@@ -220,7 +263,7 @@ def _fill(path: str, args: Mapping[str, Any], checked_as: Mapping[str, str]) -> 
         return None
     for name in names:
         _SEGMENT_CHECKS[name](args[name], name=checked_as.get(name, name))
-    return path.format(**{name: _segment(args[name]) for name in names})
+    return path.format(**{name: _segment(str(args[name])) for name in names})
 
 
 def _segment(value: str) -> str:
@@ -258,10 +301,16 @@ def _body(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _query(args: Mapping[str, Any]) -> dict[str, str]:
-    """The query string: whole numbers (a bool, float or text raises the service's error)."""
+    """The query string: whole numbers (a bool, float or text raises the service's error),
+    and the filters that are text."""
     query: dict[str, str] = {}
     for name, value in args.items():
         if value is None:
+            continue
+        if name in TEXT_QUERY:
+            if not isinstance(value, str):
+                raise InvalidInput(f"{name} must be a string", field=name)
+            query[name] = value
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             require_int(name, value)
@@ -275,13 +324,21 @@ def _query(args: Mapping[str, Any]) -> dict[str, str]:
 def decode(cls: type[Any], data: Any, *, replayed: bool = False) -> Any:
     """The result dataclass ``cls`` from its JSON form (``replayed`` from the header).
 
-    Record types are rebuilt as a replay rebuilds them (:meth:`Record.from_record`); the
-    others field by field from their annotations: datetimes are aware, dates are dates,
+    Record types are rebuilt as a replay rebuilds them (:meth:`Record.from_record`), with
+    the fields a stored record does not carry (a redemption's events) read as the others
+    are: field by field from their annotations: datetimes are aware, dates are dates,
     tuples of dataclasses are decoded item by item. Fields a newer server adds are ignored.
     """
-    if issubclass(cls, Record):
-        return cls.from_record(data, replayed=replayed)
     hints = typing.get_type_hints(cls)
+    if issubclass(cls, Record):
+        rebuilt: Any = cls.from_record(data, replayed=replayed)
+        carried = set(rebuilt.to_record()) | {"replayed"}
+        extra = {
+            name: _value(hints[name], data[name])
+            for name in hints
+            if name not in carried and name in data
+        }
+        return dataclasses.replace(rebuilt, **extra) if extra else rebuilt
     values = {
         f.name: _value(hints[f.name], data[f.name])
         for f in dataclasses.fields(cls)
@@ -485,6 +542,15 @@ class RemoteJifen(Jifen):
     balance = _remote_method("balance")
     history = _remote_method("history")
     forecast = _remote_method("forecast")
+    rewards = _remote_method("rewards")
+    redeem_reward = _remote_method("redeem_reward")
+    get_redemption = _remote_method("get_redemption")
+    redemptions = _remote_method("redemptions")
+    cancel_redemption = _remote_method("cancel_redemption")
+    advance_fulfilment = _remote_method("advance_fulfilment")
+    validate_voucher = _remote_method("validate_voucher")
+    consume_voucher = _remote_method("consume_voucher")
+    release_voucher = _remote_method("release_voucher")
 
     def on_reminder(self, callback: ReminderCallback) -> ReminderCallback:
         """Not available remotely: reminder callbacks run where reminders are sent."""
@@ -544,6 +610,8 @@ class RemoteJifen(Jifen):
         key = arguments.pop("idempotency_key", None)
         if key is not None:
             require_key(key)
+        elif route.client_key is not None:
+            key = f"{route.client_key}:{uuid.uuid4().hex}"
         return self._request(route, arguments, key=key)
 
     def _request(self, route: Route, arguments: dict[str, Any], *, key: str | None) -> Any:
@@ -566,6 +634,8 @@ class RemoteJifen(Jifen):
             raise error_from(response)
         replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
         try:
+            if route.many:
+                return tuple(decode(route.result, item) for item in response.json())
             return decode(route.result, response.json(), replayed=replayed)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(
