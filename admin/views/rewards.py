@@ -25,6 +25,7 @@ from admin.views.base import ConsoleView, expose, search_arg
 from loyalty.domain.rewards import DEFAULT_ALPHABET, KINDS, parse_code_csv
 from loyalty.errors import AlreadyExists, InvalidInput, LoyaltyError
 from loyalty.services import (
+    add_codes,
     create_reward,
     generate_reward_codes,
     get_reward,
@@ -36,7 +37,6 @@ from loyalty.services import (
 )
 from loyalty.services.console_queries import reward_daily_redemptions, reward_versions_of
 from loyalty.services.reward_results import RewardInfo
-from loyalty.services.rewards import add_codes
 
 CHART_DAYS = 30
 RECENT = 20
