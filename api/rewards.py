@@ -1,6 +1,7 @@
 # mypy: disallow-untyped-decorators=False
-"""`/v1` reward catalog: the rewards on offer, redemptions and their fulfilment, and vouchers
-at the shop's checkout. Each calls the same service as the SDK, in one unit of work per
+"""`/v1` reward catalog: the rewards on offer, redemptions and their fulfilment, vouchers at
+the shop's checkout, and the catalog's management (``admin``: create, new terms, restock,
+codes). Each calls the same service as the SDK and the console, in one unit of work per
 request; a member's own token may browse, redeem for and read that member only."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from api.auth import member_reader, member_redeemer, server_key
 from api.context import database, in_unit, request_target
 from api.problems import JifenBlueprint
 from api.responses import currency_of, idempotency_key, written
+from loyalty.errors import InvalidInput
 from loyalty.services.api_keys import ApiKeyInfo
 from loyalty.services.reward_redemptions import (
     advance_fulfilment,
@@ -24,11 +26,19 @@ from loyalty.services.reward_redemptions import (
 )
 from loyalty.services.reward_results import (
     RedemptionPage,
+    RewardInfo,
     RewardOffer,
     RewardRedemptionResult,
     VoucherCheck,
 )
-from loyalty.services.rewards import list_rewards
+from loyalty.services.rewards import (
+    add_codes,
+    create_reward,
+    generate_reward_codes,
+    list_rewards,
+    publish_reward_terms,
+    restock_reward,
+)
 from loyalty.services.vouchers import consume_voucher, release_voucher, validate_voucher
 
 blp = JifenBlueprint(
@@ -56,6 +66,93 @@ class Catalog(MethodView):
         """The visible catalog now, without a member (scope `read`)."""
         # a list: flask-smorest reads a returned tuple as (body, status, headers)
         return list(list_rewards(database(), program=server_key("read").program))
+
+    @blp.arguments(schemas.CreateRewardIn())
+    @blp.response(201, schemas.RewardInfo)
+    @_doc("admin")
+    def post(self, body: dict[str, Any]) -> RewardInfo:
+        """Add a reward with its first terms, in force at once (scope `admin`); a code the
+        catalog has is 409. A coupon's stock is its codes: add them with `/codes`."""
+        key = server_key("admin")
+        return in_unit(
+            lambda uow: create_reward(
+                uow,
+                program=key.program,
+                code=body["code"],
+                kind=body["kind"],
+                terms=body["terms"],
+                actor=_actor(key, {}),
+                stock=body.get("stock"),
+            )
+        )
+
+
+@blp.route("/rewards/<path:reward>/versions")
+class RewardVersions(MethodView):
+    @blp.arguments(schemas.RewardTermsIn())
+    @blp.response(201, schemas.RewardInfo)
+    @_doc("admin")
+    def post(self, body: dict[str, Any], reward: str) -> RewardInfo:
+        """Publish new terms (price, limits, window…) in force from `effective_from`
+        (default now) (scope `admin`); redemptions record the version they used."""
+        key = server_key("admin")
+        return in_unit(
+            lambda uow: publish_reward_terms(
+                uow,
+                program=key.program,
+                reward=reward,
+                terms=body["terms"],
+                actor=_actor(key, {}),
+                effective_from=body.get("effective_from"),
+            )
+        )
+
+
+@blp.route("/rewards/<path:reward>/restock")
+class Restock(MethodView):
+    @blp.arguments(schemas.RestockIn())
+    @blp.response(200, schemas.RewardInfo)
+    @_doc("admin")
+    def post(self, body: dict[str, Any], reward: str) -> RewardInfo:
+        """Add `quantity` to a reward's stock (scope `admin`). Each call adds: it is not
+        replayed, so check the stock before sending it again."""
+        key = server_key("admin")
+        return in_unit(
+            lambda uow: restock_reward(
+                uow,
+                program=key.program,
+                reward=reward,
+                quantity=body["quantity"],
+                actor=_actor(key, {}),
+            )
+        )
+
+
+@blp.route("/rewards/<path:reward>/codes")
+class RewardCodes(MethodView):
+    @blp.arguments(schemas.RewardCodesIn())
+    @blp.response(200, schemas.RewardInfo)
+    @_doc("admin")
+    def post(self, body: dict[str, Any], reward: str) -> RewardInfo:
+        """Fill a coupon's pool (scope `admin`): import `codes`, or generate `count` codes
+        (`length`, `alphabet`, `prefix`). A code the pool holds already is 409 and nothing
+        is added."""
+        key = server_key("admin")
+        return in_unit(lambda uow: _fill_pool(uow, key, reward, body))
+
+
+def _fill_pool(uow: Any, key: ApiKeyInfo, reward: str, body: dict[str, Any]) -> RewardInfo:
+    actor = _actor(key, {})
+    if body.get("codes") is not None:
+        if body.get("count") is not None:
+            raise InvalidInput("send codes to import or a count to generate, not both")
+        return add_codes(uow, program=key.program, reward=reward, codes=body["codes"], actor=actor)
+    if body.get("count") is None:
+        raise InvalidInput("send codes to import or a count to generate", field="codes")
+    options = {k: body[k] for k in ("length", "alphabet", "prefix") if body.get(k) is not None}
+    return generate_reward_codes(
+        uow, program=key.program, reward=reward, count=body["count"], actor=actor, **options
+    )
 
 
 @blp.route("/members/<path:member>/rewards")

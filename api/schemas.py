@@ -68,6 +68,10 @@ def _field(hint: Any) -> ma.fields.Field[Any]:
         (item, _ellipsis) = typing.get_args(hint)
         if item in _JSON_TYPES:
             return ma.fields.List(_field(item), **kw)
+        if typing.get_origin(item) is tuple:  # pairs, such as (version, from when)
+            return ma.fields.List(
+                ma.fields.Tuple(tuple(_field(part) for part in typing.get_args(item))), **kw
+            )
         return ma.fields.List(_nested(item), **kw)
     if origin is dict or hint is dict:
         return ma.fields.Dict(**kw)
@@ -128,6 +132,7 @@ RewardOffer = result_schema(reward_results.RewardOffer)
 RewardRedemption = result_schema(reward_results.RewardRedemptionResult)
 RedemptionPage = result_schema(reward_results.RedemptionPage)
 VoucherCheck = result_schema(reward_results.VoucherCheck)
+RewardInfo = result_schema(reward_results.RewardInfo)
 
 
 # --- request bodies -----------------------------------------------------------------------
@@ -287,6 +292,53 @@ class RedeemRewardIn(_Body):
             "description": "for an item: name, phone and address (city, postcode, country optional)"
         },
     )
+
+
+_TERMS = (
+    "name, points, description, image_url, visible, active_from, active_until, limits "
+    "{day, month, lifetime}, min_balance, tier_points, tiers, voucher_amount_minor, "
+    "voucher_valid_days, prizes [{reward, chance_ppm, label}]"
+)
+
+
+class CreateRewardIn(_Body):
+    """A reward for the catalog, with its first terms (in force at once)."""
+
+    code = given("string", "the reward's code", required=True, example="coffee")
+    kind = given("string", "coupon, voucher, item or draw", required=True, example="coupon")
+    terms = ma.fields.Dict(required=True, metadata={"description": _TERMS})
+    stock = given("integer", "how many can be issued; none: no limit (a coupon: its codes)",
+                  nullable=True)  # fmt: skip
+
+
+class RewardTermsIn(_Body):
+    """A new version of a reward's terms."""
+
+    terms = ma.fields.Dict(required=True, metadata={"description": _TERMS})
+    effective_from = ma.fields.AwareDateTime(
+        load_default=None, allow_none=True, metadata={"description": "default: now"}
+    )
+
+
+class RestockIn(_Body):
+    """Stock added to a reward."""
+
+    quantity = given("integer", "how many more can be issued", required=True)
+
+
+class RewardCodesIn(_Body):
+    """Codes for a coupon's pool: a list to import, or a count to generate."""
+
+    codes = ma.fields.List(
+        ma.fields.Raw(metadata={"type": "string"}),
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "codes to import (4 to 64 printable ASCII characters)"},
+    )
+    count = given("integer", "how many codes to generate", nullable=True)
+    length = given("integer", "a generated code's length (default 10)", nullable=True)
+    alphabet = given("string", "a generated code's characters", nullable=True)
+    prefix = given("string", "put before each generated code", nullable=True)
 
 
 class CancelRedemptionIn(_Body):

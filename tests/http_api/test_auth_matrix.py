@@ -110,6 +110,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/rules"): Operation(body={"rules": RULES}, names_shop_data=False),
     ("POST", "/v1/jobs/{job}"): Operation(path={"job": "expire"}, names_shop_data=False),
     ("GET", "/v1/rewards"): Operation(names_shop_data=False),
+    ("POST", "/v1/rewards"): Operation(
+        body={"code": "tea", "kind": "item", "terms": {"name": "Tea", "points": 10}, "stock": 5},
+        names_shop_data=False,
+    ),
+    ("POST", "/v1/rewards/{reward}/versions"): Operation(
+        path={"reward": "mug"}, body={"terms": {"name": "Mug", "points": 350}}
+    ),
+    ("POST", "/v1/rewards/{reward}/restock"): Operation(
+        path={"reward": "mug"}, body={"quantity": 2}
+    ),
+    ("POST", "/v1/rewards/{reward}/codes"): Operation(path={"reward": "coffee"}, body={"count": 3}),
     ("GET", "/v1/members/{member}/rewards"): Operation(path={"member": "alice"}),
     ("GET", "/v1/members/{member}/reward-redemptions"): Operation(path={"member": "alice"}),
     ("POST", "/v1/members/{member}/reward-redemptions"): Operation(

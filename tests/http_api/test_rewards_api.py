@@ -424,3 +424,53 @@ def test_voucher_refusals_are_problems_and_write_nothing(
             problem = assert_problem(r, status, code)
             assert problem["details"].get("reason") == reason
     assert row_counts(shop) == before
+
+
+# --- managing the catalog -------------------------------------------------------------------
+
+
+def test_an_admin_key_manages_the_catalog(
+    client: FlaskClient, shop: Database, key: dict[str, str]
+) -> None:
+    admin = bearer(new_key(shop, "admin"))
+    tea = {"code": "tea", "kind": "coupon", "terms": {"name": "Tea", "points": 80}}
+    r = client.post("/v1/rewards", json=tea, headers=admin)
+    assert r.status_code == 201, r.json
+    assert (r.json or {})["version"] == 1 and (r.json or {})["stock_left"] == 0
+    assert_problem(client.post("/v1/rewards", json=tea, headers=admin), 409, "already_exists")
+    assert_problem(client.post("/v1/rewards", json=tea, headers=key), 403, "permission_denied")
+    bad = {**tea, "code": "tea-2", "kind": "spaceship"}
+    assert_problem(client.post("/v1/rewards", json=bad, headers=admin), 400, "invalid_input")
+
+    made = client.post("/v1/rewards/tea/codes", json={"count": 3, "prefix": "TEA-"}, headers=admin)
+    assert made.status_code == 200 and (made.json or {})["codes_free"] == 3
+    imported = {"codes": ["TEA-IMPORTED-1", "TEA-IMPORTED-2"]}
+    r = client.post("/v1/rewards/tea/codes", json=imported, headers=admin)
+    assert (r.json or {})["codes_free"] == 5
+    again = client.post("/v1/rewards/tea/codes", json=imported, headers=admin)
+    assert assert_problem(again, 409, "already_exists")["details"]["codes"] == imported["codes"]
+    assert_problem(
+        client.post("/v1/rewards/tea/codes", json={}, headers=admin), 400, "invalid_input"
+    )
+    done = redeem(client, key, "tea").json or {}
+    assert done["points"] == 80 and done["codes"][0].startswith("TEA-")
+
+    r = client.post(
+        "/v1/rewards/tea/versions", json={"terms": {"name": "Tea", "points": 60}}, headers=admin
+    )
+    assert r.status_code == 201 and (r.json or {})["version"] == 2
+    offers = {o["code"]: o for o in client.get("/v1/rewards", headers=key).json or []}
+    assert offers["tea"]["points"] == 60 and offers["tea"]["version"] == 2
+
+    r = client.post("/v1/rewards/mug/restock", json={"quantity": 2}, headers=admin)
+    assert r.status_code == 200 and (r.json or {})["stock_left"] == 5
+    assert_problem(
+        client.post("/v1/rewards/teapot/restock", json={"quantity": 2}, headers=admin),
+        404,
+        "reward_not_found",
+    )
+    assert_problem(
+        client.post("/v1/rewards/mug/restock", json={"quantity": 0}, headers=admin),
+        400,
+        "invalid_amount",
+    )

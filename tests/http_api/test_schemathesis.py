@@ -58,6 +58,9 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "redemption": (1, 2, 3),
     "code": VOUCHERS,
     "status": ("packing", "shipped", "issued"),
+    "kind": ("coupon", "item"),
+    "terms": ({"name": "Tea", "points": 10},),
+    "count": (3,),
 }
 PRICED = ("POST /v1/quotes/earn", "POST /v1/earnings/purchase")
 LAST = ("POST /v1/members/{member}/close",)  # closed members refuse most operations
