@@ -59,7 +59,9 @@ answers the same results and errors.
 * **Idempotency**: every points write (earnings, holds and their capture or release,
   refunds, disputes, transfers, adjustments) takes an `Idempotency-Key` header; without one
   the key is derived from the ids in the body (`earn:<order_id>`…). A retry answers the first
-  response with `Idempotent-Replayed: true`; the same key with another body is 409.
+  response with `Idempotent-Replayed: true`; the same key with another body is 409. A reward
+  redemption has no id to derive one from: send a key, or every call is a new redemption.
+  Using a voucher is idempotent per order, moving a fulfilment per state.
   Enrolling, linking and closing a member are idempotent by the member's id (the same call
   again answers the same member) and do not read the header.
 * **Errors** are RFC 9457 `application/problem+json` with the error's stable `code`.
