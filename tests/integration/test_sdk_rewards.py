@@ -2,16 +2,18 @@
 databases: one scenario (the catalog, each kind redeemed, replays, pages, fulfilment,
 cancelling, vouchers at checkout, and the errors a shop meets) runs on a fresh database
 through each transport, and the outcomes must be equal step by step (voucher codes and draw
-seeds are random: they are compared by their order of appearance)."""
+seeds are random: they are compared by their order of appearance). A remote redemption
+whose answer was lost is retried with the key the client chose and made once."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from api import create_api_app
 from loyalty import services as core
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
@@ -25,10 +27,13 @@ from sdk import (
 )
 from tests.conftest import START
 from tests.http_api import test_sdk_transports as transports
-from tests.http_api.live_server import live_api
+from tests.http_api.live_server import live_api, live_server
 from tests.http_api.test_rewards_api import ADDRESS, reward_catalog
 from tests.http_api.test_sdk_transports import TRANSPORTS, outcome, prepare
 from tests.integration.helpers import PROGRAM
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 fresh_url = transports.fresh_url  # the fixture of fresh migrated databases
 VOUCHER_CODE = re.compile(r"\bV-[0-9A-Z]{12}\b")
@@ -256,3 +261,44 @@ def test_cancel_and_fulfilment_name_who_did_them(
         "embedded": [("packing", "sdk"), ("cancelled", "sdk")],
         "remote": [("packing", "api:test"), ("cancelled", "api:test")],
     }
+
+
+class LostFirstAnswer:
+    """Runs the first redemption to its commit, then answers 502 as a proxy whose upstream
+    hung up would; records each attempt's ``Idempotency-Key``."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+        self.keys: list[str | None] = []
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if (
+            not environ["PATH_INFO"].endswith("/reward-redemptions")
+            or environ["REQUEST_METHOD"] != "POST"
+        ):
+            return self.app(environ, start_response)
+        self.keys.append(environ.get("HTTP_IDEMPOTENCY_KEY"))
+        if len(self.keys) > 1:
+            return self.app(environ, start_response)
+        b"".join(self.app(environ, lambda status, headers, exc_info=None: lambda data: None))
+        start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
+        return [b"upstream hung up"]
+
+
+def test_a_remote_redemption_whose_answer_was_lost_is_made_once(db: Database) -> None:
+    key = prepare(db)
+    reward_catalog(db)
+    app = create_api_app(
+        {"JIFEN_DATABASE": db, "SECRET_KEY": "s" * 32, "RATELIMIT_ENABLED": False,
+         "JIFEN_REDIS_URL": None}
+    )  # fmt: skip
+    lost = LostFirstAnswer(app.wsgi_app)
+    with live_server(lost) as url, Jifen(url, api_key=key, program=PROGRAM) as jifen:
+        jifen.enrol(member="alice")
+        jifen.earn(member="alice", order_id="o-a", amount_minor=100_000)
+        done = jifen.redeem_reward(member="alice", reward="coffee")
+        other = jifen.redeem_reward(member="alice", reward="coffee")
+    assert done.replayed and done.codes == ("COF-0001",) and other.codes == ("COF-0002",)
+    first, retry, second = lost.keys
+    assert first is not None and first.startswith("reward:") and retry == first != second
+    assert core.balance(db, program=PROGRAM, member="alice").available == 1_000 - 200
