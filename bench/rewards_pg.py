@@ -112,29 +112,15 @@ def jifen_redeem(
     client: Jifen, members: int, rewards: Sequence[str], tag: str
 ) -> Callable[[int, int], None]:
     """The SDK's redeem_reward of one coupon for a random member."""
-    redeem = sdk_redeem(client)
 
     def work(t: int, n: int) -> None:
-        redeem(
+        client.redeem_reward(
             member=f"m{random.randrange(members)}",
             reward=random.choice(rewards),
             idempotency_key=f"{tag}-{t}-{n}",
         )
 
     return work
-
-
-def sdk_redeem(client: Jifen) -> Callable[..., Any]:
-    """``client.redeem_reward``; the embedded SDK's service call itself when this SDK has no
-    such method yet (it calls the same service on the same database)."""
-    method = getattr(client, "redeem_reward", None)
-    if method is not None:
-        return method  # type: ignore[no-any-return]
-
-    def redeem(**kwargs: Any) -> Any:
-        return svc.redeem_reward(client.database, program=client.program, **kwargs)
-
-    return redeem
 
 
 RAW_LOCK = """
