@@ -178,6 +178,8 @@ _ISSUE_CODES = (
     .values(redemption_id=bindparam("to_redemption"), issued_at=bindparam("at"))
     .returning(reward_codes.c.id, reward_codes.c.code)
 )
+# What redeeming reads of the locked member and its program.
+_REDEEMER = ("available", "program_timezone", "program_currency")
 _INSERT_REDEMPTION = insert(reward_redemptions).returning(reward_redemptions.c.id)
 _STORE_RESULT = (
     update(operations)
@@ -230,7 +232,7 @@ def redeem_reward(
     cached_terms = db.cache(TermsCache)
 
     def work(conn: Connection) -> RewardRedemptionResult | StoredResult:
-        row = write.lock(conn, program_code, member, at=now)
+        row = write.lock(conn, program_code, member, at=now, only=_REDEEMER)
         if isinstance(row, StoredResult):
             return row
         item = reward_row(conn, row.program_id, reward, now)

@@ -86,34 +86,45 @@ def rule_version_at(program_id: Any) -> Any:
     )
 
 
-_LOCK_STATEMENTS: dict[tuple[str, ...], Any] = {}
+_LOCK_STATEMENTS: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Any] = {}
 
 
-def lock_columns(extra: Mapping[str, Any]) -> list[Any]:
+# What every member lock reads, also a narrow one (see ``only`` in :func:`lock_member`).
+_ALWAYS_LOCKED = ("id", "program_id", "external_id", "status")
+
+
+def lock_columns(extra: Mapping[str, Any], only: tuple[str, ...] | None = None) -> list[Any]:
     """What a member lock reads (see :func:`lock_member`), for a SELECT that joins the
-    member's program as ``programs``."""
+    member's program as ``programs``: every column, or with ``only`` the member's identity
+    and status, the named member columns and ``program_``-prefixed program columns."""
     program_cols = [c.label(f"program_{c.name}") for c in programs.c if c.name != "id"]
     existing = (
         select(operations.c.id)
         .where(operations.c.program_id == programs.c.id, operations.c.key == bindparam("key"))
         .scalar_subquery()
     )
+    extras = [extra[name].label(name) for name in sorted(extra)]
+    if only is not None:
+        wanted = (*_ALWAYS_LOCKED, *only)
+        member_cols = [c for c in members.c if c.name in wanted]
+        program_cols = [c for c in program_cols if c.name in wanted]
+        return [*member_cols, *program_cols, existing.label("existing_operation_id"), *extras]
     return [
         members,
         *program_cols,
         rule_version_at(programs.c.id).label("rule_version_id"),
         existing.label("existing_operation_id"),
-        *[extra[name].label(name) for name in sorted(extra)],
+        *extras,
     ]
 
 
-def _lock_statement(extra: Mapping[str, Any]) -> Any:
-    """The locking SELECT for a set of extra subqueries, built once and reused."""
-    names = tuple(sorted(extra))
+def _lock_statement(extra: Mapping[str, Any], only: tuple[str, ...] | None = None) -> Any:
+    """The locking SELECT for a set of extra subqueries (and columns), built once and reused."""
+    names = (tuple(sorted(extra)), only)
     stmt = _LOCK_STATEMENTS.get(names)
     if stmt is None:
         stmt = (
-            select(*lock_columns(extra))
+            select(*lock_columns(extra, only))
             .join(programs, programs.c.id == members.c.program_id)
             .where(
                 programs.c.code == bindparam("program"),
@@ -186,6 +197,7 @@ def lock_member(
     at: dt.datetime,
     extra: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> LockedMember:
     """Lock a member for writing and read everything a write needs in one statement.
 
@@ -193,11 +205,16 @@ def lock_member(
     rule version in force (``rule_version_id``), the id of an operation already stored under
     ``key`` (``existing_operation_id``) and any ``extra`` labelled scalar subqueries. The
     extras must be module-level constants using bind parameters, given in ``params``.
+
+    A write that needs few of them names them in ``only`` (member columns, and program
+    columns prefixed ``program_``): the row then holds those, the member's ``id``,
+    ``program_id``, ``external_id`` and ``status``, and ``existing_operation_id`` (fewer
+    columns to describe and convert on a hot path).
     """
     program = require_program_code(program)
     member = require_member_id(member)
     values = {"key": key, "at": at, "program": program, "member": member, **(params or {})}
-    row = conn.execute(_lock_statement(extra or {}), values).first()
+    row = conn.execute(_lock_statement(extra or {}, only), values).first()
     if row is None:
         program_row(conn, program)
         raise MemberNotFound(
@@ -327,10 +344,13 @@ class LedgerWrite(Generic[R]):
         extra: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         active: bool = True,
+        only: tuple[str, ...] | None = None,
     ) -> LockedMember | StoredResult:
         """Lock the member (see :func:`lock_member`); a key used before for this request
         answers its stored result. With ``active``, a member who is not active is refused."""
-        row = lock_member(conn, program, member, key=self.key, at=at, extra=extra, params=params)
+        row = lock_member(
+            conn, program, member, key=self.key, at=at, extra=extra, params=params, only=only
+        )
         done = self.replayed(conn, row)
         if done is not None:
             return done
