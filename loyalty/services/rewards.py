@@ -349,7 +349,7 @@ def add_codes(
         prog = program_row(conn, program)
         row = _locked_reward(conn, prog.id, reward)
         if row.kind != "coupon":
-            raise InvalidInput(f"reward {reward!r} is a {row.kind}; only coupons have codes")
+            raise InvalidInput(f"reward {reward!r} is {_a(row.kind)}; only coupons have codes")
         _refuse_known_codes(conn, row.id, cleaned)
         conn.execute(
             insert(reward_codes),
@@ -582,3 +582,8 @@ def offer_of(r: Row[Any], terms: RewardTerms, reasons: Sequence[str], currency: 
         min_balance=terms.min_balance,
         retired=r.retired_at is not None,
     )
+
+
+def _a(kind: str) -> str:
+    """A reward kind with its article: ``an item``, ``a voucher``."""
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
