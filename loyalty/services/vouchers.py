@@ -127,22 +127,14 @@ def consume_voucher(
         )
         if row.status == "used":  # on this order (else _check refused)
             return replace(check, replayed=True)
-        conn.execute(
-            update(vouchers)
-            .where(vouchers.c.id == row.id)
-            .values(status="used", order_id=order_id, used_at=now)
-        )
-        record_reward_event(
-            conn, row.redemption_id, "voucher_used", actor=API_ACTOR, at=now, order_id=order_id
-        )
-        record_audit(
+        _record_use(
             conn,
-            actor=API_ACTOR,
-            action="voucher.use",
-            target=f"voucher:{code}",
+            prog.id,
+            row,
+            used_on=order_id,
+            order_id=order_id,
             at=now,
-            program_id=prog.id,
-            after={"order_id": order_id, "discount_minor": check.discount_minor},
+            audited={"discount_minor": check.discount_minor},
         )
         return replace(check, status="used", order_id=order_id)
 
@@ -174,21 +166,36 @@ def release_voucher(db: Target, *, program: str, code: str, order_id: str) -> Vo
                 voucher=code,
                 reason="other_order",
             )
-        conn.execute(
-            update(vouchers)
-            .where(vouchers.c.id == row.id)
-            .values(status="active", order_id=None, used_at=None)
-        )
-        record_reward_event(
-            conn, row.redemption_id, "voucher_released", actor=API_ACTOR, at=now, order_id=order_id
-        )
-        record_audit(
-            conn,
-            actor=API_ACTOR,
-            action="voucher.release",
-            target=f"voucher:{code}",
-            at=now,
-            program_id=prog.id,
-            after={"order_id": order_id},
-        )
+        _record_use(conn, prog.id, row, used_on=None, order_id=order_id, at=now)
         return replace(answer, status="active", order_id=None)
+
+
+def _record_use(
+    conn: Connection,
+    program_id: int,
+    row: Row[Any],
+    *,
+    used_on: str | None,
+    order_id: str,
+    at: dt.datetime,
+    audited: dict[str, Any] | None = None,
+) -> None:
+    """Mark a locked voucher used on ``used_on`` (``None``: given back from ``order_id``),
+    with its reward event and audit entry."""
+    used = used_on is not None
+    conn.execute(
+        update(vouchers)
+        .where(vouchers.c.id == row.id)
+        .values(status="used" if used else "active", order_id=used_on, used_at=at if used else None)
+    )
+    event = "voucher_used" if used else "voucher_released"
+    record_reward_event(conn, row.redemption_id, event, actor=API_ACTOR, at=at, order_id=order_id)
+    record_audit(
+        conn,
+        actor=API_ACTOR,
+        action="voucher.use" if used else "voucher.release",
+        target=f"voucher:{row.code}",
+        at=at,
+        program_id=program_id,
+        after={"order_id": order_id, **(audited or {})},
+    )
