@@ -136,7 +136,10 @@ class Program(Base):
 
 
 class RuleVersion(Base):
-    """An immutable version of a program's earning rules, in force from ``effective_from``."""
+    """An immutable version of a program's earning rules, in force from ``effective_from``.
+
+    A version cancelled before its time (``cancelled_at``) is never in force; its row and
+    number stay, so a number is never given twice."""
 
     __tablename__ = "rule_versions"
 
@@ -147,6 +150,8 @@ class RuleVersion(Base):
     rules: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime]
     created_by: Mapped[str | None] = mapped_column(String(120))
+    cancelled_at: Mapped[dt.datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(120))
 
     __table_args__ = (
         UniqueConstraint("program_id", "version"),

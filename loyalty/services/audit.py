@@ -6,9 +6,10 @@ program, only that program's entries and those of no program (console accounts a
 sign-ins), never another program's.
 
 The rule-changing wrappers here (:func:`publish_rules_audited`,
-:func:`update_program_audited`) are what the admin console calls: the program service makes
-the change and the entry records the values in force before and the values after, all in one
-unit of work (the change and its entry commit together or not at all).
+:func:`cancel_scheduled_rules`, :func:`update_program_audited`) are what the admin console
+calls: the program service makes the change and the entry records the values in force before
+and the values after, all in one unit of work (the change and its entry commit together or
+not at all).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from loyalty.domain.rules import RuleSet
 from loyalty.errors import InvalidInput
 from loyalty.services.programs import (
     SETTINGS,
+    cancel_rules,
     get_program,
     publish_rules,
     rules_in_force,
@@ -240,6 +242,34 @@ def _publish_audited(
         after=new,
     )
     return published
+
+
+def cancel_scheduled_rules(
+    db: Target, *, program: str, version: int, actor: str
+) -> RuleVersionInfo:
+    """Cancel a rule version before it takes effect (see
+    :func:`~loyalty.services.programs.cancel_rules`) and audit it: the entry holds the
+    cancelled version's rules and effective-from time (``before``)."""
+    actor = require_text("actor", actor, max_length=120)
+    return run_in(db, lambda uow: _cancel_audited(uow, program, version, actor))
+
+
+def _cancel_audited(uow: UnitOfWork, program: str, version: int, actor: str) -> RuleVersionInfo:
+    cancelled = cancel_rules(uow, program=program, version=version, cancelled_by=actor)
+    audit(
+        uow,
+        actor=actor,
+        action="rules.cancel",
+        target=f"program {program} rules v{version}",
+        program=program,
+        before={
+            "version": version,
+            "effective_from": cancelled.effective_from_at.isoformat(),
+            **cancelled.rules,
+        },
+        after=None,
+    )
+    return cancelled
 
 
 def update_program_audited(db: Target, *, program: str, actor: str, **settings: Any) -> ProgramInfo:

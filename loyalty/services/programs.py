@@ -1,4 +1,5 @@
-"""Programs and their rule versions: create a program, publish rules that take effect later."""
+"""Programs and their rule versions: create a program, publish rules that take effect later,
+cancel a version before its time."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from loyalty.domain.checks import (
 from loyalty.domain.money import normalize_currency
 from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import RuleSet
-from loyalty.errors import AlreadyExists, InvalidRule
+from loyalty.errors import AlreadyExists, Conflict, InvalidRule, NotFound
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row, rule_cache, rule_version_at
@@ -239,7 +240,7 @@ def publish_rules(
     if start < now:
         raise InvalidRule("a rule change cannot take effect in the past", effective_from=start)
     with db.write() as conn:
-        prog = program_row(conn, program)
+        prog = _lock_rule_versions(conn, program)
         version = (
             conn.execute(
                 select(func.coalesce(func.max(rule_versions.c.version), 0)).where(
@@ -254,6 +255,99 @@ def publish_rules(
     )
 
 
+def _lock_rule_versions(conn: Connection, program: str) -> Row[Any]:
+    """The program's row, locked against other publications and cancellations of its rules
+    until the end of the transaction (``FOR NO KEY UPDATE``: earns and other writes that
+    only reference the program are not held up). SQLite serialises its writers anyway."""
+    prog = program_row(conn, program)
+    conn.execute(
+        select(programs.c.id).where(programs.c.id == prog.id).with_for_update(key_share=True)
+    )
+    return prog
+
+
+def cancel_rules(
+    db: Target, *, program: str, version: int, cancelled_by: str | None = None
+) -> RuleVersionInfo:
+    """Cancel rule version ``version`` before it takes effect; it will never be in force.
+
+    Refused (:class:`Conflict`) once it is in force, and while a version published after it
+    takes effect at or after it (that one may build on it: cancel it first). Its number is
+    never given again. Returns the cancelled version.
+    """
+    program = require_program_code(program)
+    require_int("version", version, minimum=1)
+    if cancelled_by is not None:
+        cancelled_by = require_text("cancelled_by", cancelled_by, max_length=120)
+    now = db.clock.now()
+    with db.write() as conn:
+        prog = _lock_rule_versions(conn, program)
+        target = _live_version(conn, prog, version)
+        if target.effective_from <= now:
+            raise Conflict(
+                f"rules version {version} has been in force since "
+                f"{_local(target.effective_from, prog.timezone)} and cannot be cancelled; "
+                "publish a new version with the rules you want instead",
+                program=program,
+                version=version,
+            )
+        _refuse_if_followed(conn, prog, target)
+        conn.execute(
+            update(rule_versions)
+            .where(rule_versions.c.id == target.id)
+            .values(cancelled_at=now, cancelled_by=cancelled_by)
+        )
+    return RuleVersionInfo(
+        program=program,
+        version=version,
+        effective_from_at=target.effective_from,
+        rules=target.rules,
+    )
+
+
+def _live_version(conn: Connection, prog: Row[Any], version: int) -> Row[Any]:
+    row = conn.execute(
+        select(rule_versions).where(
+            rule_versions.c.program_id == prog.id, rule_versions.c.version == version
+        )
+    ).first()
+    if row is None or row.cancelled_at is not None:
+        state = "was cancelled" if row is not None else "does not exist"
+        raise NotFound(
+            f"rules version {version} of program {prog.code} {state}; "
+            "reload the rules page to see the versions there are",
+            program=prog.code,
+            version=version,
+        )
+    return row
+
+
+def _refuse_if_followed(conn: Connection, prog: Row[Any], target: Row[Any]) -> None:
+    later = conn.execute(
+        select(rule_versions.c.version, rule_versions.c.effective_from)
+        .where(
+            rule_versions.c.program_id == prog.id,
+            rule_versions.c.version > target.version,
+            rule_versions.c.effective_from >= target.effective_from,
+            rule_versions.c.cancelled_at.is_(None),
+        )
+        .order_by(rule_versions.c.version.desc())
+    ).first()
+    if later is not None:
+        raise Conflict(
+            f"rules version {later.version} (from {_local(later.effective_from, prog.timezone)}) "
+            f"was published after version {target.version} and follows it; "
+            f"cancel version {later.version} first",
+            program=prog.code,
+            version=target.version,
+            followed_by=later.version,
+        )
+
+
+def _local(instant: dt.datetime, tz: str) -> str:
+    return f"{instant.astimezone(zone(tz)):%Y-%m-%d %H:%M} {tz}"
+
+
 def rules_in_force(
     db: Target, *, program: str, at: dt.datetime | None = None
 ) -> tuple[int, RuleSet]:
@@ -266,13 +360,13 @@ def rules_in_force(
 
 
 def list_rule_versions(db: Target, *, program: str) -> list[RuleVersionInfo]:
-    """Every rule version of a program, oldest first."""
+    """Every rule version of a program, oldest first (not those cancelled before their time)."""
     program = require_program_code(program)
     with db.read() as conn:
         prog = program_row(conn, program)
         rows = conn.execute(
             select(rule_versions)
-            .where(rule_versions.c.program_id == prog.id)
+            .where(rule_versions.c.program_id == prog.id, rule_versions.c.cancelled_at.is_(None))
             .order_by(rule_versions.c.version)
         ).all()
     return [

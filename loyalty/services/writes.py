@@ -79,6 +79,7 @@ def rule_version_at(program_id: Any) -> Any:
         .where(
             rule_versions.c.program_id == program_id,
             rule_versions.c.effective_from <= bindparam("at"),
+            rule_versions.c.cancelled_at.is_(None),
         )
         .order_by(rule_versions.c.effective_from.desc(), rule_versions.c.version.desc())
         .limit(1)
