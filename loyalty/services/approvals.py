@@ -12,6 +12,13 @@ the threshold, grants and deductions both counting by their size. Requests a sec
 approved do not count. The member's row is locked while the total is read, so two requests
 at the same moment cannot both slip under it.
 
+What the request would do is checked when it is made and again when it is applied (the
+balance may have changed in between): a deduction needs that many points spendable now (a
+manual adjustment never makes a debt, whatever the program's refund policy), and a grant
+may not leave the member holding more than ``MAX_POINTS``; a closed member cannot be
+adjusted. A request refused when it is made writes nothing; one refused when it is applied
+is recorded as ``failed``. Amounts in these messages carry thousands separators.
+
 The ledger write is keyed by the request (``adjustment_id`` ``console-<id>``), so applying
 a request twice (a retried approval, a crash between the ledger write and the status
 update) writes the points once. Every step writes an audit entry in its own transaction's
@@ -26,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, update
 
-from loyalty.db.tables import adjustment_requests, members
+from loyalty.db.tables import adjustment_requests, members, operations
 from loyalty.domain.calendar import local_midnight, zone
 from loyalty.domain.checks import (
     MAX_POINTS,
@@ -39,13 +46,17 @@ from loyalty.errors import (
     AdjustmentRequestNotFound,
     AdjustmentRequestSettled,
     ApprovalRequired,
+    InsufficientPoints,
+    InvalidAmount,
     InvalidInput,
     LoyaltyError,
+    MemberInactive,
     MemberNotFound,
     SelfApproval,
 )
 from loyalty.services.adjustments import _require_points, adjust_points
 from loyalty.services.audit import record_audit
+from loyalty.services.lots import spendable_lots
 from loyalty.services.results import AdjustmentResult
 from loyalty.services.uow import Target, UnitOfWork, run_in
 from loyalty.services.writes import program_row
@@ -180,8 +191,10 @@ def request_adjustment(
 
     Applied at once when ``abs(points)``, plus what ``requested_by`` applied at once for
     this member earlier the same local day, is at most ``threshold``; otherwise stored as
-    ``pending`` for a second person. A ledger refusal (for example
-    :class:`InsufficientPoints`) marks the request ``failed`` and is raised.
+    ``pending`` for a second person. What it would do is checked first
+    (:func:`check_adjustment`): a refusal raises and writes nothing. A ledger refusal when it
+    is applied (for example :class:`InsufficientPoints`) marks the request ``failed`` and is
+    raised.
     """
     _require_points(points)
     program = require_program_code(program)
@@ -209,15 +222,8 @@ def _request(
     now = uow.clock.now()
     conn = uow.connection
     prog = program_row(conn, program)
-    member_id = conn.execute(
-        select(members.c.id)
-        .where(members.c.program_id == prog.id, members.c.external_id == member)
-        .with_for_update()
-    ).scalar()
-    if member_id is None:
-        raise MemberNotFound(
-            f"no member {member!r} in program {program!r}", program=program, member=member
-        )
+    member_id = _lock_member(conn, prog.id, program, member)
+    check_adjustment(conn, member_id, member, points, now=now)
     used = applied_today(conn, prog.id, member_id, requested_by, now=now, timezone=prog.timezone)
     immediate = abs(points) + used <= threshold
     request_id = int(
@@ -255,6 +261,77 @@ def _request(
     if not immediate:
         return _Outcome(_info(program, row), None)
     return _apply(uow, program, request_id)
+
+
+def _lock_member(conn: Connection, program_id: int, program: str, member: str) -> int:
+    """The member's row id, locked so the checks and the write see the same balance."""
+    member_id = conn.execute(
+        select(members.c.id)
+        .where(members.c.program_id == program_id, members.c.external_id == member)
+        .with_for_update()
+    ).scalar()
+    if member_id is None:
+        raise MemberNotFound(
+            f"no member {member!r} in program {program!r}", program=program, member=member
+        )
+    return int(member_id)
+
+
+def check_adjustment(
+    conn: Connection, member_id: int, member: str, points: int, *, now: dt.datetime
+) -> None:
+    """Raise what the ledger would answer to adjusting ``member`` by ``points`` now:
+    :class:`MemberInactive`, :class:`InsufficientPoints` for a deduction beyond the points
+    spendable now, :class:`InvalidAmount` for a grant that would leave the member holding
+    more than ``MAX_POINTS``. The caller holds the member's row lock."""
+    m = members.c
+    row = conn.execute(
+        select(m.status, m.available, m.pending, m.held, m.frozen, m.debt).where(m.id == member_id)
+    ).one()
+    if row.status != "active":
+        raise MemberInactive(
+            f"member {member!r} is {row.status}; reopen the member before adjusting their points",
+            member=member,
+        )
+    if points < 0:
+        _check_deduction(conn, member_id, member, -points, now=now)
+        return
+    held = int(row.available) + int(row.pending) + int(row.held) + int(row.frozen)
+    after = held + points - min(int(row.debt), points)
+    if after > MAX_POINTS:
+        most = MAX_POINTS - held + min(int(row.debt), points)
+        raise InvalidAmount(
+            f"a grant of {points:,} points would leave {member} holding {after:,} points; "
+            f"a member may hold at most {MAX_POINTS:,}. Grant at most {max(most, 0):,} points.",
+            field="points",
+            maximum=max(most, 0),
+        )
+
+
+def _check_deduction(
+    conn: Connection, member_id: int, member: str, points: int, *, now: dt.datetime
+) -> None:
+    spendable = sum(lot.available for lot in spendable_lots(conn, member_id, now))
+    if points <= spendable:
+        return
+    limit = f"deduct at most {spendable:,} points" if spendable else "there is nothing to deduct"
+    raise InsufficientPoints(
+        f"{member} has {spendable:,} points that can be deducted now, not {points:,}: a "
+        f"manual deduction never takes a balance below zero; {limit}.",
+        available=spendable,
+        requested=points,
+    )
+
+
+def _written(conn: Connection, program_id: int, adjustment_id: str) -> bool:
+    """True if the ledger already holds the write keyed by this request."""
+    key = f"adjust:{adjustment_id}"
+    found = conn.execute(
+        select(operations.c.id).where(
+            operations.c.program_id == program_id, operations.c.key == key
+        )
+    ).first()
+    return found is not None
 
 
 def applied_today(
@@ -410,6 +487,9 @@ def _apply(uow: UnitOfWork, program: str, request_id: int) -> _Outcome:
     result: AdjustmentResult | None = None
     failure: LoyaltyError | None = None
     try:
+        if not _written(conn, prog.id, row.adjustment_id):
+            member_id = _lock_member(conn, prog.id, program, row.member)
+            check_adjustment(conn, member_id, row.member, int(row.points), now=uow.clock.now())
         result = adjust_points(
             uow,
             program=program,

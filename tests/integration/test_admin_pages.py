@@ -64,13 +64,17 @@ def test_small_adjustments_apply_at_once_and_large_ones_wait_for_a_second_person
 
 def test_approval_service_refuses_the_requester_twice_and_settled_requests(db: Database) -> None:
     build_app(db)
+    earn(db, "bob", "o-bob", 200_000)  # 2,000 points
     made = s.request_adjustment(
         db, program=PROGRAM, member="bob", points=-2000, reason="fraud", requested_by="ann"
     )
     assert made.status == "pending"
     with pytest.raises(SelfApproval):
         s.approve_adjustment(db, program=PROGRAM, request_id=made.id, approver="ann")
-    with pytest.raises(InsufficientPoints):  # bob has nothing to deduct
+    s.request_adjustment(
+        db, program=PROGRAM, member="bob", points=-500, reason="refund", requested_by="carl"
+    )
+    with pytest.raises(InsufficientPoints):  # bob has 1,500 left to deduct from
         s.approve_adjustment(db, program=PROGRAM, request_id=made.id, approver="ben")
     failed = s.get_adjustment_request(db, program=PROGRAM, request_id=made.id)
     assert failed.status == "failed" and failed.error
@@ -83,7 +87,7 @@ def test_approval_service_refuses_the_requester_twice_and_settled_requests(db: D
     assert rejected.status == "rejected"
     with pytest.raises(AdjustmentRequestSettled):
         s.approve_adjustment(db, program=PROGRAM, request_id=other.id, approver="ben")
-    assert s.balance(db, program=PROGRAM, member="bob").available == 0
+    assert s.balance(db, program=PROGRAM, member="bob").available == 1500
 
 
 def test_the_rules_preview_shows_both_sides_and_publish_needs_that_preview(
