@@ -1,6 +1,6 @@
 """What the admin console reads that no other service answers: the dashboard's figures, member
-search and a member's open lots, the Stripe webhook events, the rows of the CSV exports, and a
-reward's versions and redemptions per day.
+search, a member's open lots and what of theirs expires soon, the Stripe webhook events, the
+rows of the CSV exports, and a reward's versions and redemptions per day.
 
 Every function takes a :class:`Database` and returns frozen dataclasses (or plain rows for the
 exports, streamed a chunk at a time), so the console's views never build SQL themselves.
@@ -37,7 +37,8 @@ from loyalty.domain.calendar import last_usable_day, zone
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.errors import MemberNotFound, RewardNotFound
 from loyalty.services.forecast import forecast
-from loyalty.services.results import ProgramInfo
+from loyalty.services.results import ForecastItem, ProgramInfo
+from loyalty.services.verify import EARN_KINDS
 from loyalty.services.writes import program_row
 
 ISSUE_KINDS = ("earn", "earn_pending", "adjust_grant")
@@ -72,12 +73,14 @@ class DayFlows:
 
 @dataclass(frozen=True)
 class TopEarner:
-    """A member and the points they earned in the period."""
+    """A member, the points they earned in the period (purchases and actions: what lifetime
+    earned counts) and the points staff granted them by hand in it (not earned)."""
 
     member: str
     email: str | None
     earned: int
     available: int
+    granted: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,23 +191,32 @@ def members_with_entries_since(db: Database, program: str, since: dt.datetime) -
 def top_earners(
     db: Database, program: str, since: dt.datetime, *, limit: int = 10
 ) -> tuple[TopEarner, ...]:
-    """The members who earned the most points since ``since``, most first (ties by id)."""
-    earned = func.sum(entries.c.available_delta + entries.c.pending_delta).label("earned")
+    """The members who earned the most points since ``since``, most first (ties by id).
+
+    Earned is what a member's lifetime earned counts (``earn`` and ``earn_pending`` entries:
+    purchases and actions), so a member's figure here never exceeds their lifetime earned;
+    manual grants are summed apart and rank no one.
+    """
+    credited = entries.c.available_delta + entries.c.pending_delta
+    earned = func.sum(case((entries.c.kind.in_(EARN_KINDS), credited), else_=0)).label("earned")
+    granted = func.sum(case((entries.c.kind == "adjust_grant", credited), else_=0)).label("granted")
     with db.read() as conn:
         rows = conn.execute(
-            select(members.c.external_id, members.c.email, members.c.available, earned)
+            select(members.c.external_id, members.c.email, members.c.available, earned, granted)
             .join(members, members.c.id == entries.c.member_id)
             .where(
                 entries.c.program_id == program_row(conn, program).id,
                 entries.c.created_at >= since,
-                entries.c.kind.in_(ISSUE_KINDS),
+                entries.c.kind.in_((*EARN_KINDS, "adjust_grant")),
             )
             .group_by(members.c.id, members.c.external_id, members.c.email, members.c.available)
+            .having(earned > 0)
             .order_by(earned.desc(), members.c.external_id)
             .limit(limit)
         ).all()
     return tuple(
-        TopEarner(r.external_id, r.email, int(r.earned or 0), int(r.available)) for r in rows
+        TopEarner(r.external_id, r.email, int(r.earned), int(r.available), int(r.granted or 0))
+        for r in rows
     )
 
 
@@ -339,6 +351,26 @@ def open_lots(
             .limit(limit)
         ).all()
     return tuple(OpenLot(*r) for r in rows)
+
+
+@dataclass(frozen=True)
+class MemberExpiring:
+    """A member's points that expire or are cleared within ``days`` days, counted as the
+    forecast counts them: available and pending points of each lot, at the moment the lot
+    ends (its rolling expiry, or the year-end clearing that takes it first); what is overdue
+    is due now. One item per moment and kind, soonest first."""
+
+    days: int
+    points: int
+    items: tuple[ForecastItem, ...]
+
+
+def member_expiring(db: Database, *, program: str, member: str, days: int = 90) -> MemberExpiring:
+    """The member page's "expiring" figure, read from :func:`forecast` for this one member so
+    it always equals the member's lines in the forecast and their share of the dashboard's
+    expiring totals; :class:`MemberNotFound` if there is no such member."""
+    ahead = forecast(db, program=program, days=days, member=member)
+    return MemberExpiring(days=days, points=ahead.points, items=ahead.items)
 
 
 # --- Stripe webhook events -------------------------------------------------------------------
