@@ -1,24 +1,35 @@
-# Jifen: one command to try it, one to test it. Both create .venv and install what they need.
+# Jifen: one command to try it, one to test it. Both create .venv; `make demo` installs what the
+# console needs, `make test` the test tools too (pytest, ruff, mypy, Playwright...).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint install clean bench bench-quick
+.PHONY: demo test lint install install-test clean bench bench-quick
 
 $(BIN)/jifen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e .
 	touch $(BIN)/jifen
 
-install: $(BIN)/jifen
+# Marks a venv that has the test tools as well (the `test` extra of pyproject.toml).
+$(VENV)/.test-tools: $(BIN)/jifen
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
 
-## demo: the admin console on a fresh SQLite demo database (no Redis); prints the address and logins
+## install: .venv with Jifen and what it runs on; install-test: the test tools too
+install: $(BIN)/jifen
+install-test: $(VENV)/.test-tools
+
+## demo: the admin console on a SQLite demo database (no Redis); prints the address and logins.
+## The database is kept between starts: FRESH=1 rebuilds it; PORT=8080 serves on another port.
+PORT  ?=
+FRESH ?=
 demo: install
-	$(BIN)/jifen console --demo
+	$(BIN)/jifen console --demo $(if $(PORT),--port $(PORT)) $(if $(filter-out 0 no false,$(FRESH)),--fresh)
 
 ## lint: ruff and mypy
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
