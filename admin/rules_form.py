@@ -318,8 +318,3 @@ def sample_values(form: MultiDict[str, str] | None) -> dict[str, Any]:
         "paid": (form.get("sample_paid", "") if form is not None else "") or "0",
         "at": form.get("sample_at", "") if form is not None else "",
     }
-
-
-def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(setting, before, after)`` for every top-level setting that differs."""
-    return [(k, before.get(k), after.get(k)) for k in after if before.get(k) != after.get(k)]

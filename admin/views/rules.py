@@ -1,27 +1,33 @@
-"""Earning rules (marketing): edit a draft, preview a sample order under the current and the
-draft rules side by side, then publish it with an effective-from time. Program settings
-(rounding, reminders, year-end clearing) have their own form. Every change is audited."""
+"""Earning rules (marketing): the version in force and those scheduled (each can be
+cancelled before its time), a draft editor that says which version it starts from, a preview
+of a sample order under the version the draft would replace and under the draft, with the
+changes in words, then publishing with an effective-from time. Program settings (rounding,
+reminders, year-end clearing) have their own form. Every change is audited."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields, validate
 
-from admin import rules_form
+from admin import rules_form, rules_words
 from admin.auth import MARKETING, actor, has_role, require_role
 from admin.forms import load
 from admin.views.base import ConsoleView, expose, flash_error
 from loyalty.domain.rules import ACTION_PERIODS, RuleSet
-from loyalty.errors import LoyaltyError
+from loyalty.errors import InvalidInput, LoyaltyError
 from loyalty.services import (
     list_rule_versions,
     publish_rules_audited,
     rules_in_force,
     update_program_audited,
 )
+from loyalty.services.audit import cancel_scheduled_rules
+from loyalty.services.results import ProgramInfo, RuleVersionInfo
+from loyalty.services.uow import Target
 
 
 class SettingsForm(Schema):
@@ -44,18 +50,16 @@ class RulesView(ConsoleView):
 
     def _page(self, *, values: dict[str, Any], sample: dict[str, Any], **extra: Any) -> str:
         program = self.program()
-        db = self.console.db
-        version, current = rules_in_force(db, program=program.code)
-        now = db.clock.now()
-        versions = list_rule_versions(db, program=program.code)
+        timeline = Timeline.read(self.console.db, program)
+        base = extra.pop("base", None) or timeline.current
         return str(
             self.render(
                 "jifen/rules.html",
                 program=program,
-                current_version=version,
-                current=current.to_dict(),
-                versions=list(reversed(versions)),
-                now=now,
+                timeline=timeline,
+                versions=list(reversed(timeline.versions)),
+                base=base,
+                base_words=timeline.describe(base),
                 values=values,
                 sample=sample,
                 periods=ACTION_PERIODS,
@@ -68,11 +72,12 @@ class RulesView(ConsoleView):
     @expose("/")
     def index(self) -> ResponseReturnValue:
         program = self.program()
-        versions = list_rule_versions(self.console.db, program=program.code)
-        latest = versions[-1].rules if versions else RuleSet().to_dict()
+        timeline = Timeline.read(self.console.db, program)
+        base = timeline.find(request.args.get("base", "")) or timeline.current
         return self._page(
-            values=rules_form.form_values(latest, program.timezone),
+            values=rules_form.form_values(base.rules, program.timezone),
             sample=rules_form.sample_values(None),
+            base=base,
         )
 
     @expose("/draft", methods=("POST",))
@@ -84,6 +89,13 @@ class RulesView(ConsoleView):
         values = rules_form.raw_values(form)
         sample = rules_form.sample_values(form)
         effective_text = form.get("effective_from", "")
+        base = Timeline.read(db, program).find(form.get("base", ""))
+        page: dict[str, Any] = {
+            "values": values,
+            "sample": sample,
+            "effective_from": effective_text,
+            "base": base,
+        }
         try:
             draft = RuleSet.from_dict(rules_form.rules_from_form(form, program.timezone))
             effective_from = rules_form.from_local(
@@ -91,7 +103,7 @@ class RulesView(ConsoleView):
             )
         except LoyaltyError as exc:
             flash_error(exc)
-            return self._page(values=values, sample=sample, effective_from=effective_text), 400
+            return self._page(**page), 400
         draft_dict = draft.to_dict()
         fingerprint = rules_form.digest(draft_dict, effective_from)
         if form.get("action") == "publish":
@@ -112,10 +124,10 @@ class RulesView(ConsoleView):
                 except LoyaltyError as exc:
                     flash_error(exc)
                 else:
-                    start = rules_form.to_local(published.effective_from_at, program.timezone)
+                    start = rules_words.local(published.effective_from_at, program.timezone)
                     flash(
                         f"Published rules version {published.version}, in force from "
-                        f"{start.replace('T', ' ')} ({program.timezone}).",
+                        f"{start} ({program.timezone}).",
                         "success",
                     )
                     return redirect(url_for(".index"))
@@ -123,21 +135,36 @@ class RulesView(ConsoleView):
             order = rules_form.sample_from_form(form, program, db.clock.now())
         except LoyaltyError as exc:
             flash_error(exc)
-            return self._page(values=values, sample=sample, effective_from=effective_text), 400
-        version, current = rules_in_force(db, program=program.code)
-        sides = (
-            rules_form.preview(f"In force now (v{version})", current, order, program),
-            rules_form.preview("Draft", draft, order, program),
-        )
+            return self._page(**page), 400
         return self._page(
-            values=values,
-            sample=sample,
-            effective_from=effective_text,
-            preview=sides,
-            order=order,
-            changes=rules_form.changes(current.to_dict(), draft_dict),
+            **page,
+            **_preview(db, program, draft, effective_from, order),
             previewed=fingerprint,
         )
+
+    @expose("/cancel", methods=("POST",))
+    def cancel(self) -> ResponseReturnValue:
+        require_role(*MARKETING)
+        program = self.program()
+        try:
+            version = int(request.form.get("version", ""))
+        except ValueError:
+            flash_error(InvalidInput("choose the version to cancel from the rules page"))
+            return redirect(url_for(".index"))
+        try:
+            cancelled = cancel_scheduled_rules(
+                self.console.db, program=program.code, version=version, actor=actor()
+            )
+        except LoyaltyError as exc:
+            flash_error(exc)
+        else:
+            start = rules_words.local(cancelled.effective_from_at, program.timezone)
+            flash(
+                f"Cancelled rules version {version}: it will not take effect on {start} "
+                f"({program.timezone}).",
+                "success",
+            )
+        return redirect(url_for(".index"))
 
     @expose("/settings", methods=("POST",))
     def settings(self) -> ResponseReturnValue:
@@ -151,3 +178,75 @@ class RulesView(ConsoleView):
         else:
             flash("Program settings saved.", "success")
         return redirect(url_for(".index") + "#settings")
+
+
+class Timeline:
+    """A program's rule versions as staff read them: the one in force now and those
+    scheduled for later (soonest first), each described with its local start."""
+
+    def __init__(
+        self, program: ProgramInfo, versions: list[RuleVersionInfo], current: int, now: dt.datetime
+    ) -> None:
+        self.program = program
+        self.versions = versions
+        self.now = now
+        self.current = next(v for v in versions if v.version == current)
+        self.scheduled = sorted(
+            (v for v in versions if v.effective_from_at > now), key=lambda v: v.effective_from_at
+        )
+
+    @classmethod
+    def read(cls, db: Target, program: ProgramInfo) -> Timeline:
+        current, _rules = rules_in_force(db, program=program.code)
+        versions = list_rule_versions(db, program=program.code)
+        return cls(program, versions, current, db.clock.now())
+
+    def find(self, text: str) -> RuleVersionInfo | None:
+        """The version numbered ``text`` (``"3"`` or ``"v3"``), if there is one."""
+        number = text.strip().lstrip("v")
+        return next((v for v in self.versions if str(v.version) == number), None)
+
+    def describe(self, version: RuleVersionInfo) -> str:
+        """``version 2 (in force now)`` or ``version 3 (scheduled from … zone)``."""
+        start = rules_words.local(version.effective_from_at, self.program.timezone)
+        if version.version == self.current.version:
+            return f"version {version.version} (in force now, since {start})"
+        if version.effective_from_at > self.now:
+            return f"version {version.version} (scheduled from {start})"
+        return f"version {version.version} (from {start}, no longer in force)"
+
+
+def _preview(
+    db: Target,
+    program: ProgramInfo,
+    draft: RuleSet,
+    effective_from: dt.datetime | None,
+    order: rules_form.SampleOrder,
+) -> dict[str, Any]:
+    """Both sides of the preview: the version the draft replaces at its start (the one in
+    force now, or a scheduled one if the draft starts after it) and the draft."""
+    timeline = Timeline.read(db, program)
+    start = effective_from or timeline.now
+    replaced_number, replaced = rules_in_force(db, program=program.code, at=start)
+    replaced_info = timeline.find(str(replaced_number)) or timeline.current
+    when = "now" if effective_from is None else f"from {rules_words.local(start, program.timezone)}"
+    replaced_label = timeline.describe(replaced_info)
+    later = [v for v in timeline.scheduled if v.effective_from_at > start]
+    return {
+        "preview": (
+            rules_form.preview(
+                replaced_label[0].upper() + replaced_label[1:], replaced, order, program
+            ),
+            rules_form.preview(f"Draft, in force {when}", draft, order, program),
+        ),
+        "order": order,
+        "replaced": replaced_label,
+        "draft_when": when,
+        "later": [timeline.describe(v) for v in later],
+        "changes": rules_words.describe_changes(
+            replaced.to_dict(),
+            draft.to_dict(),
+            currency=program.currency,
+            tz=program.timezone,
+        ),
+    }

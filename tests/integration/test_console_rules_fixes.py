@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from admin import rules_form
+from admin.rules_words import describe_changes
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
@@ -143,3 +143,214 @@ def test_concurrent_cancels_and_publishes_keep_one_story(pg_db: Database) -> Non
         assert versions == [1, 3]
         assert sum(isinstance(r, NotFound) for r in cancels) == 3
     assert len(s.list_audit(pg_db, action="rules.cancel").items) == (versions == [1, 3])
+
+
+# --- the rules page ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(db: Database) -> Iterator[Flask]:
+    yield build_app(db)
+
+
+@pytest.fixture
+def marketing(app: Flask) -> tuple[FlaskClient, str]:
+    client = app.test_client()
+    return client, login(client, "marketing")
+
+
+def _page(client: FlaskClient, path: str = "/admin/rules/") -> str:
+    response = client.get(path)
+    assert response.status_code == 200
+    return str(response.get_data(as_text=True))
+
+
+def _preview(client: FlaskClient, token: str, **form: Any) -> str:
+    response = post(client, "/admin/rules/draft", token, action="preview", **form)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return str(response.get_data(as_text=True))
+
+
+def test_the_page_names_the_version_in_force_the_scheduled_one_and_the_editors_start(
+    app: Flask, db: Database, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, _token = marketing
+    _schedule(db, "2", DEC_5)
+    page = _page(client)
+    assert "In force now: <strong>version 1</strong>" in page
+    assert (
+        "Scheduled: <strong>version 2</strong>, in force from 2026-12-05 00:00 (Asia/Shanghai)"
+        in page
+    )
+    assert "starts from <strong>version 1 (in force now, since" in page
+    assert 'name="base_ratio" value="1"' in page and 'name="base" value="1"' in page
+
+    copy = _page(client, "/admin/rules/?base=2")
+    assert "starts from <strong>version 2 (scheduled from 2026-12-05 00:00)" in copy
+    assert 'name="base_ratio" value="2"' in copy and 'name="base" value="2"' in copy
+
+
+def test_the_preview_compares_the_draft_with_the_version_it_replaces_and_names_both(
+    app: Flask, db: Database, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, token = marketing
+    _schedule(db, "2", DEC_5)
+    after_v2 = _preview(client, token, base_ratio="3", effective_from="2026-12-10T00:00")
+    assert "Version 2 (scheduled from 2026-12-05 00:00)</div>" in after_v2
+    assert "Draft, in force from 2026-12-10 00:00</div>" in after_v2
+    assert 'data-testid="preview-current">200 points' in after_v2
+    assert 'data-testid="preview-draft">300 points' in after_v2
+    assert "<li>base ratio 2 → 3 points per CNY</li>" in after_v2
+
+    now = _preview(client, token, base_ratio="3")
+    assert "Version 1 (in force now, since" in now
+    assert "Draft, in force now</div>" in now
+    assert "<li>base ratio 1 → 3 points per CNY</li>" in now
+    assert "replacing it then: version 2 (scheduled from 2026-12-05 00:00)" in now
+
+
+def test_every_campaign_column_has_a_real_header_and_no_scroll_box(
+    marketing: tuple[FlaskClient, str],
+) -> None:
+    client, _token = marketing
+    page = _page(client)
+    campaigns = page.split('data-testid="campaigns"')[1].split("</table>")[0]
+    headers = [h.split("</th>")[0] for h in campaigns.split("<th>")[1:]]
+    assert headers == [
+        "name",
+        "multiplier",
+        "starts (Asia/Shanghai)",
+        "ends",
+        "categories",
+        "weekdays",
+    ]
+    assert "table-responsive" not in page.split('data-testid="campaigns"')[0][-300:]
+
+
+def test_marketing_cancels_a_scheduled_version_from_the_page(
+    app: Flask, db: Database, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, token = marketing
+    _schedule(db, "2", DEC_5)
+    assert 'data-testid="cancel-v2"' in _page(client)
+    done = post(client, "/admin/rules/cancel", token, version="2")
+    assert done.status_code == 302
+    page = _page(client)
+    assert "Cancelled rules version 2: it will not take effect on 2026-12-05 00:00" in page
+    assert "Nothing scheduled." in page
+    assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1]
+    [entry] = s.list_audit(db, action="rules.cancel").items
+    assert entry.actor == "marketing"
+
+
+def test_a_cancel_clicked_after_the_moment_passed_is_refused_with_what_to_do(
+    app: Flask, db: Database, clock: FixedClock, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, token = marketing
+    _schedule(db, "2", DEC_5)
+    assert 'data-testid="cancel-v2"' in _page(client)
+    clock.set(DEC_5 + dt.timedelta(seconds=1))
+    post(client, "/admin/rules/cancel", token, version="2")
+    page = _page(client)
+    assert "rules version 2 has been in force since 2026-12-05 00:00 Asia/Shanghai" in page
+    assert "publish a new version with the rules you want instead" in page
+    assert s.rules_in_force(db, program=PROGRAM)[0] == 2
+    assert not s.list_audit(db, action="rules.cancel").items
+
+
+def test_only_marketing_and_admin_cancel_and_only_with_the_form_token(
+    app: Flask, db: Database
+) -> None:
+    _schedule(db, "2", DEC_5)
+    viewer, operations, admin = (app.test_client() for _ in range(3))
+    for client, name in ((viewer, "viewer"), (operations, "operations")):
+        token = login(client, name)
+        assert 'data-testid="cancel-v2"' not in _page(client)
+        assert post(client, "/admin/rules/cancel", token, version="2").status_code == 403
+    token = login(admin, "admin")
+    forged = admin.post("/admin/rules/cancel", data={"version": "2"})
+    assert forged.status_code == 400
+    assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1, 2]
+    assert post(admin, "/admin/rules/cancel", token, version="v2").status_code == 302
+    assert "choose the version to cancel" in _page(admin)
+    assert post(admin, "/admin/rules/cancel", token, version="2").status_code == 302
+    assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1]
+
+
+WEEKEND = {
+    "camp_name": ["Weekend"],
+    "camp_multiplier": ["2"],
+    "camp_starts": ["2026-12-05T00:00"],
+    "camp_ends": ["2026-12-07T00:00"],
+    "camp_categories": [""],
+    "camp_weekdays": ["Sat Sun"],
+}
+WEEKEND_WORDS = (
+    "campaign Weekend added: ×2, Sat Sun, 2026-12-05 00:00–2026-12-07 00:00 Asia/Shanghai, "
+    "all categories"
+)
+
+
+def test_rule_changes_read_in_words_on_the_rules_page_and_in_the_audit_log(
+    app: Flask, db: Database, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, token = marketing
+    form = {"base_ratio": "2", "cat_name": ["grocery"], "cat_ratio": ["0.5"], **WEEKEND}
+    preview = _preview(client, token, **form)
+    assert f"<li>{WEEKEND_WORDS}</li>" in preview
+    assert "<li>base ratio 1 → 2 points per CNY</li>" in preview
+    assert "[5, 6]" not in preview and "T16:00:00+00:00" not in preview
+    digest = preview.split('name="previewed" value="')[1].split('"')[0]
+    post(client, "/admin/rules/draft", token, action="publish", previewed=digest, **form)
+    later = s.publish_rules_audited(
+        db, program=PROGRAM, rules={"base_ratio": "3"}, actor="ann", effective_from=DEC_10
+    )
+    cancel_scheduled_rules(db, program=PROGRAM, version=later.version, actor="ann")
+
+    audit = _page(client, "/admin/audit/?action=rules.")
+    words = audit.split('data-testid="audit-words"')[1:]
+    assert len(words) == 3  # newest first: the cancel, the scheduled publication, the first
+    assert "version 3 cancelled before its time; it was to take effect 2026-12-10 00:00" in words[0]
+    assert "version 2 → 3, in force from 2026-12-10 00:00 Asia/Shanghai" in words[1]
+    assert "<li>base ratio 2 → 3 points per CNY</li>" in words[1]
+    assert "campaign Weekend removed (was ×2, Sat Sun, 2026-12-05 00:00–" in words[1]
+    assert "version 1 → 2, in force from 2026-11-21 18:00 Asia/Shanghai" in words[2]
+    assert f"<li>{WEEKEND_WORDS}</li>" in words[2]
+    assert "raw values" in words[2]  # the stored values stay one click away
+
+
+def test_every_setting_has_its_words() -> None:
+    before = {
+        "base_ratio": "1",
+        "category_ratios": {"grocery": "0.5", "toys": "2"},
+        "sku_ratios": {},
+        "actions": {"sign_in": {"points": 5, "limit": 1, "period": "day"}},
+        "caps": {"member_daily": None, "program_daily": 1_000_000},
+        "pending_days": 0,
+        "expiry": {"months": 3, "days": 0, "month_end": False},
+    }
+    after = {
+        "base_ratio": "1",
+        "category_ratios": {"grocery": "1", "数码": "3"},
+        "sku_ratios": {"SKU-1": "5"},
+        "actions": {"sign_in": {"points": 10, "limit": None, "period": "day"}},
+        "caps": {"member_daily": 5_000, "program_daily": None},
+        "pending_days": 7,
+        "expiry": {"months": 12, "days": 0, "month_end": True},
+    }
+    assert rules_form_words(before, after) == [
+        "category grocery: 0.5 points per CNY → 1 points per CNY",
+        "category toys removed (was 2 points per CNY)",
+        "category 数码 added: 3 points per CNY",
+        "SKU SKU-1 added: 5 points per CNY",
+        "action sign_in: 5 points, at most 1 per day → 10 points, no limit",
+        "member daily cap no cap → 5,000 points",
+        "program daily budget 1,000,000 points → no cap",
+        "pending period 0 → 7 days",
+        "expiry after 3 months → after 12 months, rounded up to the end of the month",
+    ]
+    assert rules_form_words(after, after) == []
+
+
+def rules_form_words(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return describe_changes(before, after, currency="CNY", tz="Asia/Shanghai")
