@@ -3,23 +3,31 @@
 They join the ``jifen`` group through the ``jifen.commands`` entry points declared in
 ``pyproject.toml`` (``users`` and ``console``), so the core never imports the console.
 
-``jifen console --demo`` builds a fresh SQLite demo database (a program, members and 60
-days of orders), creates one demo login per role, prints the address and the logins, and
-serves the console without Redis. Run on its own: ``python -m admin.cli --help``.
+``jifen console --demo`` serves the console without Redis on a SQLite demo database (a
+program, members and 60 days of orders, one demo login per role) and prints the address and
+the logins. The database is kept between starts, so work done in the console stays; it is
+built when there is none, when it is from another schema or its build did not finish, and on
+``--fresh``. A port another program holds is refused before anything is built (asked for
+again when run from a terminal). Run on its own: ``python -m admin.cli --help``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
+import socket
+import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from loyalty.cli.demo import make_demo_database
+from loyalty.cli.demo import kept_demo_database, make_demo_database, sqlite_url
 from loyalty.cli.options import friendly_errors, require_program, url_option
 from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.db.errors import open_checked, require_writable_dir
+from loyalty.errors import ConfigurationError
 from loyalty.services.demo import DEMO_PROGRAM
 
 console_out = Console()
@@ -137,14 +145,19 @@ def build_demo(path: Path, *, members: int = 25, orders: int = 400) -> str:
 @click.option(
     "--demo",
     is_flag=True,
-    help="Build a fresh SQLite demo database with demo logins and serve it (no Redis needed).",
+    help="Serve a SQLite demo database with demo logins (no Redis needed).",
 )
 @click.option(
     "--demo-database",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("jifen-console-demo.db"),
     show_default=True,
-    help="Where --demo writes its SQLite file (replaced on every start).",
+    help="Where --demo keeps its SQLite file between starts.",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="With --demo: build the demo database anew (the one kept is replaced).",
 )
 @friendly_errors
 def console(
@@ -154,6 +167,7 @@ def console(
     program: str | None,
     demo: bool,
     demo_database: Path,
+    fresh: bool,
 ) -> None:
     """Serve the admin console (a development server; in production run it under gunicorn:
     gunicorn 'admin:create_app()')."""
@@ -166,9 +180,9 @@ def console(
         require_writable_dir(demo_database)
     else:
         _check_console_database(database_url, program)
+    port = usable_port(host, port, demo=demo)
     if demo:
-        console_out.print(f"building the demo database {demo_database} …")
-        url = build_demo(demo_database)
+        url = _demo_database(demo_database, fresh=fresh)
         config.update(
             JIFEN_DATABASE_URL=url,
             JIFEN_PROGRAM=program or DEMO_PROGRAM,
@@ -192,6 +206,77 @@ def console(
         console_out.print(table)
         console_out.print("demo logins above; press Ctrl+C to stop", soft_wrap=True)
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+def _demo_database(path: Path, *, fresh: bool) -> str:
+    """The URL of the demo database at ``path``: the one kept from an earlier start, else a new
+    one; says which, and why it builds one."""
+    found = kept_demo_database(path, [username for username, _, _ in DEMO_USERS])
+    if found.built_at is not None and not fresh:
+        console_out.print(
+            f"using the demo database at {path}, built {_when(found.built_at)}; "
+            "--fresh (make demo FRESH=1) rebuilds it with orders up to today",
+            soft_wrap=True,
+        )
+        return sqlite_url(path)
+    why = "--fresh" if fresh else found.rebuild_because
+    console_out.print(f"building the demo database at {path} ({why}) …", soft_wrap=True)
+    return build_demo(path)
+
+
+def _when(moment: dt.datetime) -> str:
+    """``2026-12-02 14:30 UTC (3 days ago)``, in this machine's time zone."""
+    days = (dt.datetime.now(dt.UTC) - moment).days
+    ago = "today" if days < 1 else "1 day ago" if days == 1 else f"{days:,} days ago"
+    return f"{moment.astimezone():%Y-%m-%d %H:%M %Z} ({ago})"
+
+
+def usable_port(host: str, port: int, *, demo: bool) -> int:
+    """``port``, or another one when nothing can listen on it: asked for at a terminal,
+    else a :class:`ConfigurationError` naming the option."""
+    problem = listen_problem(host, port)
+    if problem is None:
+        return port
+    spare = _spare_port(host, port)
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        chosen: int = click.prompt(
+            f"port {port} on {host} {problem}; port to use instead",
+            default=spare,
+            type=click.IntRange(1, 65535),
+        )
+        return usable_port(host, chosen, demo=demo)
+    how = f"--port {spare}" + (f" (make demo PORT={spare})" if demo else "")
+    raise ConfigurationError(f"port {port} on {host} {problem}; choose another with {how}")
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why the console could not listen on ``host``:``port`` (bound as werkzeug binds), if
+    it could not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            f"cannot listen on {host!r} ({exc.strerror}); check --host"
+        ) from exc
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is taken by another program (on macOS often the AirPlay Receiver)"
+            return f"cannot be used ({exc.strerror})"
+    return None
+
+
+def _spare_port(host: str, port: int) -> int:
+    """A port near ``port`` that nothing listens on, to suggest."""
+    for candidate in range(max(port + 1, 1024), min(port + 50, 65536)):
+        if listen_problem(host, candidate) is None:
+            return candidate
+    return 8080
 
 
 def _check_console_database(database_url: str | None, program: str | None) -> None:

@@ -2,6 +2,8 @@
 
 :func:`new_demo_database` makes the file (``jifen console --demo`` uses it too, through
 :func:`make_demo_database`); what goes in it is :func:`loyalty.services.demo.fill_demo`.
+:func:`kept_demo_database` tells whether a demo file made before can be used again (the
+console keeps its demo database between starts) or why it must be built anew.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import random
 import shutil
+import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from loyalty import migrate
 from loyalty import services as svc
@@ -23,8 +28,10 @@ from loyalty.cli.options import friendly_errors
 from loyalty.cli.render import console, demo_progress, table
 from loyalty.db.database import Database
 from loyalty.db.errors import require_writable_dir
-from loyalty.db.tables import members
+from loyalty.db.tables import members, programs
 from loyalty.domain.clock import FixedClock
+from loyalty.errors import ConfigurationError
+from loyalty.services.console_users import list_users
 from loyalty.services.demo import DEMO_PROGRAM, fill_demo
 
 DEMO_DAYS = 60
@@ -62,6 +69,78 @@ def make_demo_database(
     """:func:`new_demo_database`, closed once filled; its URL."""
     with new_demo_database(path, member_count=member_count, order_count=order_count, seed=seed):
         return sqlite_url(path)
+
+
+@dataclass(frozen=True)
+class KeptDemo:
+    """A demo database found at a path: when it was built if it can be used as it is, else
+    why it has to be built again."""
+
+    built_at: dt.datetime | None
+    rebuild_because: str | None = None
+
+
+def kept_demo_database(path: Path, logins: Collection[str]) -> KeptDemo:
+    """Whether the demo database at ``path`` can be used again: it must exist, be at this
+    Jifen's schema and hold the demo program and every one of ``logins`` (made last, so a
+    build that was stopped half way is built again).
+
+    A file that is not a Jifen demo database is never replaced silently: that is a
+    :class:`ConfigurationError` telling to pass ``--fresh`` or choose another file.
+    """
+    if not path.exists():
+        return KeptDemo(None, "there is none yet")
+    stale, codes = _look_without_writing(path)
+    if stale:
+        return KeptDemo(None, stale)
+    if codes - {DEMO_PROGRAM}:
+        raise _not_a_demo(path, f"it holds other programs ({', '.join(sorted(codes))})")
+    database = Database.from_url(sqlite_url(path))
+    try:
+        built = [u.created_at for u in list_users(database) if u.username in logins]
+    finally:
+        database.dispose()
+    if DEMO_PROGRAM not in codes or len(built) < len(logins):
+        return KeptDemo(None, "its last build did not finish")
+    return KeptDemo(min(built))
+
+
+def _look_without_writing(path: Path) -> tuple[str | None, set[str]]:
+    """Why the SQLite file at ``path`` is too old or new a demo database, else its program
+    codes; opened read-only, so a file that is someone else's stays as it was, byte for byte
+    (a :class:`Database` would turn on its write-ahead log)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+    try:
+        with engine.connect() as conn:
+            stale = _schema_problem(path, migrate.current_revision(conn))
+            if stale:
+                return stale, set()
+            return None, set(conn.execute(select(programs.c.code)).scalars())
+    except SQLAlchemyError as exc:
+        raise _not_a_demo(path, "it is not a SQLite database Jifen can read") from exc
+    finally:
+        engine.dispose()
+
+
+def _schema_problem(path: Path, revision: str | None) -> str | None:
+    """Why a demo database at ``revision`` cannot be used by this Jifen, if it cannot."""
+    if revision is None:
+        raise _not_a_demo(path, "it has no Jifen schema")
+    heads, known = migrate.known_revisions()
+    if revision in heads:
+        return None
+    needed = ", ".join(sorted(heads))
+    if revision not in known:
+        return f"it was built by a newer Jifen (schema {revision}; this one needs {needed})"
+    return f"it is from an older schema ({revision}; this Jifen needs {needed})"
+
+
+def _not_a_demo(path: Path, why: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{path} is not a Jifen demo database ({why}), so it is left alone; pass --fresh to "
+        "replace it, or choose another file with --demo-database"
+    )
 
 
 @click.command()
