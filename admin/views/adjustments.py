@@ -1,5 +1,8 @@
 """Adjustments (operations): grant or deduct with a reason; above the threshold a request
-waits for a second person, who approves or rejects it. The requester cannot approve."""
+waits for a second person, who approves or rejects it. The requester cannot approve.
+
+Flashes: an adjustment applied is a success (green), a request stored to wait for a second
+person is information (blue), a refusal is an error (red); amounts carry separators."""
 
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ class AdjustmentsView(ConsoleView):
                     "person to approve it: alone, or with what you adjusted for this member "
                     f"today, it is above the approval threshold "
                     f"({self.console.approval_threshold:,}).",
-                    "warning",
+                    "info",
                 )
         return back(url_for(".index"))
 
@@ -108,5 +111,6 @@ class AdjustmentsView(ConsoleView):
         except LoyaltyError as exc:
             flash_error(exc)
         else:
-            flash(f"Adjustment #{done.id} rejected; nothing was written.", "info")
+            what = "withdrawn" if done.decided_by == done.requested_by else "rejected"
+            flash(f"Adjustment #{done.id} of {done.points:+,} points {what}; nothing was written.")
         return redirect(url_for(".index"))
