@@ -37,6 +37,7 @@ import secrets
 import warnings
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -46,7 +47,7 @@ from flask_login import current_user  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from admin.auth import has_role, init_auth
+from admin.auth import has_role, init_auth, local_path
 from admin.context import EXTENSION, Console
 from admin.formatting import init_filters
 from admin.throttle import init_throttle
@@ -274,6 +275,24 @@ def _init_errors(app: Flask) -> None:
             "nothing was read past that point or saved.",
         )
 
+    @app.errorhandler(403)
+    def forbidden(exc: HTTPException) -> ResponseReturnValue:
+        view = _console_view(app)
+        if view is None or not current_user.is_authenticated:
+            return page(403, exc.description or "")
+        roles = getattr(exc, "roles", None) or ()
+        html = view.render(
+            "jifen/error.html",
+            status=403,
+            title=titles[403],
+            message="",
+            roles=roles,
+            page_name=view.name,
+            writing=request.method not in ("GET", "HEAD"),
+            back=_back_link(),
+        )
+        return html, 403
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 401:
@@ -294,6 +313,31 @@ def _init_errors(app: Flask) -> None:
             "The console hit an unexpected error; it has been logged. Try again, and tell "
             "your administrator if it keeps happening.",
         )
+
+
+def _console_view(app: Flask) -> Any:
+    """The console view the request went to (its page, for the console's layout), else the
+    dashboard; None outside the console (the webhook)."""
+    if request.path.startswith("/webhooks/"):
+        return None
+    admins = app.extensions.get("admin") or []
+    if not admins:
+        return None
+    for view in admins[0]._views:
+        if view.endpoint == request.blueprint:
+            return view
+    return admins[0].index_view
+
+
+def _back_link() -> str:
+    """Where "Back" leads from an error page: the page the person came from when it is on
+    this console, else the dashboard."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc == request.host and parts.path != request.path:
+        target = local_path(parts.path + (f"?{parts.query}" if parts.query else ""))
+        if target:
+            return target
+    return str(url_for("admin.index"))
 
 
 def _init_headers(app: Flask) -> None:

@@ -4,7 +4,8 @@ Roles: ``viewer`` reads; ``marketing`` also edits earning rules; ``operations`` 
 after members, adjustments, webhook events, jobs and exports; ``admin`` may do everything.
 Views say which roles may read them (``read_roles``) and check write roles per POST with
 :func:`require_role`; a signed-out visitor is sent to the login page, a signed-in one
-without the role gets 403.
+without the role gets 403 (:class:`RoleRequired`, which carries the roles, so the console's
+403 page can say who may open the page).
 
 A session holds the account's id and its ``session_version`` (``"7:3"``); the user loader
 refuses a session whose version is not the account's current one. Signing out increments it
@@ -36,6 +37,7 @@ from flask_login import (  # type: ignore[import-untyped]
     login_user,
     logout_user,
 )
+from werkzeug.exceptions import Forbidden
 
 from admin.context import console
 from loyalty.services import console_users as accounts
@@ -45,6 +47,14 @@ MARKETING = ("marketing", "admin")
 OPERATIONS = ("operations", "admin")
 
 blueprint = Blueprint("auth", __name__)
+
+
+class RoleRequired(Forbidden):
+    """403 for someone signed in without one of ``roles``, the roles that may go on."""
+
+    def __init__(self, roles: tuple[str, ...]) -> None:
+        super().__init__(f"This needs one of these roles: {', '.join(roles)}.")
+        self.roles = roles
 
 
 class SignedIn(UserMixin):  # type: ignore[misc]
@@ -108,7 +118,7 @@ def require_role(*roles: str) -> None:
     if not current_user.is_authenticated:
         abort(401)
     if not current_user.has_role(*roles):
-        abort(403)
+        raise RoleRequired(roles)
 
 
 def actor() -> str:
@@ -170,8 +180,10 @@ def logout() -> ResponseReturnValue:
     return redirect(url_for("auth.login"))
 
 
-def inaccessible(name: str, **kwargs: Any) -> ResponseReturnValue:
-    """What a flask-admin view answers to someone who may not see it."""
+def inaccessible(
+    name: str, roles: tuple[str, ...] = EVERYONE, **kwargs: Any
+) -> ResponseReturnValue:
+    """What a flask-admin view open to ``roles`` answers to someone who may not see it."""
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    abort(403)
+    raise RoleRequired(roles)

@@ -50,7 +50,7 @@ class RoleGate:
         return bool(current_user.is_authenticated and current_user.has_role(*self.read_roles))
 
     def inaccessible_callback(self, name: Any, **kwargs: Any) -> ResponseReturnValue:
-        return inaccessible(name, **kwargs)
+        return inaccessible(name, self.read_roles)
 
     @property
     def console(self) -> Console:

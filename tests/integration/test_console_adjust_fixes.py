@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from loyalty import services as s
 from loyalty.db import Database
@@ -18,7 +19,11 @@ from loyalty.domain.checks import MAX_POINTS
 from loyalty.errors import InsufficientPoints, InvalidAmount, MemberInactive
 from loyalty.services.approvals import AdjustmentRequestInfo
 from tests.integration.helpers import PROGRAM, earn, row_counts
-from tests.integration.test_admin_support import build_app
+from tests.integration.test_admin_support import build_app, login, post
+
+# The console's pages (flashes, buttons, the 403 page) do not depend on the database: they
+# run on SQLite only; the checks of the service run on both.
+on_sqlite = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -99,3 +104,92 @@ def test_two_waiting_grants_cannot_both_pass_the_bound(app: Flask, db: Database)
     with pytest.raises(InvalidAmount, match="Grant at most 400,000,000,000 points"):
         s.approve_adjustment(db, program=PROGRAM, request_id=second.id, approver="ben")
     assert s.balance(db, program=PROGRAM, member="alice").available == 600_000_000_000
+
+
+def test_the_console_refuses_at_once_in_red_with_separators(app: Flask, db: Database) -> None:
+    earn(db, "alice", "o1", 262_100)
+    ops = app.test_client()
+    token = login(ops, "operations")
+    post(ops, "/admin/adjustments/new", token, member="alice", points=-5000, reason="too much")
+    page = ops.get("/admin/adjustments/").get_data(as_text=True)
+    [(colour, text)] = alerts(page)
+    assert colour == "danger" and "2,621" in text and "5,000" in text
+    assert s.list_adjustment_requests(db, program=PROGRAM) == []
+    assert 'data-testid="pending"' in page and "Nothing waits for approval." in page
+
+
+@on_sqlite
+def test_flashes_take_the_colour_of_their_kind(app: Flask, db: Database) -> None:
+    """Applied is green, waiting for a second person blue, withdrawn blue, refused red."""
+    ops, ops2 = app.test_client(), app.test_client()
+    token, token2 = login(ops, "operations"), login(ops2, "operations2")
+    post(ops, "/admin/adjustments/new", token, member="alice", points=100, reason="goodwill")
+    [(colour, text)] = alerts(ops.get("/admin/adjustments/").get_data(as_text=True))
+    assert colour == "success" and "+100 points" in text
+    post(ops, "/admin/adjustments/new", token, member="alice", points=1_500, reason="big one")
+    [(colour, text)] = alerts(ops.get("/admin/adjustments/").get_data(as_text=True))
+    assert colour == "info" and "waits for a second person" in text and "(500)" in text
+    [pending] = s.list_adjustment_requests(db, program=PROGRAM, status="pending")
+    post(ops2, "/admin/adjustments/approve", token2, request_id=pending.id)
+    [(colour, text)] = alerts(ops2.get("/admin/adjustments/").get_data(as_text=True))
+    assert colour == "success" and "+1,500 points" in text
+    post(ops, "/admin/adjustments/new", token, member="alice", points=-900, reason="oops")
+    [mine] = s.list_adjustment_requests(db, program=PROGRAM, status="pending")
+    ops.get("/admin/adjustments/")  # the waiting flash
+    post(ops, "/admin/adjustments/reject", token, request_id=mine.id)
+    [(colour, text)] = alerts(ops.get("/admin/adjustments/").get_data(as_text=True))
+    assert colour == "info" and "-900 points withdrawn" in text
+
+
+@on_sqlite
+def test_the_queue_buttons_are_styled_as_actions(app: Flask, db: Database) -> None:
+    ops, ops2 = app.test_client(), app.test_client()
+    token = login(ops, "operations")
+    login(ops2, "operations2")
+    post(ops, "/admin/adjustments/new", token, member="alice", points=900, reason="big one")
+    mine = ops.get("/admin/adjustments/").get_data(as_text=True)
+    theirs = ops2.get("/admin/adjustments/").get_data(as_text=True)
+    assert re.search(r'class="btn btn-sm btn-outline-danger"[^>]*>Withdraw<', mine)
+    assert re.search(r'class="btn btn-sm btn-outline-danger"[^>]*>Reject<', theirs)
+    assert re.search(r'class="btn btn-sm btn-success"[^>]*>Approve<', theirs)
+    assert "btn-outline-secondary" not in theirs
+
+
+@on_sqlite
+@pytest.mark.parametrize(
+    ("user", "method", "path", "roles"),
+    [
+        ("viewer", "GET", "/admin/adjustments/", "operations or admin"),
+        ("marketing", "POST", "/admin/adjustments/new", "operations or admin"),
+        ("viewer", "POST", "/admin/rules/draft", "marketing or admin"),
+        ("operations", "GET", "/admin/keys/", "admin"),
+    ],
+)
+def test_a_403_is_a_console_page_naming_the_roles_and_who_is_signed_in(
+    app: Flask, user: str, method: str, path: str, roles: str
+) -> None:
+    client: FlaskClient = app.test_client()
+    token = login(client, user)
+    if method == "GET":
+        response = client.get(path, headers={"Referer": "http://localhost/admin/members/"})
+    else:
+        response = post(client, path, token, member="alice", points=5, reason="nope")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 403
+    assert "read-protected" not in page  # not Werkzeug's text
+    assert 'data-testid="whoami"' in page  # the console's own layout, signed in
+    needed = re.search(r'data-testid="roles-needed">(.*?)</p>', page, re.S)
+    assert needed and roles in re.sub(r"<[^>]+>", "", needed.group(1))
+    signed_in = re.search(r'data-testid="signed-in-as">(.*?)</p>', page, re.S)
+    assert signed_in and user in re.sub(r"<[^>]+>", "", signed_in.group(1))
+    back = re.search(r'data-testid="back" href="([^"]+)"', page)
+    assert back and back.group(1) == ("/admin/members/" if method == "GET" else "/admin/")
+
+
+@on_sqlite
+def test_a_403_never_links_back_to_another_site(app: Flask) -> None:
+    client = app.test_client()
+    login(client, "viewer")
+    response = client.get("/admin/adjustments/", headers={"Referer": "https://evil.example/x"})
+    assert response.status_code == 403
+    assert 'data-testid="back" href="/admin/"' in response.get_data(as_text=True)
