@@ -1,13 +1,17 @@
-"""Members: search by external id, email or Stripe customer; a member's balance, lots,
-history, adjustment requests and reward redemptions; link a Stripe customer (operations)."""
+"""Members: search by external id, email or Stripe customer; a member's balance (with what
+expires soon, as the forecast counts it), lots, history in words and local times, adjustment
+requests and reward redemptions; link a Stripe customer (operations)."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.forms import LinkStripeForm, load
+from admin.ledger_words import BUCKET_WORDS, entry_kind_words
 from admin.views.base import (
     ConsoleView,
     expose,
@@ -16,6 +20,7 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
+from loyalty.domain.calendar import zone
 from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
 from loyalty.services import (
@@ -25,12 +30,13 @@ from loyalty.services import (
     list_adjustment_requests,
     list_redemptions,
 )
-from loyalty.services.console_queries import open_lots, search_members
+from loyalty.services.console_queries import member_expiring, open_lots, search_members
 from loyalty.stripe.onboarding import link_applying_parked
 
 PAGE = 25
 HISTORY_PAGE = 20
 REDEMPTIONS = 20
+EXPIRING_DAYS = 90
 
 
 class MembersView(ConsoleView):
@@ -65,7 +71,8 @@ class MembersView(ConsoleView):
             abort(404)
         cursor = number_arg("cursor", minimum=1, maximum=MAX_ID)
         db = self.console.db
-        info = balance(db, program=program.code, member=external_id, expiring_within_days=90)
+        info = balance(db, program=program.code, member=external_id)
+        expiring = member_expiring(db, program=program.code, member=external_id, days=EXPIRING_DAYS)
         page = history(
             db, program=program.code, member=external_id, limit=HISTORY_PAGE, cursor=cursor
         )
@@ -78,6 +85,7 @@ class MembersView(ConsoleView):
             program=program,
             member=identity,
             balance=info,
+            expiring=expiring,
             lots=member_lots,
             history=page,
             cursor=cursor,
@@ -85,6 +93,9 @@ class MembersView(ConsoleView):
             redemptions=redeemed,
             can_operate=has_role(*OPERATIONS),
             threshold=self.console.approval_threshold,
+            kind_words=entry_kind_words,
+            buckets=BUCKET_WORDS,
+            zone_label=zone_label(program.timezone, db.clock.now()),
         )
 
     @expose("/link-stripe", methods=("POST",))
@@ -112,3 +123,10 @@ class MembersView(ConsoleView):
                 "success",
             )
         return redirect(url_for(".member", id=member))
+
+
+def zone_label(timezone: str, now: dt.datetime) -> str:
+    """The program's time zone as staff read it beside times: ``Asia/Shanghai, UTC+08:00``
+    (the offset at ``now``; a zone with summer time shows the one in force then)."""
+    offset = now.astimezone(zone(timezone)).strftime("%z")
+    return f"{timezone}, UTC{offset[:3]}:{offset[3:]}" if offset else timezone
