@@ -1,6 +1,7 @@
-"""What the admin console reads that no other service answers: the dashboard's figures, member
-search, a member's open lots and what of theirs expires soon, the Stripe webhook events, the
-rows of the CSV exports, and a reward's versions and redemptions per day.
+"""What the admin console reads that no other service answers: the dashboard's figures, the
+expiry forecast week by week and paged, member search, a member's open lots and what of theirs
+expires soon, the Stripe webhook events, the rows of the CSV exports, and a reward's versions
+and redemptions per day.
 
 Every function takes a :class:`Database` and returns frozen dataclasses (or plain rows for the
 exports, streamed a chunk at a time), so the console's views never build SQL themselves.
@@ -35,7 +36,7 @@ from loyalty.db.tables import (
 )
 from loyalty.domain.calendar import last_usable_day, zone
 from loyalty.domain.money import minor_unit_exponent
-from loyalty.errors import MemberNotFound, RewardNotFound
+from loyalty.errors import InvalidInput, MemberNotFound, RewardNotFound
 from loyalty.services.forecast import forecast
 from loyalty.services.results import ForecastItem, ProgramInfo
 from loyalty.services.verify import EARN_KINDS
@@ -245,6 +246,91 @@ def dashboard(db: Database, program: ProgramInfo, *, days: int = 90, top: int = 
         members_total=totals.total,
         members_recent=members_with_entries_since(db, program.code, since),
         top_earners=top_earners(db, program.code, since, limit=top),
+    )
+
+
+# --- the forecast, week by week --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastWeek:
+    """Points that expire or are cleared in one week of the forecast: from ``first`` to
+    ``last`` (local dates, the last week may be shorter), and the last usable days they fall
+    on (the dates the forecast's rows show)."""
+
+    first: dt.date
+    last: dt.date
+    expiring: int
+    clearing: int
+    dates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ForecastWeeks:
+    """The forecast for the console: its totals, every week of the horizon (empty ones too)
+    and one page of its rows that hold points, most points first (``lots`` counts theirs;
+    lots spent to nothing still end, but no one loses anything with them)."""
+
+    days: int
+    today: dt.date
+    points: int
+    lots: int
+    weeks: tuple[ForecastWeek, ...]
+    items: tuple[ForecastItem, ...]
+    item_count: int
+    page: int
+    pages: int
+    per_page: int
+
+
+def forecast_weeks(
+    db: Database, program: ProgramInfo, *, days: int, page: int = 1, per_page: int = 50
+) -> ForecastWeeks:
+    """What will expire or be cleared in the next ``days`` days, week by week from today (the
+    program's local date), with page ``page`` of its rows; :class:`InvalidInput` for a page
+    past the last."""
+    ahead = forecast(db, program=program.code, days=days)
+    today = db.clock.now().astimezone(zone(program.timezone)).date()
+    horizon = last_usable_day(ahead.until_at, program.timezone)
+    count = (horizon - today).days // 7 + 1
+    sums = [[0, 0] for _ in range(count)]
+    dates: list[list[str]] = [[] for _ in range(count)]
+    for day in ahead.days:
+        week = min(max((dt.date.fromisoformat(day.day) - today).days // 7, 0), count - 1)
+        sums[week][0] += day.expiring
+        sums[week][1] += day.clearing
+        if day.points:
+            dates[week].append(day.day)
+    weeks = tuple(
+        ForecastWeek(
+            first=today + dt.timedelta(days=7 * k),
+            last=min(today + dt.timedelta(days=7 * k + 6), horizon),
+            expiring=sums[k][0],
+            clearing=sums[k][1],
+            dates=tuple(dates[k]),
+        )
+        for k in range(count)
+    )
+    rows = sorted(
+        (i for i in ahead.items if i.points or i.in_flight),
+        key=lambda i: (-i.points, i.due_at, i.member, i.kind),
+    )
+    pages = max(1, -(-len(rows) // per_page))
+    if page > pages:
+        raise InvalidInput(
+            f"page must be from 1 to {pages:,}: the forecast has {len(rows):,} rows", field="page"
+        )
+    return ForecastWeeks(
+        days=days,
+        today=today,
+        points=ahead.points,
+        lots=sum(i.lots for i in rows),
+        weeks=weeks,
+        items=tuple(rows[(page - 1) * per_page : page * per_page]),
+        item_count=len(rows),
+        page=page,
+        pages=pages,
+        per_page=per_page,
     )
 
 
