@@ -2,11 +2,18 @@
 
 Each function returns :class:`markupsafe.Markup` holding one ``<svg role="img">`` with a
 ``<title>`` and ``<desc>`` (read by screen readers), axis labels, gridlines and a legend.
-Every text that comes from data is escaped.
+Every text that comes from data is escaped. Each bar carries its value in ``data-value`` and
+in a tooltip; a label may hold a line break (``"01-27\\n02-02"``), drawn as two lines.
+
+:func:`flow_chart` draws what comes in above the zero line and what goes out below it, and
+keeps one outlier from flattening the rest: the axis stops at the largest value that is not
+an outlier (:func:`robust_limit`), and a bar past it is cut, marked with a break and labelled
+with its value.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +22,12 @@ from markupsafe import Markup, escape
 PALETTE = ("#2c7be5", "#e5a52c", "#d9534f", "#6f42c1", "#18bc9c", "#95a5a6")
 WIDTH, HEIGHT = 760, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 52
+PLOT_H = HEIGHT - TOP - BOTTOM
+ROUND_STEPS = (1, 2, 2.5, 5)
+# A value more than this many times the 90th percentile of the others is an outlier.
+OUTLIER_FACTOR = 3
+MIN_VALUES_FOR_OUTLIERS = 5
+MINUS = "\u2212"
 
 
 @dataclass(frozen=True)
@@ -26,133 +39,260 @@ class Series:
     color: str | None = None
 
 
+@dataclass(frozen=True)
+class Axis:
+    """The value axis: from ``low`` (zero or below) to ``high``, a gridline every ``step``."""
+
+    low: int
+    high: int
+    step: int
+
+    def y(self, value: float) -> float:
+        """The vertical position of ``value``, clamped to the plot."""
+        value = min(max(value, self.low), self.high)
+        return TOP + PLOT_H * (self.high - value) / (self.high - self.low)
+
+
+def _round_steps() -> list[int]:
+    """Round steps (1, 2, 2.5 or 5 times a power of ten) that are whole numbers, ascending."""
+    steps = []
+    for power in range(19):
+        for step in ROUND_STEPS:
+            value = step * 10**power
+            if value == int(value):
+                steps.append(int(value))
+    return steps
+
+
 def _nice_max(value: int) -> int:
     """The top of the axis: four times a whole round step (1, 2, 2.5 or 5 times a power of
     ten) at or above ``value``, so each of the four gridlines falls on the value it is
     labelled with (a top of 5 would put "1" at 1.25)."""
-    magnitude = 1
-    while True:
-        for step in (1, 2, 2.5, 5):
-            tick = step * magnitude
-            if tick == int(tick) and 4 * tick >= value:
-                return int(4 * tick)
-        magnitude *= 10
+    return 4 * next(step for step in _round_steps() if 4 * step >= value)
+
+
+def _axis(high: int, low: int = 0, *, intervals: int = 4) -> Axis:
+    """An axis over ``low..high`` (``low <= 0``) with at most ``intervals`` round steps; all
+    of them above zero when nothing is below it."""
+    if low >= 0:
+        top = _nice_max(high)
+        return Axis(0, top, top // 4)
+    for step in _round_steps():
+        up, down = math.ceil(max(high, 0) / step), math.ceil(-low / step)
+        if up + down <= intervals:
+            return Axis(-down * step, max(up, 1) * step, step)
+    raise ValueError("values too large for a chart")
+
+
+def robust_limit(values: Sequence[int]) -> int:
+    """The largest of ``values`` that is not an outlier: no more than :data:`OUTLIER_FACTOR`
+    times the 90th percentile of the values above zero. With fewer than
+    :data:`MIN_VALUES_FOR_OUTLIERS` such values, the largest."""
+    above = sorted(v for v in values if v > 0)
+    if len(above) < MIN_VALUES_FOR_OUTLIERS:
+        return max(above, default=0)
+    typical = above[int(0.9 * (len(above) - 1))]
+    return max(v for v in above if v <= OUTLIER_FACTOR * typical)
 
 
 def _short(value: int) -> str:
+    sign = MINUS if value < 0 else ""
     for size, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
         if abs(value) >= size:
-            number = value / size
-            return f"{number:.1f}".rstrip("0").rstrip(".") + suffix
-    return str(value)
+            number = abs(value) / size
+            return sign + f"{number:.1f}".rstrip("0").rstrip(".") + suffix
+    return sign + str(abs(value))
 
 
-def _frame(title: str, description: str, top: int, labels: Sequence[str]) -> list[str]:
-    plot_h = HEIGHT - TOP - BOTTOM
+def _one_line(label: str) -> str:
+    return label.replace("\n", " to ")
+
+
+def _axis_label(x: float, label: str) -> str:
+    lines = label.split("\n")
+    spans = "".join(
+        f'<tspan x="{x:.1f}" dy="{0 if n == 0 else 13}">{escape(line)}</tspan>'
+        for n, line in enumerate(lines)
+    )
+    return (
+        f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="11" '
+        f'fill="#6c757d">{spans}</text>'
+    )
+
+
+def _frame(
+    title: str, description: str, axis: Axis, labels: Sequence[str], *, max_labels: int = 10
+) -> list[str]:
     parts = [
         f'<svg class="jifen-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
         f"<title>{escape(title)}</title><desc>{escape(description)}</desc>",
     ]
-    for i in range(5):
-        value = top * i // 4
-        y = TOP + plot_h - plot_h * i / 4
+    for value in range(axis.low, axis.high + 1, axis.step):
+        y = axis.y(value)
+        stroke = "#adb5bd" if value == 0 and axis.low < 0 else "#e3e6ea"
         parts.append(
             f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
-            f'stroke="#e3e6ea" stroke-width="1"/>'
+            f'stroke="{stroke}" stroke-width="1"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
             f'fill="#6c757d">{_short(value)}</text>'
         )
     count = max(len(labels), 1)
-    every = max(1, -(-count // 10))  # at most about ten labels on the axis
+    every = max(1, -(-count // max_labels))
     slot = (WIDTH - LEFT - RIGHT) / count
     for i, label in enumerate(labels):
-        if i % every:
-            continue
-        x = LEFT + slot * (i + 0.5)
-        parts.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="11" '
-            f'fill="#6c757d">{escape(label)}</text>'
-        )
+        if not i % every:
+            parts.append(_axis_label(LEFT + slot * (i + 0.5), label))
     return parts
 
 
-def _legend(series: Sequence[Series]) -> list[str]:
+def _legend(series: Sequence[Series], names: Sequence[str] | None = None) -> list[str]:
     parts, x = [], LEFT
     for k, s in enumerate(series):
         color = s.color or PALETTE[k % len(PALETTE)]
+        name = s.name if names is None else names[k]
         parts.append(
             f'<rect x="{x}" y="{HEIGHT - 18}" width="12" height="12" fill="{color}"/>'
             f'<text x="{x + 16}" y="{HEIGHT - 8}" font-size="12" fill="#343a40">'
-            f"{escape(s.name)}</text>"
+            f"{escape(name)}</text>"
         )
-        x += 24 + 8 * len(s.name)
+        x += 24 + 7 * len(name)
     return parts
 
 
 def _describe(labels: Sequence[str], series: Sequence[Series]) -> str:
     totals = ", ".join(f"{s.name}: {sum(s.values):,} in total" for s in series)
-    span = f"{labels[0]} to {labels[-1]}" if labels else "no data"
+    span = f"{_one_line(labels[0])} to {_one_line(labels[-1])}" if labels else "no data"
     return f"{span}; {totals}"
 
 
+def _bar(x: float, y: float, width: float, height: float, color: str, tip: str, value: int) -> str:
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(width - 1, 1):.1f}" height="{height:.1f}" '
+        f'fill="{color}" data-value="{value}"><title>{escape(tip)}</title></rect>'
+    )
+
+
 def bar_chart(
-    title: str, labels: Sequence[str], series: Sequence[Series], *, stacked: bool = False
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    stacked: bool = False,
+    max_labels: int = 10,
+    notes: Sequence[str] = (),
 ) -> Markup:
-    """Grouped (or ``stacked``) bars, one group per label."""
+    """Grouped (or ``stacked``) bars, one group per label; ``notes`` (one per label, may be
+    blank) are written above the bars of a stacked chart and in their tooltips."""
     if stacked:
-        top = _nice_max(
-            max((sum(v) for v in zip(*(s.values for s in series), strict=True)), default=0)
-        )
+        top = max((sum(v) for v in zip(*(s.values for s in series), strict=True)), default=0)
     else:
-        top = _nice_max(max((max(s.values, default=0) for s in series), default=0))
-    parts = _frame(title, _describe(labels, series), top, labels)
-    plot_h = HEIGHT - TOP - BOTTOM
+        top = max((max(s.values, default=0) for s in series), default=0)
+    axis = _axis(top)
+    parts = _frame(title, _describe(labels, series), axis, labels, max_labels=max_labels)
     slot = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
     width = slot * 0.8 if stacked else slot * 0.8 / max(len(series), 1)
     for i, label in enumerate(labels):
-        base = 0.0
+        base = 0
         for k, s in enumerate(series):
             value = max(int(s.values[i]), 0)
             if value == 0:
                 continue
             color = s.color or PALETTE[k % len(PALETTE)]
-            h = plot_h * value / top
-            if stacked:
-                x = LEFT + slot * i + slot * 0.1
-                y = TOP + plot_h - base - h
-                base += h
-            else:
-                x = LEFT + slot * i + slot * 0.1 + width * k
-                y = TOP + plot_h - h
+            x = LEFT + slot * i + slot * 0.1 + (0 if stacked else width * k)
+            low = base if stacked else 0
+            y, bottom = axis.y(low + value), axis.y(low)
+            base += value
+            note = notes[i] if i < len(notes) else ""
+            tip = f"{_one_line(label)} · {s.name}: {value:,}" + (f" ({note})" if note else "")
+            parts.append(_bar(x, y, width, bottom - y, color, tip, value))
+        if stacked and base and i < len(notes) and notes[i]:
             parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(width - 1, 1):.1f}" height="{h:.1f}" '
-                f'fill="{color}"><title>{escape(label)} · {escape(s.name)}: {value:,}</title>'
-                "</rect>"
+                f'<text x="{LEFT + slot * (i + 0.5):.1f}" y="{axis.y(base) - 4:.1f}" '
+                f'text-anchor="middle" font-size="10" fill="#343a40" class="jifen-note">'
+                f"{escape(notes[i])}</text>"
             )
     parts.extend(_legend(series))
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
+def flow_chart(
+    title: str, labels: Sequence[str], inflows: Sequence[Series], outflows: Sequence[Series]
+) -> Markup:
+    """What comes in stacked above the zero line, what goes out stacked below it, one bar
+    each per label; an outlier is cut at the axis, marked and labelled with its total."""
+    ins = [sum(int(s.values[i]) for s in inflows) for i in range(len(labels))]
+    outs = [sum(int(s.values[i]) for s in outflows) for i in range(len(labels))]
+    axis = _axis(robust_limit(ins), -robust_limit(outs), intervals=6)
+    description = _describe(labels, [*inflows, *outflows])
+    parts = _frame(title, description, axis, labels)
+    slot = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
+    for direction, group, totals in ((1, inflows, ins), (-1, outflows, outs)):
+        for i, label in enumerate(labels):
+            base = 0
+            for k, s in enumerate(group):
+                value = max(int(s.values[i]), 0)
+                if value == 0:
+                    continue
+                color = s.color or PALETTE[k % len(PALETTE)]
+                ends = sorted((axis.y(direction * base), axis.y(direction * (base + value))))
+                base += value
+                tip = f"{label} · {s.name}: {value:,}"
+                parts.append(
+                    _bar(
+                        LEFT + slot * (i + 0.1),
+                        ends[0],
+                        slot * 0.8,
+                        ends[1] - ends[0],
+                        color,
+                        tip,
+                        value,
+                    )
+                )
+            if direction * totals[i] > axis.high or direction * totals[i] < axis.low:
+                parts.extend(_clip_mark(axis, slot, i, direction, totals[i], label))
+    names = [f"{s.name} \u25b2" for s in inflows] + [f"{s.name} \u25bc" for s in outflows]
+    parts.extend(_legend([*inflows, *outflows], names))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _clip_mark(
+    axis: Axis, slot: float, i: int, direction: int, total: int, label: str
+) -> list[str]:
+    """A bar cut at the end of the axis: a white break across it and its total beside it."""
+    edge = axis.y(axis.high if direction > 0 else axis.low)
+    x0, x1 = LEFT + slot * (i + 0.05), LEFT + slot * (i + 0.95)
+    y = edge + 6 * direction
+    left_half = i * slot < (WIDTH - LEFT - RIGHT) / 2
+    text_x = x1 + 3 if left_half else x0 - 3
+    anchor = "start" if left_half else "end"
+    return [
+        f'<path d="M{x0:.1f},{y + 2:.1f} L{x1:.1f},{y - 2:.1f}" stroke="#fff" stroke-width="2.5"/>',
+        f'<text x="{text_x:.1f}" y="{edge + 10 * direction + 3:.1f}" text-anchor="{anchor}" '
+        f'font-size="11" font-weight="600" fill="#343a40" class="jifen-clipped" '
+        f'data-clipped="{total}">{total:,}'
+        f"<title>{escape(label)}: {total:,}, beyond the axis</title></text>",
+    ]
+
+
 def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
-    """One line per series, with a dot on each point."""
-    top = _nice_max(max((max(s.values, default=0) for s in series), default=0))
-    parts = _frame(title, _describe(labels, series), top, labels)
-    plot_h = HEIGHT - TOP - BOTTOM
+    """One line per series, with a dot on each point; below zero when a value is."""
+    values = [int(v) for s in series for v in s.values]
+    axis = _axis(max(values, default=0), min(0, *values) if values else 0, intervals=5)
+    parts = _frame(title, _describe(labels, series), axis, labels)
     slot = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
     for k, s in enumerate(series):
         color = s.color or PALETTE[k % len(PALETTE)]
-        points = [
-            (LEFT + slot * (i + 0.5), TOP + plot_h - plot_h * max(int(v), 0) / top)
-            for i, v in enumerate(s.values)
-        ]
+        points = [(LEFT + slot * (i + 0.5), axis.y(int(v))) for i, v in enumerate(s.values)]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         for (x, y), label, value in zip(points, labels, s.values, strict=True):
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}">'
-                f"<title>{escape(label)} · {escape(s.name)}: {int(value):,}</title></circle>"
+                f"<title>{escape(_one_line(label))} · {escape(s.name)}: {int(value):,}</title>"
+                "</circle>"
             )
     parts.extend(_legend(series))
     parts.append("</svg>")
