@@ -3,19 +3,54 @@ forecast of what will expire or be cleared. Operations and admin run; everyone r
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.charts import Series, bar_chart
-from admin.views.base import ConsoleView, expose, flash_error, number_arg
+from admin.views.base import ConsoleView, expose, flash_error, number_arg, page_number
 from loyalty import jobs
 from loyalty.errors import InvalidInput, LoyaltyError
 from loyalty.jobs.specs import console_jobs
-from loyalty.services import audit, forecast
+from loyalty.services import audit
+from loyalty.services.console_queries import ForecastWeek, ForecastWeeks, forecast_weeks
+
+FORECAST_DAYS = 90
+MAX_FORECAST_DAYS = 366
+
+
+def week_label(week: ForecastWeek) -> str:
+    """A week's bar label: its first and last local dates on two lines (``01-27``/``02-02``)."""
+    if week.first == week.last:
+        return week.first.strftime("%m-%d")
+    return f"{week.first:%m-%d}\n{week.last:%m-%d}"
+
+
+def week_note(week: ForecastWeek) -> str:
+    """What is written above a week's bar: the last usable days its points fall on, as the
+    forecast's rows show them ("on 01-31"), when there are one or two; blank otherwise."""
+    if not week.dates or len(week.dates) > 2:
+        return ""
+    return "on " + " & ".join(day[5:] for day in week.dates)
+
+
+def forecast_chart(ahead: ForecastWeeks) -> Markup:
+    """The forecast's weeks as stacked bars, every week of the horizon (empty ones too)."""
+    weeks = ahead.weeks
+    return bar_chart(
+        f"Points that will expire or be cleared, by week, next {ahead.days:,} days",
+        [week_label(w) for w in weeks],
+        [
+            Series("expire", [w.expiring for w in weeks], "#e5a52c"),
+            Series("clear", [w.clearing for w in weeks], "#d9534f"),
+        ],
+        stacked=True,
+        max_labels=14,
+        notes=[week_note(w) for w in weeks],
+    )
 
 
 class JobsView(ConsoleView):
@@ -27,26 +62,8 @@ class JobsView(ConsoleView):
         db = self.console.db
         runs = jobs.last_runs(db, limit_per_job=5)
         by_job = {name: [r for r in runs if r.job == name] for name in jobs.JOB_NAMES}
-        days = number_arg("days", minimum=0, maximum=999_999)
-        days = 90 if days is None else min(max(days, 1), 366)
-        ahead = forecast(db, program=program.code, days=days)
-        start = db.clock.now().astimezone(dt.UTC).date()
-        weeks: dict[str, list[int]] = {}
-        for d in ahead.days:
-            offset = (dt.date.fromisoformat(d.day) - start).days // 7
-            label = (start + dt.timedelta(days=7 * max(offset, 0))).isoformat()[5:]
-            week = weeks.setdefault(label, [0, 0])
-            week[0] += d.expiring
-            week[1] += d.clearing
-        chart = bar_chart(
-            f"Points that will expire or be cleared, by week, next {days} days",
-            list(weeks),
-            [
-                Series("expire", [w[0] for w in weeks.values()], "#e5a52c"),
-                Series("clear", [w[1] for w in weeks.values()], "#d9534f"),
-            ],
-            stacked=True,
-        )
+        days = number_arg("days", minimum=1, maximum=MAX_FORECAST_DAYS) or FORECAST_DAYS
+        ahead = forecast_weeks(db, program, days=days, page=page_number())
         return self.render(
             "jifen/jobs.html",
             program=program,
@@ -56,9 +73,7 @@ class JobsView(ConsoleView):
             can_run=has_role(*OPERATIONS),
             queued=self.console.redis_url is not None,
             forecast=ahead,
-            forecast_days=days,
-            forecast_chart=chart,
-            top_items=sorted(ahead.items, key=lambda i: -i.points)[:20],
+            forecast_chart=forecast_chart(ahead),
         )
 
     @expose("/run", methods=("POST",))
