@@ -139,7 +139,11 @@ def build_demo(path: Path, *, members: int = 25, orders: int = 400) -> str:
 @url_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port."
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on (make demo PORT=8080); a taken one is refused before anything else.",
 )
 @click.option("--program", metavar="CODE", help="The program to look after (default: the first).")
 @click.option(
@@ -175,6 +179,8 @@ def console(
 
     from admin import create_app
 
+    if fresh and not demo:
+        raise click.UsageError("--fresh rebuilds the demo database: use it with --demo")
     config: dict[str, object] = {"JIFEN_PROGRAM": program}
     if demo:
         require_writable_dir(demo_database)

@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from admin.cli import DEMO_USERS, build_demo
+from admin.cli import DEMO_USERS, build_demo, console
 from loyalty import services as svc
 from loyalty.cli.demo import kept_demo_database, sqlite_url
 from loyalty.db import Database
@@ -230,6 +231,12 @@ def test_a_file_that_is_no_demo_database_stops_the_start_and_stays(tmp_path: Pat
     assert result.returncode == 1
     assert "--fresh" in result.stderr and "Traceback" not in result.stderr
     assert path.read_text() == "not a database\n"
+
+
+def test_fresh_without_demo_is_refused() -> None:
+    result = CliRunner().invoke(console, ["--fresh"])
+    assert result.exit_code == 2
+    assert "--fresh rebuilds the demo database: use it with --demo" in result.output
 
 
 # The port
