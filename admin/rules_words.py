@@ -37,8 +37,11 @@ def _points(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _ratio(value: Any, currency: str) -> str:
-    return "—" if value is None else f"{value} points per {currency}"
+def ratio(value: Any, currency: str) -> str:
+    """A ratio in words: ``2 points per CNY``, ``1 point per CNY``."""
+    if value is None:
+        return "—"
+    return f"{value} {'point' if str(value) == '1' else 'points'} per {currency}"
 
 
 def campaign_words(campaign: Mapping[str, Any], tz: str) -> str:
@@ -110,17 +113,17 @@ def describe_changes(
 
     if changed("base_ratio"):
         old, new = before.get("base_ratio"), after.get("base_ratio")
-        lines.append(f"base ratio {old or '—'}{ARROW}{_ratio(new, currency)}")
+        lines.append(f"base ratio {old or '—'}{ARROW}{ratio(new, currency)}")
 
-    def ratio(value: Any) -> str:
-        return _ratio(value, currency)
+    def per_unit(value: Any) -> str:
+        return ratio(value, currency)
 
     if changed("category_ratios"):
         lines += _keyed(
-            "category", before.get("category_ratios"), after.get("category_ratios"), ratio
+            "category", before.get("category_ratios"), after.get("category_ratios"), per_unit
         )
     if changed("sku_ratios"):
-        lines += _keyed("SKU", before.get("sku_ratios"), after.get("sku_ratios"), ratio)
+        lines += _keyed("SKU", before.get("sku_ratios"), after.get("sku_ratios"), per_unit)
     if changed("campaigns"):
         lines += _campaigns(before.get("campaigns"), after.get("campaigns"), tz)
     if changed("actions"):
@@ -160,5 +163,5 @@ def audit_words(
             f"version {old.get('version', '—')} cancelled before its time; it was to take "
             f"effect {local(old.get('effective_from'), tz)} {tz}"
         )
-        return [head, f"its base ratio: {_ratio(old.get('base_ratio'), currency)}"]
+        return [head, f"its base ratio: {ratio(old.get('base_ratio'), currency)}"]
     return None

@@ -60,6 +60,7 @@ class RulesView(ConsoleView):
                 versions=list(reversed(timeline.versions)),
                 base=base,
                 base_words=timeline.describe(base),
+                ratio_words=lambda ratio: rules_words.ratio(ratio, program.currency),
                 values=values,
                 sample=sample,
                 periods=ACTION_PERIODS,

@@ -339,7 +339,7 @@ def test_every_setting_has_its_words() -> None:
         "expiry": {"months": 12, "days": 0, "month_end": True},
     }
     assert rules_form_words(before, after) == [
-        "category grocery: 0.5 points per CNY → 1 points per CNY",
+        "category grocery: 0.5 points per CNY → 1 point per CNY",
         "category toys removed (was 2 points per CNY)",
         "category 数码 added: 3 points per CNY",
         "SKU SKU-1 added: 5 points per CNY",
