@@ -126,7 +126,7 @@ def test_marketing_publishes_a_purchase_shows_and_a_large_adjustment_is_approved
         page.fill("#points", "5000")
         page.fill("#reason", "apology for a lost parcel")
         page.click("[data-testid=adjust-form] button[type=submit]")
-        expect(page.locator(".alert-warning")).to_contain_text("waits for a second person")
+        expect(page.locator(".alert-info")).to_contain_text("waits for a second person")
         expect(page.get_by_test_id("pending")).to_contain_text("needs another person")
         shot(page, "3-adjustment-pending")
         sign_out(page)
