@@ -20,7 +20,11 @@ class AdjustmentForm(Schema):
         required=True,
         strict=False,
         validate=validate.And(
-            validate.Range(min=-MAX_POINTS, max=MAX_POINTS),
+            validate.Range(
+                min=-MAX_POINTS,
+                max=MAX_POINTS,
+                error=f"points must be from {-MAX_POINTS:,} to {MAX_POINTS:,}",
+            ),
             validate.NoneOf([0], error="points must not be zero"),
         ),
     )

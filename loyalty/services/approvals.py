@@ -161,7 +161,7 @@ def adjust_within_threshold(
     require_int("threshold", threshold, minimum=0, maximum=MAX_POINTS)
     if abs(points) > threshold:
         raise ApprovalRequired(
-            f"adjustments above {threshold} points need a second person's approval; "
+            f"adjustments above {threshold:,} points need a second person's approval; "
             "request this one in the console (Adjustments)",
             threshold=threshold,
         )

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.checks import MAX_POINTS
-from loyalty.errors import InsufficientPoints, InvalidAmount, MemberInactive
-from loyalty.services.approvals import AdjustmentRequestInfo
+from loyalty.errors import ApprovalRequired, InsufficientPoints, InvalidAmount, MemberInactive
+from loyalty.services.approvals import AdjustmentRequestInfo, adjust_within_threshold
 from tests.integration.helpers import PROGRAM, earn, row_counts
 from tests.integration.test_admin_support import build_app, login, post
 
@@ -116,6 +116,31 @@ def test_the_console_refuses_at_once_in_red_with_separators(app: Flask, db: Data
     assert colour == "danger" and "2,621" in text and "5,000" in text
     assert s.list_adjustment_requests(db, program=PROGRAM) == []
     assert 'data-testid="pending"' in page and "Nothing waits for approval." in page
+
+
+@on_sqlite
+def test_the_form_gives_its_bounds_with_separators(app: Flask) -> None:
+    ops = app.test_client()
+    token = login(ops, "operations")
+    post(ops, "/admin/adjustments/new", token, member="alice", points=10**13, reason="typo")
+    [(colour, text)] = alerts(ops.get("/admin/adjustments/").get_data(as_text=True))
+    assert colour == "danger"
+    assert "from -1,000,000,000,000 to 1,000,000,000,000" in text
+
+
+def test_the_api_threshold_message_separates_thousands(db: Database) -> None:
+    build_app(db)
+    with pytest.raises(ApprovalRequired, match="above 1,000 points"):
+        adjust_within_threshold(
+            db,
+            program=PROGRAM,
+            member="alice",
+            points=5_000,
+            reason="goodwill",
+            adjustment_id="api-1",
+            actor="api key",
+            threshold=1_000,
+        )
 
 
 @on_sqlite
