@@ -48,7 +48,7 @@ def forecast_chart(ahead: ForecastWeeks) -> Markup:
             Series("clear", [w.clearing for w in weeks], "#d9534f"),
         ],
         stacked=True,
-        max_labels=14,
+        max_labels=20,
         notes=[week_note(w) for w in weeks],
     )
 
