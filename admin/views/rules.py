@@ -102,6 +102,12 @@ class RulesView(ConsoleView):
             effective_from = rules_form.from_local(
                 effective_text, program.timezone, "effective from"
             )
+            if effective_from is not None and effective_from < db.clock.now():
+                raise InvalidInput(
+                    "a rule change cannot take effect in the past: choose a later "
+                    "'in force from' time, or leave it blank for now",
+                    field="effective_from",
+                )
         except LoyaltyError as exc:
             flash_error(exc)
             return self._page(**page), 400

@@ -354,3 +354,21 @@ def test_every_setting_has_its_words() -> None:
 
 def rules_form_words(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return describe_changes(before, after, currency="CNY", tz="Asia/Shanghai")
+
+
+def test_a_draft_set_in_the_past_is_refused_before_any_preview(
+    marketing: tuple[FlaskClient, str],
+) -> None:
+    client, token = marketing
+    response = post(
+        client,
+        "/admin/rules/draft",
+        token,
+        action="preview",
+        base_ratio="2",
+        effective_from="2020-01-01T00:00",
+    )
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "cannot take effect in the past: choose a later" in text
+    assert 'data-testid="preview"' not in text
