@@ -22,6 +22,9 @@ from markupsafe import Markup, escape
 PALETTE = ("#2c7be5", "#e5a52c", "#d9534f", "#6f42c1", "#18bc9c", "#95a5a6")
 WIDTH, HEIGHT = 760, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 52
+# Daily charts carry their values on both sides, and their legend on the right: on a phone
+# they open scrolled to the latest day, at the right.
+MIRRORED_RIGHT = LEFT
 PLOT_H = HEIGHT - TOP - BOTTOM
 ROUND_STEPS = (1, 2, 2.5, 5)
 # A value more than this many times the 90th percentile of the others is an outlier.
@@ -121,8 +124,16 @@ def _axis_label(x: float, label: str) -> str:
 
 
 def _frame(
-    title: str, description: str, axis: Axis, labels: Sequence[str], *, max_labels: int = 10
+    title: str,
+    description: str,
+    axis: Axis,
+    labels: Sequence[str],
+    *,
+    max_labels: int = 10,
+    right: int = RIGHT,
 ) -> list[str]:
+    """Title, gridlines with their values (on both sides when ``right`` leaves room for them)
+    and the labels under the plot."""
     parts = [
         f'<svg class="jifen-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
@@ -132,31 +143,41 @@ def _frame(
         y = axis.y(value)
         stroke = "#adb5bd" if value == 0 and axis.low < 0 else "#e3e6ea"
         parts.append(
-            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - right}" y2="{y:.1f}" '
             f'stroke="{stroke}" stroke-width="1"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
             f'fill="#6c757d">{_short(value)}</text>'
         )
+        if right > RIGHT:
+            parts.append(
+                f'<text x="{WIDTH - right + 6}" y="{y + 4:.1f}" font-size="11" '
+                f'fill="#6c757d">{_short(value)}</text>'
+            )
     count = max(len(labels), 1)
     every = max(1, -(-count // max_labels))
-    slot = (WIDTH - LEFT - RIGHT) / count
+    slot = (WIDTH - LEFT - right) / count
     for i, label in enumerate(labels):
         if not i % every:
             parts.append(_axis_label(LEFT + slot * (i + 0.5), label))
     return parts
 
 
-def _legend(series: Sequence[Series], names: Sequence[str] | None = None) -> list[str]:
-    parts, x = [], LEFT
+def _legend(
+    series: Sequence[Series], names: Sequence[str] | None = None, *, right: int | None = None
+) -> list[str]:
+    """One swatch and name per series, from the left, or ending at ``WIDTH - right``."""
+    shown = [s.name for s in series] if names is None else list(names)
+    widths = [24 + 7 * len(name) for name in shown]
+    parts, x = [], LEFT if right is None else WIDTH - right - sum(widths) + 8
     for k, s in enumerate(series):
         color = s.color or PALETTE[k % len(PALETTE)]
-        name = s.name if names is None else names[k]
+        name = shown[k]
         parts.append(
             f'<rect x="{x}" y="{HEIGHT - 18}" width="12" height="12" fill="{color}"/>'
             f'<text x="{x + 16}" y="{HEIGHT - 8}" font-size="12" fill="#343a40">'
             f"{escape(name)}</text>"
         )
-        x += 24 + 7 * len(name)
+        x += widths[k]
     return parts
 
 
@@ -226,8 +247,8 @@ def flow_chart(
     outs = [sum(int(s.values[i]) for s in outflows) for i in range(len(labels))]
     axis = _axis(robust_limit(ins), -robust_limit(outs), intervals=6)
     description = _describe(labels, [*inflows, *outflows])
-    parts = _frame(title, description, axis, labels)
-    slot = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
+    parts = _frame(title, description, axis, labels, right=MIRRORED_RIGHT)
+    slot = (WIDTH - LEFT - MIRRORED_RIGHT) / max(len(labels), 1)
     for direction, group, totals in ((1, inflows, ins), (-1, outflows, outs)):
         for i, label in enumerate(labels):
             base = 0
@@ -253,7 +274,7 @@ def flow_chart(
             if direction * totals[i] > axis.high or direction * totals[i] < axis.low:
                 parts.extend(_clip_mark(axis, slot, i, direction, totals[i], label))
     names = [f"{s.name} \u25b2" for s in inflows] + [f"{s.name} \u25bc" for s in outflows]
-    parts.extend(_legend([*inflows, *outflows], names))
+    parts.extend(_legend([*inflows, *outflows], names, right=MIRRORED_RIGHT))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -265,7 +286,7 @@ def _clip_mark(
     edge = axis.y(axis.high if direction > 0 else axis.low)
     x0, x1 = LEFT + slot * (i + 0.05), LEFT + slot * (i + 0.95)
     y = edge + 6 * direction
-    left_half = i * slot < (WIDTH - LEFT - RIGHT) / 2
+    left_half = i * slot < (WIDTH - LEFT - MIRRORED_RIGHT) / 2
     text_x = x1 + 3 if left_half else x0 - 3
     anchor = "start" if left_half else "end"
     return [
@@ -281,8 +302,8 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> M
     """One line per series, with a dot on each point; below zero when a value is."""
     values = [int(v) for s in series for v in s.values]
     axis = _axis(max(values, default=0), min(0, *values) if values else 0, intervals=5)
-    parts = _frame(title, _describe(labels, series), axis, labels)
-    slot = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
+    parts = _frame(title, _describe(labels, series), axis, labels, right=MIRRORED_RIGHT)
+    slot = (WIDTH - LEFT - MIRRORED_RIGHT) / max(len(labels), 1)
     for k, s in enumerate(series):
         color = s.color or PALETTE[k % len(PALETTE)]
         points = [(LEFT + slot * (i + 0.5), axis.y(int(v))) for i, v in enumerate(s.values)]
@@ -294,6 +315,6 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> M
                 f"<title>{escape(_one_line(label))} · {escape(s.name)}: {int(value):,}</title>"
                 "</circle>"
             )
-    parts.extend(_legend(series))
+    parts.extend(_legend(series, right=MIRRORED_RIGHT))
     parts.append("</svg>")
     return Markup("".join(parts))
