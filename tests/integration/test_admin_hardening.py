@@ -558,6 +558,14 @@ def test_a_query_string_a_page_does_not_expect_gets_a_readable_400(app: Flask, u
     assert "Traceback" not in text
 
 
+def test_a_forecast_horizon_out_of_range_is_refused_not_clamped(app: Flask) -> None:
+    client = app.test_client()
+    login(client, "admin")
+    response = client.get("/admin/jobs/?days=1000")
+    assert response.status_code == 400
+    assert "days must be a whole number from 1 to 366" in response.get_data(as_text=True)
+
+
 def test_good_query_strings_still_work(app: Flask) -> None:
     client = app.test_client()
     login(client, "admin")
@@ -568,7 +576,7 @@ def test_good_query_strings_still_work(app: Flask) -> None:
         "/admin/members/member?id=alice&cursor=",
         "/admin/events/?status=parked&type=payment&q=&page=1",
         "/admin/audit/?action=user.&actor=&target=",
-        "/admin/jobs/?days=1000",
+        "/admin/jobs/?days=366",
         "/admin/adjustments/?member=alice",
     ):
         response = client.get(url)
