@@ -270,8 +270,12 @@ class CatalogMachine(RuleBasedStateMachine):
             and r.created_at >= since
         )
 
-    def reasons(self, member: int, reward: str, quantity: int) -> list[str]:
-        """Why ``member`` cannot redeem ``quantity`` of ``reward`` now, as the service says."""
+    def reasons(
+        self, member: int, reward: str, quantity: int, *, offered: bool = False
+    ) -> list[str]:
+        """Why ``member`` cannot redeem ``quantity`` of ``reward`` now, as the service says:
+        redeeming weighs the member row's points (lapsed ones until the sweep; taking the lots
+        then refuses them), the catalog as ``offered`` only the points spendable now."""
         terms = CATALOG[reward][1]
         reasons = []
         if terms.get("visible") is False:
@@ -283,9 +287,14 @@ class CatalogMachine(RuleBasedStateMachine):
             limit = terms.get("limits", {}).get(period)
             if limit is not None and self.usage(member, reward, period) + quantity > limit:
                 reasons.append(f"limit_{period}")
-        if self.booked(member) < terms["points"] * quantity:
+        points = self.spendable(member) if offered else self.booked(member)
+        if points < terms["points"] * quantity:
             reasons.append("insufficient_points")
         return reasons
+
+    def why_not(self, member: int, reward: str) -> list[str]:
+        """Why the catalog does not offer one of ``reward`` to ``member``."""
+        return self.reasons(member, reward, 1, offered=True)
 
     def fingerprint(self) -> tuple[Any, ...]:
         """The row counts of the tables a redemption, a cancellation or a voucher writes, and
@@ -779,7 +788,7 @@ class CatalogMachine(RuleBasedStateMachine):
         offers = s.list_rewards(self.db, program=PROGRAM, member=MEMBERS[member])
         got = {o.code: (o.redeemable, set(o.reasons), o.stock_left) for o in offers}
         want = {
-            code: (not self.reasons(member, code, 1), set(self.reasons(member, code, 1)), stock)
+            code: (not self.why_not(member, code), set(self.why_not(member, code)), stock)
             for code, stock in self.stock.items()
             if CATALOG[code][1].get("visible", True)
         }
