@@ -183,11 +183,27 @@ class Member(Base):
     cap_year_key: Mapped[str | None] = mapped_column(String(4))
     cap_year_points: Mapped[int] = _points()
     created_at: Mapped[dt.datetime]
+    # The member's tier (会员等级; ``NULL``: the lowest) since ``tier_since``; the tier period
+    # that ends at ``tier_period_end`` is evaluated at ``tier_evaluate_at`` (both ``NULL`` at
+    # the lowest tier). A lock holds the member at ``tier_lock`` or above until
+    # ``tier_locked_until``. ``jifen verify`` proves these equal the last tier change.
+    tier: Mapped[str | None] = mapped_column(String(32))
+    tier_since: Mapped[dt.datetime | None]
+    tier_period_end: Mapped[dt.datetime | None]
+    tier_evaluate_at: Mapped[dt.datetime | None]
+    tier_lock: Mapped[str | None] = mapped_column(String(32))
+    tier_locked_until: Mapped[dt.datetime | None]
 
     __table_args__ = (
         UniqueConstraint("program_id", "external_id"),
         UniqueConstraint("program_id", "stripe_customer_id"),
         Index("ix_members_email", "email"),
+        Index(
+            "ix_members_tier_due",
+            "tier_evaluate_at",
+            sqlite_where=text("tier_evaluate_at IS NOT NULL"),
+            postgresql_where=text("tier_evaluate_at IS NOT NULL"),
+        ),
         CheckConstraint(
             "available >= 0 AND pending >= 0 AND held >= 0 AND frozen >= 0 AND debt >= 0",
             name="balances_not_negative",
@@ -835,3 +851,95 @@ class RewardEvent(Base):
     created_at: Mapped[dt.datetime]
 
     __table_args__ = (Index("ix_reward_events_redemption", "redemption_id", "id"),)
+
+
+class TierVersion(Base):
+    """An immutable version of a program's tiers (:class:`loyalty.domain.tiers.TierRules`),
+    in force from ``effective_from``; one cancelled before its time is never in force."""
+
+    __tablename__ = "tier_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    effective_from: Mapped[dt.datetime]
+    rules: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    cancelled_at: Mapped[dt.datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "version"),
+        Index("ix_tier_versions_program_effective", "program_id", "effective_from"),
+    )
+
+
+class TierQualifying(Base):
+    """One row of a member's qualifying measure: what an earn, a reversal, an adjustment or a
+    received transfer adds (or takes away) in points and money, ``counted_at`` the moment it
+    counts for (a reversal counts at its order's earn). Written for every program, with or
+    without tiers, so tiers switched on later see the past. Never updated."""
+
+    __tablename__ = "tier_qualifying"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = _points()
+    money_minor: Mapped[int] = _points()
+    counted_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_tier_qualifying_member_counted", "member_id", "counted_at"),
+        Index("ix_tier_qualifying_operation", "operation_id"),
+        CheckConstraint(
+            "source IN ('purchase', 'action', 'refund', 'dispute', 'adjustment', 'transfer')",
+            name="source_known",
+        ),
+    )
+
+
+class TierChange(Base):
+    """One entry of a member's tier history: from, to, when, why and the measure then.
+
+    ``reason`` is earn, refund, dispute, adjustment, transfer (the write in ``operation_id``),
+    evaluation (the one due at ``due_at``; it is written even when the tier stays), manual
+    or lock (by ``actor``, with a ``note``). ``period_end`` and ``evaluate_at`` are the
+    member's after the change. ``key`` makes a manual change idempotent."""
+
+    __tablename__ = "tier_changes"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    from_tier: Mapped[str | None] = mapped_column(String(32))
+    to_tier: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(16))
+    measure: Mapped[int] = mapped_column(BigInteger)
+    tier_version: Mapped[int] = mapped_column(Integer)
+    operation_id: Mapped[int | None] = mapped_column(ForeignKey("operations.id"))
+    due_at: Mapped[dt.datetime | None]
+    period_end: Mapped[dt.datetime | None]
+    evaluate_at: Mapped[dt.datetime | None]
+    lock: Mapped[str | None] = mapped_column(String(32))
+    locked_until: Mapped[dt.datetime | None]
+    actor: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(String(500))
+    key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_tier_changes_member", "member_id", "id"),
+        UniqueConstraint("program_id", "key"),
+        UniqueConstraint("member_id", "due_at"),
+        CheckConstraint(
+            "reason IN ('earn', 'refund', 'dispute', 'adjustment', 'transfer', 'evaluation', "
+            "'manual', 'lock')",
+            name="reason_known",
+        ),
+    )

@@ -36,6 +36,9 @@ from loyalty.db.models import (
     RewardVersion,
     RuleVersion,
     StripeEvent,
+    TierChange,
+    TierQualifying,
+    TierVersion,
     Transfer,
     Voucher,
 )
@@ -66,3 +69,6 @@ reward_redemptions = cast(Table, RewardRedemption.__table__)
 reward_codes = cast(Table, RewardCode.__table__)
 vouchers = cast(Table, Voucher.__table__)
 reward_events = cast(Table, RewardEvent.__table__)
+tier_versions = cast(Table, TierVersion.__table__)
+tier_qualifying = cast(Table, TierQualifying.__table__)
+tier_changes = cast(Table, TierChange.__table__)

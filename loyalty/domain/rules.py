@@ -340,11 +340,13 @@ def purchase_points(
     tz: str,
     exponent: int,
     rounding: Rounding,
+    tier_multiplier: Fraction = Fraction(1),
 ) -> int:
     """Whole points an order earns before caps.
 
     The part of the order paid with points earns nothing: it is taken from every line in
-    proportion to the line's amount. The exact total is rounded once.
+    proportion to the line's amount. The member's tier multiplier applies to the exact
+    total, which is rounded once.
     """
     total = sum(line.amount_minor for line in lines)
     if total <= 0:
@@ -369,4 +371,4 @@ def purchase_points(
         ),
         Fraction(0),
     )
-    return round_points(exact, rounding)
+    return round_points(exact * tier_multiplier, rounding)

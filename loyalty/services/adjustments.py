@@ -27,6 +27,7 @@ from loyalty.services.earning import INSERT_LOT
 from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.lots import spendable_lots
 from loyalty.services.results import AdjustmentResult
+from loyalty.services.tiers import record_qualifying, requalify_after
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -106,6 +107,26 @@ def adjust_points(
             operation_id=op_id,
             at=now,
             moves=moves,
+        )
+        record_qualifying(
+            conn,
+            program_id=row.program_id,
+            member_id=row.id,
+            operation_id=op_id,
+            source="adjustment",
+            points=points,
+            counted_at=now,
+            now=now,
+        )
+        requalify_after(
+            conn,
+            db,
+            member_id=row.id,
+            tz=row.program_timezone,
+            reason="adjustment",
+            operation_id=op_id,
+            now=now,
+            direction="up" if points > 0 else "down",
         )
         return result
 

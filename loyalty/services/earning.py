@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 
 from loyalty.db.dialect import PerDialect, upsert_adding
-from loyalty.db.tables import earnings, entries, issuance, lots, members
+from loyalty.db.tables import earnings, entries, issuance, lots, members, programs, tier_qualifying
 from loyalty.domain.calendar import Periods, lot_expiry, periods, start_of_period
 from loyalty.domain.caps import (
     CapDecision,
@@ -46,7 +47,8 @@ from loyalty.domain.checks import (
 from loyalty.domain.money import minor_unit_exponent, require_currency
 from loyalty.domain.moves import Move, debt_repayment
 from loyalty.domain.rounding import Rounding
-from loyalty.domain.rules import OrderLine, RuleSet, purchase_points
+from loyalty.domain.rules import OrderLine, RuleSet, format_ratio, purchase_points
+from loyalty.domain.tiers import TierRules
 from loyalty.errors import AlreadyExists, InvalidAmount, InvalidInput, MemberNotFound
 from loyalty.services.ledger import (
     AT,
@@ -64,6 +66,17 @@ from loyalty.services.ledger import (
     record_operation,
 )
 from loyalty.services.results import EarnQuote, EarnResult
+from loyalty.services.tiers import (
+    Change,
+    InForce,
+    TierState,
+    catch_up,
+    change_tier,
+    measure_now,
+    tier_cache,
+    tier_version_at,
+    tiers_at,
+)
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -80,6 +93,9 @@ OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 # Statements of the hot path, built once (see bench/earn_pg.py).
 INSERT_LOT = insert(lots).returning(lots.c.id)
 INSERT_EARNING = insert(earnings)
+INSERT_QUALIFYING = insert(tier_qualifying)
+# Read with the member lock: the tier version in force (``NULL``: the program has no tiers).
+TIER_VERSION = {"tier_version_id": tier_version_at(programs.c.id)}
 CAP_PERIODS = ("day", "month", "year")
 UPDATE_MEMBER_AFTER_EARN = (
     update(members)
@@ -103,9 +119,75 @@ _ISSUED_TODAY = upsert_adding(
 
 
 class _Earner(LockedMember, Protocol):
-    """A member locked with :data:`ORDER_EARNED`."""
+    """A member locked with :data:`ORDER_EARNED` and :data:`TIER_VERSION`."""
 
     order_earned: int | None
+    tier_version_id: int | None
+
+
+@dataclass(frozen=True)
+class _TierPlan:
+    """What tiers do to one earn: the multiplier of the member's tier, and the upgrade the
+    earn's qualifying amount brings (decided before the credit, written after it)."""
+
+    tiers: InForce | None
+    state: TierState | None = None
+    upgrade_to: int | None = None
+    measure: int = 0
+
+    @property
+    def tier(self) -> str | None:
+        if self.tiers is None or self.state is None:
+            return None
+        rules = self.tiers.rules
+        current = rules.tier(self.state.tier) if rules.knows(self.state.tier) else rules.lowest
+        return current.code
+
+    @property
+    def multiplier(self) -> Fraction:
+        if self.tiers is None or self.state is None:
+            return Fraction(1)
+        return self.tiers.rules.multiplier(self.state.tier)
+
+    @property
+    def new_tier(self) -> str | None:
+        if self.tiers is None or self.upgrade_to is None:
+            return self.tier
+        return self.tiers.rules.tiers[self.upgrade_to].code
+
+
+def _tier_plan(db: Target, conn: Connection, row: LockedMember, now: dt.datetime) -> _TierPlan:
+    version_id = cast(_Earner, row).tier_version_id
+    if version_id is None:
+        return _TierPlan(None)
+    version, rules = tier_cache(db).get(conn, version_id)
+    state = TierState.of(row)
+    if state.tier_evaluate_at is not None and state.tier_evaluate_at <= now:
+        state = catch_up(conn, db, state, row.program_timezone, now)
+    return _TierPlan(InForce(version_id, version, rules), state)
+
+
+def _plan_upgrade(
+    conn: Connection, plan: _TierPlan, row: LockedMember, contribution: int, now: dt.datetime
+) -> _TierPlan:
+    """The upgrade ``contribution`` (the earn's qualifying amount) brings, if any: one read of
+    the measure, only when there is a tier above."""
+    if plan.tiers is None or plan.state is None or contribution <= 0:
+        return plan
+    rules = plan.tiers.rules
+    current = rules.rank(plan.state.tier) if rules.knows(plan.state.tier) else 0
+    if current == len(rules.tiers) - 1:
+        return plan
+    measure = measure_now(conn, rules, row.id, now, row.program_timezone) + contribution
+    supported = rules.supported(measure)
+    if supported <= current:
+        return plan
+    return _TierPlan(plan.tiers, plan.state, supported, measure)
+
+
+def _contribution(rules: TierRules, granted: int, money: int) -> int:
+    """What an earn adds to the measure of ``rules``."""
+    return granted if rules.measure == "points" else money
 
 
 ORDER_EARNED = {
@@ -209,6 +291,7 @@ class _CreditRows:
     lot: dict[str, Any]
     member: dict[str, Any]
     earning: dict[str, Any]
+    qualifying: dict[str, Any] | None
     pending: bool
 
     @property
@@ -229,10 +312,17 @@ def _credit(
     now: dt.datetime,
     pending_days: int,
     earning: Mapping[str, Any],
+    money_minor: int = 0,
+    plan: _TierPlan | None = None,
 ) -> EarnResult:
-    """Store the operation, the lot, the entry, the earning and the member's new balances."""
+    """Store the operation, the lot, the entry, the earning, the qualifying row and the
+    member's new balances; then move the member up if the earn crossed a threshold."""
     granted = grant.decision.granted
     pending = pending_days > 0
+    plan = plan or _TierPlan(None)
+    if plan.tiers is not None:
+        contribution = _contribution(plan.tiers.rules, granted, money_minor)
+        plan = _plan_upgrade(conn, plan, row, contribution, now)
     result = EarnResult(
         member=row.external_id,
         source=source,
@@ -245,6 +335,9 @@ def _credit(
         matures_at=now + dt.timedelta(days=pending_days) if pending else None,
         expires_at=lot_expiry(now, row.program_timezone, rules.expiry),
         debt_repaid=min(row.debt, granted),
+        tier=plan.new_tier,
+        tier_upgraded_from=plan.tier if plan.upgrade_to is not None else None,
+        tier_multiplier=format_ratio(plan.multiplier) if plan.tiers is not None else None,
     )
     usage = _usage(row).plus(grant.periods, granted)
     rows = _CreditRows(
@@ -286,14 +379,32 @@ def _credit(
             "rule_version_id": row.rule_version_id,
             **earning,
         },
+        qualifying={"source": source, "points": granted, "money_minor": money_minor}
+        if granted or money_minor
+        else None,
         pending=pending,
     )
-    _CREDIT.on(conn)(conn, row, rows)
+    op_id = _CREDIT.on(conn)(conn, row, rows)
+    if plan.upgrade_to is not None and plan.tiers is not None and plan.state is not None:
+        change_tier(
+            conn,
+            plan.state,
+            plan.tiers,
+            row.program_timezone,
+            Change(
+                to_rank=plan.upgrade_to,
+                reason="earn",
+                measure=plan.measure,
+                at=now,
+                operation_id=op_id,
+            ),
+        )
     return result
 
 
-def _credit_in_steps(conn: Connection, row: LockedMember, rows: _CreditRows) -> None:
-    """The credit statement by statement: any backend, no points granted, or a debt to repay."""
+def _credit_in_steps(conn: Connection, row: LockedMember, rows: _CreditRows) -> int:
+    """The credit statement by statement: any backend, no points granted, or a debt to repay.
+    Returns the operation's id."""
     op_id = record_operation(conn, **rows.operation)
     ids = {"program_id": row.program_id, "member_id": row.id, "operation_id": op_id}
     lot_id = None
@@ -322,6 +433,12 @@ def _credit_in_steps(conn: Connection, row: LockedMember, rows: _CreditRows) -> 
         )
     earning = {**rows.earning, **ids, "lot_id": lot_id, "created_at": rows.operation["at"]}
     conn.execute(INSERT_EARNING, earning)
+    if rows.qualifying is not None:
+        at = rows.operation["at"]
+        conn.execute(
+            INSERT_QUALIFYING, {**rows.qualifying, **ids, "counted_at": at, "created_at": at}
+        )
+    return op_id
 
 
 # A credit on PostgreSQL in one round trip: the operation (``op``), its lot, the lot's
@@ -359,15 +476,25 @@ _CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(
         },
         prefix="earnings_",
     ).cte("earned"),
+    insert_selecting(
+        tier_qualifying,
+        {
+            "program_id": PROGRAM,
+            "member_id": MEMBER,
+            "operation_id": _NEW_LOT.c.operation_id,
+            "counted_at": AT,
+            "created_at": AT,
+        },
+        prefix="q_",
+    ).cte("qualified"),
 )
 
 
-def _credit_in_one_statement(conn: Connection, row: LockedMember, rows: _CreditRows) -> None:
+def _credit_in_one_statement(conn: Connection, row: LockedMember, rows: _CreditRows) -> int:
     """The credit as :data:`_CREDIT_PG` (PostgreSQL), when it makes a new lot and there is
-    no debt to repay; else in steps."""
-    if not rows.lot["points"] or row.debt:
-        _credit_in_steps(conn, row, rows)
-        return
+    no debt to repay; else in steps. Returns the operation's id."""
+    if not rows.lot["points"] or row.debt or rows.qualifying is None:
+        return _credit_in_steps(conn, row, rows)
     earned = Move(
         rows.entry_kind, None, available=rows.lot["available"], pending=rows.lot["pending"]
     )
@@ -382,9 +509,12 @@ def _credit_in_one_statement(conn: Connection, row: LockedMember, rows: _CreditR
         **member_totals([earned]),
         **rows.member,
         **prefixed("earnings_", rows.earning),
+        **prefixed("q_", rows.qualifying),
     }
-    if conn.execute(_CREDIT_PG, params).scalar() is None:
+    op_id = conn.execute(_CREDIT_PG, params).scalar()
+    if op_id is None:
         raise LostRace(row.program_id)
+    return int(op_id)
 
 
 _CREDIT = PerDialect(postgresql=_credit_in_one_statement, sqlite=_credit_in_steps)
@@ -431,7 +561,12 @@ def earn_purchase(
 
     def work(conn: Connection) -> EarnResult | StoredResult:
         row = write.lock(
-            conn, program, member, at=now, extra=ORDER_EARNED, params={"order_id": order_id}
+            conn,
+            program,
+            member,
+            at=now,
+            extra={**ORDER_EARNED, **TIER_VERSION},
+            params={"order_id": order_id},
         )
         if isinstance(row, StoredResult):
             return row
@@ -442,6 +577,7 @@ def earn_purchase(
                 order_id=order_id,
             )
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
+        plan = _tier_plan(db, conn, row, now)
         requested = price_purchase(
             rules,
             parsed,
@@ -450,6 +586,7 @@ def earn_purchase(
             timezone=row.program_timezone,
             currency=cur,
             rounding=row.program_rounding,
+            tier_multiplier=plan.multiplier,
         )
         return _credit(
             conn,
@@ -468,6 +605,8 @@ def earn_purchase(
                 "points_paid_minor": paid_with_points_minor,
                 "currency": cur,
             },
+            money_minor=total - paid_with_points_minor,
+            plan=plan,
         )
 
     return write.run(db, work)
@@ -501,22 +640,26 @@ def earn_action(
     now = db.clock.now()
 
     def work(conn: Connection) -> EarnResult | StoredResult:
-        row = write.lock(conn, program, member, at=now)
+        row = write.lock(conn, program, member, at=now, extra=TIER_VERSION)
         if isinstance(row, StoredResult):
             return row
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
+        plan = _tier_plan(db, conn, row, now)
         rule = rules.actions.get(action)
         if rule is None:
             known = ", ".join(sorted(rules.actions)) or "none"
             raise InvalidInput(
                 f"no action rule named {action!r} (known actions: {known})", action=action
             )
+        points = rule.points
+        if plan.tiers is not None:
+            points = plan.tiers.rules.earn_points(points, plan.tier, Rounding(row.program_rounding))
         if _over_limit(conn, row, action, rule.limit, rule.period, now):
             grant = _Grant(
-                rule.points, CapDecision(0, "action_limit"), periods(now, row.program_timezone)
+                points, CapDecision(0, "action_limit"), periods(now, row.program_timezone)
             )
         else:
-            grant = _grant(conn, row, rules, rule.points, now)
+            grant = _grant(conn, row, rules, points, now)
         return _credit(
             conn,
             row,
@@ -529,6 +672,7 @@ def earn_action(
             now=now,
             pending_days=0,
             earning={"action": action},
+            plan=plan,
         )
 
     return write.run(db, work)
@@ -565,11 +709,13 @@ def price_purchase(
     timezone: str,
     currency: str,
     rounding: str,
+    tier_multiplier: Any = 1,
 ) -> int:
     """What ``lines`` earn under ``rules`` at ``at``, before caps: the one pricing of an order.
 
     Earning, quotes and the console's preview of draft rules all price orders here, with the
-    program's time zone, currency (its minor unit) and rounding policy.
+    program's time zone, currency (its minor unit), rounding policy and the member's tier
+    multiplier (an exact fraction; 1 without tiers).
     """
     points = purchase_points(
         rules,
@@ -579,6 +725,7 @@ def price_purchase(
         tz=timezone,
         exponent=minor_unit_exponent(currency),
         rounding=Rounding(rounding),
+        tier_multiplier=Fraction(tier_multiplier),
     )
     if points > MAX_POINTS:
         raise InvalidAmount(
@@ -623,24 +770,47 @@ def quote_purchase(
             rounding=prog.rounding,
         )
         decision = CapDecision(points, None)
+        tier = multiplier = None
         if member is not None:
-            decision = _quote_caps(conn, prog, member, rules, points, now)
+            mrow = _quote_member(conn, prog, member)
+            tiers = tiers_at(db, conn, prog.id, now)
+            if tiers is not None:
+                tier = tiers.rules.tier(mrow.tier).code if tiers.rules.knows(mrow.tier) else None
+                factor = tiers.rules.multiplier(mrow.tier)
+                multiplier = format_ratio(factor)
+                points = price_purchase(
+                    rules,
+                    parsed,
+                    paid_with_points_minor=paid_with_points_minor,
+                    at=now,
+                    timezone=prog.timezone,
+                    currency=cur,
+                    rounding=prog.rounding,
+                    tier_multiplier=factor,
+                )
+            decision = _quote_caps(conn, prog, mrow, rules, points, now)
     return EarnQuote(
         points=points,
         points_after_caps=decision.granted,
         capped_by=decision.capped_by,
         rule_version=version,
+        tier=tier,
+        tier_multiplier=multiplier,
     )
 
 
-def _quote_caps(
-    conn: Connection, prog: Row[Any], member: str, rules: RuleSet, points: int, now: dt.datetime
-) -> CapDecision:
+def _quote_member(conn: Connection, prog: Row[Any], member: str) -> Row[Any]:
     row = conn.execute(
         select(members).where(members.c.program_id == prog.id, members.c.external_id == member)
     ).first()
     if row is None:
         raise MemberNotFound(f"no member {member!r} in program {prog.code!r}", member=member)
+    return row
+
+
+def _quote_caps(
+    conn: Connection, prog: Row[Any], row: Row[Any], rules: RuleSet, points: int, now: dt.datetime
+) -> CapDecision:
     span = periods(now, prog.timezone)
     decision = apply_member_caps(points, rules.caps, _usage(row), span)
     if decision.granted and rules.caps.program_daily is not None:

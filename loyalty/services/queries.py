@@ -32,9 +32,11 @@ from loyalty.domain.checks import (
     require_member_id,
     require_program_code,
 )
+from loyalty.domain.tiers import Tier
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.services.clearing import scheduled_year
 from loyalty.services.results import Balance, ExpiringPoints, HistoryItem, HistoryPage
+from loyalty.services.tiers import tiers_at
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row
 
@@ -104,6 +106,7 @@ def balance(db: Target, *, program: str, member: str, expiring_within_days: int 
                 params.update({f"{name}_{k}": v for k, v in clearing.items()})
         stmt = _expiring(passed is not None, ahead is not None)
         moments = conn.execute(stmt, params).all()
+        tier = member_tier(db, conn, row.program_id, row.tier, now)
     lapsed = sum(int(m.points) for m in moments if m.expires_at <= now)
     return Balance(
         member=member,
@@ -118,7 +121,19 @@ def balance(db: Target, *, program: str, member: str, expiring_within_days: int 
             for m in moments
             if m.expires_at > now
         ),
+        tier=None if tier is None else tier.code,
+        tier_name=None if tier is None else tier.name,
     )
+
+
+def member_tier(
+    target: Target, conn: Connection, program_id: int, code: str | None, now: dt.datetime
+) -> Tier | None:
+    """The tier a member holds now (the lowest if never placed), or ``None`` without tiers."""
+    tiers = tiers_at(target, conn, program_id, now)
+    if tiers is None:
+        return None
+    return tiers.rules.tier(code) if tiers.rules.knows(code) else tiers.rules.lowest
 
 
 def _clearings_to_count(

@@ -99,6 +99,11 @@ class EarnResult(Record):
     ``status`` is ``available`` or ``pending`` (until ``matures_at``); ``expires_at`` is when
     the points stop being usable (``None``: never). ``debt_repaid`` of the granted points
     paid off the member's debt (left by a refund of points already spent).
+
+    With tiers, ``tier`` is the member's tier after the earn, ``tier_multiplier`` the
+    multiplier of the tier the member held when earning (included in ``points_requested``),
+    and ``tier_upgraded_from`` the tier the member left when this earn moved them up
+    (``None`` when it did not). Without tiers all three are ``None``.
     """
 
     member: str
@@ -112,17 +117,26 @@ class EarnResult(Record):
     matures_at: dt.datetime | None
     expires_at: dt.datetime | None
     debt_repaid: int = 0
+    tier: str | None = None
+    tier_multiplier: str | None = None
+    tier_upgraded_from: str | None = None
     replayed: bool = False
 
 
 @dataclass(frozen=True)
 class EarnQuote(Record):
-    """What an order would earn now, before (and, for a member, after) caps."""
+    """What an order would earn now, before (and, for a member, after) caps.
+
+    For a member of a program with tiers, ``points`` includes the multiplier
+    (``tier_multiplier``) of the member's ``tier``; both are ``None`` otherwise.
+    """
 
     points: int
     points_after_caps: int
     capped_by: str | None
     rule_version: int
+    tier: str | None = None
+    tier_multiplier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,8 @@ class ExpiringPoints:
 
 @dataclass(frozen=True)
 class Balance:
-    """A member's balance now."""
+    """A member's balance now; with tiers, the member's ``tier`` code and ``tier_name``
+    (``None`` when the program has no tiers). :func:`tier_progress` tells the rest."""
 
     member: str
     available: int
@@ -177,6 +192,8 @@ class Balance:
     debt: int
     lifetime_earned: int
     expiring: tuple[ExpiringPoints, ...] = ()
+    tier: str | None = None
+    tier_name: str | None = None
 
     @property
     def expiring_soon(self) -> int:

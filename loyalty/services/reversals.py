@@ -77,6 +77,7 @@ from loyalty.errors import (
 from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.lots import HeldLot, hold_with_lots, spendable_lots
 from loyalty.services.results import ReversalResult
+from loyalty.services.tiers import record_qualifying, requalify_after
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -450,6 +451,8 @@ def _settle(
             if reverse
             else _release(conn, kind, rev, now, post)
         )
+        if reverse:
+            _reduce_measure(db, conn, kind, row, rev, figures["points"], op_id, now)
         values = {**rev._mapping, **figures, "status": target, "resolved_at": now}
         conn.execute(
             update(reversals)
@@ -462,6 +465,45 @@ def _settle(
 
 
 Poster = Callable[[list[Move]], None]
+
+
+def _reduce_measure(
+    db: Target,
+    conn: Connection,
+    kind: Kind,
+    row: LockedMember,
+    rev: Row[Any],
+    points: int,
+    op_id: int,
+    now: dt.datetime,
+) -> None:
+    """Take what the reversal reversed off the member's qualifying measure, counted at the
+    order's earn (as if the reversed part had never been earned), and under the ``at_once``
+    policy move the member down at once."""
+    earned_at = conn.execute(
+        select(earnings.c.created_at).where(earnings.c.id == rev.earning_id)
+    ).scalar_one()
+    record_qualifying(
+        conn,
+        program_id=row.program_id,
+        member_id=row.id,
+        operation_id=op_id,
+        source=kind.name,
+        points=-points,
+        money_minor=-rev.amount_minor,
+        counted_at=earned_at,
+        now=now,
+    )
+    requalify_after(
+        conn,
+        db,
+        member_id=row.id,
+        tz=row.program_timezone,
+        reason=kind.name,
+        operation_id=op_id,
+        now=now,
+        direction="down",
+    )
 
 
 def _poster(conn: Connection, row: LockedMember, op_id: int, now: dt.datetime) -> Poster:

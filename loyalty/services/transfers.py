@@ -38,6 +38,7 @@ from loyalty.errors import (
 from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.lots import spendable_lots
 from loyalty.services.results import TransferResult
+from loyalty.services.tiers import record_qualifying, requalify_after
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -135,7 +136,7 @@ def transfer_points(
             lots=len(sent),
             created_at=now,
         )
-        _post(
+        op_id = _post(
             conn,
             row,
             to,
@@ -145,6 +146,16 @@ def transfer_points(
             spendable=spendable,
             sent=sent,
             fee_taken=fee_taken,
+        )
+        requalify_after(
+            conn,
+            db,
+            member_id=to.id,
+            tz=row.program_timezone,
+            reason="transfer",
+            operation_id=op_id,
+            now=now,
+            direction="up",
         )
         return result
 
@@ -298,8 +309,9 @@ def _post(
     spendable: Sequence[LotView],
     sent: Taken,
     fee_taken: Taken,
-) -> None:
-    """Store the operation, the recipient's lots, the transfer and both members' moves."""
+) -> int:
+    """Store the operation, the recipient's lots, the transfer, both members' moves and the
+    recipient's qualifying row; the operation's id."""
     now = result.created_at
     op_id = record_operation(
         conn,
@@ -335,3 +347,14 @@ def _post(
             moves=moves,
             at=now,
         )
+    record_qualifying(
+        conn,
+        program_id=row.program_id,
+        member_id=to.id,
+        operation_id=op_id,
+        source="transfer",
+        points=result.points,
+        counted_at=now,
+        now=now,
+    )
+    return op_id

@@ -26,6 +26,12 @@ returns none. The checks:
   redemption holds as many codes (a voucher redemption as many vouchers) as its quantity;
 * every redemption's points equal the entries that spent them, and a cancelled one's the
   entries that gave them back;
+* every member's tier, period end and next evaluation equal the last entry of their tier
+  history (a member without history holds no tier); each entry starts from the tier the one
+  before it left; every evaluation is the one that was due (its ``due_at`` is the previous
+  entry's next evaluation) and no other change was made while an evaluation was overdue;
+* every member's qualifying rows (the tier measure) equal what their earnings, settled
+  refunds and disputes, adjustments and received transfers say, in points and in money;
 * every API key has known scopes, a SHA-256 hash and a ``jfn_sk_`` prefix, and was not
   revoked before it was created; every allowed origin is stored as ``scheme://host[:port]``.
 """
@@ -54,6 +60,9 @@ from loyalty.db.tables import (
     reward_codes,
     reward_redemptions,
     rewards,
+    tier_changes,
+    tier_qualifying,
+    transfers,
     vouchers,
 )
 from loyalty.domain.checks import require_email, require_member_id, require_program_code
@@ -371,6 +380,104 @@ def _redemptions_vs_entries() -> Select[Any]:
     return by_operation.union_all(unowned, cancelled).subquery().select()
 
 
+def _tiers_vs_history() -> Select[Any]:
+    last = (
+        select(func.max(tier_changes.c.id).label("id"))
+        .group_by(tier_changes.c.member_id)
+        .subquery()
+    )
+    latest = select(tier_changes).where(tier_changes.c.id.in_(select(last.c.id))).subquery()
+    m = members
+    return (
+        select(m.c.id, m.c.tier, m.c.tier_evaluate_at, latest.c.to_tier, latest.c.evaluate_at)
+        .outerjoin(latest, latest.c.member_id == m.c.id)
+        .where(
+            or_(
+                m.c.tier.is_distinct_from(latest.c.to_tier),
+                m.c.tier_period_end.is_distinct_from(latest.c.period_end),
+                m.c.tier_evaluate_at.is_distinct_from(latest.c.evaluate_at),
+            )
+        )
+    )
+
+
+def _tier_history_chained() -> Select[Any]:
+    t = tier_changes
+    chain = select(
+        t.c.id,
+        t.c.member_id,
+        t.c.reason,
+        t.c.from_tier,
+        t.c.due_at,
+        t.c.created_at,
+        func.lag(t.c.to_tier)
+        .over(partition_by=t.c.member_id, order_by=t.c.id)
+        .label("previous_tier"),
+        func.lag(t.c.evaluate_at)
+        .over(partition_by=t.c.member_id, order_by=t.c.id)
+        .label("previous_due"),
+    ).subquery()
+    return select(chain).where(
+        or_(
+            chain.c.from_tier.is_distinct_from(chain.c.previous_tier),
+            and_(
+                chain.c.reason == "evaluation",
+                chain.c.due_at.is_distinct_from(chain.c.previous_due),
+            ),
+            and_(
+                chain.c.reason != "evaluation",
+                chain.c.previous_due.is_not(None),
+                chain.c.previous_due <= chain.c.created_at,
+            ),
+        )
+    )
+
+
+def _qualifying_vs_sources() -> Select[Any]:
+    """Expected (from earnings, settled reversals, adjustment entries and transfers) minus
+    stored qualifying rows, per member and source: every non-zero sum is a violation."""
+    paid = earnings.c.amount_minor - earnings.c.points_paid_minor
+    expected_earned = select(
+        earnings.c.member_id,
+        earnings.c.source,
+        earnings.c.points_granted.label("points"),
+        func.coalesce(paid, 0).label("money"),
+    )
+    settled = reversals.c.status.in_(("succeeded", "lost"))
+    expected_reversed = select(
+        reversals.c.member_id,
+        reversals.c.kind,
+        -reversals.c.points,
+        -reversals.c.amount_minor,
+    ).where(settled)
+    expected_adjusted = select(
+        entries.c.member_id, literal("adjustment"), entries.c.available_delta, literal(0)
+    ).where(entries.c.kind.in_(("adjust_grant", "adjust_deduct")))
+    expected_received = select(
+        transfers.c.recipient_id, literal("transfer"), transfers.c.points, literal(0)
+    )
+    stored = select(
+        tier_qualifying.c.member_id,
+        tier_qualifying.c.source,
+        -tier_qualifying.c.points,
+        -tier_qualifying.c.money_minor,
+    )
+    both = expected_earned.union_all(
+        expected_reversed, expected_adjusted, expected_received, stored
+    ).subquery()
+    cols = list(both.c)
+    return (
+        select(
+            cols[0].label("member_id"),
+            cols[1].label("source"),
+            func.sum(cols[2]).label("points_off"),
+            func.sum(cols[3]).label("money_off"),
+        )
+        .group_by(cols[0], cols[1])
+        .having(or_(func.sum(cols[2]) != 0, func.sum(cols[3]) != 0))
+    )
+
+
 CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
     ("members_equal_lots", "member balances equal the sums of their lots", _members_vs_lots),
     (
@@ -413,6 +520,21 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
         "redemptions_equal_entries",
         "every reward redemption's points equal the entries that spent (and returned) them",
         _redemptions_vs_entries,
+    ),
+    (
+        "tiers_equal_history",
+        "every member's tier and next evaluation equal the last entry of their tier history",
+        _tiers_vs_history,
+    ),
+    (
+        "tier_history_chained",
+        "tier history entries follow each other and no evaluation that was due was skipped",
+        _tier_history_chained,
+    ),
+    (
+        "qualifying_explained",
+        "every member's tier measure rows equal their earnings, reversals, adjustments, transfers",
+        _qualifying_vs_sources,
     ),
 )
 

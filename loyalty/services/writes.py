@@ -161,6 +161,12 @@ class LockedMember(Protocol):
     cap_year_key: str | None
     cap_year_points: int
     created_at: dt.datetime
+    tier: str | None
+    tier_since: dt.datetime | None
+    tier_period_end: dt.datetime | None
+    tier_evaluate_at: dt.datetime | None
+    tier_lock: str | None
+    tier_locked_until: dt.datetime | None
     program_code: str
     program_name: str
     program_currency: str
