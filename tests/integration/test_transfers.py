@@ -126,6 +126,7 @@ def test_a_transfer_moves_points_and_keeps_their_expiry(db: Database, clock: Fix
         "transfers": 1,
         "lots": 1,
         "entries": 2,
+        "tier_qualifying": 1,  # the recipient's measure (counted only if tiers say so)
     }
     assert scalar(db, "SELECT kind FROM operations ORDER BY id DESC LIMIT 1") == "transfer"
     assert scalar(db, "SELECT day FROM transfers") == "2026-11-21"  # 20:00 in Shanghai
