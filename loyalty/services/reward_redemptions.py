@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
@@ -26,6 +26,7 @@ from loyalty.db.tables import (
     lots,
     members,
     operations,
+    programs,
     reward_codes,
     reward_events,
     reward_redemptions,
@@ -71,7 +72,8 @@ from loyalty.services.reward_results import (
     RewardRedemptionResult,
     VoucherInfo,
 )
-from loyalty.services.rewards import TermsCache, reward_row, usage_by_reward
+from loyalty.services.rewards import TermsCache, redeeming_tier, reward_row, usage_by_reward
+from loyalty.services.tiers import tier_cache, tier_version_at
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -178,8 +180,10 @@ _ISSUE_CODES = (
     .values(redemption_id=bindparam("to_redemption"), issued_at=bindparam("at"))
     .returning(reward_codes.c.id, reward_codes.c.code)
 )
-# What redeeming reads of the locked member and its program.
-_REDEEMER = ("available", "program_timezone", "program_currency")
+# What redeeming reads of the locked member and its program, and with the same statement the
+# id of the tier version in force (``NULL``: the program has no tiers).
+_REDEEMER = ("available", "tier", "program_timezone", "program_currency")
+_TIER_VERSION = {"tier_version_id": tier_version_at(programs.c.id)}
 _INSERT_REDEMPTION = insert(reward_redemptions).returning(reward_redemptions.c.id)
 _STORE_RESULT = (
     update(operations)
@@ -213,8 +217,10 @@ def redeem_reward(
 ) -> RewardRedemptionResult:
     """Spend the member's points on ``quantity`` of a reward, in one transaction.
 
-    Points come from the soonest-expiring lots first; the stock (or the coupon pool) is taken;
-    codes, vouchers or a draw's prize are issued. Refused with a specific error and nothing
+    The member redeems as the tier they hold now: a reward limited to other tiers is refused
+    (reason ``tier``) and a tier's own price is charged. Points come from the
+    soonest-expiring lots first; the stock (or the coupon pool) is taken; codes, vouchers or
+    a draw's prize are issued. Refused with a specific error and nothing
     changed: :class:`OutOfStock`, :class:`RewardLimit`, :class:`InsufficientPoints`,
     :class:`RewardUnavailable`. Without a key every call is a new redemption; pass one to
     make retries safe.
@@ -232,11 +238,12 @@ def redeem_reward(
     cached_terms = db.cache(TermsCache)
 
     def work(conn: Connection) -> RewardRedemptionResult | StoredResult:
-        row = write.lock(conn, program_code, member, at=now, only=_REDEEMER)
+        row = write.lock(conn, program_code, member, at=now, only=_REDEEMER, extra=_TIER_VERSION)
         if isinstance(row, StoredResult):
             return row
         item = reward_row(conn, row.program_id, reward, now)
         terms = cached_terms.get(item)
+        tier = _redeeming_tier(db, conn, row)
         address = _shipping(shipping, item.kind)
         if item.kind == "draw" and quantity != 1:
             raise InvalidInput("a draw is redeemed one at a time (quantity 1)", field="quantity")
@@ -252,10 +259,12 @@ def redeem_reward(
             quantity=quantity,
             available_points=row.available,
             usage=usage,
+            tier=tier,
         )
-        points = terms.price() * quantity
+        price = terms.price(tier)
+        points = price * quantity
         try:
-            _refuse(reasons, reward, quantity, terms.price(), row.available)
+            _refuse(reasons, reward, quantity, price, row.available)
             taken = take_spendable(conn, row.id, now, points) if points else []
         except LoyaltyError:
             _lost_race_if_stored(conn, row.program_id, write.key)
@@ -278,6 +287,21 @@ def redeem_reward(
         return result
 
     return write.run(db, work)
+
+
+class _Redeemer(LockedMember, Protocol):
+    """A member locked with :data:`_REDEEMER` and :data:`_TIER_VERSION`."""
+
+    tier_version_id: int | None
+
+
+def _redeeming_tier(db: Target, conn: Connection, row: LockedMember) -> str | None:
+    """The tier the locked member redeems as (``None``: the program has no tiers now)."""
+    redeemer = cast(_Redeemer, row)
+    if redeemer.tier_version_id is None:
+        return None
+    _version, rules = tier_cache(db).get(conn, redeemer.tier_version_id)
+    return redeeming_tier(rules, redeemer.tier)
 
 
 class _Issue:

@@ -5,6 +5,10 @@ A reward's terms are versioned like earning rules: each change is a new immutabl
 effective from a moment (now, or later), and a redemption records the version it used.
 Every change here is audited in the same transaction. Redeeming is
 :mod:`loyalty.services.reward_redemptions`.
+
+A member redeems as the tier they hold now (:func:`redeeming_tier`): a reward limited to
+tiers is offered to those tiers only, and a tier's own price (``tier_points``) is the price
+the catalog shows and redeeming charges.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from loyalty.domain.rewards import (
     require_reward_code,
     unavailable_reasons,
 )
+from loyalty.domain.tiers import TierRules
 from loyalty.errors import AlreadyExists, InvalidInput, InvalidRule, MemberNotFound, RewardNotFound
 from loyalty.services.audit import record_audit
 from loyalty.services.lots import spendable_lots
 from loyalty.services.reward_results import RewardInfo, RewardOffer
+from loyalty.services.tiers import tiers_at
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row
 
@@ -518,20 +524,31 @@ def usage_by_reward(
     }
 
 
+def redeeming_tier(rules: TierRules | None, held: str | None) -> str | None:
+    """The tier a member redeems as: the tier they hold now, the lowest when never placed
+    (or placed in a tier these rules no longer have); ``None`` when the program has no
+    tiers."""
+    if rules is None:
+        return None
+    return rules.tier(held).code if rules.knows(held) else rules.lowest.code
+
+
 def list_rewards(
     db: Target, *, program: str, member: str | None = None, include_hidden: bool = False
 ) -> tuple[RewardOffer, ...]:
     """The catalog as offered now: without ``member``, every visible reward that is not
-    retired; with ``member``, the same with whether they can redeem each and why not.
-    ``include_hidden`` adds hidden and retired rewards (for the people who run it)."""
+    retired; with ``member``, the same with whether they can redeem each and why not, at the
+    price of the member's tier. ``include_hidden`` adds hidden and retired rewards (for the
+    people who run it)."""
     now = db.clock.now()
     with db.read() as conn:
         prog = program_row(conn, program)
         available: int | None = None
         usage: dict[int, Usage] = {}
+        tier: str | None = None
         if member is not None:
             row = conn.execute(
-                select(members.c.id, members.c.available).where(
+                select(members.c.id, members.c.available, members.c.tier).where(
                     and_(members.c.program_id == prog.id, members.c.external_id == member)
                 )
             ).first()
@@ -541,6 +558,8 @@ def list_rewards(
             # yet are not (redeeming would refuse them), so the catalog does not offer them
             available = sum(lot.available for lot in spendable_lots(conn, row.id, now))
             usage = usage_by_reward(conn, row.id, now, prog.timezone)
+            tiers = tiers_at(db, conn, prog.id, now)
+            tier = redeeming_tier(tiers.rules if tiers else None, row.tier)
         rows = conn.execute(_CATALOG, {"program_id": prog.id, "at": now}).all()
     offers = []
     for r in rows:
@@ -554,20 +573,28 @@ def list_rewards(
             stock_left=r.stock_left,
             available_points=available,
             usage=usage.get(r.id, Usage()) if member is not None else None,
+            tier=tier,
         )
-        offers.append(offer_of(r, terms, reasons, prog.currency))
+        offers.append(offer_of(r, terms, reasons, prog.currency, tier=tier))
     return tuple(offers)
 
 
-def offer_of(r: Row[Any], terms: RewardTerms, reasons: Sequence[str], currency: str) -> RewardOffer:
-    """A catalog row as a :class:`RewardOffer`."""
+def offer_of(
+    r: Row[Any],
+    terms: RewardTerms,
+    reasons: Sequence[str],
+    currency: str,
+    *,
+    tier: str | None = None,
+) -> RewardOffer:
+    """A catalog row as a :class:`RewardOffer`, priced for a member of ``tier``."""
     return RewardOffer(
         code=r.code,
         kind=r.kind,
         name=terms.name,
         description=terms.description,
         image_url=terms.image_url,
-        points=terms.price(),
+        points=terms.price(tier),
         version=r.version,
         stock_left=r.stock_left,
         visible=terms.visible,
