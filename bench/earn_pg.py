@@ -2,8 +2,8 @@
 
 Both sides do the same writes per earn, in one transaction: lock the member (reading the
 program, the rule version in force, the idempotency key and whether the order earned
-before), store the operation (idempotency record with its result), the lot, the entry and
-the earning, and update the member's balances, lifetime total and cap counters. Same run,
+before, and the tier version in force), store the operation (idempotency record with its
+result), the lot, the entry, the earning and the qualifying row of the tier measure, and update the member's balances, lifetime total and cap counters. Same run,
 same database, the sides alternating in ``--rounds`` slices of ``--seconds``; the ratio is
 what matters.
 
@@ -62,7 +62,9 @@ SELECT m.id, m.program_id, m.debt, m.cap_day_key, m.cap_day_points, m.cap_month_
        (SELECT rv.id FROM rule_versions rv WHERE rv.program_id = p.id AND rv.effective_from <= %s
         ORDER BY rv.effective_from DESC, rv.version DESC LIMIT 1),
        (SELECT o.id FROM operations o WHERE o.program_id = p.id AND o.key = %s),
-       (SELECT e.id FROM earnings e WHERE e.program_id = p.id AND e.order_id = %s)
+       (SELECT e.id FROM earnings e WHERE e.program_id = p.id AND e.order_id = %s),
+       (SELECT tv.id FROM tier_versions tv WHERE tv.program_id = p.id AND tv.effective_from <= %s
+        AND tv.cancelled_at IS NULL ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1)
 FROM members m JOIN programs p ON p.id = m.program_id
 WHERE p.code = %s AND m.external_id = %s FOR UPDATE OF m
 """
@@ -89,6 +91,10 @@ RAW_EARNING = (
     " points_paid_minor, currency, points_requested, points_granted, rule_version_id, lot_id,"
     " created_at) VALUES (%s,%s,%s,'purchase',%s,%s,0,'CNY',%s,%s,%s,%s,%s)"
 )
+RAW_QUALIFYING = (
+    "INSERT INTO tier_qualifying (program_id, member_id, operation_id, source, points,"
+    " money_minor, counted_at, created_at) VALUES (%s,%s,%s,'purchase',%s,%s,%s,%s)"
+)
 
 
 def raw_earn_in(
@@ -97,12 +103,12 @@ def raw_earn_in(
     """The hand-written earn: the same writes as ``earn_purchase``; returns the points."""
     now = dt.datetime.now(dt.UTC)
     key = f"earn:{order_id}"
-    cur.execute(RAW_LOCK, (now, key, order_id, program, member))
+    cur.execute(RAW_LOCK, (now, key, order_id, now, program, member))
     found = cur.fetchone()
     if found is None:
         raise LookupError(f"no member {member}")
     member_id, program_id, _debt, day_key, day_pts, month_key, month_pts = found[:7]
-    year_key, year_pts, rule_id, existing, earned = found[7:]
+    year_key, year_pts, rule_id, existing, earned, _tier_version = found[7:]
     if existing is not None or earned is not None:
         raise LookupError(f"order {order_id} earned before")
     points = amount_minor // 100  # 1 point per currency unit at the default 100 per unit
@@ -147,6 +153,7 @@ def raw_earn_in(
         RAW_EARNING,
         (*earning, rule_id, lot_id, now),
     )
+    cur.execute(RAW_QUALIFYING, (program_id, member_id, op[0], points, amount_minor, now, now))
     return points
 
 

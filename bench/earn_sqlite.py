@@ -74,7 +74,9 @@ SELECT m.id, m.program_id, m.cap_day_key, m.cap_day_points, m.cap_month_key,
        (SELECT rv.id FROM rule_versions rv WHERE rv.program_id = p.id AND rv.effective_from <= ?
         ORDER BY rv.effective_from DESC, rv.version DESC LIMIT 1),
        (SELECT o.id FROM operations o WHERE o.program_id = p.id AND o.key = ?),
-       (SELECT e.id FROM earnings e WHERE e.program_id = p.id AND e.order_id = ?)
+       (SELECT e.id FROM earnings e WHERE e.program_id = p.id AND e.order_id = ?),
+       (SELECT tv.id FROM tier_versions tv WHERE tv.program_id = p.id AND tv.effective_from <= ?
+        AND tv.cancelled_at IS NULL ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1)
 FROM members m JOIN programs p ON p.id = m.program_id
 WHERE p.code = ? AND m.external_id = ?
 """
@@ -95,8 +97,8 @@ def raw_earn(path: Path, members: int, tag: str) -> Callable[[int, int], None]:
         key = f"earn:{order}"
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(RAW_LOCK, (at, key, order, PROGRAM, member)).fetchone()
-            member_id, program_id, dk, dp, mk, mp, yk, yp, rule_id, existing, earned = row
+            row = conn.execute(RAW_LOCK, (at, key, order, at, PROGRAM, member)).fetchone()
+            member_id, program_id, dk, dp, mk, mp, yk, yp, rule_id, existing, earned = row[:11]
             if existing is not None or earned is not None:
                 raise LookupError(order)
             points = AMOUNT_MINOR // 100
@@ -155,6 +157,12 @@ def raw_earn(path: Path, members: int, tag: str) -> Callable[[int, int], None]:
                 " rule_version_id, lot_id, created_at)"
                 " VALUES (?,?,?,'purchase',?,?,0,'CNY',?,?,?,?,?)",
                 (*earning, rule_id, lot_id, at),
+            )
+            conn.execute(
+                "INSERT INTO tier_qualifying (program_id, member_id, operation_id, source,"
+                " points, money_minor, counted_at, created_at)"
+                " VALUES (?,?,?,'purchase',?,?,?,?)",
+                (program_id, member_id, op_id, points, AMOUNT_MINOR, at, at),
             )
             conn.execute("COMMIT")
         except BaseException:
