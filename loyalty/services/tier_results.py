@@ -22,7 +22,8 @@ class TierVersionInfo(Record):
 
 @dataclass(frozen=True)
 class TierChangeInfo(Record):
-    """One entry of a member's tier history.
+    """One entry of a member's tier history (``from_tier`` of a member's first entry is the
+    lowest tier: members start there).
 
     ``reason`` is ``earn``, ``refund``, ``dispute``, ``adjustment``, ``transfer``,
     ``evaluation`` (written even when the tier stays: ``from_tier == to_tier``), ``manual``

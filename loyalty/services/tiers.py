@@ -432,7 +432,7 @@ def change_tier(
     member's tier columns and append the history row."""
     rules = tiers.rules
     to_code = rules.tiers[change.to_rank].code
-    from_code = state.tier
+    from_code = state.tier if state.tier is not None else rules.lowest.code  # never placed
     since, period_end, evaluate_at = _period_after(state, rules, tz, change, to_code)
     lock = change.lock if change.sets_lock else state.tier_lock
     locked_until = change.locked_until if change.sets_lock else state.tier_locked_until

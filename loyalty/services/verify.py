@@ -419,7 +419,10 @@ def _tier_history_chained() -> Select[Any]:
     ).subquery()
     return select(chain).where(
         or_(
-            chain.c.from_tier.is_distinct_from(chain.c.previous_tier),
+            and_(  # the first entry starts from the lowest tier (never placed before)
+                chain.c.previous_tier.is_not(None),
+                chain.c.from_tier.is_distinct_from(chain.c.previous_tier),
+            ),
             and_(
                 chain.c.reason == "evaluation",
                 chain.c.due_at.is_distinct_from(chain.c.previous_due),

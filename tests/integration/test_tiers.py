@@ -59,7 +59,7 @@ def test_the_earn_that_crosses_a_threshold_moves_the_member_up_and_says_so(
     assert progress.to_next_tier == 3_750
     assert progress.to_keep_tier == 0
     history = s.tier_history(shop, program=PROGRAM, member="alice")
-    assert [(h.from_tier, h.to_tier, h.reason) for h in history] == [(None, "silver", "earn")]
+    assert [(h.from_tier, h.to_tier, h.reason) for h in history] == [("member", "silver", "earn")]
     _verify_clean(shop)
 
 
@@ -93,7 +93,7 @@ def test_the_evaluation_moves_down_one_tier_and_catches_up_missed_periods(
     assert [(h.from_tier, h.to_tier, h.reason) for h in history] == [
         ("gold", "silver", "evaluation"),
         ("gold", "gold", "evaluation"),
-        (None, "gold", "earn"),
+        ("member", "gold", "earn"),
     ]
     assert history[0].due_at == local(2028, 3, 1)
     assert history[0].evaluate_at == local(2029, 3, 1)
