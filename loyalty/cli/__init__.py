@@ -1,13 +1,13 @@
-"""The ``jifen`` command: migrations, the demo, ledger verification, the forecast, the jobs and
-the reward catalog.
+"""The ``jifen`` command: migrations, the demo, ledger verification, the forecast, the jobs,
+the reward catalog and member tiers.
 
 Every command takes ``--database-url`` (or ``$JIFEN_DATABASE_URL``) and has ``--help``.
 Errors are printed as one line that says what to do next, with exit status 1 (2 for usage).
 
 This module owns the ``jifen`` group (:func:`main`); the commands live by area in
-:mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs` and :mod:`.rewards`, what they
-share in :mod:`.options` and how they show things in :mod:`.render`. Other packages add commands
-through the ``jifen.commands`` entry-point group (the console adds ``users`` and
+:mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs`, :mod:`.rewards` and :mod:`.tiers`,
+what they share in :mod:`.options` and how they show things in :mod:`.render`. Other packages
+add commands through the ``jifen.commands`` entry-point group (the console adds ``users`` and
 ``console``); they are loaded on first use, so the core never imports them.
 """
 
@@ -23,6 +23,7 @@ from loyalty.cli.jobs import clear, cron_command, jobs_command, remind, sweep, w
 from loyalty.cli.ledger import forecast_command, verify
 from loyalty.cli.rewards import rewards_group
 from loyalty.cli.schema import db
+from loyalty.cli.tiers import tiers_group
 
 COMMANDS_GROUP = "jifen.commands"
 
@@ -68,6 +69,7 @@ CORE_COMMANDS: tuple[click.Command, ...] = (
     clear,
     jobs_command,
     rewards_group,
+    tiers_group,
 )
 for _command in CORE_COMMANDS:
     main.add_command(_command)

@@ -15,6 +15,7 @@ hold_timeouts   :func:`~loyalty.services.expire_holds`       ``batch_size``
 remind          :func:`~loyalty.services.send_reminders`     ``program``, ``days``
 clear           :func:`~loyalty.services.clear_due_year_ends`  ``batch_size``
 clear_year      :func:`~loyalty.services.clear_year_end`     ``program``, ``year``, ``batch_size``
+tiers           :func:`~loyalty.services.evaluate_tiers`     ``program``, ``batch_size``
 ==============  ===========================================  ==========================
 
 The services are idempotent, resumable and safe to run concurrently, so a job is too: it
@@ -32,6 +33,7 @@ from loyalty.db.database import Database
 from loyalty.domain.checks import require_int
 from loyalty.errors import InvalidInput
 from loyalty.services.results import SweepResult
+from loyalty.services.tier_results import TierSweepResult
 
 Progress = Callable[[SweepResult], None]
 HOUR = 3600
@@ -172,6 +174,15 @@ def _clear_year(
     return latest.outcome({"clearings": [_clearing(result)]})
 
 
+def _tiers(db: Database, progress: Progress, *, program: str | None, batch_size: int) -> Outcome:
+    def show(totals: TierSweepResult) -> None:
+        progress(SweepResult(items=totals.evaluated, points=0, batches=totals.batches))
+
+    r = svc.evaluate_tiers(db, program=program, batch_size=batch_size, on_batch=show)
+    details = {"up": r.up, "kept": r.kept, "down": r.down}
+    return Outcome(items=r.evaluated, points=0, batches=r.batches, details=details)
+
+
 def _clearing(result: Any) -> dict[str, Any]:
     return {**result.to_record(), "replayed": result.replayed}
 
@@ -255,6 +266,15 @@ JOBS: dict[str, JobSpec] = {
             _clear_year,
             (JobParam("program", required=True), JobParam("year"), _batch_size(1000)),
             RetryPolicy(HOURLY_SLOT, 4 * HOUR),
+        ),
+        JobSpec(
+            "tiers",
+            "member tier evaluations that are due",
+            _tiers,
+            (JobParam("program"), _batch_size(500)),
+            RetryPolicy("%Y-%m-%d", 4 * HOUR),
+            cron=Cron(30, 16, "daily: member tier evaluations"),  # 00:30 in Asia/Shanghai
+            console=True,
         ),
     )
 }

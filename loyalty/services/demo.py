@@ -2,8 +2,10 @@
 
 :func:`fill_demo` is what ``jifen demo`` and ``jifen console --demo`` put in a fresh
 database: the ``demo`` program (CNY, Asia/Shanghai, category ratios, actions, caps, pending
-days and rolling expiry), ``member_count`` members and ``order_count`` orders spread evenly
-from the database clock's time up to ``now``, some paid partly with points (held, then
+days and rolling expiry) with a ladder of four member tiers (普通, 银卡, 金卡, 钻石, with
+earn multipliers and benefits) in force from the start, so members move up as they earn,
+``member_count`` members and ``order_count`` orders spread evenly from the database clock's
+time up to ``now``, some paid partly with points (held, then
 captured or released), some with a daily sign-in. The sweeps run every 20 orders, as the
 scheduled jobs would. Then the reward catalog (积分商城) opens: a coffee coupon with a
 generated pool of codes, a ¥20 voucher, a tea mug with stock, a draw with two prizes (one of
@@ -39,6 +41,40 @@ DEMO_RULES: dict[str, Any] = {
     "pending_days": 7,
     "expiry": {"months": 3, "days": 0, "month_end": True},
 }
+DEMO_TIERS: dict[str, Any] = {
+    "tiers": [
+        {"code": "member", "name": "普通", "threshold": 0, "benefits": ["Birthday coupon"]},
+        {
+            "code": "silver",
+            "name": "银卡",
+            "threshold": 7_000,
+            "multiplier": "1.2",
+            "benefits": ["Birthday coupon", "Free shipping"],
+        },
+        {
+            "code": "gold",
+            "name": "金卡",
+            "threshold": 12_000,
+            "multiplier": "1.5",
+            "benefits": ["Free shipping", "Priority support", "Early access to sales"],
+        },
+        {
+            "code": "diamond",
+            "name": "钻石",
+            "threshold": 18_000,
+            "multiplier": "2",
+            "benefits": ["Free shipping", "Personal shopper", "Free gift wrapping"],
+        },
+    ],
+    "measure": "points",
+    "window": "rolling",
+    "window_months": 12,
+    "anchor": "upgrade",
+    "period_months": 12,
+    "grace_days": 30,
+    "downgrade": "one",
+    "on_reversal": "next_evaluation",
+}
 DEMO_CATEGORIES = ("grocery", "electronics", "apparel", "home")
 SWEEP_EVERY = 20  # orders between two runs of the sweeps
 
@@ -72,6 +108,7 @@ def fill_demo(
         redeem_max_share_bp=3000,
         rules=DEMO_RULES,
     )
+    svc.publish_tiers(database, program=DEMO_PROGRAM, rules=DEMO_TIERS, created_by=DEMO_STAFF)
     members = [f"member-{i:04d}" for i in range(1, member_count + 1)]
     _enrol(database, members, on_progress)
     step = (now - clock.now()) / (order_count + 1)
