@@ -907,7 +907,8 @@ class TierChange(Base):
     """One entry of a member's tier history: from, to, when, why and the measure then.
 
     ``reason`` is earn, refund, dispute, adjustment, transfer (the write in ``operation_id``),
-    evaluation (the one due at ``due_at``; it is written even when the tier stays), manual
+    evaluation (the one due at ``due_at``; it is written even when the tier stays), placement
+    (moved up to what the measure supports after tiers were switched on or lowered), manual
     or lock (by ``actor``, with a ``note``). ``period_end`` and ``evaluate_at`` are the
     member's after the change. ``key`` makes a manual change idempotent."""
 
@@ -939,7 +940,7 @@ class TierChange(Base):
         UniqueConstraint("member_id", "due_at"),
         CheckConstraint(
             "reason IN ('earn', 'refund', 'dispute', 'adjustment', 'transfer', 'evaluation', "
-            "'manual', 'lock')",
+            "'placement', 'manual', 'lock')",
             name="reason_known",
         ),
     )

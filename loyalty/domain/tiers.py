@@ -48,7 +48,17 @@ ALWAYS_COUNTED = ("purchase", "action", "refund", "dispute")
 OPTIONAL_SOURCES = {"adjustment": "count_adjustments", "transfer": "count_transfers"}
 SOURCES = (*ALWAYS_COUNTED, *OPTIONAL_SOURCES)
 # Why a member's tier changed (the history's ``reason``).
-REASONS = ("earn", "refund", "dispute", "adjustment", "transfer", "evaluation", "manual", "lock")
+REASONS = (
+    "earn",
+    "refund",
+    "dispute",
+    "adjustment",
+    "transfer",
+    "evaluation",
+    "placement",
+    "manual",
+    "lock",
+)
 MAX_TIERS = 20
 MAX_MULTIPLIER = Fraction(100)
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")

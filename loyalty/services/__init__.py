@@ -87,6 +87,7 @@ from loyalty.services.rewards import (
 )
 from loyalty.services.tier_sweep import (
     evaluate_tiers,
+    place_members,
     preview_tiers,
     tier_distribution,
     tier_forecast,
@@ -154,6 +155,7 @@ __all__ = [
     "on_reminder",
     "open_dispute",
     "pending_notifications",
+    "place_members",
     "preview_tiers",
     "price_purchase",
     "publish_reward_terms",

@@ -26,9 +26,10 @@ class TierChangeInfo(Record):
     lowest tier: members start there).
 
     ``reason`` is ``earn``, ``refund``, ``dispute``, ``adjustment``, ``transfer``,
-    ``evaluation`` (written even when the tier stays: ``from_tier == to_tier``), ``manual``
-    or ``lock``. ``measure`` is the qualifying measure the decision used; ``due_at`` the
-    evaluation's due moment; ``evaluate_at`` the member's next evaluation after the change.
+    ``evaluation`` (written even when the tier stays: ``from_tier == to_tier``),
+    ``placement`` (:func:`place_members`), ``manual`` or ``lock``. ``measure`` is the
+    qualifying measure the decision used; ``due_at`` the evaluation's due moment;
+    ``evaluate_at`` the member's next evaluation after the change.
     """
 
     member: str

@@ -26,8 +26,11 @@ from loyalty.domain.tiers import TierRules
 from loyalty.errors import ConfigurationError
 from loyalty.services.tier_results import TierCount, TierForecast, TierSweepResult
 from loyalty.services.tiers import (
+    Change,
     InForce,
     TierState,
+    catch_up,
+    change_tier,
     evaluate_with,
     evaluation_windows,
     measures,
@@ -171,6 +174,87 @@ def _evaluate_one(
         tally.up += 1
     else:
         tally.kept += 1
+
+
+# --- placing members by their measure --------------------------------------------------------
+
+
+def place_members(
+    db: Database,
+    *,
+    program: str,
+    batch_size: int = 500,
+    on_batch: Callable[[TierSweepResult], None] | None = None,
+) -> TierSweepResult:
+    """Move up every member whose measure now supports a higher tier than the one they hold
+    (reason ``placement``): after tiers are switched on (members are placed by what they
+    earned before) or after a version lowers a threshold. Never moves anyone down (that is
+    the evaluation's job); idempotent; per batch of members, each batch one transaction."""
+    program = require_program_code(program)
+    require_int("batch_size", batch_size, minimum=1, maximum=100_000)
+    tally = _Tally()
+    after = 0
+    while True:
+        with db.write() as conn:
+            prog = program_row(conn, program)
+            now = db.clock.now()
+            tiers = _require_tiers(db, conn, prog)
+            ids = _lock_members_after(conn, prog.id, after, batch_size)
+            if not ids:
+                break
+            _place_batch(db, conn, tiers, prog.timezone, ids, now, tally)
+            after = ids[-1]
+        tally.batches += 1
+        if on_batch is not None:
+            on_batch(tally.result())
+    return tally.result()
+
+
+def _lock_members_after(conn: Connection, program_id: int, after: int, limit: int) -> list[int]:
+    """Lock the program's next ``limit`` members by id (waiting for writers: placement must
+    not skip anyone)."""
+    stmt = (
+        select(members.c.id)
+        .where(members.c.program_id == program_id, members.c.id > after)
+        .order_by(members.c.id)
+        .limit(limit)
+        .with_for_update()
+    )
+    return [int(i) for i in conn.execute(stmt).scalars()]
+
+
+def _place_batch(
+    db: Database,
+    conn: Connection,
+    tiers: InForce,
+    tz: str,
+    ids: Sequence[int],
+    now: dt.datetime,
+    tally: _Tally,
+) -> None:
+    rules = tiers.rules
+    found = measures(conn, rules, ids, [(rules.window_since(now, tz), now + _EPSILON)])
+    candidates = [m for m in ids if rules.supported(found[m]) > 0]
+    if not candidates:
+        return
+    rows = conn.execute(select(members).where(members.c.id.in_(candidates))).all()
+    for row in rows:
+        state = catch_up(conn, db, TierState.of(row), tz, now)
+        current = rules.rank(state.tier) if rules.knows(state.tier) else 0
+        supported = rules.supported(found[row.id])
+        if supported <= current:
+            continue
+        change_tier(
+            conn,
+            state,
+            tiers,
+            tz,
+            Change(to_rank=supported, reason="placement", measure=found[row.id], at=now),
+        )
+        tally.up += 1
+
+
+_EPSILON = dt.timedelta(microseconds=1)
 
 
 # --- looking ahead --------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def upgrade() -> None:
         sa.Column("created_at", loyalty.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "reason IN ('earn', 'refund', 'dispute', 'adjustment', 'transfer', 'evaluation', "
-            "'manual', 'lock')",
+            "'placement', 'manual', 'lock')",
             name=op.f("ck_tier_changes_reason_known"),
         ),
         sa.ForeignKeyConstraint(

@@ -126,3 +126,24 @@ def test_forecast_and_preview(shop: Database, clock: FixedClock) -> None:
     forecast = s.tier_forecast(shop, program=PROGRAM, days=400)
     assert (forecast.down, forecast.keep) == (0, 2)  # both earns count at the evaluation
     assert dt.timedelta(0) < forecast.until_at - clock.now()
+
+
+def test_switching_tiers_on_places_members_by_what_they_earned_before(
+    db: Database, clock: FixedClock
+) -> None:
+    clock.set(local(2026, 3, 1, 10))
+    make_program(db, rules={"base_ratio": "1"})
+    enrol(db, "alice", "bob", "carol")
+    earn(db, "alice", "o-1", 600_000)  # 6,000 points before tiers exist
+    earn(db, "bob", "o-2", 150_000)
+    clock.set(local(2026, 4, 1, 10))
+    _tiers(db)
+    assert s.tier_progress(db, program=PROGRAM, member="alice").tier == "member"
+    placed = s.place_members(db, program=PROGRAM, batch_size=2)
+    assert (placed.up, placed.batches) == (2, 2)
+    tiers = {m: s.tier_progress(db, program=PROGRAM, member=m).tier for m in ("alice", "bob")}
+    assert tiers == {"alice": "gold", "bob": "silver"}
+    [change] = s.tier_history(db, program=PROGRAM, member="alice")
+    assert (change.reason, change.measure) == ("placement", 6_000)
+    assert s.place_members(db, program=PROGRAM).up == 0  # idempotent
+    _verify_clean(db)
