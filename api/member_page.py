@@ -2,7 +2,9 @@
 token (``/m/?token=jfn_mt_…``, from ``POST /v1/members/{member}/tokens``).
 
 It shows the available balance, pending, held and frozen points, any debt, the points that
-expire within 90 days with their last day, and the history in words, page by page, in
+expire within 90 days with their last day, the member's tier when the program has tiers (its
+name, the progress to the next tier, what keeping it needs by the next evaluation and its
+benefits), and the history in words (tier changes among the points), page by page, in
 Simplified Chinese or English (:mod:`api.member_texts`), dates and times in the program's time
 zone. The token decides the member; a bad, expired or revoked token gets a friendly 401 page,
 never JSON. Every response forbids caching and inline script and style; the program's allowed
@@ -31,13 +33,16 @@ from werkzeug.exceptions import HTTPException
 
 from api.context import context, database
 from api.member_texts import BABEL_LOCALE, HTML_LANG, choose_language, kind_text, page_text
+from loyalty.domain.tiers import TierRules
 from loyalty.errors import LoyaltyError, NotAuthenticated
 from loyalty.services.api_keys import list_origins
 from loyalty.services.member_tokens import read_member_token
 from loyalty.services.programs import get_program
 from loyalty.services.queries import balance, history
 from loyalty.services.results import Balance, HistoryItem, HistoryPage, ProgramInfo
-from loyalty.services.uow import unit_of_work
+from loyalty.services.tier_results import TierChangeInfo, TierProgress
+from loyalty.services.tiers import list_tier_versions, tier_history, tier_progress
+from loyalty.services.uow import Target, unit_of_work
 
 blp = Blueprint(
     "member_page",
@@ -51,6 +56,7 @@ log = logging.getLogger("jifen.member_page")
 
 EXPIRING_WITHIN_DAYS = 90
 HISTORY_PAGE_SIZE = 20
+TIER_CHANGES_READ = 1000  # a member's tier changes read to place them among the history
 MAX_CURSOR = 2**63 - 1  # operation ids are BIGINT
 MINUS = "\u2212"  # a real minus sign: as wide as the plus, read as minus by screen readers
 _CSP = (
@@ -70,8 +76,8 @@ class Line:
     details: tuple[str, ...]
     when: str
     at: str  # the same moment, ISO 8601 (for <time datetime>)
-    amount: str
-    tone: str  # ``plus``, ``minus``, or ``move`` (points changed bucket, not owner)
+    amount: str  # empty for a tier change
+    tone: str  # ``plus``, ``minus``, ``move`` (points changed bucket, not owner) or ``tier``
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,10 @@ class Formats:
 
     def day(self, value: dt.date) -> str:
         return format_date(value, "long", locale=self.locale)
+
+    def last_day_before(self, moment: dt.datetime) -> str:
+        """The last local day before ``moment`` (a deadline at local midnight)."""
+        return self.day(self.local_day(moment - dt.timedelta(microseconds=1)))
 
     def local_day(self, value: dt.datetime) -> dt.date:
         return value.astimezone(self.zone).date()
@@ -215,6 +225,215 @@ def line(item: HistoryItem, formats: Formats) -> Line:
     )
 
 
+# --- the member's tier ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """What the page reads of tiers: the member's progress, their tier changes (newest first),
+    the rules of every tier version (the names and ranks of the tiers a change names), and for
+    an older page of history the moment of the newest page's last item (``before``)."""
+
+    progress: TierProgress
+    changes: tuple[TierChangeInfo, ...]
+    versions: dict[int, TierRules]
+    before: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class TierPanel:
+    """The member's tier as shown: its name and what it brings, the way to the next tier
+    (``next`` is ``None`` at the top; ``value`` of ``maximum`` for the progress bar, and the
+    same in words in ``measured``), what keeping it needs, and a lock."""
+
+    name: str
+    multiplier: str | None
+    next: str | None
+    value: int
+    maximum: int
+    measured: str
+    keep: str | None
+    lock: str | None
+    benefits: tuple[str, ...]
+
+
+def read_tiers(uow: Target, program: str, member: str, cursor: int | None) -> Tiers | None:
+    """The member's tiers (``None`` when the program has no tiers)."""
+    progress = tier_progress(uow, program=program, member=member)
+    if not progress.tiers_enabled:
+        return None
+    changes = tier_history(uow, program=program, member=member, limit=TIER_CHANGES_READ)
+    versions = list_tier_versions(uow, program=program)
+    return Tiers(
+        progress=progress,
+        changes=tuple(changes),
+        versions={v.version: TierRules.from_dict(v.rules) for v in versions},
+        before=_page_top(uow, program, member, cursor) if cursor and changes else None,
+    )
+
+
+def _page_top(uow: Target, program: str, member: str, cursor: int) -> dt.datetime | None:
+    """When the operation ``cursor`` (the last one of the newer page) happened."""
+    if cursor >= MAX_CURSOR:
+        return None
+    found = history(uow, program=program, member=member, limit=1, cursor=cursor + 1).items
+    return found[0].created_at if found and found[0].id == cursor else None
+
+
+class TierWords:
+    """Tier amounts and tier names in the page's words."""
+
+    def __init__(self, formats: Formats, currency: str, tiers: Tiers):
+        self.formats, self.currency, self.tiers = formats, currency, tiers
+
+    def amount(self, kind: str, value: int) -> str:
+        """A measure: points, or money in minor units."""
+        if kind == "money":
+            return self.formats.money(value, self.currency)
+        return self.formats.number(value)
+
+    def rules(self, version: int | None) -> TierRules | None:
+        return self.tiers.versions.get(version) if version is not None else None
+
+    def name(self, code: str | None, version: int | None) -> str:
+        """Tier ``code``'s name in ``version`` (the code if the version does not know it)."""
+        rules = self.rules(version)
+        if rules is None or code is None or not rules.knows(code):
+            return code or ""
+        return rules.tier(code).name
+
+    def rank(self, code: str | None, version: int) -> int:
+        rules = self.rules(version)
+        return rules.rank(code) if rules is not None and rules.knows(code) else 0
+
+
+def tier_panel(words: TierWords) -> TierPanel | None:
+    """The tier card: name, multiplier, progress to the next tier, keeping it, benefits."""
+    p = words.tiers.progress
+    if p.tier_name is None:
+        return None
+    kind = p.measure_kind
+    next_text, value, maximum, measured = None, 0, 1, ""
+    if p.next_tier_name is not None and p.next_threshold and p.to_next_tier is not None:
+        next_text = say(
+            f"tier_to_next_{kind}", amount=words.amount(kind, p.to_next_tier), tier=p.next_tier_name
+        )
+        maximum = p.next_threshold
+        value = min(max(p.measure, 0), maximum)
+        measured = say(
+            f"tier_measured_{kind}",
+            measure=words.amount(kind, p.measure),
+            threshold=words.amount(kind, p.next_threshold),
+        )
+    return TierPanel(
+        name=p.tier_name,
+        multiplier=say("tier_multiplier", times=p.multiplier) if p.multiplier != "1" else None,
+        next=next_text,
+        value=value,
+        maximum=maximum,
+        measured=measured,
+        keep=_keep_text(words, p),
+        lock=_lock_text(words, p),
+        benefits=tuple(p.benefits),
+    )
+
+
+def _keep_text(words: TierWords, p: TierProgress) -> str | None:
+    """What keeping the tier needs by the last local day before the evaluation (nothing at
+    the lowest tier, or while a lock holds the tier past the evaluation)."""
+    if p.to_keep_tier is None or p.evaluate_at is None:
+        return None
+    locked = p.lock == p.tier and p.locked_until_at is not None
+    if locked and p.locked_until_at is not None and p.locked_until_at >= p.evaluate_at:
+        return None
+    date = words.formats.last_day_before(p.evaluate_at)
+    if p.to_keep_tier <= 0:
+        return say("tier_kept", tier=p.tier_name, date=date)
+    amount = words.amount(p.measure_kind, p.to_keep_tier)
+    return say(f"tier_keep_{p.measure_kind}", amount=amount, tier=p.tier_name, date=date)
+
+
+def _lock_text(words: TierWords, p: TierProgress) -> str | None:
+    if p.lock is None or p.locked_until_at is None:
+        return None
+    date = words.formats.last_day_before(p.locked_until_at)
+    return say("tier_lock", tier=words.name(p.lock, p.tier_version), date=date)
+
+
+def tier_line(change: TierChangeInfo, words: TierWords) -> Line:
+    """A tier change in words: up, down, kept or guaranteed, and why."""
+    version = change.tier_version
+    up = words.rank(change.to_tier, version) - words.rank(change.from_tier, version)
+    tier = words.name(change.to_tier, version)
+    if up:
+        title = say("tier_up" if up > 0 else "tier_down", tier=tier)
+    else:
+        title = say(_SAME_TIER.get(change.reason, "tier_set"), tier=tier)
+    return Line(
+        title=title,
+        details=(_tier_why(change, words, up > 0),),
+        when=words.formats.moment(change.created_at),
+        at=change.created_at.isoformat(),
+        amount="",
+        tone="tier",
+    )
+
+
+_SAME_TIER = {"evaluation": "tier_kept_title", "lock": "tier_guaranteed"}
+_WHY = {
+    "refund": "tier_why_refund",
+    "dispute": "tier_why_dispute",
+    "adjustment": "tier_why_adjustment",
+    "transfer": "tier_why_transfer",
+    "manual": "tier_why_manual",
+}
+
+
+def _tier_why(change: TierChangeInfo, words: TierWords, up: bool) -> str:
+    """Why the tier changed, in words."""
+    rules = words.rules(change.tier_version)
+    kind = rules.measure if rules is not None else "points"
+    measure = words.amount(kind, change.measure)
+    if change.reason == "evaluation":
+        return say(f"tier_why_review_{kind}", measure=measure)
+    if change.reason == "lock" and change.locked_until_at is not None:
+        return say("tier_why_lock", date=words.formats.last_day_before(change.locked_until_at))
+    if up and change.reason in ("earn", "adjustment", "transfer"):
+        return say(f"tier_why_reached_{kind}", measure=measure)
+    return say(_WHY.get(change.reason, "tier_why_manual"))
+
+
+def history_lines(view: MemberView, formats: Formats, words: TierWords | None) -> list[Line]:
+    """The page's history items in words, with the tier changes of the same stretch of time
+    among them (a change goes before the items of the moment it happened)."""
+    items = view.history.items
+    pending = list(_changes_on_page(view)) if words is not None else []
+    lines: list[Line] = []
+    for item in items:
+        while pending and words is not None and pending[0].created_at >= item.created_at:
+            lines.append(tier_line(pending.pop(0), words))
+        lines.append(line(item, formats))
+    if words is not None:
+        lines.extend(tier_line(change, words) for change in pending)
+    return lines
+
+
+def _changes_on_page(view: MemberView) -> tuple[TierChangeInfo, ...]:
+    """The tier changes between this page's last item (none if it is the oldest page) and the
+    newer page's last item (none if this is the newest), so each shows on one page."""
+    tiers = view.tiers
+    if tiers is None:
+        return ()
+    page = view.history
+    since = page.items[-1].created_at if page.next_cursor and page.items else None
+    return tuple(
+        c
+        for c in tiers.changes
+        if (since is None or c.created_at >= since)
+        and (tiers.before is None or c.created_at < tiers.before)
+    )
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -227,6 +446,7 @@ class MemberView:
     balance: Balance
     history: HistoryPage
     origins: tuple[str, ...]
+    tiers: Tiers | None = None
 
 
 def read_member(token: str, cursor: int | None) -> MemberView:
@@ -244,6 +464,7 @@ def read_member(token: str, cursor: int | None) -> MemberView:
                 uow, program=program, member=member, limit=HISTORY_PAGE_SIZE, cursor=cursor
             ),
             origins=tuple(list_origins(uow, program=program)),
+            tiers=read_tiers(uow, program, member, cursor),
         )
 
 
@@ -280,6 +501,7 @@ def page() -> ResponseReturnValue:
     lang = language()
     formats = Formats(lang, view.program.timezone)
     points = view.balance
+    words = TierWords(formats, view.program.currency, view.tiers) if view.tiers else None
     return render_template(
         "member/page.html",
         lang=lang,
@@ -298,7 +520,8 @@ def page() -> ResponseReturnValue:
             for e in points.expiring
         ],
         expiring_days=formats.number(EXPIRING_WITHIN_DAYS),
-        lines=[line(item, formats) for item in view.history.items],
+        tier=tier_panel(words) if words is not None else None,
+        lines=history_lines(view, formats, words),
         older=link_here(cursor=view.history.next_cursor) if view.history.next_cursor else None,
         latest=link_here() if cursor is not None else None,
         other_language=link_here(lang="en" if lang == "zh" else "zh", cursor=cursor),

@@ -78,6 +78,59 @@ PAGE = {
     ),
     "error_title": Text("暂时无法显示您的积分", "We can't show your points right now"),
     "error_body": Text("请稍后再试，或联系商家。", "Please try again later, or contact the shop."),
+    # the member's tier (a program with tiers): the card, and tier changes in the history
+    "tier_title": Text("会员等级", "Member tier"),
+    "tier_multiplier": Text("购物积分 {times} 倍", "{times}× points on purchases"),
+    "tier_to_next_points": Text("还差 {amount} 积分升级{tier}", "{amount} points to {tier}"),
+    "tier_to_next_money": Text(
+        "再消费 {amount} 即可升级{tier}", "Spend {amount} more to reach {tier}"
+    ),
+    "tier_measured_points": Text(
+        "已累计 {measure} / {threshold} 积分", "{measure} of {threshold} qualifying points"
+    ),
+    "tier_measured_money": Text(
+        "已累计消费 {measure} / {threshold}", "{measure} of {threshold} qualifying spend"
+    ),
+    "tier_top": Text("您已是最高等级。", "You are at the top tier."),
+    "tier_keep_points": Text(
+        "{date}前再获得 {amount} 积分即可保住{tier}。",
+        "Earn {amount} more points by {date} to keep {tier}.",
+    ),
+    "tier_keep_money": Text(
+        "{date}前再消费 {amount} 即可保住{tier}。",
+        "Spend {amount} more by {date} to keep {tier}.",
+    ),
+    "tier_kept": Text(
+        "已满足保级条件，{date}后继续享有{tier}。",
+        "You have done enough to keep {tier} after {date}.",
+    ),
+    "tier_lock": Text(
+        "商家为您保留{tier}至 {date}。", "The shop keeps you at {tier} until {date}."
+    ),
+    "tier_benefits": Text("会员权益", "Your benefits"),
+    "tier_up": Text("升级为{tier}", "Moved up to {tier}"),
+    "tier_down": Text("降级为{tier}", "Moved down to {tier}"),
+    "tier_kept_title": Text("保级成功：{tier}", "Kept {tier}"),
+    "tier_guaranteed": Text("保留{tier}", "{tier} guaranteed"),
+    "tier_set": Text("会员等级：{tier}", "Tier set to {tier}"),
+    "tier_why_reached_points": Text(
+        "累计积分达到 {measure}", "Qualifying points reached {measure}"
+    ),
+    "tier_why_reached_money": Text("累计消费达到 {measure}", "Qualifying spend reached {measure}"),
+    "tier_why_review_points": Text(
+        "定期评定：累计积分 {measure}", "Regular review: {measure} qualifying points"
+    ),
+    "tier_why_review_money": Text(
+        "定期评定：累计消费 {measure}", "Regular review: {measure} qualifying spend"
+    ),
+    "tier_why_refund": Text("退款后重新评定", "Reviewed after a refund"),
+    "tier_why_dispute": Text("支付争议后重新评定", "Reviewed after a payment dispute"),
+    "tier_why_adjustment": Text(
+        "商家调整积分后重新评定", "Reviewed after the shop adjusted your points"
+    ),
+    "tier_why_transfer": Text("收到转赠积分后重新评定", "Reviewed after points were sent to you"),
+    "tier_why_manual": Text("由商家调整", "Changed by the shop"),
+    "tier_why_lock": Text("商家保留至 {date}", "Kept by the shop until {date}"),
     # the rewards views: the catalog, redeeming, my rewards
     "tab_points": Text("我的积分", "My points"),
     "tab_rewards": Text("积分商城", "Rewards"),
