@@ -70,6 +70,8 @@ def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
     if name == "rewards_pg":  # the hot-item case is reported beside the spread one
         assert {f["case"] for f in result["figures"]} == {"spread", "hot"}
         assert all(f["jifen_python_cpu_ms"] > 0 for f in result["figures"])
+    if name == "tiers_pg":  # both sides earned: tiers on and tiers off
+        assert all(f["tiers_on_tps"] > 0 and f["tiers_off_tps"] > 0 for f in result["figures"])
 
 
 def test_run_all_writes_the_summary(tmp_path: Path) -> None:
