@@ -201,6 +201,7 @@ def _init_admin(app: Flask) -> Admin:
         MembersView,
         RewardsView,
         RulesView,
+        TiersView,
     )
 
     admin = Admin(
@@ -213,6 +214,7 @@ def _init_admin(app: Flask) -> Admin:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         admin.add_view(RulesView(name="Earning rules", endpoint="rules"))
+        admin.add_view(TiersView(name="Tiers", endpoint="tiers"))
         admin.add_view(RewardsView(name="Rewards", endpoint="rewards"))
         admin.add_view(MembersView(name="Members", endpoint="members"))
         admin.add_view(FulfilmentView(name="Fulfilment", endpoint="fulfilment"))

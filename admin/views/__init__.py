@@ -12,6 +12,7 @@ from admin.views.keys import KeysView
 from admin.views.members import MembersView
 from admin.views.rewards import RewardsView
 from admin.views.rules import RulesView
+from admin.views.tiers import TiersView
 
 __all__ = [
     "AdjustmentsView",
@@ -25,4 +26,5 @@ __all__ = [
     "MembersView",
     "RewardsView",
     "RulesView",
+    "TiersView",
 ]

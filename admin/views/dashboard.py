@@ -1,15 +1,19 @@
 """The dashboard: points issued (above the line) and redeemed, expired and cleared (below it)
 per day, the net over the period, the liability, what expires within 90 days and its share of
-what members hold, members and the top earners."""
+what members hold, members and the top earners; with tiers, how many members hold each."""
 
 from __future__ import annotations
 
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from admin.charts import Series, flow_chart, line_chart
+from admin.charts import Series, bar_chart, flow_chart, line_chart
 from admin.views.base import ConsoleIndexView, expose
+from loyalty.services import tier_distribution, tiers_in_force
 from loyalty.services.console_queries import Dashboard, dashboard
+from loyalty.services.results import ProgramInfo
+from loyalty.services.tier_results import TierCount
+from loyalty.services.uow import Target
 
 EXPIRY_WINDOW = 90
 
@@ -38,6 +42,25 @@ def _flows_chart(figures: Dashboard, labels: list[str]) -> Markup:
     )
 
 
+def tier_counts(db: Target, program: ProgramInfo) -> list[TierCount]:
+    """Members per tier now, lowest tier first; empty when the program has no tiers."""
+    if tiers_in_force(db, program=program.code) is None:
+        return []
+    return tier_distribution(db, program=program.code)
+
+
+def tier_chart(counts: list[TierCount]) -> Markup | None:
+    """Members per tier as bars; None without tiers."""
+    if not counts:
+        return None
+    return bar_chart(
+        "Members per tier now",
+        [c.name for c in counts],
+        [Series("members", [c.members for c in counts], "#6f42c1")],
+        max_labels=len(counts),
+    )
+
+
 class DashboardView(ConsoleIndexView):
     """The console's home page (every role)."""
 
@@ -56,6 +79,7 @@ class DashboardView(ConsoleIndexView):
             [Series("net issued", cumulative, "#6f42c1")],
         )
         expiring = figures.expiring[EXPIRY_WINDOW]
+        tiers = tier_counts(self.console.db, program)
         return self.render(
             "jifen/dashboard.html",
             program=program,
@@ -64,4 +88,6 @@ class DashboardView(ConsoleIndexView):
             net_chart=net,
             expiring_window=EXPIRY_WINDOW,
             expiring_share=share_text(expiring, figures.outstanding),
+            tier_chart=tier_chart(tiers),
+            tier_counts=tiers,
         )

@@ -1,14 +1,17 @@
 """Members: search by external id, email or Stripe customer; a member's balance (with what
 expires soon, as the forecast counts it), lots, history in words and local times, adjustment
-requests and reward redemptions; link a Stripe customer (operations)."""
+requests and reward redemptions, and the tier panel (tier, progress, lock, tier history in
+words); link a Stripe customer (operations); set a member's tier by hand (admin)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
+from admin import tier_form
 from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.forms import LinkStripeForm, load
 from admin.ledger_words import BUCKET_WORDS, entry_kind_words
@@ -20,6 +23,7 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
+from admin.views.tiers import TierPanel
 from loyalty.domain.calendar import zone
 from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
@@ -29,6 +33,7 @@ from loyalty.services import (
     history,
     list_adjustment_requests,
     list_redemptions,
+    set_member_tier,
 )
 from loyalty.services.console_queries import member_expiring, open_lots, search_members
 from loyalty.stripe.onboarding import link_applying_parked
@@ -37,6 +42,7 @@ PAGE = 25
 HISTORY_PAGE = 20
 REDEMPTIONS = 20
 EXPIRING_DAYS = 90
+TIER_ROLES = ("admin",)
 
 
 class MembersView(ConsoleView):
@@ -96,7 +102,38 @@ class MembersView(ConsoleView):
             kind_words=entry_kind_words,
             buckets=BUCKET_WORDS,
             zone_label=zone_label(program.timezone, db.clock.now()),
+            tier=TierPanel.read(db, program, external_id),
+            can_set_tier=has_role(*TIER_ROLES),
+            change_id=uuid.uuid4().hex,
         )
+
+    @expose("/set-tier", methods=("POST",))
+    def set_tier(self) -> ResponseReturnValue:
+        require_role(*TIER_ROLES)
+        program = self.program()
+        form = request.form
+        member = form.get("member", "")
+        try:
+            change = set_member_tier(
+                self.console.db,
+                program=program.code,
+                member=member,
+                tier=form.get("tier", ""),
+                reason=form.get("reason", ""),
+                change_id=form.get("change_id", "").strip() or uuid.uuid4().hex,
+                actor=actor(),
+                locked_until=tier_form.lock_until(form.get("locked_until", ""), program.timezone),
+            )
+        except LoyaltyError as exc:
+            flash_error(exc)
+        else:
+            lock = form.get("locked_until", "").strip()
+            flash(
+                f"Set {member} to tier {change.to_tier}"
+                + (f", locked until {lock}." if lock else "."),
+                "success",
+            )
+        return redirect(url_for(".member", id=member) + "#tier")
 
     @expose("/link-stripe", methods=("POST",))
     def link_stripe(self) -> ResponseReturnValue:
