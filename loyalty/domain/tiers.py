@@ -313,7 +313,7 @@ def _tier(index: int, item: Any, limit: int) -> Tier:
     if unknown:
         raise InvalidRule(f"unknown settings in tiers[{index}]: {', '.join(sorted(unknown))}")
     code = item.get("code")
-    if not isinstance(code, str) or not _CODE.match(code):
+    if not isinstance(code, str) or not _CODE.fullmatch(code):
         raise InvalidRule(
             f"tiers[{index}].code must be 1-32 lowercase letters, digits, '-' or '_' "
             f"starting with a letter or digit, got {code!r:.40}"
@@ -325,7 +325,7 @@ def _tier(index: int, item: Any, limit: int) -> Tier:
     if not 1 <= multiplier <= MAX_MULTIPLIER:
         raise InvalidRule(
             f"tiers[{index}].multiplier must be between 1 and {MAX_MULTIPLIER}, got "
-            f"{format_ratio(multiplier)}"
+            f"{item.get('multiplier')!r:.40}"
         )
     return Tier(
         code=code,
