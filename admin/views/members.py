@@ -23,7 +23,7 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
-from admin.views.tiers import TierPanel
+from admin.views.tiers import TierPanel, tier_name
 from loyalty.domain.calendar import zone
 from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
@@ -129,7 +129,7 @@ class MembersView(ConsoleView):
         else:
             lock = form.get("locked_until", "").strip()
             flash(
-                f"Set {member} to tier {change.to_tier}"
+                f"Set {member} to {tier_name(self.console.db, program, change.to_tier)}"
                 + (f", locked until {lock}." if lock else "."),
                 "success",
             )

@@ -344,5 +344,12 @@ class TierPanel:
         return None if found is None else cls(db, program, member, found[1])
 
 
+def tier_name(db: Target, program: ProgramInfo, code: str | None) -> str:
+    """What the tiers in force call tier ``code`` (the code itself if they do not know it)."""
+    found = tiers_in_force(db, program=program.code)
+    names = {} if found is None else {t.code: t.name for t in found[1].tiers}
+    return names.get(code or "", code or "no tier")
+
+
 def _local_day(instant: dt.datetime | None, tz: str) -> str:
     return "" if instant is None else instant.astimezone(zone(tz)).date().isoformat()

@@ -227,6 +227,34 @@ def test_a_first_version_is_published_from_the_starter_ladder(app: Flask, db: Da
     assert s.tiers_in_force(db, program=PROGRAM) is not None
 
 
+def test_a_money_measure_takes_thresholds_in_the_currency(tiered: Flask, db: Database) -> None:
+    client, token = _signed_in(tiered, "marketing")
+    fields = _draft(measure="money", tier_threshold=["0", "500", "2,000.50", ""])
+    preview = post(client, "/admin/tiers/draft", token, **fields).get_data(as_text=True)
+    assert "CNY 2,000.50 spent" in html.unescape(preview)
+    fingerprint = _previewed(preview)
+    post(
+        client,
+        "/admin/tiers/draft",
+        token,
+        **{**fields, "action": "publish", "previewed": fingerprint},
+    )
+    rules = s.list_tier_versions(db, program=PROGRAM)[-1].rules
+    assert (rules["measure"], [t["threshold"] for t in rules["tiers"]]) == (
+        "money",
+        [0, 50_000, 200_050],
+    )
+    page = _plain(_text(client, "/admin/tiers/"))
+    assert "Silver silver CNY 500.00 spent × 1.5" in page
+    assert 'value="2,000.50"' in _text(client, "/admin/tiers/")
+    bad = _draft(measure="money", tier_threshold=["0", "500", "2,000.505", ""])
+    response = post(client, "/admin/tiers/draft", token, **bad)
+    assert response.status_code == 400
+    assert "tier 3: the threshold must be an amount of CNY" in html.unescape(
+        response.get_data(as_text=True)
+    )
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -397,7 +425,7 @@ def test_only_admin_sets_a_tier_by_hand_with_a_lock(tiered: Flask, db: Database)
     )
     assert response.status_code == 302 and response.location.endswith("#tier")
     page = _plain(_text(client, "/admin/members/member?id=alice"))
-    assert "Set alice to tier gold, locked until 2027-06-01." in page
+    assert "Set alice to Gold, locked until 2027-06-01." in page
     assert "Set to Gold by admin: VIP guest, locked until 2027-06-01" in page
     assert "locked at Gold or above until 2027-06-01" in page
     [change, *_] = s.tier_history(db, program=PROGRAM, member="alice")
