@@ -31,7 +31,7 @@ from flask import Flask, Response, g, request, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limit, Limiter
 
-from api import members, points, program, rewards
+from api import members, points, program, rewards, tiers
 from api.auth import init_credentials, limit_key, refused_key
 from api.context import EXTENSION, ApiContext, init_request_units
 from api.cors import init_cors
@@ -92,10 +92,13 @@ def create_api_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme(
         "memberToken", {"type": "http", "scheme": "bearer", "bearerFormat": "jfn_mt_…"}
     )
-    for blueprint in (members.blp, points.blp, program.blp, rewards.blp):
+    for blueprint in (members.blp, points.blp, program.blp, rewards.blp, tiers.blp):
         api.register_blueprint(blueprint)
     limiter = _init_limits(app)
-    init_credentials(app, (members.blp.name, points.blp.name, program.blp.name, rewards.blp.name))
+    init_credentials(
+        app,
+        (members.blp.name, points.blp.name, program.blp.name, rewards.blp.name, tiers.blp.name),
+    )
     init_request_units(app)
     limiter.exempt(app.blueprints["api-docs"])  # type: ignore[call-overload]
     _init_docs_assets(app, limiter)

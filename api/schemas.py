@@ -22,7 +22,7 @@ from typing import Any
 import marshmallow as ma
 
 from loyalty.domain.checks import MAX_DAYS, MAX_ID
-from loyalty.services import results, reward_results
+from loyalty.services import results, reward_results, tier_results
 from loyalty.services.api_keys import ApiKeyInfo
 from loyalty.services.approvals import AdjustmentRequestInfo
 from loyalty.services.member_tokens import MemberToken
@@ -64,6 +64,10 @@ def _field(hint: Any) -> ma.fields.Field[Any]:
         return ma.fields.AwareDateTime(format="iso", **kw)
     if hint is dt.date:
         return ma.fields.Date(**kw)
+    if origin is list:  # a tier's benefits, a forecast's counts
+        (item,) = typing.get_args(hint)
+        inner = _field(item) if item in _JSON_TYPES else _nested(item)
+        return ma.fields.List(inner, **kw)
     if origin is tuple:
         (item, _ellipsis) = typing.get_args(hint)
         if item in _JSON_TYPES:
@@ -133,6 +137,11 @@ RewardRedemption = result_schema(reward_results.RewardRedemptionResult)
 RedemptionPage = result_schema(reward_results.RedemptionPage)
 VoucherCheck = result_schema(reward_results.VoucherCheck)
 RewardInfo = result_schema(reward_results.RewardInfo)
+TierVersion = result_schema(tier_results.TierVersionInfo)
+TierChange = result_schema(tier_results.TierChangeInfo)
+TierProgress = result_schema(tier_results.TierProgress)
+TierCount = result_schema(tier_results.TierCount)
+TierForecast = result_schema(tier_results.TierForecast)
 
 
 # --- request bodies -----------------------------------------------------------------------
@@ -376,6 +385,65 @@ class ReleaseVoucherIn(_Body):
     order_id = given("string", "the order that used it", required=True)
 
 
+_TIERS = (
+    "tiers [{code, name, threshold, multiplier, benefits}], measure (points or money), window "
+    "(rolling or calendar), window_months, anchor, period_months, grace_days, downgrade, "
+    "on_reversal, count_adjustments, count_transfers"
+)
+_MOMENT = "an ISO 8601 date and time with its offset"
+TIERS_EXAMPLE: dict[str, Any] = {
+    "tiers": [
+        {"code": "member", "name": "普通", "threshold": 0},
+        {"code": "silver", "name": "银卡", "threshold": 1000, "multiplier": "1.5",
+         "benefits": ["Free shipping"]},
+        {"code": "gold", "name": "金卡", "threshold": 5000, "multiplier": "2"},
+    ],
+    "measure": "points",
+    "window": "rolling",
+    "window_months": 12,
+    "anchor": "upgrade",
+    "period_months": 12,
+    "grace_days": 0,
+    "downgrade": "one",
+    "on_reversal": "next_evaluation",
+}  # fmt: skip
+SET_TIER_EXAMPLE = {"tier": "gold", "reason": "VIP customer", "change_id": "c-1"}
+
+
+def _tier_rules() -> ma.fields.Dict:
+    return ma.fields.Dict(required=True, metadata={"description": _TIERS, "example": TIERS_EXAMPLE})
+
+
+def moment(description: str) -> ma.fields.Raw:
+    """A date and time sent as ISO 8601 text; the view reads it and the service checks it
+    (a moment without an offset is ``naive_datetime``, as for an embedded caller)."""
+    meta = {"type": "string", "format": "date-time", "description": f"{description} ({_MOMENT})"}
+    return ma.fields.Raw(allow_none=True, metadata=meta)
+
+
+class PublishTiersIn(_Body):
+    """A new tier version."""
+
+    rules = _tier_rules()
+    effective_from = moment("when the version takes effect; default: now, never in the past")
+
+
+class PreviewTiersIn(_Body):
+    """Draft tier rules to weigh against the members' measures now."""
+
+    rules = _tier_rules()
+
+
+class SetTierIn(_Body):
+    """A manual tier change or lock (key: ``tier:<change_id>``)."""
+
+    tier = given("string", "the tier's code", required=True, example="gold")
+    reason = given("string", "why (kept in the member's tier history)", required=True)
+    change_id = given("string", "the shop's id for this change", required=True, example="c-1")
+    locked_until = moment("hold the member at this tier or above until then")
+    actor = given("string", "who did it; default: api:<the key's label>", nullable=True)
+
+
 # --- query arguments ----------------------------------------------------------------------
 
 
@@ -418,6 +486,18 @@ class ForecastArgs(ma.Schema):
     """Forecast window."""
 
     days = _query_int(90, 0, MAX_DAYS, "days ahead; 0 is what is overdue now")
+
+
+class TierHistoryArgs(ma.Schema):
+    """Tier history query."""
+
+    limit = _query_int(100, 1, 1000, "how many changes, newest first")
+
+
+class TierForecastArgs(ma.Schema):
+    """Tier forecast window."""
+
+    days = _query_int(90, 1, MAX_DAYS, "days ahead")
 
 
 class Problem(ma.Schema):

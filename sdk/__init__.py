@@ -7,7 +7,8 @@
 * the frozen result types its methods return (``EarnResult``, ``HoldResult``, ``Balance``…,
   and for the reward catalog ``RewardOffer``, ``RewardRedemptionResult`` with its
   ``VoucherInfo``, ``DrawOutcome`` and ``RewardEventInfo``, ``RedemptionPage``,
-  ``VoucherCheck``);
+  ``VoucherCheck``, and for member tiers ``TierProgress``, ``TierChangeInfo``,
+  ``TierVersionInfo``, ``TierForecast`` and ``TierCount``);
 * :class:`StripeWebhook` (from ``Jifen.stripe_webhook``), the Stripe webhook handler to host
   in your web app, and the :class:`WebhookResult` it answers with;
 * the error tree, rooted at :class:`LoyaltyError`; every error has a stable ``code``::
@@ -114,6 +115,13 @@ from loyalty.services.reward_results import (
     VoucherCheck,
     VoucherInfo,
 )
+from loyalty.services.tier_results import (
+    TierChangeInfo,
+    TierCount,
+    TierForecast,
+    TierProgress,
+    TierVersionInfo,
+)
 from loyalty.stripe.sync import WebhookResult
 from loyalty.stripe.webhook import StripeWebhook
 from sdk._client import Jifen
@@ -186,6 +194,11 @@ __all__ = [
     "ServerUnreachable",
     "StripeEventNotFound",
     "StripeWebhook",
+    "TierChangeInfo",
+    "TierCount",
+    "TierForecast",
+    "TierProgress",
+    "TierVersionInfo",
     "TransferLimit",
     "TransferNotAllowed",
     "TransferResult",

@@ -32,6 +32,7 @@ from loyalty.domain.checks import require_aware, require_program_code
 from loyalty.domain.clock import Clock
 from loyalty.domain.money import require_currency
 from loyalty.domain.rules import OrderLine
+from loyalty.domain.tiers import TierRules
 from loyalty.errors import ConfigurationError, ProgramNotFound
 from loyalty.services.forecast import forecast as forecast_points
 from loyalty.services.members import set_member_status
@@ -66,6 +67,13 @@ from loyalty.services.reward_results import (
     VoucherCheck,
 )
 from loyalty.services.rewards import list_rewards
+from loyalty.services.tier_results import (
+    TierChangeInfo,
+    TierCount,
+    TierForecast,
+    TierProgress,
+    TierVersionInfo,
+)
 from loyalty.services.transfers import transfer_points
 from loyalty.services.vouchers import consume_voucher, release_voucher, validate_voucher
 from loyalty.stripe.onboarding import enrol_applying_parked, link_applying_parked
@@ -705,6 +713,100 @@ class Jifen:
         """The order that used the voucher was refunded or cancelled: the voucher can be used
         again until it expires. Releasing one not in use answers it (``replayed``)."""
         return release_voucher(self._db, program=self._program, code=code, order_id=order_id)
+
+    # --- member tiers -----------------------------------------------------------------------
+
+    def tier_progress(self, *, member: str) -> TierProgress:
+        """Where the member stands: ``tier``, the qualifying ``measure``, what ``next_tier``
+        needs (``to_next_tier``), what keeping the tier needs by ``evaluate_at``
+        (``to_keep_tier``), the tier's ``multiplier`` and ``benefits``, and a ``lock``.
+        ``tiers_enabled`` is false when the program has no tiers."""
+        return core.tier_progress(self._db, program=self._program, member=member)
+
+    def tier_history(self, *, member: str, limit: int = 100) -> tuple[TierChangeInfo, ...]:
+        """The member's tier changes, newest first (``reason``: ``earn``, ``refund``,
+        ``dispute``, ``adjustment``, ``transfer``, ``evaluation``, ``manual`` or ``lock``);
+        ``limit`` is 1 to 1000."""
+        found = core.tier_history(self._db, program=self._program, member=member, limit=limit)
+        return tuple(found)
+
+    def set_member_tier(
+        self,
+        *,
+        member: str,
+        tier: str,
+        reason: str,
+        change_id: str,
+        locked_until: dt.datetime | None = None,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TierChangeInfo:
+        """Put the member at ``tier`` by hand, with a ``reason`` kept in their tier history;
+        with ``locked_until`` (aware), also hold them at that tier or above until then
+        (evaluations and refunds never go below a lock; earning may still move them up).
+
+        The new tier's period starts now; a change without ``locked_until`` ends any lock.
+        Key: ``tier:<change_id>``: a retry returns the first change (``replayed``), the same
+        key for another change raises :class:`~loyalty.errors.IdempotencyConflict`. A tier
+        the program does not have raises :class:`~loyalty.errors.InvalidInput`; a program
+        without tiers :class:`~loyalty.errors.Conflict`.
+        """
+        return core.set_member_tier(
+            self._db,
+            program=self._program,
+            member=member,
+            tier=tier,
+            reason=reason,
+            change_id=change_id,
+            actor=actor or SDK_ACTOR,
+            locked_until=locked_until,
+            idempotency_key=idempotency_key,
+        )
+
+    def publish_tiers(
+        self,
+        *,
+        rules: TierRules | Mapping[str, Any],
+        effective_from: dt.datetime | None = None,
+    ) -> TierVersionInfo:
+        """Publish a tier version (a rules mapping such as ``{"tiers": [{"code": "member",
+        "name": "普通", "threshold": 0}, …], "measure": "points", "window": "rolling", …}``)
+        in force from ``effective_from`` (aware; default now, never in the past). It must keep
+        every tier members hold or are locked at (:class:`~loyalty.errors.Conflict` names
+        them); bad rules raise :class:`~loyalty.errors.InvalidRule`."""
+        return core.publish_tiers(
+            self._db,
+            program=self._program,
+            rules=rules,
+            effective_from=effective_from,
+            created_by=SDK_ACTOR,
+        )
+
+    def tier_versions(self) -> tuple[TierVersionInfo, ...]:
+        """Every tier version, oldest first, without those cancelled."""
+        return tuple(core.list_tier_versions(self._db, program=self._program))
+
+    def cancel_tiers(self, *, version: int) -> TierVersionInfo:
+        """Cancel tier version ``version`` before it takes effect; one in force, or followed
+        by a later version, raises :class:`~loyalty.errors.Conflict`."""
+        return core.cancel_tiers(
+            self._db, program=self._program, version=version, cancelled_by=SDK_ACTOR
+        )
+
+    def tier_forecast(self, *, days: int = 90) -> TierForecast:
+        """What the evaluations due in the next ``days`` days would do if nobody earned more:
+        members per tier (``holding``), and how many would move ``up``, ``down`` or
+        ``keep`` (``moves``: from tier to tier to members)."""
+        return core.tier_forecast(self._db, program=self._program, days=days)
+
+    def tier_distribution(self) -> tuple[TierCount, ...]:
+        """How many members hold each tier now, lowest tier first."""
+        return tuple(core.tier_distribution(self._db, program=self._program))
+
+    def preview_tiers(self, *, rules: TierRules | Mapping[str, Any]) -> tuple[TierCount, ...]:
+        """How many members each tier of draft ``rules`` would hold by their measure now;
+        writes nothing."""
+        return tuple(core.preview_tiers(self._db, program=self._program, rules=rules))
 
     # --- reminders --------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ from loyalty.domain.checks import (
 from loyalty.domain.clock import Clock
 from loyalty.domain.money import require_currency
 from loyalty.domain.rewards import require_code
+from loyalty.domain.tiers import TierRules
 from loyalty.errors import (
     ConfigurationError,
     Conflict,
@@ -73,7 +74,7 @@ from loyalty.errors import (
     RuleViolation,
     ServerUnreachable,
 )
-from loyalty.services import results, reward_results
+from loyalty.services import results, reward_results, tier_results
 from loyalty.services.reminders import ReminderCallback
 from loyalty.services.results import ProgramInfo, Record, ReminderResult
 from loyalty.stripe.webhook import DEFAULT_TOLERANCE, StripeWebhook
@@ -236,6 +237,23 @@ ROUTES: dict[str, Route] = {
     "validate_voucher": _route("POST", "/v1/vouchers/{code}/validate", reward_results.VoucherCheck),
     "consume_voucher": _route("POST", "/v1/vouchers/{code}/consume", reward_results.VoucherCheck),
     "release_voucher": _route("POST", "/v1/vouchers/{code}/release", reward_results.VoucherCheck),
+    "tier_progress": _route("GET", "/v1/members/{member}/tier", tier_results.TierProgress),
+    "tier_history": Route(
+        "GET", ("/v1/members/{member}/tier/history",), tier_results.TierChangeInfo, many=True
+    ),
+    "set_member_tier": _route("POST", "/v1/members/{member}/tier", tier_results.TierChangeInfo),
+    "publish_tiers": _route("POST", "/v1/program/tiers", tier_results.TierVersionInfo),
+    "tier_versions": Route("GET", ("/v1/program/tiers",), tier_results.TierVersionInfo, many=True),
+    "cancel_tiers": _route(
+        "POST", "/v1/program/tiers/{version}/cancel", tier_results.TierVersionInfo
+    ),
+    "tier_forecast": _route("GET", "/v1/program/tiers/forecast", tier_results.TierForecast),
+    "tier_distribution": Route(
+        "GET", ("/v1/program/tiers/distribution",), tier_results.TierCount, many=True
+    ),
+    "preview_tiers": Route(
+        "POST", ("/v1/program/tiers/preview",), tier_results.TierCount, many=True
+    ),
 }
 # Query arguments that are text, not whole numbers.
 TEXT_QUERY = frozenset({"reward", "status"})
@@ -249,7 +267,16 @@ _SEGMENT_CHECKS: dict[str, Callable[..., str]] = {
     "dispute_id": require_order_id,
     "redemption": lambda value, name: str(require_int(name, value)),
     "code": require_code,
+    "version": lambda value, name: str(_tier_version(value)),
 }
+
+
+def _tier_version(value: Any) -> int:
+    """A tier version number, refused as the tiers service refuses it (a path cannot carry
+    what is not a whole number of at least 1)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"version must be a whole number of at least 1, got {value!r}")
+    return value
 
 
 def _placeholders(path: str) -> list[str]:
@@ -279,6 +306,10 @@ def _jsonable(value: Any) -> Any:
     """A value as JSON carries it: order lines (dataclasses or mappings) as objects,
     sequences as arrays; anything JSON has no form for as its text (the server refuses it
     as the embedded client would, with the same error class)."""
+    if isinstance(value, TierRules):
+        return value.to_dict()
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -336,7 +367,7 @@ def decode(cls: type[Any], data: Any, *, replayed: bool = False) -> Any:
         extra = {
             name: _value(hints[name], data[name])
             for name in hints
-            if name not in carried and name in data
+            if name in data and (name not in carried or _holds_results(hints[name]))
         }
         return dataclasses.replace(rebuilt, **extra) if extra else rebuilt
     values = {
@@ -362,7 +393,21 @@ def _value(hint: Any, value: Any) -> Any:
         if isinstance(item, type) and dataclasses.is_dataclass(item):
             return tuple(decode(item, v) for v in value)
         return tuple(value)
+    if typing.get_origin(hint) is list:
+        item = typing.get_args(hint)[0]
+        if isinstance(item, type) and dataclasses.is_dataclass(item):
+            return [decode(item, v) for v in value]
+        return list(value)
     return value
+
+
+def _holds_results(hint: Any) -> bool:
+    """Whether a field of ``hint`` is a list of results (a tier forecast's counts), which a
+    stored record carries as plain mappings and decoding rebuilds."""
+    if typing.get_origin(hint) is not list:
+        return False
+    (item,) = typing.get_args(hint)
+    return isinstance(item, type) and dataclasses.is_dataclass(item)
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -551,6 +596,15 @@ class RemoteJifen(Jifen):
     validate_voucher = _remote_method("validate_voucher")
     consume_voucher = _remote_method("consume_voucher")
     release_voucher = _remote_method("release_voucher")
+    tier_progress = _remote_method("tier_progress")
+    tier_history = _remote_method("tier_history")
+    set_member_tier = _remote_method("set_member_tier")
+    publish_tiers = _remote_method("publish_tiers")
+    tier_versions = _remote_method("tier_versions")
+    cancel_tiers = _remote_method("cancel_tiers")
+    tier_forecast = _remote_method("tier_forecast")
+    tier_distribution = _remote_method("tier_distribution")
+    preview_tiers = _remote_method("preview_tiers")
 
     def on_reminder(self, callback: ReminderCallback) -> ReminderCallback:
         """Not available remotely: reminder callbacks run where reminders are sent."""

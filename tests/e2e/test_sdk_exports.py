@@ -80,6 +80,11 @@ EXPORTS = [
     "ServerUnreachable",
     "StripeEventNotFound",
     "StripeWebhook",
+    "TierChangeInfo",
+    "TierCount",
+    "TierForecast",
+    "TierProgress",
+    "TierVersionInfo",
     "TransferLimit",
     "TransferNotAllowed",
     "TransferResult",
@@ -96,6 +101,7 @@ METHODS = [
     "advance_fulfilment",
     "balance",
     "cancel_redemption",
+    "cancel_tiers",
     "capture",
     "close",
     "close_dispute",
@@ -114,6 +120,8 @@ METHODS = [
     "link_stripe_customer",
     "on_reminder",
     "open_dispute",
+    "preview_tiers",
+    "publish_tiers",
     "quote",
     "quote_redemption",
     "redeem_reward",
@@ -123,14 +131,21 @@ METHODS = [
     "release_voucher",
     "rewards",
     "send_reminders",
+    "set_member_tier",
     "stripe_webhook",
+    "tier_distribution",
+    "tier_forecast",
+    "tier_history",
+    "tier_progress",
+    "tier_versions",
     "transfer",
     "validate_voucher",
 ]
 
 # Writes whose retries are made safe by an idempotency key (enrolment and linking a Stripe
 # customer are idempotent by the member's id; reminders by member and due date; using a
-# voucher by the order, moving a fulfilment by the state asked for).
+# voucher by the order, moving a fulfilment by the state asked for; a manual tier change by
+# its change id).
 KEYED_WRITES = [
     "adjust",
     "cancel_redemption",
@@ -145,6 +160,7 @@ KEYED_WRITES = [
     "redeem_reward",
     "refund",
     "release",
+    "set_member_tier",
     "transfer",
 ]
 
