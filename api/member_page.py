@@ -343,8 +343,7 @@ def _keep_text(words: TierWords, p: TierProgress) -> str | None:
     the lowest tier, or while a lock holds the tier past the evaluation)."""
     if p.to_keep_tier is None or p.evaluate_at is None:
         return None
-    locked = p.lock == p.tier and p.locked_until_at is not None
-    if locked and p.locked_until_at is not None and p.locked_until_at >= p.evaluate_at:
+    if p.lock == p.tier and p.locked_until_at is not None and p.locked_until_at >= p.evaluate_at:
         return None
     date = words.formats.last_day_before(p.evaluate_at)
     if p.to_keep_tier <= 0:
@@ -406,15 +405,15 @@ def _tier_why(change: TierChangeInfo, words: TierWords, up: bool) -> str:
 def history_lines(view: MemberView, formats: Formats, words: TierWords | None) -> list[Line]:
     """The page's history items in words, with the tier changes of the same stretch of time
     among them (a change goes before the items of the moment it happened)."""
-    items = view.history.items
-    pending = list(_changes_on_page(view)) if words is not None else []
+    if words is None:
+        return [line(item, formats) for item in view.history.items]
+    pending = list(_changes_on_page(view))
     lines: list[Line] = []
-    for item in items:
-        while pending and words is not None and pending[0].created_at >= item.created_at:
+    for item in view.history.items:
+        while pending and pending[0].created_at >= item.created_at:
             lines.append(tier_line(pending.pop(0), words))
         lines.append(line(item, formats))
-    if words is not None:
-        lines.extend(tier_line(change, words) for change in pending)
+    lines.extend(tier_line(change, words) for change in pending)
     return lines
 
 

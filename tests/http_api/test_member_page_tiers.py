@@ -196,3 +196,56 @@ def test_without_tiers_the_page_shows_no_tier(
         assert 'class="card tier"' not in body and "<progress" not in body
         assert "tier-" not in body
         assert "Member tier" not in body and "会员等级" not in body
+
+
+def test_a_tier_on_money_spent_speaks_money(
+    client: FlaskClient, program_db: Database, read_key: str
+) -> None:
+    money = {
+        **LADDER,
+        "measure": "money",
+        "tiers": [
+            {"code": "member", "name": "普通", "threshold": 0},
+            {"code": "silver", "name": "银卡", "threshold": 100_000},
+            {"code": "gold", "name": "金卡", "threshold": 500_000},
+        ],
+    }
+    s.publish_tiers(program_db, program=PROGRAM, rules=money, created_by="mkt")
+    enrol(program_db, "erin")
+    earn(program_db, "erin", "o-1", 110_000)  # ¥1,100 spent: silver
+    token = token_for(client, read_key, "erin")
+    page = open_page(client, token)
+    assert by_testid(page, "tier-next") == "Spend CN¥3,900.00 more to reach 金卡"
+    assert by_testid(page, "tier-measured") == "CN¥1,100.00 of CN¥5,000.00 qualifying spend"
+    assert by_testid(page, "tier-keep") == (
+        "Spend CN¥1,000.00 more by November 20, 2027 to keep 银卡."
+    )
+    assert not _has_testid(page, "tier-multiplier")  # earning as usual
+    assert "Qualifying spend reached CN¥1,100.00" in text_of(page)
+    chinese = open_page(client, token, BROWSER_ZH)
+    assert by_testid(chinese, "tier-next") == "再消费 ¥3,900.00 即可升级金卡"
+    assert by_testid(chinese, "tier-measured") == "已累计消费 ¥1,100.00 / ¥5,000.00"
+
+
+def test_a_refund_that_undoes_the_upgrade_reads_as_a_move_down(
+    client: FlaskClient, program_db: Database, read_key: str, clock: FixedClock
+) -> None:
+    s.publish_tiers(
+        program_db, program=PROGRAM, rules={**LADDER, "on_reversal": "at_once"}, created_by="mkt"
+    )
+    enrol(program_db, "finn")
+    earn(program_db, "finn", "o-1", 120_000)  # silver
+    clock.advance(dt.timedelta(hours=1))
+    s.refund_order(
+        program_db, program=PROGRAM, order_id="o-1", refund_id="re-1", amount_minor=120_000,
+        currency="CNY",
+    )  # fmt: skip
+    s.complete_refund(program_db, program=PROGRAM, refund_id="re-1")
+    token = token_for(client, read_key, "finn")
+    page = open_page(client, token)
+    assert by_testid(page, "tier-name") == "普通"
+    assert not _has_testid(page, "tier-keep")  # the lowest tier is never lost
+    words = text_of(page)
+    down = "Moved down to 普通 Reviewed after a refund"
+    assert words.index(down) < words.index("Moved up to 银卡")
+    assert "降级为普通 退款后重新评定" in text_of(open_page(client, token, BROWSER_ZH))
