@@ -33,7 +33,7 @@ from loyalty.services import (
     history,
     list_adjustment_requests,
     list_redemptions,
-    set_member_tier,
+    set_member_tier_audited,
 )
 from loyalty.services.console_queries import member_expiring, open_lots, search_members
 from loyalty.stripe.onboarding import link_applying_parked
@@ -114,7 +114,7 @@ class MembersView(ConsoleView):
         form = request.form
         member = form.get("member", "")
         try:
-            change = set_member_tier(
+            change = set_member_tier_audited(
                 self.console.db,
                 program=program.code,
                 member=member,

@@ -21,10 +21,10 @@ from loyalty.domain.calendar import zone
 from loyalty.domain.tiers import TierRules
 from loyalty.errors import InvalidInput, InvalidRule, LoyaltyError
 from loyalty.services import (
-    cancel_tiers,
+    cancel_tiers_audited,
     list_tier_versions,
     preview_tiers,
-    publish_tiers,
+    publish_tiers_audited,
     tier_distribution,
     tier_forecast,
     tier_history,
@@ -99,12 +99,12 @@ class TiersView(ConsoleView):
                 )
             else:
                 try:
-                    published = publish_tiers(
+                    published = publish_tiers_audited(
                         db,
                         program=program.code,
                         rules=draft,
                         effective_from=effective_from,
-                        created_by=actor(),
+                        actor=actor(),
                     )
                 except LoyaltyError as exc:
                     return self._page(**page, problem=exc.message, problem_field=_field(exc)), 400
@@ -127,8 +127,8 @@ class TiersView(ConsoleView):
             flash_error(InvalidInput("choose the version to cancel from the tiers page"))
             return redirect(url_for(".index"))
         try:
-            cancelled = cancel_tiers(
-                self.console.db, program=program.code, version=int(raw), cancelled_by=actor()
+            cancelled = cancel_tiers_audited(
+                self.console.db, program=program.code, version=int(raw), actor=actor()
             )
         except LoyaltyError as exc:
             flash_error(exc)

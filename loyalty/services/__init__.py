@@ -85,6 +85,11 @@ from loyalty.services.rewards import (
     restock_reward,
     set_reward_retired,
 )
+from loyalty.services.tier_audit import (
+    cancel_tiers_audited,
+    publish_tiers_audited,
+    set_member_tier_audited,
+)
 from loyalty.services.tier_sweep import (
     evaluate_tiers,
     place_members,
@@ -117,6 +122,7 @@ __all__ = [
     "balance",
     "cancel_redemption",
     "cancel_tiers",
+    "cancel_tiers_audited",
     "capture_hold",
     "clear_due_year_ends",
     "clear_year_end",
@@ -162,6 +168,7 @@ __all__ = [
     "publish_rules",
     "publish_rules_audited",
     "publish_tiers",
+    "publish_tiers_audited",
     "quote_purchase",
     "quote_redemption",
     "record_audit",
@@ -177,6 +184,7 @@ __all__ = [
     "send_reminders",
     "set_member_status",
     "set_member_tier",
+    "set_member_tier_audited",
     "set_reward_retired",
     "tier_distribution",
     "tier_forecast",

@@ -29,7 +29,8 @@ class TierChangeInfo(Record):
     ``evaluation`` (written even when the tier stays: ``from_tier == to_tier``),
     ``placement`` (:func:`place_members`), ``manual`` or ``lock``. ``measure`` is the
     qualifying measure the decision used; ``due_at`` the evaluation's due moment;
-    ``evaluate_at`` the member's next evaluation after the change.
+    ``evaluate_at`` the member's next evaluation after the change. ``reference`` names the
+    order (or the action) of an ``earn`` change.
     """
 
     member: str
@@ -45,6 +46,7 @@ class TierChangeInfo(Record):
     locked_until_at: dt.datetime | None = None
     actor: str | None = None
     note: str | None = None
+    reference: str | None = None
     replayed: bool = False
 
 

@@ -23,7 +23,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, select, update
 
-from loyalty.db.tables import members, programs, tier_changes, tier_qualifying, tier_versions
+from loyalty.db.tables import (
+    earnings,
+    members,
+    programs,
+    tier_changes,
+    tier_qualifying,
+    tier_versions,
+)
 from loyalty.domain.checks import (
     require_aware,
     require_key,
@@ -760,8 +767,10 @@ def tier_history(
         raise InvalidInput(f"limit must be between 1 and 1000, got {limit!r}")
     with db.read() as conn:
         _prog, row = _member_row(conn, program, member)
+        reference = func.coalesce(earnings.c.order_id, earnings.c.action).label("reference")
         rows = conn.execute(
-            select(tier_changes)
+            select(tier_changes, reference)
+            .outerjoin(earnings, earnings.c.operation_id == tier_changes.c.operation_id)
             .where(tier_changes.c.member_id == row.id)
             .order_by(tier_changes.c.id.desc())
             .limit(limit)
@@ -784,6 +793,7 @@ def change_info(member: str, r: Row[Any], *, replayed: bool = False) -> TierChan
         locked_until_at=r.locked_until,
         actor=r.actor,
         note=r.note,
+        reference=getattr(r, "reference", None),
         replayed=replayed,
     )
 
