@@ -25,18 +25,19 @@ from typing import Any
 
 from bench.common import (
     PROGRAM,
-    Throughput,
     base_parser,
+    conninfo,
     create_bench_program,
     interleaved,
     print_table,
     ratio,
-    run_threads,
     scratch_database,
     seed_members,
     verify,
     write_result,
 )
+from bench.cpu_meter import CpuMeter
+from bench.rewards_pg import Measured, measure
 from loyalty import services as svc
 from loyalty.db import Database
 from sdk import Jifen
@@ -100,14 +101,31 @@ def earning(client: Jifen, members: int, tag: str) -> Callable[[int, int], None]
     return work
 
 
-def side(url: str, program: str, threads: int, members: int, warmup: float) -> Any:
-    """A side of the run: ``run(seconds, tag)`` earning in ``program`` on ``threads``."""
+def side(
+    url: str, meter: CpuMeter, program: str, threads: int, members: int, warmup: float
+) -> Callable[[float, str], Measured]:
+    """A side of the run: ``run(seconds, tag)`` earning in ``program`` on ``threads``, with
+    the CPU its earns took (a shared machine moves the rate more than the CPU per earn)."""
 
-    def run(seconds: float, tag: str) -> Throughput:
+    def run(seconds: float, tag: str) -> Measured:
         with Jifen(url, program=program) as client:
-            return run_threads(threads, seconds, earning(client, members, tag), warmup=warmup)
+            return measure(meter, threads, seconds, warmup, earning(client, members, tag))
 
     return run
+
+
+def figures(threads: int, off: Measured, on: Measured) -> dict[str, Any]:
+    """One row of the result: each side's rate and CPU per earn, and the ratio on/off."""
+    return {
+        "threads": threads,
+        "tiers_off_tps": round(off.throughput.per_second),
+        "tiers_on_tps": round(on.throughput.per_second),
+        "ratio": ratio(on.throughput.per_second, off.throughput.per_second),
+        "tiers_off_python_cpu_ms": off.cpu_ms("python"),
+        "tiers_on_python_cpu_ms": on.cpu_ms("python"),
+        "tiers_off_postgres_cpu_ms": off.cpu_ms("postgres"),
+        "tiers_on_postgres_cpu_ms": on.cpu_ms("postgres"),
+    }
 
 
 def check_placed(url: str, members: int) -> dict[str, int]:
@@ -151,33 +169,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with scratch_database(args.url, keep=args.keep) as url:
         prepare(url, args.members)
         check_placed(url, args.members)
+        meter = CpuMeter(conninfo(url))
         rows = []
         for threads in thread_counts:
             got = interleaved(
                 args.rounds,
                 args.seconds,
                 {
-                    "off": side(url, PROGRAM, threads, args.members, args.warmup),
-                    "on": side(url, TIERS_PROGRAM, threads, args.members, args.warmup),
+                    name: side(url, meter, program, threads, args.members, args.warmup)
+                    for name, program in (("off", PROGRAM), ("on", TIERS_PROGRAM))
                 },
             )
-            rows.append(
-                {
-                    "threads": threads,
-                    "tiers_off_tps": round(got["off"].per_second),
-                    "tiers_on_tps": round(got["on"].per_second),
-                    "ratio": ratio(got["on"].per_second, got["off"].per_second),
-                }
-            )
+            rows.append(figures(threads, got["off"], got["on"]))
+        meter.close()
         if args.profile:
             profile(url, args.members, args.profile)
         checked = verify(url, label="tiers_pg")
         headline = rows[-1]
         met = headline["ratio"] >= TARGET if headline["threads"] >= 8 else None
         print_table(
-            "Earn on PostgreSQL, tiers on against off (transactions/s)",
-            ["threads", "tiers off", "tiers on", "ratio on/off"],
-            [[r["threads"], r["tiers_off_tps"], r["tiers_on_tps"], r["ratio"]] for r in rows],
+            "Earn on PostgreSQL, tiers on against off (transactions/s; CPU ms per earn,"
+            " Python/PostgreSQL)",
+            ["threads", "tiers off", "tiers on", "ratio on/off", "CPU off", "CPU on"],
+            [
+                [
+                    r["threads"],
+                    r["tiers_off_tps"],
+                    r["tiers_on_tps"],
+                    r["ratio"],
+                    f"{r['tiers_off_python_cpu_ms']}/{r['tiers_off_postgres_cpu_ms']}",
+                    f"{r['tiers_on_python_cpu_ms']}/{r['tiers_on_postgres_cpu_ms']}",
+                ]
+                for r in rows
+            ],
         )
         write_result(
             "tiers_pg",

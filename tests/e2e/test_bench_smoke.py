@@ -72,6 +72,7 @@ def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
         assert all(f["jifen_python_cpu_ms"] > 0 for f in result["figures"])
     if name == "tiers_pg":  # both sides earned: tiers on and tiers off
         assert all(f["tiers_on_tps"] > 0 and f["tiers_off_tps"] > 0 for f in result["figures"])
+        assert all(f["tiers_on_python_cpu_ms"] > 0 for f in result["figures"])
 
 
 def test_run_all_writes_the_summary(tmp_path: Path) -> None:

@@ -221,7 +221,7 @@ def test_member_shows_progress_and_history(shop: str) -> None:
     assert "next tier: none (top tier)" in result.stdout
     assert "benefits: Free shipping" in result.stdout
     history = table_rows(result.stdout)
-    assert [(r[1], r[2], r[3], r[4]) for r in history] == [("-", "gold", "earn", "6,000")]
+    assert [(r[1], r[2], r[3], r[4]) for r in history] == [("member", "gold", "earn", "6,000")]
 
     bob = jifen(shop, "tiers", "member", "--program", "shop", "bob")
     assert "measure: 0 points" in bob.stdout  # the 3-month window left the earn behind
@@ -240,14 +240,14 @@ def test_set_moves_a_member_by_hand_with_a_lock_and_replays(shop: str) -> None:
             "--change-id", "vip-1", "--lock-until", "2099-06-30")  # fmt: skip
     first = jifen(shop, *args)
     assert first.exit_code == 0, first.output
-    assert "carol moved to gold, locked until 2099-06-30 00:00 Asia/Shanghai" in (first.stdout)
+    assert "carol moved from member to gold, locked until 2099-06-30 00:00 Asia/Shanghai" in (first.stdout)
     again = jifen(shop, *args)
     assert again.exit_code == 0, again.output
-    assert again.stdout.startswith("already done: carol moved to gold")
+    assert again.stdout.startswith("already done: carol moved from member to gold")
 
     history = table_rows(jifen(shop, "tiers", "member", "--program", "shop", "carol").stdout)
     assert len(history) == 1
-    assert history[0][1:4] == ["-", "gold", "lock"]
+    assert history[0][1:4] == ["member", "gold", "lock"]
     assert history[0][6].startswith("cli")
     assert history[0][7] == "VIP guest (locked until 2099-06-30 00:00 Asia/Shanghai)"
 
