@@ -20,6 +20,7 @@ from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from tests.http_api.conftest import new_key
 from tests.http_api.test_member_page import BROWSER_ZH, by_testid, open_page, text_of, token_for
+from tests.http_api.test_member_page_rewards import follow, form_of, open_rewards, post
 from tests.integration.helpers import PROGRAM, earn, enrol, local
 
 LADDER: dict[str, Any] = {
@@ -249,3 +250,33 @@ def test_a_refund_that_undoes_the_upgrade_reads_as_a_move_down(
     down = "Moved down to 普通 Reviewed after a refund"
     assert words.index(down) < words.index("Moved up to 银卡")
     assert "降级为普通 退款后重新评定" in text_of(open_page(client, token, BROWSER_ZH))
+
+
+def test_the_rewards_pages_price_and_refuse_by_tier(
+    client: FlaskClient, silver: Database, read_key: str
+) -> None:
+    s.create_reward(
+        silver, program=PROGRAM, code="mug", kind="item", actor="mkt", stock=5,
+        terms={"name": "Mug", "points": 600, "tier_points": {"silver": 450}},
+    )  # fmt: skip
+    s.create_reward(
+        silver, program=PROGRAM, code="tasting", kind="item", actor="mkt", stock=5,
+        terms={"name": "Tasting", "points": 100, "tiers": ["gold"]},
+    )  # fmt: skip
+    token = token_for(client, read_key, "alice")  # silver, 1,100 points
+    catalog = open_rewards(client, token)
+    body = catalog.get_data(as_text=True)
+    mug = body[body.index('data-testid="reward-mug"') : body.index('data-testid="reward-tasting"')]
+    assert 'data-testid="price">450 points<' in mug
+    tasting = body[body.index('data-testid="reward-tasting"') :]
+    assert "For members of certain tiers only" in tasting and "<form" not in tasting
+    chinese = open_rewards(client, token, BROWSER_ZH).get_data(as_text=True)
+    assert "仅限特定会员等级" in chinese
+
+    address = {"ship_name": "Ann", "ship_phone": "13800000000", "ship_address": "1 Road"}
+    fields = form_of(catalog, "mug") | address | {"quantity": "2"}
+    confirmed = post(client, "confirm", fields)
+    assert by_testid(confirmed, "question") == "Spend 900 points on 2 × Mug?"
+    done = follow(client, post(client, "redeem", fields))
+    assert "900 points spent." in text_of(done)
+    assert s.balance(silver, program=PROGRAM, member="alice").available == 1_100 - 900
