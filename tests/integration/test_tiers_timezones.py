@@ -66,7 +66,7 @@ def shop_in(db: Database, clock: FixedClock, zone: str, day: dt.date, months: in
     )
 
 
-def history(db: Database) -> list[tuple[str | None, str, str]]:
+def history(db: Database) -> list[tuple[str | None, str | None, str]]:
     rows = s.tier_history(db, program=PROGRAM, member="alice")
     return [(h.from_tier, h.to_tier, h.reason) for h in reversed(rows)]
 
