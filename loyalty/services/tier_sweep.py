@@ -23,7 +23,7 @@ from loyalty.db.database import Database
 from loyalty.db.tables import members, programs, tier_qualifying
 from loyalty.domain.checks import require_int, require_program_code
 from loyalty.domain.tiers import TierRules
-from loyalty.errors import ConfigurationError
+from loyalty.errors import ConfigurationError, Conflict
 from loyalty.services.tier_results import TierCount, TierForecast, TierSweepResult
 from loyalty.services.tiers import (
     Change,
@@ -338,7 +338,7 @@ def _forecast(
 def _require_tiers(db: Target, conn: Connection, prog: Any) -> InForce:
     tiers = tiers_at(db, conn, prog.id, db.clock.now())
     if tiers is None:
-        raise ConfigurationError(f"program {prog.code} has no tiers; publish tiers first")
+        raise Conflict(f"program {prog.code} has no tiers; publish tiers first", program=prog.code)
     return tiers
 
 

@@ -53,6 +53,8 @@ from loyalty.services.tier_results import TierChangeInfo, TierProgress, TierVers
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row, request_hash, resolve_key
 
+MAX_VERSION = 2**31 - 1  # the version column's range
+
 # --- versions -------------------------------------------------------------------------------
 
 
@@ -142,7 +144,9 @@ def publish_tiers(
     now = db.clock.now()
     start = now if effective_from is None else require_aware("effective_from", effective_from)
     if start < now:
-        raise InvalidRule("a tier change cannot take effect in the past", effective_from=start)
+        raise InvalidRule(
+            "a tier change cannot take effect in the past", effective_from=start.isoformat()
+        )
     with db.write() as conn:
         prog = _lock_versions(conn, program)
         _refuse_dropping_held(conn, prog, parsed)
@@ -212,7 +216,9 @@ def cancel_tiers(
     force, or while a later version follows it). Its number is never given again."""
     program = require_program_code(program)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidInput(f"version must be a whole number of at least 1, got {version!r}")
+        raise InvalidInput(f"version must be a whole number of at least 1, got {version!r:.40}")
+    if version > MAX_VERSION:
+        raise NotFound(f"tier version {version} of program {program} does not exist")
     if cancelled_by is not None:
         cancelled_by = require_text("cancelled_by", cancelled_by, max_length=120)
     now = db.clock.now()
@@ -764,7 +770,7 @@ def tier_history(
     program = require_program_code(program)
     member = require_member_id(member)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise InvalidInput(f"limit must be between 1 and 1000, got {limit!r}")
+        raise InvalidInput(f"limit must be between 1 and 1000, got {limit!r:.40}")
     with db.read() as conn:
         _prog, row = _member_row(conn, program, member)
         reference = func.coalesce(earnings.c.order_id, earnings.c.action).label("reference")

@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
+from api.schemas import TIERS_EXAMPLE
 from loyalty import services as core
 from loyalty.db import Database
 from loyalty.db.models import Base
@@ -58,6 +59,24 @@ class Operation:
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/v1/program/tiers"): Operation(names_shop_data=False),
+    ("POST", "/v1/program/tiers"): Operation(
+        body={"rules": TIERS_EXAMPLE, "effective_from": "2099-01-01T00:00:00+00:00"},
+        names_shop_data=False,
+    ),
+    ("POST", "/v1/program/tiers/{version}/cancel"): Operation(
+        path={"version": "2"}, names_shop_data=False
+    ),
+    ("GET", "/v1/program/tiers/forecast"): Operation(query={"days": 30}, names_shop_data=False),
+    ("POST", "/v1/program/tiers/preview"): Operation(
+        body={"rules": TIERS_EXAMPLE}, names_shop_data=False
+    ),
+    ("GET", "/v1/program/tiers/distribution"): Operation(names_shop_data=False),
+    ("GET", "/v1/members/{member}/tier"): Operation(path={"member": "alice"}),
+    ("POST", "/v1/members/{member}/tier"): Operation(
+        path={"member": "bob"}, body={"tier": "gold", "reason": "VIP", "change_id": "c-1"}
+    ),
+    ("GET", "/v1/members/{member}/tier/history"): Operation(path={"member": "alice"}),
     ("POST", "/v1/members"): Operation(body={"member": "erin"}, names_shop_data=False),
     ("GET", "/v1/members/{member}"): Operation(path={"member": "alice"}),
     ("POST", "/v1/members/{member}/stripe-customer"): Operation(
@@ -188,6 +207,7 @@ def seed(db: Database) -> None:
             **extra,  # type: ignore[arg-type]
         )
     name_vouchers(db, 3, *VOUCHERS)
+    core.publish_tiers(db, program=PROGRAM, rules=TIERS_EXAMPLE)
     make_program(db, OTHER_PROGRAM)
 
 

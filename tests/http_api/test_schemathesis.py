@@ -25,6 +25,7 @@ from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api import create_api_app
+from api.schemas import TIERS_EXAMPLE
 from loyalty.db import Database
 from tests.http_api.conftest import SECRET, bearer, new_key
 from tests.http_api.live_server import live_server
@@ -58,6 +59,10 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "redemption": (1, 2, 3),
     "code": VOUCHERS,
     "status": ("packing", "shipped", "issued"),
+    "rules": (TIERS_EXAMPLE,),
+    "tier": ("gold", "silver"),
+    "change_id": ("c-1", "c-2"),
+    "version": (1, 2),
     "kind": ("coupon", "item"),
     "terms": ({"name": "Tea", "points": 10},),
     "count": (3,),
