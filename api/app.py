@@ -61,7 +61,8 @@ answers the same results and errors.
   the key is derived from the ids in the body (`earn:<order_id>`…). A retry answers the first
   response with `Idempotent-Replayed: true`; the same key with another body is 409. A reward
   redemption has no id to derive one from: send a key, or every call is a new redemption.
-  Using a voucher is idempotent per order, moving a fulfilment per state.
+  Using a voucher is idempotent per order, moving a fulfilment per state. A manual tier
+  change is idempotent by its `change_id` (key `tier:<change_id>`).
   Enrolling, linking and closing a member are idempotent by the member's id (the same call
   again answers the same member) and do not read the header.
 * **Errors** are RFC 9457 `application/problem+json` with the error's stable `code`.

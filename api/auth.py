@@ -3,10 +3,10 @@
 Both are sent as ``Authorization: Bearer …``. A server key acts for its program with its
 scopes; a request may name the program it expects in ``Jifen-Program`` (the SDK does), and a
 key of another program is refused with 403. A member token may only read its own member's
-balance, history, expiring points, rewards and redemptions, and redeem rewards for that member
-(the customer spends their own points). The credential is read before the request's body, so
-a refused one is a 401 whatever the body; the scope is checked by the view. The services
-decide everything else.
+balance, history, expiring points, tier and tier history, rewards and redemptions, and redeem
+rewards for that member (the customer spends their own points). The credential is read
+before the request's body, so a refused one is a 401 whatever the body; the scope is checked
+by the view. The services decide everything else.
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ def server_key(scope: str) -> ApiKeyInfo:
     key = _credential()
     if isinstance(key, MemberClaims):
         raise PermissionDenied(
-            "a member token may only read its member's balance, history, expiring points and "
-            "rewards, and redeem rewards for its member; this needs a server key"
+            "a member token may only read its member's balance, history, expiring points, "
+            "tier and tier history and rewards, and redeem rewards for its member; this "
+            "needs a server key"
         )
     g.api_key = key
     g.program = key.program
