@@ -23,6 +23,7 @@ from loyalty.errors import InvalidInput, InvalidRule, LoyaltyError
 from loyalty.services import (
     cancel_tiers_audited,
     list_tier_versions,
+    place_members_audited,
     preview_tiers,
     publish_tiers_audited,
     tier_distribution,
@@ -137,6 +138,22 @@ class TiersView(ConsoleView):
             flash(
                 f"Cancelled tier version {cancelled.version}: it will not take effect on "
                 f"{start} ({program.timezone}).",
+                "success",
+            )
+        return redirect(url_for(".index"))
+
+    @expose("/place", methods=("POST",))
+    def place(self) -> ResponseReturnValue:
+        require_role(*MARKETING)
+        program = self.program()
+        try:
+            placed = place_members_audited(self.console.db, program=program.code, actor=actor())
+        except LoyaltyError as exc:
+            flash_error(exc)
+        else:
+            flash(
+                f"Placed members by their measure: {placed.up:,} moved up (nobody moves down "
+                "here; evaluations do that).",
                 "success",
             )
         return redirect(url_for(".index"))

@@ -87,6 +87,7 @@ from loyalty.services.rewards import (
 )
 from loyalty.services.tier_audit import (
     cancel_tiers_audited,
+    place_members_audited,
     publish_tiers_audited,
     set_member_tier_audited,
 )
@@ -162,6 +163,7 @@ __all__ = [
     "open_dispute",
     "pending_notifications",
     "place_members",
+    "place_members_audited",
     "preview_tiers",
     "price_purchase",
     "publish_reward_terms",

@@ -8,10 +8,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from loyalty.db.database import Database
 from loyalty.domain.checks import require_text
 from loyalty.domain.tiers import TierRules
 from loyalty.services.audit import audit
-from loyalty.services.tier_results import TierChangeInfo, TierVersionInfo
+from loyalty.services.tier_results import TierChangeInfo, TierSweepResult, TierVersionInfo
+from loyalty.services.tier_sweep import place_members
 from loyalty.services.tiers import cancel_tiers, publish_tiers, set_member_tier, tiers_in_force
 from loyalty.services.uow import Target, UnitOfWork, run_in
 
@@ -128,3 +130,19 @@ def set_member_tier_audited(
         return change
 
     return run_in(db, work)
+
+
+def place_members_audited(db: Database, *, program: str, actor: str) -> TierSweepResult:
+    """Place every member by their measure (:func:`~loyalty.services.tier_sweep.
+    place_members`, one transaction per batch) and audit how many moved up."""
+    actor = require_text("actor", actor, max_length=120)
+    placed = place_members(db, program=program)
+    audit(
+        db,
+        actor=actor,
+        action="tiers.place",
+        target=f"program {program} tiers",
+        program=program,
+        after={"moved_up": placed.up, "batches": placed.batches},
+    )
+    return placed

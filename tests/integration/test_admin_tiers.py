@@ -461,3 +461,20 @@ def test_lock_dates_are_local_midnights() -> None:
 
     assert lock_until("2027-06-01", "Asia/Shanghai") == dt.datetime(2027, 5, 31, 16, tzinfo=dt.UTC)
     assert lock_until("  ", "Asia/Shanghai") is None
+
+
+def test_marketing_places_members_by_their_measure_and_it_is_audited(
+    app: Flask, db: Database, clock: FixedClock
+) -> None:
+    earn(db, "alice", "o-1", 600_000)  # 6,000 points before the program had tiers
+    s.publish_tiers(db, program=PROGRAM, rules=LADDER)
+    viewer, viewer_token = _signed_in(app, "viewer")
+    assert 'data-testid="place"' not in _text(viewer, "/admin/tiers/")
+    assert post(viewer, "/admin/tiers/place", viewer_token).status_code == 403
+    client, token = _signed_in(app, "marketing")
+    assert 'data-testid="place"' in _text(client, "/admin/tiers/")
+    post(client, "/admin/tiers/place", token)
+    assert "1 moved up" in _plain(_text(client, "/admin/tiers/"))
+    assert s.tier_progress(db, program=PROGRAM, member="alice").tier != "member"
+    [entry] = s.list_audit(db, program=PROGRAM, action="tiers.place").items
+    assert entry.after == {"moved_up": 1, "batches": 1}
