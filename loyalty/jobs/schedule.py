@@ -5,8 +5,8 @@ returns one :class:`ScheduledJob` per cron entry, each with a cron string in **U
 evaluates cron strings in UTC) and its next run. The fixed entries are each job's
 :attr:`~loyalty.jobs.specs.JobSpec.cron` (hold time-outs every minute, maturation, expiry
 and the clearing safety net hourly, reminders and tier evaluations daily), most frequent
-first; ``clear_year``
-gets one entry per program, at the program's own year-end moment in its time zone.
+first; ``clear_year`` gets one entry per program, at the program's own year-end moment in
+its time zone.
 
 A program's year-end moment (the end of ``clearing_month``/``clearing_day`` in its time zone,
 :func:`loyalty.domain.calendar.clearing_moment`) is a UTC cron string computed for the
