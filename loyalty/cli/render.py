@@ -192,6 +192,8 @@ def run_details(details: dict[str, Any]) -> str:
         parts.append(f"marked abandoned: run {runs}")
     if "clearings" in details and not details["clearings"]:
         parts.append("no clearing due")
+    if {"up", "kept", "down"} <= details.keys():
+        parts.append(f"{details['up']:,} up, {details['kept']:,} kept, {details['down']:,} down")
     return "; ".join(parts)
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "mature_job",
     "remind_job",
     "run_job",
+    "tiers_job",
     "worker_database",
 ]
 
@@ -90,6 +91,11 @@ def remind_job(**kwargs: Any) -> dict[str, Any]:
 def clear_job(**kwargs: Any) -> dict[str, Any]:
     """RQ entry point of ``clear``: every program's year-end clearing that is due."""
     return run_queued("clear", **kwargs)
+
+
+def tiers_job(**kwargs: Any) -> dict[str, Any]:
+    """RQ entry point of ``tiers``: member tier evaluations that are due."""
+    return run_queued("tiers", **kwargs)
 
 
 def clear_year_job(**kwargs: Any) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def test_the_schedule_of_programs_in_several_time_zones() -> None:
         ("jifen-expire", "expire", "5 * * * *", at(2026, 11, 21, 10, 5), {}),
         ("jifen-clear", "clear", "15 * * * *", at(2026, 11, 21, 10, 15), {}),
         ("jifen-remind", "remind", "0 1 * * *", at(2026, 11, 22, 1, 0), {}),
+        ("jifen-tiers", "tiers", "30 16 * * *", at(2026, 11, 21, 16, 30), {}),
         # the end of 31 December, local: midnight starting 1 January
         ("jifen-clear_year-berlin", "clear_year", "0 23 31 12 *", at(2026, 12, 31, 23, 0),
          {"program": "berlin"}),
