@@ -24,6 +24,8 @@ from loyalty.domain.rounding import Rounding, round_points
 from loyalty.errors import InvalidInput, InvalidRule
 
 ACTION_PERIODS = ("day", "week", "month", "year", "lifetime")
+# Ratios and multipliers beyond 10**±30 are refused before they become huge fractions.
+MAX_RATIO_DIGITS = 30
 
 
 def parse_ratio(value: Any, *, what: str) -> Fraction:
@@ -33,9 +35,12 @@ def parse_ratio(value: Any, *, what: str) -> Fraction:
             f"{what} must be an integer or a decimal string like '1.5', not {value!r}"
         )
     try:
-        ratio = Fraction(Decimal(str(value)))
+        number = Decimal(str(value))
+        if number.is_finite() and abs(number.adjusted()) > MAX_RATIO_DIGITS:
+            raise InvalidRule(f"{what} is out of range: {value!r:.40}")
+        ratio = Fraction(number)
     except (InvalidOperation, ValueError, OverflowError) as exc:  # "Infinity" overflows
-        raise InvalidRule(f"{what} is not a number: {value!r}") from exc
+        raise InvalidRule(f"{what} is not a number: {value!r:.40}") from exc
     if ratio < 0:
         raise InvalidRule(f"{what} must not be negative, got {value}")
     return ratio
