@@ -391,3 +391,37 @@ def test_a_manual_change_without_tiers_is_a_conflict(shop: Database) -> None:
     assert row_counts(shop) == before
     progress = s.tier_progress(shop, program=PROGRAM, member="alice")
     assert (progress.tiers_enabled, progress.tier) == (False, None)
+
+
+def test_an_evaluation_moves_up_to_what_the_measure_supports(
+    shop: Database, clock: FixedClock
+) -> None:
+    publish(shop, period_months=3)
+    earn(shop, "alice", "o-1", 600_000)  # gold by earning
+    set_tier(shop, "silver", "c-1")  # put lower by hand: the measure still says gold
+    clock.set(local(2026, 6, 1, 12))
+    result = s.evaluate_tiers(shop)
+    assert (result.evaluated, result.up) == (1, 1)
+    assert reasons(shop)[-1] == ("silver", "gold", "evaluation")
+    verified(shop)
+
+
+@pytest.mark.parametrize(("sweep_first", "expected"), [(True, "silver"), (False, "member")])
+def test_a_late_evaluation_weighs_a_refund_settled_after_it_fell_due(
+    shop: Database, clock: FixedClock, sweep_first: bool, expected: str
+) -> None:
+    """A reversed order counts as never earned: an evaluation done after the refund went
+    through (here the refund catches it up, as a late sweep would) does not count the
+    order; one the sweep did before the refund did, and stands."""
+    publish(shop, period_months=3, window_months=3)
+    earn(shop, "alice", "o-1", 110_000)  # silver, due 1 June
+    clock.set(local(2026, 6, 1, 8))
+    if sweep_first:
+        s.evaluate_tiers(shop)
+    s.refund_order(shop, program=PROGRAM, order_id="o-1", refund_id="r-1", amount_minor=110_000,
+                   currency="CNY", succeeded=True)  # fmt: skip
+    s.evaluate_tiers(shop)
+    evaluation = next(h for h in s.tier_history(shop, program=PROGRAM, member="alice")
+                      if h.reason == "evaluation")  # fmt: skip
+    assert (evaluation.due_at, evaluation.to_tier) == (local(2026, 6, 1), expected)
+    verified(shop)
