@@ -425,3 +425,23 @@ def test_a_late_evaluation_weighs_a_refund_settled_after_it_fell_due(
                       if h.reason == "evaluation")  # fmt: skip
     assert (evaluation.due_at, evaluation.to_tier) == (local(2026, 6, 1), expected)
     verified(shop)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the forecast weighs every evaluation with the version in force now, the sweep "
+    "with the version in force when it is due (bug 4)",
+)
+def test_the_forecast_weighs_a_version_scheduled_before_the_evaluation(
+    shop: Database, clock: FixedClock
+) -> None:
+    publish(shop, period_months=3, window_months=3)
+    earn(shop, "alice", "o-1", 110_000)  # silver, due 1 June
+    dearer = [TIERS[0], {**TIERS[1], "threshold": 2_000}, TIERS[2]]
+    s.publish_tiers(shop, program=PROGRAM, effective_from=local(2026, 5, 1),
+                    rules={"tiers": dearer, "period_months": 3, "window_months": 3})  # fmt: skip
+    forecast = s.tier_forecast(shop, program=PROGRAM, days=120)
+    clock.set(local(2026, 6, 1, 12))
+    swept = s.evaluate_tiers(shop)
+    assert (swept.kept, swept.down) == (0, 1)
+    assert (forecast.keep, forecast.down) == (swept.kept, swept.down)
