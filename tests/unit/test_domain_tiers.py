@@ -127,12 +127,17 @@ def test_duplicate_codes_are_refused_even_with_rising_thresholds() -> None:
         TierRules.from_dict({"tiers": ladder})
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the code pattern's $ lets a trailing newline through (bug 1)"
-)
 def test_a_code_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidRule, match="code"):
         TierRules.from_dict({"tiers": tier_list({}, {"code": "silver\n"})})
+
+
+@pytest.mark.parametrize("value", ["1e999999", "1e-999999", "-1e999999"])
+def test_an_absurd_multiplier_is_refused_with_the_value_as_given(value: str) -> None:
+    ladder = tier_list({}, {"multiplier": value})
+    with pytest.raises(InvalidRule, match="multiplier") as info:
+        TierRules.from_dict({"tiers": ladder})
+    assert value in str(info.value)
 
 
 def test_the_ladder_has_at_most_twenty_tiers() -> None:
