@@ -7,6 +7,7 @@ program has one; then the operation, the lot, the entry, the earning and the mem
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,15 @@ from sqlalchemy import (
 )
 
 from loyalty.db.dialect import PerDialect, upsert_adding
-from loyalty.db.tables import earnings, entries, issuance, lots, members, programs, tier_qualifying
+from loyalty.db.tables import (
+    earnings,
+    entries,
+    issuance,
+    lots,
+    members,
+    operations,
+    tier_qualifying,
+)
 from loyalty.domain.calendar import Periods, lot_expiry, periods, start_of_period
 from loyalty.domain.caps import (
     CapDecision,
@@ -50,6 +59,13 @@ from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, format_ratio, purchase_points
 from loyalty.domain.tiers import TierRules
 from loyalty.errors import AlreadyExists, InvalidAmount, InvalidInput, MemberNotFound
+from loyalty.services.earn_tiers import (
+    TIER_VERSION,
+    TierPlan,
+    contribution,
+    measure_column,
+    tier_plan,
+)
 from loyalty.services.ledger import (
     AT,
     DELTAS,
@@ -66,17 +82,7 @@ from loyalty.services.ledger import (
     record_operation,
 )
 from loyalty.services.results import EarnQuote, EarnResult
-from loyalty.services.tiers import (
-    Change,
-    InForce,
-    TierState,
-    catch_up,
-    change_tier,
-    measure_now,
-    tier_cache,
-    tier_version_at,
-    tiers_at,
-)
+from loyalty.services.tiers import Change, change_tier, measure_now, tiers_at
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -94,8 +100,6 @@ OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 INSERT_LOT = insert(lots).returning(lots.c.id)
 INSERT_EARNING = insert(earnings)
 INSERT_QUALIFYING = insert(tier_qualifying)
-# Read with the member lock: the tier version in force (``NULL``: the program has no tiers).
-TIER_VERSION = {"tier_version_id": tier_version_at(programs.c.id)}
 CAP_PERIODS = ("day", "month", "year")
 UPDATE_MEMBER_AFTER_EARN = (
     update(members)
@@ -119,75 +123,9 @@ _ISSUED_TODAY = upsert_adding(
 
 
 class _Earner(LockedMember, Protocol):
-    """A member locked with :data:`ORDER_EARNED` and :data:`TIER_VERSION`."""
+    """A member locked with :data:`ORDER_EARNED`."""
 
     order_earned: int | None
-    tier_version_id: int | None
-
-
-@dataclass(frozen=True)
-class _TierPlan:
-    """What tiers do to one earn: the multiplier of the member's tier, and the upgrade the
-    earn's qualifying amount brings (decided before the credit, written after it)."""
-
-    tiers: InForce | None
-    state: TierState | None = None
-    upgrade_to: int | None = None
-    measure: int = 0
-
-    @property
-    def tier(self) -> str | None:
-        if self.tiers is None or self.state is None:
-            return None
-        rules = self.tiers.rules
-        current = rules.tier(self.state.tier) if rules.knows(self.state.tier) else rules.lowest
-        return current.code
-
-    @property
-    def multiplier(self) -> Fraction:
-        if self.tiers is None or self.state is None:
-            return Fraction(1)
-        return self.tiers.rules.multiplier(self.state.tier)
-
-    @property
-    def new_tier(self) -> str | None:
-        if self.tiers is None or self.upgrade_to is None:
-            return self.tier
-        return self.tiers.rules.tiers[self.upgrade_to].code
-
-
-def _tier_plan(db: Target, conn: Connection, row: LockedMember, now: dt.datetime) -> _TierPlan:
-    version_id = cast(_Earner, row).tier_version_id
-    if version_id is None:
-        return _TierPlan(None)
-    version, rules = tier_cache(db).get(conn, version_id)
-    state = TierState.of(row)
-    if state.tier_evaluate_at is not None and state.tier_evaluate_at <= now:
-        state = catch_up(conn, db, state, row.program_timezone, now)
-    return _TierPlan(InForce(version_id, version, rules), state)
-
-
-def _plan_upgrade(
-    conn: Connection, plan: _TierPlan, row: LockedMember, contribution: int, now: dt.datetime
-) -> _TierPlan:
-    """The upgrade ``contribution`` (the earn's qualifying amount) brings, if any: one read of
-    the measure, only when there is a tier above."""
-    if plan.tiers is None or plan.state is None or contribution <= 0:
-        return plan
-    rules = plan.tiers.rules
-    current = rules.rank(plan.state.tier) if rules.knows(plan.state.tier) else 0
-    if current == len(rules.tiers) - 1:
-        return plan
-    measure = measure_now(conn, rules, row.id, now, row.program_timezone) + contribution
-    supported = rules.supported(measure)
-    if supported <= current:
-        return plan
-    return _TierPlan(plan.tiers, plan.state, supported, measure)
-
-
-def _contribution(rules: TierRules, granted: int, money: int) -> int:
-    """What an earn adds to the measure of ``rules``."""
-    return granted if rules.measure == "points" else money
 
 
 ORDER_EARNED = {
@@ -293,6 +231,8 @@ class _CreditRows:
     earning: dict[str, Any]
     qualifying: dict[str, Any] | None
     pending: bool
+    measuring: TierRules | None = None  # the tier rules whose measure the credit reads
+    tier_since: dt.datetime | None = None
 
     @property
     def entry_kind(self) -> str:
@@ -313,16 +253,15 @@ def _credit(
     pending_days: int,
     earning: Mapping[str, Any],
     money_minor: int = 0,
-    plan: _TierPlan | None = None,
+    plan: TierPlan | None = None,
 ) -> EarnResult:
     """Store the operation, the lot, the entry, the earning, the qualifying row and the
     member's new balances; then move the member up if the earn crossed a threshold."""
     granted = grant.decision.granted
     pending = pending_days > 0
-    plan = plan or _TierPlan(None)
-    if plan.tiers is not None:
-        contribution = _contribution(plan.tiers.rules, granted, money_minor)
-        plan = _plan_upgrade(conn, plan, row, contribution, now)
+    plan = plan or TierPlan(None)
+    adds = 0 if plan.tiers is None else contribution(plan.tiers.rules, granted, money_minor)
+    measuring = plan.measure_wanted(adds)
     result = EarnResult(
         member=row.external_id,
         source=source,
@@ -335,8 +274,7 @@ def _credit(
         matures_at=now + dt.timedelta(days=pending_days) if pending else None,
         expires_at=lot_expiry(now, row.program_timezone, rules.expiry),
         debt_repaid=min(row.debt, granted),
-        tier=plan.new_tier,
-        tier_upgraded_from=plan.tier if plan.upgrade_to is not None else None,
+        tier=plan.tier,
         tier_multiplier=format_ratio(plan.multiplier) if plan.tiers is not None else None,
     )
     usage = _usage(row).plus(grant.periods, granted)
@@ -383,28 +321,52 @@ def _credit(
         if granted or money_minor
         else None,
         pending=pending,
+        measuring=measuring,
+        tier_since=None if measuring is None else measuring.window_since(now, row.program_timezone),
     )
-    op_id = _CREDIT.on(conn)(conn, row, rows)
-    if plan.upgrade_to is not None and plan.tiers is not None and plan.state is not None:
-        change_tier(
-            conn,
-            plan.state,
-            plan.tiers,
-            row.program_timezone,
-            Change(
-                to_rank=plan.upgrade_to,
-                reason="earn",
-                measure=plan.measure,
-                at=now,
-                operation_id=op_id,
-            ),
-        )
-    return result
+    op_id, measured = _CREDIT.on(conn)(conn, row, rows)
+    if measuring is None:
+        return result
+    if measured is None:  # read after the credit: its own qualifying row is counted
+        measure = measure_now(conn, measuring, row.id, now, row.program_timezone)
+    else:  # read in the credit's statement, before its own row
+        measure = measured + adds
+    return _upgrade(conn, row, plan, measure, op_id, result, now)
 
 
-def _credit_in_steps(conn: Connection, row: LockedMember, rows: _CreditRows) -> int:
+def _upgrade(
+    conn: Connection,
+    row: LockedMember,
+    plan: TierPlan,
+    measure: int,
+    op_id: int,
+    result: EarnResult,
+    now: dt.datetime,
+) -> EarnResult:
+    """Move the member up if ``measure`` (after the earn) reaches a higher tier, and store the
+    result that says so (a retry answers it)."""
+    to_rank = plan.upgrade_to(measure)
+    if to_rank is None or plan.tiers is None or plan.state is None:
+        return result
+    change = change_tier(
+        conn,
+        plan.state,
+        plan.tiers,
+        row.program_timezone,
+        Change(to_rank=to_rank, reason="earn", measure=measure, at=now, operation_id=op_id),
+    )
+    upgraded = dataclasses.replace(result, tier=change.to_tier, tier_upgraded_from=plan.tier)
+    conn.execute(
+        update(operations).where(operations.c.id == op_id).values(result=upgraded.to_record())
+    )
+    return upgraded
+
+
+def _credit_in_steps(
+    conn: Connection, row: LockedMember, rows: _CreditRows
+) -> tuple[int, int | None]:
     """The credit statement by statement: any backend, no points granted, or a debt to repay.
-    Returns the operation's id."""
+    Returns the operation's id (and no measure: the caller reads it)."""
     op_id = record_operation(conn, **rows.operation)
     ids = {"program_id": row.program_id, "member_id": row.id, "operation_id": op_id}
     lot_id = None
@@ -438,7 +400,7 @@ def _credit_in_steps(conn: Connection, row: LockedMember, rows: _CreditRows) -> 
         conn.execute(
             INSERT_QUALIFYING, {**rows.qualifying, **ids, "counted_at": at, "created_at": at}
         )
-    return op_id
+    return op_id, None
 
 
 # A credit on PostgreSQL in one round trip: the operation (``op``), its lot, the lot's
@@ -461,7 +423,7 @@ _LOT_ENTRY = {
     **{f"{b}_delta": bindparam(f"d_{b}", type_=entries.c[f"{b}_delta"].type) for b in DELTAS},
     "created_at": AT,
 }
-_CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(
+_CREDIT_PG_CTES = (
     _NEW_LOT,
     insert_selecting(entries, _LOT_ENTRY).cte("posted"),
     UPDATE_MEMBER_AFTER_EARN.cte("balanced"),
@@ -488,11 +450,29 @@ _CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(
         prefix="q_",
     ).cte("qualified"),
 )
+_CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(*_CREDIT_PG_CTES)
+_CREDIT_PG_MEASURING: dict[int, Any] = {}
 
 
-def _credit_in_one_statement(conn: Connection, row: LockedMember, rows: _CreditRows) -> int:
+def _credit_pg(rules: TierRules | None) -> Any:
+    """:data:`_CREDIT_PG`, or with ``rules`` the same statement also answering the member's
+    tier measure before this earn (its snapshot sees every earn committed before the lock)."""
+    if rules is None:
+        return _CREDIT_PG
+    variant, measure = measure_column(rules, MEMBER)
+    stmt = _CREDIT_PG_MEASURING.get(variant)
+    if stmt is None:
+        stmt = _CREDIT_PG.add_columns(measure.label("measured"))
+        _CREDIT_PG_MEASURING[variant] = stmt
+    return stmt
+
+
+def _credit_in_one_statement(
+    conn: Connection, row: LockedMember, rows: _CreditRows
+) -> tuple[int, int | None]:
     """The credit as :data:`_CREDIT_PG` (PostgreSQL), when it makes a new lot and there is
-    no debt to repay; else in steps. Returns the operation's id."""
+    no debt to repay; else in steps. Returns the operation's id and, when the credit reads
+    it, the member's tier measure before this earn."""
     if not rows.lot["points"] or row.debt or rows.qualifying is None:
         return _credit_in_steps(conn, row, rows)
     earned = Move(
@@ -511,10 +491,12 @@ def _credit_in_one_statement(conn: Connection, row: LockedMember, rows: _CreditR
         **prefixed("earnings_", rows.earning),
         **prefixed("q_", rows.qualifying),
     }
-    op_id = conn.execute(_CREDIT_PG, params).scalar()
-    if op_id is None:
+    if rows.measuring is not None:
+        params["measured_since"] = rows.tier_since
+    found = conn.execute(_credit_pg(rows.measuring), params).first()
+    if found is None or found[0] is None:
         raise LostRace(row.program_id)
-    return int(op_id)
+    return int(found[0]), None if rows.measuring is None else int(found[1])
 
 
 _CREDIT = PerDialect(postgresql=_credit_in_one_statement, sqlite=_credit_in_steps)
@@ -577,7 +559,7 @@ def earn_purchase(
                 order_id=order_id,
             )
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
-        plan = _tier_plan(db, conn, row, now)
+        plan = tier_plan(db, conn, row, now)
         requested = price_purchase(
             rules,
             parsed,
@@ -644,7 +626,7 @@ def earn_action(
         if isinstance(row, StoredResult):
             return row
         version, rules = rule_cache(db).get(conn, row.rule_version_id)
-        plan = _tier_plan(db, conn, row, now)
+        plan = tier_plan(db, conn, row, now)
         rule = rules.actions.get(action)
         if rule is None:
             known = ", ".join(sorted(rules.actions)) or "none"
