@@ -879,7 +879,9 @@ class TierQualifying(Base):
     """One row of a member's qualifying measure: what an earn, a reversal, an adjustment or a
     received transfer adds (or takes away) in points and money, ``counted_at`` the moment it
     counts for (a reversal counts at its order's earn). Written for every program, with or
-    without tiers, so tiers switched on later see the past. Never updated."""
+    without tiers, so tiers switched on later see the past. Never updated. ``operation_id``
+    is the write that made the row (a reversal's: the one that settled it; rows migration 0009
+    wrote for reversals settled before it link the operation that opened the reversal)."""
 
     __tablename__ = "tier_qualifying"
 

@@ -262,7 +262,8 @@ _EPSILON = dt.timedelta(microseconds=1)
 
 def tier_forecast(db: Target, *, program: str, days: int = 90) -> TierForecast:
     """What the evaluations due in the next ``days`` days would do if nobody earned more:
-    members holding each tier, and how many would move up, down or keep their tier."""
+    members holding each tier, and how many would move up, down or keep their tier (each
+    evaluation weighed by the tier version in force when it is due, as the sweep will)."""
     program = require_program_code(program)
     require_int("days", days, minimum=1, maximum=3660)
     now = db.clock.now()
@@ -277,30 +278,35 @@ def tier_forecast(db: Target, *, program: str, days: int = 90) -> TierForecast:
                 members.c.tier_evaluate_at <= until,
             )
         ).all()
-        moves = _projected_moves(conn, tiers, prog.timezone, rows)
+        moves = _projected_moves(db, conn, prog.id, prog.timezone, rows)
         holding = _holding(conn, tiers.rules, prog.id)
     return _forecast(program, tiers, until, holding, moves)
 
 
 def _projected_moves(
-    conn: Connection, tiers: InForce, tz: str, rows: Sequence[Any]
-) -> list[tuple[int, int]]:
-    """``(current rank, rank after)`` for each member of ``rows`` at their next evaluation."""
-    rules = tiers.rules
+    db: Target, conn: Connection, program_id: int, tz: str, rows: Sequence[Any]
+) -> list[tuple[str, str, int]]:
+    """``(tier now, tier after, direction)`` for each member of ``rows`` at their next
+    evaluation, weighed (like the sweep) by the tier version in force when it is due."""
     groups: dict[tuple[dt.datetime, dt.datetime], list[Any]] = defaultdict(list)
     for row in rows:
         groups[(row.tier_period_end, row.tier_evaluate_at)].append(row)
     out = []
     for (period_end, due), group in groups.items():
-        found = measures(
-            conn, rules, [r.id for r in group], evaluation_windows(rules, period_end, due, tz)
-        )
+        tiers = tiers_at(db, conn, program_id, due)
+        if tiers is None:
+            raise ConfigurationError(
+                "a member's tier evaluation is due but the program has no tiers in force then"
+            )
+        rules = tiers.rules
+        windows = evaluation_windows(rules, period_end, due, tz)
+        found = measures(conn, rules, [r.id for r in group], windows)
         for row in group:
             state = TierState.of(row)
             current = rules.rank(state.tier) if rules.knows(state.tier) else 0
-            out.append(
-                (current, rules.evaluate(current, found[row.id], state.lock_rank(rules, due)))
-            )
+            new = rules.evaluate(current, found[row.id], state.lock_rank(rules, due))
+            direction = (new > current) - (new < current)
+            out.append((rules.tiers[current].code, rules.tiers[new].code, direction))
     return out
 
 
@@ -309,15 +315,14 @@ def _forecast(
     tiers: InForce,
     until: dt.datetime,
     holding: Mapping[str, int],
-    moves: Iterable[tuple[int, int]],
+    moves: Iterable[tuple[str, str, int]],
 ) -> TierForecast:
     rules = tiers.rules
     table: dict[str, dict[str, int]] = defaultdict(dict)
     counts: Counter[str] = Counter()
-    for current, new in moves:
-        src, dst = rules.tiers[current].code, rules.tiers[new].code
+    for src, dst, direction in moves:
         table[src][dst] = table[src].get(dst, 0) + 1
-        counts["up" if new > current else "down" if new < current else "keep"] += 1
+        counts["up" if direction > 0 else "down" if direction < 0 else "keep"] += 1
     return TierForecast(
         program=program,
         tier_version=tiers.version,
