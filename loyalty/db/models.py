@@ -896,7 +896,13 @@ class TierQualifying(Base):
     created_at: Mapped[dt.datetime]
 
     __table_args__ = (
-        Index("ix_tier_qualifying_member_counted", "member_id", "counted_at"),
+        # Covering on PostgreSQL: an earn sums the member's window from the index alone.
+        Index(
+            "ix_tier_qualifying_member_counted",
+            "member_id",
+            "counted_at",
+            postgresql_include=["source", "points", "money_minor"],
+        ),
         Index("ix_tier_qualifying_operation", "operation_id"),
         CheckConstraint(
             "source IN ('purchase', 'action', 'refund', 'dispute', 'adjustment', 'transfer')",

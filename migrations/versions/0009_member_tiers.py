@@ -123,7 +123,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tier_qualifying", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_tier_qualifying_member_counted", ["member_id", "counted_at"], unique=False
+            "ix_tier_qualifying_member_counted",
+            ["member_id", "counted_at"],
+            unique=False,
+            postgresql_include=["source", "points", "money_minor"],
         )
         batch_op.create_index("ix_tier_qualifying_operation", ["operation_id"], unique=False)
 
