@@ -251,8 +251,8 @@ def publish_command(
         start = None
         if effective_from is not None:
             start = parse_moment(effective_from, timezone, "--effective-from")
-        info = svc.publish_tiers(
-            database, program=program, rules=rules, effective_from=start, created_by=cli_actor()
+        info = svc.publish_tiers_audited(
+            database, program=program, rules=rules, effective_from=start, actor=cli_actor()
         )
     console.print(
         f"published tier version {info.version} of {program}: {ladder_text(info.rules)}, "
@@ -269,8 +269,8 @@ def publish_command(
 def cancel_command(database_url: str | None, program: str, version: int) -> None:
     """Cancel a tier version before it takes effect (`jifen tiers list` shows the versions)."""
     with tier_database(database_url, program) as database:
-        info = svc.cancel_tiers(
-            database, program=program, version=version, cancelled_by=cli_actor()
+        info = svc.cancel_tiers_audited(
+            database, program=program, version=version, actor=cli_actor()
         )
     console.print(
         f"cancelled tier version {info.version} of {program}; its number is not given again",
@@ -329,6 +329,26 @@ def evaluated_text(run: JobRunInfo) -> str:
     return (
         f"evaluated {run.items:,} members in {run.batches:,} batches: {d.get('up', 0):,} up, "
         f"{d.get('kept', 0):,} kept, {d.get('down', 0):,} down (run {run.id})"
+    )
+
+
+@tiers_group.command("place")
+@database_option
+@program_option
+@friendly_errors
+def place_command(database_url: str | None, program: str) -> None:
+    """Move every member up to the tier their measure supports (never down).
+
+    Run it after switching tiers on, so members are placed by what they earned before, or
+    after a version lowers a threshold; otherwise members move up at their next earn. Safe
+    to run again: who is placed already stays. Audited as tiers.place.
+    """
+    with tier_database(database_url, program) as database:
+        placed = svc.place_members_audited(database, program=program, actor=cli_actor())
+    console.print(
+        f"placed members of {program} by their measure: {placed.up:,} moved up "
+        f"in {placed.batches:,} batches",
+        highlight=False,
     )
 
 
@@ -483,7 +503,7 @@ def set_command(
     with tier_database(database_url, program) as database:
         timezone = timezone_of(database, program)
         until = None if lock_until is None else parse_moment(lock_until, timezone, "--lock-until")
-        change = svc.set_member_tier(
+        change = svc.set_member_tier_audited(
             database,
             program=program,
             member=member,

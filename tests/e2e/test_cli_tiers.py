@@ -199,6 +199,30 @@ def test_evaluate_shows_a_line_per_batch_and_runs_once(shop: str) -> None:
     ]
 
 
+def test_place_moves_members_up_to_their_measure_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jifen.db'}"
+    migrate.upgrade(url)
+    recently = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)  # in the window the CLI weighs
+    db = Database.from_url(url, clock=FixedClock(recently))
+    try:
+        svc.create_program(
+            db, code="shop", name="shop", currency="CNY", timezone="Asia/Shanghai", rules={}
+        )
+        svc.enrol_member(db, program="shop", external_id="alice")
+        svc.earn_purchase(
+            db, program="shop", member="alice", order_id="o-1", currency="CNY",
+            amount_minor=600_000,
+        )  # fmt: skip
+        svc.publish_tiers(db, program="shop", rules=LADDER, created_by="test")
+    finally:
+        db.dispose()
+    first = jifen(url, "tiers", "place", "--program", "shop")
+    assert first.exit_code == 0, first.output
+    assert "placed members of shop by their measure: 1 moved up in 1 batches" in first.stdout
+    again = jifen(url, "tiers", "place", "--program", "shop")
+    assert "0 moved up" in again.stdout
+
+
 def test_forecast_shows_who_would_move_at_the_next_evaluations(shop: str) -> None:
     result = jifen(shop, "tiers", "forecast", "--program", "shop", "--days", "30")
     assert result.exit_code == 0, result.output
@@ -240,7 +264,9 @@ def test_set_moves_a_member_by_hand_with_a_lock_and_replays(shop: str) -> None:
             "--change-id", "vip-1", "--lock-until", "2099-06-30")  # fmt: skip
     first = jifen(shop, *args)
     assert first.exit_code == 0, first.output
-    assert "carol moved from member to gold, locked until 2099-06-30 00:00 Asia/Shanghai" in (first.stdout)
+    assert "carol moved from member to gold, locked until 2099-06-30 00:00 Asia/Shanghai" in (
+        first.stdout
+    )
     again = jifen(shop, *args)
     assert again.exit_code == 0, again.output
     assert again.stdout.startswith("already done: carol moved from member to gold")
@@ -271,7 +297,8 @@ def test_set_moves_a_member_by_hand_with_a_lock_and_replays(shop: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["list", "show", "publish", "cancel", "evaluate", "forecast", "member", "set"]
+    "command",
+    ["list", "show", "publish", "cancel", "evaluate", "place", "forecast", "member", "set"],
 )
 def test_every_tiers_command_has_help(command: str) -> None:
     result = CliRunner().invoke(main, ["tiers", command, "--help"], prog_name="jifen")
