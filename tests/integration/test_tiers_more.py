@@ -427,11 +427,6 @@ def test_a_late_evaluation_weighs_a_refund_settled_after_it_fell_due(
     verified(shop)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the forecast weighs every evaluation with the version in force now, the sweep "
-    "with the version in force when it is due (bug 4)",
-)
 def test_the_forecast_weighs_a_version_scheduled_before_the_evaluation(
     shop: Database, clock: FixedClock
 ) -> None:
