@@ -2,14 +2,15 @@
 model.
 
 Hypothesis drives random sequences of purchases (small to large), refunds (full or partial,
-settled at once, in two steps, or failed), manual grants, clock moves from an hour to half a
-year with or without the evaluation sweep (so evaluations are also caught up late, by the
-member's next earn, refund, counted grant or manual change), manual tier changes with and
-without a lock, and new tier versions effective now (the same codes with other thresholds,
-windows, periods, grace and policies, on points or on money, counting grants or not).
+settled at once, in two steps, or failed), disputes (lost or won), manual grants, clock moves
+from an hour to half a year with or without the evaluation sweep (so evaluations are also
+caught up late, by the member's next earn, reversal, counted grant or manual change), manual
+tier changes with and without a lock, and new tier versions effective now (the same codes
+with other thresholds, windows, periods, grace and policies, on points or on money, counting
+grants or not).
 
 The model keeps the qualifying rows (an earn's points and money at its time; a settled
-refund's negative share dated at the order's earn) and applies the rules of
+refund's or lost dispute's negative share dated at the order's earn) and applies the rules of
 :mod:`loyalty.domain.tiers` as its docstring states them: the measure over ``[since,
 until)``, upgrade at once on the earn or counted credit that crosses a threshold, reversals
 that move down at once only under ``at_once``, evaluations due a grace after the local
@@ -298,7 +299,7 @@ class TierMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         share=st.sampled_from([1, 2, 3]),
-        how=st.sampled_from(["at_once", "two_steps", "failed"]),
+        how=st.sampled_from(["at_once", "two_steps", "failed", "dispute_lost", "dispute_won"]),
     )
     def refund(self, data: st.DataObject, share: int, how: str) -> None:
         open_orders = [o for o, order in self.orders.items() if order.refunded < order.amount]
@@ -307,29 +308,14 @@ class TierMachine(RuleBasedStateMachine):
         order_id = data.draw(st.sampled_from(open_orders))
         order = self.orders[order_id]
         amount = max(1, (order.amount - order.refunded) // share)
-        refund_id = self.next_id("r")
-        opened = s.refund_order(
-            self.db,
-            program=PROGRAM,
-            order_id=order_id,
-            refund_id=refund_id,
-            amount_minor=amount,
-            currency=CURRENCY,
-            succeeded=how == "at_once",
-        )
-        if how == "failed":
-            s.fail_refund(self.db, program=PROGRAM, refund_id=refund_id)
+        done = self.reverse(order_id, amount, how)
+        if done is None:
             return
-        done = (
-            opened
-            if how == "at_once"
-            else s.complete_refund(self.db, program=PROGRAM, refund_id=refund_id)
-        )
-        assert done.status == "succeeded"
         order.refunded += amount
         member = order.member
-        self.rows.append(Row(member, order.earned_at, -done.points, -amount, "refund"))
-        event(f"refund ({'full' if order.refunded == order.amount else 'partial'})")
+        kind = "dispute" if how.startswith("dispute") else "refund"
+        self.rows.append(Row(member, order.earned_at, -done.points, -amount, kind))
+        event(f"{kind} ({'full' if order.refunded == order.amount else 'partial'})")
         self.evaluate_due(member)
         rules = self.rules_at(self.now)
         m = self.members[member]
@@ -339,8 +325,33 @@ class TierMachine(RuleBasedStateMachine):
         measure = self.measure_now(rules, member)
         new = rules.after_reversal(current, measure, self.lock_rank(rules, m, self.now))
         if new != current:
-            event("down at once by a refund")
-            self.change(member, rules, new, "refund")
+            event(f"down at once by a {kind}")
+            self.change(member, rules, new, kind)
+
+    def reverse(self, order_id: str, amount: int, how: str) -> Any:
+        """Refund or dispute ``amount`` of an order as ``how`` says; the settled reversal, or
+        ``None`` when it failed or the member won the dispute."""
+        ref = self.next_id("r")
+        common: dict[str, Any] = {"program": PROGRAM, "order_id": order_id, "amount_minor": amount}
+        if how.startswith("dispute"):
+            s.open_dispute(self.db, dispute_id=ref, currency=CURRENCY, **common)
+            won = how == "dispute_won"
+            done = s.close_dispute(self.db, program=PROGRAM, dispute_id=ref, won=won)
+            assert done.status == ("won" if won else "lost")
+            return None if won else done
+        opened = s.refund_order(
+            self.db, refund_id=ref, currency=CURRENCY, succeeded=how == "at_once", **common
+        )
+        if how == "failed":
+            s.fail_refund(self.db, program=PROGRAM, refund_id=ref)
+            return None
+        done = (
+            opened
+            if how == "at_once"
+            else s.complete_refund(self.db, program=PROGRAM, refund_id=ref)
+        )
+        assert done.status == "succeeded"
+        return done
 
     @rule(member=st.integers(0, len(MEMBERS) - 1), amount=AMOUNTS)
     def earn_again(self, member: int, amount: int) -> None:
