@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 import random
 from collections.abc import Callable, Sequence
@@ -151,7 +152,7 @@ def profile(url: str, members: int, count: int) -> None:
                 work(0, n)
             profiler.disable()
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "25")))
         print(f"--- {program}: {count} earns, by cumulative time ---")
         print(out.getvalue())
 

@@ -12,6 +12,7 @@ by the program's rounding policy, so that splitting an order into lines never mi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -46,6 +47,7 @@ def parse_ratio(value: Any, *, what: str) -> Fraction:
     return ratio
 
 
+@functools.lru_cache(maxsize=1024)
 def format_ratio(ratio: Fraction) -> str:
     """The decimal string of a ratio that came from a decimal string."""
     text = str(Decimal(ratio.numerator) / Decimal(ratio.denominator))

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, literal_column, select
 
 from loyalty.db.tables import programs, tier_qualifying
-from loyalty.domain.tiers import TierRules
+from loyalty.domain.tiers import SOURCES, TierRules
 from loyalty.services.tiers import InForce, TierState, catch_up, tier_cache, tier_version_at
 from loyalty.services.uow import Target
 from loyalty.services.writes import LockedMember
@@ -37,7 +37,9 @@ _MEASURE_COLUMNS: dict[tuple[str, tuple[str, ...]], tuple[int, Any]] = {}
 def measure_column(rules: TierRules, member: Any) -> tuple[int, Any]:
     """``(variant, subquery)``: the measure of ``member`` (a bind parameter) counted from
     ``:measured_since`` under ``rules``, one variant per measure kind and counted sources."""
-    key = (rules.measure, rules.counted_sources())
+    sources = rules.counted_sources()
+    assert set(sources) <= set(SOURCES)
+    key = (rules.measure, sources)
     found = _MEASURE_COLUMNS.get(key)
     if found is None:
         q = tier_qualifying
@@ -50,7 +52,9 @@ def measure_column(rules: TierRules, member: Any) -> tuple[int, Any]:
                 # not "tier_since": a bind named like a member column would become a SET of
                 # the credit statement's member UPDATE
                 q.c.counted_at >= bindparam("measured_since", type_=q.c.counted_at.type),
-                q.c.source.in_(rules.counted_sources()),
+                # the sources are this module's constants: rendered in the SQL, so the
+                # statement needs no expanding parameter rendered anew at every earn
+                q.c.source.in_([literal_column(f"'{source}'") for source in sources]),
             )
             .scalar_subquery(),
         )
