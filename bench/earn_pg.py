@@ -3,9 +3,9 @@
 Both sides do the same writes per earn, in one transaction: lock the member (reading the
 program, the rule version in force, the idempotency key and whether the order earned
 before, and the tier version in force), store the operation (idempotency record with its
-result), the lot, the entry, the earning and the qualifying row of the tier measure, and update the member's balances, lifetime total and cap counters. Same run,
-same database, the sides alternating in ``--rounds`` slices of ``--seconds``; the ratio is
-what matters.
+result), the lot, the entry, the earning and the qualifying row of the tier measure, and
+update the member's balances, lifetime total and cap counters. Same run, same database, the
+sides alternating in ``--rounds`` slices of ``--seconds``; the ratio is what matters.
 
     python -m bench.earn_pg [--seconds 5] [--rounds 2] [--threads 1,8] [--members 2000]
 """

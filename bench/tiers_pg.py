@@ -152,7 +152,9 @@ def profile(url: str, members: int, count: int) -> None:
                 work(0, n)
             profiler.disable()
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "25")))
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
+            int(os.environ.get("BENCH_PROFILE_LINES", "25"))
+        )
         print(f"--- {program}: {count} earns, by cumulative time ---")
         print(out.getvalue())
 
