@@ -73,7 +73,7 @@ from loyalty.services.reward_results import (
     VoucherInfo,
 )
 from loyalty.services.rewards import TermsCache, redeeming_tier, reward_row, usage_by_reward
-from loyalty.services.tiers import tier_cache, tier_version_at
+from loyalty.services.tiers import TierState, catch_up, tier_cache, tier_version_at
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
     LedgerWrite,
@@ -182,7 +182,7 @@ _ISSUE_CODES = (
 )
 # What redeeming reads of the locked member and its program, and with the same statement the
 # id of the tier version in force (``NULL``: the program has no tiers).
-_REDEEMER = ("available", "tier", "program_timezone", "program_currency")
+_REDEEMER = ("available", "tier", "tier_evaluate_at", "program_timezone", "program_currency")
 _TIER_VERSION = {"tier_version_id": tier_version_at(programs.c.id)}
 _INSERT_REDEMPTION = insert(reward_redemptions).returning(reward_redemptions.c.id)
 _STORE_RESULT = (
@@ -243,7 +243,7 @@ def redeem_reward(
             return row
         item = reward_row(conn, row.program_id, reward, now)
         terms = cached_terms.get(item)
-        tier = _redeeming_tier(db, conn, row)
+        tier = _redeeming_tier(db, conn, row, now)
         address = _shipping(shipping, item.kind)
         if item.kind == "draw" and quantity != 1:
             raise InvalidInput("a draw is redeemed one at a time (quantity 1)", field="quantity")
@@ -295,13 +295,20 @@ class _Redeemer(LockedMember, Protocol):
     tier_version_id: int | None
 
 
-def _redeeming_tier(db: Target, conn: Connection, row: LockedMember) -> str | None:
-    """The tier the locked member redeems as (``None``: the program has no tiers now)."""
+def _redeeming_tier(
+    db: Target, conn: Connection, row: LockedMember, now: dt.datetime
+) -> str | None:
+    """The tier the locked member redeems as (``None``: the program has no tiers now), after
+    any tier evaluation that is due and that the sweep has not done yet."""
     redeemer = cast(_Redeemer, row)
     if redeemer.tier_version_id is None:
         return None
     _version, rules = tier_cache(db).get(conn, redeemer.tier_version_id)
-    return redeeming_tier(rules, redeemer.tier)
+    held = redeemer.tier
+    if redeemer.tier_evaluate_at is not None and redeemer.tier_evaluate_at <= now:
+        member = conn.execute(select(members).where(members.c.id == row.id)).one()
+        held = catch_up(conn, db, TierState.of(member), row.program_timezone, now).tier
+    return redeeming_tier(rules, held)
 
 
 class _Issue:

@@ -177,3 +177,32 @@ def test_tiers_published_for_later_price_from_when_they_take_effect(
     offer = _offer(db, "alice", "welcome")
     assert (offer.redeemable, offer.points) == (True, 50)
     assert _redeem(db, "alice", "welcome").points == 50
+
+
+def test_a_redemption_first_does_the_tier_evaluation_the_sweep_has_not_reached(
+    shop: Database, clock: FixedClock
+) -> None:
+    _reward(shop, "lounge", points=500, tiers=["gold"])
+    earn(shop, "bob", "o-1", 600_000)  # gold until its evaluation on 2027-03-01
+    clock.set(local(2028, 3, 5, 10))  # both evaluations overdue; the sweep has not run
+    with pytest.raises(RewardUnavailable) as refused:
+        _redeem(shop, "bob", "lounge")
+    assert refused.value.details["reasons"] == ["tier"]
+    # The refusal rolls back the catch-up too: the sweep still finds both evaluations due.
+    assert s.evaluate_tiers(shop).evaluated == 2
+    assert s.tier_progress(shop, program=PROGRAM, member="bob").tier == "silver"
+    assert s.verify_ledger(shop).ok
+
+
+def test_a_redemption_after_an_overdue_evaluation_pays_the_new_tier_price(
+    shop: Database, clock: FixedClock
+) -> None:
+    s.publish_rules(shop, program=PROGRAM, rules={"base_ratio": "1", "expiry": {"months": 0}})
+    _reward(shop, "tea", points=800, tier_points={"gold": 400, "silver": 600})
+    earn(shop, "bob", "o-1", 600_000)  # gold until its evaluation on 2027-03-01; never expire
+    clock.set(local(2028, 3, 5, 10))  # both evaluations overdue: gold kept, then silver
+    assert _redeem(shop, "bob", "tea").points == 600
+    assert s.evaluate_tiers(shop).evaluated == 0  # the redemption wrote them
+    reasons = [c.reason for c in s.tier_history(shop, program=PROGRAM, member="bob")]
+    assert reasons == ["evaluation", "evaluation", "earn"]
+    assert s.verify_ledger(shop).ok
