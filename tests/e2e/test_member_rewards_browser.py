@@ -148,6 +148,9 @@ def test_a_member_redeems_a_mug_and_a_coupon_and_finds_them_under_my_rewards(sho
             console.append(message.text)
 
     def fits(page: Page, width: int, where: str) -> None:
+        # a form sent twice (the double click below) may still be replacing the document
+        page.wait_for_load_state("load")
+        page.wait_for_function("document.documentElement !== null")
         scroll = page.evaluate("document.documentElement.scrollWidth")
         assert scroll <= width, f"{where} scrolls sideways"
 
