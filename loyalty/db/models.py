@@ -109,6 +109,11 @@ class Program(Base):
     # before (so enabling it mid-year does not wipe last year's points at once).
     clearing_enabled_at: Mapped[dt.datetime | None]
     reminder_days: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
+    # Outbound webhooks may target loopback and private networks only when this is on (a
+    # receiver inside the shop's own network, or tests); off, such endpoints are refused.
+    webhooks_allow_private: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[dt.datetime]
 
     __table_args__ = (
@@ -479,9 +484,22 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
     delivered_at: Mapped[dt.datetime | None]
+    # The e-mail channel: ``pending`` until sent (``sent``), ``failed`` after its last try,
+    # ``skipped`` when it cannot go (no address, e-mail off); ``None`` before migration 0010.
+    email_status: Mapped[str | None] = mapped_column(String(16))
+    email_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    email_next_at: Mapped[dt.datetime | None]
+    email_error: Mapped[str | None] = mapped_column(Text)
+    email_sent_at: Mapped[dt.datetime | None]
 
     __table_args__ = (
         UniqueConstraint("member_id", "kind", "due_on"),
+        Index(
+            "ix_notifications_email_due",
+            "email_next_at",
+            sqlite_where=text("email_status = 'pending'"),
+            postgresql_where=text("email_status = 'pending'"),
+        ),
         Index(
             "ix_notifications_undelivered",
             "created_at",
@@ -951,4 +969,159 @@ class TierChange(Base):
             "'placement', 'manual', 'lock')",
             name="reason_known",
         ),
+    )
+
+
+class OutboxEvent(Base):
+    """An outbound event (the outbox): written in the transaction of the change it reports,
+    so a committed change always has its event and a rolled-back one never does.
+
+    ``event_id`` is the stable public id (``evt_…``, the ``webhook-id`` of every delivery);
+    ``operation_id`` the ledger operation that caused it (none for enrolment, tier
+    evaluations and reminders); ``data`` the payload's ``data`` object. ``dispatched_at`` is
+    set once the dispatcher has made its deliveries; ids give the order, also per member.
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    operation_id: Mapped[int | None] = mapped_column(ForeignKey("operations.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[dt.datetime]
+    data: Mapped[dict[str, Any]]
+    dispatched_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_events_undispatched",
+            "id",
+            sqlite_where=text("dispatched_at IS NULL"),
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+        Index("ix_events_member", "member_id", "id"),
+        Index("ix_events_program", "program_id", "id"),
+    )
+
+
+class WebhookEndpoint(Base):
+    """A program's webhook endpoint: where events go, which types, and the signing secrets.
+
+    ``secret`` signs every delivery (``whsec_`` + base64); after a rotation the previous one
+    also signs until ``previous_expires_at``, so receivers can switch without a gap.
+    ``event_types`` is a list of types (``["*"]``: all). ``failing_since`` is the first failed
+    attempt since the last success: five days of failures disable the endpoint
+    (``disabled_reason`` says why, also after a 410 or by hand).
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(500))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(120))
+    previous_secret: Mapped[str | None] = mapped_column(String(120))
+    previous_expires_at: Mapped[dt.datetime | None]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    disabled_at: Mapped[dt.datetime | None]
+    failing_since: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    updated_at: Mapped[dt.datetime]
+
+    __table_args__ = (Index("ix_webhook_endpoints_program", "program_id"),)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint, with its delivery state.
+
+    ``status``: ``pending`` (to be tried at ``next_attempt_at``; a sender claims it by moving
+    that time past its request's timeout), ``delivered``, ``failed`` (every retry used, the
+    endpoint disabled, or given up by hand; can be replayed). ``member_id`` copies the
+    event's, so a member's events reach an endpoint in order: a delivery waits while an
+    earlier one of the same member to the same endpoint is pending.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_attempt_at: Mapped[dt.datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_member_queue",
+            "endpoint_id",
+            "member_id",
+            "event_id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One attempt to deliver: when, the HTTP status (none when no answer came), how long it
+    took, the error and the start of the response body."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    attempted_at: Mapped[dt.datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
+
+
+class EmailSettings(Base):
+    """A program's e-mail channel (reminders): the SMTP server, the sender, the language and
+    the shop's link. ``security`` is ``none``, ``starttls`` or ``tls`` (implicit TLS)."""
+
+    __tablename__ = "email_settings"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(16), default="starttls")
+    username: Mapped[str | None] = mapped_column(String(255))
+    password: Mapped[str | None] = mapped_column(String(255))
+    from_address: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    locale: Mapped[str] = mapped_column(String(16), default="zh_Hans")
+    shop_url: Mapped[str | None] = mapped_column(String(2000))
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (
+        CheckConstraint("security IN ('none', 'starttls', 'tls')", name="security_known"),
+        CheckConstraint("port BETWEEN 1 AND 65535", name="port_range"),
     )

@@ -19,6 +19,7 @@ from loyalty.db.models import (
     AuditEntry,
     Clearing,
     Earning,
+    EmailSettings,
     Entry,
     Hold,
     JobRun,
@@ -26,6 +27,7 @@ from loyalty.db.models import (
     Member,
     Notification,
     Operation,
+    OutboxEvent,
     Program,
     ProgramIssuance,
     Reversal,
@@ -41,6 +43,9 @@ from loyalty.db.models import (
     TierVersion,
     Transfer,
     Voucher,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 programs = cast(Table, Program.__table__)
@@ -72,3 +77,8 @@ reward_events = cast(Table, RewardEvent.__table__)
 tier_versions = cast(Table, TierVersion.__table__)
 tier_qualifying = cast(Table, TierQualifying.__table__)
 tier_changes = cast(Table, TierChange.__table__)
+events = cast(Table, OutboxEvent.__table__)
+webhook_endpoints = cast(Table, WebhookEndpoint.__table__)
+webhook_deliveries = cast(Table, WebhookDelivery.__table__)
+webhook_attempts = cast(Table, WebhookAttempt.__table__)
+email_settings = cast(Table, EmailSettings.__table__)

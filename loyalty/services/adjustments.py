@@ -23,6 +23,7 @@ from loyalty.domain.checks import (
 )
 from loyalty.domain.moves import Move, debt_repayment
 from loyalty.errors import InvalidAmount
+from loyalty.events.outbox import emit_change
 from loyalty.services.earning import INSERT_LOT
 from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.lots import spendable_lots
@@ -107,6 +108,22 @@ def adjust_points(
             operation_id=op_id,
             at=now,
             moves=moves,
+        )
+        emit_change(
+            conn,
+            "points.adjusted",
+            row,
+            program=row.program_code,
+            operation=(write.kind, write.key),
+            operation_id=op_id,
+            moves=moves,
+            points=points,
+            at=now,
+            adjustment_id=adjustment_id,
+            reason=reason,
+            actor=actor,
+            expires_at=expires_at,
+            debt_repaid=result.debt_repaid,
         )
         record_qualifying(
             conn,

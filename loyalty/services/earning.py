@@ -30,6 +30,7 @@ from loyalty.db.dialect import PerDialect, upsert_adding
 from loyalty.db.tables import (
     earnings,
     entries,
+    events,
     issuance,
     lots,
     members,
@@ -59,6 +60,7 @@ from loyalty.domain.rounding import Rounding
 from loyalty.domain.rules import OrderLine, RuleSet, format_ratio, purchase_points
 from loyalty.domain.tiers import TierRules
 from loyalty.errors import AlreadyExists, InvalidAmount, InvalidInput, MemberNotFound
+from loyalty.events.outbox import balance, emit, event_row, member_data, operation_ref
 from loyalty.services.earn_tiers import (
     TIER_VERSION,
     TierPlan,
@@ -74,6 +76,7 @@ from loyalty.services.ledger import (
     PROGRAM,
     RECORDED_OPERATION,
     LostRace,
+    event_params,
     insert_selecting,
     member_totals,
     operation_params,
@@ -231,6 +234,7 @@ class _CreditRows:
     earning: dict[str, Any]
     qualifying: dict[str, Any] | None
     pending: bool
+    event: dict[str, Any]  # the points.earned event (operation id aside)
     measuring: TierRules | None = None  # the tier rules whose measure the credit reads
     tier_since: dt.datetime | None = None
 
@@ -321,6 +325,7 @@ def _credit(
         if granted or money_minor
         else None,
         pending=pending,
+        event=_earned_event(row, result, write, now),
         measuring=measuring,
         tier_since=None if measuring is None else measuring.window_since(now, row.program_timezone),
     )
@@ -332,6 +337,38 @@ def _credit(
     else:  # read in the credit's statement, before its own row
         measure = measured + adds
     return _upgrade(conn, row, plan, measure, op_id, result, now)
+
+
+def _earned_event(
+    row: LockedMember, result: EarnResult, write: LedgerWrite[EarnResult], now: dt.datetime
+) -> dict[str, Any]:
+    """The ``points.earned`` event of a credit (its ``operation_id`` is set when written)."""
+    granted = result.points_granted
+    bucket = "pending" if result.status == "pending" else "available"
+    deltas = {f"d_{bucket}": granted - result.debt_repaid, "d_debt": -result.debt_repaid}
+    return event_row(
+        "points.earned",
+        program_id=row.program_id,
+        member_id=row.id,
+        operation_id=None,
+        at=now,
+        data=member_data(
+            row.program_code,
+            row.external_id,
+            operation=operation_ref(write.kind, write.key),
+            points=granted,
+            balance=balance(row, deltas),
+            source=result.source,
+            reference=result.reference,
+            points_requested=result.points_requested,
+            capped_by=result.capped_by,
+            status=result.status,
+            matures_at=result.matures_at,
+            expires_at=result.expires_at,
+            debt_repaid=result.debt_repaid,
+            rule_version=result.rule_version,
+        ),
+    )
 
 
 def _upgrade(
@@ -395,6 +432,7 @@ def _credit_in_steps(
         )
     earning = {**rows.earning, **ids, "lot_id": lot_id, "created_at": rows.operation["at"]}
     conn.execute(INSERT_EARNING, earning)
+    emit(conn, [{**rows.event, "operation_id": op_id}])
     if rows.qualifying is not None:
         at = rows.operation["at"]
         conn.execute(
@@ -449,6 +487,12 @@ _CREDIT_PG_CTES = (
         },
         prefix="q_",
     ).cte("qualified"),
+    insert_selecting(
+        events,
+        {"program_id": PROGRAM, "member_id": MEMBER, "operation_id": _NEW_LOT.c.operation_id},
+        prefix="ev_",
+        defaults=("dispatched_at",),
+    ).cte("evented"),
 )
 _CREDIT_PG = select(RECORDED_OPERATION.c.id).add_cte(*_CREDIT_PG_CTES)
 _CREDIT_PG_MEASURING: dict[int, Any] = {}
@@ -490,6 +534,7 @@ def _credit_in_one_statement(
         **rows.member,
         **prefixed("earnings_", rows.earning),
         **prefixed("q_", rows.qualifying),
+        **event_params(rows.event),
     }
     if rows.measuring is not None:
         params["measured_since"] = rows.tier_since

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 
 from loyalty.db.dialect import PerDialect, insert_ignoring, unnest_rows
-from loyalty.db.tables import entries, lots, members, operations, programs
+from loyalty.db.tables import entries, events, lots, members, operations, programs
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.moves import BUCKETS, Move, sums_by
 
@@ -280,6 +280,7 @@ class _Recording:
     at: dt.datetime
     also: AlsoWrite | None
     also_params: Mapping[str, Any]
+    event: Mapping[str, Any] | None
 
 
 def record_and_post(
@@ -295,15 +296,27 @@ def record_and_post(
     at: dt.datetime,
     also: AlsoWrite | None = None,
     also_params: Mapping[str, Any] | None = None,
+    event: Mapping[str, Any] | None = None,
 ) -> int:
     """:func:`record_operation` then :func:`post_moves` with the default member update, then
     ``also`` with ``also_params`` (and :data:`PROGRAM`, :data:`MEMBER`, :data:`AT` and
-    :data:`OPERATION`); the operation's id. On PostgreSQL all of it is one statement.
+    :data:`OPERATION`), and the outbox ``event`` (an ``events`` row, its operation id left
+    to this write); the operation's id. On PostgreSQL all of it is one statement.
 
     Raises :class:`LostRace` if the key appeared meanwhile (the caller rolls back).
     """
     recording = _Recording(
-        program_id, member_id, key, kind, req_hash, result, moves, at, also, also_params or {}
+        program_id,
+        member_id,
+        key,
+        kind,
+        req_hash,
+        result,
+        moves,
+        at,
+        also,
+        also_params or {},
+        event,
     )
     return _RECORD_AND_POST.on(conn)(conn, recording)
 
@@ -330,6 +343,8 @@ def _record_and_post_in_steps(conn: Connection, r: _Recording) -> int:
     if r.also is not None:
         ids = {"program": r.program_id, "member": r.member_id, "at": r.at, "operation": op_id}
         conn.execute(r.also.statement, {**r.also_params, **ids})
+    if r.event is not None:
+        conn.execute(insert(events), {**r.event, "operation_id": op_id})
     return op_id
 
 
@@ -338,8 +353,12 @@ def _record_and_post_in_one_statement(conn: Connection, r: _Recording) -> int:
         **_ledger_write_params(r.program_id, r.member_id, r.moves, r.at),
         **operation_params(r.key, r.kind, r.req_hash, r.result),
         **r.also_params,
+        **(event_params(r.event) if r.event is not None else {}),
     }
-    statement = _RECORD_AND_POST_PG if r.also is None else r.also.pg_statement
+    with_event = r.event is not None
+    statement = (
+        _RECORD_AND_POST_PG[with_event] if r.also is None else r.also.pg_statements[with_event]
+    )
     recorded = conn.execute(statement, params).scalar()
     if recorded is None:
         raise LostRace(r.program_id)
@@ -426,12 +445,34 @@ class AlsoWrite:
     def __init__(self, name: str, build: Callable[[Any], Any]) -> None:
         self.statement = build(OPERATION)
         also = build(RECORDED_OPERATION.c.id).cte(name)
-        self.pg_statement = _ledger_write_pg(record=True, balance=True, also=[also])
+        self.pg_statements = {
+            False: _ledger_write_pg(record=True, balance=True, also=[also]),
+            True: _ledger_write_pg(record=True, balance=True, also=[also, EVENTED]),
+        }
+
+
+# The outbox event of a one-statement write (a CTE), from the parameters ``ev_<column>``
+# (:func:`event_params`) and the operation recorded in the same statement: no operation
+# (a key taken meanwhile), no event.
+EVENTED = insert_selecting(
+    events,
+    {"program_id": PROGRAM, "member_id": MEMBER, "operation_id": RECORDED_OPERATION.c.id},
+    prefix="ev_",
+    defaults=("dispatched_at",),
+).cte("evented")
+
+
+def event_params(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of :data:`EVENTED` for an ``events`` row (ids come from the statement)."""
+    return {f"ev_{k}": event[k] for k in ("event_id", "type", "occurred_at", "data")}
 
 
 _POST_PG = _ledger_write_pg(record=False, balance=False)
 _POST_AND_BALANCE_PG = _ledger_write_pg(record=False, balance=True)
-_RECORD_AND_POST_PG = _ledger_write_pg(record=True, balance=True)
+_RECORD_AND_POST_PG = {
+    False: _ledger_write_pg(record=True, balance=True),
+    True: _ledger_write_pg(record=True, balance=True, also=[EVENTED]),
+}
 
 
 def _ledger_write_params(

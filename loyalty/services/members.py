@@ -8,6 +8,8 @@ a savepoint whose unique violation becomes :class:`AlreadyExists` naming the oth
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
@@ -22,6 +24,7 @@ from loyalty.domain.checks import (
     require_text,
 )
 from loyalty.errors import AlreadyExists, InvalidInput, MemberNotFound
+from loyalty.events.outbox import emit_one
 from loyalty.services.results import MemberInfo
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row
@@ -68,8 +71,13 @@ def enrol_member(
                 "status": "active",
                 "created_at": db.clock.now(),
             }
-            if conn.execute(_INSERT_MEMBER.on(conn), values).first() is None:
+            inserted = conn.execute(_INSERT_MEMBER.on(conn), values).first()
+            if inserted is None:
                 row = _enrolled_meanwhile(conn, prog.id, external_id, stripe_customer_id)
+            else:
+                _emit_status(
+                    conn, "member.enrolled", prog, int(inserted.id), values, values["created_at"]
+                )
         if row is not None:
             return _same_member(program, row, email, stripe_customer_id)
     return MemberInfo(
@@ -197,4 +205,37 @@ def set_member_status(db: Target, *, program: str, external_id: str, status: str
         prog = program_row(conn, program)
         row = _member_row(conn, prog.id, program, external_id)
         conn.execute(update(members).where(members.c.id == row.id).values(status=status))
+        if status != row.status:
+            after = _member_row(conn, prog.id, program, external_id)
+            event = "member.closed" if status == "closed" else "member.status_changed"
+            at = db.clock.now()
+            _emit_status(conn, event, prog, row.id, after._mapping, at, previous=row.status)
         return _info(program, _member_row(conn, prog.id, program, external_id))
+
+
+def _emit_status(
+    conn: Connection,
+    type_: str,
+    prog: Row[Any],
+    member_id: int,
+    member: Mapping[Any, Any],
+    at: dt.datetime,
+    **fields: Any,
+) -> None:
+    """A member event: enrolled, closed, or another status change."""
+    emit_one(
+        conn,
+        type_,
+        program_id=prog.id,
+        member_id=member_id,
+        operation_id=None,
+        at=at,
+        data={
+            "program": prog.code,
+            "member": member["external_id"],
+            "email": member["email"],
+            "stripe_customer_id": member["stripe_customer_id"],
+            "status": member["status"],
+            **fields,
+        },
+    )

@@ -41,6 +41,7 @@ from loyalty.errors import (
     InsufficientPoints,
     MemberNotFound,
 )
+from loyalty.events.outbox import change_event
 from loyalty.services.ledger import (
     AT,
     MEMBER,
@@ -219,7 +220,9 @@ def hold_points(
             conn,
             program_id=row.program_id,
             member_id=row.id,
-            **write.identity,
+            key=write.key,
+            kind=write.kind,
+            req_hash=write.req_hash,
             result=result.to_record(),
             moves=[Move("hold", lot_id, available=-take, held=take) for lot_id, take in taken],
             at=now,
@@ -370,6 +373,20 @@ def apply_settlement(
         if lot.lot_expired:  # the lot expired while the points were held: they don't come back
             moves.append(Move("expire_returned", lot.lot_id, available=-lot.points))
     moves.extend(returned)
+    event = change_event(
+        "points.redeemed" if captured else "points.hold_released",
+        row,
+        program=row.program_code,
+        operation=(kind, key),
+        moves=moves,
+        points=hold.points,
+        at=now,
+        order_id=hold.order_id,
+        status=status,
+        discount_minor=hold.discount_minor,
+        currency=hold.currency,
+        returned=result.returned,
+    )
     record_and_post(
         conn,
         program_id=row.program_id,
@@ -382,6 +399,7 @@ def apply_settlement(
         at=now,
         also=_SETTLE_HOLD,
         also_params={"hold_id": hold.id, "new_status": status},
+        event=event,
     )
 
 

@@ -23,9 +23,10 @@ from sqlalchemy import Connection, Row, select, update
 
 from loyalty.db.database import Database
 from loyalty.db.dialect import insert_ignoring
-from loyalty.db.tables import notifications, programs
+from loyalty.db.tables import members, notifications, programs
 from loyalty.domain.checks import require_int, scrub_text
 from loyalty.errors import InvalidInput
+from loyalty.events.outbox import BALANCE_FIELDS, balance, emit, event_row, member_data
 from loyalty.services.forecast import DuePoints, points_due
 from loyalty.services.results import Reminder, ReminderResult
 from loyalty.services.uow import Target, database_of, unit_of_work
@@ -97,9 +98,54 @@ def _remind_batch(
     """One batch in a unit of work; its new reminders go to the callbacks after it commits."""
     errors: list[int] = []
     with unit_of_work(db) as uow:
-        new = _insert(uow.connection, prog.code, prog.id, batch, now)
+        inserted = _insert(uow.connection, prog.code, prog.id, batch, now)
+        _emit_expiring(uow.connection, prog, inserted, now)
+        new = [reminder for _member_id, reminder in inserted]
         uow.after_commit(lambda: errors.append(_deliver(db, new)))
     return ReminderResult(len(new), len(batch) - len(new), sum(errors))
+
+
+def _emit_expiring(
+    conn: Connection, prog: Row[Any], new: Sequence[tuple[int, Reminder]], now: dt.datetime
+) -> None:
+    """A ``points.expiring`` event per new reminder (with its member's id), in the
+    reminders' transaction."""
+    if not new:
+        return
+    ids = sorted({member_id for member_id, _r in new})
+    balances = {
+        row.id: balance(row)
+        for row in conn.execute(
+            select(members.c.id, *(members.c[f] for f in BALANCE_FIELDS))
+            .where(members.c.id.in_(ids))
+            .order_by(members.c.id)
+            .with_for_update()
+        )
+    }
+    emit(
+        conn,
+        [
+            event_row(
+                "points.expiring",
+                program_id=prog.id,
+                member_id=member_id,
+                operation_id=None,
+                at=now,
+                data=member_data(
+                    prog.code,
+                    r.member,
+                    operation=None,
+                    points=r.points,
+                    balance=balances[member_id],
+                    notification=r.id,
+                    ends=r.kind,
+                    due_on=r.due_on,
+                    due_at=r.due_at,
+                ),
+            )
+            for member_id, r in sorted(new, key=lambda pair: (pair[0], pair[1].due_on))
+        ],
+    )
 
 
 def _plus(a: ReminderResult, b: ReminderResult) -> ReminderResult:
@@ -112,12 +158,17 @@ def _plus(a: ReminderResult, b: ReminderResult) -> ReminderResult:
 
 def _insert(
     conn: Connection, program: str, program_id: int, due: Sequence[DuePoints], now: dt.datetime
-) -> list[Reminder]:
-    """Insert one batch's notifications; the reminders of those that were not there yet."""
+) -> list[tuple[int, Reminder]]:
+    """Insert one batch's notifications; the reminders of those that were not there yet,
+    each with its member's id."""
     values = [_values(program, program_id, d, now) for d in due]
     rows = conn.execute(_INSERT_NOTIFICATIONS.on(conn), values).all()
     ids = {(r.member_id, r.due_on): r.id for r in rows}
-    return [_reminder(ids[key], v) for v in values if (key := (v["member_id"], v["due_on"])) in ids]
+    return [
+        (v["member_id"], _reminder(ids[key], v))
+        for v in values
+        if (key := (v["member_id"], v["due_on"])) in ids
+    ]
 
 
 def _values(program: str, program_id: int, due: DuePoints, now: dt.datetime) -> dict[str, Any]:
@@ -142,6 +193,11 @@ def _values(program: str, program_id: int, due: DuePoints, now: dt.datetime) -> 
         "last_error": None,
         "created_at": now,
         "delivered_at": None,
+        "email_status": "pending" if due.email else "skipped",
+        "email_attempts": 0,
+        "email_next_at": now if due.email else None,
+        "email_error": None if due.email else "the member has no e-mail address",
+        "email_sent_at": None,
     }
 
 

@@ -74,6 +74,7 @@ from loyalty.errors import (
     ReversalNotFound,
     ReversalSettled,
 )
+from loyalty.events.outbox import emit_current
 from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.lots import HeldLot, hold_with_lots, spendable_lots
 from loyalty.services.results import ReversalResult
@@ -277,7 +278,9 @@ def _open(
             "resolved_at": None,
         }
         conn.execute(reversals.insert().values(values))
-        return _store(conn, op_id, _result(values, earning.member))
+        result = _store(conn, op_id, _result(values, earning.member))
+        _emit(conn, "points.frozen", row, (write.kind, write.key), op_id, result, now)
+        return result
 
     return write.run(db, work)
 
@@ -459,7 +462,10 @@ def _settle(
             .where(reversals.c.id == rev.id)
             .values(**figures, status=target, resolved_at=now)
         )
-        return _store(conn, op_id, _result(values, found.member))
+        result = _store(conn, op_id, _result(values, found.member))
+        type_ = "points.reversed" if reverse else "points.released"
+        _emit(conn, type_, row, (write.kind, write.key), op_id, result, now)
+        return result
 
     return write.run(db, work)
 
@@ -870,6 +876,45 @@ def _result(values: Any, member: str, *, replayed: bool = False) -> ReversalResu
         waived=values.get("waived", 0),
         returned=values.get("returned", 0),
         replayed=replayed,
+    )
+
+
+def _emit(
+    conn: Connection,
+    type_: str,
+    row: LockedMember,
+    operation: tuple[str, str],
+    op_id: int,
+    result: ReversalResult,
+    now: dt.datetime,
+) -> None:
+    """The reversal's event: frozen (opened), reversed or released (settled)."""
+    points = {
+        "points.frozen": result.frozen,
+        "points.reversed": result.points,
+        "points.released": result.frozen,
+    }[type_]
+    emit_current(
+        conn,
+        type_,
+        member_id=row.id,
+        operation=operation,
+        operation_id=op_id,
+        points=points,
+        at=now,
+        reversal_kind=result.kind,
+        reversal_id=result.reversal_id,
+        order_id=result.order_id,
+        amount_minor=result.amount_minor,
+        currency=result.currency,
+        status=result.status,
+        frozen=result.frozen,
+        lapsed=result.lapsed,
+        missing=result.missing,
+        deducted=result.deducted,
+        debt=result.debt,
+        waived=result.waived,
+        returned=result.returned,
     )
 
 

@@ -61,6 +61,7 @@ from loyalty.errors import (
     RewardRedemptionNotFound,
     RewardUnavailable,
 )
+from loyalty.events.outbox import emit_current
 from loyalty.services.audit import record_audit
 from loyalty.services.ledger import LostRace, record_and_post
 from loyalty.services.lots import take_spendable
@@ -284,6 +285,16 @@ def redeem_reward(
         issued = _Issue(conn, row, now, op_id, cached_terms)
         result = issued.redemption(item, terms, quantity, points, address)
         conn.execute(_STORE_RESULT, {"operation_id": op_id, "stored": result.to_record()})
+        _emit_reward(
+            conn,
+            "reward.redeemed",
+            program_code,
+            row.id,
+            (write.kind, write.key),
+            op_id,
+            result,
+            now,
+        )
         return result
 
     return write.run(db, work)
@@ -500,6 +511,36 @@ def _locate(conn: Connection, program_id: int, redemption_id: int) -> Row[Any]:
     return row
 
 
+def _emit_reward(
+    conn: Connection,
+    type_: str,
+    program: str,
+    member_id: int,
+    operation: tuple[str, str] | None,
+    operation_id: int | None,
+    result: RewardRedemptionResult,
+    at: dt.datetime,
+    *,
+    points: int | None = None,
+    **fields: Any,
+) -> None:
+    """A reward event: redeemed (the points it cost), or a fulfilment change (with the
+    points a cancellation gave back)."""
+    record = result.to_record()
+    record.pop("events", None)
+    emit_current(
+        conn,
+        type_,
+        member_id=member_id,
+        operation=operation,
+        operation_id=operation_id,
+        points=result.points if points is None else points,
+        at=at,
+        redemption=record,
+        **fields,
+    )
+
+
 def record_reward_event(
     conn: Connection,
     redemption_id: int,
@@ -631,6 +672,19 @@ def cancel_redemption(
             .where(operations.c.id == op_id)
             .values(result={**result.to_record(), "reason": reason, "actor": actor})
         )
+        _emit_reward(
+            conn,
+            "reward.fulfilment_changed",
+            prog.code,
+            row.id,
+            (write.kind, write.key),
+            op_id,
+            result,
+            now,
+            points=sum(m.available for m in moves if m.kind == "reward_return"),
+            from_status=current.status,
+            reason=reason,
+        )
         return result
 
     return write.run(db, work)
@@ -696,6 +750,9 @@ def advance_fulfilment(
     now = db.clock.now()
     with db.write() as conn:
         prog = program_row(conn, program)
+        # the member first, as every write does (the event joins the member's order)
+        member_id = _locate(conn, prog.id, redemption).member_id
+        conn.execute(select(members.c.id).where(members.c.id == member_id).with_for_update())
         current = conn.execute(
             select(reward_redemptions.c.status)
             .where(
@@ -734,7 +791,21 @@ def advance_fulfilment(
             before={"status": found.status},
             after={"status": status, **({"reason": note} if note else {})},
         )
-        return _result(conn, _locate(conn, prog.id, redemption))
+        result = _result(conn, _locate(conn, prog.id, redemption))
+        _emit_reward(
+            conn,
+            "reward.fulfilment_changed",
+            prog.code,
+            member_id,
+            None,
+            None,
+            result,
+            now,
+            points=0,
+            from_status=found.status,
+            reason=note,
+        )
+        return result
 
 
 def advance_many(

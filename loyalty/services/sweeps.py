@@ -47,6 +47,7 @@ from loyalty.db.tables import entries, lots, members, operations
 from loyalty.db.types import UTCDateTime
 from loyalty.domain.checks import require_int
 from loyalty.domain.moves import Move, sums_by
+from loyalty.events.outbox import emit_for_operations
 from loyalty.services.ledger import (
     AT,
     DELTAS,
@@ -59,6 +60,22 @@ from loyalty.services.ledger import (
     row_of,
 )
 from loyalty.services.results import SweepResult
+
+# The event each sweep's operations report, one per member.
+SWEEP_EVENTS = {
+    "mature": "points.pending_matured",
+    "expire": "points.expired",
+    "clear": "points.cleared",
+}
+
+
+def emit_sweep_events(
+    conn: Connection, kind: str, operation_ids: Sequence[int], at: dt.datetime
+) -> None:
+    """The events of a sweep batch's operations (none for a kind no event reports)."""
+    event_type = SWEEP_EVENTS.get(kind)
+    if event_type is not None:
+        emit_for_operations(conn, event_type, operation_ids, at=at)
 
 
 @dataclass(frozen=True)
@@ -199,6 +216,7 @@ def post_sweep(
             for m, sums in sorted(per_member.items())
         ],
     )
+    emit_sweep_events(conn, kind, list(op_ids.values()), at)
 
 
 # The order in which an ending sweep takes due lots: oldest expiry first.
@@ -270,6 +288,7 @@ def _end_in_one_statement_per_batch(db: Database, ending: Ending, run: _EndingRu
         if row.claimed != row.lots:  # impossible: the lots are locked and still unended
             raise RuntimeError(f"{ending.kind} claimed {row.claimed} of {row.lots} lots")
         run.count(conn, row.lots, int(row.points))
+        emit_sweep_events(conn, ending.kind, list(row.operation_ids or ()), run.at)
         return Batch(row.members, row.lots, int(row.points))
 
     return run_batches(db, batch, run.on_batch)
@@ -402,6 +421,7 @@ def _end_due_lots_pg(kind: str, due: ColumnElement[bool]) -> Any:
             count(claimed).label("claimed"),
             func.count().label("lots"),
             func.coalesce(func.sum(ended.c.available + ended.c.pending), 0).label("points"),
+            select(func.array_agg(ops.c.id)).scalar_subquery().label("operation_ids"),
         )
         .select_from(ended)
         .add_cte(posted, taken)
@@ -437,6 +457,7 @@ def end_lots(
     conn.execute(insert(entries).from_select(names, entry.where(in_batch), include_defaults=False))
     conn.execute(_take_off_members(select(*SWEEP_COLUMNS).where(in_batch).subquery()))
     conn.execute(update(lots).where(in_batch).values(available=0, pending=0))
+    emit_sweep_events(conn, kind, list(op_ids.values()), at)
     return int(sum(r.available + r.pending for r in rows))
 
 

@@ -49,6 +49,7 @@ from loyalty.errors import (
     MemberNotFound,
     NotFound,
 )
+from loyalty.events.outbox import emit_current
 from loyalty.services.tier_results import TierChangeInfo, TierProgress, TierVersionInfo
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row, request_hash, resolve_key
@@ -484,6 +485,27 @@ def change_tier(
             "created_at": change.at,
         },
     )
+    if to_code != from_code:
+        emit_current(
+            conn,
+            "tier.changed",
+            member_id=state.id,
+            operation=None,
+            operation_id=change.operation_id,
+            points=None,
+            at=change.at,
+            from_tier=from_code,
+            to_tier=to_code,
+            direction="up" if change.to_rank > rules.rank(from_code) else "down",
+            reason=change.reason,
+            measure=change.measure,
+            tier_version=tiers.version,
+            due_at=change.due_at,
+            period_end=period_end,
+            evaluate_at=evaluate_at,
+            actor=change.actor,
+            note=change.note,
+        )
     return TierChangeInfo(
         member=state.external_id,
         from_tier=from_code,

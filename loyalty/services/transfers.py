@@ -35,6 +35,7 @@ from loyalty.errors import (
     TransferLimit,
     TransferNotAllowed,
 )
+from loyalty.events.outbox import emit_change
 from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.lots import spendable_lots
 from loyalty.services.results import TransferResult
@@ -346,6 +347,25 @@ def _post(
             operation_id=op_id,
             moves=moves,
             at=now,
+        )
+    for member, moves, direction, other in (
+        (row, outgoing, "out", result.recipient),
+        (to, incoming, "in", result.sender),
+    ):
+        emit_change(
+            conn,
+            "points.transferred",
+            member,
+            program=row.program_code,
+            operation=(write.kind, write.key),
+            operation_id=op_id,
+            moves=moves,
+            points=result.points,
+            at=now,
+            direction=direction,
+            counterparty=other,
+            transfer_id=result.transfer_id,
+            fee=result.fee if direction == "out" else 0,
         )
     record_qualifying(
         conn,

@@ -190,6 +190,7 @@ class LockedMember(Protocol):
     program_clearing_keep_months: int
     program_clearing_enabled_at: dt.datetime | None
     program_reminder_days: int
+    program_webhooks_allow_private: bool
     program_created_at: dt.datetime
     rule_version_id: int | None
     existing_operation_id: int | None

@@ -127,6 +127,7 @@ def test_a_transfer_moves_points_and_keeps_their_expiry(db: Database, clock: Fix
         "lots": 1,
         "entries": 2,
         "tier_qualifying": 1,  # the recipient's measure (counted only if tiers say so)
+        "events": 2,  # points.transferred, to each side
     }
     assert scalar(db, "SELECT kind FROM operations ORDER BY id DESC LIMIT 1") == "transfer"
     assert scalar(db, "SELECT day FROM transfers") == "2026-11-21"  # 20:00 in Shanghai
@@ -487,6 +488,7 @@ def test_a_retry_answers_the_stored_result(db: Database, clock: FixedClock) -> N
     # A replay answers even after the program switched transfers off and alice was closed.
     s.update_program(db, program=PROGRAM, transfers_enabled=False)
     s.set_member_status(db, program=PROGRAM, external_id="alice", status="closed")
+    before["events"] += 1  # member.closed
     assert send(db, "alice", "bob", 80, "t1").replayed
     assert row_counts(db) == before
     _ok(db)
