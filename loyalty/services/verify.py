@@ -32,6 +32,8 @@ returns none. The checks:
   entry's next evaluation) and no other change was made while an evaluation was overdue;
 * every member's qualifying rows (the tier measure) equal what their earnings, settled
   refunds and disputes, adjustments and received transfers say, in points and in money;
+* the outbox (see :mod:`loyalty.events.checks`): every operation has exactly its events,
+  every member its enrolment, tier change and reminder events; deliveries are sound;
 * every API key has known scopes, a SHA-256 hash and a ``jfn_sk_`` prefix, and was not
   revoked before it was created; every allowed origin is stored as ``scheme://host[:port]``.
 """
@@ -69,6 +71,7 @@ from loyalty.domain.checks import require_email, require_member_id, require_prog
 from loyalty.domain.money import normalize_currency
 from loyalty.domain.moves import BUCKETS, ENTRY_KINDS, LOT_CREDIT_KINDS
 from loyalty.errors import InvalidInput
+from loyalty.events.checks import OUTBOX_CHECKS
 from loyalty.services.api_keys import KEY_PREFIX, SCOPES, normalise_origin
 from loyalty.services.reversals import OPEN_STATUSES
 
@@ -539,6 +542,7 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
         "every member's tier measure rows equal their earnings, reversals, adjustments, transfers",
         _qualifying_vs_sources,
     ),
+    *OUTBOX_CHECKS,
 )
 
 

@@ -210,6 +210,7 @@ def upgrade() -> None:
         )
 
     # ### end Alembic commands ###
+    _backfill_events()
 
 
 def downgrade() -> None:
@@ -263,3 +264,100 @@ def downgrade() -> None:
     op.drop_table("webhook_endpoints")
     op.drop_table("email_settings")
     # ### end Alembic commands ###
+
+
+# What happened before the outbox, written as events already dispatched (never sent): the
+# outbox's invariants (``jifen verify``) then hold on an upgraded database. The event each
+# operation kind reports, for the operation's member ...
+_MEMBER_OPERATION_EVENTS = {
+    "earn_purchase": "points.earned",
+    "earn_action": "points.earned",
+    "capture": "points.redeemed",
+    "release": "points.hold_released",
+    "hold_timeout": "points.hold_released",
+    "adjust": "points.adjusted",
+    "refund": "points.frozen",
+    "dispute": "points.frozen",
+    "refund_succeeded": "points.reversed",
+    "dispute_lost": "points.reversed",
+    "refund_failed": "points.released",
+    "dispute_won": "points.released",
+    "reward_redeem": "reward.redeemed",
+    "reward_cancel": "reward.fulfilment_changed",
+}
+# ... and for each member of its entries.
+_ENTRY_OPERATION_EVENTS = {
+    "transfer": "points.transferred",
+    "mature": "points.pending_matured",
+    "expire": "points.expired",
+    "clear": "points.cleared",
+}
+
+
+def _case(mapping: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN '{kind}' THEN '{type_}'" for kind, type_ in mapping.items())
+    return f"CASE o.kind {whens} END"
+
+
+def _in(mapping: dict[str, str]) -> str:
+    return ", ".join(f"'{kind}'" for kind in mapping)
+
+
+def _backfill_events() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    event_id = (
+        "'evt_' || replace(gen_random_uuid()::text, '-', '')"
+        if postgres
+        else "'evt_' || lower(hex(randomblob(16)))"
+    )
+    obj = "json_build_object" if postgres else "json_object"
+    yes = "true" if postgres else "json('true')"
+    differs = "IS DISTINCT FROM" if postgres else "IS NOT"
+
+    def data(**fields: str) -> str:
+        """A JSON object of the program, the member, ``fields`` and ``backfilled``."""
+        pairs = {"program": "p.code", "member": "m.external_id", **fields, "backfilled": yes}
+        listed = ", ".join(f"'{k}', {v}" for k, v in pairs.items())
+        return f"{obj}({listed})"
+
+    insert = (
+        "INSERT INTO events (event_id, program_id, member_id, operation_id, type, "
+        "occurred_at, data, dispatched_at) "
+    )
+    operation = f"{obj}('kind', o.kind, 'key', o.key)"
+    op.execute(
+        insert + f"SELECT {event_id}, o.program_id, x.member_id, o.id, x.type, o.created_at, "
+        f"{data(operation=operation)}, o.created_at "
+        "FROM (SELECT o.id AS operation_id, o.member_id AS member_id, "
+        f"{_case(_MEMBER_OPERATION_EVENTS)} AS type FROM operations o "
+        f"WHERE o.kind IN ({_in(_MEMBER_OPERATION_EVENTS)}) "
+        "UNION ALL SELECT DISTINCT o.id, e.member_id, "
+        f"{_case(_ENTRY_OPERATION_EVENTS)} FROM operations o "
+        "JOIN entries e ON e.operation_id = o.id "
+        f"WHERE o.kind IN ({_in(_ENTRY_OPERATION_EVENTS)})) x "
+        "JOIN operations o ON o.id = x.operation_id "
+        "JOIN programs p ON p.id = o.program_id JOIN members m ON m.id = x.member_id "
+        "ORDER BY o.id, x.member_id"
+    )
+    op.execute(
+        insert + f"SELECT {event_id}, m.program_id, m.id, NULL, 'member.enrolled', "
+        f"m.created_at, {data()}, m.created_at "
+        "FROM members m JOIN programs p ON p.id = m.program_id ORDER BY m.id"
+    )
+    op.execute(
+        insert + f"SELECT {event_id}, t.program_id, t.member_id, t.operation_id, "
+        f"'tier.changed', t.created_at, {data(from_tier='t.from_tier', to_tier='t.to_tier')}, "
+        "t.created_at FROM tier_changes t JOIN members m ON m.id = t.member_id "
+        f"JOIN programs p ON p.id = t.program_id WHERE t.from_tier {differs} t.to_tier "
+        "ORDER BY t.id"
+    )
+    op.execute(
+        insert + f"SELECT {event_id}, n.program_id, n.member_id, NULL, 'points.expiring', "
+        f"n.created_at, {data(points='n.points', due_on='n.due_on')}, n.created_at "
+        "FROM notifications n JOIN members m ON m.id = n.member_id "
+        "JOIN programs p ON p.id = n.program_id WHERE n.kind = 'points_expiring' ORDER BY n.id"
+    )
+    op.execute(
+        "UPDATE notifications SET email_status = 'skipped', "
+        "email_error = 'reminded before the e-mail channel existed'"
+    )
