@@ -24,7 +24,9 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── AdjustmentRequestNotFound          no adjustment request with this id
     │   ├── RewardNotFound                     no reward with this code in the catalog
     │   ├── RewardRedemptionNotFound           no reward redemption with this id
-    │   └── VoucherNotFound                    no voucher with this code
+    │   ├── VoucherNotFound                    no voucher with this code
+    │   ├── WebhookEndpointNotFound            no webhook endpoint with this id in the program
+    │   └── WebhookDeliveryNotFound            no webhook delivery with this id in the program
     ├── Conflict                          409
     │   ├── IdempotencyConflict                same key, different parameters
     │   ├── AlreadyExists                      program or member already exists
@@ -241,6 +243,18 @@ class VoucherNotFound(NotFound):
     """No voucher with this code in the program."""
 
     code = "voucher_not_found"
+
+
+class WebhookEndpointNotFound(NotFound):
+    """No webhook endpoint with this id in the program."""
+
+    code = "webhook_endpoint_not_found"
+
+
+class WebhookDeliveryNotFound(NotFound):
+    """No webhook delivery with this id in the program."""
+
+    code = "webhook_delivery_not_found"
 
 
 class FulfilmentConflict(Conflict):

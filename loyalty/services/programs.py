@@ -103,6 +103,7 @@ SETTINGS: dict[str, tuple[SettingCheck, Any]] = {
     "clearing_day": (_between(1, 31), 31),
     "clearing_keep_months": (_between(0, 1200), 12),
     "reminder_days": (_between(0, 366), 15),
+    "webhooks_allow_private": (_flag, False),
 }
 
 

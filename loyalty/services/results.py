@@ -69,6 +69,7 @@ class ProgramInfo(Record):
     clearing_keep_months: int = 12
     reminder_days: int = 15
     clearing_enabled_at: dt.datetime | None = None
+    webhooks_allow_private: bool = False
 
 
 @dataclass(frozen=True)
