@@ -26,7 +26,8 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── RewardRedemptionNotFound           no reward redemption with this id
     │   ├── VoucherNotFound                    no voucher with this code
     │   ├── WebhookEndpointNotFound            no webhook endpoint with this id in the program
-    │   └── WebhookDeliveryNotFound            no webhook delivery with this id in the program
+    │   ├── WebhookDeliveryNotFound            no webhook delivery with this id in the program
+    │   └── EventNotFound                      no outbound event with this id in the program
     ├── Conflict                          409
     │   ├── IdempotencyConflict                same key, different parameters
     │   ├── AlreadyExists                      program or member already exists
@@ -255,6 +256,12 @@ class WebhookDeliveryNotFound(NotFound):
     """No webhook delivery with this id in the program."""
 
     code = "webhook_delivery_not_found"
+
+
+class EventNotFound(NotFound):
+    """No outbound event with this id in the program."""
+
+    code = "event_not_found"
 
 
 class FulfilmentConflict(Conflict):
