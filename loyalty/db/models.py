@@ -198,6 +198,8 @@ class Member(Base):
     tier_evaluate_at: Mapped[dt.datetime | None]
     tier_lock: Mapped[str | None] = mapped_column(String(32))
     tier_locked_until: Mapped[dt.datetime | None]
+    # The evaluation a ``tier.will_downgrade`` warning was sent for (one per evaluation).
+    tier_warned_for: Mapped[dt.datetime | None]
 
     __table_args__ = (
         UniqueConstraint("program_id", "external_id"),

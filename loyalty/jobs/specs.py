@@ -34,6 +34,7 @@ from loyalty.domain.checks import require_int
 from loyalty.errors import InvalidInput
 from loyalty.services.results import SweepResult
 from loyalty.services.tier_results import TierSweepResult
+from loyalty.services.tier_warnings import warn_tier_downgrades
 
 Progress = Callable[[SweepResult], None]
 HOUR = 3600
@@ -179,7 +180,8 @@ def _tiers(db: Database, progress: Progress, *, program: str | None, batch_size:
         progress(SweepResult(items=totals.evaluated, points=0, batches=totals.batches))
 
     r = svc.evaluate_tiers(db, program=program, batch_size=batch_size, on_batch=show)
-    details = {"up": r.up, "kept": r.kept, "down": r.down}
+    warned = warn_tier_downgrades(db, program=program)
+    details = {"up": r.up, "kept": r.kept, "down": r.down, "warned": warned}
     return Outcome(items=r.evaluated, points=0, batches=r.batches, details=details)
 
 

@@ -167,6 +167,7 @@ class LockedMember(Protocol):
     tier_evaluate_at: dt.datetime | None
     tier_lock: str | None
     tier_locked_until: dt.datetime | None
+    tier_warned_for: dt.datetime | None
     program_code: str
     program_name: str
     program_currency: str
