@@ -71,6 +71,7 @@ def test_the_tiers_job_evaluates_the_due_members_batch_by_batch(
         "up": 0,
         "kept": 2,
         "down": 0,
+        "warned": 0,  # tier.will_downgrade warnings sent after the sweep
     }
     for member, tier in (("alice", "gold"), ("bob", "silver")):
         (latest, *_) = s.tier_history(db, program=PROGRAM, member=member)
