@@ -5,7 +5,8 @@ Every command takes ``--database-url`` (or ``$JIFEN_DATABASE_URL``) and has ``--
 Errors are printed as one line that says what to do next, with exit status 1 (2 for usage).
 
 This module owns the ``jifen`` group (:func:`main`); the commands live by area in
-:mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs`, :mod:`.rewards` and :mod:`.tiers`,
+:mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs`, :mod:`.rewards`, :mod:`.tiers` and
+:mod:`.email`,
 what they share in :mod:`.options` and how they show things in :mod:`.render`. Other packages
 add commands through the ``jifen.commands`` entry-point group (the console adds ``users`` and
 ``console``); they are loaded on first use, so the core never imports them.
@@ -19,6 +20,7 @@ import click
 
 from loyalty import __version__
 from loyalty.cli.demo import demo
+from loyalty.cli.email import email_group
 from loyalty.cli.jobs import clear, cron_command, jobs_command, remind, sweep, worker
 from loyalty.cli.ledger import forecast_command, verify
 from loyalty.cli.rewards import rewards_group
@@ -70,6 +72,7 @@ CORE_COMMANDS: tuple[click.Command, ...] = (
     jobs_command,
     rewards_group,
     tiers_group,
+    email_group,
 )
 for _command in CORE_COMMANDS:
     main.add_command(_command)
