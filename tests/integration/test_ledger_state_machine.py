@@ -33,7 +33,10 @@ no bucket may be negative, no order's counting reversals may claim more points t
 granted, and the reversals of an order that went through must total exactly the floor share of
 their money (so all its points once it is fully refunded). Transfers must
 conserve points but for the fee. Failed and replayed calls must leave the database exactly as it
-was.
+was. The outbox must hold exactly one event per ledger operation of the kinds that report one
+(two for a transfer, one per member for a sweep, none for a hold or a replay), each naming its
+operation and the member's balance right after it (the entries replayed in order), a member's
+events in the order of its operations.
 
 ``pytest --hypothesis-show-statistics`` shows which paths the runs reached.
 
@@ -49,11 +52,12 @@ import calendar
 import dataclasses
 import datetime as dt
 import functools
+import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +79,18 @@ from sqlalchemy.engine import make_url
 from loyalty import migrate
 from loyalty import services as s
 from loyalty.db import Database
-from loyalty.db.models import Base, Earning, Hold, Lot, Member, Reversal, Transfer
+from loyalty.db.models import (
+    Base,
+    Earning,
+    Entry,
+    Hold,
+    Lot,
+    Member,
+    Operation,
+    OutboxEvent,
+    Reversal,
+    Transfer,
+)
 from loyalty.domain.clock import FixedClock
 from loyalty.domain.redemption import (
     RedemptionPolicy,
@@ -151,6 +166,9 @@ members_t = Member.__table__
 earnings_t = Earning.__table__
 reversals_t = Reversal.__table__
 transfers_t = Transfer.__table__
+operations_t = Operation.__table__
+entries_t = Entry.__table__
+events_t = OutboxEvent.__table__
 
 
 # --- databases --------------------------------------------------------------------------
@@ -2203,6 +2221,105 @@ class LedgerMachine(RuleBasedStateMachine):
             (self.member_ids[r.sender_id], self.member_ids[r.recipient_id], r.points, r.fee, r.day)
             for r in transfer_rows
         ] == [(t.sender, t.recipient, t.points, t.fee, t.day) for t in self.transfers.values()]
+
+    @invariant()
+    def outbox_has_one_event_per_operation(self) -> None:
+        """The outbox holds exactly the events of the ledger's operations: one of its kind's
+        type for its member (a transfer and a sweep: one per member of its entries), none for
+        a hold (nor for a replay, which makes no operation); each naming its operation and the
+        member's balance right after it, rebuilt by replaying the entries in order; a
+        member's events in the order of its operations."""
+        if not self.ready:
+            return
+        with self.db.read() as conn:
+            ops = conn.execute(select(operations_t).order_by(operations_t.c.id)).all()
+            entry_rows = conn.execute(select(entries_t).order_by(entries_t.c.id)).all()
+            event_rows = conn.execute(select(events_t).order_by(events_t.c.id)).all()
+        expected, balances_after = expected_outbox(ops, entry_rows)
+        with_op = [e for e in event_rows if e.operation_id is not None]
+        got = sorted((e.operation_id, e.member_id, e.type) for e in with_op)
+        assert got == sorted(expected), f"outbox {got} != operations {sorted(expected)}"
+        assert sorted(
+            (e.type, self.member_ids[e.member_id]) for e in event_rows if e.operation_id is None
+        ) == [("member.enrolled", m) for m in range(len(MEMBERS))]
+        by_id = {op.id: op for op in ops}
+        for e in with_op:
+            data = e.data if isinstance(e.data, dict) else json.loads(e.data)
+            op = by_id[e.operation_id]
+            assert data["operation"] == {"kind": op.kind, "key": op.key}, (e, op)
+            assert data["member"] == MEMBERS[self.member_ids[e.member_id]]
+            want = balances_after[(e.member_id, e.operation_id)]
+            assert data["balance"] == want, f"{e.type} of {op.kind} {op.key}: {data} != {want}"
+        for member_id in self.member_ids:
+            mine = [e.operation_id for e in with_op if e.member_id == member_id]
+            assert mine == sorted(mine), f"member {member_id}: events out of order {mine}"
+        event("outbox: " + ", ".join(sorted({e.type for e in with_op})) if with_op else "")
+
+
+# The event each operation kind reports for its member, and those that report one per member
+# of their entries; a hold reports none. A kind in neither is a failure: decide its event.
+OPERATION_EVENT = {
+    "earn_purchase": "points.earned",
+    "earn_action": "points.earned",
+    "capture": "points.redeemed",
+    "release": "points.hold_released",
+    "hold_timeout": "points.hold_released",
+    "adjust": "points.adjusted",
+    "refund": "points.frozen",
+    "dispute": "points.frozen",
+    "refund_succeeded": "points.reversed",
+    "dispute_lost": "points.reversed",
+    "refund_failed": "points.released",
+    "dispute_won": "points.released",
+}
+PER_MEMBER_OF_ENTRIES = {
+    "transfer": "points.transferred",
+    "mature": "points.pending_matured",
+    "expire": "points.expired",
+    "clear": "points.cleared",
+}
+SILENT_KINDS = {"hold"}
+BALANCE_NAMES = ("available", "pending", "held", "frozen", "debt")
+
+
+def expected_outbox(
+    ops: Sequence[Any], entry_rows: Sequence[Any]
+) -> tuple[list[tuple[int, int, str]], dict[tuple[int, int], dict[str, int]]]:
+    """``(operation id, member id, type)`` of every event the operations should have written,
+    and each member's balance right after each operation that moved it (its entries summed
+    in order)."""
+    members_of: dict[int, set[int]] = {}
+    running: dict[int, dict[str, int]] = {}
+    after: dict[tuple[int, int], dict[str, int]] = {}
+    for entry in entry_rows:
+        members_of.setdefault(entry.operation_id, set()).add(entry.member_id)
+        totals = running.setdefault(entry.member_id, dict.fromkeys(BALANCE_NAMES, 0))
+        for name in BALANCE_NAMES:
+            totals[name] += int(getattr(entry, f"{name}_delta"))
+        after[(entry.member_id, entry.operation_id)] = dict(totals)
+    expected = []
+    for op in ops:
+        if op.kind in OPERATION_EVENT:
+            expected.append((op.id, op.member_id, OPERATION_EVENT[op.kind]))
+            if (op.member_id, op.id) not in after:  # nothing posted (an earn capped to 0)
+                after[(op.member_id, op.id)] = _balance_before(running_at(entry_rows, op))
+        elif op.kind in PER_MEMBER_OF_ENTRIES:
+            expected += [(op.id, m, PER_MEMBER_OF_ENTRIES[op.kind]) for m in members_of[op.id]]
+        else:
+            assert op.kind in SILENT_KINDS, f"operation kind {op.kind!r} has no event decided"
+    return expected, after
+
+
+def running_at(entry_rows: Sequence[Any], op: Any) -> list[Any]:
+    """The member's entries of operations before ``op``."""
+    return [e for e in entry_rows if e.member_id == op.member_id and e.operation_id < op.id]
+
+
+def _balance_before(entries_before: list[Any]) -> dict[str, int]:
+    return {
+        name: sum(int(getattr(e, f"{name}_delta")) for e in entries_before)
+        for name in BALANCE_NAMES
+    }
 
 
 class PostgresLedgerMachine(LedgerMachine):
