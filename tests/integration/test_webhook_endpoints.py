@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from helpers import PROGRAM, make_program, row_counts
 from sqlalchemy import insert, select
 
 from loyalty import services as s
@@ -16,7 +17,6 @@ from loyalty.db.tables import events, webhook_deliveries, webhook_endpoints
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import InvalidInput, ProgramNotFound, WebhookEndpointNotFound
 from loyalty.events import endpoints as ep
-from tests.integration.helpers import PROGRAM, make_program, row_counts
 
 PUBLIC = "https://93.184.215.14/hooks"  # an IP literal: no DNS needed, and public
 
