@@ -195,11 +195,11 @@ def _description(value: Any) -> str | None:
     return require_text("description", value, max_length=MAX_DESCRIPTION)
 
 
-def _actor(actor: str | None) -> str:
+def actor_name(actor: str | None) -> str:
     return SYSTEM_ACTOR if actor is None else require_text("actor", actor, max_length=120)
 
 
-def _endpoint_id(value: Any) -> int:
+def require_endpoint_id(value: Any) -> int:
     return require_int("endpoint", value, minimum=1)
 
 
@@ -314,7 +314,7 @@ def list_endpoints(db: Target, *, program: str) -> tuple[EndpointInfo, ...]:
 
 def get_endpoint(db: Target, *, program: str, endpoint: int) -> EndpointInfo:
     """One endpoint of the program, or :class:`WebhookEndpointNotFound`."""
-    endpoint = _endpoint_id(endpoint)
+    endpoint = require_endpoint_id(endpoint)
     with db.read() as conn:
         prog = program_row(conn, program)
         return _info(conn, endpoint_row(conn, int(prog.id), endpoint), db.clock.now())
@@ -344,7 +344,7 @@ def add_endpoint(
     url = require_url(url)
     types = require_event_types(event_types)
     text = _description(description)
-    who = _actor(actor)
+    who = actor_name(actor)
     now = db.clock.now()
     secret = new_secret()
     with db.write() as conn:
@@ -390,7 +390,7 @@ def update_endpoint(
     """Change an endpoint's URL, event types or description (``None`` keeps it; an empty
     description clears it). Only new deliveries follow the new types; a new URL is checked
     like a new endpoint's."""
-    endpoint = _endpoint_id(endpoint)
+    endpoint = require_endpoint_id(endpoint)
     changes: dict[str, Any] = {}
     if url is not None:
         changes["url"] = require_url(url)
@@ -398,7 +398,7 @@ def update_endpoint(
         changes["event_types"] = list(require_event_types(event_types))
     if description is not None:
         changes["description"] = _description(description)
-    who = _actor(actor)
+    who = actor_name(actor)
     now = db.clock.now()
     with db.write() as conn:
         prog = program_row(conn, program)
@@ -438,13 +438,13 @@ def rotate_secret(
 ) -> EndpointCreated:
     """Give the endpoint a new secret (in the result, shown once); the one it replaces keeps
     signing beside it for ``overlap_hours`` (0: it stops at once)."""
-    endpoint = _endpoint_id(endpoint)
+    endpoint = require_endpoint_id(endpoint)
     require_int("overlap_hours", overlap_hours, minimum=0)
     if overlap_hours > MAX_OVERLAP_HOURS:
         raise InvalidInput(
             f"overlap_hours may be at most {MAX_OVERLAP_HOURS} (a week)", field="overlap_hours"
         )
-    who = _actor(actor)
+    who = actor_name(actor)
     now = db.clock.now()
     secret = new_secret()
     with db.write() as conn:
@@ -504,9 +504,9 @@ def disable_endpoint(
 ) -> EndpointInfo:
     """Stop sending to the endpoint; its pending deliveries fail with ``reason`` (replay
     them after enabling it again)."""
-    endpoint = _endpoint_id(endpoint)
+    endpoint = require_endpoint_id(endpoint)
     why = require_text("reason", reason, max_length=MAX_REASON)
-    who = _actor(actor)
+    who = actor_name(actor)
     now = db.clock.now()
     with db.write() as conn:
         prog = program_row(conn, program)
@@ -530,8 +530,8 @@ def enable_endpoint(
 ) -> EndpointInfo:
     """Send to the endpoint again (from the next dispatched event; replay failed deliveries
     to send those). Its failure streak starts afresh."""
-    endpoint = _endpoint_id(endpoint)
-    who = _actor(actor)
+    endpoint = require_endpoint_id(endpoint)
+    who = actor_name(actor)
     now = db.clock.now()
     with db.write() as conn:
         prog = program_row(conn, program)
