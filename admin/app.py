@@ -203,6 +203,7 @@ def _init_admin(app: Flask) -> Admin:
         RulesView,
         TiersView,
     )
+    from admin.views.reminders import RemindersView
 
     admin = Admin(
         app,
@@ -220,6 +221,7 @@ def _init_admin(app: Flask) -> Admin:
         admin.add_view(FulfilmentView(name="Fulfilment", endpoint="fulfilment"))
         admin.add_view(AdjustmentsView(name="Adjustments", endpoint="adjustments"))
         admin.add_view(JobsView(name="Jobs", endpoint="jobs"))
+        admin.add_view(RemindersView(name="Reminders", endpoint="reminders"))
         admin.add_view(EventsView(name="Webhook events", endpoint="events"))
         admin.add_view(AuditView(name="Audit log", endpoint="audit"))
         admin.add_view(ExportView(name="Export", endpoint="export"))

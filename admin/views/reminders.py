@@ -1,0 +1,186 @@
+"""Reminders in the console: every points-expiry reminder (积分到期提醒) with its member,
+points, last usable day and e-mail state (sent when, failed and why, skipped and why, pending
+and when it is tried next), filtered by state or member; the program's SMTP settings; a test
+e-mail; and the reminder e-mail previewed in Chinese and English.
+
+Every role reads (the SMTP password is never shown, only whether one is set); admin changes
+the settings and sends test e-mails. Changes are calls to :mod:`loyalty.events.email`, which
+audits them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, make_response, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from marshmallow import Schema, fields, validate
+from werkzeug.datastructures import MultiDict
+
+from admin.auth import actor, has_role, require_role
+from admin.views.base import ConsoleView, choice_arg, expose, flash_error, page_number, search_arg
+from admin.views.keys import load_form
+from loyalty.errors import InvalidInput, LoyaltyError
+from loyalty.events.email import (
+    LOCALES,
+    SECURITIES,
+    STATES,
+    EmailSettingsInfo,
+    get_email_settings,
+    list_reminder_emails,
+    preview_reminder_email,
+    send_test_email,
+    set_email_settings,
+)
+
+ADMIN = ("admin",)
+PAGE = 50
+LANGUAGES = {"zh_Hans": "中文 (简体)", "en": "English"}
+SECURITY_WORDS = {
+    "starttls": "STARTTLS (usually port 587)",
+    "tls": "TLS from the start (usually port 465)",
+    "none": "none (a relay on a trusted network, port 25)",
+}
+_CHECKBOXES = ("enabled", "clear_password")
+
+
+class SettingsForm(Schema):
+    """The SMTP settings form; a blank password keeps the stored one."""
+
+    host = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    port = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=65535))
+    security = fields.String(required=True, validate=validate.OneOf(SECURITIES))
+    from_address = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    reply_to = fields.String(load_default=None, validate=validate.Length(max=254))
+    username = fields.String(load_default=None, validate=validate.Length(max=255))
+    password = fields.String(load_default=None, validate=validate.Length(max=255))
+    locale = fields.String(required=True, validate=validate.OneOf(LOCALES))
+    shop_url = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class EmailTestForm(Schema):
+    """Where to send a test e-mail, and in which language."""
+
+    to = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    locale = fields.String(load_default=None, validate=validate.OneOf(LOCALES))
+
+
+def blank_values() -> dict[str, Any]:
+    """The form for a program without settings."""
+    return {
+        "host": "",
+        "port": 587,
+        "security": "starttls",
+        "from_address": "",
+        "reply_to": "",
+        "username": "",
+        "locale": "zh_Hans",
+        "shop_url": "",
+        "enabled": True,
+    }
+
+
+def form_values(info: EmailSettingsInfo | None) -> dict[str, Any]:
+    """The form filled with the stored settings (never the password)."""
+    if info is None:
+        return blank_values()
+    return {
+        "host": info.host,
+        "port": info.port,
+        "security": info.security,
+        "from_address": info.from_address,
+        "reply_to": info.reply_to or "",
+        "username": info.username or "",
+        "locale": info.locale,
+        "shop_url": info.shop_url or "",
+        "enabled": info.enabled,
+    }
+
+
+def posted_values(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The form as posted, to show again with its error (never the password)."""
+    values = {k: form.get(k, "").strip() for k in blank_values() if k not in _CHECKBOXES}
+    return values | {"enabled": bool(form.get("enabled"))}
+
+
+class RemindersView(ConsoleView):
+    """Reminders and their e-mails; the e-mail settings (admin)."""
+
+    def _page(self, *, values: dict[str, Any] | None = None, form_error: str | None = None) -> str:
+        program = self.program()
+        db = self.console.db
+        state = choice_arg("state", STATES)
+        member = search_arg("member", max_length=128)
+        page = page_number()
+        found = list_reminder_emails(
+            db,
+            program=program.code,
+            state=state or None,
+            member=member or None,
+            limit=PAGE,
+            offset=(page - 1) * PAGE,
+        )
+        settings = get_email_settings(db, program=program.code)
+        return str(
+            self.render(
+                "jifen/reminders.html",
+                program=program,
+                found=found,
+                states=STATES,
+                filters={"state": state, "member": member},
+                page=page,
+                pages=max(1, -(-found.total // PAGE)),
+                settings=settings,
+                values=values or form_values(settings),
+                form_error=form_error,
+                previews=[
+                    preview_reminder_email(db, program=program.code, locale=lo) for lo in LOCALES
+                ],
+                languages=LANGUAGES,
+                securities=SECURITY_WORDS,
+                can_edit=has_role(*ADMIN),
+            )
+        )
+
+    @expose("/")
+    def index(self) -> ResponseReturnValue:
+        return self._page()
+
+    @expose("/settings", methods=("POST",))
+    def settings(self) -> ResponseReturnValue:
+        require_role(*ADMIN)
+        program = self.program()
+        try:
+            form = load_form(SettingsForm(), request.form)
+            info = set_email_settings(
+                self.console.db,
+                program=program.code,
+                enabled=bool(request.form.get("enabled")),
+                clear_password=bool(request.form.get("clear_password")),
+                actor=actor(),
+                **form,
+            )
+        except InvalidInput as exc:
+            page = make_response(
+                self._page(values=posted_values(request.form), form_error=exc.message), 400
+            )
+            return page
+        state = "on" if info.enabled else "off"
+        flash(f"E-mail settings saved; e-mail reminders are {state}.", "success")
+        return redirect(url_for(".index"))
+
+    @expose("/test", methods=("POST",))
+    def test(self) -> ResponseReturnValue:
+        require_role(*ADMIN)
+        program = self.program()
+        try:
+            form = load_form(EmailTestForm(), request.form)
+            result = send_test_email(self.console.db, program=program.code, actor=actor(), **form)
+        except LoyaltyError as exc:
+            flash_error(exc)
+            return redirect(url_for(".index"))
+        if result.sent:
+            flash(f"Test e-mail sent to {result.to}: check that it arrived.", "success")
+        else:
+            flash(f"The test e-mail to {result.to} was not sent: {result.error}", "error")
+        return redirect(url_for(".index"))
