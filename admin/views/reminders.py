@@ -42,6 +42,11 @@ SECURITY_WORDS = {
     "none": "none (a relay on a trusted network, port 25)",
 }
 _CHECKBOXES = ("enabled", "clear_password")
+# An e-mail is styled inline (mail clients drop style sheets); shown in a frame of the page,
+# it may apply those styles and nothing else: no scripts, no fetches, a sandbox of its own.
+PREVIEW_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox"
+)
 
 
 class SettingsForm(Schema):
@@ -145,6 +150,18 @@ class RemindersView(ConsoleView):
     @expose("/")
     def index(self) -> ResponseReturnValue:
         return self._page()
+
+    @expose("/preview")
+    def preview(self) -> ResponseReturnValue:
+        """The HTML part of the sample reminder, for the page's sandboxed frame: its own
+        policy lets the e-mail's inline styles apply and nothing else load or run."""
+        program = self.program()
+        locale = choice_arg("locale", LOCALES) or None
+        rendered = preview_reminder_email(self.console.db, program=program.code, locale=locale)
+        response = make_response(rendered.html)
+        response.headers["Content-Security-Policy"] = PREVIEW_POLICY
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        return response
 
     @expose("/settings", methods=("POST",))
     def settings(self) -> ResponseReturnValue:

@@ -199,3 +199,16 @@ def test_filters_and_bad_arguments(app: Flask) -> None:
     assert "alice alice@example.com 1,200" in by_member and "bob 800" not in by_member
     assert client.get(f"{PAGE}?state=lost").status_code == 400
     assert client.get(f"{PAGE}?page=0").status_code == 400
+
+
+def test_the_html_preview_has_its_own_policy(app: Flask) -> None:
+    client, _token = signed_in(app, "viewer")
+    response = client.get(f"{PAGE}preview?locale=en")
+    assert response.status_code == 200
+    assert "1,200</strong> of your points at Shop will expire" in response.get_data(as_text=True)
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src" not in policy and "default-src 'none'" in policy and "sandbox" in policy
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert client.get(f"{PAGE}preview?locale=fr").status_code == 400
+    page = client.get(PAGE)
+    assert page.headers["X-Frame-Options"] == "DENY"  # the page itself is never framed
