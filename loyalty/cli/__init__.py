@@ -5,8 +5,8 @@ Every command takes ``--database-url`` (or ``$JIFEN_DATABASE_URL``) and has ``--
 Errors are printed as one line that says what to do next, with exit status 1 (2 for usage).
 
 This module owns the ``jifen`` group (:func:`main`); the commands live by area in
-:mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs`, :mod:`.rewards`, :mod:`.tiers` and
-:mod:`.email`,
+:mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs`, :mod:`.rewards`, :mod:`.tiers`,
+:mod:`.email`, :mod:`.webhooks` and :mod:`.events`,
 what they share in :mod:`.options` and how they show things in :mod:`.render`. Other packages
 add commands through the ``jifen.commands`` entry-point group (the console adds ``users`` and
 ``console``); they are loaded on first use, so the core never imports them.
@@ -21,11 +21,13 @@ import click
 from loyalty import __version__
 from loyalty.cli.demo import demo
 from loyalty.cli.email import email_group
+from loyalty.cli.events import events_group
 from loyalty.cli.jobs import clear, cron_command, jobs_command, remind, sweep, worker
 from loyalty.cli.ledger import forecast_command, verify
 from loyalty.cli.rewards import rewards_group
 from loyalty.cli.schema import db
 from loyalty.cli.tiers import tiers_group
+from loyalty.cli.webhooks import webhooks_group
 
 COMMANDS_GROUP = "jifen.commands"
 
@@ -73,6 +75,8 @@ CORE_COMMANDS: tuple[click.Command, ...] = (
     rewards_group,
     tiers_group,
     email_group,
+    webhooks_group,
+    events_group,
 )
 for _command in CORE_COMMANDS:
     main.add_command(_command)

@@ -77,7 +77,8 @@ def worker(database_url: str | None, redis_url: str | None, burst: bool, simple:
 def cron_command(database_url: str | None, redis_url: str | None, print_only: bool) -> None:
     """Run RQ's cron scheduler with Jifen's schedule (run exactly one).
 
-    Hold time-outs every minute, maturation and expiry hourly, reminders daily, and each
+    Hold time-outs and outbound events (webhooks, reminder e-mails) every minute,
+    maturation and expiry hourly, reminders daily, and each
     program's year-end clearing at its own moment in its time zone. Cron strings are UTC.
     The schedule is read at start: restart it after changing a program's clearing.
     """

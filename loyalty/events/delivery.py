@@ -25,13 +25,14 @@ can be replayed by hand (:func:`replay_delivery`, :func:`replay_failed`).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import email.utils
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ from loyalty.db.tables import (
 )
 from loyalty.domain.checks import require_aware, require_int
 from loyalty.errors import Conflict, InvalidInput, WebhookDeliveryNotFound
+from loyalty.events.dispatch import dispatch_events
 from loyalty.events.endpoints import (
     actor_name,
     destination_problem,
@@ -883,3 +885,63 @@ def iter_rounds(db: Database, *, rounds: int, **options: Any) -> Iterator[Delive
         yield run
         if run.attempted == 0:
             return
+
+
+# --- a whole run: dispatch, deliver, e-mail -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboundRun:
+    """What :func:`run_outbound` did: events dispatched and deliveries made, the sending
+    rounds and their totals, and the reminder e-mails' run (``None`` when not run)."""
+
+    dispatched: int
+    deliveries_made: int
+    rounds: int
+    delivery: DeliveryRun
+    emails: Any = None
+
+
+def run_outbound(
+    db: Database,
+    *,
+    max_rounds: int = 100,
+    budget_seconds: float | None = None,
+    limit: int = 200,
+    workers: int = 4,
+    timeout: float = DEFAULT_TIMEOUT,
+    emails: bool = True,
+    on_round: Callable[[OutboundRun], None] | None = None,
+) -> OutboundRun:
+    """Dispatch, then deliver round after round (dispatching what was written meanwhile)
+    until nothing is due, ``max_rounds`` or ``budget_seconds`` is reached; then send the due
+    reminder e-mails when ``emails`` and the e-mail channel is installed."""
+    require_int("max_rounds", max_rounds, minimum=1, maximum=MAX_LIMIT)
+    started = time.monotonic()
+    total = OutboundRun(0, 0, 0, DeliveryRun())
+    while total.rounds < max_rounds:
+        made = dispatch_events(db)
+        run = deliver_due(db, limit=limit, workers=workers, timeout=timeout)
+        total = OutboundRun(
+            total.dispatched + made.events,
+            total.deliveries_made + made.deliveries,
+            total.rounds + 1,
+            total.delivery + run,
+        )
+        if on_round is not None:
+            on_round(total)
+        spent = time.monotonic() - started
+        if run.attempted == 0 or (budget_seconds is not None and spent >= budget_seconds):
+            break
+    if not emails:
+        return total
+    return dataclasses.replace(total, emails=_send_emails(db))
+
+
+def _send_emails(db: Database) -> Any:
+    """The e-mail channel's run, if that channel is installed (it is imported on use)."""
+    try:
+        from loyalty.events.email import send_due_emails
+    except ImportError:
+        return None
+    return send_due_emails(db)

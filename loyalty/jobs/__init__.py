@@ -54,6 +54,7 @@ __all__ = [
     "clear_job",
     "clear_year_job",
     "dispose_worker_databases",
+    "events_job",
     "expire_job",
     "get_run",
     "hold_timeouts_job",
@@ -96,6 +97,12 @@ def clear_job(**kwargs: Any) -> dict[str, Any]:
 def tiers_job(**kwargs: Any) -> dict[str, Any]:
     """RQ entry point of ``tiers``: member tier evaluations that are due."""
     return run_queued("tiers", **kwargs)
+
+
+def events_job(**kwargs: Any) -> dict[str, Any]:
+    """RQ entry point of ``events``: dispatch and deliver outbound events, then the due
+    reminder e-mails."""
+    return run_queued("events", **kwargs)
 
 
 def clear_year_job(**kwargs: Any) -> dict[str, Any]:

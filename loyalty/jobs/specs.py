@@ -16,6 +16,7 @@ remind          :func:`~loyalty.services.send_reminders`     ``program``, ``days
 clear           :func:`~loyalty.services.clear_due_year_ends`  ``batch_size``
 clear_year      :func:`~loyalty.services.clear_year_end`     ``program``, ``year``, ``batch_size``
 tiers           :func:`~loyalty.services.evaluate_tiers`     ``program``, ``batch_size``
+events          :func:`~loyalty.events.delivery.run_outbound`  (none)
 ==============  ===========================================  ==========================
 
 The services are idempotent, resumable and safe to run concurrently, so a job is too: it
@@ -24,6 +25,7 @@ opens its own transactions (the service's, one per batch) and may run twice.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +187,29 @@ def _tiers(db: Database, progress: Progress, *, program: str | None, batch_size:
     return Outcome(items=r.evaluated, points=0, batches=r.batches, details=details)
 
 
+EVENTS_BUDGET_SECONDS = 45  # a run a minute: stop starting rounds before the next one
+
+
+def _events(db: Database, progress: Progress) -> Outcome:
+    from loyalty.events.delivery import OutboundRun, run_outbound
+
+    def show(totals: OutboundRun) -> None:
+        progress(SweepResult(items=totals.delivery.attempted, points=0, batches=totals.rounds))
+
+    r = run_outbound(db, budget_seconds=EVENTS_BUDGET_SECONDS, on_round=show)
+    sent = r.delivery
+    details: dict[str, Any] = {
+        "dispatched": r.dispatched,
+        "deliveries_made": r.deliveries_made,
+        "delivered": sent.delivered,
+        "retrying": sent.retrying,
+        "failed": sent.failed,
+        "disabled_endpoints": sent.disabled_endpoints,
+        "emails": None if r.emails is None else dataclasses.asdict(r.emails),
+    }
+    return Outcome(items=sent.attempted, points=0, batches=r.rounds, details=details)
+
+
 def _clearing(result: Any) -> dict[str, Any]:
     return {**result.to_record(), "replayed": result.replayed}
 
@@ -276,6 +301,15 @@ JOBS: dict[str, JobSpec] = {
             (JobParam("program"), _batch_size(500)),
             RetryPolicy("%Y-%m-%d", 4 * HOUR),
             cron=Cron(30, 16, "daily: member tier evaluations"),  # 00:30 in Asia/Shanghai
+            console=True,
+        ),
+        JobSpec(
+            "events",
+            "dispatch and deliver outbound events, send reminder e-mails",
+            _events,
+            (),
+            RetryPolicy("%Y-%m-%dT%H%M", 10 * 60, ()),  # the next minute is the retry
+            cron=Cron(None, None, "every minute: webhook deliveries and reminder e-mails"),
             console=True,
         ),
     )

@@ -28,6 +28,7 @@ from loyalty.errors import Conflict, InvalidInput, WebhookDeliveryNotFound
 from loyalty.events import delivery as dl
 from loyalty.events import endpoints as ep
 from loyalty.events.dispatch import dispatch_events
+from loyalty.jobs.runs import run_job
 
 
 @dataclass
@@ -530,3 +531,18 @@ def test_two_senders_at_once_never_send_a_delivery_twice(
     assert all(types == ["member.enrolled", "points.earned"] for types in by_member.values())
     with pg_db.read() as conn:
         assert conn.execute(select(webhook_endpoints.c.failing_since)).scalar() is None
+
+
+def test_the_events_job_dispatches_delivers_and_records_its_run(
+    db: Database, receiver: Receiver, secret: str
+) -> None:
+    enrol(db, "alice", "bob")
+    earn(db, "alice", "o1", 10_000)
+    run = run_job(db, "events", trigger="test")
+    assert (run.status, run.items) == ("succeeded", 3)
+    assert run.details["dispatched"] == 3 and run.details["delivered"] == 3
+    assert run.batches >= 2  # alice's second event went in the round after her first
+    for got in receiver.received:
+        verify(secret, got)
+    again = run_job(db, "events", trigger="test")
+    assert (again.items, again.details["dispatched"]) == (0, 0)
