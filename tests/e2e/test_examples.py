@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-TESTED_ELSEWHERE = {"stripe_webhook.py"}  # test_example_stripe_webhook.py
+# test_example_stripe_webhook.py, test_example_webhook_receiver.py
+TESTED_ELSEWHERE = {"stripe_webhook.py", "webhook_receiver.py"}
 BIN = Path(sys.executable).parent
 
 # What each example must print (figures a reader can check by hand), on every run.
