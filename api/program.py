@@ -118,7 +118,8 @@ class RunJob(MethodView):
     @blp.doc(security=[{"serverKey": ["admin"]}])
     def post(self, job: str) -> dict[str, Any]:
         """Run a sweep now (scope `admin`): `expire`, `mature`, `hold_timeouts`,
-        `remind`, `clear` or `tiers` (the tier evaluations that are due). Queued when Redis
+        `remind`, `clear`, `tiers` (the tier evaluations that are due) or `events`
+        (dispatch and deliver webhooks, send reminder e-mails). Queued when Redis
         is configured, else run before the answer."""
         key = server_key("admin")
         spec = job_spec(job)
