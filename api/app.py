@@ -31,7 +31,7 @@ from flask import Flask, Response, g, request, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limit, Limiter
 
-from api import members, points, program, rewards, tiers
+from api import events, members, points, program, rewards, tiers
 from api.auth import init_credentials, limit_key, refused_key
 from api.context import EXTENSION, ApiContext, init_request_units
 from api.cors import init_cors
@@ -54,7 +54,8 @@ Jifen's loyalty points API. Every endpoint calls the same services as the Python
 answers the same results and errors.
 
 * **Authentication**: `Authorization: Bearer jfn_sk_…` (a server key of one program, with
-  scopes `read`, `earn`, `redeem`, `refund`, `transfer`, `adjust`, `admin`), or for a
+  scopes `read`, `earn`, `redeem`, `refund`, `transfer`, `adjust`, `events` (the events
+  feed), `webhooks` (webhook endpoints), `admin`), or for a
   member's own reads `Bearer jfn_mt_…` (a member token from `POST /v1/members/{member}/tokens`).
 * **Idempotency**: every points write (earnings, holds and their capture or release,
   refunds, disputes, transfers, adjustments) takes an `Idempotency-Key` header; without one
@@ -93,13 +94,11 @@ def create_api_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme(
         "memberToken", {"type": "http", "scheme": "bearer", "bearerFormat": "jfn_mt_…"}
     )
-    for blueprint in (members.blp, points.blp, program.blp, rewards.blp, tiers.blp):
+    blueprints = (members.blp, points.blp, program.blp, rewards.blp, tiers.blp, events.blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
     limiter = _init_limits(app)
-    init_credentials(
-        app,
-        (members.blp.name, points.blp.name, program.blp.name, rewards.blp.name, tiers.blp.name),
-    )
+    init_credentials(app, (blueprint.name for blueprint in blueprints))
     init_request_units(app)
     limiter.exempt(app.blueprints["api-docs"])  # type: ignore[call-overload]
     _init_docs_assets(app, limiter)

@@ -22,6 +22,8 @@ from typing import Any
 import marshmallow as ma
 
 from loyalty.domain.checks import MAX_DAYS, MAX_ID
+from loyalty.events.endpoints import EndpointCreated, EndpointInfo
+from loyalty.events.feed import MAX_PAGE as MAX_EVENT_PAGE
 from loyalty.services import results, reward_results, tier_results
 from loyalty.services.api_keys import ApiKeyInfo
 from loyalty.services.approvals import AdjustmentRequestInfo
@@ -520,3 +522,86 @@ class JobStarted(ma.Schema):
     job = ma.fields.String()
     status = ma.fields.String()
     job_id = ma.fields.String(allow_none=True)
+
+
+# --- outbound events and webhook endpoints --------------------------------------------------
+
+
+class Event(ma.Schema):
+    """An outbound event, exactly the body a webhook receiver gets for it: ``id`` (the
+    ``webhook-id``), ``type``, ``timestamp`` (UTC, ISO 8601) and ``data``."""
+
+    id = ma.fields.String(metadata={"example": "evt_0123456789abcdef0123456789abcdef"})
+    type = ma.fields.String(metadata={"example": "points.earned"})
+    timestamp = ma.fields.String(metadata={"format": "date-time"})
+    data = ma.fields.Dict()
+
+
+class EventPage(ma.Schema):
+    """Events oldest first; pass ``next_after`` as ``after`` for the next page. An empty page
+    with ``has_more`` means events are still being written: ask again in a moment."""
+
+    items = ma.fields.List(ma.fields.Nested(Event))
+    next_after = ma.fields.String(allow_none=True)
+    has_more = ma.fields.Boolean()
+
+
+class EventsArgs(ma.Schema):
+    """Events page query."""
+
+    after = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the id of the last event seen (a page's next_after)"},
+    )
+    limit = _query_int(50, 1, MAX_EVENT_PAGE, "items per page")
+    type = ma.fields.String(
+        load_default=None, allow_none=True, metadata={"description": "only this event type"}
+    )
+    member = ma.fields.String(
+        load_default=None, allow_none=True, metadata={"description": "only this member's"}
+    )
+
+
+WebhookEndpoint = result_schema(EndpointInfo)
+WebhookEndpointCreated = result_schema(EndpointCreated)
+
+
+class WebhookEndpointIn(_Body):
+    """A new webhook endpoint."""
+
+    url = given(
+        "string",
+        "where events are posted (https)",
+        required=True,
+        example="https://shop.example.com/jifen/webhooks",
+    )
+    event_types = ma.fields.Raw(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": 'the event types to send ("*": all, the default)',
+            "example": ["points.earned", "points.expiring"],
+        },
+    )
+    description = given("string", "what the endpoint is for", nullable=True)
+
+
+class DisableEndpointIn(_Body):
+    """Why an endpoint is disabled."""
+
+    reason = given("string", "why (shown in the console)", required=True, example="maintenance")
+
+
+class ReplayIn(_Body):
+    """Which failed deliveries to send again."""
+
+    since = moment("only those created since then; default: all")
+
+
+class Replayed(ma.Schema):
+    """How many failed deliveries were set to be sent again."""
+
+    replayed = ma.fields.Integer()

@@ -8,7 +8,9 @@
   and for the reward catalog ``RewardOffer``, ``RewardRedemptionResult`` with its
   ``VoucherInfo``, ``DrawOutcome`` and ``RewardEventInfo``, ``RedemptionPage``,
   ``VoucherCheck``, and for member tiers ``TierProgress``, ``TierChangeInfo``,
-  ``TierVersionInfo``, ``TierForecast`` and ``TierCount``);
+  ``TierVersionInfo``, ``TierForecast`` and ``TierCount``, and for outbound events ``Event``
+  and ``EventPage`` (the events feed) and ``EndpointInfo`` and ``EndpointCreated`` (webhook
+  endpoints));
 * :class:`StripeWebhook` (from ``Jifen.stripe_webhook``), the Stripe webhook handler to host
   in your web app, and the :class:`WebhookResult` it answers with;
 * the error tree, rooted at :class:`LoyaltyError`; every error has a stable ``code``::
@@ -19,7 +21,8 @@
     │                         UnknownCurrency
     ├── NotFound              ProgramNotFound, MemberNotFound, HoldNotFound, OrderNotFound,
     │                         ReversalNotFound, StripeEventNotFound, AdjustmentRequestNotFound,
-    │                         RewardNotFound, RewardRedemptionNotFound, VoucherNotFound
+    │                         RewardNotFound, RewardRedemptionNotFound, VoucherNotFound,
+    │                         WebhookEndpointNotFound, WebhookDeliveryNotFound, EventNotFound
     ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled,
     │                         AdjustmentRequestSettled, FulfilmentConflict
     ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
@@ -46,6 +49,7 @@ from loyalty.errors import (
     Conflict,
     CurrencyMismatch,
     DatabaseUnavailable,
+    EventNotFound,
     FulfilmentConflict,
     HoldNotActive,
     HoldNotFound,
@@ -85,7 +89,11 @@ from loyalty.errors import (
     UnknownCurrency,
     VoucherNotFound,
     VoucherNotUsable,
+    WebhookDeliveryNotFound,
+    WebhookEndpointNotFound,
 )
+from loyalty.events.endpoints import EndpointCreated, EndpointInfo
+from loyalty.events.feed import Event, EventPage
 from loyalty.services.results import (
     AdjustmentResult,
     Balance,
@@ -141,6 +149,11 @@ __all__ = [
     "DrawOutcome",
     "EarnQuote",
     "EarnResult",
+    "EndpointCreated",
+    "EndpointInfo",
+    "Event",
+    "EventNotFound",
+    "EventPage",
     "ExpiringPoints",
     "Forecast",
     "ForecastDay",
@@ -207,6 +220,8 @@ __all__ = [
     "VoucherInfo",
     "VoucherNotFound",
     "VoucherNotUsable",
+    "WebhookDeliveryNotFound",
+    "WebhookEndpointNotFound",
     "WebhookResult",
 ]
 

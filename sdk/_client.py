@@ -34,6 +34,10 @@ from loyalty.domain.money import require_currency
 from loyalty.domain.rules import OrderLine
 from loyalty.domain.tiers import TierRules
 from loyalty.errors import ConfigurationError, ProgramNotFound
+from loyalty.events import endpoints as webhook_endpoints
+from loyalty.events.endpoints import EndpointCreated, EndpointInfo
+from loyalty.events.feed import Event, EventPage, get_event, list_events
+from loyalty.events.outbox import ALL_TYPES
 from loyalty.services.forecast import forecast as forecast_points
 from loyalty.services.members import set_member_status
 from loyalty.services.reminders import ReminderCallback, send_reminders
@@ -807,6 +811,79 @@ class Jifen:
         """How many members each tier of draft ``rules`` would hold by their measure now;
         writes nothing."""
         return tuple(core.preview_tiers(self._db, program=self._program, rules=rules))
+
+    # --- outbound events and webhook endpoints ---------------------------------------------
+
+    def events(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 50,
+        type: str | None = None,
+        member: str | None = None,
+    ) -> EventPage:
+        """The program's events after the event ``after`` (from the first when None), oldest
+        first, ``limit`` 1 to 100, only of ``type`` and ``member`` when given. Each item is
+        exactly what a webhook receiver gets (``id``, ``type``, ``timestamp``, ``data``).
+        Keep ``next_after`` and pass it as ``after`` to poll: no event is missed or seen
+        twice. An empty page with ``has_more`` means events are still being written."""
+        return list_events(
+            self._db, program=self._program, after=after, limit=limit, type=type, member=member
+        )
+
+    def event(self, *, event_id: str) -> Event:
+        """One event (``evt_…``), as a webhook receiver gets it; an id the program does not
+        have raises :class:`~loyalty.errors.EventNotFound`."""
+        return get_event(self._db, program=self._program, event_id=event_id)
+
+    def webhook_endpoints(self) -> tuple[EndpointInfo, ...]:
+        """The program's webhook endpoints, with their delivery counts."""
+        return webhook_endpoints.list_endpoints(self._db, program=self._program)
+
+    def webhook_endpoint(self, *, endpoint: int) -> EndpointInfo:
+        """One webhook endpoint, with its delivery counts."""
+        return webhook_endpoints.get_endpoint(self._db, program=self._program, endpoint=endpoint)
+
+    def add_webhook_endpoint(
+        self,
+        *,
+        url: str,
+        event_types: Sequence[str] = (ALL_TYPES,),
+        description: str | None = None,
+    ) -> EndpointCreated:
+        """Send the program's events of ``event_types`` (``"*"``: all) to ``url``, signed
+        per Standard Webhooks. The result's ``secret`` (``whsec_…``) is shown this once:
+        keep it to verify deliveries. An address in a private network is refused
+        (:class:`~loyalty.errors.InvalidInput`) unless the program allows it."""
+        return webhook_endpoints.add_endpoint(
+            self._db,
+            program=self._program,
+            url=url,
+            event_types=event_types,
+            description=description,
+            actor=SDK_ACTOR,
+        )
+
+    def rotate_webhook_secret(self, *, endpoint: int) -> EndpointCreated:
+        """A new signing secret for the endpoint, shown this once; the previous one keeps
+        signing beside it for 24 hours (``rotating_until``), so receivers can switch."""
+        return webhook_endpoints.rotate_secret(
+            self._db, program=self._program, endpoint=endpoint, actor=SDK_ACTOR
+        )
+
+    def disable_webhook_endpoint(self, *, endpoint: int, reason: str) -> EndpointInfo:
+        """Stop sending to the endpoint; its pending deliveries become failed, to be
+        replayed once it is enabled again."""
+        return webhook_endpoints.disable_endpoint(
+            self._db, program=self._program, endpoint=endpoint, reason=reason, actor=SDK_ACTOR
+        )
+
+    def enable_webhook_endpoint(self, *, endpoint: int) -> EndpointInfo:
+        """Send to the endpoint again: new events reach it; failed deliveries wait for a
+        replay."""
+        return webhook_endpoints.enable_endpoint(
+            self._db, program=self._program, endpoint=endpoint, actor=SDK_ACTOR
+        )
 
     # --- reminders --------------------------------------------------------------------------
 

@@ -74,6 +74,7 @@ from loyalty.errors import (
     RuleViolation,
     ServerUnreachable,
 )
+from loyalty.events import endpoints, feed
 from loyalty.services import results, reward_results, tier_results
 from loyalty.services.reminders import ReminderCallback
 from loyalty.services.results import ProgramInfo, Record, ReminderResult
@@ -254,9 +255,25 @@ ROUTES: dict[str, Route] = {
     "preview_tiers": Route(
         "POST", ("/v1/program/tiers/preview",), tier_results.TierCount, many=True
     ),
+    "events": _route("GET", "/v1/events", feed.EventPage),
+    "event": _route("GET", "/v1/events/{event_id}", feed.Event),
+    "webhook_endpoints": Route(
+        "GET", ("/v1/webhook-endpoints",), endpoints.EndpointInfo, many=True
+    ),
+    "webhook_endpoint": _route("GET", "/v1/webhook-endpoints/{endpoint}", endpoints.EndpointInfo),
+    "add_webhook_endpoint": _route("POST", "/v1/webhook-endpoints", endpoints.EndpointCreated),
+    "rotate_webhook_secret": _route(
+        "POST", "/v1/webhook-endpoints/{endpoint}/rotate", endpoints.EndpointCreated
+    ),
+    "disable_webhook_endpoint": _route(
+        "POST", "/v1/webhook-endpoints/{endpoint}/disable", endpoints.EndpointInfo
+    ),
+    "enable_webhook_endpoint": _route(
+        "POST", "/v1/webhook-endpoints/{endpoint}/enable", endpoints.EndpointInfo
+    ),
 }
 # Query arguments that are text, not whole numbers.
-TEXT_QUERY = frozenset({"reward", "status"})
+TEXT_QUERY = frozenset({"reward", "status", "after", "type", "member"})
 
 # The checks the services run on ids that travel in the path: an id that cannot be in a URL
 # raises here the error the service would raise.
@@ -268,6 +285,8 @@ _SEGMENT_CHECKS: dict[str, Callable[..., str]] = {
     "redemption": lambda value, name: str(require_int(name, value)),
     "code": require_code,
     "version": lambda value, name: str(_tier_version(value)),
+    "event_id": lambda value, name: feed.require_event_id(value, name),
+    "endpoint": lambda value, name: str(require_int(name, value)),
 }
 
 
@@ -367,7 +386,8 @@ def decode(cls: type[Any], data: Any, *, replayed: bool = False) -> Any:
         extra = {
             name: _value(hints[name], data[name])
             for name in hints
-            if name in data and (name not in carried or _holds_results(hints[name]))
+            if name in data
+            and (name not in carried or _holds_results(hints[name]) or _typed(hints[name]))
         }
         return dataclasses.replace(rebuilt, **extra) if extra else rebuilt
     values = {
@@ -398,7 +418,23 @@ def _value(hint: Any, value: Any) -> Any:
         if isinstance(item, type) and dataclasses.is_dataclass(item):
             return [decode(item, v) for v in value]
         return list(value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a new secret's endpoint
+        return decode(hint, value)
     return value
+
+
+def _typed(hint: Any) -> bool:
+    """Whether a field of ``hint`` is a datetime, a date or a tuple of plain values, which a
+    stored record rebuilds only when its name ends in ``_at`` (an endpoint's
+    ``rotating_until``, its ``event_types``), so decoding reads it again from its
+    annotation."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
+        hint = args[0]
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return not (isinstance(item, type) and dataclasses.is_dataclass(item))
+    return hint in (dt.datetime, dt.date)
 
 
 def _holds_results(hint: Any) -> bool:
@@ -605,6 +641,14 @@ class RemoteJifen(Jifen):
     tier_forecast = _remote_method("tier_forecast")
     tier_distribution = _remote_method("tier_distribution")
     preview_tiers = _remote_method("preview_tiers")
+    events = _remote_method("events")
+    event = _remote_method("event")
+    webhook_endpoints = _remote_method("webhook_endpoints")
+    webhook_endpoint = _remote_method("webhook_endpoint")
+    add_webhook_endpoint = _remote_method("add_webhook_endpoint")
+    rotate_webhook_secret = _remote_method("rotate_webhook_secret")
+    disable_webhook_endpoint = _remote_method("disable_webhook_endpoint")
+    enable_webhook_endpoint = _remote_method("enable_webhook_endpoint")
 
     def on_reminder(self, callback: ReminderCallback) -> ReminderCallback:
         """Not available remotely: reminder callbacks run where reminders are sent."""

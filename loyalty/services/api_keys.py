@@ -30,7 +30,17 @@ from loyalty.services.audit import record_audit
 from loyalty.services.uow import Target, writing
 from loyalty.services.writes import program_row
 
-SCOPES = ("read", "earn", "redeem", "refund", "transfer", "adjust", "admin")
+SCOPES = (
+    "read",
+    "earn",
+    "redeem",
+    "refund",
+    "transfer",
+    "adjust",
+    "events",  # read the outbound events feed
+    "webhooks",  # manage webhook endpoints (their secrets too)
+    "admin",
+)
 KEY_PREFIX = "jfn_sk_"
 SHOWN_CHARS = 12  # "jfn_sk_" and five characters of the secret: enough to tell keys apart
 LAST_USED_EVERY = dt.timedelta(minutes=1)

@@ -27,6 +27,11 @@ EXPORTS = [
     "DrawOutcome",
     "EarnQuote",
     "EarnResult",
+    "EndpointCreated",
+    "EndpointInfo",
+    "Event",
+    "EventNotFound",
+    "EventPage",
     "ExpiringPoints",
     "Forecast",
     "ForecastDay",
@@ -93,10 +98,13 @@ EXPORTS = [
     "VoucherInfo",
     "VoucherNotFound",
     "VoucherNotUsable",
+    "WebhookDeliveryNotFound",
+    "WebhookEndpointNotFound",
     "WebhookResult",
 ]
 
 METHODS = [
+    "add_webhook_endpoint",
     "adjust",
     "advance_fulfilment",
     "balance",
@@ -108,9 +116,13 @@ METHODS = [
     "close_member",
     "complete_refund",
     "consume_voucher",
+    "disable_webhook_endpoint",
     "earn",
     "earn_action",
+    "enable_webhook_endpoint",
     "enrol",
+    "event",
+    "events",
     "fail_refund",
     "forecast",
     "get_member",
@@ -130,6 +142,7 @@ METHODS = [
     "release",
     "release_voucher",
     "rewards",
+    "rotate_webhook_secret",
     "send_reminders",
     "set_member_tier",
     "stripe_webhook",
@@ -140,6 +153,8 @@ METHODS = [
     "tier_versions",
     "transfer",
     "validate_voucher",
+    "webhook_endpoint",
+    "webhook_endpoints",
 ]
 
 # Writes whose retries are made safe by an idempotency key (enrolment and linking a Stripe

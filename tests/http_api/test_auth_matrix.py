@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
 from api.schemas import TIERS_EXAMPLE
 from loyalty import services as core
 from loyalty.db import Database
 from loyalty.db.models import Base
-from loyalty.db.tables import programs
+from loyalty.db.tables import events, programs
 from loyalty.domain.clock import FixedClock
+from loyalty.events.endpoints import add_endpoint
 from loyalty.services.api_keys import SCOPES, create_key, revoke_key
 from loyalty.services.member_tokens import issue_member_token
 from tests.http_api.conftest import SECRET, bearer, new_key
@@ -37,6 +38,8 @@ from tests.integration.helpers import PROGRAM, earn, enrol, hold, make_program, 
 
 OTHER_PROGRAM = "other"
 VOUCHERS = ("V-ALICE-0001", "V-ALICE-0002")  # alice's, from redemption 3
+EVENT = "evt_" + "e" * 32  # the shop's first event (alice's enrolment), named by seed()
+HOOK_URL = "http://127.0.0.1:9/hooks"  # endpoint 1 (the shop allows private addresses)
 PROBLEM = "application/problem+json"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 RULES = {
@@ -162,6 +165,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/vouchers/{code}/release"): Operation(
         path={"code": VOUCHERS[1]}, body={"order_id": "o-voucher"}
     ),
+    ("GET", "/v1/events"): Operation(query={"limit": 10}, names_shop_data=False),
+    ("GET", "/v1/events/{event_id}"): Operation(path={"event_id": EVENT}),
+    ("GET", "/v1/webhook-endpoints"): Operation(names_shop_data=False),
+    ("POST", "/v1/webhook-endpoints"): Operation(
+        body={"url": HOOK_URL, "event_types": ["points.earned"]}, names_shop_data=False
+    ),
+    ("GET", "/v1/webhook-endpoints/{endpoint}"): Operation(path={"endpoint": "1"}),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/rotate"): Operation(path={"endpoint": "1"}),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/disable"): Operation(
+        path={"endpoint": "1"}, body={"reason": "maintenance"}
+    ),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/enable"): Operation(path={"endpoint": "1"}),
 }
 MEMBER_READS = ("balance", "history", "forecast")
 
@@ -171,8 +186,9 @@ def seed(db: Database) -> None:
     points, two holds, two pending refunds of o-paid), bob (500 points, a dispute open on
     o-bob), carol (to close), dave (to link to Stripe); the reward catalog of
     :func:`reward_catalog` with alice's redemptions of a coupon (1), a mug (2) and two
-    vouchers (3, codes :data:`VOUCHERS`); and the program ``other``."""
-    core.update_program(db, program=PROGRAM, transfers_enabled=True)
+    vouchers (3, codes :data:`VOUCHERS`); webhook endpoint 1; the first event named
+    :data:`EVENT`; and the program ``other``."""
+    core.update_program(db, program=PROGRAM, transfers_enabled=True, webhooks_allow_private=True)
     core.publish_rules(db, program=PROGRAM, rules=RULES)
     enrol(db, "alice", "bob", "carol", "dave")
     earn(db, "alice", "o-paid", 100_000)
@@ -208,7 +224,17 @@ def seed(db: Database) -> None:
         )
     name_vouchers(db, 3, *VOUCHERS)
     core.publish_tiers(db, program=PROGRAM, rules=TIERS_EXAMPLE)
+    add_endpoint(db, program=PROGRAM, url=HOOK_URL)
+    name_first_event(db, EVENT)
     make_program(db, OTHER_PROGRAM)
+
+
+def name_first_event(db: Database, event_id: str) -> None:
+    """Give the shop's first event a known public id (they are random)."""
+    with db.write() as conn:
+        shop = select(programs.c.id).where(programs.c.code == PROGRAM).scalar_subquery()
+        first = select(func.min(events.c.id)).where(events.c.program_id == shop).scalar_subquery()
+        conn.execute(update(events).where(events.c.id == first).values(event_id=event_id))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from api.schemas import TIERS_EXAMPLE
 from loyalty.db import Database
 from tests.http_api.conftest import SECRET, bearer, new_key
 from tests.http_api.live_server import live_server
-from tests.http_api.test_auth_matrix import VOUCHERS, seed
+from tests.http_api.test_auth_matrix import EVENT, HOOK_URL, VOUCHERS, seed
 
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -66,6 +66,10 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "kind": ("coupon", "item"),
     "terms": ({"name": "Tea", "points": 10},),
     "count": (3,),
+    "event_id": (EVENT,),
+    "endpoint": (1,),
+    "url": (HOOK_URL,),
+    "event_types": (["*"], ["points.earned", "points.expiring"]),
 }
 PRICED = ("POST /v1/quotes/earn", "POST /v1/earnings/purchase")
 LAST = ("POST /v1/members/{member}/close",)  # closed members refuse most operations
