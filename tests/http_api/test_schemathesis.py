@@ -53,7 +53,7 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "points": (1, 10, 100),
     "paid_with_points_minor": (0, 100),
     "ttl_seconds": (60, 900),
-    "job": ("expire", "mature", "hold_timeouts", "remind", "clear", "tiers"),
+    "job": ("expire", "mature", "hold_timeouts", "remind", "clear", "tiers", "events"),
     "reward": ("coffee", "ten-off", "lucky", "mug"),
     "quantity": (1, 2),
     "redemption": (1, 2, 3),
