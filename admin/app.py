@@ -199,6 +199,7 @@ def _init_admin(app: Flask) -> Admin:
         JobsView,
         KeysView,
         MembersView,
+        OutboundWebhooksView,
         RewardsView,
         RulesView,
         TiersView,
@@ -223,6 +224,7 @@ def _init_admin(app: Flask) -> Admin:
         admin.add_view(JobsView(name="Jobs", endpoint="jobs"))
         admin.add_view(RemindersView(name="Reminders", endpoint="reminders"))
         admin.add_view(EventsView(name="Webhook events", endpoint="events"))
+        admin.add_view(OutboundWebhooksView(name="Webhooks", endpoint="webhooks_out"))
         admin.add_view(AuditView(name="Audit log", endpoint="audit"))
         admin.add_view(ExportView(name="Export", endpoint="export"))
         admin.add_view(KeysView(name="API keys", endpoint="keys"))

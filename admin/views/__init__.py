@@ -13,6 +13,7 @@ from admin.views.members import MembersView
 from admin.views.rewards import RewardsView
 from admin.views.rules import RulesView
 from admin.views.tiers import TiersView
+from admin.views.webhooks_out import OutboundWebhooksView
 
 __all__ = [
     "AdjustmentsView",
@@ -24,6 +25,7 @@ __all__ = [
     "JobsView",
     "KeysView",
     "MembersView",
+    "OutboundWebhooksView",
     "RewardsView",
     "RulesView",
     "TiersView",

@@ -1,7 +1,8 @@
 """Members: search by external id, email or Stripe customer; a member's balance (with what
 expires soon, as the forecast counts it), lots, history in words and local times, adjustment
-requests and reward redemptions, and the tier panel (tier, progress, lock, tier history in
-words); link a Stripe customer (operations); set a member's tier by hand (admin)."""
+requests, reward redemptions, the latest outbound events, and the tier panel (tier, progress,
+lock, tier history in words); link a Stripe customer (operations); set a member's tier by hand
+(admin)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from admin import tier_form
 from admin.auth import OPERATIONS, actor, has_role, require_role
+from admin.event_words import event_description, event_words
 from admin.forms import LinkStripeForm, load
 from admin.ledger_words import BUCKET_WORDS, entry_kind_words
 from admin.views.base import (
@@ -27,6 +29,7 @@ from admin.views.tiers import TierPanel, tier_name
 from loyalty.domain.calendar import zone
 from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
 from loyalty.errors import LoyaltyError
+from loyalty.events.browse import member_events
 from loyalty.services import (
     balance,
     get_member,
@@ -41,6 +44,7 @@ from loyalty.stripe.onboarding import link_applying_parked
 PAGE = 25
 HISTORY_PAGE = 20
 REDEMPTIONS = 20
+OUTBOUND_EVENTS = 20
 EXPIRING_DAYS = 90
 TIER_ROLES = ("admin",)
 
@@ -105,6 +109,11 @@ class MembersView(ConsoleView):
             tier=TierPanel.read(db, program, external_id),
             can_set_tier=has_role(*TIER_ROLES),
             change_id=uuid.uuid4().hex,
+            outbound=member_events(
+                db, program=program.code, member=external_id, limit=OUTBOUND_EVENTS
+            ),
+            event_words=event_words,
+            event_description=event_description,
         )
 
     @expose("/set-tier", methods=("POST",))
