@@ -439,6 +439,12 @@ def record_answer(db: Database, out: Outgoing, answer: Answer) -> Recorded:
     """Log the attempt and move the delivery (and maybe its endpoint) on, in one transaction."""
     now = db.clock.now()
     with db.write() as conn:
+        # the endpoint first, as disabling it does (then its deliveries): no deadlock
+        conn.execute(
+            select(webhook_endpoints.c.id)
+            .where(webhook_endpoints.c.id == out.endpoint_id)
+            .with_for_update()
+        )
         row = conn.execute(
             select(webhook_deliveries.c.status, webhook_deliveries.c.attempts)
             .where(webhook_deliveries.c.id == out.delivery_id)

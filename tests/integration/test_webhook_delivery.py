@@ -546,3 +546,19 @@ def test_the_events_job_dispatches_delivers_and_records_its_run(
         verify(secret, got)
     again = run_job(db, "events", trigger="test")
     assert (again.items, again.details["dispatched"]) == (0, 0)
+
+
+def test_a_claim_left_by_a_killed_sender_comes_back_after_its_lease(
+    db: Database, receiver: Receiver, secret: str, clock: FixedClock
+) -> None:
+    del secret
+    enrol(db, "alice")
+    dispatch_events(db)
+    lease = dt.timedelta(seconds=dl.DEFAULT_TIMEOUT) + dl.LEASE_MARGIN
+    [claimed] = dl.claim_due(db, limit=10, lease=lease)  # then the sender dies
+    assert dl.deliver_due(db).attempted == 0
+    clock.advance(lease - dt.timedelta(seconds=1))
+    assert dl.deliver_due(db).attempted == 0
+    clock.advance(dt.timedelta(seconds=1))
+    assert dl.deliver_due(db).delivered == 1
+    assert receiver.ids() == [claimed.webhook_id]
