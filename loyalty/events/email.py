@@ -140,7 +140,7 @@ class RenderedEmail:
 
 
 @dataclass(frozen=True)
-class TestEmailResult:
+class EmailTestResult:
     """A test e-mail: sent to ``to``, or the error that stopped it."""
 
     to: str
@@ -530,7 +530,7 @@ def send_test_email(
     locale: str | None = None,
     smtp_timeout: float = 30.0,
     actor: str | None = None,
-) -> TestEmailResult:
+) -> EmailTestResult:
     """Send the sample reminder to ``to`` with ``program``'s settings (even while e-mail is
     off), now; the result says whether it went or why not. Audited."""
     to = require_email(to, name="to")
@@ -563,7 +563,7 @@ def send_test_email(
             program_id=prow.id,
             after={"to": to, "sent": error is None, "error": error},
         )
-    return TestEmailResult(to=to, sent=error is None, error=error)
+    return EmailTestResult(to=to, sent=error is None, error=error)
 
 
 def _checked_timeout(value: Any) -> float:
@@ -671,6 +671,7 @@ def _details(ids: Sequence[int]) -> Any:
             notifications.c.payload,
             notifications.c.email_attempts,
             members.c.email,
+            members.c.status.label("member_status"),
             programs.c.code.label("program_code"),
             programs.c.name.label("program_name"),
         )
@@ -692,6 +693,8 @@ def _why_not(row: Row[Any], settings: Row[Any] | None, now: dt.datetime) -> str 
         return f"e-mail is turned off for program {row.program_code}"
     if not row.email:
         return "the member has no e-mail address"
+    if row.member_status != "active":
+        return "the member's account is closed: the points cannot be used"
     if row.due_at <= now:
         return "the points were due before the e-mail could be sent"
     return None
@@ -905,10 +908,10 @@ __all__ = [
     "STATES",
     "EmailRun",
     "EmailSettingsInfo",
+    "EmailTestResult",
     "ReminderEmail",
     "ReminderEmailPage",
     "RenderedEmail",
-    "TestEmailResult",
     "get_email_settings",
     "list_reminder_emails",
     "preview_reminder_email",

@@ -434,6 +434,18 @@ def test_skipped_while_email_is_off_and_when_too_late(
     assert smtp.messages == []
 
 
+def test_a_closed_member_is_not_told_to_spend(db: Database, smtp: Inbox) -> None:
+    shop(db)
+    configure(db, smtp)
+    remind(db, ("alice", "alice@example.com"), ("carol", "carol@example.com"))
+    s.set_member_status(db, program=PROGRAM, external_id="carol", status="closed")
+    assert send_due_emails(db) == EmailRun(sent=1, failed=0, retrying=0, skipped=1)
+    assert dict((m, e) for m, _s, _n, e in email_states(db))["carol"] == (
+        "the member's account is closed: the points cannot be used"
+    )
+    assert smtp.recipients() == ["alice@example.com"]
+
+
 def test_the_member_address_in_force_is_used(db: Database, smtp: Inbox) -> None:
     shop(db)
     configure(db, smtp)
