@@ -107,15 +107,18 @@ def problem_field(exc: LoyaltyError) -> str:
 
 def state_words(endpoint: hooks.EndpointInfo, timezone: str) -> str:
     """An endpoint's state as staff read it: ``Enabled``, ``Enabled, failing since
-    2026-11-27 14:02 CST`` or ``Disabled: <reason> (since 2026-12-02 14:02 CST)``, every
-    time in the program's zone (the UTC times a stored reason quotes too)."""
+    2026-11-27 14:02 CST``, ``Disabled: <reason> (since 2026-12-02 14:02 CST)`` or, for a
+    reason that says when (``failing for 5 days since 2026-11-27 06:02 UTC``), the reason
+    alone; every time in the program's zone."""
     if endpoint.enabled:
         if endpoint.failing_since is None:
             return "Enabled"
         return f"Enabled, failing since {local_words(endpoint.failing_since, timezone)}"
-    reason = localise_utc(endpoint.disabled_reason or "by hand", timezone)
-    since = local_words(endpoint.disabled_at, timezone) if endpoint.disabled_at else ""
-    return f"Disabled: {reason}" + (f" (since {since})" if since else "")
+    given = endpoint.disabled_reason or "by hand"
+    reason = localise_utc(given, timezone)
+    if reason != given or endpoint.disabled_at is None:  # the reason says when already
+        return f"Disabled: {reason}"
+    return f"Disabled: {reason} (since {local_words(endpoint.disabled_at, timezone)})"
 
 
 def local_words(at: dt.datetime, timezone: str) -> str:
