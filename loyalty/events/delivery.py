@@ -32,7 +32,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
+    bindparam,
     exists,
     func,
     insert,
@@ -435,68 +436,131 @@ class Recorded:
     disabled_endpoint: bool
 
 
+Answered = tuple[Outgoing, Answer]
+RECORD_BATCH = 50
+
+
 def record_answer(db: Database, out: Outgoing, answer: Answer) -> Recorded:
-    """Log the attempt and move the delivery (and maybe its endpoint) on, in one transaction."""
+    """Log one attempt and move its delivery (and maybe its endpoint) on."""
+    return record_answers(db, [(out, answer)])[0]
+
+
+def record_answers(db: Database, answered: Sequence[Answered]) -> list[Recorded]:
+    """Log these attempts and move their deliveries (and maybe their endpoints) on, in one
+    transaction (one commit for many answers); results in the order given."""
     now = db.clock.now()
+    e, d = webhook_endpoints.c, webhook_deliveries.c
     with db.write() as conn:
-        # the endpoint first, as disabling it does (then its deliveries): no deadlock
-        conn.execute(
-            select(webhook_endpoints.c.id)
-            .where(webhook_endpoints.c.id == out.endpoint_id)
-            .with_for_update()
-        )
-        row = conn.execute(
-            select(webhook_deliveries.c.status, webhook_deliveries.c.attempts)
-            .where(webhook_deliveries.c.id == out.delivery_id)
-            .with_for_update()
-        ).one()
-        conn.execute(
-            insert(webhook_attempts).values(
-                delivery_id=out.delivery_id,
-                attempted_at=now,
-                status_code=answer.status_code,
-                latency_ms=answer.latency_ms,
-                error=answer.error,
-                response_excerpt=answer.excerpt,
-                manual=False,
+        # endpoints first, then deliveries, as disabling takes them: no deadlock
+        enabled = {
+            r.id: bool(r.enabled)
+            for r in conn.execute(
+                select(e.id, e.enabled)
+                .where(e.id.in_({o.endpoint_id for o, _a in answered}))
+                .order_by(e.id)
+                .with_for_update()
             )
-        )
-        attempts = int(row.attempts) + 1
-        if answer.ok:
-            _delivered(conn, out, answer, attempts, now)
-            return Recorded("delivered", False)
-        reason = _disable_reason(conn, out.endpoint_id, answer, now)
-        final = attempts >= MAX_ATTEMPTS or reason is not None or row.status != "pending"
-        _failed_attempt(conn, out.delivery_id, answer, attempts, now, final)
-        if reason is not None:
-            disable_in(conn, out.endpoint_id, reason, now)
-        return Recorded("failed" if final else "retrying", reason is not None)
+        }
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(d.id, d.status, d.attempts)
+                .where(d.id.in_([o.delivery_id for o, _a in answered]))
+                .order_by(d.id)
+                .with_for_update()
+            )
+        }
+        conn.execute(insert(webhook_attempts), [_attempt_row(o, a, now) for o, a in answered])
+        _delivered(conn, [(o, a) for o, a in answered if a.ok], rows, now)
+        results = []
+        for out, answer in answered:
+            if answer.ok:
+                results.append(Recorded("delivered", False))
+                continue
+            results.append(_failed(conn, out, answer, rows[out.delivery_id], enabled, now))
+        return results
+
+
+def _attempt_row(out: Outgoing, answer: Answer, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "delivery_id": out.delivery_id,
+        "attempted_at": now,
+        "status_code": answer.status_code,
+        "latency_ms": answer.latency_ms,
+        "error": answer.error,
+        "response_excerpt": answer.excerpt,
+        "manual": False,
+    }
+
+
+_MARK_DELIVERED = (
+    update(webhook_deliveries)
+    .where(webhook_deliveries.c.id == bindparam("b_id"))
+    .values(
+        status="delivered",
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=None,
+        last_attempt_at=bindparam("b_at"),
+        last_status_code=bindparam("b_code"),
+        last_error=None,
+        delivered_at=bindparam("b_at"),
+    )
+)
 
 
 def _delivered(
-    conn: Connection, out: Outgoing, answer: Answer, attempts: int, now: dt.datetime
+    conn: Connection, answered: Sequence[Answered], rows: Mapping[int, Any], now: dt.datetime
 ) -> None:
+    """Mark these deliveries delivered and end their endpoints' failure streaks."""
+    if not answered:
+        return
     conn.execute(
-        update(webhook_deliveries)
-        .where(webhook_deliveries.c.id == out.delivery_id)
-        .values(
-            status="delivered",
-            attempts=attempts,
-            next_attempt_at=None,
-            last_attempt_at=now,
-            last_status_code=answer.status_code,
-            last_error=None,
-            delivered_at=now,
-        )
+        _MARK_DELIVERED,
+        [
+            {
+                "b_id": out.delivery_id,
+                "b_attempts": int(rows[out.delivery_id].attempts) + 1,
+                "b_at": now,
+                "b_code": answer.status_code,
+            }
+            for out, answer in answered
+        ],
     )
     conn.execute(
         update(webhook_endpoints)
         .where(
-            webhook_endpoints.c.id == out.endpoint_id,
+            webhook_endpoints.c.id.in_({out.endpoint_id for out, _a in answered}),
             webhook_endpoints.c.failing_since.is_not(None),
         )
         .values(failing_since=None)
     )
+
+
+def _failed(
+    conn: Connection,
+    out: Outgoing,
+    answer: Answer,
+    row: Any,
+    enabled: dict[int, bool],
+    now: dt.datetime,
+) -> Recorded:
+    """Record a failed attempt: retry it later, or fail it (every attempt used, or its
+    endpoint disabled, now or before); ``enabled`` is updated when this disables one."""
+    attempts = int(row.attempts) + 1
+    reason = None
+    if enabled[out.endpoint_id]:
+        reason = _disable_reason(conn, out.endpoint_id, answer, now)
+    final = (
+        attempts >= MAX_ATTEMPTS
+        or reason is not None
+        or row.status != "pending"
+        or not enabled[out.endpoint_id]
+    )
+    _failed_attempt(conn, out.delivery_id, answer, attempts, now, final)
+    if reason is not None:
+        disable_in(conn, out.endpoint_id, reason, now)
+        enabled[out.endpoint_id] = False
+    return Recorded("failed" if final else "retrying", reason is not None)
 
 
 def _failed_attempt(
@@ -579,9 +643,21 @@ def deliver_due(
             pool.submit(post, client, out, timeout=timeout, destinations=checks): out
             for out in outgoing
         }
+        answered: list[Answered] = []
         for done in concurrent.futures.as_completed(sends):
-            recorded = record_answer(db, sends[done], done.result())
-            run = run + _counted(recorded)
+            answered.append((sends[done], done.result()))
+            if len(answered) >= RECORD_BATCH:
+                run = run + _record(db, answered)
+                answered = []
+        if answered:
+            run = run + _record(db, answered)
+    return run
+
+
+def _record(db: Database, answered: Sequence[Answered]) -> DeliveryRun:
+    run = DeliveryRun()
+    for recorded in record_answers(db, answered):
+        run = run + _counted(recorded)
     return run
 
 
