@@ -203,7 +203,11 @@ def require_endpoint_id(value: Any) -> int:
     return require_int("endpoint", value, minimum=1)
 
 
-def _check_destination(url: str, allow_private: bool) -> None:
+def _check_destination(db: Target, program: str, url: str) -> None:
+    """Refuse ``url`` under the program's destination rule; resolved before any write
+    transaction opens (a name lookup can take seconds)."""
+    with db.read() as conn:
+        allow_private = bool(program_row(conn, program).webhooks_allow_private)
     problem = destination_problem(url, allow_private=allow_private)
     if problem is not None:
         raise InvalidInput(f"url refused: {problem}", field="url")
@@ -347,9 +351,9 @@ def add_endpoint(
     who = actor_name(actor)
     now = db.clock.now()
     secret = new_secret()
+    _check_destination(db, program, url)
     with db.write() as conn:
         prog = program_row(conn, program)
-        _check_destination(url, bool(prog.webhooks_allow_private))
         values = {
             "program_id": prog.id,
             "url": url,
@@ -400,11 +404,11 @@ def update_endpoint(
         changes["description"] = _description(description)
     who = actor_name(actor)
     now = db.clock.now()
+    if "url" in changes:
+        _check_destination(db, program, changes["url"])
     with db.write() as conn:
         prog = program_row(conn, program)
         row = endpoint_row(conn, int(prog.id), endpoint, lock=True)
-        if "url" in changes:
-            _check_destination(changes["url"], bool(prog.webhooks_allow_private))
         if changes:
             _change(conn, row, changes, now)
             record_audit(
