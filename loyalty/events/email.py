@@ -23,6 +23,7 @@ separators and the last usable day as a long local date (Babel).
 from __future__ import annotations
 
 import datetime as dt
+import email.errors
 import email.utils
 import smtplib
 import ssl
@@ -85,8 +86,17 @@ _AUDITED = (
     "shop_url",
 )
 
-# What a server answers to one message, after which smtplib resets the session for the next.
-_REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+# What fails one message and leaves the session usable for the next: the server's refusals
+# (smtplib resets the session after them), an address the server cannot take (non-ASCII
+# without SMTPUTF8: refused before anything is sent) and a message that cannot be built.
+_REFUSED = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPNotSupportedError,
+    email.errors.MessageError,
+    ValueError,
+)
 
 _templates = Environment(
     loader=PackageLoader("loyalty.events", "templates"),
@@ -504,6 +514,8 @@ def describe_error(exc: BaseException) -> str:
         return f"SMTP server answered {exc.smtp_code} {_text(exc.smtp_error)}"
     if isinstance(exc, EmailNotSent):
         return str(exc)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"the SMTP server cannot take this message: {exc}"
     if isinstance(exc, TimeoutError | smtplib.SMTPServerDisconnected):
         return f"{type(exc).__name__}: {exc or 'the SMTP server did not answer in time'}"
     if isinstance(exc, OSError):
@@ -516,10 +528,11 @@ def _text(message: bytes | str) -> str:
 
 
 def is_permanent(exc: BaseException) -> bool:
-    """Whether retrying cannot help: every recipient refused with a 5xx answer."""
-    return isinstance(exc, smtplib.SMTPRecipientsRefused) and all(
-        code >= 500 for code, _msg in exc.recipients.values()
-    )
+    """Whether retrying cannot help: every recipient refused with a 5xx answer, an address
+    the server does not support, or a message that cannot be built."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _msg in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPNotSupportedError | email.errors.MessageError | ValueError)
 
 
 def send_test_email(

@@ -394,6 +394,36 @@ def test_a_refused_recipient_fails_alone(db: Database, smtp: Inbox) -> None:
     assert states["gone"] == ("failed", "recipient gone@example.com refused: 550 no such mailbox")
 
 
+def test_a_chinese_address_goes_where_the_server_speaks_smtputf8(db: Database, smtp: Inbox) -> None:
+    shop(db)
+    configure(db, smtp)
+    remind(db, ("zhang", "张三@例子.中国"))
+    assert send_due_emails(db).sent == 1
+    [(tos, message, _raw)] = smtp.messages
+    assert tos == ["张三@例子.中国"] and message["To"] == "张三@例子.中国"
+
+
+def test_an_address_the_server_cannot_take_fails_alone(db: Database) -> None:
+    ascii_only = Inbox()
+    ascii_only.port = free_port()
+    controller = Controller(
+        ascii_only, hostname="127.0.0.1", port=ascii_only.port, enable_SMTPUTF8=False
+    )
+    controller.start()
+    try:
+        shop(db)
+        configure(db, ascii_only)
+        remind(db, ("zhang", "张三@例子.中国"), ("alice", "alice@example.com"))
+        assert send_due_emails(db) == EmailRun(sent=1, failed=1, retrying=0, skipped=0)
+    finally:
+        controller.stop()
+    assert ascii_only.recipients() == ["alice@example.com"]
+    [(_m, state, attempts, error)] = [r for r in email_states(db) if r[0] == "zhang"]
+    assert (state, attempts) == ("failed", 1)
+    assert error is not None and error.startswith("the SMTP server cannot take this message")
+    assert "SMTPUTF8" in error
+
+
 def test_skipped_with_the_reason(db: Database, clock: FixedClock, smtp: Inbox) -> None:
     shop(db)
     remind(db, ("alice", "alice@example.com"), ("nomail", None))
