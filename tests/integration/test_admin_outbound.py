@@ -443,6 +443,26 @@ def test_replay_all_failed_asks_first_then_replays_since_a_local_date(
     assert "since is not a date" in _plain(_text(client, f"{BASE}/endpoint?id={endpoint}"))
 
 
+def test_an_endpoint_failing_for_five_days_says_so_in_local_time(
+    app: Flask, db: Database, clock: FixedClock, receiver: Receiver
+) -> None:
+    endpoint = s_add(db, receiver.url, "points.earned").endpoint.id
+    receiver.status = 500
+    earn(db, "alice", "o-1", 12_000)
+    dispatch_events(db)
+    deliver_due(db, timeout=5)
+    client, _ = _signed_in(app, "viewer")
+    failing = _plain(_text(client, f"{BASE}/"))
+    assert "Enabled, failing since 2026-11-27 14:02 CST" in failing
+    clock.advance(dt.timedelta(days=5))
+    earn(db, "bob", "o-2", 12_000)
+    dispatch_events(db)
+    deliver_due(db, timeout=5)
+    page = _plain(_text(client, f"{BASE}/endpoint?id={endpoint}"))
+    assert "Disabled: failing for 5 days since 2026-11-27 14:02 CST" in page
+    assert "UTC" not in page
+
+
 def test_unknown_endpoint_and_delivery_pages_are_not_found(app: Flask) -> None:
     client, _ = _signed_in(app, "viewer")
     _text(client, f"{BASE}/endpoint?id=4242", status=404)
