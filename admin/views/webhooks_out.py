@@ -130,7 +130,10 @@ def localise_utc(text: str, timezone: str) -> str:
     """``text`` with each ``YYYY-MM-DD HH:MM UTC`` it quotes put in the program's zone."""
 
     def local(found: re.Match[str]) -> str:
-        at = dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
+        try:
+            at = dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
+        except ValueError:  # not a real time (a reason typed by hand): left as written
+            return found.group(0)
         return local_words(at, timezone)
 
     return _UTC_TIME.sub(local, text)

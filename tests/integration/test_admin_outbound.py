@@ -283,6 +283,10 @@ def test_disable_needs_a_reason_and_reads_in_local_time_then_enable(
     assert not s_list(db)[0].enabled
     post(client, f"{BASE}/enable", token, endpoint=endpoint)
     assert s_list(db)[0].enabled
+    post(client, f"{BASE}/disable", token, endpoint=endpoint, reason="down 2026-13-45 10:00 UTC")
+    page = _plain(_text(client, f"{BASE}/"))
+    assert "Disabled: down 2026-13-45 10:00 UTC (since 2026-11-27 14:02 CST)" in page
+    post(client, f"{BASE}/enable", token, endpoint=endpoint)
     assert "Enabled" in _plain(_text(client, f"{BASE}/"))
     unknown = post(client, f"{BASE}/enable", token, endpoint=9999)
     assert unknown.status_code == 302
