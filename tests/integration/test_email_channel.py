@@ -424,6 +424,50 @@ def test_an_address_the_server_cannot_take_fails_alone(db: Database) -> None:
     assert "SMTPUTF8" in error
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_logs_in_with_the_stored_user_and_password(db: Database) -> None:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    logins: list[tuple[str, str]] = []
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        login = (data.login.decode(), data.password.decode())
+        logins.append(login)
+        if login == ("mailer", "right pass"):
+            return AuthResult(success=True)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 wrong password")
+
+    guarded = Inbox()
+    guarded.port = free_port()
+    controller = Controller(
+        guarded,
+        hostname="127.0.0.1",
+        port=guarded.port,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+        auth_exclude_mechanism=["LOGIN"],  # PLAIN only, so one try per login
+    )
+    controller.start()
+    try:
+        shop(db)
+        configure(db, guarded, username="mailer", password="wrong pass")
+        remind(db, ("alice", "alice@example.com"))
+        assert send_due_emails(db, smtp_timeout=5).retrying == 1
+        [(_m, _s, _n, error)] = email_states(db)
+        assert error == "SMTP server answered 535 5.7.8 wrong password"
+        configure(db, guarded, username="mailer", password="right pass")
+        result = send_test_email(db, program=PROGRAM, to="me@shop.example")
+        assert (result.sent, result.error) == (True, None)
+    finally:
+        controller.stop()
+    assert logins == [("mailer", "wrong pass"), ("mailer", "right pass")]
+    assert guarded.recipients() == ["me@shop.example"]
+
+
 def test_skipped_with_the_reason(db: Database, clock: FixedClock, smtp: Inbox) -> None:
     shop(db)
     remind(db, ("alice", "alice@example.com"), ("nomail", None))
