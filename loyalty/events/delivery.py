@@ -66,13 +66,13 @@ from loyalty.errors import Conflict, InvalidInput, WebhookDeliveryNotFound
 from loyalty.events.dispatch import dispatch_events
 from loyalty.events.endpoints import (
     actor_name,
+    audit_endpoint,
     destination_problem,
     disable_in,
     endpoint_row,
     require_endpoint_id,
 )
 from loyalty.events.outbox import envelope
-from loyalty.services.audit import record_audit
 from loyalty.services.results import Record
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row
@@ -713,11 +713,11 @@ def replay_delivery(
             .where(webhook_deliveries.c.id == delivery)
             .values(**_replayed(), next_attempt_at=now)
         )
-        record_audit(
+        audit_endpoint(
             conn,
+            "webhook.replay",
+            row.endpoint_id,
             actor=who,
-            action="webhook.replay",
-            target=f"webhook:{row.endpoint_id}",
             at=now,
             program_id=int(prog.id),
             after={"delivery": delivery, "event": row.public_event_id},
@@ -753,11 +753,11 @@ def replay_failed(
         if since is not None:
             query = query.where(func.coalesce(d.last_attempt_at, d.created_at) >= since)
         count = int(conn.execute(query.values(**_replayed(), next_attempt_at=now)).rowcount)
-        record_audit(
+        audit_endpoint(
             conn,
+            "webhook.replay_failed",
+            "*" if endpoint is None else endpoint,
             actor=who,
-            action="webhook.replay_failed",
-            target=f"webhook:{endpoint}" if endpoint is not None else "webhook:*",
             at=now,
             program_id=int(prog.id),
             after={"deliveries": count, "since": None if since is None else since.isoformat()},
@@ -948,11 +948,11 @@ def send_test(
         now, answer.status_code, answer.latency_ms, answer.error, answer.excerpt, True
     )
     with db.write() as conn:
-        record_audit(
+        audit_endpoint(
             conn,
+            "webhook.test",
+            endpoint,
             actor=who,
-            action="webhook.test",
-            target=f"webhook:{endpoint}",
             at=now,
             program_id=int(prog.id),
             after={"status_code": answer.status_code, "error": answer.error},

@@ -213,6 +213,30 @@ def _check_destination(db: Target, program: str, url: str) -> None:
         raise InvalidInput(f"url refused: {problem}", field="url")
 
 
+def audit_endpoint(
+    conn: Connection,
+    action: str,
+    endpoint: int | str,
+    *,
+    actor: str,
+    at: dt.datetime,
+    program_id: int,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> None:
+    """One audit entry about an endpoint (``webhook:<id>``; ``*`` for all of them)."""
+    record_audit(
+        conn,
+        actor=actor,
+        action=action,
+        target=f"webhook:{endpoint}",
+        at=at,
+        program_id=program_id,
+        before=before,
+        after=after,
+    )
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -368,11 +392,11 @@ def add_endpoint(
         endpoint_id = conn.execute(
             insert(webhook_endpoints).values(**values).returning(webhook_endpoints.c.id)
         ).scalar_one()
-        record_audit(
+        audit_endpoint(
             conn,
+            "webhook.add",
+            endpoint_id,
             actor=who,
-            action="webhook.add",
-            target=f"webhook:{endpoint_id}",
             at=now,
             program_id=int(prog.id),
             after=_audited({**values, "disabled_reason": None}),
@@ -411,11 +435,11 @@ def update_endpoint(
         row = endpoint_row(conn, int(prog.id), endpoint, lock=True)
         if changes:
             _change(conn, row, changes, now)
-            record_audit(
+            audit_endpoint(
                 conn,
+                "webhook.update",
+                endpoint,
                 actor=who,
-                action="webhook.update",
-                target=f"webhook:{endpoint}",
                 at=now,
                 program_id=int(prog.id),
                 before=_audited(row),
@@ -465,11 +489,11 @@ def rotate_secret(
             },
             now,
         )
-        record_audit(
+        audit_endpoint(
             conn,
+            "webhook.rotate",
+            endpoint,
             actor=who,
-            action="webhook.rotate",
-            target=f"webhook:{endpoint}",
             at=now,
             program_id=int(prog.id),
             after={"overlap_hours": overlap_hours, "secret_hint": secret[-4:]},
@@ -516,11 +540,11 @@ def disable_endpoint(
         prog = program_row(conn, program)
         row = endpoint_row(conn, int(prog.id), endpoint, lock=True)
         failed = disable_in(conn, endpoint, why, now)
-        record_audit(
+        audit_endpoint(
             conn,
+            "webhook.disable",
+            endpoint,
             actor=who,
-            action="webhook.disable",
-            target=f"webhook:{endpoint}",
             at=now,
             program_id=int(prog.id),
             before={"enabled": bool(row.enabled)},
@@ -546,11 +570,11 @@ def enable_endpoint(
             {"enabled": True, "disabled_reason": None, "disabled_at": None, "failing_since": None},
             now,
         )
-        record_audit(
+        audit_endpoint(
             conn,
+            "webhook.enable",
+            endpoint,
             actor=who,
-            action="webhook.enable",
-            target=f"webhook:{endpoint}",
             at=now,
             program_id=int(prog.id),
             before={"enabled": bool(row.enabled), "disabled_reason": row.disabled_reason},
