@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import random
+import uuid
 import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -64,7 +65,8 @@ SELECT m.id, m.program_id, m.debt, m.cap_day_key, m.cap_day_points, m.cap_month_
        (SELECT o.id FROM operations o WHERE o.program_id = p.id AND o.key = %s),
        (SELECT e.id FROM earnings e WHERE e.program_id = p.id AND e.order_id = %s),
        (SELECT tv.id FROM tier_versions tv WHERE tv.program_id = p.id AND tv.effective_from <= %s
-        AND tv.cancelled_at IS NULL ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1)
+        AND tv.cancelled_at IS NULL ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1),
+       m.available, m.pending, m.held, m.frozen
 FROM members m JOIN programs p ON p.id = m.program_id
 WHERE p.code = %s AND m.external_id = %s FOR UPDATE OF m
 """
@@ -95,6 +97,38 @@ RAW_QUALIFYING = (
     "INSERT INTO tier_qualifying (program_id, member_id, operation_id, source, points,"
     " money_minor, counted_at, created_at) VALUES (%s,%s,%s,'purchase',%s,%s,%s,%s)"
 )
+RAW_EVENT = (
+    "INSERT INTO events (event_id, program_id, member_id, operation_id, type, occurred_at, data)"
+    " VALUES (%s,%s,%s,%s,'points.earned',%s,%s)"
+)
+
+
+def event_data(
+    program: str,
+    member: str,
+    key: str,
+    points: int,
+    balances: Sequence[int],
+    result: dict[str, Any],
+) -> str:
+    """The ``points.earned`` event's data, as the outbox writes it."""
+    available, pending, held, frozen = balances
+    return json.dumps(
+        {
+            "program": program,
+            "member": member,
+            "operation": {"kind": "earn_purchase", "key": key},
+            "points": points,
+            "balance": {
+                "available": available + points,
+                "pending": pending,
+                "held": held,
+                "frozen": frozen,
+                "debt": 0,
+            },
+            **{k: result[k] for k in ("source", "reference", "status", "expires_at")},
+        }
+    )
 
 
 def raw_earn_in(
@@ -108,7 +142,7 @@ def raw_earn_in(
     if found is None:
         raise LookupError(f"no member {member}")
     member_id, program_id, _debt, day_key, day_pts, month_key, month_pts = found[:7]
-    year_key, year_pts, rule_id, existing, earned, _tier_version = found[7:]
+    year_key, year_pts, rule_id, existing, earned, _tier_version = found[7:13]
     if existing is not None or earned is not None:
         raise LookupError(f"order {order_id} earned before")
     points = amount_minor // 100  # 1 point per currency unit at the default 100 per unit
@@ -154,6 +188,8 @@ def raw_earn_in(
         (*earning, rule_id, lot_id, now),
     )
     cur.execute(RAW_QUALIFYING, (program_id, member_id, op[0], points, amount_minor, now, now))
+    data = event_data(program, member, key, points, found[13:17], result)
+    cur.execute(RAW_EVENT, ("evt_" + uuid.uuid4().hex, program_id, member_id, op[0], now, data))
     return points
 
 

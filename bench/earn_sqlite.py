@@ -33,9 +33,11 @@ from bench.common import (
     print_table,
     ratio,
     run_threads,
+    seed_events,
     verify,
     write_result,
 )
+from bench.earn_pg import event_data
 from loyalty import migrate
 from loyalty.db import Database
 from sdk import Jifen
@@ -66,6 +68,8 @@ def setup(path: Path, members: int) -> None:
         )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    with Database.from_url(url).engine.begin() as seeding:
+        seed_events(seeding)
 
 
 RAW_LOCK = """
@@ -76,7 +80,8 @@ SELECT m.id, m.program_id, m.cap_day_key, m.cap_day_points, m.cap_month_key,
        (SELECT o.id FROM operations o WHERE o.program_id = p.id AND o.key = ?),
        (SELECT e.id FROM earnings e WHERE e.program_id = p.id AND e.order_id = ?),
        (SELECT tv.id FROM tier_versions tv WHERE tv.program_id = p.id AND tv.effective_from <= ?
-        AND tv.cancelled_at IS NULL ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1)
+        AND tv.cancelled_at IS NULL ORDER BY tv.effective_from DESC, tv.version DESC LIMIT 1),
+       m.available, m.pending, m.held, m.frozen
 FROM members m JOIN programs p ON p.id = m.program_id
 WHERE p.code = ? AND m.external_id = ?
 """
@@ -163,6 +168,18 @@ def raw_earn(path: Path, members: int, tag: str) -> Callable[[int, int], None]:
                 " points, money_minor, counted_at, created_at)"
                 " VALUES (?,?,?,'purchase',?,?,?,?)",
                 (program_id, member_id, op_id, points, AMOUNT_MINOR, at, at),
+            )
+            conn.execute(
+                "INSERT INTO events (event_id, program_id, member_id, operation_id, type,"
+                " occurred_at, data) VALUES (?,?,?,?,'points.earned',?,?)",
+                (
+                    "evt_" + uuid.uuid4().hex,
+                    program_id,
+                    member_id,
+                    op_id,
+                    at,
+                    event_data(PROGRAM, member, key, points, row[12:16], json.loads(result)),
+                ),
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -36,6 +36,7 @@ from bench.common import (
     print_table,
     reset_sequences,
     scratch_database,
+    seed_events,
     verify,
     write_result,
 )
@@ -153,6 +154,7 @@ def build(url: str, *, members: int, lots: int, pairs: int, now: dt.datetime) ->
         )
         for _, definition in indexes:
             conn.execute(text(definition))
+        seed_events(conn)
         reset_sequences(conn, ["members", "lots", "entries", "operations"])
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))

@@ -36,6 +36,7 @@ from bench.common import (
     reset_sequences,
     scratch_database,
     sdk_against_baseline,
+    seed_events,
     seed_members,
     verify,
     write_result,
@@ -59,7 +60,7 @@ def fund_members(db: Database, lots_per_member: int) -> None:
         op_id = conn.execute(
             text(
                 "INSERT INTO operations (program_id, key, kind, request_hash, result, created_at)"
-                " VALUES (:p, 'seed', 'adjust', '', '{}', now()) RETURNING id"
+                " VALUES (:p, 'seed', 'seed', '', '{}', now()) RETURNING id"
             ),
             params,
         ).scalar_one()
@@ -89,6 +90,7 @@ def fund_members(db: Database, lots_per_member: int) -> None:
             ),
             params,
         )
+        seed_events(conn)
         reset_sequences(conn, ["lots", "entries", "operations"])
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))

@@ -37,6 +37,7 @@ from bench.common import (
     print_table,
     ratio,
     reset_sequences,
+    seed_events,
     verify,
     write_result,
 )
@@ -79,7 +80,7 @@ def build(url: str, *, lots: int, members: int, due_share: float, now: dt.dateti
         params["op"] = conn.execute(
             text(
                 "INSERT INTO operations (program_id, key, kind, request_hash, result, created_at)"
-                " VALUES (:p, 'seed', 'adjust', '', '{}', :now - interval '400 days')"
+                " VALUES (:p, 'seed', 'seed', '', '{}', :now - interval '400 days')"
                 " RETURNING id"
             ),
             params,
@@ -114,6 +115,7 @@ def build(url: str, *, lots: int, members: int, due_share: float, now: dt.dateti
                 " WHERE m.id = s.member_id"
             )
         )
+        seed_events(conn)
         reset_sequences(conn, ["members", "lots", "entries", "operations"])
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
