@@ -139,6 +139,19 @@ def localise_utc(text: str, timezone: str) -> str:
     return _UTC_TIME.sub(local, text)
 
 
+def age_words(seconds: float | None) -> str:
+    """How long something has waited, roughly: ``40 s``, ``12 min``, ``3 h``, ``2 days``."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{max(0, int(seconds))} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 86400)} days"
+
+
 def pretty_body(body: str) -> str:
     """A JSON body indented for reading (the exact bytes are shown beside it)."""
     try:
@@ -161,6 +174,7 @@ class OutboundWebhooksView(ConsoleView):
                 subscription_words=subscription_words,
                 state_words=lambda e: state_words(e, program.timezone),
                 pretty_body=pretty_body,
+                age_words=age_words,
                 can_change=has_role(*ADMIN),
                 **values,
             )
@@ -174,6 +188,7 @@ class OutboundWebhooksView(ConsoleView):
             "jifen/outbound_endpoints.html",
             tab="endpoints",
             endpoints=hooks.list_endpoints(self.console.db, program=program.code),
+            waiting=sending.backlog(self.console.db, program=program.code),
             types=EVENT_TYPES,
             form=form or {"url": "", "description": "", "event_types": [ALL_TYPES]},
             overlaps=OVERLAP_HOURS,

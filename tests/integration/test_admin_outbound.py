@@ -374,10 +374,13 @@ def test_deliveries_attempts_and_replays(
     dispatch_events(db)
     deliver_due(db, timeout=5)
     client, token = _signed_in(app, "viewer")
+    clock.advance(dt.timedelta(minutes=12))
+    backlog = _plain(_text(client, f"{BASE}/"))
+    assert "deliveries pending 1 (1 due, the oldest for 12 min) · failed, to replay 0" in backlog
     listing = _plain(_text(client, f"{BASE}/endpoint?id={endpoint}"))
     assert "Points earned" in listing and "alice" in listing
     assert "pending" in listing and "HTTP 503" in listing
-    assert "2026-11-27 14:02" in listing  # the next attempt, 5 s later, in local time
+    assert "2026-11-27 14:02" in listing  # the next attempt, 5 s after the first
     (row,) = list_deliveries(db, program=PROGRAM, endpoint=endpoint)
     detail = _text(client, f"{BASE}/delivery?id={row.id}")
     assert "HTTP 503" in detail and "receiver says no" in detail
@@ -421,6 +424,11 @@ def test_replay_all_failed_asks_first_then_replays_since_a_local_date(
     client, token = _signed_in(app, "admin")
     state = _plain(_text(client, f"{BASE}/endpoint?id={endpoint}"))
     assert "Disabled: the endpoint answered 410 Gone on 2026-11-27 14:02 CST" in state
+    backlog = _plain(_text(client, f"{BASE}/"))
+    assert (
+        "Waiting now: events to dispatch 0 · deliveries pending 0 (0 due) · "
+        "failed, to replay 2" in backlog
+    )
     assert "2 failed" in state
     receiver.status = 200
     post(client, f"{BASE}/enable", token, endpoint=endpoint, back="endpoint")
