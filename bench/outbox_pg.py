@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from bench.common import (
     PROGRAM,
@@ -84,25 +84,12 @@ def outbox_off() -> Iterator[None]:
             setattr(earning, name, value)
 
 
-# The enrolment events of members inserted in bulk (``seed_members`` writes none), marked
-# dispatched as migration 0010 marks what came before it: ``jifen verify`` expects one each.
-ENROLLED = text(
-    "INSERT INTO events (event_id, program_id, member_id, operation_id, type, occurred_at,"
-    " data, dispatched_at) SELECT 'evt_' || md5(random()::text || m.id), m.program_id, m.id,"
-    " NULL, 'member.enrolled', m.created_at, json_build_object('program', p.code, 'member',"
-    " m.external_id, 'status', m.status), m.created_at FROM members m"
-    " JOIN programs p ON p.id = m.program_id ORDER BY m.id"
-)
-
-
 def prepare(url: str, members: int) -> None:
-    """The program, its members and their enrolment events."""
+    """The program and its members (with their enrolment events)."""
     db = Database.from_url(url)
     try:
         create_bench_program(db)
         seed_members(db, members)
-        with db.engine.begin() as conn:
-            conn.execute(ENROLLED)
     finally:
         db.dispose()
 
