@@ -64,6 +64,7 @@ from loyalty.db.tables import (
 from loyalty.domain.checks import require_aware, require_int
 from loyalty.errors import Conflict, InvalidInput, WebhookDeliveryNotFound
 from loyalty.events.dispatch import dispatch_events
+from loyalty.events.email import EmailRun, send_due_emails
 from loyalty.events.endpoints import (
     actor_name,
     audit_endpoint,
@@ -981,7 +982,7 @@ class OutboundRun:
     deliveries_made: int
     rounds: int
     delivery: DeliveryRun
-    emails: Any = None
+    emails: EmailRun | None = None
 
 
 def run_outbound(
@@ -1017,13 +1018,27 @@ def run_outbound(
             break
     if not emails:
         return total
-    return dataclasses.replace(total, emails=_send_emails(db))
+    left = None if budget_seconds is None else budget_seconds - (time.monotonic() - started)
+    return dataclasses.replace(total, emails=_send_emails(db, left))
 
 
-def _send_emails(db: Database) -> Any:
-    """The e-mail channel's run, if that channel is installed (it is imported on use)."""
-    try:
-        from loyalty.events.email import send_due_emails
-    except ImportError:
-        return None
-    return send_due_emails(db)
+EMAIL_BATCH = 200
+
+
+def _send_emails(db: Database, budget_seconds: float | None) -> EmailRun:
+    """The due reminder e-mails, a batch after another while batches come back full (a big
+    morning of reminders goes out in one run, not 200 a minute), within the budget."""
+    started = time.monotonic()
+    total = EmailRun(0, 0, 0, 0)
+    while True:
+        run = send_due_emails(db, limit=EMAIL_BATCH)
+        total = EmailRun(
+            total.sent + run.sent,
+            total.failed + run.failed,
+            total.retrying + run.retrying,
+            total.skipped + run.skipped,
+        )
+        handled = run.sent + run.failed + run.retrying + run.skipped
+        out_of_time = budget_seconds is not None and time.monotonic() - started >= budget_seconds
+        if handled < EMAIL_BATCH or out_of_time:
+            return total
