@@ -5,9 +5,9 @@ The events feed (scope ``events``) serves the program's outbox oldest first, eac
 exact body a webhook receiver gets, so a shop can poll instead of receiving webhooks or
 catch up after an outage (:mod:`loyalty.events.feed`). The program's webhook endpoints
 (scope ``webhooks``) can be listed, added (the signing secret is in the 201 answer, once),
-have their secret rotated, be disabled and enabled, and have their failed deliveries sent
-again (:mod:`loyalty.events.endpoints`, :mod:`loyalty.events.delivery`). Member tokens
-reach none of it.
+have their secret rotated, be disabled and enabled; their deliveries are listed and failed
+ones sent again, singly or in bulk (:mod:`loyalty.events.endpoints`,
+:mod:`loyalty.events.delivery`). Member tokens reach none of it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from api import schemas
 from api.auth import server_key
 from api.context import database, in_unit
 from api.problems import JifenBlueprint
+from api.responses import moment_in
 from loyalty.errors import WebhookEndpointNotFound
+from loyalty.events import delivery
 from loyalty.events import endpoints as hooks
+from loyalty.events.delivery import DeliveryInfo
 from loyalty.events.endpoints import EndpointCreated, EndpointInfo
 from loyalty.events.feed import Event, EventPage, get_event, list_events
 from loyalty.events.outbox import envelope
@@ -189,3 +192,70 @@ class EnableEndpoint(MethodView):
                 uow, program=key.program, endpoint=endpoint, actor=_actor(key)
             )
         )
+
+
+@blp.route("/webhook-endpoints/<int:endpoint>/replay")
+class ReplayEndpoint(MethodView):
+    @blp.arguments(schemas.ReplayIn())
+    @blp.response(200, schemas.Replayed)
+    @_doc(MANAGE_WEBHOOKS)
+    def post(self, body: dict[str, Any], endpoint: int) -> dict[str, int]:
+        """Send the endpoint's failed deliveries again from the start, those last tried
+        since `since` when given (scope `webhooks`); answers how many. The endpoint must be
+        enabled."""
+        key = server_key(MANAGE_WEBHOOKS)
+        return _replay(key, _endpoint(key.program, endpoint), body)
+
+
+# --- deliveries -----------------------------------------------------------------------------
+
+
+@blp.route("/webhook-deliveries")
+class WebhookDeliveries(MethodView):
+    @blp.arguments(schemas.DeliveriesArgs(), location="query")
+    @blp.response(200, schemas.WebhookDelivery(many=True))
+    @_doc(MANAGE_WEBHOOKS)
+    def get(self, args: dict[str, Any]) -> list[DeliveryInfo]:
+        """The program's webhook deliveries, newest first, of one `endpoint` and `status`
+        when given; pass the last one's id as `before` for older ones (scope `webhooks`)."""
+        program = server_key(MANAGE_WEBHOOKS).program
+        if args["endpoint"] is not None:
+            args["endpoint"] = _endpoint(program, args["endpoint"])
+        return list(delivery.list_deliveries(database(), program=program, **args))
+
+
+@blp.route("/webhook-deliveries/replay")
+class ReplayDeliveries(MethodView):
+    @blp.arguments(schemas.ReplayIn())
+    @blp.response(200, schemas.Replayed)
+    @_doc(MANAGE_WEBHOOKS)
+    def post(self, body: dict[str, Any]) -> dict[str, int]:
+        """Send every failed delivery of the program's enabled endpoints again from the
+        start, those last tried since `since` when given (scope `webhooks`); answers how
+        many."""
+        return _replay(server_key(MANAGE_WEBHOOKS), None, body)
+
+
+@blp.route("/webhook-deliveries/<int:delivery_id>/replay")
+class ReplayDelivery(MethodView):
+    @blp.response(200, schemas.WebhookDelivery)
+    @_doc(MANAGE_WEBHOOKS)
+    def post(self, delivery_id: int) -> DeliveryInfo:
+        """Send one failed delivery again from the start (scope `webhooks`); one that is not
+        failed, or whose endpoint is disabled, is 409."""
+        key = server_key(MANAGE_WEBHOOKS)
+        return in_unit(
+            lambda uow: delivery.replay_delivery(
+                uow, program=key.program, delivery=delivery_id, actor=_actor(key)
+            )
+        )
+
+
+def _replay(key: ApiKeyInfo, endpoint: int | None, body: dict[str, Any]) -> dict[str, int]:
+    since = moment_in(body, "since")
+    count = in_unit(
+        lambda uow: delivery.replay_failed(
+            uow, program=key.program, endpoint=endpoint, since=since, actor=_actor(key)
+        )
+    )
+    return {"replayed": count}

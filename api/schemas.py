@@ -22,6 +22,8 @@ from typing import Any
 import marshmallow as ma
 
 from loyalty.domain.checks import MAX_DAYS, MAX_ID
+from loyalty.events.delivery import MAX_PAGE as MAX_DELIVERY_PAGE
+from loyalty.events.delivery import DeliveryInfo
 from loyalty.events.endpoints import EndpointCreated, EndpointInfo
 from loyalty.events.feed import MAX_PAGE as MAX_EVENT_PAGE
 from loyalty.services import results, reward_results, tier_results
@@ -565,6 +567,20 @@ class EventsArgs(ma.Schema):
 
 WebhookEndpoint = result_schema(EndpointInfo)
 WebhookEndpointCreated = result_schema(EndpointCreated)
+WebhookDelivery = result_schema(DeliveryInfo)
+
+
+class DeliveriesArgs(ma.Schema):
+    """Webhook deliveries query."""
+
+    endpoint = _query_int(None, 1, MAX_ID, "only this endpoint's")
+    status = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "only those pending, delivered or failed"},
+    )
+    limit = _query_int(50, 1, MAX_DELIVERY_PAGE, "items per page, newest first")
+    before = _query_int(None, 1, MAX_ID, "older than this delivery (the last one listed)")
 
 
 class WebhookEndpointIn(_Body):
@@ -598,7 +614,7 @@ class DisableEndpointIn(_Body):
 class ReplayIn(_Body):
     """Which failed deliveries to send again."""
 
-    since = moment("only those created since then; default: all")
+    since = moment("only those last tried (or created) since then; default: all")
 
 
 class Replayed(ma.Schema):

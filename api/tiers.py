@@ -7,7 +7,6 @@ history, never change them."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask.views import MethodView
@@ -16,9 +15,9 @@ from api import schemas
 from api.auth import member_reader, server_key
 from api.context import database, in_unit, request_target
 from api.problems import JifenBlueprint
-from api.responses import idempotency_key, written
+from api.responses import idempotency_key, moment_in, written
 from loyalty import services as core
-from loyalty.errors import Conflict, InvalidInput, NotFound
+from loyalty.errors import Conflict, NotFound
 from loyalty.services.api_keys import ApiKeyInfo
 from loyalty.services.tier_results import (
     TierChangeInfo,
@@ -41,22 +40,6 @@ def _doc(scope: str) -> Any:
 def _actor(key: ApiKeyInfo, body: dict[str, Any]) -> Any:
     """Who a change is recorded as: the one the body names, else ``api:<key label>``."""
     return body.get("actor") or f"api:{key.label}"[:ACTOR_LENGTH]
-
-
-def _moment(body: dict[str, Any], name: str) -> Any:
-    """The ISO 8601 text ``name`` of the body as a datetime (``None`` when not sent); what is
-    not text is handed on as sent, so the service refuses it as for an embedded caller."""
-    value = body.get(name)
-    if not isinstance(value, str):
-        return value
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(
-            f"{name} must be an ISO 8601 date and time such as 2027-01-01T00:00:00+08:00, "
-            f"got {value!r:.60}",
-            field=name,
-        ) from None
 
 
 def _require_tiers(program: str) -> None:
@@ -82,7 +65,7 @@ class ProgramTiers(MethodView):
         past) (scope `admin`). It must keep every tier members hold or are locked at (409
         names them): rename a tier instead of removing it."""
         key = server_key("admin")
-        effective_from = _moment(body, "effective_from")
+        effective_from = moment_in(body, "effective_from")
         return in_unit(
             lambda uow: core.publish_tiers(
                 uow,
@@ -171,7 +154,7 @@ class MemberTier(MethodView):
         same `change_id` (or `Idempotency-Key`) answers the first change; the same key for
         another change is `idempotency_conflict`."""
         key = server_key("admin")
-        locked_until = _moment(body, "locked_until")
+        locked_until = moment_in(body, "locked_until")
         result = in_unit(
             lambda uow: core.set_member_tier(
                 uow,

@@ -9,8 +9,8 @@
   ``VoucherInfo``, ``DrawOutcome`` and ``RewardEventInfo``, ``RedemptionPage``,
   ``VoucherCheck``, and for member tiers ``TierProgress``, ``TierChangeInfo``,
   ``TierVersionInfo``, ``TierForecast`` and ``TierCount``, and for outbound events ``Event``
-  and ``EventPage`` (the events feed) and ``EndpointInfo`` and ``EndpointCreated`` (webhook
-  endpoints));
+  and ``EventPage`` (the events feed), ``EndpointInfo`` and ``EndpointCreated`` (webhook
+  endpoints) and ``DeliveryInfo`` (their deliveries));
 * :class:`StripeWebhook` (from ``Jifen.stripe_webhook``), the Stripe webhook handler to host
   in your web app, and the :class:`WebhookResult` it answers with;
 * the error tree, rooted at :class:`LoyaltyError`; every error has a stable ``code``::
@@ -92,6 +92,7 @@ from loyalty.errors import (
     WebhookDeliveryNotFound,
     WebhookEndpointNotFound,
 )
+from loyalty.events.delivery import DeliveryInfo
 from loyalty.events.endpoints import EndpointCreated, EndpointInfo
 from loyalty.events.feed import Event, EventPage
 from loyalty.services.results import (
@@ -146,6 +147,7 @@ __all__ = [
     "Conflict",
     "CurrencyMismatch",
     "DatabaseUnavailable",
+    "DeliveryInfo",
     "DrawOutcome",
     "EarnQuote",
     "EarnResult",

@@ -34,7 +34,9 @@ from loyalty.domain.money import require_currency
 from loyalty.domain.rules import OrderLine
 from loyalty.domain.tiers import TierRules
 from loyalty.errors import ConfigurationError, ProgramNotFound
+from loyalty.events import delivery as webhook_delivery
 from loyalty.events import endpoints as webhook_endpoints
+from loyalty.events.delivery import DeliveryInfo
 from loyalty.events.endpoints import EndpointCreated, EndpointInfo
 from loyalty.events.feed import Event, EventPage, get_event, list_events
 from loyalty.events.outbox import ALL_TYPES
@@ -883,6 +885,44 @@ class Jifen:
         replay."""
         return webhook_endpoints.enable_endpoint(
             self._db, program=self._program, endpoint=endpoint, actor=SDK_ACTOR
+        )
+
+    def webhook_deliveries(
+        self,
+        *,
+        endpoint: int | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> tuple[DeliveryInfo, ...]:
+        """The program's webhook deliveries, newest first (``limit`` 1 to 500), of one
+        ``endpoint`` and ``status`` (``pending``, ``delivered``, ``failed``) when given; pass
+        the last one's ``id`` as ``before`` for older ones."""
+        return webhook_delivery.list_deliveries(
+            self._db,
+            program=self._program,
+            endpoint=endpoint,
+            status=status,
+            limit=limit,
+            before=before,
+        )
+
+    def replay_webhook_delivery(self, *, delivery: int) -> DeliveryInfo:
+        """Send a failed delivery again from the start (its attempts reset, due now); one
+        that is not failed, or whose endpoint is disabled, raises
+        :class:`~loyalty.errors.Conflict`."""
+        return webhook_delivery.replay_delivery(
+            self._db, program=self._program, delivery=delivery, actor=SDK_ACTOR
+        )
+
+    def replay_webhook_deliveries(
+        self, *, endpoint: int | None = None, since: dt.datetime | None = None
+    ) -> int:
+        """Send every failed delivery of the program's enabled endpoints (or of one
+        ``endpoint``) again from the start, those last tried since ``since`` (aware) when
+        given; returns how many."""
+        return webhook_delivery.replay_failed(
+            self._db, program=self._program, endpoint=endpoint, since=since, actor=SDK_ACTOR
         )
 
     # --- reminders --------------------------------------------------------------------------

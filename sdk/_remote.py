@@ -74,7 +74,7 @@ from loyalty.errors import (
     RuleViolation,
     ServerUnreachable,
 )
-from loyalty.events import endpoints, feed
+from loyalty.events import delivery, endpoints, feed
 from loyalty.services import results, reward_results, tier_results
 from loyalty.services.reminders import ReminderCallback
 from loyalty.services.results import ProgramInfo, Record, ReminderResult
@@ -176,6 +176,14 @@ class Route:
         return frozenset(name for path in self.paths for name in _placeholders(path))
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """A bulk replay's answer: how many failed deliveries will be sent again (the client
+    method returns the number)."""
+
+    replayed: int
+
+
 def _route(method: str, path: str, result: type, *more_paths: str, **checked_as: str) -> Route:
     return Route(method, (path, *more_paths), result, checked_as)
 
@@ -271,6 +279,18 @@ ROUTES: dict[str, Route] = {
     "enable_webhook_endpoint": _route(
         "POST", "/v1/webhook-endpoints/{endpoint}/enable", endpoints.EndpointInfo
     ),
+    "webhook_deliveries": Route(
+        "GET", ("/v1/webhook-deliveries",), delivery.DeliveryInfo, many=True
+    ),
+    "replay_webhook_delivery": _route(
+        "POST", "/v1/webhook-deliveries/{delivery}/replay", delivery.DeliveryInfo
+    ),
+    "replay_webhook_deliveries": _route(
+        "POST",
+        "/v1/webhook-endpoints/{endpoint}/replay",
+        Replayed,
+        "/v1/webhook-deliveries/replay",
+    ),
 }
 # Query arguments that are text, not whole numbers.
 TEXT_QUERY = frozenset({"reward", "status", "after", "type", "member"})
@@ -287,6 +307,7 @@ _SEGMENT_CHECKS: dict[str, Callable[..., str]] = {
     "version": lambda value, name: str(_tier_version(value)),
     "event_id": lambda value, name: feed.require_event_id(value, name),
     "endpoint": lambda value, name: str(require_int(name, value)),
+    "delivery": lambda value, name: str(require_int(name, value)),
 }
 
 
@@ -512,8 +533,9 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
 # --- the client -----------------------------------------------------------------------------
 
 
-def _remote_method(name: str) -> Callable[..., Any]:
-    """The remote form of ``Jifen.<name>``: same signature and docstring, over HTTP."""
+def _remote_method(name: str, answer: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    """The remote form of ``Jifen.<name>``: same signature and docstring, over HTTP;
+    ``answer`` turns the decoded answer into what the embedded method returns."""
     embedded = getattr(Jifen, name)
     signature = inspect.signature(embedded)
     route = ROUTES[name]
@@ -524,7 +546,8 @@ def _remote_method(name: str) -> Callable[..., Any]:
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         del arguments["self"]
-        return self._call(route, arguments)
+        result = self._call(route, arguments)
+        return result if answer is None else answer(result)
 
     return call
 
@@ -649,6 +672,11 @@ class RemoteJifen(Jifen):
     rotate_webhook_secret = _remote_method("rotate_webhook_secret")
     disable_webhook_endpoint = _remote_method("disable_webhook_endpoint")
     enable_webhook_endpoint = _remote_method("enable_webhook_endpoint")
+    webhook_deliveries = _remote_method("webhook_deliveries")
+    replay_webhook_delivery = _remote_method("replay_webhook_delivery")
+    replay_webhook_deliveries = _remote_method(
+        "replay_webhook_deliveries", lambda answer: answer.replayed
+    )
 
     def on_reminder(self, callback: ReminderCallback) -> ReminderCallback:
         """Not available remotely: reminder callbacks run where reminders are sent."""

@@ -29,7 +29,8 @@ from loyalty.db import Database
 from loyalty.db.models import Base
 from loyalty.db.tables import events, programs
 from loyalty.domain.clock import FixedClock
-from loyalty.events.endpoints import add_endpoint
+from loyalty.events.dispatch import dispatch_events
+from loyalty.events.endpoints import add_endpoint, disable_endpoint, enable_endpoint
 from loyalty.services.api_keys import SCOPES, create_key, revoke_key
 from loyalty.services.member_tokens import issue_member_token
 from tests.http_api.conftest import SECRET, bearer, new_key
@@ -40,6 +41,9 @@ OTHER_PROGRAM = "other"
 VOUCHERS = ("V-ALICE-0001", "V-ALICE-0002")  # alice's, from redemption 3
 EVENT = "evt_" + "e" * 32  # the shop's first event (alice's enrolment), named by seed()
 HOOK_URL = "http://127.0.0.1:9/hooks"  # endpoint 1 (the shop allows private addresses)
+# Bulk replays of what failed since a moment to come replay nothing, so delivery 1 stays failed
+# for its own replay whatever order the operations are called in.
+LATER = "2099-01-01T00:00:00+00:00"
 PROBLEM = "application/problem+json"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 RULES = {
@@ -177,6 +181,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         path={"endpoint": "1"}, body={"reason": "maintenance"}
     ),
     ("POST", "/v1/webhook-endpoints/{endpoint}/enable"): Operation(path={"endpoint": "1"}),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/replay"): Operation(
+        path={"endpoint": "1"}, body={"since": LATER}
+    ),
+    ("GET", "/v1/webhook-deliveries"): Operation(query={"status": "failed"}, names_shop_data=False),
+    ("POST", "/v1/webhook-deliveries/replay"): Operation(
+        body={"since": LATER}, names_shop_data=False
+    ),
+    ("POST", "/v1/webhook-deliveries/{delivery_id}/replay"): Operation(path={"delivery_id": "1"}),
 }
 MEMBER_READS = ("balance", "history", "forecast")
 
@@ -186,8 +198,9 @@ def seed(db: Database) -> None:
     points, two holds, two pending refunds of o-paid), bob (500 points, a dispute open on
     o-bob), carol (to close), dave (to link to Stripe); the reward catalog of
     :func:`reward_catalog` with alice's redemptions of a coupon (1), a mug (2) and two
-    vouchers (3, codes :data:`VOUCHERS`); webhook endpoint 1; the first event named
-    :data:`EVENT`; and the program ``other``."""
+    vouchers (3, codes :data:`VOUCHERS`); webhook endpoint 1 with its deliveries failed
+    (disabled and enabled again); the first event named :data:`EVENT`; and the program
+    ``other``."""
     core.update_program(db, program=PROGRAM, transfers_enabled=True, webhooks_allow_private=True)
     core.publish_rules(db, program=PROGRAM, rules=RULES)
     enrol(db, "alice", "bob", "carol", "dave")
@@ -224,7 +237,10 @@ def seed(db: Database) -> None:
         )
     name_vouchers(db, 3, *VOUCHERS)
     core.publish_tiers(db, program=PROGRAM, rules=TIERS_EXAMPLE)
-    add_endpoint(db, program=PROGRAM, url=HOOK_URL)
+    endpoint = add_endpoint(db, program=PROGRAM, url=HOOK_URL).endpoint.id
+    dispatch_events(db)
+    disable_endpoint(db, program=PROGRAM, endpoint=endpoint, reason="maintenance")
+    enable_endpoint(db, program=PROGRAM, endpoint=endpoint)
     name_first_event(db, EVENT)
     make_program(db, OTHER_PROGRAM)
 

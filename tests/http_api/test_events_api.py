@@ -1,24 +1,32 @@
-"""`/v1/events` and `/v1/webhook-endpoints`: the events feed serves exactly the webhook
-bodies, pages without missing or repeating an event (also while writes commit out of id
-order on PostgreSQL), refuses bad input with a problem and its code, and is closed to member
-tokens and keys without the scope; webhook endpoints are managed with their secret shown
-once."""
+"""`/v1/events`, `/v1/webhook-endpoints` and `/v1/webhook-deliveries`: the events feed
+serves byte for byte what a real receiver gets (signature verified with standardwebhooks),
+pages without missing or repeating an event (also while writes commit out of id order on
+PostgreSQL), refuses bad input with a problem and its code, and is closed to member tokens
+and keys without the scope; webhook endpoints are managed with their secret shown once,
+their failed deliveries listed and replayed singly or in bulk."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import random
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from standardwebhooks import Webhook
 
 from loyalty import services as core
 from loyalty.db import Database
 from loyalty.db.tables import events, programs
 from loyalty.events import feed
+from loyalty.events.delivery import iter_rounds
+from loyalty.events.dispatch import dispatch_events
 from loyalty.events.feed import list_events
 from loyalty.events.outbox import envelope
 from loyalty.services.api_keys import create_key
@@ -332,3 +340,152 @@ def test_polling_during_concurrent_writes_sees_every_event_once_in_order(
     stored = [e["id"] for e in stored_envelopes(pg_db)]
     assert len(stored) == 8 + 8 * 12
     assert collected == stored  # every event, once, in id order
+
+
+# --- what receivers get, deliveries and replays ---------------------------------------------
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on 127.0.0.1 answering ``status`` to every delivery."""
+
+    url: str = ""
+    status: int = 200
+    received: list[Received] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(state.status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def verify(secret: str, got: Received) -> Any:
+    """The payload, if the signature is valid (standardwebhooks' own check)."""
+    return Webhook(secret).verify(got.body, got.headers)
+
+
+def _deliver_everything(db: Database) -> None:
+    dispatch_events(db)
+    for _ in iter_rounds(db, rounds=10, timeout=5.0):
+        pass
+
+
+def test_the_feed_serves_byte_for_byte_what_receivers_get(
+    client: FlaskClient, shop: Database, hooks_key: dict[str, str], receiver: Receiver
+) -> None:
+    created = client.post("/v1/webhook-endpoints", json={"url": receiver.url}, headers=hooks_key)
+    secret = created.get_json()["secret"]
+    _deliver_everything(shop)
+    page = client.get("/v1/events", headers=bearer(new_key(shop, "events"))).get_json()
+    assert len(receiver.received) == len(page["items"]) == 4
+    received = {got.headers["webhook-id"]: got for got in receiver.received}
+    for item in page["items"]:
+        got = received[item["id"]]  # members' events arrive in parallel
+        assert verify(secret, got) == item
+        assert got.body.decode() == json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_failed_deliveries_are_listed_and_replayed_singly_or_in_bulk(
+    client: FlaskClient, shop: Database, hooks_key: dict[str, str], receiver: Receiver
+) -> None:
+    created = client.post("/v1/webhook-endpoints", json={"url": receiver.url}, headers=hooks_key)
+    endpoint = created.get_json()["endpoint"]["id"]
+    receiver.status = 410  # the first answer disables the endpoint
+    _deliver_everything(shop)
+    failed = client.get(
+        "/v1/webhook-deliveries", query_string={"status": "failed"}, headers=hooks_key
+    ).get_json()
+    assert len(failed) == 4 and {d["status"] for d in failed} == {"failed"}
+    assert [d["id"] for d in failed] == sorted((d["id"] for d in failed), reverse=True)
+    first = failed[-1]["id"]
+    problem(
+        client.post(f"/v1/webhook-deliveries/{first}/replay", headers=hooks_key), 409, "conflict"
+    )
+
+    client.post(f"/v1/webhook-endpoints/{endpoint}/enable", headers=hooks_key)
+    receiver.status = 200
+    replayed = client.post(f"/v1/webhook-deliveries/{first}/replay", headers=hooks_key)
+    assert replayed.status_code == 200, replayed.get_data(True)
+    assert (replayed.get_json()["status"], replayed.get_json()["attempts"]) == ("pending", 0)
+    problem(
+        client.post(f"/v1/webhook-deliveries/{first}/replay", headers=hooks_key), 409, "conflict"
+    )
+    later = client.post(
+        f"/v1/webhook-endpoints/{endpoint}/replay",
+        json={"since": "2099-01-01T00:00:00+00:00"},
+        headers=hooks_key,
+    )
+    assert later.get_json() == {"replayed": 0}
+    everything = client.post("/v1/webhook-deliveries/replay", json={}, headers=hooks_key)
+    assert everything.get_json() == {"replayed": 3}
+    _deliver_everything(shop)
+    delivered = client.get(
+        "/v1/webhook-deliveries",
+        query_string={"endpoint": endpoint, "status": "delivered", "limit": 2},
+        headers=hooks_key,
+    ).get_json()
+    assert len(delivered) == 2
+    older = client.get(
+        "/v1/webhook-deliveries",
+        query_string={"status": "delivered", "before": delivered[-1]["id"]},
+        headers=hooks_key,
+    ).get_json()
+    assert len(older) == 2 and older[0]["id"] < delivered[-1]["id"]
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 4
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "query", "status", "code"),
+    [
+        ("/v1/webhook-deliveries/replay", {"since": "yesterday"}, None, 400, "invalid_input"),
+        ("/v1/webhook-deliveries/replay", {"since": "2026-01-01T00:00:00"}, None, 400,
+         "naive_datetime"),
+        ("/v1/webhook-deliveries/999/replay", None, None, 404, "webhook_delivery_not_found"),
+        ("/v1/webhook-endpoints/999/replay", {}, None, 404, "webhook_endpoint_not_found"),
+        ("/v1/webhook-deliveries", None, {"status": "lost"}, 400, "invalid_input"),
+        ("/v1/webhook-deliveries", None, {"endpoint": 999}, 404, "webhook_endpoint_not_found"),
+        ("/v1/webhook-deliveries", None, {"limit": 501}, 400, "invalid_amount"),
+    ],
+)  # fmt: skip
+def test_bad_delivery_requests_are_problems_and_change_nothing(
+    client: FlaskClient,
+    shop: Database,
+    hooks_key: dict[str, str],
+    path: str,
+    body: dict[str, Any] | None,
+    query: dict[str, Any] | None,
+    status: int,
+    code: str,
+) -> None:
+    before = row_counts(shop)
+    if query is not None:
+        r = client.get(path, query_string=query, headers=hooks_key)
+    else:
+        r = client.post(path, json=body, headers=hooks_key)
+    problem(r, status, code)
+    assert row_counts(shop) == before

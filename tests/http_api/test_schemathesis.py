@@ -68,6 +68,8 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "count": (3,),
     "event_id": (EVENT,),
     "endpoint": (1,),
+    "delivery_id": (1, 2),
+    "since": (None, "2026-01-01T00:00:00+00:00"),
     "url": (HOOK_URL,),
     "event_types": (["*"], ["points.earned", "points.expiring"]),
 }

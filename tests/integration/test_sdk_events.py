@@ -1,6 +1,7 @@
 """The events feed and webhook endpoints through the SDK give the same answers embedded and
 remote, on both databases: one scenario (pages of events with their cursor and filters, one
-event, endpoints added, listed, rotated, disabled and enabled, and the errors a shop meets)
+event, endpoints added, listed, rotated, disabled and enabled, their deliveries listed and
+replayed singly and in bulk, and the errors a shop meets)
 runs on a fresh database through each transport, and the outcomes must be equal step by step
 once the random parts (event ids, secrets) are named by their order of appearance."""
 
@@ -16,8 +17,9 @@ from typing import Any
 from loyalty import services as core
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.events.dispatch import dispatch_events
 from loyalty.events.outbox import envelope
-from sdk import EndpointCreated, EndpointInfo, Event, EventPage, Jifen
+from sdk import DeliveryInfo, EndpointCreated, EndpointInfo, Event, EventPage, Jifen
 from tests.conftest import START
 from tests.http_api import test_sdk_transports as transports
 from tests.http_api.test_sdk_transports import TRANSPORTS, client_for, outcome, plain
@@ -29,8 +31,11 @@ NO_EVENT = "evt_" + "0" * 32
 RANDOM = re.compile(r"evt_[0-9a-f]{32}|whsec_[A-Za-z0-9+/=]+")
 
 
-def scenario(jifen: Jifen, clock: FixedClock) -> list[tuple[str, Any]]:
-    """Every events and webhook method of the client, with the errors a shop meets."""
+def scenario(
+    jifen: Jifen, clock: FixedClock, dispatch: Callable[[], object]
+) -> list[tuple[str, Any]]:
+    """Every events and webhook method of the client, with the errors a shop meets;
+    ``dispatch`` turns new events into deliveries (the server's job)."""
     seen: list[tuple[str, Any]] = []
 
     def step(name: str, call: Callable[[], Any]) -> Any:
@@ -84,6 +89,28 @@ def scenario(jifen: Jifen, clock: FixedClock) -> list[tuple[str, Any]]:
 
     jifen.earn(member="bob", order_id="o-2", amount_minor=5_000)
     step("after the last", lambda: jifen.events(after=everything.next_after))
+
+    dispatch()  # bob's earning goes to both endpoints
+    jifen.disable_webhook_endpoint(endpoint=endpoint, reason="upgrade")  # its delivery fails
+    step("deliveries", lambda: jifen.webhook_deliveries())
+    failed = step("failed", lambda: jifen.webhook_deliveries(status="failed"))
+    step("of the other endpoint", lambda: jifen.webhook_deliveries(endpoint=endpoint + 1))
+    step("older", lambda: jifen.webhook_deliveries(before=failed[0].id))
+    step("bad status", lambda: jifen.webhook_deliveries(status="lost"))
+    step("limit 501", lambda: jifen.webhook_deliveries(limit=501))
+    step("replay while disabled", lambda: jifen.replay_webhook_delivery(delivery=failed[0].id))
+    jifen.enable_webhook_endpoint(endpoint=endpoint)
+    step("replay one", lambda: jifen.replay_webhook_delivery(delivery=failed[0].id))
+    step("replay it again", lambda: jifen.replay_webhook_delivery(delivery=failed[0].id))
+    step("replay unknown", lambda: jifen.replay_webhook_delivery(delivery=999))
+    jifen.disable_webhook_endpoint(endpoint=endpoint, reason="again")
+    jifen.enable_webhook_endpoint(endpoint=endpoint)
+    later = clock.now() + dt.timedelta(days=1)
+    step("replay none since", lambda: jifen.replay_webhook_deliveries(since=later))
+    step("replay naive", lambda: jifen.replay_webhook_deliveries(since=dt.datetime(2026, 1, 1)))
+    step("replay unknown endpoint", lambda: jifen.replay_webhook_deliveries(endpoint=999))
+    step("replay the endpoint's", lambda: jifen.replay_webhook_deliveries(endpoint=endpoint))
+    step("replay all", lambda: jifen.replay_webhook_deliveries())
     return seen
 
 
@@ -110,22 +137,19 @@ def test_the_event_and_webhook_methods_give_the_same_outcomes_on_both_transports
         clock = FixedClock(START)
         url = fresh_url()
         with client_for(transport, url, clock) as client:
-            allow_private(url)
-            outcomes[transport] = scenario(client, clock)
+            server = Database.from_url(url, clock=clock)
+            try:
+                core.update_program(server, program=PROGRAM, webhooks_allow_private=True)
+                outcomes[transport] = scenario(
+                    client, clock, functools.partial(dispatch_events, server)
+                )
+            finally:
+                server.dispose()
     embedded, remote = outcomes["embedded"], outcomes["remote"]
     assert [name for name, _ in remote] == [name for name, _ in embedded]
     for (name, here), (_, there) in zip(embedded, remote, strict=True):
         assert named(plain(there), {}) == named(plain(here), {}), name
     _the_scenario_does_what_it_says(dict(embedded))
-
-
-def allow_private(url: str) -> None:
-    """Let the program send to loopback (the tests' receivers)."""
-    db = Database.from_url(url)
-    try:
-        core.update_program(db, program=PROGRAM, webhooks_allow_private=True)
-    finally:
-        db.dispose()
 
 
 def _the_scenario_does_what_it_says(by_name: dict[str, Any]) -> None:
@@ -163,6 +187,13 @@ def _the_scenario_does_what_it_says(by_name: dict[str, Any]) -> None:
         ("add unknown type", "invalid_input"),
         ("get unknown", "webhook_endpoint_not_found"),
         ("disable unknown", "webhook_endpoint_not_found"),
+        ("bad status", "invalid_input"),
+        ("limit 501", "invalid_amount"),
+        ("replay while disabled", "conflict"),
+        ("replay it again", "conflict"),
+        ("replay unknown", "webhook_delivery_not_found"),
+        ("replay naive", "naive_datetime"),
+        ("replay unknown endpoint", "webhook_endpoint_not_found"),
     ]:
         assert by_name[name][:1] == ("raised",) and by_name[name][2] == code, name
 
@@ -181,3 +212,20 @@ def _the_scenario_does_what_it_says(by_name: dict[str, Any]) -> None:
     assert by_name["enable"].enabled is True
     assert [e.type for e in by_name["after the last"].items] == ["points.earned"]
     assert dataclasses.asdict(by_name["after the last"].items[0])["data"]["member"] == "bob"
+
+    deliveries = by_name["deliveries"]
+    assert all(isinstance(d, DeliveryInfo) for d in deliveries)
+    assert [d.id for d in deliveries] == sorted((d.id for d in deliveries), reverse=True)
+    by_endpoint = {(d.endpoint_id, d.status) for d in deliveries}
+    assert by_endpoint == {(1, "failed"), (2, "pending")}
+    failed = by_name["failed"]
+    assert [d.event_id for d in failed] == [d.event_id for d in deliveries if d.endpoint_id == 1]
+    earned = [e.id for e in everything.items + by_name["after the last"].items]
+    assert sorted(d.event_id for d in failed) == sorted(earned[2:])
+    assert len(by_name["of the other endpoint"]) == 4  # every event: it takes all types
+    assert all(d.id < failed[0].id for d in by_name["older"])
+    replayed = by_name["replay one"]
+    assert (replayed.id, replayed.status, replayed.attempts) == (failed[0].id, "pending", 0)
+    assert by_name["replay none since"] == 0
+    assert by_name["replay the endpoint's"] == 2
+    assert by_name["replay all"] == 0
