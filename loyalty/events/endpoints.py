@@ -199,6 +199,9 @@ def actor_name(actor: str | None) -> str:
     return SYSTEM_ACTOR if actor is None else require_text("actor", actor, max_length=120)
 
 
+MAX_ENDPOINT_ID = 2**31 - 1  # webhook_endpoints.id is an INTEGER
+
+
 def require_endpoint_id(value: Any) -> int:
     return require_int("endpoint", value, minimum=1)
 
@@ -243,11 +246,13 @@ def audit_endpoint(
 def endpoint_row(
     conn: Connection, program_id: int, endpoint: int, *, lock: bool = False
 ) -> Row[Any]:
-    """The program's endpoint with this id, or :class:`WebhookEndpointNotFound`."""
+    """The program's endpoint with this id, or :class:`WebhookEndpointNotFound` (also for an
+    id past the column's range, which no endpoint can have)."""
     query = select(webhook_endpoints).where(
         webhook_endpoints.c.id == endpoint, webhook_endpoints.c.program_id == program_id
     )
-    row = conn.execute(query.with_for_update() if lock else query).first()
+    in_range = endpoint <= MAX_ENDPOINT_ID
+    row = conn.execute(query.with_for_update() if lock else query).first() if in_range else None
     if row is None:
         raise WebhookEndpointNotFound(
             f"no webhook endpoint {endpoint} in this program; `jifen webhooks list` shows them",

@@ -241,6 +241,8 @@ def test_unknown_endpoints_and_other_programs(db: Database, program: str) -> Non
         lambda: ep.disable_endpoint(db, program=program, endpoint=theirs.id, reason="x"),
         lambda: ep.enable_endpoint(db, program=program, endpoint=999),
         lambda: ep.update_endpoint(db, program=program, endpoint=999, description="x"),
+        lambda: ep.get_endpoint(db, program=program, endpoint=3_196_318_352),  # past INTEGER
+        lambda: ep.rotate_secret(db, program=program, endpoint=2**62),
     ):
         with pytest.raises(WebhookEndpointNotFound, match="jifen webhooks list"):
             call()
