@@ -8,7 +8,8 @@ the member ``FOR UPDATE`` (with the operation already stored under the key), rea
 and its version in force, read the lots to spend in order, insert the operation and one
 ``reward_spend`` entry per lot, update the lots and the member, take the stock, insert the
 redemption, pick a free code (``FOR UPDATE SKIP LOCKED``) and give it to the redemption, then
-store the operation's result.
+store the operation's result and write the ``reward.redeemed`` event (the redemption and the
+member's balance after it), as the service's outbox does.
 
 Two cases, each side alternating in ``--rounds`` slices of ``--seconds``:
 
@@ -125,7 +126,8 @@ def jifen_redeem(
 
 RAW_LOCK = """
 SELECT m.id, m.program_id, m.status, m.available,
-       (SELECT o.id FROM operations o WHERE o.program_id = p.id AND o.key = %s)
+       (SELECT o.id FROM operations o WHERE o.program_id = p.id AND o.key = %s),
+       m.pending, m.held, m.frozen, m.debt
 FROM members m JOIN programs p ON p.id = m.program_id
 WHERE p.code = %s AND m.external_id = %s FOR UPDATE OF m
 """
@@ -167,6 +169,10 @@ RAW_FREE_CODE = (
 )
 RAW_ISSUE_CODE = "UPDATE reward_codes SET redemption_id = %s, issued_at = %s WHERE id = %s"
 RAW_RESULT = "UPDATE operations SET result = %s WHERE id = %s"
+RAW_EVENT = (
+    "INSERT INTO events (event_id, program_id, member_id, operation_id, type, occurred_at, data)"
+    " VALUES (%s,%s,%s,%s,'reward.redeemed',%s,%s)"
+)
 
 
 def _hash(*parts: Any) -> str:
@@ -180,7 +186,7 @@ def raw_redeem_one(cur: psycopg.Cursor[Any], member: str, reward: str, key: str)
     row = cur.fetchone()
     if row is None:
         raise LookupError(member)
-    member_id, program_id, status, available, existing = row
+    member_id, program_id, status, available, existing = row[:5]
     if existing is not None or status != "active":
         raise LookupError(f"cannot redeem for {member} under {key}")
     cur.execute(RAW_REWARD, (now, program_id, reward))
@@ -230,8 +236,31 @@ def raw_redeem_one(cur: psycopg.Cursor[Any], member: str, reward: str, key: str)
         "status": "issued",
         "created_at": now.isoformat(),
         "codes": [code[1]],
+        "vouchers": [],
+        "draw": None,
+        "shipping": None,
+        "parent": None,
+        "prize": None,
+        "updated_at": now.isoformat(),
     }
     cur.execute(RAW_RESULT, (json.dumps(result), op_id))
+    pending, held, frozen, debt = row[5:9]
+    data = {
+        "program": PROGRAM,
+        "member": member,
+        "operation": {"kind": "reward_redeem", "key": key},
+        "points": points,
+        "balance": {
+            "available": available - points,
+            "pending": pending,
+            "held": held,
+            "frozen": frozen,
+            "debt": debt,
+        },
+        "redemption": result,
+    }
+    event = ("evt_" + uuid.uuid4().hex, program_id, member_id, op_id, now, json.dumps(data))
+    cur.execute(RAW_EVENT, event)
 
 
 @contextmanager
