@@ -5,7 +5,8 @@ The data (members, one seed operation, ``--lots`` lots with their credit entries
 the ledger is consistent and ``jifen verify`` is clean before the sweep. Each side runs on
 its own identical copy made with ``CREATE DATABASE … TEMPLATE``: the baseline runs one
 statement (a CTE that claims the due lots, inserts one ``expire`` entry per lot, zeroes the
-lots and updates the members' balances); ``loyalty.services.expire_due`` runs in a child
+lots, updates the members' balances and writes one ``points.expired`` event per member, as the
+service's outbox does); ``loyalty.services.expire_due`` runs in a child
 process whose peak resident memory (``ru_maxrss``) and longest batch (how long a batch holds
 its members' locks) are reported. The sides alternate over ``--rounds`` rounds (baseline
 first, then Jifen first), so a noisy moment weighs on both. Every copy is verified afterwards
@@ -124,7 +125,9 @@ def build(url: str, *, lots: int, members: int, due_share: float, now: dt.dateti
 
 
 # One statement: claim the due lots (remembering what they held), one operation, one expire
-# entry per lot, the lots zeroed, the members' balances reduced by what their lots held.
+# entry per lot, the lots zeroed, the members' balances reduced by what their lots held, and
+# one points.expired event per member with what expired and the balance after it (the data
+# the outbox writes for a sweep operation).
 BASELINE = """
 WITH due AS (
     SELECT id, program_id, member_id, available, pending FROM lots
@@ -146,9 +149,25 @@ WITH due AS (
     FROM ended JOIN op ON op.program_id = ended.program_id
 ), balances AS (
     UPDATE members m SET available = m.available - s.available, pending = m.pending - s.pending
-    FROM (SELECT member_id, sum(available) AS available, sum(pending) AS pending
+    FROM (SELECT member_id, sum(available) AS available, sum(pending) AS pending,
+                 count(*) AS lots
           FROM ended GROUP BY member_id) s
     WHERE m.id = s.member_id
+    RETURNING m.id, m.program_id, m.external_id, m.available, m.pending, m.held, m.frozen,
+              m.debt, s.available + s.pending AS expired, s.lots
+), reported AS (
+    INSERT INTO events (event_id, program_id, member_id, operation_id, type, occurred_at, data)
+    SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), b.program_id, b.id, op.id,
+           'points.expired', :now,
+           json_build_object(
+               'program', p.code, 'member', b.external_id,
+               'operation', json_build_object('kind', 'expire', 'key', 'sweep:expire:baseline'),
+               'points', b.expired,
+               'balance', json_build_object('available', b.available, 'pending', b.pending,
+                                            'held', b.held, 'frozen', b.frozen, 'debt', b.debt),
+               'lots', b.lots)
+    FROM balances b JOIN op ON op.program_id = b.program_id JOIN programs p ON p.id = op.program_id
+    ORDER BY b.id
 )
 SELECT count(*), coalesce(sum(available + pending), 0) FROM ended
 """
