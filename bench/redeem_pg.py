@@ -4,7 +4,8 @@ One iteration is a checkout paid partly with points: hold ``--points`` points of
 member for a new order, then capture the hold; two transactions. Both sides do the same
 writes: the hold's operation row, the hold row, one ``hold`` entry per lot taken
 (soonest-expiring first), the lots' buckets and the member's balances; then the capture's
-operation row, one ``capture`` entry per lot, the lots, the member and the hold's status.
+operation row, one ``capture`` entry per lot, the lots, the member, the hold's status and the
+``points.redeemed`` event (with the member's balance after it), as the service's outbox does.
 Members are pre-funded (in SQL, ledger-consistent) with lots of 100 points, so a hold of 150
 points usually spans two lots. The sides alternate in ``--rounds`` slices of ``--seconds``.
 
@@ -19,6 +20,7 @@ import hashlib
 import json
 import math
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -147,7 +149,8 @@ FROM holds h JOIN programs p ON p.id = h.program_id WHERE p.code = %s AND h.orde
 """
 RAW_LOCK_HOLDER = """
 SELECT m.id, (SELECT o.id FROM operations o WHERE o.program_id = m.program_id AND o.key = %s),
-       (SELECT h.status FROM holds h WHERE h.id = %s)
+       (SELECT h.status FROM holds h WHERE h.id = %s),
+       m.external_id, m.available, m.pending, m.held, m.frozen, m.debt
 FROM members m WHERE m.id = %s FOR UPDATE
 """
 RAW_HELD = (
@@ -155,6 +158,10 @@ RAW_HELD = (
     " WHERE e.operation_id = %s AND e.kind = 'hold' ORDER BY e.id"
 )
 RAW_SETTLE = "UPDATE holds SET status = 'captured', resolved_at = %s WHERE id = %s"
+RAW_EVENT = (
+    "INSERT INTO events (event_id, program_id, member_id, operation_id, type, occurred_at, data)"
+    " VALUES (%s,%s,%s,%s,'points.redeemed',%s,%s)"
+)
 
 
 def _hash(*parts: Any) -> str:
@@ -184,6 +191,7 @@ def raw_hold(cur: psycopg.Cursor[Any], member: str, order: str, points: int) -> 
         "currency": "CNY",
         "status": "active",
         "expires_at": expires.isoformat(),
+        "returned": 0,
     }
     req_hash = _hash("hold", PROGRAM, member, order, points, ORDER_TOTAL, "CNY")
     cur.execute(
@@ -223,17 +231,22 @@ def raw_capture(cur: psycopg.Cursor[Any], order: str) -> None:
         raise LookupError(order)
     hold_id, hold_op, program_id, member_id, points, discount, expires = hold
     cur.execute(RAW_LOCK_HOLDER, (key, hold_id, member_id))
-    _member, existing, status = cur.fetchone()  # type: ignore[misc]
+    locked = cur.fetchone()
+    if locked is None:
+        raise LookupError(f"no member for the hold of {order}")
+    _member, existing, status, member = locked[:4]
+    available, pending, held_points, frozen, debt = locked[4:9]
     if existing is not None or status != "active" or expires <= now:
         raise LookupError(f"hold of {order} is not active")
     result = {
-        "member": "",
+        "member": member,
         "order_id": order,
         "points": points,
         "discount_minor": discount,
         "currency": "CNY",
         "status": "captured",
         "expires_at": expires.isoformat(),
+        "returned": 0,
     }
     cur.execute(
         RAW_OPERATION,
@@ -257,6 +270,22 @@ def raw_capture(cur: psycopg.Cursor[Any], order: str) -> None:
     cur.executemany(RAW_LOT, [(0, -take, lot) for lot, take in held])
     cur.execute(RAW_MEMBER, (0, -points, member_id))
     cur.execute(RAW_SETTLE, (now, hold_id))
+    data = {
+        "program": PROGRAM,
+        "member": member,
+        "operation": {"kind": "capture", "key": key},
+        "points": points,
+        "balance": {
+            "available": available,
+            "pending": pending,
+            "held": held_points - points,
+            "frozen": frozen,
+            "debt": debt,
+        },
+        **{k: result[k] for k in ("order_id", "status", "discount_minor", "currency", "returned")},
+    }
+    event = ("evt_" + uuid.uuid4().hex, program_id, member_id, op_id, now, json.dumps(data))
+    cur.execute(RAW_EVENT, event)
 
 
 def raw_redeem(
