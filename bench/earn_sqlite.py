@@ -66,10 +66,14 @@ def setup(path: Path, members: int) -> None:
             " created_at) VALUES (?, ?, 'active', 0, 0, 0, 0, 0, 0, 0, 0, 0, ?)",
             [(program_id, f"m{i}", _ts(dt.datetime.now(dt.UTC))) for i in range(members)],
         )
+    seeder = Database.from_url(url)
+    with seeder.engine.begin() as seeding:
+        seed_events(seeding)
+    seeder.dispose()
+    # The file is copied for the baseline: everything, the seeded events included, must be
+    # in the database file rather than its write-ahead log.
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    with Database.from_url(url).engine.begin() as seeding:
-        seed_events(seeding)
 
 
 RAW_LOCK = """
