@@ -5,8 +5,8 @@ The events feed (scope ``events``) serves the program's outbox oldest first, eac
 exact body a webhook receiver gets, so a shop can poll instead of receiving webhooks or
 catch up after an outage (:mod:`loyalty.events.feed`). The program's webhook endpoints
 (scope ``webhooks``) can be listed, added (the signing secret is in the 201 answer, once),
-have their secret rotated, be disabled and enabled; their deliveries are listed and failed
-ones sent again, singly or in bulk (:mod:`loyalty.events.endpoints`,
+changed, have their secret rotated, be disabled and enabled; their deliveries are listed and
+failed ones sent again, singly or in bulk (:mod:`loyalty.events.endpoints`,
 :mod:`loyalty.events.delivery`). Member tokens reach none of it.
 """
 
@@ -137,6 +137,27 @@ class WebhookEndpoint(MethodView):
         program = server_key(MANAGE_WEBHOOKS).program
         return hooks.get_endpoint(
             database(), program=program, endpoint=_endpoint(program, endpoint)
+        )
+
+    @blp.arguments(schemas.WebhookEndpointChangeIn())
+    @blp.response(200, schemas.WebhookEndpoint)
+    @_doc(MANAGE_WEBHOOKS)
+    def post(self, body: dict[str, Any], endpoint: int) -> EndpointInfo:
+        """Change the endpoint's `url`, `event_types` or `description`; what is left out
+        stays (scope `webhooks`). Only events dispatched from now on follow new types; a new
+        URL is checked as a new endpoint's."""
+        key = server_key(MANAGE_WEBHOOKS)
+        endpoint = _endpoint(key.program, endpoint)
+        return in_unit(
+            lambda uow: hooks.update_endpoint(
+                uow,
+                program=key.program,
+                endpoint=endpoint,
+                url=body.get("url"),
+                event_types=body.get("event_types"),
+                description=body.get("description"),
+                actor=_actor(key),
+            )
         )
 
 

@@ -605,6 +605,22 @@ class WebhookEndpointIn(_Body):
     description = given("string", "what the endpoint is for", nullable=True)
 
 
+class WebhookEndpointChangeIn(_Body):
+    """What to change of a webhook endpoint (what is left out or null stays)."""
+
+    url = given("string", "where events are posted (https)", nullable=True)
+    event_types = ma.fields.Raw(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": 'the event types to send ("*": all)',
+        },
+    )
+    description = given("string", "what the endpoint is for (empty: none)", nullable=True)
+
+
 class DisableEndpointIn(_Body):
     """Why an endpoint is disabled."""
 

@@ -866,6 +866,27 @@ class Jifen:
             actor=SDK_ACTOR,
         )
 
+    def update_webhook_endpoint(
+        self,
+        *,
+        endpoint: int,
+        url: str | None = None,
+        event_types: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> EndpointInfo:
+        """Change the endpoint's ``url``, ``event_types`` or ``description`` (``None`` keeps
+        it; an empty description clears it). Only events dispatched from now on follow new
+        types; a new URL is checked as a new endpoint's."""
+        return webhook_endpoints.update_endpoint(
+            self._db,
+            program=self._program,
+            endpoint=endpoint,
+            url=url,
+            event_types=event_types,
+            description=description,
+            actor=SDK_ACTOR,
+        )
+
     def rotate_webhook_secret(self, *, endpoint: int) -> EndpointCreated:
         """A new signing secret for the endpoint, shown this once; the previous one keeps
         signing beside it for 24 hours (``rotating_until``), so receivers can switch."""

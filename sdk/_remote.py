@@ -270,6 +270,9 @@ ROUTES: dict[str, Route] = {
     ),
     "webhook_endpoint": _route("GET", "/v1/webhook-endpoints/{endpoint}", endpoints.EndpointInfo),
     "add_webhook_endpoint": _route("POST", "/v1/webhook-endpoints", endpoints.EndpointCreated),
+    "update_webhook_endpoint": _route(
+        "POST", "/v1/webhook-endpoints/{endpoint}", endpoints.EndpointInfo
+    ),
     "rotate_webhook_secret": _route(
         "POST", "/v1/webhook-endpoints/{endpoint}/rotate", endpoints.EndpointCreated
     ),
@@ -669,6 +672,7 @@ class RemoteJifen(Jifen):
     webhook_endpoints = _remote_method("webhook_endpoints")
     webhook_endpoint = _remote_method("webhook_endpoint")
     add_webhook_endpoint = _remote_method("add_webhook_endpoint")
+    update_webhook_endpoint = _remote_method("update_webhook_endpoint")
     rotate_webhook_secret = _remote_method("rotate_webhook_secret")
     disable_webhook_endpoint = _remote_method("disable_webhook_endpoint")
     enable_webhook_endpoint = _remote_method("enable_webhook_endpoint")

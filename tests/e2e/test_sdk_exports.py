@@ -155,6 +155,7 @@ METHODS = [
     "tier_progress",
     "tier_versions",
     "transfer",
+    "update_webhook_endpoint",
     "validate_voucher",
     "webhook_deliveries",
     "webhook_endpoint",

@@ -176,6 +176,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body={"url": HOOK_URL, "event_types": ["points.earned"]}, names_shop_data=False
     ),
     ("GET", "/v1/webhook-endpoints/{endpoint}"): Operation(path={"endpoint": "1"}),
+    ("POST", "/v1/webhook-endpoints/{endpoint}"): Operation(
+        path={"endpoint": "1"}, body={"description": "CRM"}
+    ),
     ("POST", "/v1/webhook-endpoints/{endpoint}/rotate"): Operation(path={"endpoint": "1"}),
     ("POST", "/v1/webhook-endpoints/{endpoint}/disable"): Operation(
         path={"endpoint": "1"}, body={"reason": "maintenance"}

@@ -230,6 +230,19 @@ def test_rotate_disable_and_enable(
     enabled = client.post(f"{base}/enable", headers=hooks_key)
     assert enabled.get_json()["enabled"] is True
 
+    changed = client.post(
+        base,
+        json={"event_types": ["points.expiring"], "description": "e-mail tool"},
+        headers=hooks_key,
+    )
+    assert changed.status_code == 200, changed.get_data(True)
+    assert (changed.get_json()["event_types"], changed.get_json()["url"]) == (
+        ["points.expiring"],
+        HOOK_URL,
+    )
+    kept = client.post(base, json={"url": HOOK_URL + "/v2"}, headers=hooks_key).get_json()
+    assert (kept["url"], kept["description"]) == (HOOK_URL + "/v2", "e-mail tool")
+
 
 def test_bad_endpoint_requests_are_problems_and_change_nothing(
     client: FlaskClient, shop: Database, hooks_key: dict[str, str]
@@ -243,6 +256,7 @@ def test_bad_endpoint_requests_are_problems_and_change_nothing(
         ("/v1/webhook-endpoints/999/rotate", None, 404, "webhook_endpoint_not_found"),
         ("/v1/webhook-endpoints/999/disable", {"reason": "x"}, 404, "webhook_endpoint_not_found"),
         ("/v1/webhook-endpoints/999/enable", None, 404, "webhook_endpoint_not_found"),
+        ("/v1/webhook-endpoints/999", {"description": "x"}, 404, "webhook_endpoint_not_found"),
     ]
     for path, body, status, code in cases:
         problem(client.post(path, json=body, headers=hooks_key), status, code)

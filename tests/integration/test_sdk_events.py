@@ -86,6 +86,14 @@ def scenario(
     step("disable", lambda: jifen.disable_webhook_endpoint(endpoint=endpoint, reason="upgrade"))
     step("disable unknown", lambda: jifen.disable_webhook_endpoint(endpoint=999, reason="x"))
     step("enable", lambda: jifen.enable_webhook_endpoint(endpoint=endpoint))
+    step(
+        "update",
+        lambda: jifen.update_webhook_endpoint(endpoint=endpoint, description="CRM, new"),
+    )
+    step(
+        "update to ftp",
+        lambda: jifen.update_webhook_endpoint(endpoint=endpoint, url="ftp://example.com/x"),
+    )
 
     jifen.earn(member="bob", order_id="o-2", amount_minor=5_000)
     step("after the last", lambda: jifen.events(after=everything.next_after))
@@ -187,6 +195,7 @@ def _the_scenario_does_what_it_says(by_name: dict[str, Any]) -> None:
         ("add unknown type", "invalid_input"),
         ("get unknown", "webhook_endpoint_not_found"),
         ("disable unknown", "webhook_endpoint_not_found"),
+        ("update to ftp", "invalid_input"),
         ("bad status", "invalid_input"),
         ("limit 501", "invalid_amount"),
         ("replay while disabled", "conflict"),
@@ -210,6 +219,12 @@ def _the_scenario_does_what_it_says(by_name: dict[str, Any]) -> None:
     disabled = by_name["disable"]
     assert (disabled.enabled, disabled.disabled_reason) == (False, "upgrade")
     assert by_name["enable"].enabled is True
+    updated = by_name["update"]
+    assert (updated.description, updated.event_types, updated.url) == (
+        "CRM, new",
+        ("points.earned",),
+        HOOK_URL,
+    )
     assert [e.type for e in by_name["after the last"].items] == ["points.earned"]
     assert dataclasses.asdict(by_name["after the last"].items[0])["data"]["member"] == "bob"
 
