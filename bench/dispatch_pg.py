@@ -54,7 +54,6 @@ from loyalty.events.dispatch import dispatch_events
 from loyalty.events.endpoints import add_endpoint
 from sdk import Jifen
 
-TARGET = 0.5  # Jifen's events/s, of plain signed posts
 AMOUNT_MINOR = 12_345
 
 
@@ -245,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "delivery_rounds": sum(r.rounds for r in runs),
         "duplicates": delivered["duplicates"],
     }
-    met = row["ratio"] >= TARGET
+    met = None  # the issue asks for the figure, not a bar: context, as earn_sqlite
     print_table(
         "Outbound webhooks on PostgreSQL to a loopback receiver (events/s)",
         ["events", "dispatch only", "dispatch + delivery", "plain signed posts", "ratio"],
@@ -269,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         jifen=row["jifen_events_per_s"],
         baseline=row["baseline_posts_per_s"],
         ratio=row["ratio"],
-        target=f">= {TARGET} of plain signed posts (context: events/s)",
+        target="none (context: events/s, and the ratio to plain signed posts)",
         met=met,
         verify=checked,
         notes=[
