@@ -671,9 +671,9 @@ class ApiKey(Base):
     The key itself (``jfn_sk_…``) is shown once when it is created; only its SHA-256 is
     stored (keys are 256 random bits, so a fast hash is enough) with its first characters
     (``prefix``) to recognise it in lists. ``scopes`` is a space-separated subset of
-    ``read earn redeem refund transfer adjust events webhooks admin``. A key stops working when it is revoked
-    (``revoked_at``) or expires (``expires_at``); several keys may be valid at once so a shop
-    can rotate them.
+    ``read earn redeem refund transfer adjust events webhooks admin``. A key stops working
+    when it is revoked (``revoked_at``) or expires (``expires_at``); several keys may be valid
+    at once so a shop can rotate them.
     """
 
     __tablename__ = "api_keys"

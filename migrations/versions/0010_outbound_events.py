@@ -204,9 +204,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "tier_warned_for", loyalty.db.types.UTCDateTime(timezone=True), nullable=True
-            )
+            sa.Column("tier_warned_for", loyalty.db.types.UTCDateTime(timezone=True), nullable=True)
         )
 
     with op.batch_alter_table("programs", schema=None) as batch_op:
