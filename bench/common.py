@@ -25,13 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     create_engine,
-    exists,
-    insert,
-    literal_column,
-    null,
-    select,
     text,
 )
 from sqlalchemy.engine import make_url
@@ -39,6 +33,7 @@ from sqlalchemy.engine import make_url
 from loyalty import migrate
 from loyalty import services as svc
 from loyalty.db import Database
+from loyalty.events.backfill import backfill_events
 from sdk import Jifen
 
 DEFAULT_PG_URL = os.environ.get("JIFEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -144,58 +139,9 @@ def seed_members(db: Database, count: int, *, stripe: bool = False, program: str
             ),
             {"p": program_id, "n": count},
         )
-        seed_events(conn)
+        backfill_events(conn)
     analyze(db)
     return int(program_id)
-
-
-def seed_events(conn: Connection) -> None:
-    """The outbox events of what a benchmark built by SQL (members, operations), written
-    dispatched as migration 0010 writes them for the past, so ``jifen verify`` holds."""
-    from loyalty.db.tables import events, members, operations
-    from loyalty.events.checks import expected_operation_events
-
-    new_id: Any = literal_column(
-        "'evt_' || replace(gen_random_uuid()::text, '-', '')"
-        if conn.dialect.name == "postgresql"
-        else "'evt_' || lower(hex(randomblob(16)))"
-    )
-    seeded: Any = literal_column("""'{"seeded": true}'""")
-    columns = ["event_id", "program_id", "member_id", "operation_id", "type", "occurred_at"]
-    columns += ["data", "dispatched_at"]
-    enrolled = select(
-        new_id,
-        members.c.program_id,
-        members.c.id,
-        null(),
-        literal_column("'member.enrolled'"),
-        members.c.created_at,
-        seeded,
-        members.c.created_at,
-    ).where(~exists().where(events.c.member_id == members.c.id, events.c.type == "member.enrolled"))
-    conn.execute(insert(events).from_select(columns, enrolled.order_by(members.c.id)))
-    expected = expected_operation_events()
-    reported = (
-        select(
-            new_id,
-            operations.c.program_id,
-            expected.c.member_id,
-            expected.c.operation_id,
-            expected.c.type,
-            operations.c.created_at,
-            seeded,
-            operations.c.created_at,
-        )
-        .select_from(expected.join(operations, operations.c.id == expected.c.operation_id))
-        .where(
-            ~exists().where(
-                events.c.operation_id == expected.c.operation_id,
-                events.c.member_id == expected.c.member_id,
-                events.c.type == expected.c.type,
-            )
-        )
-    )
-    conn.execute(insert(events).from_select(columns, reported.order_by(expected.c.operation_id)))
 
 
 def analyze(db: Database) -> None:

@@ -33,13 +33,13 @@ from bench.common import (
     print_table,
     ratio,
     run_threads,
-    seed_events,
     verify,
     write_result,
 )
 from bench.earn_pg import event_data
 from loyalty import migrate
 from loyalty.db import Database
+from loyalty.events.backfill import backfill_events
 from sdk import Jifen
 
 AMOUNT_MINOR = 12_345
@@ -68,7 +68,7 @@ def setup(path: Path, members: int) -> None:
         )
     seeder = Database.from_url(url)
     with seeder.engine.begin() as seeding:
-        seed_events(seeding)
+        backfill_events(seeding)
     seeder.dispose()
     # The file is copied for the baseline: everything, the seeded events included, must be
     # in the database file rather than its write-ahead log.

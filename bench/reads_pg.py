@@ -36,12 +36,12 @@ from bench.common import (
     print_table,
     reset_sequences,
     scratch_database,
-    seed_events,
     verify,
     write_result,
 )
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.events.backfill import backfill_events
 from sdk import Jifen
 
 TARGET_P99_MS = 5.0
@@ -154,7 +154,7 @@ def build(url: str, *, members: int, lots: int, pairs: int, now: dt.datetime) ->
         )
         for _, definition in indexes:
             conn.execute(text(definition))
-        seed_events(conn)
+        backfill_events(conn)
         reset_sequences(conn, ["members", "lots", "entries", "operations"])
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))

@@ -38,12 +38,12 @@ from bench.common import (
     reset_sequences,
     scratch_database,
     sdk_against_baseline,
-    seed_events,
     seed_members,
     verify,
     write_result,
 )
 from loyalty.db import Database
+from loyalty.events.backfill import backfill_events
 from sdk import Jifen
 
 TARGET = 0.6
@@ -92,7 +92,7 @@ def fund_members(db: Database, lots_per_member: int) -> None:
             ),
             params,
         )
-        seed_events(conn)
+        backfill_events(conn)
         reset_sequences(conn, ["lots", "entries", "operations"])
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))

@@ -38,13 +38,13 @@ from bench.common import (
     print_table,
     ratio,
     reset_sequences,
-    seed_events,
     verify,
     write_result,
 )
 from loyalty import services as svc
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.events.backfill import backfill_events
 
 TARGET = 0.8
 MEMORY_LIMIT_MB = 300
@@ -116,7 +116,7 @@ def build(url: str, *, lots: int, members: int, due_share: float, now: dt.dateti
                 " WHERE m.id = s.member_id"
             )
         )
-        seed_events(conn)
+        backfill_events(conn)
         reset_sequences(conn, ["members", "lots", "entries", "operations"])
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))

@@ -14,6 +14,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import ClearingNotDue, InvalidRule
+from loyalty.events.backfill import backfill_events
 from loyalty.services.clearing import clear_due_year_ends, clear_year_end
 from loyalty.services.results import ClearingResult
 
@@ -365,6 +366,8 @@ def _seed_lots(db: Database, *, members: int, lots: int, at: dt.datetime) -> Non
         " FROM (SELECT member_id, sum(points) AS s FROM lots GROUP BY member_id) t"
         " WHERE t.member_id = members.id",
     )
+    with db.engine.begin() as conn:
+        backfill_events(conn)
 
 
 def test_concurrent_clearings_clear_each_lot_once(pg_db: Database, clock: FixedClock) -> None:

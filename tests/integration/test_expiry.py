@@ -13,6 +13,7 @@ from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.errors import InsufficientPoints
+from loyalty.events.backfill import backfill_events
 from loyalty.services.results import SweepResult
 
 EXPIRES = dt.datetime(2027, 2, 21, 10, 0, tzinfo=dt.UTC)  # three months after the test clock
@@ -288,6 +289,8 @@ def _seed_lots(db: Database, *, members: int, lots: int, at: dt.datetime) -> Non
         " FROM (SELECT member_id, sum(points) AS s FROM lots GROUP BY member_id) t"
         " WHERE t.member_id = members.id",
     )
+    with db.engine.begin() as conn:
+        backfill_events(conn)
 
 
 def test_concurrent_sweeps_expire_each_lot_once(pg_db: Database, clock: FixedClock) -> None:

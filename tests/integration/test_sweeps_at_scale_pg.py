@@ -21,6 +21,7 @@ from sqlalchemy import text
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.events.backfill import backfill_events
 from tests.integration.helpers import make_program, scalar
 
 LOTS = 100_000
@@ -48,7 +49,7 @@ def seed_due_lots(db: Database, clock: FixedClock, count: int = LOTS) -> None:
         op_id = conn.execute(
             text(
                 "INSERT INTO operations (program_id, key, kind, request_hash, result, created_at)"
-                " VALUES (:p, 'seed', 'earn_purchase', '', '{}', :at) RETURNING id"
+                " VALUES (:p, 'seed', 'earn', '', '{}', :at) RETURNING id"
             ),
             params,
         ).scalar_one()
@@ -68,7 +69,9 @@ def seed_due_lots(db: Database, clock: FixedClock, count: int = LOTS) -> None:
                 " FROM lots"
             )
         )
-    assert s.verify_ledger(db).ok
+        backfill_events(conn)
+    report = s.verify_ledger(db)
+    assert report.ok, [c for c in report.checks if not c.ok]
 
 
 def assert_all_expired_once(db: Database, count: int = LOTS) -> None:

@@ -32,6 +32,7 @@ from loyalty.errors import (
     TransferLimit,
     TransferNotAllowed,
 )
+from loyalty.events.backfill import backfill_events
 from loyalty.services.results import TransferResult
 from loyalty.services.transfers import transfer_fee, transfer_points
 
@@ -430,6 +431,7 @@ def _give_debt(db: Database, member: str, points: int) -> None:
             )
         )
         conn.execute(update(members).where(members.c.id == row.id).values(debt=points))
+        backfill_events(conn)
 
 
 def test_received_points_repay_debt_lot_by_lot(db: Database, clock: FixedClock) -> None:
