@@ -39,6 +39,7 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── InsufficientPoints
     │   ├── RedemptionLimit                    below the minimum or above the maximum share
     │   ├── MemberInactive
+    │   │   └── MemberFrozen                   the account is frozen by operations (账户冻结)
     │   ├── TransferNotAllowed                 transfers off, self-transfer
     │   ├── TransferLimit                      below the minimum, above the maximum or daily limit
     │   ├── ClearingNotDue                     a year-end clearing asked for before its moment
@@ -49,8 +50,9 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── RewardUnavailable                  not on offer now, hidden, or the member is not
     │   │                                      eligible (minimum balance, tier)
     │   ├── RewardLimit                        the member's limit per day, month or lifetime
-    │   └── VoucherNotUsable                   expired, not yet valid, used, cancelled, or for
-    │                                          another currency or member
+    │   ├── VoucherNotUsable                   expired, not yet valid, used, cancelled, or for
+    │   │                                      another currency or member
+    │   └── RiskBlocked                        a risk rule with the action "block" refused it
     ├── NotAuthenticated                  401  no API key or member token, or a revoked,
     │                                          expired or unknown one
     ├── PermissionDenied                  403  the key lacks the scope, or the token is
@@ -296,6 +298,13 @@ class MemberInactive(RuleViolation):
     code = "member_inactive"
 
 
+class MemberFrozen(MemberInactive):
+    """Operations froze the member's account (账户冻结): no earning, spending or transfers
+    until it is unfrozen; the balances are kept."""
+
+    code = "member_frozen"
+
+
 class TransferNotAllowed(RuleViolation):
     """The program does not allow transfers, or a member tried to transfer to themself."""
 
@@ -405,3 +414,10 @@ class VoucherNotUsable(RuleViolation):
     order, cancelled, or for another currency or member."""
 
     code = "voucher_not_usable"
+
+
+class RiskBlocked(RuleViolation):
+    """A risk rule whose action is ``block`` refused the operation; nothing was written.
+    ``details["rule"]`` names the rule."""
+
+    code = "risk_blocked"

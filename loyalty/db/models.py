@@ -114,6 +114,8 @@ class Program(Base):
     webhooks_allow_private: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # The number of the risk rule version in force (``risk_rule_versions``); ``NULL``: none.
+    risk_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime]
 
     __table_args__ = (
@@ -200,6 +202,11 @@ class Member(Base):
     tier_locked_until: Mapped[dt.datetime | None]
     # The evaluation a ``tier.will_downgrade`` warning was sent for (one per evaluation).
     tier_warned_for: Mapped[dt.datetime | None]
+    # Risk control: while ``risk_hold`` is on, new points stay pending (no maturity date)
+    # until a person releases them; ``status_reason`` says why the status is what it is
+    # (an account frozen by operations: status ``suspended``).
+    risk_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    status_reason: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (
         UniqueConstraint("program_id", "external_id"),
@@ -329,11 +336,32 @@ class Earning(Base):
     capped_by: Mapped[str | None] = mapped_column(String(32))
     rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    # Where the earn happened, as the shop passes it (a store or till, a device id): what
+    # risk control's velocity rules count per location or device.
+    location: Mapped[str | None] = mapped_column(String(128))
+    device: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime]
 
     __table_args__ = (
         UniqueConstraint("program_id", "order_id"),
         Index("ix_earnings_member_action", "member_id", "action", "created_at"),
+        Index(
+            "ix_earnings_location",
+            "program_id",
+            "location",
+            "created_at",
+            sqlite_where=text("location IS NOT NULL"),
+            postgresql_where=text("location IS NOT NULL"),
+        ),
+        Index(
+            "ix_earnings_device",
+            "program_id",
+            "device",
+            "created_at",
+            sqlite_where=text("device IS NOT NULL"),
+            postgresql_where=text("device IS NOT NULL"),
+        ),
+        Index("ix_earnings_program_created", "program_id", "created_at"),
     )
 
 
@@ -1126,4 +1154,60 @@ class EmailSettings(Base):
     __table_args__ = (
         CheckConstraint("security IN ('none', 'starttls', 'tls')", name="security_known"),
         CheckConstraint("port BETWEEN 1 AND 65535", name="port_range"),
+    )
+
+
+class RiskRuleVersion(Base):
+    """An immutable version of a program's risk rules (风控规则), in force from its creation
+    until the next version; ``programs.risk_version`` names the one in force."""
+
+    __tablename__ = "risk_rule_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    rules: Mapped[dict[str, Any]]
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (UniqueConstraint("program_id", "version"),)
+
+
+class RiskCase(Base):
+    """A case for review: one risk rule tripped by one subject (a member, a location, a
+    device, or the program itself for an issuance spike), with its evidence.
+
+    One row per program, rule and subject, ever: a rule that trips again while the case is
+    open adds to it; after a case is resolved or dismissed only activity newer than the
+    resolution reopens it. ``status`` is ``open``, ``resolved`` or ``dismissed``;
+    ``resolution`` says what was done (``released``, ``reversed``, ``dismissed``)."""
+
+    __tablename__ = "risk_cases"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(String(500))
+    evidence: Mapped[dict[str, Any]]
+    trips: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    opened_at: Mapped[dt.datetime]
+    last_tripped_at: Mapped[dt.datetime]
+    assigned_to: Mapped[str | None] = mapped_column(String(120))
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
+    resolved_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "rule_id", "subject"),
+        Index("ix_risk_cases_status", "program_id", "status", "last_tripped_at"),
+        Index("ix_risk_cases_member", "member_id"),
+        CheckConstraint("status IN ('open', 'resolved', 'dismissed')", name="status_known"),
+        CheckConstraint("action IN ('flag', 'hold', 'block')", name="action_known"),
     )

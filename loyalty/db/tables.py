@@ -36,6 +36,8 @@ from loyalty.db.models import (
     RewardEvent,
     RewardRedemption,
     RewardVersion,
+    RiskCase,
+    RiskRuleVersion,
     RuleVersion,
     StripeEvent,
     TierChange,
@@ -82,3 +84,5 @@ webhook_endpoints = cast(Table, WebhookEndpoint.__table__)
 webhook_deliveries = cast(Table, WebhookDelivery.__table__)
 webhook_attempts = cast(Table, WebhookAttempt.__table__)
 email_settings = cast(Table, EmailSettings.__table__)
+risk_rule_versions = cast(Table, RiskRuleVersion.__table__)
+risk_cases = cast(Table, RiskCase.__table__)

@@ -85,6 +85,7 @@ from loyalty.services.ledger import (
     record_operation,
 )
 from loyalty.services.results import EarnQuote, EarnResult
+from loyalty.services.risk_rules import check_earn
 from loyalty.services.tiers import Change, change_tier, measure_now, tiers_at
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
@@ -262,7 +263,8 @@ def _credit(
     """Store the operation, the lot, the entry, the earning, the qualifying row and the
     member's new balances; then move the member up if the earn crossed a threshold."""
     granted = grant.decision.granted
-    pending = pending_days > 0
+    held = bool(row.risk_hold)  # risk control holds new points until a person releases them
+    pending = pending_days > 0 or held
     plan = plan or TierPlan(None)
     adds = 0 if plan.tiers is None else contribution(plan.tiers.rules, granted, money_minor)
     measuring = plan.measure_wanted(adds)
@@ -275,7 +277,7 @@ def _credit(
         capped_by=grant.decision.capped_by,
         status="pending" if pending else "available",
         rule_version=version,
-        matures_at=now + dt.timedelta(days=pending_days) if pending else None,
+        matures_at=now + dt.timedelta(days=pending_days) if pending and not held else None,
         expires_at=lot_expiry(now, row.program_timezone, rules.expiry),
         debt_repaid=min(row.debt, granted),
         tier=plan.tier,
@@ -319,6 +321,8 @@ def _credit(
             "points_granted": granted,
             "capped_by": grant.decision.capped_by,
             "rule_version_id": row.rule_version_id,
+            "location": None,
+            "device": None,
             **earning,
         },
         qualifying={"source": source, "points": granted, "money_minor": money_minor}
@@ -547,6 +551,17 @@ def _credit_in_one_statement(
 _CREDIT = PerDialect(postgresql=_credit_in_one_statement, sqlite=_credit_in_steps)
 
 
+def where_earned(location: str | None, device: str | None) -> dict[str, str]:
+    """The location and device an earn names, checked, as its request records them (only
+    those given, so the requests of earlier versions keep their fingerprints)."""
+    given = {"location": location, "device": device}
+    return {
+        name: require_text(name, value, max_length=128)
+        for name, value in given.items()
+        if value is not None
+    }
+
+
 def earn_purchase(
     db: Target,
     *,
@@ -558,12 +573,15 @@ def earn_purchase(
     lines: OrderLines | None = None,
     paid_with_points_minor: int = 0,
     idempotency_key: str | None = None,
+    location: str | None = None,
+    device: str | None = None,
 ) -> EarnResult:
     """Credit the points an order earns, once per order.
 
     Pass the order's total as ``amount_minor``, or its ``lines`` (amount, SKU, category) so
     per-category and per-SKU ratios apply. The part paid with points earns nothing. The key
-    defaults to ``earn:<order_id>``.
+    defaults to ``earn:<order_id>``. ``location`` (a store, a till) and ``device`` are what
+    risk control's velocity rules count per location or device.
     """
     program = require_program_code(program)
     member = require_member_id(member)
@@ -571,6 +589,7 @@ def earn_purchase(
     parsed = order_lines(amount_minor, lines)
     require_minor_units("paid_with_points_minor", paid_with_points_minor, minimum=0)
     total = sum(line.amount_minor for line in parsed)
+    place = {"location": None, "device": None, **where_earned(location, device)}
     write = LedgerWrite.of(
         "earn_purchase",
         key=resolve_key(idempotency_key, f"earn:{order_id}"),
@@ -582,6 +601,7 @@ def earn_purchase(
             "currency": str(currency).upper(),
             "paid": paid_with_points_minor,
             "lines": [(x.amount_minor, x.sku, x.category) for x in parsed],
+            **{k: v for k, v in place.items() if v is not None},
         },
     )
     now = db.clock.now()
@@ -615,12 +635,14 @@ def earn_purchase(
             rounding=row.program_rounding,
             tier_multiplier=plan.multiplier,
         )
+        grant = _grant(conn, row, rules, requested, now)
+        check_earn(db, conn, row, points=grant.decision.granted, now=now, **place)
         return _credit(
             conn,
             row,
             rules=rules,
             version=version,
-            grant=_grant(conn, row, rules, requested, now),
+            grant=grant,
             source="purchase",
             reference=order_id,
             write=write,
@@ -631,6 +653,7 @@ def earn_purchase(
                 "amount_minor": total,
                 "points_paid_minor": paid_with_points_minor,
                 "currency": cur,
+                **place,
             },
             money_minor=total - paid_with_points_minor,
             plan=plan,
@@ -647,6 +670,8 @@ def earn_action(
     action: str,
     reference: str,
     idempotency_key: str | None = None,
+    location: str | None = None,
+    device: str | None = None,
 ) -> EarnResult:
     """Credit the fixed points of a named action (sign-in, review, share, referral…).
 
@@ -662,8 +687,15 @@ def earn_action(
         "earn_action",
         key=resolve_key(idempotency_key, f"action:{action}:{member}:{reference}"),
         result_type=EarnResult,
-        request={"program": program, "member": member, "action": action, "reference": reference},
+        request={
+            "program": program,
+            "member": member,
+            "action": action,
+            "reference": reference,
+            **where_earned(location, device),
+        },
     )
+    place = {"location": None, "device": None, **where_earned(location, device)}
     now = db.clock.now()
 
     def work(conn: Connection) -> EarnResult | StoredResult:
@@ -687,6 +719,7 @@ def earn_action(
             )
         else:
             grant = _grant(conn, row, rules, points, now)
+        check_earn(db, conn, row, points=grant.decision.granted, now=now, **place)
         return _credit(
             conn,
             row,
@@ -698,7 +731,7 @@ def earn_action(
             write=write,
             now=now,
             pending_days=0,
-            earning={"action": action},
+            earning={"action": action, **place},
             plan=plan,
         )
 

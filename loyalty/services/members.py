@@ -29,7 +29,8 @@ from loyalty.services.results import MemberInfo
 from loyalty.services.uow import Target
 from loyalty.services.writes import program_row
 
-MEMBER_STATUSES = ("active", "closed")
+# ``suspended``: the account is frozen by operations (账户冻结, see services.risk_rules).
+MEMBER_STATUSES = ("active", "closed", "suspended")
 
 
 def _info(program: str, row: Row[Any]) -> MemberInfo:
@@ -195,8 +196,11 @@ def link_stripe_customer(
         return _info(program, _member_row(conn, prog.id, program, external_id))
 
 
-def set_member_status(db: Target, *, program: str, external_id: str, status: str) -> MemberInfo:
-    """Close a member (no more earning, spending or receiving) or reopen them."""
+def set_member_status(
+    db: Target, *, program: str, external_id: str, status: str, reason: str | None = None
+) -> MemberInfo:
+    """Close a member (no more earning, spending or receiving), freeze their account
+    (``suspended``) or reopen them; ``reason`` is kept with the status."""
     program = require_program_code(program)
     external_id = require_member_id(external_id, name="external_id")
     if status not in MEMBER_STATUSES:
@@ -204,12 +208,17 @@ def set_member_status(db: Target, *, program: str, external_id: str, status: str
     with db.write() as conn:
         prog = program_row(conn, program)
         row = _member_row(conn, prog.id, program, external_id)
-        conn.execute(update(members).where(members.c.id == row.id).values(status=status))
+        conn.execute(
+            update(members)
+            .where(members.c.id == row.id)
+            .values(status=status, status_reason=reason)
+        )
         if status != row.status:
             after = _member_row(conn, prog.id, program, external_id)
             event = "member.closed" if status == "closed" else "member.status_changed"
             at = db.clock.now()
-            _emit_status(conn, event, prog, row.id, after._mapping, at, previous=row.status)
+            why = {} if reason is None else {"reason": reason}
+            _emit_status(conn, event, prog, row.id, after._mapping, at, previous=row.status, **why)
         return _info(program, _member_row(conn, prog.id, program, external_id))
 
 

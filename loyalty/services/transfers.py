@@ -45,6 +45,7 @@ from loyalty.services.writes import (
     LedgerWrite,
     LockedMember,
     StoredResult,
+    frozen_error,
     program_row,
     resolve_key,
 )
@@ -179,6 +180,8 @@ def _lock_pair(conn: Connection, program: str, sender: str, recipient: str) -> R
 
 
 def _require_active(row: Row[Any] | LockedMember, role: str) -> None:
+    if row.status == "suspended":
+        raise frozen_error(row)
     if row.status != "active":
         raise MemberInactive(
             f"the {role} {row.external_id!r} is {row.status}; reopen the member to transfer",

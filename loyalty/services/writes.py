@@ -38,6 +38,7 @@ from loyalty.domain.rules import RuleSet
 from loyalty.errors import (
     ConfigurationError,
     IdempotencyConflict,
+    MemberFrozen,
     MemberInactive,
     MemberNotFound,
     ProgramNotFound,
@@ -168,6 +169,8 @@ class LockedMember(Protocol):
     tier_lock: str | None
     tier_locked_until: dt.datetime | None
     tier_warned_for: dt.datetime | None
+    risk_hold: bool
+    status_reason: str | None
     program_code: str
     program_name: str
     program_currency: str
@@ -192,6 +195,7 @@ class LockedMember(Protocol):
     program_clearing_enabled_at: dt.datetime | None
     program_reminder_days: int
     program_webhooks_allow_private: bool
+    program_risk_version: int | None
     program_created_at: dt.datetime
     rule_version_id: int | None
     existing_operation_id: int | None
@@ -235,9 +239,23 @@ def lock_member(
 
 
 def require_active(row: LockedMember) -> None:
-    """Raise :class:`MemberInactive` unless the locked member is active."""
+    """Raise :class:`MemberInactive` unless the locked member is active
+    (:class:`MemberFrozen` when operations froze the account)."""
+    if row.status == "suspended":
+        raise frozen_error(row)
     if row.status != "active":
         raise MemberInactive(f"member {row.external_id!r} is {row.status}", member=row.external_id)
+
+
+def frozen_error(row: Any) -> MemberFrozen:
+    """The error for a write by or to a member whose account is frozen (账户冻结); ``row``
+    has the member's ``external_id`` and, when read, ``status_reason``."""
+    why = f" ({row.status_reason})" if getattr(row, "status_reason", None) else ""
+    return MemberFrozen(
+        f"member {row.external_id!r} is frozen{why}: no earning, spending or transfers until "
+        "operations unfreeze the account",
+        member=row.external_id,
+    )
 
 
 def stored_result(

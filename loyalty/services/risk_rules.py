@@ -1,0 +1,324 @@
+"""Risk rules per program (风控规则): publishing a version, reading it, and the checks a write
+makes inside its own transaction; and freezing a member's account (账户冻结).
+
+A version is immutable and in force from its publication until the next one;
+``programs.risk_version`` names it, so a write reads it with the program row it already
+locks and parses it once per process (:class:`RiskRuleCache`). The in-write checks cover the
+``block`` rules (``velocity`` on an earn, ``new_member_inflow`` on an earn or a transfer
+received): one indexed count over the member's (or the location's, the device's) recent
+earnings, and only when the program has such a rule. The ``flag`` and ``hold`` rules are the
+risk job's (:mod:`loyalty.services.risk_scan`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from loyalty.db.tables import earnings, members, programs, risk_rule_versions, transfers
+from loyalty.domain.checks import require_text
+from loyalty.domain.risk import RiskRule, RiskRules
+from loyalty.errors import InvalidInput, RiskBlocked
+from loyalty.services.audit import record_audit
+from loyalty.services.members import set_member_status
+from loyalty.services.results import MemberInfo, Record
+from loyalty.services.uow import Target, writing
+from loyalty.services.writes import program_row
+
+
+@dataclass(frozen=True)
+class RiskRulesInfo(Record):
+    """A published version of a program's risk rules, each with its sentence."""
+
+    program: str
+    version: int
+    rules: dict[str, Any]
+    sentences: tuple[str, ...]
+    sentences_zh: tuple[str, ...]
+    note: str | None
+    created_at: dt.datetime
+    created_by: str | None
+
+
+class RiskRuleCache:
+    """Risk rule versions are immutable: parsed once per (program, version)."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[int, int], RiskRules] = {}
+
+    def get(self, conn: Connection, program_id: int, version: int | None) -> RiskRules:
+        if version is None:
+            return RiskRules()
+        cached = self._parsed.get((program_id, version))
+        if cached is None:
+            data = conn.execute(
+                select(risk_rule_versions.c.rules).where(
+                    risk_rule_versions.c.program_id == program_id,
+                    risk_rule_versions.c.version == version,
+                )
+            ).scalar_one()
+            cached = RiskRules.from_dict(data)
+            self._parsed[(program_id, version)] = cached
+        return cached
+
+
+def rules_of(db: Target, conn: Connection, program_id: int, version: int | None) -> RiskRules:
+    """The risk rules in force (``version`` as the program row says), from the cache."""
+    return db.cache(RiskRuleCache).get(conn, program_id, version)
+
+
+def publish_risk_rules(
+    db: Target,
+    *,
+    program: str,
+    rules: Mapping[str, Any],
+    actor: str = "system",
+    note: str | None = None,
+) -> RiskRulesInfo:
+    """Put a new version of the program's risk rules in force now, audited.
+
+    ``rules`` is ``{"rules": [...]}`` (see :mod:`loyalty.domain.risk`); an empty list turns
+    risk control off. A bad rule raises :class:`~loyalty.errors.InvalidRule` naming it.
+    """
+    parsed = RiskRules.from_dict(rules)
+    if note is not None:
+        note = require_text("note", note, max_length=500, multiline=True)
+    with db.write() as conn:
+        prog = program_row(conn, program)
+        conn.execute(select(programs.c.id).where(programs.c.id == prog.id).with_for_update())
+        last = conn.execute(
+            select(func.max(risk_rule_versions.c.version)).where(
+                risk_rule_versions.c.program_id == prog.id
+            )
+        ).scalar()
+        version = int(last or 0) + 1
+        at = db.clock.now()
+        conn.execute(
+            insert(risk_rule_versions).values(
+                program_id=prog.id,
+                version=version,
+                rules=parsed.to_dict(),
+                note=note,
+                created_at=at,
+                created_by=actor,
+            )
+        )
+        conn.execute(update(programs).where(programs.c.id == prog.id).values(risk_version=version))
+        record_audit(
+            conn,
+            actor=actor,
+            action="risk.rules_published",
+            target=f"risk-rules:{version}",
+            at=at,
+            program_id=prog.id,
+            before={"version": prog.risk_version},
+            after={"version": version, **parsed.to_dict()},
+        )
+        return _info(prog.code, version, parsed, note, at, actor)
+
+
+def risk_rules(db: Target, *, program: str, version: int | None = None) -> RiskRulesInfo | None:
+    """The version in force (or the one numbered ``version``); ``None`` if never published."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        wanted = version if version is not None else prog.risk_version
+        if wanted is None:
+            return None
+        row = conn.execute(
+            select(risk_rule_versions).where(
+                risk_rule_versions.c.program_id == prog.id,
+                risk_rule_versions.c.version == wanted,
+            )
+        ).first()
+        if row is None:
+            raise InvalidInput(f"program {program!r} has no risk rule version {wanted}")
+        return _version_info(prog.code, row)
+
+
+def risk_rule_versions_of(db: Target, *, program: str) -> list[RiskRulesInfo]:
+    """Every published version, newest first."""
+    with db.read() as conn:
+        prog = program_row(conn, program)
+        rows = conn.execute(
+            select(risk_rule_versions)
+            .where(risk_rule_versions.c.program_id == prog.id)
+            .order_by(risk_rule_versions.c.version.desc())
+        ).all()
+        return [_version_info(prog.code, r) for r in rows]
+
+
+def _version_info(program: str, row: Any) -> RiskRulesInfo:
+    parsed = RiskRules.from_dict(row.rules)
+    return _info(program, row.version, parsed, row.note, row.created_at, row.created_by)
+
+
+def _info(
+    program: str,
+    version: int,
+    rules: RiskRules,
+    note: str | None,
+    at: dt.datetime,
+    actor: str | None,
+) -> RiskRulesInfo:
+    return RiskRulesInfo(
+        program=program,
+        version=version,
+        rules=rules.to_dict(),
+        sentences=tuple(r.explain() for r in rules.rules),
+        sentences_zh=tuple(r.explain_zh() for r in rules.rules),
+        note=note,
+        created_at=at,
+        created_by=actor,
+    )
+
+
+# --- the checks inside a write -------------------------------------------------------------
+
+
+def check_earn(
+    db: Target,
+    conn: Connection,
+    row: Any,
+    *,
+    points: int,
+    location: str | None,
+    device: str | None,
+    now: dt.datetime,
+) -> None:
+    """Refuse an earn of ``points`` that a ``block`` rule forbids (:class:`RiskBlocked`).
+
+    ``row`` is the locked member with its program's columns (``program_risk_version``).
+    """
+    if row.program_risk_version is None:
+        return
+    rules = rules_of(db, conn, row.program_id, row.program_risk_version)
+    for rule in rules.blocking("velocity"):
+        subject = {"member": row.id, "location": location, "device": device}[rule["scope"]]
+        if subject is None:
+            continue
+        count, total = _recent_earnings(conn, row, rule, subject, now)
+        measured = count + 1 if rule["measure"] == "earns" else total + points
+        if measured > rule["limit"]:
+            _refuse(rule, row.external_id, measured)
+    for rule in rules.blocking("new_member_inflow"):
+        _check_inflow(conn, rule, row, points, now)
+
+
+def check_received(
+    db: Target, conn: Connection, row: Any, *, points: int, now: dt.datetime
+) -> None:
+    """Refuse ``points`` transferred to a new member when a ``block`` rule forbids it.
+
+    ``row`` is the locked recipient with ``program_id``, ``created_at``, ``id`` and
+    ``external_id``, and ``risk_version`` the program's.
+    """
+    if row.risk_version is None:
+        return
+    for rule in rules_of(db, conn, row.program_id, row.risk_version).blocking("new_member_inflow"):
+        _check_inflow(conn, rule, row, points, now)
+
+
+def _recent_earnings(
+    conn: Connection, row: Any, rule: RiskRule, subject: Any, now: dt.datetime
+) -> tuple[int, int]:
+    since = now - dt.timedelta(seconds=rule.window_seconds)
+    column = {"member": earnings.c.member_id, "location": earnings.c.location}.get(
+        rule["scope"], earnings.c.device
+    )
+    where = [column == subject, earnings.c.created_at > since]
+    if rule["scope"] != "member":
+        where.append(earnings.c.program_id == row.program_id)
+    found = conn.execute(
+        select(func.count(), func.coalesce(func.sum(earnings.c.points_granted), 0)).where(*where)
+    ).one()
+    return int(found[0]), int(found[1])
+
+
+def _check_inflow(
+    conn: Connection, rule: RiskRule, row: Any, points: int, now: dt.datetime
+) -> None:
+    enrolled = row.created_at
+    if enrolled <= now - dt.timedelta(days=rule["days"]):
+        return
+    earned = conn.execute(
+        select(func.coalesce(func.sum(earnings.c.points_granted), 0)).where(
+            earnings.c.member_id == row.id
+        )
+    ).scalar_one()
+    received = conn.execute(
+        select(func.coalesce(func.sum(transfers.c.points), 0)).where(
+            transfers.c.to_member_id == row.id
+        )
+    ).scalar_one()
+    total = int(earned) + int(received) + points
+    if total > rule["points"]:
+        _refuse(rule, row.external_id, total)
+
+
+def _refuse(rule: RiskRule, member: str, measured: int) -> None:
+    raise RiskBlocked(
+        f"refused by the risk rule {rule.id!r} ({rule.explain()}): member {member!r} would "
+        f"reach {measured:,}; ask the program's operations team to review it",
+        rule=rule.id,
+        member=member,
+        measured=measured,
+    )
+
+
+# --- account freeze (账户冻结) ----------------------------------------------------------------
+
+
+def freeze_member(
+    db: Target, *, program: str, member: str, reason: str, actor: str = "system"
+) -> MemberInfo:
+    """Freeze a member's account: no earning, spending or transfers; balances kept; audited.
+
+    Refunds and disputes of past orders still freeze and reverse points, and the sweeps
+    (expiry, clearing) still run: the ledger stays true while the account is frozen.
+    """
+    reason = require_text("reason", reason, max_length=500, multiline=True)
+    return _set_frozen(db, program, member, True, reason, actor)
+
+
+def unfreeze_member(
+    db: Target, *, program: str, member: str, reason: str, actor: str = "system"
+) -> MemberInfo:
+    """Lift an account freeze, with the reason; audited."""
+    reason = require_text("reason", reason, max_length=500, multiline=True)
+    return _set_frozen(db, program, member, False, reason, actor)
+
+
+def _set_frozen(
+    db: Target, program: str, member: str, frozen: bool, reason: str, actor: str
+) -> MemberInfo:
+    with writing(db) as uow:
+        with uow.read() as conn:
+            prog = program_row(conn, program)
+            before = conn.execute(
+                select(members.c.status, members.c.status_reason).where(
+                    members.c.program_id == prog.id, members.c.external_id == member
+                )
+            ).first()
+        wanted = "suspended" if frozen else "active"
+        if before is not None and before.status == "closed":
+            raise InvalidInput(f"member {member!r} is closed: reopen the member first")
+        info = set_member_status(
+            uow, program=program, external_id=member, status=wanted, reason=reason
+        )
+        assert before is not None  # set_member_status raised MemberNotFound otherwise
+        with uow.write() as conn:
+            record_audit(
+                conn,
+                actor=actor,
+                action="member.frozen" if frozen else "member.unfrozen",
+                target=f"member:{member}",
+                at=uow.clock.now(),
+                program_id=prog.id,
+                before={"status": before.status, "reason": before.status_reason},
+                after={"status": wanted, "reason": reason},
+            )
+        return info
