@@ -17,7 +17,12 @@ Configuration (a mapping passed to :func:`create_app`; the ``JIFEN_*`` environme
                              characters >= 96); only ``TESTING`` and ``JIFEN_DEMO`` may leave
                              it out (a random key is made)
 ``SESSION_COOKIE_SECURE``    True by default (cookies only over https); the demo turns it off
+``JIFEN_METRICS_TOKEN``      ``GET /metrics`` requires ``Authorization: Bearer <it>``
 ===========================  ==============================================================
+
+``/metrics``, ``/healthz`` and ``/readyz`` are served in front of the console, outside its
+login (:mod:`admin.ops`); every response carries an ``X-Request-Id``
+(:class:`~loyalty.monitoring.logs.RequestIds`).
 
 Request bodies are capped by Flask's ``MAX_CONTENT_LENGTH`` whatever their framing: a
 ``Content-Length`` above it is refused (413) before anything is read, and a chunked body is
@@ -50,10 +55,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from admin.auth import has_role, init_auth, local_path
 from admin.context import EXTENSION, Console
 from admin.formatting import init_filters
+from admin.ops import mount_ops
 from admin.throttle import init_throttle
 from loyalty.config import DEFAULT_MAX_BODY_BYTES, Settings, load_settings
 from loyalty.db.database import Database
 from loyalty.errors import ConfigurationError, LoyaltyError
+from loyalty.monitoring.logs import RequestIds
 from loyalty.services.approvals import DEFAULT_THRESHOLD
 
 MIN_SECRET_CHARS = 32
@@ -123,6 +130,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             return redirect(url_for("auth.login"))
         return redirect(url_for("admin.index"))
 
+    mount_ops(
+        app,
+        database,
+        redis_url=app.config.get("JIFEN_REDIS_URL") or None,
+        metrics_token=app.config.get("JIFEN_METRICS_TOKEN") or None,
+    )
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -135,6 +149,7 @@ def _from_settings(settings: Settings) -> dict[str, str | None]:
         "SECRET_KEY": settings.secret_key,
         "STRIPE_WEBHOOK_SECRET": settings.stripe_webhook_secret,
         "JIFEN_MAX_BODY_BYTES": settings.max_body_bytes,
+        "JIFEN_METRICS_TOKEN": settings.metrics_token,
     }
 
 

@@ -20,9 +20,7 @@ installed package, no CDN), and the member page at ``/m/``.
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,12 +37,11 @@ from api.problems import JifenApi, init_problems
 from loyalty.config import DEFAULT_MAX_BODY_BYTES, load_settings
 from loyalty.db.database import Database
 from loyalty.errors import ConfigurationError
+from loyalty.monitoring.logs import REQUEST_ID_HEADER, RequestIds, current_request_id
 from loyalty.services.approvals import DEFAULT_THRESHOLD
 
 API_VERSION = "1.0.0"
 DEFAULT_RATE_LIMIT = "1200 per minute"
-REQUEST_ID_HEADER = "X-Request-Id"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SWAGGER_URL = "/v1/vendor/swagger-ui/"
 log = logging.getLogger("jifen.api")
 _REDIS_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 1}
@@ -104,6 +101,7 @@ def create_api_app(config: Mapping[str, Any] | None = None) -> Flask:
     _init_docs_assets(app, limiter)
     _init_member_page(app, limiter)
     init_cors(app)
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -140,13 +138,13 @@ def _configure(app: Flask, given: dict[str, Any]) -> None:
 
 
 def _init_request_ids(app: Flask) -> None:
-    """A request id per request (the caller's ``X-Request-Id`` if it is sane), in the
-    response's header and in one log line per request."""
+    """The request's id (given by :class:`~loyalty.monitoring.logs.RequestIds`: the caller's
+    ``X-Request-Id`` if it is sane), in the response's header and in one log line per
+    request."""
 
     @app.before_request
     def assign_request_id() -> None:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = current_request_id() or ""
         g.started = time.perf_counter()
 
     @app.after_request

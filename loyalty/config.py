@@ -16,6 +16,10 @@ these.
 ``JIFEN_MAX_BODY_BYTES``        the console's largest request body (default 1 MiB)
 ``JIFEN_API_KEY``               the server key a remote SDK client sends (``jfn_sk_…``) when
                                 ``Jifen("https://…")`` is given no ``api_key``
+``JIFEN_METRICS_TOKEN``         ``GET /metrics`` then requires ``Authorization: Bearer <it>``
+                                (unset: ``/metrics`` answers anyone who reaches it)
+``JIFEN_LOG_FORMAT``            ``text`` (the default: one readable line per record) or
+                                ``json`` (one JSON object per line, with the request id)
 ==============================  ===========================================================
 """
 
@@ -54,6 +58,12 @@ class Settings:
     api_key: str | None = _setting(
         "JIFEN_API_KEY", "the server key (jfn_sk_…) of a remote SDK client without api_key="
     )
+    metrics_token: str | None = _setting(
+        "JIFEN_METRICS_TOKEN", "GET /metrics requires Authorization: Bearer <this token>"
+    )
+    log_format: str | None = _setting(
+        "JIFEN_LOG_FORMAT", "text (default) or json: one JSON object per log line"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +81,8 @@ def env_name(setting: str) -> str:
 DATABASE_URL_ENV = env_name("database_url")
 REDIS_URL_ENV = env_name("redis_url")
 API_KEY_ENV = env_name("api_key")
+METRICS_TOKEN_ENV = env_name("metrics_token")
+LOG_FORMAT_ENV = env_name("log_format")
 
 
 def load_settings() -> Settings:

@@ -43,6 +43,7 @@ from loyalty.errors import (
     MemberNotFound,
     ProgramNotFound,
 )
+from loyalty.monitoring.operations import end_trace, note_subject, trace_write
 from loyalty.services.ledger import LostRace
 from loyalty.services.uow import RetryUnit, Target, UnitOfWork, writing
 
@@ -226,6 +227,7 @@ def lock_member(
     """
     program = require_program_code(program)
     member = require_member_id(member)
+    note_subject(program, member)
     values = {"key": key, "at": at, "program": program, "member": member, **(params or {})}
     row = conn.execute(_lock_statement(extra or {}, only), values).first()
     if row is None:
@@ -307,7 +309,28 @@ def run_write(
     A lost race on the key is answered in place with the winner's result: the call's writes
     are rolled back (its transaction, or its savepoint in a unit of work) and the result read
     after. In a unit of work without savepoints it raises :class:`RetryUnit` instead.
+
+    Every write is counted, timed and logged with its outcome; see
+    :mod:`loyalty.monitoring.operations`.
     """
+    write = LedgerWrite(kind, key, req_hash, result_type)
+    trace, token = trace_write(kind, key)
+    try:
+        done = _attempt(target, work, write)
+    except BaseException as exc:
+        trace.failed(exc, retried=isinstance(exc, RetryUnit))
+        raise
+    finally:
+        end_trace(token)
+    trace.succeeded(done)
+    return done
+
+
+def _attempt(
+    target: Target, work: Callable[[Connection], R | StoredResult], write: LedgerWrite[R]
+) -> R:
+    """:func:`run_write` without its report: ``work`` once, or twice after a duplicate."""
+    key, result_type = write.key, write.result_type
     for attempt in (1, 2):
         try:
             with writing(target) as uow:
@@ -318,7 +341,7 @@ def run_write(
         except LostRace as race:
             if not _isolated(target):
                 raise RetryUnit(f"the idempotency key {key!r} was stored meanwhile") from None
-            found = _winner_result(target, race.program_id, key, kind, req_hash)
+            found = _winner_result(target, race.program_id, key, write.kind, write.req_hash)
             return result_type.from_record(found.result, replayed=True)
         except IntegrityError as exc:
             # On PostgreSQL the locking read's subqueries use the snapshot taken before the
@@ -387,6 +410,7 @@ class LedgerWrite(Generic[R]):
 
     def replayed(self, conn: Connection, locked: LockedMember) -> StoredResult | None:
         """The stored result when ``locked`` (a locking read) found this key used before."""
+        note_subject(getattr(locked, "program_code", None), locked.external_id)
         return stored_result(conn, locked.existing_operation_id, self.kind, self.req_hash)
 
     def run(self, target: Target, work: Callable[[Connection], R | StoredResult]) -> R:
