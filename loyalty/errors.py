@@ -27,14 +27,16 @@ stable machine-readable ``code``, a human ``message`` that says what to do next,
     │   ├── VoucherNotFound                    no voucher with this code
     │   ├── WebhookEndpointNotFound            no webhook endpoint with this id in the program
     │   ├── WebhookDeliveryNotFound            no webhook delivery with this id in the program
-    │   └── EventNotFound                      no outbound event with this id in the program
+    │   ├── EventNotFound                      no outbound event with this id in the program
+    │   └── RiskCaseNotFound                   no risk case with this id in the program
     ├── Conflict                          409
     │   ├── IdempotencyConflict                same key, different parameters
     │   ├── AlreadyExists                      program or member already exists
     │   ├── HoldNotActive                      hold already captured, released or expired
     │   ├── ReversalSettled                    refund or dispute already settled the other way
     │   ├── AdjustmentRequestSettled           adjustment request already approved or rejected
-    │   └── FulfilmentConflict                 a reward redemption cannot move to that state
+    │   ├── FulfilmentConflict                 a reward redemption cannot move to that state
+    │   └── RiskCaseClosed                     the risk case is already resolved or dismissed
     ├── RuleViolation                     422  the request is well formed but the rules say no
     │   ├── InsufficientPoints
     │   ├── RedemptionLimit                    below the minimum or above the maximum share
@@ -421,3 +423,16 @@ class RiskBlocked(RuleViolation):
     ``details["rule"]`` names the rule."""
 
     code = "risk_blocked"
+
+
+class RiskCaseNotFound(NotFound):
+    """No risk case with this id in the program."""
+
+    code = "risk_case_not_found"
+
+
+class RiskCaseClosed(Conflict):
+    """The risk case is already resolved or dismissed; it reopens by itself when its rule
+    trips again on new activity."""
+
+    code = "risk_case_closed"

@@ -233,6 +233,12 @@ def parse_rule(item: Any, index: int) -> RiskRule:
     if kind == "issuance_spike" and action != "flag":
         raise InvalidRule(f"{where}: an issuance spike concerns the whole program; it only flags")
     params = _numbers(item, kind, where) | _choices(item, kind, where)
+    if action == "hold" and params.get("scope", "member") != "member":
+        raise InvalidRule(
+            f"{where}: 'hold' keeps a member's points pending, so it needs scope 'member'; "
+            "a location or device rule can flag or block",
+            field="action",
+        )
     unknown = set(item) - {"id", "kind", "action"} - set(params)
     if unknown:
         raise InvalidRule(f"{where}: unknown settings {', '.join(sorted(unknown))} for {kind}")

@@ -63,6 +63,7 @@ __all__ = [
     "last_runs",
     "mature_job",
     "remind_job",
+    "risk_job",
     "run_job",
     "tiers_job",
     "worker_database",
@@ -97,6 +98,11 @@ def clear_job(**kwargs: Any) -> dict[str, Any]:
 def tiers_job(**kwargs: Any) -> dict[str, Any]:
     """RQ entry point of ``tiers``: member tier evaluations that are due."""
     return run_queued("tiers", **kwargs)
+
+
+def risk_job(**kwargs: Any) -> dict[str, Any]:
+    """RQ entry point of ``risk``: evaluate every program's flag and hold risk rules."""
+    return run_queued("risk", **kwargs)
 
 
 def events_job(**kwargs: Any) -> dict[str, Any]:

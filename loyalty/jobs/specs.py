@@ -187,6 +187,21 @@ def _tiers(db: Database, progress: Progress, *, program: str | None, batch_size:
     return Outcome(items=r.evaluated, points=0, batches=r.batches, details=details)
 
 
+def _risk(db: Database, progress: Progress, *, program: str | None) -> Outcome:
+    from loyalty.services.risk_scan import scan_risk
+
+    r = scan_risk(db, program=program)
+    progress(SweepResult(items=r.trips, points=0, batches=r.rules))
+    details = {
+        "rules": r.rules,
+        "opened": r.opened,
+        "updated": r.updated,
+        "reopened": r.reopened,
+        "held": r.held,
+    }
+    return Outcome(items=r.trips, points=0, batches=r.rules, details=details)
+
+
 EVENTS_BUDGET_SECONDS = 45  # a run a minute: stop starting rounds before the next one
 
 
@@ -310,6 +325,15 @@ JOBS: dict[str, JobSpec] = {
             (),
             RetryPolicy("%Y-%m-%dT%H%M", 10 * 60, ()),  # the next minute is the retry
             cron=Cron(None, None, "every minute: webhook deliveries and reminder e-mails"),
+            console=True,
+        ),
+        JobSpec(
+            "risk",
+            "evaluate the risk rules (velocity, farming, transfer rings, issuance spikes)",
+            _risk,
+            (JobParam("program"),),
+            RetryPolicy("%Y-%m-%dT%H%M", 10 * 60, ()),  # the next minute is the retry
+            cron=Cron(None, None, "every minute: risk rules open and add to cases"),
             console=True,
         ),
     )

@@ -209,17 +209,24 @@ def check_earn(
 
 
 def check_received(
-    db: Target, conn: Connection, row: Any, *, points: int, now: dt.datetime
+    db: Target,
+    conn: Connection,
+    recipient: Any,
+    *,
+    risk_version: int | None,
+    points: int,
+    now: dt.datetime,
 ) -> None:
     """Refuse ``points`` transferred to a new member when a ``block`` rule forbids it.
 
-    ``row`` is the locked recipient with ``program_id``, ``created_at``, ``id`` and
-    ``external_id``, and ``risk_version`` the program's.
+    ``recipient`` is the locked member (``id``, ``program_id``, ``external_id``,
+    ``created_at``); ``risk_version`` the program's risk rule version in force.
     """
-    if row.risk_version is None:
+    if risk_version is None:
         return
-    for rule in rules_of(db, conn, row.program_id, row.risk_version).blocking("new_member_inflow"):
-        _check_inflow(conn, rule, row, points, now)
+    rules = rules_of(db, conn, recipient.program_id, risk_version)
+    for rule in rules.blocking("new_member_inflow"):
+        _check_inflow(conn, rule, recipient, points, now)
 
 
 def _recent_earnings(
@@ -251,7 +258,7 @@ def _check_inflow(
     ).scalar_one()
     received = conn.execute(
         select(func.coalesce(func.sum(transfers.c.points), 0)).where(
-            transfers.c.to_member_id == row.id
+            transfers.c.recipient_id == row.id
         )
     ).scalar_one()
     total = int(earned) + int(received) + points

@@ -39,6 +39,7 @@ from loyalty.events.outbox import emit_change
 from loyalty.services.ledger import post_moves, record_operation
 from loyalty.services.lots import spendable_lots
 from loyalty.services.results import TransferResult
+from loyalty.services.risk_rules import check_received
 from loyalty.services.tiers import record_qualifying, requalify_after
 from loyalty.services.uow import Target
 from loyalty.services.writes import (
@@ -126,6 +127,7 @@ def transfer_points(
         _check_allowed(row, to)
         day = periods(now, row.program_timezone).day
         _check_limits(conn, row, points, day)
+        check_received(db, conn, to, risk_version=row.program_risk_version, points=points, now=now)
         fee = transfer_fee(points, row.program_transfer_fee_points, row.program_transfer_fee_bp)
         spendable = spendable_lots(conn, row.id, now)
         sent, fee_taken = _split(_allocate(row, spendable, points, fee), points)

@@ -1,0 +1,412 @@
+"""The risk job: every ``flag`` and ``hold`` rule of every program, evaluated set-based over
+its window, each trip turned into a case (one per program, rule and subject, ever).
+
+Each rule kind is one grouped query over the window (earnings, reversals, transfers,
+members), returning the subjects over the limit with their figures and the newest activity
+that counts. A trip then opens the subject's case, adds to it while it is open (only when
+there is activity newer than what the case saw), or reopens it after a resolution only for
+activity newer than the resolution: running the scan twice, or after a dismissal, opens
+nothing new. A ``hold`` rule also puts the member on hold (new points stay pending). Safe to
+run concurrently: each case is written under its unique key, with the row locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, cast, func, literal, select, update
+from sqlalchemy.types import Float
+
+from loyalty.db.database import Database
+from loyalty.db.dialect import insert_ignoring, is_postgres
+from loyalty.db.tables import earnings, members, programs, reversals, risk_cases, transfers
+from loyalty.domain.risk import RiskRule, RiskRules, spike_score
+from loyalty.services.results import Record
+from loyalty.services.reversals import RELEASED_STATUSES
+from loyalty.services.risk_rules import rules_of
+from loyalty.services.writes import program_row
+
+EVIDENCE_LIMIT = 50  # operations listed in a case's evidence
+
+
+@dataclass(frozen=True)
+class Trip:
+    """One subject over one rule's limit: what the case records."""
+
+    subject: str
+    member_id: int | None
+    summary: str
+    figures: dict[str, Any]
+    latest_at: dt.datetime
+    operations: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RiskScanResult(Record):
+    """What a scan did: rules evaluated, subjects over a limit, and cases opened, added to
+    (an open case with new activity), reopened (new activity after a resolution), and
+    members put on hold."""
+
+    programs: int
+    rules: int
+    trips: int
+    opened: int
+    updated: int
+    reopened: int
+    held: int
+
+
+def scan_risk(db: Database, *, program: str | None = None) -> RiskScanResult:
+    """Evaluate the ``flag`` and ``hold`` rules of every program (or of ``program``) now."""
+    now = db.clock.now()
+    totals = {"programs": 0, "rules": 0, "trips": 0, "opened": 0, "updated": 0, "reopened": 0}
+    totals["held"] = 0
+    with db.read() as conn:
+        targets = _programs(conn, program)
+    for program_id, version in targets:
+        totals["programs"] += 1
+        with db.read() as conn:
+            rules = rules_of(db, conn, program_id, version)
+        for rule in RiskRules(tuple(rules.windowed())).rules:
+            totals["rules"] += 1
+            with db.read() as conn:
+                trips = list(_trips(conn, rule, program_id, now))
+            for trip in trips:
+                totals["trips"] += 1
+                with db.write() as conn:
+                    outcome = record_trip(conn, program_id, version, rule, trip, now)
+                if outcome is not None:
+                    totals[outcome] += 1
+                    if rule.action == "hold" and trip.member_id is not None:
+                        totals["held"] += outcome in ("opened", "reopened")
+    return RiskScanResult(**totals)
+
+
+def _programs(conn: Connection, program: str | None) -> list[tuple[int, int]]:
+    if program is not None:
+        row = program_row(conn, program)
+        return [] if row.risk_version is None else [(row.id, row.risk_version)]
+    rows = conn.execute(
+        select(programs.c.id, programs.c.risk_version)
+        .where(programs.c.risk_version.is_not(None))
+        .order_by(programs.c.id)
+    ).all()
+    return [(r.id, r.risk_version) for r in rows]
+
+
+def record_trip(
+    conn: Connection, program_id: int, version: int, rule: RiskRule, trip: Trip, now: dt.datetime
+) -> str | None:
+    """Open, add to or reopen the case of ``trip``; ``None`` when it changes nothing.
+
+    Returns ``opened``, ``updated`` or ``reopened``."""
+    evidence = {"figures": trip.figures, "operations": list(trip.operations)}
+    opened = conn.execute(
+        insert_ignoring(risk_cases, returning=[risk_cases.c.id]).on(conn),
+        {
+            "program_id": program_id,
+            "member_id": trip.member_id,
+            "rule_id": rule.id,
+            "rule_version": version,
+            "subject": trip.subject,
+            "action": rule.action,
+            "status": "open",
+            "summary": trip.summary,
+            "evidence": evidence,
+            "trips": 1,
+            "opened_at": now,
+            "last_tripped_at": trip.latest_at,
+        },
+    ).first()
+    if opened is not None:
+        _hold(conn, rule, trip)
+        return "opened"
+    existing = conn.execute(
+        select(risk_cases)
+        .where(
+            risk_cases.c.program_id == program_id,
+            risk_cases.c.rule_id == rule.id,
+            risk_cases.c.subject == trip.subject,
+        )
+        .with_for_update()
+    ).one()
+    if existing.status == "open":
+        if trip.latest_at <= existing.last_tripped_at:
+            return None
+        outcome, values = "updated", {}
+    else:
+        if existing.resolved_at is not None and trip.latest_at <= existing.resolved_at:
+            return None
+        outcome = "reopened"
+        values = {
+            "status": "open",
+            "resolution": None,
+            "resolution_note": None,
+            "resolved_at": None,
+            "resolved_by": None,
+            "opened_at": now,
+        }
+    conn.execute(
+        update(risk_cases)
+        .where(risk_cases.c.id == existing.id)
+        .values(
+            **values,
+            rule_version=version,
+            action=rule.action,
+            summary=trip.summary,
+            evidence=evidence,
+            trips=existing.trips + 1,
+            last_tripped_at=trip.latest_at,
+        )
+    )
+    if outcome == "reopened":
+        _hold(conn, rule, trip)
+    return outcome
+
+
+def _hold(conn: Connection, rule: RiskRule, trip: Trip) -> None:
+    if rule.action == "hold" and trip.member_id is not None:
+        conn.execute(update(members).where(members.c.id == trip.member_id).values(risk_hold=True))
+
+
+def _trips(conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime) -> Iterator[Trip]:
+    finder: Callable[[Connection, RiskRule, int, dt.datetime], Iterator[Trip]] = _FINDERS[rule.kind]
+    return finder(conn, rule, program_id, now)
+
+
+def _operations(
+    conn: Connection, where: Any, column: Any = earnings.c.operation_id
+) -> tuple[int, ...]:
+    rows = conn.execute(
+        select(column).where(where).order_by(column.desc()).limit(EVIDENCE_LIMIT)
+    ).scalars()
+    return tuple(int(x) for x in rows)
+
+
+def _velocity(
+    conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
+) -> Iterator[Trip]:
+    since = now - dt.timedelta(seconds=rule.window_seconds)
+    subject = {"member": earnings.c.member_id, "location": earnings.c.location}.get(
+        rule["scope"], earnings.c.device
+    )
+    measure = func.count() if rule["measure"] == "earns" else func.sum(earnings.c.points_granted)
+    in_window = and_(
+        earnings.c.program_id == program_id, earnings.c.created_at > since, subject.is_not(None)
+    )
+    rows = conn.execute(
+        select(
+            subject.label("subject"),
+            measure.label("measured"),
+            func.max(earnings.c.created_at).label("latest"),
+        )
+        .where(in_window)
+        .group_by(subject)
+        .having(measure > rule["limit"])
+        .order_by(subject)
+    ).all()
+    unit = "earns" if rule["measure"] == "earns" else "points"
+    for r in rows:
+        member_id = int(r.subject) if rule["scope"] == "member" else None
+        yield Trip(
+            subject=f"{rule['scope']}:{r.subject}",
+            member_id=member_id,
+            summary=f"{int(r.measured):,} {unit} within an {rule['window']}, over the limit of "
+            f"{rule['limit']:,}".replace("an day", "a day"),
+            figures={
+                "measured": int(r.measured),
+                "limit": rule["limit"],
+                "since": since.isoformat(),
+            },
+            latest_at=r.latest,
+            operations=_operations(conn, and_(in_window, subject == r.subject)),
+        )
+
+
+def _farming(conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime) -> Iterator[Trip]:
+    since = now - dt.timedelta(days=rule["days"])
+    earned = (
+        select(
+            earnings.c.member_id,
+            func.sum(earnings.c.points_granted).label("earned"),
+            func.max(earnings.c.created_at).label("latest_earn"),
+        )
+        .where(earnings.c.program_id == program_id, earnings.c.created_at > since)
+        .group_by(earnings.c.member_id)
+        .subquery()
+    )
+    refunded = (
+        select(
+            reversals.c.member_id,
+            func.sum(reversals.c.points).label("refunded"),
+            func.count().label("refunds"),
+            func.max(reversals.c.created_at).label("latest_refund"),
+        )
+        .where(
+            reversals.c.program_id == program_id,
+            reversals.c.created_at > since,
+            reversals.c.status.not_in(RELEASED_STATUSES),
+        )
+        .group_by(reversals.c.member_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(earned, refunded.c.refunded, refunded.c.refunds, refunded.c.latest_refund)
+        .join(refunded, refunded.c.member_id == earned.c.member_id)
+        .where(
+            earned.c.earned >= max(rule["min_points"], 1),
+            refunded.c.refunded * 100 > earned.c.earned * rule["refunded_percent"],
+        )
+        .order_by(earned.c.member_id)
+    ).all()
+    for r in rows:
+        share = int(r.refunded) * 100 // int(r.earned)
+        in_window = and_(reversals.c.member_id == r.member_id, reversals.c.created_at > since)
+        yield Trip(
+            subject=f"member:{r.member_id}",
+            member_id=int(r.member_id),
+            summary=f"{share} % of {int(r.earned):,} points earned in {rule['days']} days "
+            f"refunded ({int(r.refunds)} refunds), over {rule['refunded_percent']} %",
+            figures={
+                "earned": int(r.earned),
+                "refunded": int(r.refunded),
+                "refunds": int(r.refunds),
+                "share_percent": share,
+            },
+            latest_at=max(r.latest_earn, r.latest_refund),
+            operations=_operations(conn, in_window, reversals.c.operation_id),
+        )
+
+
+def _transfer_ring(
+    conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
+) -> Iterator[Trip]:
+    since = now - dt.timedelta(hours=rule["hours"])
+    in_window = and_(transfers.c.program_id == program_id, transfers.c.created_at > since)
+    senders = func.count(transfers.c.sender_id.distinct())
+    rows = conn.execute(
+        select(
+            transfers.c.recipient_id,
+            senders.label("senders"),
+            func.sum(transfers.c.points).label("points"),
+            func.max(transfers.c.created_at).label("latest"),
+        )
+        .where(in_window)
+        .group_by(transfers.c.recipient_id)
+        .having(senders >= rule["senders"])
+        .order_by(transfers.c.recipient_id)
+    ).all()
+    for r in rows:
+        yield Trip(
+            subject=f"member:{r.recipient_id}",
+            member_id=int(r.recipient_id),
+            summary=f"{int(r.senders)} members sent {int(r.points):,} points within "
+            f"{rule['hours']} hours",
+            figures={"senders": int(r.senders), "points": int(r.points)},
+            latest_at=r.latest,
+            operations=_operations(
+                conn,
+                and_(in_window, transfers.c.recipient_id == r.recipient_id),
+                transfers.c.operation_id,
+            ),
+        )
+
+
+def _new_member_inflow(
+    conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
+) -> Iterator[Trip]:
+    young = now - dt.timedelta(days=rule["days"])
+    earned = select(
+        earnings.c.member_id.label("member_id"),
+        earnings.c.points_granted.label("points"),
+        earnings.c.created_at.label("at"),
+    ).where(earnings.c.program_id == program_id, earnings.c.created_at > young)
+    received = select(transfers.c.recipient_id, transfers.c.points, transfers.c.created_at).where(
+        transfers.c.program_id == program_id, transfers.c.created_at > young
+    )
+    inflow = earned.union_all(received).subquery()
+    rows = conn.execute(
+        select(
+            members.c.id,
+            func.sum(inflow.c.points).label("points"),
+            func.max(inflow.c.at).label("latest"),
+        )
+        .join(inflow, inflow.c.member_id == members.c.id)
+        .where(members.c.program_id == program_id, members.c.created_at > young)
+        .group_by(members.c.id)
+        .having(func.sum(inflow.c.points) > rule["points"])
+        .order_by(members.c.id)
+    ).all()
+    for r in rows:
+        yield Trip(
+            subject=f"member:{r.id}",
+            member_id=int(r.id),
+            summary=f"{int(r.points):,} points received within {rule['days']} days of "
+            f"enrolling, over {rule['points']:,}",
+            figures={"points": int(r.points), "limit": rule["points"]},
+            latest_at=r.latest,
+            operations=_operations(
+                conn, and_(earnings.c.member_id == r.id, earnings.c.created_at > young)
+            ),
+        )
+
+
+def _issuance_spike(
+    conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
+) -> Iterator[Trip]:
+    width = rule.window_seconds
+    windows = rule["trailing_days"] * 86400 // width
+    since = now - dt.timedelta(seconds=width * (windows + 1))
+    age = _seconds_before(conn, now, earnings.c.created_at)
+    bucket = cast(func.floor(age / width), Float).label("bucket")
+    rows = conn.execute(
+        select(bucket, func.sum(earnings.c.points_granted), func.max(earnings.c.created_at))
+        .where(
+            earnings.c.program_id == program_id,
+            earnings.c.created_at > since,
+            earnings.c.created_at <= now,
+        )
+        .group_by(bucket)
+    ).all()
+    sums = {int(b): int(points) for b, points, _ in rows}
+    latest = max((at for b, _, at in rows if int(b) == 0), default=None)
+    current = sums.get(0, 0)
+    if latest is None or current < rule["min_points"]:
+        return
+    spike = spike_score(current, [sums.get(i, 0) for i in range(1, windows + 1)])
+    if spike.score <= rule["threshold"]:
+        return
+    yield Trip(
+        subject="program",
+        member_id=None,
+        summary=f"{current:,} points issued in the last {rule['window']}, "
+        f"{spike.score:.1f} deviations above the median of {spike.median:,.0f}",
+        figures={
+            "current": current,
+            "median": spike.median,
+            "mad": spike.mad,
+            "score": round(spike.score, 2),
+            "windows": windows,
+        },
+        latest_at=latest,
+    )
+
+
+def _seconds_before(conn: Connection, now: dt.datetime, column: Any) -> Any:
+    """How many seconds ``column`` (a UTC timestamp) lies before ``now``."""
+    if is_postgres(conn):
+        return func.extract("epoch", literal(now) - column)
+    naive = now.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return (func.julianday(naive) - func.julianday(column)) * 86400.0
+
+
+_FINDERS: dict[str, Callable[[Connection, RiskRule, int, dt.datetime], Iterator[Trip]]] = {
+    "velocity": _velocity,
+    "farming": _farming,
+    "transfer_ring": _transfer_ring,
+    "new_member_inflow": _new_member_inflow,
+    "issuance_spike": _issuance_spike,
+}
