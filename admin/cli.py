@@ -28,6 +28,7 @@ from loyalty.cli.options import friendly_errors, require_program, url_option
 from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.db.errors import open_checked, require_writable_dir
 from loyalty.errors import ConfigurationError
+from loyalty.monitoring.logs import configure_logging
 from loyalty.services.demo import DEMO_PROGRAM
 
 console_out = Console()
@@ -211,6 +212,7 @@ def console(
     if demo:
         console_out.print(table)
         console_out.print("demo logins above; press Ctrl+C to stop", soft_wrap=True)
+    configure_logging()
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.db.errors import open_checked
 from loyalty.domain.calendar import zone
 from loyalty.errors import ConfigurationError, InvalidInput
+from loyalty.monitoring import metrics
+from loyalty.monitoring.logs import log_format, logging_config
 from loyalty.services import api_keys
 from loyalty.services.programs import get_program
 
@@ -369,6 +372,8 @@ def _served(base: str, webhook: bool) -> list[tuple[str, str]]:
         ("OpenAPI", f"{base}/v1/openapi.json"),
         ("console", f"{base}/admin"),
         ("member page", f"{base}/m/"),
+        ("metrics", f"{base}/metrics"),
+        ("health", f"{base}/healthz  {base}/readyz"),
     ]
     if webhook:
         found.append(("Stripe webhook", f"{base}/webhooks/stripe"))
@@ -416,10 +421,52 @@ def announce(bind: str, workers: int, threads: int, pool: Mapping[str, int]) -> 
     )
 
 
+class MetricsFolder:
+    """Where gunicorn's workers keep their metrics so that ``/metrics`` sums them all
+    (prometheus-client's multi-process mode), and the hooks that look after it.
+
+    ``$PROMETHEUS_MULTIPROC_DIR`` when set (it must be set before the server starts, as
+    the library asks); else, with several workers, a folder made for this run and removed
+    when it stops; else none (one worker counts alone).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.path = metrics.multiprocess_dir()
+        self.made = False
+        if self.path is None and workers > 1:
+            self.path = tempfile.mkdtemp(prefix="jifen-metrics-")
+            self.made = True
+            metrics.use_multiprocess_dir(self.path)
+
+    def hooks(self) -> dict[str, Any]:
+        """gunicorn's ``on_starting``, ``child_exit`` and ``on_exit`` settings."""
+        if self.path is None:
+            return {}
+        return {"on_starting": self.starting, "child_exit": self.child_exit, "on_exit": self.exit}
+
+    def starting(self, server: Any) -> None:
+        """Before the workers start: the values a previous run left are removed."""
+        if self.path is not None:
+            metrics.clear_multiprocess_dir(self.path)
+
+    def child_exit(self, server: Any, worker: Any) -> None:
+        metrics.worker_exited(worker.pid)
+
+    def exit(self, server: Any) -> None:
+        if self.made and self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
 def gunicorn_options(
-    bind: str, workers: int, threads: int, timeout: int, access_log: bool
+    bind: str,
+    workers: int,
+    threads: int,
+    timeout: int,
+    access_log: bool,
+    folder: MetricsFolder | None = None,
 ) -> dict[str, Any]:
-    """Gunicorn's settings: gthread workers with keep-alive, logs on stdout."""
+    """Gunicorn's settings: gthread workers with keep-alive, logs on stdout in
+    ``$JIFEN_LOG_FORMAT`` (gunicorn's own lines too), the metrics folder's hooks."""
     return {
         "bind": [bind],
         "workers": workers,
@@ -433,6 +480,8 @@ def gunicorn_options(
         "errorlog": "-",
         "proc_name": "jifen",
         "control_socket_disable": True,  # one per user by default: two servers would clash
+        "logconfig_dict": logging_config(access_log=access_log),
+        **(folder.hooks() if folder is not None else {}),
     }
 
 
@@ -518,6 +567,12 @@ def serve(
     (nginx, Caddy) with --proxy-hops 1: console cookies are sent over https only, and
     sign-in throttling and API limits count by the client's address.
 
+    Operators: GET /metrics (Prometheus; with $JIFEN_METRICS_TOKEN it needs
+    Authorization: Bearer <token>), /healthz and /readyz. With several workers their
+    metrics are summed through files in $PROMETHEUS_MULTIPROC_DIR (set it in the service's
+    environment), else in a folder made for the run. $JIFEN_LOG_FORMAT=json logs one JSON
+    object per line, gunicorn's lines included.
+
     \b
     Examples:
       jifen serve
@@ -527,9 +582,11 @@ def serve(
     """
     url = normalise_url(database_url_from_env(database_url))
     _require_secret()
+    log_format()  # a wrong $JIFEN_LOG_FORMAT stops it here
     config: dict[str, Any] = {"JIFEN_DATABASE_URL": url}
     check_serving(config)
     pool = pool_options(url, threads, pool_size)
+    folder = MetricsFolder(workers)
 
     def build() -> Any:
         from api.server import create_server
@@ -538,7 +595,7 @@ def serve(
         return behind_proxies(server, proxy_hops)
 
     announce(bind, workers, threads, pool)
-    run_gunicorn(gunicorn_options(bind, workers, threads, timeout, access_log), build)
+    run_gunicorn(gunicorn_options(bind, workers, threads, timeout, access_log, folder), build)
 
 
 # --- jifen api spec -----------------------------------------------------------------------

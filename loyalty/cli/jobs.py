@@ -35,6 +35,7 @@ from loyalty.db.database import Database, database_url_from_env, normalise_url
 from loyalty.errors import LoyaltyError
 from loyalty.jobs.runs import STALE_AFTER, JobRunInfo, last_runs, run_job
 from loyalty.jobs.specs import JOB_NAMES, sweeps
+from loyalty.monitoring.logs import configure_logging
 
 Todo = list[tuple[str, dict[str, Any]]]
 
@@ -64,6 +65,7 @@ def worker(database_url: str | None, redis_url: str | None, burst: bool, simple:
     kind = "simple worker" if simple else "worker"
     mode = ", until the queue is empty" if burst else "; Ctrl-C to stop"
     err_console.print(f"jifen {kind} on queue {rq.QUEUE_NAME!r}{mode}")
+    configure_logging()
     rq_worker.work(burst=burst, with_scheduler=True)
 
 
@@ -99,6 +101,7 @@ def cron_command(database_url: str | None, redis_url: str | None, print_only: bo
     scheduler = CronScheduler(connection=rq.connect(redis_url))
     rq.register_schedule(entries, scheduler.register)
     err_console.print(f"jifen cron: {len(entries)} entries on queue {rq.QUEUE_NAME!r}")
+    configure_logging()
     scheduler.start()  # type: ignore[no-untyped-call]
 
 
