@@ -35,6 +35,9 @@ from loyalty.domain.checks import MAX_MEMBER_ID, MAX_MINOR_UNITS, clean_text
 from loyalty.errors import InvalidInput, InvalidStripeEvent
 
 MEMBER_METADATA_KEY = "jifen_member"
+# Where a purchase happened, as the shop puts it in the metadata (a store or till, a card
+# reader or device): what risk control's velocity rules count per location or device.
+PLACE_METADATA_KEYS = {"location": "jifen_location", "device": "jifen_device"}
 
 PURCHASE_TYPES = frozenset(
     {
@@ -163,6 +166,8 @@ class Purchase:
     currency: str
     customer: str | None
     member_ref: str | None
+    location: str | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,20 @@ def member_ref(metadata: Mapping[str, Any] | None, fallback: str | None = None) 
         raise InvalidStripeEvent(f"the member id in the event: {exc.message}") from exc
 
 
+def place_of(metadata: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The location and device the shop put in the metadata (``jifen_location``,
+    ``jifen_device``), cleaned as texts of at most 128 characters; a value that cannot be
+    one is left out rather than failing the purchase (it only feeds risk rules)."""
+    place: dict[str, str | None] = {}
+    for name, key in PLACE_METADATA_KEYS.items():
+        value = (metadata or {}).get(key)
+        try:
+            place[name] = clean_text(key, str(value), max_length=128) if value else None
+        except InvalidInput:
+            place[name] = None
+    return place
+
+
 def parse_fact(envelope: Envelope) -> Fact:
     """What an event means for the points."""
     kind = envelope.type
@@ -316,6 +335,7 @@ def _payment_intent(obj: Mapping[str, Any]) -> Fact:
         currency=pi["currency"].upper(),
         customer=pi["customer"],
         member_ref=member_ref(pi["metadata"]),
+        **place_of(pi["metadata"]),
     )
 
 
@@ -340,6 +360,7 @@ def _checkout_session(kind: str, obj: Mapping[str, Any]) -> Fact:
         currency=session["currency"].upper(),
         customer=session["customer"],
         member_ref=member_ref(session["metadata"], session["client_reference_id"]),
+        **place_of(session["metadata"]),
     )
 
 

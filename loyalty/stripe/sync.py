@@ -366,6 +366,8 @@ def _purchase_outcome(
         order_id=order,
         amount_minor=fact.amount_minor,
         currency=fact.currency,
+        location=fact.location,
+        device=fact.device,
     )
     return _Outcome(
         "applied",

@@ -194,6 +194,21 @@ def test_members_are_found_by_metadata_and_client_reference(
     assert available(shop, "bob") == 30
 
 
+def test_the_location_and_device_in_the_metadata_are_recorded_for_risk_rules(
+    client: FlaskClient, shop: Database
+) -> None:
+    metadata = {"jifen_member": "bob", "jifen_location": "上海-静安店", "jifen_device": "tmr_FDOt"}
+    post(client, st.payment_intent_succeeded(st.new_id("pi"), 1_000, metadata=metadata))
+    bad = {"jifen_member": "bob", "jifen_location": "x" * 500, "jifen_device": "a\x00b"}
+    post(client, st.payment_intent_succeeded(st.new_id("pi"), 1_000, metadata=bad))
+    rows = scalar(
+        shop, "SELECT COUNT(*) FROM earnings WHERE location = '上海-静安店' AND device = 'tmr_FDOt'"
+    )
+    assert rows == 1
+    assert scalar(shop, "SELECT COUNT(*) FROM earnings WHERE location IS NULL") == 1
+    assert available(shop, "bob") == 20  # an unusable place never costs the purchase
+
+
 def test_unpaid_checkout_waits_for_the_async_payment(client: FlaskClient, shop: Database) -> None:
     pi = st.new_id("pi")
     unpaid = st.checkout_session_completed(pi, 4_000, customer="cus_A", payment_status="unpaid")
