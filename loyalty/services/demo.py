@@ -11,7 +11,9 @@ scheduled jobs would. Then the reward catalog (积分商城) opens: a coffee cou
 generated pool of codes, a ¥20 voucher, a tea mug with stock, a draw with two prizes (one of
 them a hidden reward, only won), and the richest members redeem some of them, so the console's
 catalog and fulfilment queue and the member page's rewards show something at once: mugs
-shipped, packing, issued and cancelled. The same seed gives the same data (except the coupon
+shipped, packing, issued and cancelled. Risk control's typical rules are in force, and one
+member who bought and returned a dozen orders in the last days has a case open and new points
+held. The same seed gives the same data (except the coupon
 codes and the vouchers' codes, drawn from the system's randomness as in production).
 """
 
@@ -121,6 +123,107 @@ def fill_demo(
     clock.set(now)
     _sweep(database)
     fill_catalog(database, members)
+    fill_risk(database, clock, now)
+
+
+# Risk control (风控) in the demo: the typical rule set, and one member who bought and
+# returned a dozen orders in the last days, so the console shows a case with its evidence
+# and a member whose new points are held.
+DEMO_RISK_RULES: dict[str, Any] = {
+    "rules": [
+        {
+            "id": "earn-burst",
+            "kind": "velocity",
+            "scope": "member",
+            "measure": "earns",
+            "limit": 20,
+            "window": "hour",
+            "action": "block",
+        },
+        {
+            "id": "till-burst",
+            "kind": "velocity",
+            "scope": "location",
+            "measure": "points",
+            "limit": 200_000,
+            "window": "day",
+            "action": "flag",
+        },
+        {
+            "id": "refund-farming",
+            "kind": "farming",
+            "refunded_percent": 50,
+            "days": 30,
+            "min_points": 500,
+            "action": "hold",
+        },
+        {"id": "gift-ring", "kind": "transfer_ring", "senders": 5, "hours": 24, "action": "flag"},
+        {
+            "id": "new-member-inflow",
+            "kind": "new_member_inflow",
+            "points": 50_000,
+            "days": 7,
+            "action": "flag",
+        },
+        {
+            "id": "issuance-spike",
+            "kind": "issuance_spike",
+            "window": "hour",
+            "threshold": 6,
+            "trailing_days": 28,
+            "min_points": 10_000,
+            "action": "flag",
+        },
+    ]
+}
+DEMO_FARMER = "member-farm"
+DEMO_FARMING_ORDERS = 12
+
+
+def fill_risk(database: Database, clock: FixedClock, now: dt.datetime) -> None:
+    """Publish the demo's risk rules, let one member farm buy-and-refund orders over the
+    last days, and run the risk scan: one case, the member's new points held."""
+    svc.publish_risk_rules(
+        database,
+        program=DEMO_PROGRAM,
+        rules=DEMO_RISK_RULES,
+        actor=DEMO_STAFF,
+        note="the typical rule set",
+    )
+    svc.enrol_member(database, program=DEMO_PROGRAM, external_id=DEMO_FARMER)
+    clock.set(now - dt.timedelta(days=6))
+    for n in range(1, DEMO_FARMING_ORDERS + 1):
+        clock.advance(dt.timedelta(hours=11))
+        order = f"farm-{n:03d}"
+        svc.earn_purchase(
+            database,
+            program=DEMO_PROGRAM,
+            member=DEMO_FARMER,
+            order_id=order,
+            currency=DEMO_CURRENCY,
+            amount_minor=39_900,
+            location="上海-静安店",
+        )
+        svc.refund_order(
+            database,
+            program=DEMO_PROGRAM,
+            order_id=order,
+            refund_id=f"re-{order}",
+            amount_minor=39_900,
+            currency=DEMO_CURRENCY,
+            succeeded=True,
+        )
+    clock.set(now)
+    svc.scan_risk(database, program=DEMO_PROGRAM)
+    svc.earn_purchase(
+        database,
+        program=DEMO_PROGRAM,
+        member=DEMO_FARMER,
+        order_id="farm-held",
+        currency=DEMO_CURRENCY,
+        amount_minor=12_900,
+        location="上海-静安店",
+    )
 
 
 DEMO_STAFF = "demo"
