@@ -10,10 +10,14 @@ without the role gets 403 (:class:`RoleRequired`, which carries the roles, so th
 A session holds the account's id and its ``session_version`` (``"7:3"``); the user loader
 refuses a session whose version is not the account's current one. Signing out increments it
 (every session of that account ends, a copied cookie included), and so does a new password.
+
+A refused sign-in is logged (``jifen.console``, WARNING) with the username given and the
+client's address, never the password.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +47,7 @@ from admin.context import console
 from loyalty.services import console_users as accounts
 
 EVERYONE = accounts.ROLES
+log = logging.getLogger("jifen.console")
 MARKETING = ("marketing", "admin")
 OPERATIONS = ("operations", "admin")
 
@@ -158,6 +163,13 @@ def login() -> ResponseReturnValue:
             login_user(SignedIn(user))
             flash(f"Signed in as {user.username} ({user.role}).", "success")
             return redirect(_safe_next(request.form.get("next")))
+        log.warning(
+            "console sign-in refused",
+            extra={
+                "username": request.form.get("username", "")[:120],
+                "address": request.remote_addr,
+            },
+        )
         flash("Wrong username or password, or the account is disabled.", "error")
         return render_template("jifen/login.html", next=request.form.get("next", "")), 401
     if current_user.is_authenticated:

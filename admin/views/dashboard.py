@@ -1,14 +1,25 @@
 """The dashboard: points issued (above the line) and redeemed, expired and cleared (below it)
 per day, the net over the period, the liability, what expires within 90 days and its share of
-what members hold, members and the top earners; with tiers, how many members hold each."""
+what members hold, members and the top earners; with tiers, how many members hold each.
+
+Above them, a health strip: each scheduled job's lag since its last success (worst first,
+red when overdue), the program's outbox and webhook backlogs, failed deliveries, open risk
+cases and parked Stripe events, each linking to the page that shows it. It reads
+:func:`~loyalty.monitoring.snapshot.take_snapshot`, as ``/metrics`` does.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from admin.charts import Series, bar_chart, flow_chart, line_chart
 from admin.views.base import ConsoleIndexView, expose
+from loyalty.monitoring.snapshot import HealthSnapshot, JobLag, take_snapshot
 from loyalty.services import tier_distribution, tiers_in_force
 from loyalty.services.console_queries import Dashboard, dashboard
 from loyalty.services.results import ProgramInfo
@@ -61,6 +72,96 @@ def tier_chart(counts: list[TierCount]) -> Markup | None:
     )
 
 
+@dataclass(frozen=True)
+class HealthItem:
+    """One entry of the health strip: what, how much, whether it needs attention, and the
+    page that shows it (None: no page, or not for this role)."""
+
+    key: str
+    label: str
+    value: str
+    alert: bool
+    url: str | None = None
+    title: str = ""
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as a person reads it: "40 s", "12 min", "3 h 5 min", "2 d 4 h"."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
+    if whole < 3600:
+        return f"{minutes} min"
+    if whole < 86400:
+        rest = minutes % 60
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    rest = hours % 24
+    return f"{days} d {rest} h" if rest else f"{days} d"
+
+
+def _link(endpoint: str, **args: Any) -> str | None:
+    """The URL of a console page, when it exists and the signed-in person may open it."""
+    if endpoint not in current_app.view_functions:
+        return None
+    admins = current_app.extensions.get("admin") or []
+    views = admins[0]._views if admins else []
+    page = next((v for v in views if v.endpoint == endpoint.partition(".")[0]), None)
+    if page is not None and not page.is_accessible():
+        return None
+    return url_for(endpoint, **args)
+
+
+def job_item(lag: JobLag) -> HealthItem:
+    """A job's entry: its lag, red when overdue."""
+    value = "never ran" if lag.lag_seconds is None else f"{duration_text(lag.lag_seconds)} ago"
+    title = (
+        f"runs every {duration_text(lag.every_seconds)}; overdue after "
+        f"{duration_text(lag.allowed_seconds)} without a successful run"
+    )
+    return HealthItem(f"job-{lag.job}", lag.job, value, lag.overdue, _link("jobs.index"), title)
+
+
+def health_items(
+    snapshot: HealthSnapshot, program: str
+) -> tuple[list[HealthItem], list[HealthItem]]:
+    """The strip's jobs (worst first) and the program's backlogs."""
+    backlog = snapshot.program(program)
+    webhooks = _link("webhooks_out.index")
+    waiting = [
+        HealthItem("outbox", "events to send", f"{backlog.outbox:,}", False, webhooks),
+        HealthItem(
+            "webhooks-pending",
+            "deliveries pending",
+            f"{backlog.webhooks_pending:,}",
+            False,
+            webhooks,
+        ),
+        HealthItem(
+            "webhooks-failed",
+            "deliveries failed",
+            f"{backlog.webhooks_failed:,}",
+            backlog.webhooks_failed > 0,
+            webhooks,
+        ),
+        HealthItem(
+            "risk-open",
+            "risk cases open",
+            f"{backlog.risk_open:,}",
+            backlog.risk_open > 0,
+            _link("risk.index"),
+        ),
+        HealthItem(
+            "stripe-parked",
+            "Stripe events parked",
+            f"{backlog.stripe_parked:,}",
+            backlog.stripe_parked > 0,
+            _link("events.index", status="parked"),
+        ),
+    ]
+    return [job_item(lag) for lag in snapshot.jobs], waiting
+
+
 class DashboardView(ConsoleIndexView):
     """The console's home page (every role)."""
 
@@ -80,6 +181,7 @@ class DashboardView(ConsoleIndexView):
         )
         expiring = figures.expiring[EXPIRY_WINDOW]
         tiers = tier_counts(self.console.db, program)
+        jobs, waiting = health_items(take_snapshot(self.console.db), program.code)
         return self.render(
             "jifen/dashboard.html",
             program=program,
@@ -90,4 +192,6 @@ class DashboardView(ConsoleIndexView):
             expiring_share=share_text(expiring, figures.outstanding),
             tier_chart=tier_chart(tiers),
             tier_counts=tiers,
+            health_jobs=jobs,
+            health_waiting=waiting,
         )
