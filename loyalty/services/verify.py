@@ -35,7 +35,10 @@ returns none. The checks:
 * the outbox (see :mod:`loyalty.events.checks`): every operation has exactly its events,
   every member its enrolment, tier change and reminder events; deliveries are sound;
 * every API key has known scopes, a SHA-256 hash and a ``jfn_sk_`` prefix, and was not
-  revoked before it was created; every allowed origin is stored as ``scheme://host[:port]``.
+  revoked before it was created; every allowed origin is stored as ``scheme://host[:port]``;
+* risk control (see :mod:`loyalty.services.risk_checks`): lots held by risk control belong to
+  members on hold, a member on hold has an open hold case, every case is consistent, every
+  risk rule version parses and each program's ``risk_version`` names one of its versions.
 """
 
 from __future__ import annotations
@@ -74,6 +77,12 @@ from loyalty.errors import InvalidInput
 from loyalty.events.checks import OUTBOX_CHECKS
 from loyalty.services.api_keys import KEY_PREFIX, SCOPES, normalise_origin
 from loyalty.services.reversals import OPEN_STATUSES
+from loyalty.services.risk_checks import (
+    RISK_CHECKS,
+    RISK_RULES_CHECK,
+    RISK_RULES_DESCRIPTION,
+    risk_rule_problems,
+)
 
 EARN_KINDS = ("earn", "earn_pending")
 MAX_PROBLEMS = 20
@@ -543,6 +552,7 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
         _qualifying_vs_sources,
     ),
     *OUTBOX_CHECKS,
+    *RISK_CHECKS,
 )
 
 
@@ -644,6 +654,14 @@ def _api_credentials_sound(conn: Connection) -> CheckResult:
     return CheckResult(API_KEYS_CHECK, description, len(problems), tuple(problems[:MAX_PROBLEMS]))
 
 
+def _risk_rules_sound(conn: Connection) -> CheckResult:
+    """Every risk rule version parses; each program's ``risk_version`` is one of its own."""
+    problems = risk_rule_problems(conn)
+    return CheckResult(
+        RISK_RULES_CHECK, RISK_RULES_DESCRIPTION, len(problems), tuple(problems[:MAX_PROBLEMS])
+    )
+
+
 def verify_ledger(db: Database) -> VerifyReport:
     """Run every check and count the rows in one consistent snapshot, so a ledger being
     written meanwhile is verified as it stood at one moment (``Database.snapshot``: a
@@ -653,6 +671,7 @@ def verify_ledger(db: Database) -> VerifyReport:
             *(_run_check(conn, *check) for check in CHECKS),
             _text_is_clean(conn),
             _api_credentials_sound(conn),
+            _risk_rules_sound(conn),
         )
         counts = {
             name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())

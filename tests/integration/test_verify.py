@@ -14,9 +14,15 @@ from loyalty.db import Database
 from loyalty.db.models import Entry
 from loyalty.domain.clock import FixedClock
 from loyalty.services.api_keys import add_origin, create_key
-from loyalty.services.verify import API_KEYS_CHECK, CHECKS, CLEAN_TEXT_CHECK, VerifyReport
+from loyalty.services.verify import (
+    API_KEYS_CHECK,
+    CHECKS,
+    CLEAN_TEXT_CHECK,
+    RISK_RULES_CHECK,
+    VerifyReport,
+)
 
-ALL_CHECKS = {name for name, _, _ in CHECKS} | {CLEAN_TEXT_CHECK, API_KEYS_CHECK}
+ALL_CHECKS = {name for name, _, _ in CHECKS} | {CLEAN_TEXT_CHECK, API_KEYS_CHECK, RISK_RULES_CHECK}
 
 
 def _failing(report: VerifyReport) -> set[str]:
