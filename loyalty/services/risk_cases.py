@@ -4,7 +4,10 @@ Resolving a case is one unit of work, audited: ``release`` makes the member's he
 available (a ``mature`` operation, as when a return window ends) and lifts the hold;
 ``reverse`` does that and deducts ``points`` (by default the points held) with the reason,
 as an adjustment; ``dismiss`` closes the case as a false alarm and releases like
-``release``. A member stays on hold while another of their hold cases is open.
+``release``. A member stays on hold while another of their hold cases is open, and their held
+points stay held with them: only the resolution that lifts the hold releases them. Whether
+another hold case is open is read under the member's lock, so two resolutions at once cannot
+both leave the hold to the other.
 """
 
 from __future__ import annotations
@@ -174,9 +177,7 @@ def resolve_risk_case(
             member = _member_of(conn, row)
             released = 0
             if member is not None:
-                released = _release(
-                    uow, conn, prog.id, member, case_id, keep_hold=_other_holds(conn, row)
-                )
+                released = _release(uow, conn, prog.id, member, case_id, closing=row)
         if outcome == "reverse":
             _reverse(
                 uow, prog.code, row, member, points if points is not None else released, note, actor
@@ -220,7 +221,7 @@ def release_member_hold(
         ).first()
         if row is None:
             raise MemberNotFound(f"no member {member!r} in program {program!r}", member=member)
-        released = _release(uow, conn, prog.id, row, None, keep_hold=False)
+        released = _release(uow, conn, prog.id, row, None, closing=None)
         record_audit(
             conn,
             actor=actor,
@@ -240,13 +241,17 @@ def _release(
     member: Any,
     case_id: int | None,
     *,
-    keep_hold: bool,
+    closing: Any,
 ) -> int:
-    """Make the member's held lots available (one ``mature`` operation) and, unless another
-    hold case is open, lift the hold. Returns the points released."""
+    """Lift the member's hold and make their held lots available (one ``mature``
+    operation), unless a hold case other than ``closing`` (the case being resolved; ``None``
+    when a person lifts the hold outside a case) is still open: then the member stays on hold
+    and their points stay held. Returns the points released."""
     locked = conn.execute(
         select(members.c.id).where(members.c.id == member.id).with_for_update()
     ).scalar_one()
+    if closing is not None and _other_holds(conn, closing):
+        return 0
     held = conn.execute(
         select(lots.c.id, lots.c.pending)
         .where(lots.c.member_id == locked, HELD_LOT)
@@ -265,8 +270,7 @@ def _release(
             for r in held
         ],
     )
-    if not keep_hold:
-        conn.execute(update(members).where(members.c.id == locked).values(risk_hold=False))
+    conn.execute(update(members).where(members.c.id == locked).values(risk_hold=False))
     return sum(int(r.pending) for r in held)
 
 

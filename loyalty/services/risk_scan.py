@@ -6,8 +6,12 @@ members), returning the subjects over the limit with their figures and the newes
 that counts. A trip then opens the subject's case, adds to it while it is open (only when
 there is activity newer than what the case saw), or reopens it after a resolution only for
 activity newer than the resolution: running the scan twice, or after a dismissal, opens
-nothing new. A ``hold`` rule also puts the member on hold (new points stay pending). Safe to
-run concurrently: each case is written under its unique key, with the row locked.
+nothing new. A ``hold`` rule also puts the member on hold (new points stay pending). An open
+case keeps the strongest action it has had (a rule changed from ``hold`` to ``flag`` leaves
+its open case, and the member's hold, for a person to resolve; one changed the other way
+makes its open case a hold case and holds the member), so a member on hold always has an open
+hold case. Safe to run concurrently: each case is written under its unique key, with the row
+locked.
 """
 
 from __future__ import annotations
@@ -77,11 +81,10 @@ def scan_risk(db: Database, *, program: str | None = None) -> RiskScanResult:
             for trip in trips:
                 totals["trips"] += 1
                 with db.write() as conn:
-                    outcome = record_trip(conn, program_id, version, rule, trip, now)
-                if outcome is not None:
-                    totals[outcome] += 1
-                    if rule.action == "hold" and trip.member_id is not None:
-                        totals["held"] += outcome in ("opened", "reopened")
+                    recorded = record_trip(conn, program_id, version, rule, trip, now)
+                if recorded is not None:
+                    totals[recorded.outcome] += 1
+                    totals["held"] += recorded.held
     return RiskScanResult(**totals)
 
 
@@ -97,12 +100,19 @@ def _programs(conn: Connection, program: str | None) -> list[tuple[int, int]]:
     return [(r.id, r.risk_version) for r in rows]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What a trip did to its case: ``opened``, ``updated`` or ``reopened`` it, and whether
+    it put the member on hold."""
+
+    outcome: str
+    held: bool
+
+
 def record_trip(
     conn: Connection, program_id: int, version: int, rule: RiskRule, trip: Trip, now: dt.datetime
-) -> str | None:
-    """Open, add to or reopen the case of ``trip``; ``None`` when it changes nothing.
-
-    Returns ``opened``, ``updated`` or ``reopened``."""
+) -> Recorded | None:
+    """Open, add to or reopen the case of ``trip``; ``None`` when it changes nothing."""
     evidence = {"figures": trip.figures, "operations": list(trip.operations)}
     opened = conn.execute(
         insert_ignoring(risk_cases, returning=[risk_cases.c.id]).on(conn),
@@ -122,8 +132,7 @@ def record_trip(
         },
     ).first()
     if opened is not None:
-        _hold(conn, rule, trip)
-        return "opened"
+        return Recorded("opened", _hold(conn, rule.action, trip))
     existing = conn.execute(
         select(risk_cases)
         .where(
@@ -133,10 +142,12 @@ def record_trip(
         )
         .with_for_update()
     ).one()
+    action = rule.action
     if existing.status == "open":
         if trip.latest_at <= existing.last_tripped_at:
             return None
         outcome, values = "updated", {}
+        action = _STRONGER.get((existing.action, rule.action), rule.action)
     else:
         if existing.resolved_at is not None and trip.latest_at <= existing.resolved_at:
             return None
@@ -155,21 +166,27 @@ def record_trip(
         .values(
             **values,
             rule_version=version,
-            action=rule.action,
+            action=action,
             summary=trip.summary,
             evidence=evidence,
             trips=existing.trips + 1,
             last_tripped_at=trip.latest_at,
         )
     )
-    if outcome == "reopened":
-        _hold(conn, rule, trip)
-    return outcome
+    becomes_hold = outcome == "reopened" or existing.action != "hold"
+    return Recorded(outcome, becomes_hold and _hold(conn, action, trip))
 
 
-def _hold(conn: Connection, rule: RiskRule, trip: Trip) -> None:
-    if rule.action == "hold" and trip.member_id is not None:
-        conn.execute(update(members).where(members.c.id == trip.member_id).values(risk_hold=True))
+# An open case's action when its rule now says otherwise: a hold stays a hold.
+_STRONGER = {("hold", "flag"): "hold"}
+
+
+def _hold(conn: Connection, action: str, trip: Trip) -> bool:
+    """Put the member of a ``hold`` trip on hold; whether it did."""
+    if action != "hold" or trip.member_id is None:
+        return False
+    conn.execute(update(members).where(members.c.id == trip.member_id).values(risk_hold=True))
+    return True
 
 
 def _trips(conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime) -> Iterator[Trip]:
