@@ -6,19 +6,23 @@ A version is immutable and in force from its publication until the next one;
 locks and parses it once per process (:class:`RiskRuleCache`). The in-write checks cover the
 ``block`` rules (``velocity`` on an earn, ``new_member_inflow`` on an earn or a transfer
 received): one indexed count over the member's (or the location's, the device's) recent
-earnings, and only when the program has such a rule. The ``flag`` and ``hold`` rules are the
-risk job's (:mod:`loyalty.services.risk_scan`).
+earnings, and only when the program has such a rule. A member's earns are serialised by the
+member's lock; the earns a location or device ``block`` rule counts, by a transaction-scoped
+lock on the location or device, so N earns at once never pass a limit of N - 1. The ``flag``
+and ``hold`` rules are the risk job's (:mod:`loyalty.services.risk_scan`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from loyalty.db.dialect import lock_key_for_transaction
 from loyalty.db.tables import earnings, members, programs, risk_rule_versions, transfers
 from loyalty.domain.checks import require_text
 from loyalty.domain.risk import RiskRule, RiskRules
@@ -196,8 +200,13 @@ def check_earn(
     if row.program_risk_version is None:
         return
     rules = rules_of(db, conn, row.program_id, row.program_risk_version)
-    for rule in rules.blocking("velocity"):
-        subject = {"member": row.id, "location": location, "device": device}[rule["scope"]]
+    blocking = rules.blocking("velocity")
+    subjects = [
+        (rule, {"member": row.id, "location": location, "device": device}[rule["scope"]])
+        for rule in blocking
+    ]
+    _lock_shared_subjects(conn, row.program_id, subjects)
+    for rule, subject in subjects:
         if subject is None:
             continue
         count, total = _recent_earnings(conn, row, rule, subject, now)
@@ -227,6 +236,29 @@ def check_received(
     rules = rules_of(db, conn, recipient.program_id, risk_version)
     for rule in rules.blocking("new_member_inflow"):
         _check_inflow(conn, rule, recipient, points, now)
+
+
+def _lock_shared_subjects(
+    conn: Connection, program_id: int, subjects: list[tuple[RiskRule, Any]]
+) -> None:
+    """Serialise the earns a location or device ``block`` rule counts, as the member's lock
+    serialises a member's: otherwise two members' earns at one till could both take its last
+    slot. Transaction-scoped locks (PostgreSQL; SQLite's writers are serialised already),
+    taken in one order so two earns never wait for each other's."""
+    keys = {
+        _subject_lock_key(program_id, rule["scope"], str(subject))
+        for rule, subject in subjects
+        if subject is not None and rule["scope"] != "member"
+    }
+    for key in sorted(keys):
+        lock_key_for_transaction(conn, key)
+
+
+def _subject_lock_key(program_id: int, scope: str, subject: str) -> int:
+    name = f"jifen:risk:{program_id}:{scope}:{subject}"
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def _recent_earnings(
