@@ -55,6 +55,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from admin.auth import has_role, init_auth, local_path
 from admin.context import EXTENSION, Console
 from admin.formatting import init_filters
+from admin.i18n import init_i18n
 from admin.ops import mount_ops
 from admin.throttle import init_throttle
 from loyalty.config import DEFAULT_MAX_BODY_BYTES, Settings, load_settings
@@ -117,6 +118,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf = CSRFProtect(app)
     init_auth(app)
     init_throttle(app, app.config.get("JIFEN_REDIS_URL") or None)
+    init_i18n(app)
     _init_admin(app)
     _init_webhook(app, database, csrf)
     _init_errors(app)
