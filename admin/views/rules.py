@@ -1,8 +1,10 @@
 """Earning rules (marketing): the version in force and those scheduled (each can be
-cancelled before its time), a draft editor that says which version it starts from, a preview
-of a sample order under the version the draft would replace and under the draft, with the
-changes in words, then publishing with an effective-from time. Program settings (rounding,
-reminders, year-end clearing) have their own form. Every change is audited."""
+cancelled before its time, after a confirmation naming what stays in force then and what
+the cancelled version would have changed), a draft editor that says which version it starts
+from (in force or scheduled, as picked), a preview of a sample order under the version the
+draft would replace and under the draft, with the changes in words, then publishing with an
+effective-from time. Program settings (rounding, reminders, year-end clearing) have their
+own form. Every change is audited."""
 
 from __future__ import annotations
 
@@ -149,15 +151,55 @@ class RulesView(ConsoleView):
             previewed=fingerprint,
         )
 
-    @expose("/cancel", methods=("POST",))
+    @expose("/cancel", methods=("GET", "POST"))
     def cancel(self) -> ResponseReturnValue:
+        """GET: what cancelling a scheduled version means, with the button that does it.
+        POST with ``confirm=yes``: cancel it (audited); without, back to that question."""
         require_role(*MARKETING)
         program = self.program()
+        source = request.form if request.method == "POST" else request.args
         try:
-            version = int(request.form.get("version", ""))
+            version = int(source.get("version", ""))
         except ValueError:
             flash_error(InvalidInput("choose the version to cancel from the rules page"))
             return redirect(url_for(".index"))
+        if request.method == "POST" and request.form.get("confirm") == "yes":
+            return self._cancel(program, version)
+        if request.method == "POST":
+            return redirect(url_for(".cancel", version=version))
+        timeline = Timeline.read(self.console.db, program)
+        chosen = next((v for v in timeline.scheduled if v.version == version), None)
+        if chosen is None:
+            flash_error(
+                InvalidInput(
+                    f"rules version {version} is not scheduled for later: only a version "
+                    "that has not taken effect can be cancelled"
+                )
+            )
+            return redirect(url_for(".index"))
+        return self._confirm_cancel(timeline, chosen)
+
+    def _confirm_cancel(self, timeline: Timeline, chosen: RuleVersionInfo) -> str:
+        program = timeline.program
+        instead = timeline.without(chosen)
+        return str(
+            self.render(
+                "jifen/rules_cancel.html",
+                program=program,
+                chosen=chosen,
+                chosen_words=timeline.describe(chosen),
+                instead_words=timeline.describe(instead),
+                followers=[timeline.describe(v) for v in timeline.followers(chosen)],
+                changes=rules_words.describe_changes(
+                    RuleSet.from_dict(instead.rules).to_dict(),
+                    RuleSet.from_dict(chosen.rules).to_dict(),
+                    currency=program.currency,
+                    tz=program.timezone,
+                ),
+            )
+        )
+
+    def _cancel(self, program: ProgramInfo, version: int) -> ResponseReturnValue:
         try:
             cancelled = cancel_scheduled_rules(
                 self.console.db, program=program.code, version=version, actor=actor()
@@ -212,6 +254,25 @@ class Timeline:
         """The version numbered ``text`` (``"3"`` or ``"v3"``), if there is one."""
         number = text.strip().lstrip("v")
         return next((v for v in self.versions if str(v.version) == number), None)
+
+    def without(self, version: RuleVersionInfo) -> RuleVersionInfo:
+        """The version in force at ``version``'s start if ``version`` were cancelled (the
+        latest start at or before it, the higher number on a tie, as the ledger picks)."""
+        earlier = [
+            v
+            for v in self.versions
+            if v.version != version.version and v.effective_from_at <= version.effective_from_at
+        ]
+        return max(earlier, key=lambda v: (v.effective_from_at, v.version), default=self.current)
+
+    def followers(self, version: RuleVersionInfo) -> list[RuleVersionInfo]:
+        """Scheduled versions published after ``version`` that start at or after it: each
+        may build on it, so they are cancelled first."""
+        return [
+            v
+            for v in self.scheduled
+            if v.version > version.version and v.effective_from_at >= version.effective_from_at
+        ]
 
     def describe(self, version: RuleVersionInfo) -> str:
         """``version 2 (in force now)`` or ``version 3 (scheduled from … zone)``."""

@@ -1,7 +1,8 @@
 """The rules page in a real browser (Debian's chromium, headless, Playwright): marketing
 schedules a version with a weekend campaign, sees it apart from the version in force, every
 campaign column without a scroll box, the preview naming both sides and its changes in words,
-cancels the scheduled version, and reads both in the audit log in words.
+opens the scheduled version in the editor, cancels it after a confirmation that says what
+stays in force and what it would have changed, and reads both in the audit log in words.
 
 At 1280 and 1400 px and at 390 px (a phone) no page scrolls sideways. Screenshots go to
 ``tests/e2e/screenshots/rules-*.png``.
@@ -116,7 +117,26 @@ def test_marketing_schedules_compares_and_cancels_a_version_and_reads_it_in_word
         expect(page.locator("#base_ratio")).to_have_value("1")
         fits(page, "scheduled", campaigns=True)
 
+        page.click("[data-testid=start-from-v2]")
+        expect(page.get_by_test_id("editor-base")).to_contain_text(
+            f"starts from version 2 (scheduled from {shown_start})"
+        )
+        expect(page.locator("#base_ratio")).to_have_value("2")
+        expect(page.locator("[name=camp_weekdays]").first).to_have_value("Sat Sun")
+        fits(page, "editing-scheduled", campaigns=True)
+
         page.click("[data-testid=cancel-v2]")
+        confirm = page.get_by_test_id("cancel-confirm")
+        expect(confirm).to_contain_text(f"scheduled to take effect on {shown_start}")
+        expect(confirm).to_contain_text("version 1 (in force now")
+        expect(page.get_by_test_id("cancel-changes")).to_contain_text(
+            "campaign Weekend added: ×2, Sat Sun"
+        )
+        fits(page, "cancel-confirm")
+        page.click("[data-testid=keep]")
+        expect(page.get_by_test_id("scheduled")).to_contain_text("version 2")
+        page.click("[data-testid=cancel-v2]")
+        page.click("[data-testid=confirm-cancel]")
         expect(page.locator(".alert-success")).to_contain_text("Cancelled rules version 2")
         expect(page.get_by_test_id("schedule")).to_contain_text("Nothing scheduled.")
         fits(page, "cancelled")

@@ -1,6 +1,7 @@
 """The rules page says which version is in force and which are scheduled, cancels a version
-before its time (the service, on both databases, and its button), and shows rule changes in
-words with local times, on the rules page and in the audit log."""
+before its time (the service, on both databases, and its button with the confirmation that
+says what stays in force), offers the editor every version it does not start from, and
+shows rule changes in words with local times, on the rules page and in the audit log."""
 
 from __future__ import annotations
 
@@ -227,14 +228,31 @@ def test_every_campaign_column_has_a_real_header_and_no_scroll_box(
     assert "table-responsive" not in page.split('data-testid="campaigns"')[0][-300:]
 
 
-def test_marketing_cancels_a_scheduled_version_from_the_page(
+def _cancel(client: FlaskClient, token: str, version: str) -> Any:
+    return post(client, "/admin/rules/cancel", token, version=version, confirm="yes")
+
+
+def test_marketing_cancels_a_scheduled_version_after_a_confirmation(
     app: Flask, db: Database, marketing: tuple[FlaskClient, str]
 ) -> None:
     client, token = marketing
     _schedule(db, "2", DEC_5)
-    assert 'data-testid="cancel-v2"' in _page(client)
-    done = post(client, "/admin/rules/cancel", token, version="2")
-    assert done.status_code == 302
+    assert 'href="/admin/rules/cancel?version=2" data-testid="cancel-v2"' in _page(client)
+    asked = _page(client, "/admin/rules/cancel?version=2")
+    assert "Cancel rules version 2?" in asked
+    assert "scheduled to take effect on <strong>2026-12-05 00:00</strong> (Asia/Shanghai)" in asked
+    assert "from then on <strong>version 1 (in force now, since" in asked
+    assert "<li>base ratio 1 → 2 points per CNY</li>" in asked
+    assert 'name="confirm" value="yes"' in asked and 'data-testid="keep"' in asked
+    assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1, 2]
+
+    unconfirmed = post(client, "/admin/rules/cancel", token, version="2")
+    assert unconfirmed.status_code == 302
+    assert unconfirmed.headers["Location"].endswith("/admin/rules/cancel?version=2")
+    assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1, 2]
+    assert not s.list_audit(db, action="rules.cancel").items
+
+    assert _cancel(client, token, "2").status_code == 302
     page = _page(client)
     assert "Cancelled rules version 2: it will not take effect on 2026-12-05 00:00" in page
     assert "Nothing scheduled." in page
@@ -243,14 +261,48 @@ def test_marketing_cancels_a_scheduled_version_from_the_page(
     assert entry.actor == "marketing"
 
 
+def test_the_confirmation_names_what_stays_in_force_then_and_a_version_that_follows(
+    app: Flask, db: Database, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, _token = marketing
+    _schedule(db, "2", DEC_5)
+    _schedule(db, "3", DEC_10)
+    later = _page(client, "/admin/rules/cancel?version=3")
+    assert "from then on <strong>version 2 (scheduled from 2026-12-05 00:00)</strong>" in later
+    assert "<li>base ratio 2 → 3 points per CNY</li>" in later
+    assert 'data-testid="confirm-cancel"' in later
+
+    followed = _page(client, "/admin/rules/cancel?version=2")
+    assert "Published after it and following it: version 3 (scheduled from 2026-12-10" in followed
+    assert "Cancel that one first." in followed
+    assert 'data-testid="confirm-cancel"' not in followed
+
+
+def test_a_version_that_is_not_scheduled_has_no_confirmation(
+    app: Flask, db: Database, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, _token = marketing
+    _schedule(db, "2", DEC_5)
+    for asked, said in (
+        ("1", "rules version 1 is not scheduled for later: only a version that has not"),
+        ("7", "rules version 7 is not scheduled for later"),
+        ("v2", "choose the version to cancel from the rules page"),
+        ("", "choose the version to cancel from the rules page"),
+    ):
+        response = client.get(f"/admin/rules/cancel?version={asked}", follow_redirects=True)
+        page = response.get_data(as_text=True)
+        assert said in page and "Cancel rules version" not in page, asked
+    assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1, 2]
+
+
 def test_a_cancel_clicked_after_the_moment_passed_is_refused_with_what_to_do(
     app: Flask, db: Database, clock: FixedClock, marketing: tuple[FlaskClient, str]
 ) -> None:
     client, token = marketing
     _schedule(db, "2", DEC_5)
-    assert 'data-testid="cancel-v2"' in _page(client)
+    assert 'data-testid="confirm-cancel"' in _page(client, "/admin/rules/cancel?version=2")
     clock.set(DEC_5 + dt.timedelta(seconds=1))
-    post(client, "/admin/rules/cancel", token, version="2")
+    _cancel(client, token, "2")
     page = _page(client)
     assert "rules version 2 has been in force since 2026-12-05 00:00 Asia/Shanghai" in page
     assert "publish a new version with the rules you want instead" in page
@@ -266,15 +318,33 @@ def test_only_marketing_and_admin_cancel_and_only_with_the_form_token(
     for client, name in ((viewer, "viewer"), (operations, "operations")):
         token = login(client, name)
         assert 'data-testid="cancel-v2"' not in _page(client)
-        assert post(client, "/admin/rules/cancel", token, version="2").status_code == 403
+        assert client.get("/admin/rules/cancel?version=2").status_code == 403
+        assert _cancel(client, token, "2").status_code == 403
     token = login(admin, "admin")
-    forged = admin.post("/admin/rules/cancel", data={"version": "2"})
+    forged = admin.post("/admin/rules/cancel", data={"version": "2", "confirm": "yes"})
     assert forged.status_code == 400
     assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1, 2]
-    assert post(admin, "/admin/rules/cancel", token, version="v2").status_code == 302
+    assert _cancel(admin, token, "v2").status_code == 302
     assert "choose the version to cancel" in _page(admin)
-    assert post(admin, "/admin/rules/cancel", token, version="2").status_code == 302
+    assert _cancel(admin, token, "2").status_code == 302
     assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1]
+
+
+def test_the_editor_offers_the_versions_it_does_not_start_from(
+    app: Flask, db: Database, marketing: tuple[FlaskClient, str]
+) -> None:
+    client, _token = marketing
+    _schedule(db, "2", DEC_5)
+    _schedule(db, "3", DEC_10)
+
+    def offered(page: str) -> list[str]:
+        line = page.split('data-testid="editor-base"')[1].split("</p>")[0]
+        return [part.split('"')[0] for part in line.split('data-testid="start-from-v')[1:]]
+
+    assert offered(_page(client)) == ["2", "3"]
+    from_v2 = _page(client, "/admin/rules/?base=2")
+    assert offered(from_v2) == ["1", "3"]
+    assert "version 1 (in force now)</a>" in from_v2 and "version 3 (scheduled)</a>" in from_v2
 
 
 WEEKEND = {
