@@ -1,5 +1,6 @@
 """Jobs: the last runs of each sweep with their figures and errors, "run now", and the
-forecast of what will expire or be cleared. Operations and admin run; everyone reads."""
+forecast of what will expire or be cleared, by week (a bad ``days`` or ``page`` is refused
+beside its field, the page still shown). Operations and admin run; everyone reads."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.charts import Series, bar_chart
 from admin.views.base import ConsoleView, expose, flash_error, number_arg, page_number
 from loyalty import jobs
+from loyalty.db.database import Database
 from loyalty.errors import InvalidInput, LoyaltyError
 from loyalty.jobs.specs import console_jobs
 from loyalty.services import audit
 from loyalty.services.console_queries import ForecastWeek, ForecastWeeks, forecast_weeks
+from loyalty.services.results import ProgramInfo
 
 FORECAST_DAYS = 90
 MAX_FORECAST_DAYS = 366
@@ -53,6 +56,20 @@ def forecast_chart(ahead: ForecastWeeks) -> Markup:
     )
 
 
+def _forecast(db: Database, program: ProgramInfo) -> tuple[ForecastWeeks, InvalidInput | None]:
+    """The forecast ``?days=`` and ``?page=`` ask for; when one is refused, the first page
+    of the default horizon (or of the days asked, if those were fine) and the refusal, which
+    the page shows beside the field instead of leaving the console."""
+    try:
+        days = number_arg("days", minimum=1, maximum=MAX_FORECAST_DAYS) or FORECAST_DAYS
+    except InvalidInput as exc:
+        return forecast_weeks(db, program, days=FORECAST_DAYS), exc
+    try:
+        return forecast_weeks(db, program, days=days, page=page_number()), None
+    except InvalidInput as exc:
+        return forecast_weeks(db, program, days=days), exc
+
+
 class JobsView(ConsoleView):
     """Job runs from ``job_runs`` and the expiry forecast."""
 
@@ -62,9 +79,9 @@ class JobsView(ConsoleView):
         db = self.console.db
         runs = jobs.last_runs(db, limit_per_job=5)
         by_job = {name: [r for r in runs if r.job == name] for name in jobs.JOB_NAMES}
-        days = number_arg("days", minimum=1, maximum=MAX_FORECAST_DAYS) or FORECAST_DAYS
-        ahead = forecast_weeks(db, program, days=days, page=page_number())
-        return self.render(
+        ahead, refused = _forecast(db, program)
+        days_refused = refused is not None and refused.details.get("field") == "days"
+        html = self.render(
             "jifen/jobs.html",
             program=program,
             specs=[jobs.JOBS[n] for n in jobs.JOB_NAMES],
@@ -74,7 +91,11 @@ class JobsView(ConsoleView):
             queued=self.console.redis_url is not None,
             forecast=ahead,
             forecast_chart=forecast_chart(ahead),
+            forecast_refused=refused.message if refused else "",
+            days_refused=days_refused,
+            days_text=request.args.get("days", "") if days_refused else str(ahead.days),
         )
+        return html, 400 if refused else 200
 
     @expose("/run", methods=("POST",))
     def run(self) -> ResponseReturnValue:
