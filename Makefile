@@ -25,8 +25,11 @@ install-test: $(VENV)/.test-tools
 ## The database is kept between starts: FRESH=1 rebuilds it; PORT=8080 serves on another port.
 PORT  ?=
 FRESH ?=
+DEMO_FRESH = $(filter-out 0 no false,$(FRESH))
 demo: install
-	$(BIN)/jifen console --demo $(if $(PORT),--port $(PORT)) $(if $(filter-out 0 no false,$(FRESH)),--fresh)
+	@echo "make demo: the console on port $(or $(PORT),5000) (make demo PORT=5050 for another);" \
+	  "$(if $(DEMO_FRESH),building the demo database anew,the demo database is kept between starts (make demo FRESH=1 rebuilds it))"
+	$(BIN)/jifen console --demo $(if $(PORT),--port $(PORT)) $(if $(DEMO_FRESH),--fresh)
 
 ## lint: ruff and mypy
 lint: install-test

@@ -1,7 +1,8 @@
 """``make demo`` and ``jifen console --demo``: the demo database is kept between starts (and
 built again only on ``--fresh``, when missing, from another schema or half built, saying why),
 a port another program holds is refused before anything is built (or asked for again at a
-terminal), and ``make demo`` installs Jifen without the test tools."""
+terminal), and ``make demo`` installs Jifen without the test tools and says which port it
+serves on, how to choose another and whether it keeps or rebuilds the database."""
 
 from __future__ import annotations
 
@@ -330,3 +331,38 @@ def test_make_demo_passes_the_port_and_fresh(tmp_path: Path) -> None:
     assert "console --demo --port 8080 --fresh" in _make("demo", venv, "PORT=8080", "FRESH=1")
     plain = _make("demo", venv, "FRESH=0")
     assert "--fresh" not in plain and "--port" not in plain
+
+
+def _run_make_demo(tmp_path: Path, *args: str) -> str:
+    """What ``make demo`` prints, run for real with a stand-in ``jifen`` that prints the
+    command it was given (its venv already installed, so nothing is installed)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    jifen = tmp_path / "venv" / "bin" / "jifen"
+    jifen.parent.mkdir(parents=True, exist_ok=True)
+    jifen.write_text('#!/bin/sh\necho "ran: jifen $*"\n')
+    jifen.chmod(0o755)
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "demo", f"VENV={tmp_path / 'venv'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return " ".join(result.stdout.split())
+
+
+def test_make_demo_says_its_port_how_to_change_it_and_whether_it_rebuilds(
+    tmp_path: Path,
+) -> None:
+    assert _run_make_demo(tmp_path) == (
+        "make demo: the console on port 5000 (make demo PORT=5050 for another); "
+        "the demo database is kept between starts (make demo FRESH=1 rebuilds it) "
+        "ran: jifen console --demo"
+    )
+    assert _run_make_demo(tmp_path, "PORT=8080", "FRESH=yes") == (
+        "make demo: the console on port 8080 (make demo PORT=5050 for another); "
+        "building the demo database anew "
+        "ran: jifen console --demo --port 8080 --fresh"
+    )
+    assert "kept between starts" in _run_make_demo(tmp_path, "FRESH=no")
