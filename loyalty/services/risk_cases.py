@@ -77,6 +77,9 @@ class RiskCaseInfo(Record):
 
 @dataclass(frozen=True)
 class RiskCasePage(Record):
+    """A page of risk cases, the most recently tripped first (without their evidence), and
+    ``total``, how many cases the filters match; pass ``offset`` for the next page."""
+
     items: tuple[RiskCaseInfo, ...]
     total: int
 
