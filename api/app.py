@@ -29,7 +29,7 @@ from flask import Flask, Response, g, request, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limit, Limiter
 
-from api import events, members, points, program, rewards, tiers
+from api import events, members, points, program, rewards, risk, tiers
 from api.auth import init_credentials, limit_key, refused_key
 from api.context import EXTENSION, ApiContext, init_request_units
 from api.cors import init_cors
@@ -52,7 +52,8 @@ answers the same results and errors.
 
 * **Authentication**: `Authorization: Bearer jfn_sk_…` (a server key of one program, with
   scopes `read`, `earn`, `redeem`, `refund`, `transfer`, `adjust`, `events` (the events
-  feed), `webhooks` (webhook endpoints), `admin`), or for a
+  feed), `webhooks` (webhook endpoints), `risk` (risk rules, cases, account freezes),
+  `admin`), or for a
   member's own reads `Bearer jfn_mt_…` (a member token from `POST /v1/members/{member}/tokens`).
 * **Idempotency**: every points write (earnings, holds and their capture or release,
   refunds, disputes, transfers, adjustments) takes an `Idempotency-Key` header; without one
@@ -91,7 +92,15 @@ def create_api_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme(
         "memberToken", {"type": "http", "scheme": "bearer", "bearerFormat": "jfn_mt_…"}
     )
-    blueprints = (members.blp, points.blp, program.blp, rewards.blp, tiers.blp, events.blp)
+    blueprints = (
+        members.blp,
+        points.blp,
+        program.blp,
+        rewards.blp,
+        tiers.blp,
+        events.blp,
+        risk.blp,
+    )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     limiter = _init_limits(app)

@@ -66,9 +66,10 @@ def keys() -> None:
 
     A client sends its key as `Authorization: Bearer jfn_sk_…`. A key belongs to one
     program and carries scopes: read, earn, redeem, refund, transfer, adjust, events (the
-    events feed), webhooks (webhook endpoints), admin (admin covers all the others). It is
-    shown once, when created; Jifen keeps only its hash. To rotate: create the new key,
-    deploy it, then revoke the old one (both work in between).
+    events feed), webhooks (webhook endpoints), risk (risk rules and cases, account
+    freezes), admin (admin covers all the others). It is shown once, when created; Jifen
+    keeps only its hash. To rotate: create the new key, deploy it, then revoke the old one
+    (both work in between).
 
     \b
     Examples:

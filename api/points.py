@@ -72,7 +72,10 @@ class EarnPurchase(MethodView):
     @blp.response(201, schemas.EarnResult)
     @_doc("earn")
     def post(self, body: dict[str, Any]) -> Any:
-        """Credit the points a paid order earns, once per order (scope `earn`)."""
+        """Credit the points a paid order earns, once per order (scope `earn`). `location`
+        and `device` name where it was earned, for risk control's velocity rules; a `block`
+        rule may refuse the earn (`risk_blocked`), a frozen account always does
+        (`member_frozen`)."""
         program = server_key("earn").program
         currency = currency_of(program, body.get("currency"))
         result = in_unit(
@@ -86,6 +89,8 @@ class EarnPurchase(MethodView):
                 lines=_lines(body),
                 paid_with_points_minor=body.get("paid_with_points_minor", 0),
                 idempotency_key=idempotency_key(),
+                location=body.get("location"),
+                device=body.get("device"),
             )
         )
         return written(result, 201)
@@ -97,7 +102,8 @@ class EarnAction(MethodView):
     @blp.response(201, schemas.EarnResult)
     @_doc("earn")
     def post(self, body: dict[str, Any]) -> Any:
-        """Credit a named action's fixed points within its limit (scope `earn`)."""
+        """Credit a named action's fixed points within its limit (scope `earn`); `location`
+        and `device` as for a purchase."""
         program = server_key("earn").program
         result = in_unit(
             lambda uow: core.earn_action(
@@ -107,6 +113,8 @@ class EarnAction(MethodView):
                 action=body["action"],
                 reference=body["reference"],
                 idempotency_key=idempotency_key(),
+                location=body.get("location"),
+                device=body.get("device"),
             )
         )
         return written(result, 201)

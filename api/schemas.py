@@ -32,6 +32,10 @@ from loyalty.services.approvals import AdjustmentRequestInfo
 from loyalty.services.member_tokens import MemberToken
 from loyalty.services.queries import MAX_PAGE
 from loyalty.services.reward_redemptions import MAX_PAGE as MAX_REDEMPTION_PAGE
+from loyalty.services.risk_cases import MAX_PAGE as MAX_RISK_CASE_PAGE
+from loyalty.services.risk_cases import RiskCaseInfo, RiskCasePage
+from loyalty.services.risk_rules import RiskRulesInfo
+from loyalty.services.risk_scan import RiskScanResult
 
 _SCHEMAS: dict[type, type[ma.Schema]] = {}
 _BUILDING: set[type] = set()
@@ -102,13 +106,14 @@ def _nested(cls: type, **kw: Any) -> ma.fields.Nested:
     return ma.fields.Nested(result_schema(cls), **kw)
 
 
-def result_schema(cls: type) -> type[ma.Schema]:
-    """The response schema of a result dataclass (named after it), built once."""
+def result_schema(cls: type, **fields: ma.fields.Field[Any]) -> type[ma.Schema]:
+    """The response schema of a result dataclass (named after it), built once; ``fields``
+    replace what the annotations give (a list of mappings whose values need a form)."""
     if cls not in _SCHEMAS:
         _BUILDING.add(cls)
         hints = typing.get_type_hints(cls)
         attrs: dict[str, Any] = {
-            f.name: _field(hints[f.name])
+            f.name: fields[f.name] if f.name in fields else _field(hints[f.name])
             for f in dataclasses.fields(cls)
             if f.name not in ("replayed", "key_hash")
         }
@@ -174,6 +179,16 @@ def _lines() -> ma.fields.List[Any]:
 
 
 _CURRENCY = "ISO 4217 code; default: the program's"
+_WHERE = "what risk control's velocity rules count per {}; up to 128 characters"
+
+
+def _location() -> ma.fields.Raw:
+    return given("string", _WHERE.format("store or till (a location)"), nullable=True,
+                 example="store-12/till-3")  # fmt: skip
+
+
+def _device() -> ma.fields.Raw:
+    return given("string", _WHERE.format("device"), nullable=True, example="pos-7f3a")
 
 
 class EnrolIn(_Body):
@@ -205,6 +220,8 @@ class EarnPurchaseIn(QuoteEarnIn):
 
     member = given("string", "the member", required=True)
     order_id = given("string", "the shop's order id", required=True, example="o-1001")
+    location = _location()
+    device = _device()
 
 
 class EarnActionIn(_Body):
@@ -213,6 +230,8 @@ class EarnActionIn(_Body):
     member = given("string", "the member", required=True)
     action = given("string", "the action (sign_in, review…)", required=True)
     reference = given("string", "this occurrence (a date, a review id)", required=True)
+    location = _location()
+    device = _device()
 
 
 class QuoteRedemptionIn(_Body):
@@ -637,3 +656,143 @@ class Replayed(ma.Schema):
     """How many failed deliveries were set to be sent again."""
 
     replayed = ma.fields.Integer()
+
+
+# --- risk control (风控) ---------------------------------------------------------------------
+
+RISK_RULES_EXAMPLE: list[dict[str, Any]] = [
+    {"id": "earn-burst", "kind": "velocity", "scope": "member", "measure": "earns",
+     "limit": 20, "window": "hour", "action": "block"},
+    {"id": "till-burst", "kind": "velocity", "scope": "location", "measure": "points",
+     "limit": 200000, "window": "day", "action": "flag"},
+    {"id": "refund-farming", "kind": "farming", "refunded_percent": 50, "days": 30,
+     "min_points": 500, "action": "hold"},
+    {"id": "gift-ring", "kind": "transfer_ring", "senders": 5, "hours": 24, "action": "flag"},
+]  # fmt: skip
+_RISK_RULES = (
+    "the rules, each {id, kind, action, …}: velocity {scope (member, location, device), "
+    "measure (earns, points), limit, window (hour, day)}, farming {refunded_percent, days, "
+    "min_points}, transfer_ring {senders, hours}, new_member_inflow {points, days}, "
+    "issuance_spike {window, threshold, trailing_days, min_points}; action flag, hold or "
+    "block (block: velocity and new_member_inflow only). An empty list turns risk control "
+    'off. The object {"rules": [...]} as GET answers it is taken too.'
+)
+MAX_RISK_VERSION = 2**31 - 1  # the largest number a risk rule version column holds
+MAX_OFFSET = 2**31 - 1
+
+
+class RiskEvidence(ma.Schema):
+    """An operation that tripped a risk rule: when, what, how many points, and the order,
+    location, device, refund or sender where there is one."""
+
+    operation_id = ma.fields.Integer()
+    kind = ma.fields.String()
+    key = ma.fields.String()
+    at = ma.fields.AwareDateTime(format="iso")
+    points = ma.fields.Integer(allow_none=True)
+    order_id = ma.fields.String(allow_none=True)
+    action = ma.fields.String(allow_none=True)
+    location = ma.fields.String(allow_none=True)
+    device = ma.fields.String(allow_none=True)
+    refund = ma.fields.String(allow_none=True)
+    status = ma.fields.String(allow_none=True)
+    sender = ma.fields.String(allow_none=True)
+
+
+RiskRules = result_schema(RiskRulesInfo)
+RiskCase = result_schema(RiskCaseInfo, evidence=ma.fields.List(ma.fields.Nested(RiskEvidence)))
+RiskCases = result_schema(RiskCasePage)
+RiskScan = result_schema(RiskScanResult)
+
+
+class PublishRiskRulesIn(_Body):
+    """A new version of the program's risk rules, in force at once."""
+
+    rules = ma.fields.Raw(
+        required=True,
+        metadata={
+            "type": "array",
+            "items": {"type": "object"},
+            "description": _RISK_RULES,
+            "example": RISK_RULES_EXAMPLE,
+        },
+    )
+    note = given("string", "why this version (kept with it)", nullable=True)
+
+
+class RiskRulesArgs(ma.Schema):
+    """Which risk rule version to read."""
+
+    version = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Range(min=1, max=MAX_RISK_VERSION),
+        metadata={"description": "this version; default: the one in force"},
+    )
+
+
+class RiskCasesArgs(ma.Schema):
+    """Risk cases query."""
+
+    status = ma.fields.String(
+        load_default="open",
+        metadata={"description": "open (the default), resolved, dismissed, or all"},
+    )
+    rule = ma.fields.String(
+        load_default=None, allow_none=True, metadata={"description": "only this rule's (its id)"}
+    )
+    member = ma.fields.String(
+        load_default=None, allow_none=True, metadata={"description": "only this member's"}
+    )
+    limit = _query_int(50, 1, MAX_RISK_CASE_PAGE, "items per page")
+    offset = ma.fields.Integer(
+        load_default=0,
+        validate=ma.validate.Range(min=0, max=MAX_OFFSET),
+        metadata={"description": "cases to skip: the previous page's offset plus its limit"},
+    )
+
+
+class AssignRiskCaseIn(_Body):
+    """Who works on a case."""
+
+    assignee = given(
+        "string", "the person (null: nobody)", required=True, nullable=True, example="li.na"
+    )
+
+
+class ResolveRiskCaseIn(_Body):
+    """How an open case ends."""
+
+    outcome = ma.fields.Raw(
+        required=True,
+        metadata={
+            "type": "string",
+            "enum": ["release", "reverse", "dismiss"],
+            "description": "release the held points, reverse them (deduct `points`), or "
+            "dismiss the case as a false alarm (releasing like release)",
+            "example": "release",
+        },
+    )
+    note = given("string", "why (kept with the case)", required=True, example="genuine returns")
+    points = given(
+        "integer", "for reverse: the points to deduct; default: the points held", nullable=True
+    )
+
+
+class FreezeIn(_Body):
+    """Why a member's account is frozen or unfrozen (账户冻结)."""
+
+    reason = given("string", "why (kept as the member's status reason)", required=True,
+                   example="chargeback fraud under review")  # fmt: skip
+
+
+class ReleaseHoldIn(_Body):
+    """Why a member's risk hold is lifted outside a case."""
+
+    note = given("string", "why (kept in the audit log)", required=True, example="verified")
+
+
+class Released(ma.Schema):
+    """How many held points were made available."""
+
+    released = ma.fields.Integer()

@@ -10,7 +10,8 @@
   ``VoucherCheck``, and for member tiers ``TierProgress``, ``TierChangeInfo``,
   ``TierVersionInfo``, ``TierForecast`` and ``TierCount``, and for outbound events ``Event``
   and ``EventPage`` (the events feed), ``EndpointInfo`` and ``EndpointCreated`` (webhook
-  endpoints) and ``DeliveryInfo`` (their deliveries));
+  endpoints) and ``DeliveryInfo`` (their deliveries), and for risk control (风控)
+  ``RiskRulesInfo``, ``RiskCaseInfo``, ``RiskCasePage`` and ``RiskScanResult``);
 * :class:`StripeWebhook` (from ``Jifen.stripe_webhook``), the Stripe webhook handler to host
   in your web app, and the :class:`WebhookResult` it answers with;
 * the error tree, rooted at :class:`LoyaltyError`; every error has a stable ``code``::
@@ -22,13 +23,15 @@
     ├── NotFound              ProgramNotFound, MemberNotFound, HoldNotFound, OrderNotFound,
     │                         ReversalNotFound, StripeEventNotFound, AdjustmentRequestNotFound,
     │                         RewardNotFound, RewardRedemptionNotFound, VoucherNotFound,
-    │                         WebhookEndpointNotFound, WebhookDeliveryNotFound, EventNotFound
+    │                         WebhookEndpointNotFound, WebhookDeliveryNotFound, EventNotFound,
+    │                         RiskCaseNotFound
     ├── Conflict              IdempotencyConflict, AlreadyExists, HoldNotActive, ReversalSettled,
-    │                         AdjustmentRequestSettled, FulfilmentConflict
-    ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive,
-    │                         TransferNotAllowed, TransferLimit, ClearingNotDue, SelfApproval,
-    │                         ApprovalRequired, OutOfStock, RewardUnavailable, RewardLimit,
-    │                         VoucherNotUsable
+    │                         AdjustmentRequestSettled, FulfilmentConflict, RiskCaseClosed
+    ├── RuleViolation         InsufficientPoints, RedemptionLimit, MemberInactive (its
+    │                         MemberFrozen: the account is frozen), TransferNotAllowed,
+    │                         TransferLimit, ClearingNotDue, SelfApproval, ApprovalRequired,
+    │                         OutOfStock, RewardUnavailable, RewardLimit, VoucherNotUsable,
+    │                         RiskBlocked (a risk rule refused the write)
     ├── NotAuthenticated      (remote) the server refused the API key
     ├── PermissionDenied      (remote) the key lacks a scope or is another program's
     ├── RateLimited           (remote) too many requests, still after the retries
@@ -62,6 +65,7 @@ from loyalty.errors import (
     InvalidStripeEvent,
     InvalidText,
     LoyaltyError,
+    MemberFrozen,
     MemberInactive,
     MemberNotFound,
     NaiveDatetime,
@@ -79,6 +83,9 @@ from loyalty.errors import (
     RewardNotFound,
     RewardRedemptionNotFound,
     RewardUnavailable,
+    RiskBlocked,
+    RiskCaseClosed,
+    RiskCaseNotFound,
     RuleViolation,
     SchemaMissing,
     SelfApproval,
@@ -124,6 +131,9 @@ from loyalty.services.reward_results import (
     VoucherCheck,
     VoucherInfo,
 )
+from loyalty.services.risk_cases import RiskCaseInfo, RiskCasePage
+from loyalty.services.risk_rules import RiskRulesInfo
+from loyalty.services.risk_scan import RiskScanResult
 from loyalty.services.tier_results import (
     TierChangeInfo,
     TierCount,
@@ -176,6 +186,7 @@ __all__ = [
     "InvalidText",
     "Jifen",
     "LoyaltyError",
+    "MemberFrozen",
     "MemberInactive",
     "MemberInfo",
     "MemberNotFound",
@@ -203,6 +214,13 @@ __all__ = [
     "RewardRedemptionNotFound",
     "RewardRedemptionResult",
     "RewardUnavailable",
+    "RiskBlocked",
+    "RiskCaseClosed",
+    "RiskCaseInfo",
+    "RiskCaseNotFound",
+    "RiskCasePage",
+    "RiskRulesInfo",
+    "RiskScanResult",
     "RuleViolation",
     "SchemaMissing",
     "SelfApproval",

@@ -73,6 +73,9 @@ from loyalty.services.reward_results import (
     VoucherCheck,
 )
 from loyalty.services.rewards import list_rewards
+from loyalty.services.risk_cases import RiskCaseInfo, RiskCasePage
+from loyalty.services.risk_rules import RiskRulesInfo
+from loyalty.services.risk_scan import RiskScanResult
 from loyalty.services.tier_results import (
     TierChangeInfo,
     TierCount,
@@ -317,12 +320,19 @@ class Jifen:
         paid_with_points_minor: int = 0,
         currency: str | None = None,
         idempotency_key: str | None = None,
+        location: str | None = None,
+        device: str | None = None,
     ) -> EarnResult:
         """Credit the points a paid order earns, once per order (key: ``earn:<order_id>``).
 
         Pass ``amount_minor`` or ``lines`` as for :meth:`quote`, and the part paid with points
         as ``paid_with_points_minor`` (a hold's ``discount_minor``): that part earns nothing.
         The result says what was requested, what was granted and which cap cut it.
+
+        ``location`` (a store, a till) and ``device`` (up to 128 characters each) are what
+        risk control's velocity rules count per location or device. A ``block`` rule may
+        refuse the earn (:class:`~loyalty.errors.RiskBlocked`); a frozen account always does
+        (:class:`~loyalty.errors.MemberFrozen`).
         """
         return core.earn_purchase(
             self._db,
@@ -334,16 +344,25 @@ class Jifen:
             lines=lines,
             paid_with_points_minor=paid_with_points_minor,
             idempotency_key=idempotency_key,
+            location=location,
+            device=device,
         )
 
     def earn_action(
-        self, *, member: str, action: str, reference: str, idempotency_key: str | None = None
+        self,
+        *,
+        member: str,
+        action: str,
+        reference: str,
+        idempotency_key: str | None = None,
+        location: str | None = None,
+        device: str | None = None,
     ) -> EarnResult:
         """Credit a named action's fixed points (``sign_in``, ``review``…) within its limit.
 
         ``reference`` names the occurrence (a date, a review id); the key defaults to
         ``action:<action>:<member>:<reference>``. Over the limit it grants 0 with
-        ``capped_by="action_limit"``.
+        ``capped_by="action_limit"``. ``location`` and ``device`` as for :meth:`earn`.
         """
         return core.earn_action(
             self._db,
@@ -352,6 +371,8 @@ class Jifen:
             action=action,
             reference=reference,
             idempotency_key=idempotency_key,
+            location=location,
+            device=device,
         )
 
     # --- redemption -------------------------------------------------------------------------
@@ -946,6 +967,115 @@ class Jifen:
             self._db, program=self._program, endpoint=endpoint, since=since, actor=SDK_ACTOR
         )
 
+    # --- risk control (风控) -------------------------------------------------------------------
+
+    def publish_risk_rules(
+        self,
+        *,
+        rules: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+        note: str | None = None,
+    ) -> RiskRulesInfo:
+        """Put a new version of the program's risk rules in force now, audited: a list of
+        rules such as ``[{"id": "earn-burst", "kind": "velocity", "scope": "member",
+        "measure": "earns", "limit": 20, "window": "hour", "action": "block"}, …]`` (or
+        ``{"rules": [...]}`` as :meth:`risk_rules` shows them); an empty list turns risk
+        control off. A bad rule raises :class:`~loyalty.errors.InvalidRule` naming it, and
+        nothing is published."""
+        return core.publish_risk_rules(
+            self._db, program=self._program, rules=_rule_set(rules), note=note, actor=SDK_ACTOR
+        )
+
+    def risk_rules(self, *, version: int | None = None) -> RiskRulesInfo | None:
+        """The risk rules in force (or version ``version``), each explained in English
+        (``sentences``) and Chinese (``sentences_zh``); ``None`` if none were ever
+        published."""
+        return core.risk_rules(self._db, program=self._program, version=version)
+
+    def risk_rule_versions(self) -> tuple[RiskRulesInfo, ...]:
+        """Every published version of the risk rules, newest first."""
+        return tuple(core.risk_rule_versions_of(self._db, program=self._program))
+
+    def risk_cases(
+        self,
+        *,
+        status: str | None = "open",
+        rule: str | None = None,
+        member: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> RiskCasePage:
+        """The program's risk cases, the most recently tripped first: ``open`` ones, or
+        ``resolved``, ``dismissed``, or all (``None``); of one ``rule`` (its id) and
+        ``member`` when given. ``total`` counts them all; ``limit`` is 1 to 500, pass
+        ``offset`` for the next page. Listed cases carry no evidence: read one with
+        :meth:`risk_case`."""
+        return core.list_risk_cases(
+            self._db,
+            program=self._program,
+            status=status,
+            rule_id=rule,
+            member=member,
+            limit=limit,
+            offset=offset,
+        )
+
+    def risk_case(self, *, case_id: int) -> RiskCaseInfo:
+        """One risk case with its evidence (the operations that tripped the rule, newest
+        first, at most 50), the rule's figures and the points the member holds; one the
+        program does not have raises :class:`~loyalty.errors.RiskCaseNotFound`."""
+        return core.risk_case(self._db, program=self._program, case_id=case_id)
+
+    def assign_risk_case(self, *, case_id: int, assignee: str | None) -> RiskCaseInfo:
+        """Give the case to a person (``None``: to nobody), audited."""
+        return core.assign_risk_case(
+            self._db, program=self._program, case_id=case_id, assignee=assignee, actor=SDK_ACTOR
+        )
+
+    def resolve_risk_case(
+        self, *, case_id: int, outcome: str, note: str, points: int | None = None
+    ) -> RiskCaseInfo:
+        """Close an open case with a ``note``, in one audited unit of work: ``release``
+        makes the member's held points available and lifts the hold (unless another hold
+        case of theirs is open), ``reverse`` does that and deducts ``points`` (by default the
+        points held), ``dismiss`` closes it as a false alarm, releasing like ``release``. A
+        closed case raises :class:`~loyalty.errors.RiskCaseClosed`."""
+        return core.resolve_risk_case(
+            self._db,
+            program=self._program,
+            case_id=case_id,
+            outcome=outcome,
+            note=note,
+            points=points,
+            actor=SDK_ACTOR,
+        )
+
+    def freeze_member(self, *, member: str, reason: str) -> MemberInfo:
+        """Freeze the member's account (账户冻结), with the reason, audited: status
+        ``suspended``; earning, spending and transfers raise
+        :class:`~loyalty.errors.MemberFrozen`; balances are kept."""
+        return core.freeze_member(
+            self._db, program=self._program, member=member, reason=reason, actor=SDK_ACTOR
+        )
+
+    def unfreeze_member(self, *, member: str, reason: str) -> MemberInfo:
+        """Lift the member's account freeze, with the reason, audited."""
+        return core.unfreeze_member(
+            self._db, program=self._program, member=member, reason=reason, actor=SDK_ACTOR
+        )
+
+    def release_member_hold(self, *, member: str, note: str) -> int:
+        """Lift the member's risk hold outside a case (the hold cases stay as they are),
+        audited; returns the points made available."""
+        return core.release_member_hold(
+            self._db, program=self._program, member=member, note=note, actor=SDK_ACTOR
+        )
+
+    def scan_risk(self) -> RiskScanResult:
+        """Evaluate the program's ``flag`` and ``hold`` rules now, as the risk job does
+        every minute: rules evaluated, subjects over a limit, cases opened, added to,
+        reopened, and members put on hold. Safe to run twice."""
+        return core.scan_risk(self._db, program=self._program)
+
     # --- reminders --------------------------------------------------------------------------
 
     def on_reminder(self, callback: ReminderCallback) -> ReminderCallback:
@@ -974,6 +1104,14 @@ class Jifen:
         ``http_status`` and ``to_dict()``; see ``examples/stripe_webhook.py``.
         """
         return StripeWebhook(self._db, program=self._program, secret=secret, tolerance=tolerance)
+
+
+def _rule_set(rules: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> Any:
+    """Risk rules as the service takes them (``{"rules": [...]}``); what is neither a
+    mapping nor a sequence reaches the service as given, to be refused there."""
+    if isinstance(rules, Mapping):
+        return rules
+    return {"rules": list(rules) if isinstance(rules, list | tuple) else rules}
 
 
 # --- construction checks --------------------------------------------------------------------

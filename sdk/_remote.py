@@ -78,6 +78,9 @@ from loyalty.events import delivery, endpoints, feed
 from loyalty.services import results, reward_results, tier_results
 from loyalty.services.reminders import ReminderCallback
 from loyalty.services.results import ProgramInfo, Record, ReminderResult
+from loyalty.services.risk_cases import RiskCaseInfo, RiskCasePage
+from loyalty.services.risk_rules import RiskRulesInfo
+from loyalty.services.risk_scan import RiskScanResult
 from loyalty.stripe.webhook import DEFAULT_TOLERANCE, StripeWebhook
 from sdk._client import Jifen
 
@@ -161,6 +164,8 @@ class Route:
     ``client_key``: a call without an idempotency key gets one here, the same for all its
     attempts, because its body holds no id the server could derive one from (a reward
     redemption), so a retried delivery is replayed instead of redeemed twice.
+    ``none_as``: query arguments whose ``None`` travels as this text (risk cases of every
+    status are ``status=all``: without it the server lists the open ones).
     """
 
     method: str
@@ -169,6 +174,7 @@ class Route:
     checked_as: Mapping[str, str] = dataclasses.field(default_factory=dict)
     many: bool = False
     client_key: str | None = None
+    none_as: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -182,6 +188,14 @@ class Replayed:
     method returns the number)."""
 
     replayed: int
+
+
+@dataclass(frozen=True)
+class Released:
+    """A lifted risk hold's answer: how many held points were made available (the client
+    method returns the number)."""
+
+    released: int
 
 
 def _route(method: str, path: str, result: type, *more_paths: str, **checked_as: str) -> Route:
@@ -294,9 +308,24 @@ ROUTES: dict[str, Route] = {
         Replayed,
         "/v1/webhook-deliveries/replay",
     ),
+    "publish_risk_rules": Route("PUT", ("/v1/risk/rules",), RiskRulesInfo),
+    "risk_rules": _route("GET", "/v1/risk/rules", RiskRulesInfo),
+    "risk_rule_versions": Route("GET", ("/v1/risk/rules/versions",), RiskRulesInfo, many=True),
+    "risk_cases": Route("GET", ("/v1/risk/cases",), RiskCasePage, none_as={"status": "all"}),
+    "risk_case": _route("GET", "/v1/risk/cases/{case_id}", RiskCaseInfo),
+    "assign_risk_case": _route("POST", "/v1/risk/cases/{case_id}/assign", RiskCaseInfo),
+    "resolve_risk_case": _route("POST", "/v1/risk/cases/{case_id}/resolve", RiskCaseInfo),
+    "freeze_member": _route(
+        "POST", "/v1/members/{member}/freeze", results.MemberInfo, member="external_id"
+    ),
+    "unfreeze_member": _route(
+        "POST", "/v1/members/{member}/unfreeze", results.MemberInfo, member="external_id"
+    ),
+    "release_member_hold": _route("POST", "/v1/members/{member}/release-hold", Released),
+    "scan_risk": _route("POST", "/v1/risk/scan", RiskScanResult),
 }
 # Query arguments that are text, not whole numbers.
-TEXT_QUERY = frozenset({"reward", "status", "after", "type", "member"})
+TEXT_QUERY = frozenset({"reward", "status", "after", "type", "member", "rule"})
 
 # The checks the services run on ids that travel in the path: an id that cannot be in a URL
 # raises here the error the service would raise.
@@ -311,6 +340,7 @@ _SEGMENT_CHECKS: dict[str, Callable[..., str]] = {
     "event_id": lambda value, name: feed.require_event_id(value, name),
     "endpoint": lambda value, name: str(require_int(name, value)),
     "delivery": lambda value, name: str(require_int(name, value)),
+    "case_id": lambda value, name: str(_case_id(value)),
 }
 
 
@@ -319,6 +349,14 @@ def _tier_version(value: Any) -> int:
     what is not a whole number of at least 1)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(f"version must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _case_id(value: Any) -> int:
+    """A risk case id, refused as the risk cases service refuses it (a path cannot carry
+    what is not a positive whole number)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise InvalidInput("case_id must be a positive whole number", field="case_id")
     return value
 
 
@@ -374,12 +412,14 @@ def _body(args: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _query(args: Mapping[str, Any]) -> dict[str, str]:
+def _query(args: Mapping[str, Any], none_as: Mapping[str, str]) -> dict[str, str]:
     """The query string: whole numbers (a bool, float or text raises the service's error),
-    and the filters that are text."""
+    and the filters that are text; ``None`` left out, or sent as ``none_as`` says."""
     query: dict[str, str] = {}
     for name, value in args.items():
         if value is None:
+            if name in none_as:
+                query[name] = none_as[name]
             continue
         if name in TEXT_QUERY:
             if not isinstance(value, str):
@@ -462,11 +502,12 @@ def _typed(hint: Any) -> bool:
 
 
 def _holds_results(hint: Any) -> bool:
-    """Whether a field of ``hint`` is a list of results (a tier forecast's counts), which a
-    stored record carries as plain mappings and decoding rebuilds."""
-    if typing.get_origin(hint) is not list:
+    """Whether a field of ``hint`` is a list or tuple of results (a tier forecast's counts,
+    a page of risk cases), which a stored record carries as plain mappings and decoding
+    rebuilds."""
+    if typing.get_origin(hint) not in (list, tuple):
         return False
-    (item,) = typing.get_args(hint)
+    item = typing.get_args(hint)[0]
     return isinstance(item, type) and dataclasses.is_dataclass(item)
 
 
@@ -536,9 +577,15 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
 # --- the client -----------------------------------------------------------------------------
 
 
-def _remote_method(name: str, answer: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+def _remote_method(
+    name: str,
+    answer: Callable[[Any], Any] | None = None,
+    *,
+    none_when: Callable[[RemoteJifen, LoyaltyError], bool] | None = None,
+) -> Callable[..., Any]:
     """The remote form of ``Jifen.<name>``: same signature and docstring, over HTTP;
-    ``answer`` turns the decoded answer into what the embedded method returns."""
+    ``answer`` turns the decoded answer into what the embedded method returns, and an error
+    for which ``none_when`` holds is the ``None`` the embedded method returns."""
     embedded = getattr(Jifen, name)
     signature = inspect.signature(embedded)
     route = ROUTES[name]
@@ -549,10 +596,33 @@ def _remote_method(name: str, answer: Callable[[Any], Any] | None = None) -> Cal
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         del arguments["self"]
-        result = self._call(route, arguments)
+        try:
+            result = self._call(route, arguments)
+        except LoyaltyError as exc:
+            if none_when is not None and none_when(self, exc):
+                return None
+            raise
         return result if answer is None else answer(result)
 
     return call
+
+
+def _no_risk_rules(client: RemoteJifen, error: LoyaltyError) -> bool:
+    """The server's answer for a program that never published risk rules (404
+    ``not_found`` naming the program), which the embedded client returns as ``None``."""
+    return type(error) is NotFound and error.details.get("program") == client.program
+
+
+def _evidence_times(case: RiskCaseInfo) -> RiskCaseInfo:
+    """A risk case with the moments of its evidence as aware datetimes, as the embedded
+    client returns them (JSON carries them as text)."""
+    evidence = tuple(
+        {**item, "at": dt.datetime.fromisoformat(item["at"])}
+        if isinstance(item.get("at"), str)
+        else item
+        for item in case.evidence
+    )
+    return dataclasses.replace(case, evidence=evidence)
 
 
 class RemoteJifen(Jifen):
@@ -681,6 +751,17 @@ class RemoteJifen(Jifen):
     replay_webhook_deliveries = _remote_method(
         "replay_webhook_deliveries", lambda answer: answer.replayed
     )
+    publish_risk_rules = _remote_method("publish_risk_rules")
+    risk_rules = _remote_method("risk_rules", none_when=_no_risk_rules)
+    risk_rule_versions = _remote_method("risk_rule_versions")
+    risk_cases = _remote_method("risk_cases")
+    risk_case = _remote_method("risk_case", _evidence_times)
+    assign_risk_case = _remote_method("assign_risk_case", _evidence_times)
+    resolve_risk_case = _remote_method("resolve_risk_case", _evidence_times)
+    freeze_member = _remote_method("freeze_member")
+    unfreeze_member = _remote_method("unfreeze_member")
+    release_member_hold = _remote_method("release_member_hold", lambda answer: answer.released)
+    scan_risk = _remote_method("scan_risk")
 
     def on_reminder(self, callback: ReminderCallback) -> ReminderCallback:
         """Not available remotely: reminder callbacks run where reminders are sent."""
@@ -750,11 +831,13 @@ class RemoteJifen(Jifen):
         rest = {k: v for k, v in arguments.items() if k not in route.placeholders}
         headers = {IDEMPOTENCY_HEADER: key} if key is not None else {}
         if route.method == "GET":
-            request = self._http.build_request("GET", path, params=_query(rest), headers=headers)
+            request = self._http.build_request(
+                "GET", path, params=_query(rest, route.none_as), headers=headers
+            )
         else:
             body = _body(rest)
             request = self._http.build_request(
-                "POST",
+                route.method,
                 path,
                 content=json.dumps(body).encode() if body else None,  # \u-escaped: any str travels
                 headers={**headers, "Content-Type": "application/json"} if body else headers,

@@ -39,6 +39,7 @@ SCOPES = (
     "adjust",
     "events",  # read the outbound events feed
     "webhooks",  # manage webhook endpoints (their secrets too)
+    "risk",  # risk rules and cases, account freezes and holds (风控)
     "admin",
 )
 KEY_PREFIX = "jfn_sk_"

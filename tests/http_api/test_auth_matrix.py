@@ -50,6 +50,11 @@ RULES = {
     "base_ratio": "1",
     "actions": {"sign_in": {"points": 5, "limit": 1, "period": "day"}},
 }
+# alice's 1,000 points of the day trip it: risk case 1, alice on hold
+RISK_RULES = [
+    {"id": "big-day", "kind": "velocity", "scope": "member", "measure": "points",
+     "limit": 600, "window": "day", "action": "hold"},
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,29 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body={"since": LATER}, names_shop_data=False
     ),
     ("POST", "/v1/webhook-deliveries/{delivery_id}/replay"): Operation(path={"delivery_id": "1"}),
+    ("GET", "/v1/risk/rules"): Operation(names_shop_data=False),
+    ("PUT", "/v1/risk/rules"): Operation(
+        body={"rules": RISK_RULES, "note": "again"}, names_shop_data=False
+    ),
+    ("GET", "/v1/risk/rules/versions"): Operation(names_shop_data=False),
+    ("GET", "/v1/risk/cases"): Operation(query={"status": "all"}, names_shop_data=False),
+    ("GET", "/v1/risk/cases/{case_id}"): Operation(path={"case_id": "1"}),
+    ("POST", "/v1/risk/cases/{case_id}/assign"): Operation(
+        path={"case_id": "1"}, body={"assignee": "li.na"}
+    ),
+    ("POST", "/v1/risk/cases/{case_id}/resolve"): Operation(
+        path={"case_id": "1"}, body={"outcome": "release", "note": "a good customer"}
+    ),
+    ("POST", "/v1/members/{member}/freeze"): Operation(
+        path={"member": "frank"}, body={"reason": "under review"}
+    ),
+    ("POST", "/v1/members/{member}/unfreeze"): Operation(
+        path={"member": "frank"}, body={"reason": "cleared"}
+    ),
+    ("POST", "/v1/members/{member}/release-hold"): Operation(
+        path={"member": "alice"}, body={"note": "verified"}
+    ),
+    ("POST", "/v1/risk/scan"): Operation(names_shop_data=False),
 }
 MEMBER_READS = ("balance", "history", "forecast")
 
@@ -202,8 +230,9 @@ def seed(db: Database) -> None:
     o-bob), carol (to close), dave (to link to Stripe); the reward catalog of
     :func:`reward_catalog` with alice's redemptions of a coupon (1), a mug (2) and two
     vouchers (3, codes :data:`VOUCHERS`); webhook endpoint 1 with its deliveries failed
-    (disabled and enabled again); the first event named :data:`EVENT`; and the program
-    ``other``."""
+    (disabled and enabled again); the first event named :data:`EVENT`; frank (to freeze);
+    the risk rules :data:`RISK_RULES` with alice's hold case 1 opened by a scan; and the
+    program ``other``."""
     core.update_program(db, program=PROGRAM, transfers_enabled=True, webhooks_allow_private=True)
     core.publish_rules(db, program=PROGRAM, rules=RULES)
     enrol(db, "alice", "bob", "carol", "dave")
@@ -245,6 +274,9 @@ def seed(db: Database) -> None:
     disable_endpoint(db, program=PROGRAM, endpoint=endpoint, reason="maintenance")
     enable_endpoint(db, program=PROGRAM, endpoint=endpoint)
     name_first_event(db, EVENT)
+    enrol(db, "frank")
+    core.publish_risk_rules(db, program=PROGRAM, rules={"rules": RISK_RULES})
+    core.scan_risk(db, program=PROGRAM)
     make_program(db, OTHER_PROGRAM)
 
 

@@ -25,7 +25,7 @@ from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api import create_api_app
-from api.schemas import TIERS_EXAMPLE
+from api.schemas import RISK_RULES_EXAMPLE, TIERS_EXAMPLE
 from loyalty.db import Database
 from tests.http_api.conftest import SECRET, bearer, new_key
 from tests.http_api.live_server import live_server
@@ -59,7 +59,7 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "redemption": (1, 2, 3),
     "code": VOUCHERS,
     "status": ("packing", "shipped", "issued"),
-    "rules": (TIERS_EXAMPLE,),
+    "rules": (TIERS_EXAMPLE, RISK_RULES_EXAMPLE),
     "tier": ("gold", "silver"),
     "change_id": ("c-1", "c-2"),
     "version": (1, 2),
@@ -72,9 +72,16 @@ KNOWN: dict[str, tuple[Any, ...]] = {
     "since": (None, "2026-01-01T00:00:00+00:00"),
     "url": (HOOK_URL,),
     "event_types": (["*"], ["points.earned", "points.expiring"]),
+    "case_id": (1,),
+    "assignee": ("li.na", None),
+    "outcome": ("release", "dismiss", "reverse"),
+    "note": ("checked", None),
+    "location": ("store-1/till-2", None),
+    "device": ("pos-7", None),
 }
 PRICED = ("POST /v1/quotes/earn", "POST /v1/earnings/purchase")
-LAST = ("POST /v1/members/{member}/close",)  # closed members refuse most operations
+# closed and frozen members refuse most operations
+LAST = ("POST /v1/members/{member}/freeze", "POST /v1/members/{member}/close")
 
 
 @dataclass
