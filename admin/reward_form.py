@@ -4,23 +4,29 @@ problem kept beside the field it belongs to.
 Times are ``datetime-local`` values in the program's time zone; a voucher's amount is typed
 in the currency's major units (``20.50``); a draw's chances in percent (``12.5``), stored in
 parts per million. The services check the terms again; :func:`field_of` puts their refusals
-next to the right field too.
+next to the right field too. The form's own problems and a reward's terms in words
+(:func:`local_window`, :func:`limit_words`) are in the request's language.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
+from admin.formatting import points
 from admin.rules_form import from_local, to_local
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.domain.rewards import KINDS, PPM
 from loyalty.errors import LoyaltyError
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 PRIZE_ROWS = 4  # blank prize rows offered on top of the version's prizes
 TEXT_FIELDS = ("code", "name", "description", "image_url")
@@ -109,15 +115,17 @@ class _Reader:
         if not raw:
             return None
         if not raw.isdigit() or len(raw) > 18:
-            self.problems.fields[name] = f"{label} must be a whole number of 0 or more"
+            self.problems.fields[name] = _(
+                "%(what)s must be a whole number of 0 or more", what=label
+            )
             return None
         return int(raw)
 
     def moment(self, name: str, tz: str, label: str) -> str | None:
         try:
-            instant = from_local(self.text(name), tz, label)
-        except LoyaltyError as exc:
-            self.problems.fields[name] = exc.message
+            instant = from_local(self.text(name), tz, name)
+        except LoyaltyError:
+            self.problems.fields[name] = not_a_moment(label, self.text(name))
             return None
         return instant.isoformat() if instant else None
 
@@ -127,36 +135,48 @@ def terms_from_form(
 ) -> dict[str, Any]:
     """Reward terms from the form's fields (problems noted in ``problems``)."""
     read = _Reader(form, problems)
+    limit_labels = {
+        "day": _("the limit per day"),
+        "month": _("the limit per month"),
+        "lifetime": _("the limit per lifetime"),
+    }
     limits = {
         period: count
-        for period in ("day", "month", "lifetime")
-        if (count := read.number(f"limit_{period}", label=f"the limit per {period}")) is not None
+        for period, label in limit_labels.items()
+        if (count := read.number(f"limit_{period}", label=label)) is not None
     }
     terms: dict[str, Any] = {
         "name": read.text("name"),
         "description": read.text("description"),
         "image_url": read.text("image_url"),
-        "points": read.number("points", label="the price in points"),
+        "points": read.number("points", label=_("the price in points")),
         "visible": form.get("visible") == "1",
-        "active_from": read.moment("active_from", tz, "active from"),
-        "active_until": read.moment("active_until", tz, "active until"),
+        "active_from": read.moment("active_from", tz, _("active from")),
+        "active_until": read.moment("active_until", tz, _("active until")),
         "limits": limits,
-        "min_balance": read.number("min_balance", label="the minimum balance") or 0,
+        "min_balance": read.number("min_balance", label=_("the minimum balance")) or 0,
     }
     if kind == "voucher":
         terms["voucher_amount_minor"] = _minor(read, currency)
-        terms["voucher_valid_days"] = read.number("voucher_valid_days", label="the validity")
+        terms["voucher_valid_days"] = read.number("voucher_valid_days", label=_("the validity"))
     if kind == "draw":
         terms["prizes"] = _prizes(form, problems)
     if terms["points"] is None and "points" not in problems.fields:
-        problems.fields["points"] = "the price in points is required"
+        problems.fields["points"] = _("the price in points is required")
     return terms
+
+
+def not_a_moment(label: str, raw: str) -> str:
+    """The problem of a ``datetime-local`` field that does not read as a date and time."""
+    return _("%(what)s is not a date and time: %(value)s", what=label, value=repr(raw.strip()))
 
 
 def _minor(read: _Reader, currency: str) -> int | None:
     raw = read.text("voucher_amount").replace(",", "")
     if not raw:
-        read.problems.fields["voucher_amount"] = f"a voucher needs its value in {currency}"
+        read.problems.fields["voucher_amount"] = _(
+            "a voucher needs its value in %(currency)s", currency=currency
+        )
         return None
     exponent = minor_unit_exponent(currency)
     try:
@@ -165,9 +185,11 @@ def _minor(read: _Reader, currency: str) -> int | None:
         amount = Decimal(-1)
     minor = amount * 10**exponent
     if not amount.is_finite() or amount <= 0 or minor != minor.to_integral_value():
-        read.problems.fields["voucher_amount"] = (
-            f"the value must be an amount of {currency} above 0 with at most {exponent} "
-            "decimals, such as 20.50"
+        read.problems.fields["voucher_amount"] = _(
+            "the value must be an amount of %(currency)s above 0 with at most %(decimals)s "
+            "decimals, such as 20.50",
+            currency=currency,
+            decimals=exponent,
         )
         return None
     return int(minor)
@@ -187,8 +209,11 @@ def _prizes(form: MultiDict[str, str], problems: FormProblems) -> list[dict[str,
         if not reward.strip() or ppm is None:
             problems.fields.setdefault(
                 "prizes",
-                f"prize {n + 1}: give the reward code and its chance in percent, above 0 and "
-                "at most 100 with at most 4 decimals (0.0001% is one in a million)",
+                _(
+                    "prize %(n)s: give the reward code and its chance in percent, above 0 and "
+                    "at most 100 with at most 4 decimals (0.0001%% is one in a million)",
+                    n=n + 1,
+                ),
             )
             continue
         prizes.append({"reward": reward.strip(), "chance_ppm": ppm, "label": label})
@@ -283,12 +308,24 @@ def local_window(terms: Mapping[str, Any], tz: str) -> str:
     start = to_local(terms.get("active_from"), tz).replace("T", " ")
     end = to_local(terms.get("active_until"), tz).replace("T", " ")
     if start and end:
-        return f"{start} to {end}"
+        return _("%(start)s to %(end)s", start=start, end=end)
     if start:
-        return f"from {start}"
+        return _("from %(start)s", start=start)
     if end:
-        return f"until {end}"
-    return "always"
+        return _("until %(end)s", end=end)
+    return _("always")
+
+
+def limit_words(period: str, count: int) -> str:
+    """A limit per member in words: ``2 a month``."""
+    shown = points(count)
+    if period == "day":
+        return _("%(count)s a day", count=shown)
+    if period == "month":
+        return _("%(count)s a month", count=shown)
+    if period == "lifetime":
+        return _("%(count)s a lifetime", count=shown)
+    return f"{shown} / {period}"
 
 
 def window_state(terms: Mapping[str, Any], now: dt.datetime) -> str:

@@ -9,21 +9,28 @@ the one judge of a valid tier version.
 
 The member page's manual change takes a lock's end as a local date (:func:`lock_until`): the
 lock ends as that day begins in the program's time zone.
+
+The form's own refusals, and the names of the starter ladder a program without tiers is
+offered, are in the request's language.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
 from loyalty.domain.calendar import local_midnight
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.domain.tiers import TierRules
 from loyalty.errors import InvalidInput, InvalidRule
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 EXTRA_ROWS = 2
 MAX_ROWS = 20
@@ -40,13 +47,26 @@ SETTINGS = (
 FLAGS = ("count_adjustments", "count_transfers")
 NUMBER_SETTINGS = ("window_months", "period_months", "grace_days")
 ROW_FIELDS = ("tier_code", "tier_name", "tier_threshold", "tier_multiplier", "tier_benefits")
-STARTER: dict[str, Any] = {
-    "tiers": [
-        {"code": "member", "name": "Member", "threshold": 0},
-        {"code": "silver", "name": "Silver", "threshold": 1000, "multiplier": "1.5"},
-        {"code": "gold", "name": "Gold", "threshold": 5000, "multiplier": "2"},
-    ],
-}
+
+
+def starter_rules() -> dict[str, Any]:
+    """The ladder the editor offers a program without tiers, named in the request's language."""
+    return {
+        "tiers": [
+            {"code": "member", "name": _("Member"), "threshold": 0},
+            {"code": "silver", "name": _("Silver"), "threshold": 1000, "multiplier": "1.5"},
+            {"code": "gold", "name": _("Gold"), "threshold": 5000, "multiplier": "2"},
+        ],
+    }
+
+
+def _setting_label(name: str) -> str:
+    labels = {
+        "window_months": _("window months"),
+        "period_months": _("period months"),
+        "grace_days": _("grace days"),
+    }
+    return labels.get(name, name.replace("_", " "))
 
 
 def threshold_text(threshold: int, measure: str, currency: str) -> str:
@@ -59,7 +79,7 @@ def threshold_text(threshold: int, measure: str, currency: str) -> str:
 
 def form_values(rules: Mapping[str, Any] | None, currency: str) -> dict[str, Any]:
     """A version's rules (or a starter ladder) as the editor's field values."""
-    parsed = TierRules.from_dict(rules or STARTER)
+    parsed = TierRules.from_dict(rules or starter_rules())
     data = parsed.to_dict()
     rows = [
         {
@@ -106,7 +126,7 @@ def rules_from_form(form: MultiDict[str, str], currency: str) -> dict[str, Any]:
     }
     for name in NUMBER_SETTINGS:
         if values[name]:
-            rules[name] = _whole(values[name], name.replace("_", " "), field=name)
+            rules[name] = _whole(values[name], _setting_label(name), field=name)
     rules.update({name: values[name] for name in FLAGS})
     rules["tiers"] = [
         _tier(n, row, measure, currency)
@@ -117,7 +137,7 @@ def rules_from_form(form: MultiDict[str, str], currency: str) -> dict[str, Any]:
 
 
 def _tier(index: int, row: Mapping[str, str], measure: str, currency: str) -> dict[str, Any]:
-    label = f"tier {index + 1}"
+    label = _("tier %(n)s", n=index + 1)
     code = row["tier_code"].strip()
     tier: dict[str, Any] = {
         "code": code,
@@ -132,7 +152,7 @@ def _tier(index: int, row: Mapping[str, str], measure: str, currency: str) -> di
 
 def _threshold(text: str, measure: str, currency: str, label: str) -> int:
     raw = text.strip().replace(",", "").replace(" ", "")
-    what = f"{label}: the threshold"
+    what = _("%(tier)s: the threshold", tier=label)
     if measure != "money":
         return _whole(raw or "", what, field="tier_threshold")
     exponent = minor_unit_exponent(currency)
@@ -143,8 +163,14 @@ def _threshold(text: str, measure: str, currency: str, label: str) -> int:
     minor = amount * 10**exponent
     if not amount.is_finite() or amount < 0 or minor != minor.to_integral_value():
         raise InvalidRule(
-            f"{what} must be an amount of {currency} of 0 or more with at most {exponent} "
-            f"decimals, got {text.strip()!r:.40}",
+            _(
+                "%(what)s must be an amount of %(currency)s of 0 or more with at most "
+                "%(decimals)s decimals, got %(value)s",
+                what=what,
+                currency=currency,
+                decimals=exponent,
+                value=_shown(text),
+            ),
             field="tier_threshold",
         )
     return int(minor)
@@ -154,9 +180,19 @@ def _whole(text: str, what: str, *, field: str) -> int:
     raw = text.strip().replace(",", "")
     if not raw.isdigit() or len(raw) > 18:
         raise InvalidRule(
-            f"{what} must be a whole number of 0 or more, got {text.strip()!r:.40}", field=field
+            _(
+                "%(what)s must be a whole number of 0 or more, got %(value)s",
+                what=what,
+                value=_shown(text),
+            ),
+            field=field,
         )
     return int(raw)
+
+
+def _shown(text: str) -> str:
+    """What was typed, quoted and cut to 40 characters for a refusal."""
+    return f"{text.strip()!r:.40}"
 
 
 def lock_until(text: str, tz: str) -> dt.datetime | None:
@@ -169,6 +205,7 @@ def lock_until(text: str, tz: str) -> dt.datetime | None:
         day = dt.date.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(
-            f"lock until must be a date such as 2027-06-01, got {raw!r:.40}", field="locked_until"
+            _("lock until must be a date such as 2027-06-01, got %(value)s", value=_shown(raw)),
+            field="locked_until",
         ) from None
     return local_midnight(day, tz)

@@ -4,17 +4,23 @@ delivered) with each one's outcome shown; one cancelled with a reason (its point
 into the lots they came from, and the stock to the reward); and a redemption's page with its
 shipping address, codes, vouchers, draw (seed, number, prize) and events.
 
-Every change is a call to :mod:`loyalty.services.reward_redemptions`, which audits it.
+Every change is a call to :mod:`loyalty.services.reward_redemptions`, which audits it. The
+pages, flashes and the console's own refusals are in the request's language; a service's
+refusal (why one redemption could not move) is shown as it comes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from admin.auth import OPERATIONS, actor, require_role
+from admin.formatting import points
+from admin.reward_words import TEMPLATE_WORDS, state_word
 from admin.views.base import ConsoleView, choice_arg, expose, number_arg, search_arg
 from loyalty.domain.checks import MAX_ID
 from loyalty.domain.rewards import FULFILMENT_STATES, OPEN_STATES
@@ -28,6 +34,9 @@ from loyalty.services.reward_redemptions import (
     list_redemptions,
 )
 from loyalty.services.reward_results import BulkOutcome
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 PAGE = 25
 STEPS = ("packing", "shipped", "delivered")
@@ -67,6 +76,7 @@ class FulfilmentView(ConsoleView):
                 rewards=[r.code for r in list_catalog(db, program=program.code)],
                 outcomes=outcomes,
                 step=step,
+                **TEMPLATE_WORDS,
             )
         )
 
@@ -87,6 +97,7 @@ class FulfilmentView(ConsoleView):
             redemption=found,
             steps=STEPS,
             open_states=OPEN_STATES,
+            **TEMPLATE_WORDS,
         )
 
     @expose("/advance", methods=("POST",))
@@ -98,7 +109,7 @@ class FulfilmentView(ConsoleView):
         try:
             ids = _selected(request.form.getlist("ids"))
             if step not in STEPS:
-                raise InvalidInput(f"choose the next state: {', '.join(STEPS)}", field="status")
+                raise _no_next_state()
         except LoyaltyError as exc:
             flash(exc.message, "error")
             return self._queue(), 400
@@ -106,11 +117,22 @@ class FulfilmentView(ConsoleView):
             self.console.db, program=program.code, redemptions=ids, status=step, actor=actor()
         )
         moved = sum(1 for o in outcomes if o.error is None)
-        flash(
-            f"{moved:,} of {len(outcomes):,} selected redemption(s) are now {step}"
-            + ("; the others say why below." if moved < len(outcomes) else "."),
-            "success" if moved == len(outcomes) else "warning",
-        )
+        words = {
+            "moved": points(moved),
+            "selected": points(len(outcomes)),
+            "state": state_word(step),
+        }
+        if moved < len(outcomes):
+            message = _(
+                "%(moved)s of %(selected)s selected redemption(s) are now %(state)s; the others "
+                "say why below.",
+                **words,
+            )
+        else:
+            message = _(
+                "%(moved)s of %(selected)s selected redemption(s) are now %(state)s.", **words
+            )
+        flash(message, "success" if moved == len(outcomes) else "warning")
         return self._queue(outcomes=outcomes, step=step)
 
     @expose("/advance-one", methods=("POST",))
@@ -127,7 +149,7 @@ class FulfilmentView(ConsoleView):
     def _on_redemption(self, change: Any) -> ResponseReturnValue:
         ids = _selected(request.form.getlist("id"))
         if len(ids) != 1:
-            raise InvalidInput("choose one redemption")
+            raise InvalidInput(_("choose one redemption"))
         try:
             message = change(self.program().code, ids[0])
         except LoyaltyError as exc:
@@ -139,7 +161,7 @@ class FulfilmentView(ConsoleView):
     def _advance_one(self, program: str, redemption: int) -> str:
         step = request.form.get("status", "")
         if step not in STEPS:
-            raise InvalidInput(f"choose the next state: {', '.join(STEPS)}", field="status")
+            raise _no_next_state()
         done = advance_fulfilment(
             self.console.db,
             program=program,
@@ -149,25 +171,44 @@ class FulfilmentView(ConsoleView):
             actor=actor(),
         )
         if done.replayed:
-            return f"Redemption {redemption} was already {done.status}."
-        return f"Redemption {redemption} is now {done.status}."
+            return _(
+                "Redemption %(id)s was already %(state)s.",
+                id=redemption,
+                state=state_word(done.status),
+            )
+        return _(
+            "Redemption %(id)s is now %(state)s.", id=redemption, state=state_word(done.status)
+        )
 
     def _cancel(self, program: str, redemption: int) -> str:
         reason = request.form.get("reason", "").strip()
         if len(reason) < 3:
             raise InvalidInput(
-                "say why the redemption is cancelled (at least 3 characters): the member "
-                "sees it in their history",
+                _(
+                    "say why the redemption is cancelled (at least 3 characters): the member "
+                    "sees it in their history"
+                ),
                 field="reason",
             )
         done = cancel_redemption(
             self.console.db, program=program, redemption=redemption, reason=reason, actor=actor()
         )
-        return (
-            f"Redemption {redemption} is cancelled: {done.points:,} points went back to "
-            f"{done.member}"
-            + ("; the stock is back in the catalog." if done.kind != "coupon" else ".")
+        words = {"id": redemption, "points": points(done.points), "member": done.member}
+        if done.kind == "coupon":
+            return _(
+                "Redemption %(id)s is cancelled: %(points)s points went back to %(member)s.",
+                **words,
+            )
+        return _(
+            "Redemption %(id)s is cancelled: %(points)s points went back to %(member)s; the stock "
+            "is back in the catalog.",
+            **words,
         )
+
+
+def _no_next_state() -> InvalidInput:
+    steps = ", ".join(state_word(step) for step in STEPS)
+    return InvalidInput(_("choose the next state: %(states)s", states=steps), field="status")
 
 
 def _selected(values: list[str]) -> list[int]:
@@ -176,11 +217,13 @@ def _selected(values: list[str]) -> list[int]:
     for raw in values:
         raw = raw.strip()
         if not raw.isdigit() or len(raw) > 18:
-            raise InvalidInput(f"{raw[:20]!r} is not a redemption number")
+            raise InvalidInput(_("%(value)s is not a redemption number", value=repr(raw[:20])))
         if int(raw) not in ids:
             ids.append(int(raw))
     if not ids:
-        raise InvalidInput("select at least one redemption, then choose the next state")
+        raise InvalidInput(_("select at least one redemption, then choose the next state"))
     if len(ids) > MAX_SELECTED:
-        raise InvalidInput(f"select at most {MAX_SELECTED} redemptions at once")
+        raise InvalidInput(
+            _("select at most %(count)s redemptions at once", count=points(MAX_SELECTED))
+        )
     return ids

@@ -5,21 +5,26 @@ from a CSV file or with generated codes; and a reward's page with its redemption
 30 days, its versions and its latest redemptions.
 
 Every role reads; marketing and admin change. Every change is a call to
-:mod:`loyalty.services.rewards`, which audits it.
+:mod:`loyalty.services.rewards`, which audits it. The page's words, flashes and the console's
+own refusals are in the request's language; a service's refusal is shown as it comes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
 from admin import reward_form
 from admin.auth import MARKETING, OPERATIONS, actor, has_role, require_role
 from admin.charts import Series, bar_chart
+from admin.formatting import points
 from admin.reward_form import FormProblems
+from admin.reward_words import TEMPLATE_WORDS, kind_word
 from admin.rules_form import from_local, to_local
 from admin.views.base import ConsoleView, expose, search_arg
 from loyalty.domain.rewards import DEFAULT_ALPHABET, KINDS, parse_code_csv
@@ -37,6 +42,9 @@ from loyalty.services import (
 )
 from loyalty.services.console_queries import reward_daily_redemptions, reward_versions_of
 from loyalty.services.reward_results import RewardInfo
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 CHART_DAYS = 30
 RECENT = 20
@@ -76,6 +84,7 @@ class RewardsView(ConsoleView):
                 status_of=reward_status,
                 window=lambda terms: reward_form.local_window(terms, program.timezone),
                 window_state=reward_form.window_state,
+                **TEMPLATE_WORDS,
             )
         )
 
@@ -92,11 +101,15 @@ class RewardsView(ConsoleView):
         info = get_reward(db, program=program.code, reward=code)
         days = reward_daily_redemptions(db, program, reward=code, days=CHART_DAYS)
         chart = bar_chart(
-            f"Units of {info.terms.get('name', code)} redeemed per day, last {CHART_DAYS} days",
+            _(
+                "Units of %(name)s redeemed per day, last %(days)s days",
+                name=info.terms.get("name", code),
+                days=CHART_DAYS,
+            ),
             [d.day[5:] for d in days],
             [
-                Series("redeemed", [d.redeemed - d.cancelled for d in days], "#2c7be5"),
-                Series("cancelled", [d.cancelled for d in days], "#d9534f"),
+                Series(_("redeemed"), [d.redeemed - d.cancelled for d in days], "#2c7be5"),
+                Series(_("cancelled"), [d.cancelled for d in days], "#d9534f"),
             ],
             stacked=True,
         )
@@ -126,6 +139,8 @@ class RewardsView(ConsoleView):
                 can_edit=has_role(*MARKETING),
                 can_operate=has_role(*OPERATIONS),
                 local_input=lambda value: to_local(value, program.timezone),
+                limit_words=reward_form.limit_words,
+                **TEMPLATE_WORDS,
             )
         )
 
@@ -150,7 +165,8 @@ class RewardsView(ConsoleView):
         problems = FormProblems()
         kind = form.get("kind", "")
         if kind not in KINDS:
-            problems.fields["kind"] = f"choose a kind: {', '.join(KINDS)}"
+            kinds = ", ".join(kind_word(k) for k in KINDS)
+            problems.fields["kind"] = _("choose a kind: %(kinds)s", kinds=kinds)
         terms = reward_form.terms_from_form(
             form, kind=kind, tz=program.timezone, currency=program.currency, problems=problems
         )
@@ -167,7 +183,7 @@ class RewardsView(ConsoleView):
                     actor=actor(),
                 )
             except AlreadyExists as exc:
-                problems.fields["code"] = f"{exc.message}; choose another code"
+                problems.fields["code"] = _("%(problem)s; choose another code", problem=exc.message)
             except LoyaltyError as exc:
                 problems.add(exc)
             else:
@@ -190,8 +206,10 @@ class RewardsView(ConsoleView):
         start = None
         try:
             start = from_local(form.get("effective_from", ""), program.timezone, "effective from")
-        except LoyaltyError as exc:
-            problems.add(exc)
+        except LoyaltyError:
+            problems.fields["effective_from"] = reward_form.not_a_moment(
+                _("effective from"), form.get("effective_from", "")
+            )
         if not problems:
             try:
                 done = publish_reward_terms(
@@ -243,11 +261,16 @@ class RewardsView(ConsoleView):
         return redirect(url_for(".reward", code=info.code))
 
     def _restock(self, program: str, info: RewardInfo) -> str:
-        quantity = _whole(request.form, "quantity", "the quantity to add")
+        quantity = _whole(request.form, "quantity", _("the quantity to add"))
         done = restock_reward(
             self.console.db, program=program, reward=info.code, quantity=quantity, actor=actor()
         )
-        return f"Added {quantity:,} to {done.code}: {done.stock_left or 0:,} left to issue."
+        return _(
+            "Added %(quantity)s to %(code)s: %(left)s left to issue.",
+            quantity=points(quantity),
+            code=done.code,
+            left=points(done.stock_left or 0),
+        )
 
     def _retire(self, program: str, info: RewardInfo) -> str:
         retired = request.form.get("retired") == "1"
@@ -255,26 +278,28 @@ class RewardsView(ConsoleView):
             self.console.db, program=program, reward=info.code, retired=retired, actor=actor()
         )
         if retired:
-            return (
-                f"{done.code} is retired: members no longer see or redeem it; its "
-                "redemptions stay as they are."
+            return _(
+                "%(code)s is retired: members no longer see or redeem it; its redemptions stay "
+                "as they are.",
+                code=done.code,
             )
-        return f"{done.code} is back in the catalog."
+        return _("%(code)s is back in the catalog.", code=done.code)
 
     def _import_codes(self, program: str, info: RewardInfo) -> str:
         upload = request.files.get("codes_file")
         if upload is None or not upload.filename:
-            raise InvalidInput("choose a CSV file of codes to import", field="codes_file")
+            raise InvalidInput(_("choose a CSV file of codes to import"), field="codes_file")
         data = upload.stream.read(MAX_CSV_BYTES + 1)
         if len(data) > MAX_CSV_BYTES:
             raise InvalidInput(
-                f"the file is larger than {MAX_CSV_BYTES:,} bytes; split it", field="codes_file"
+                _("the file is larger than %(size)s bytes; split it", size=points(MAX_CSV_BYTES)),
+                field="codes_file",
             )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInput(
-                "the file is not UTF-8 text; export the CSV as UTF-8", field="codes_file"
+                _("the file is not UTF-8 text; export the CSV as UTF-8"), field="codes_file"
             ) from exc
         try:
             codes = parse_code_csv(text)
@@ -283,14 +308,22 @@ class RewardsView(ConsoleView):
             )
         except LoyaltyError as exc:
             raise InvalidInput(exc.message, field="codes_file") from exc
-        return f"Imported {len(codes):,} codes into {done.code}: {done.codes_free:,} free to issue."
+        return _(
+            "Imported %(count)s codes into %(code)s: %(free)s free to issue.",
+            count=points(len(codes)),
+            code=done.code,
+            free=points(done.codes_free),
+        )
 
     def _generate_codes(self, program: str, info: RewardInfo) -> str:
         form = request.form
-        count = _whole(form, "count", "how many codes")
+        count = _whole(form, "count", _("how many codes"))
         if count > MAX_GENERATE:
-            raise InvalidInput(f"generate at most {MAX_GENERATE:,} codes at once", field="count")
-        length = _whole(form, "length", "the length")
+            raise InvalidInput(
+                _("generate at most %(count)s codes at once", count=points(MAX_GENERATE)),
+                field="count",
+            )
+        length = _whole(form, "length", _("the length"))
         done = generate_reward_codes(
             self.console.db,
             program=program,
@@ -301,13 +334,20 @@ class RewardsView(ConsoleView):
             prefix=form.get("prefix", "").strip(),
             actor=actor(),
         )
-        return f"Generated {count:,} codes into {done.code}: {done.codes_free:,} free to issue."
+        return _(
+            "Generated %(count)s codes into %(code)s: %(free)s free to issue.",
+            count=points(count),
+            code=done.code,
+            free=points(done.codes_free),
+        )
 
 
 def _whole(form: MultiDict[str, str], name: str, label: str) -> int:
     raw = form.get(name, "").strip().replace(",", "")
     if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
-        raise InvalidInput(f"{label} must be a whole number of 1 or more", field=name)
+        raise InvalidInput(
+            _("%(what)s must be a whole number of 1 or more", what=label), field=name
+        )
     return int(raw)
 
 
@@ -316,30 +356,51 @@ def _stock(form: MultiDict[str, str], kind: str, problems: FormProblems) -> int 
     raw = form.get("stock", "").strip().replace(",", "")
     if not raw or kind == "coupon":
         if raw and kind == "coupon":
-            problems.fields["stock"] = (
+            problems.fields["stock"] = _(
                 "a coupon's stock is its pool of codes: leave this blank, then import or "
                 "generate codes on the reward's page"
             )
         return None
     if not raw.isdigit() or len(raw) > 18:
-        problems.fields["stock"] = "stock must be a whole number of 0 or more (blank: no limit)"
+        problems.fields["stock"] = _("stock must be a whole number of 0 or more (blank: no limit)")
         return None
     return int(raw)
 
 
 def _created_message(info: RewardInfo) -> str:
     if info.kind == "coupon":
-        return (
-            f"Created coupon {info.code}. Its pool is empty: import or generate codes below "
-            "before members can redeem it."
+        return _(
+            "Created coupon %(code)s. Its pool is empty: import or generate codes below before "
+            "members can redeem it.",
+            code=info.code,
         )
-    stock = "no stock limit" if info.stock_left is None else f"{info.stock_left:,} in stock"
-    return f"Created {info.kind} {info.code} at {int(info.terms['points']):,} points, {stock}."
+    stock = (
+        _("no stock limit")
+        if info.stock_left is None
+        else _("%(count)s in stock", count=points(info.stock_left))
+    )
+    return _(
+        "Created %(kind)s %(code)s at %(points)s points, %(stock)s.",
+        kind=kind_word(info.kind),
+        code=info.code,
+        points=points(info.terms["points"]),
+        stock=stock,
+    )
 
 
 def _published_message(info: RewardInfo, start: Any, tz: str) -> str:
     if start is None:
-        return f"Published version {info.version} of {info.code}, in force now."
-    version = max([info.version, *(v for v, _ in info.scheduled)])
+        return _(
+            "Published version %(version)s of %(code)s, in force now.",
+            version=info.version,
+            code=info.code,
+        )
+    version = max([info.version, *(v for v, _start in info.scheduled)])
     when = to_local(start, tz).replace("T", " ")
-    return f"Published version {version} of {info.code}, in force from {when} ({tz})."
+    return _(
+        "Published version %(version)s of %(code)s, in force from %(start)s (%(zone)s).",
+        version=version,
+        code=info.code,
+        start=when,
+        zone=tz,
+    )

@@ -2,19 +2,25 @@
 cancelled before its time), the ladder and its settings in words, a draft editor whose
 preview counts the members each tier would hold next to those holding it now (publishing
 nothing), publishing effective now or at a local time, and the forecast of the next
-evaluations. Every role reads; marketing and admin publish and cancel."""
+evaluations. Every role reads; marketing and admin publish and cancel.
+
+A version's settings read in words in the request's language (:func:`settings_words`), as do
+the flashes and the console's own refusals; the tier names are the shop's own and are shown
+as they are, and a refusal from the tier rules themselves is shown as it comes."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from admin import rules_form, rules_words, tier_form
 from admin.auth import MARKETING, actor, has_role, require_role
+from admin.formatting import points
 from admin.ledger_words import tier_change_words, tier_measure_words
 from admin.views.base import ConsoleView, choice_arg, expose, flash_error
 from loyalty.domain.calendar import zone
@@ -35,6 +41,9 @@ from loyalty.services import (
 from loyalty.services.results import ProgramInfo
 from loyalty.services.tier_results import TierCount, TierForecast, TierVersionInfo
 from loyalty.services.uow import Target
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 HORIZONS = (30, 90, 365)
 DEFAULT_HORIZON = 90
@@ -95,7 +104,7 @@ class TiersView(ConsoleView):
         if form.get("action") == "publish":
             if form.get("previewed") != fingerprint:
                 flash(
-                    "The draft changed since its preview: check the new preview, then publish.",
+                    _("The draft changed since its preview: check the new preview, then publish."),
                     "warning",
                 )
             else:
@@ -111,8 +120,12 @@ class TiersView(ConsoleView):
                     return self._page(**page, problem=exc.message, problem_field=_field(exc)), 400
                 start = rules_words.local(published.effective_from_at, program.timezone)
                 flash(
-                    f"Published tier version {published.version}, in force from {start} "
-                    f"({program.timezone}).",
+                    _(
+                        "Published tier version %(version)s, in force from %(start)s (%(zone)s).",
+                        version=published.version,
+                        start=start,
+                        zone=program.timezone,
+                    ),
                     "success",
                 )
                 return redirect(url_for(".index"))
@@ -125,7 +138,7 @@ class TiersView(ConsoleView):
         program = self.program()
         raw = request.form.get("version", "").strip()
         if not raw.isdigit() or len(raw) > 9:
-            flash_error(InvalidInput("choose the version to cancel from the tiers page"))
+            flash_error(InvalidInput(_("choose the version to cancel from the tiers page")))
             return redirect(url_for(".index"))
         try:
             cancelled = cancel_tiers_audited(
@@ -136,8 +149,13 @@ class TiersView(ConsoleView):
         else:
             start = rules_words.local(cancelled.effective_from_at, program.timezone)
             flash(
-                f"Cancelled tier version {cancelled.version}: it will not take effect on "
-                f"{start} ({program.timezone}).",
+                _(
+                    "Cancelled tier version %(version)s: it will not take effect on %(start)s "
+                    "(%(zone)s).",
+                    version=cancelled.version,
+                    start=start,
+                    zone=program.timezone,
+                ),
                 "success",
             )
         return redirect(url_for(".index"))
@@ -152,8 +170,11 @@ class TiersView(ConsoleView):
             flash_error(exc)
         else:
             flash(
-                f"Placed members by their measure: {placed.up:,} moved up (nobody moves down "
-                "here; evaluations do that).",
+                _(
+                    "Placed members by their measure: %(up)s moved up (nobody moves down here; "
+                    "evaluations do that).",
+                    up=points(placed.up),
+                ),
                 "success",
             )
         return redirect(url_for(".index"))
@@ -184,11 +205,21 @@ class TierTimeline:
 
 
 def _effective_from(text: str, program: ProgramInfo, now: dt.datetime) -> dt.datetime | None:
-    effective_from = rules_form.from_local(text, program.timezone, "effective from")
+    try:
+        effective_from = rules_form.from_local(text, program.timezone, "effective from")
+    except LoyaltyError as exc:
+        problem = _(
+            "%(what)s is not a date and time: %(value)s",
+            what=_("effective from"),
+            value=repr(text.strip()),
+        )
+        raise InvalidRule(problem, field="effective_from") from exc
     if effective_from is not None and effective_from < now:
         raise InvalidRule(
-            "a tier change cannot take effect in the past: choose a later 'in force from' "
-            "time, or leave it blank for now",
+            _(
+                "a tier change cannot take effect in the past: choose a later 'in force from' "
+                "time, or leave it blank for now"
+            ),
             field="effective_from",
         )
     return effective_from
@@ -245,75 +276,82 @@ def settings_words(rules: Mapping[str, Any], currency: str) -> list[tuple[str, s
     """A version's settings as ``(topic, sentence)`` pairs staff can read."""
     parsed = TierRules.from_dict(rules)
     return [
-        ("Measure", _measure_sentence(parsed, currency)),
-        ("Window", _window_sentence(parsed)),
-        ("Tier period", _period_sentence(parsed)),
-        ("Grace", _grace_sentence(parsed)),
-        ("Downgrade", _downgrade_sentence(parsed)),
-        ("Refunds and disputes", _reversal_sentence(parsed)),
-        ("Counted", _sources_sentence(parsed)),
+        (_("Measure"), _measure_sentence(parsed, currency)),
+        (_("Window"), _window_sentence(parsed)),
+        (_("Tier period"), _period_sentence(parsed)),
+        (_("Grace"), _grace_sentence(parsed)),
+        (_("Downgrade"), _downgrade_sentence(parsed)),
+        (_("Refunds and disputes"), _reversal_sentence(parsed)),
+        (_("Counted"), _sources_sentence(parsed)),
     ]
 
 
 def _months(n: int) -> str:
-    return "1 month" if n == 1 else f"{n} months"
+    return _("1 month") if n == 1 else _("%(count)s months", count=n)
 
 
 def _measure_sentence(rules: TierRules, currency: str) -> str:
     if rules.measure == "money":
-        return f"money spent ({currency}, not counting what was paid with points)"
-    return "points earned (never the balance: spending does not lower it)"
+        return _(
+            "money spent (%(currency)s, not counting what was paid with points)",
+            currency=currency,
+        )
+    return _("points earned (never the balance: spending does not lower it)")
 
 
 def _window_sentence(rules: TierRules) -> str:
+    months = _months(rules.window_months)
     if rules.window == "rolling":
-        return f"rolling: what was counted in the last {_months(rules.window_months)}"
+        return _("rolling: what was counted in the last %(months)s", months=months)
     if rules.window_months == 12:
-        return "calendar year (from 1 January, local time)"
-    return f"calendar blocks of {_months(rules.window_months)} from 1 January (local time)"
+        return _("calendar year (from 1 January, local time)")
+    return _("calendar blocks of %(months)s from 1 January (local time)", months=months)
 
 
 def _period_sentence(rules: TierRules) -> str:
     span = _months(rules.period_months)
     if rules.anchor == "upgrade":
-        return f"a tier is held for {span} from the upgrade, then evaluated"
+        return _("a tier is held for %(months)s from the upgrade, then evaluated", months=span)
     if rules.anchor == "join":
-        return f"evaluated every {span} from the member's join date"
-    return f"evaluated at fixed calendar boundaries every {span} from 1 January"
+        return _("evaluated every %(months)s from the member's join date", months=span)
+    return _("evaluated at fixed calendar boundaries every %(months)s from 1 January", months=span)
 
 
 def _grace_sentence(rules: TierRules) -> str:
     if not rules.grace_days:
-        return "none: the evaluation is due when the period ends"
-    days = "1 day" if rules.grace_days == 1 else f"{rules.grace_days} days"
-    return f"{days} after the period ends to requalify before the evaluation"
+        return _("none: the evaluation is due when the period ends")
+    days = _("1 day") if rules.grace_days == 1 else _("%(days)s days", days=rules.grace_days)
+    return _("%(days)s after the period ends to requalify before the evaluation", days=days)
 
 
 def _downgrade_sentence(rules: TierRules) -> str:
     if rules.downgrade == "one":
-        return "one tier at a time when the measure falls short (never below a lock)"
-    return "straight to the tier the measure supports (never below a lock)"
+        return _("one tier at a time when the measure falls short (never below a lock)")
+    return _("straight to the tier the measure supports (never below a lock)")
 
 
 def _reversal_sentence(rules: TierRules) -> str:
     if rules.on_reversal == "at_once":
-        return "a reversal that drops the measure below the tier moves the member down at once"
-    return "reversals lower the measure; the tier is weighed again at the next evaluation"
+        return _("a reversal that drops the measure below the tier moves the member down at once")
+    return _("reversals lower the measure; the tier is weighed again at the next evaluation")
 
 
 def _sources_sentence(rules: TierRules) -> str:
-    counted = ["purchases", "actions", "refunds and disputes (as reversals)"]
+    """What the measure counts, and the optional sources it leaves out."""
+    counted = [_("purchases"), _("actions"), _("refunds and disputes (as reversals)")]
     if rules.count_adjustments:
-        counted.append("manual adjustments")
+        counted.append(_("manual adjustments"))
     if rules.count_transfers:
-        counted.append("transfers received")
+        counted.append(_("transfers received"))
     left_out = []
     if not rules.count_adjustments:
-        left_out.append("manual adjustments")
+        left_out.append(_("manual adjustments"))
     if not rules.count_transfers:
-        left_out.append("transfers")
-    sentence = ", ".join(counted)
-    return sentence + (f"; not {' or '.join(left_out)}" if left_out else "")
+        left_out.append(_("transfers"))
+    sentence = _(", ").join(counted)
+    if not left_out:
+        return sentence
+    return _("%(counted)s; not %(left_out)s", counted=sentence, left_out=_(" or ").join(left_out))
 
 
 # --- the member page's tier panel -----------------------------------------------------------
@@ -365,7 +403,7 @@ def tier_name(db: Target, program: ProgramInfo, code: str | None) -> str:
     """What the tiers in force call tier ``code`` (the code itself if they do not know it)."""
     found = tiers_in_force(db, program=program.code)
     names = {} if found is None else {t.code: t.name for t in found[1].tiers}
-    return names.get(code or "", code or "no tier")
+    return names.get(code or "", code or _("no tier"))
 
 
 def _local_day(instant: dt.datetime | None, tz: str) -> str:
