@@ -48,6 +48,7 @@ from flask import Flask, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_admin import Admin  # type: ignore[import-untyped]
 from flask_admin.theme import Bootstrap4Theme  # type: ignore[import-untyped]
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -227,24 +228,24 @@ def _init_admin(app: Flask) -> Admin:
         app,
         name="Jifen",
         url="/admin",
-        index_view=DashboardView(name="Dashboard", url="/admin", endpoint="admin"),
+        index_view=DashboardView(name=_l("Dashboard"), url="/admin", endpoint="admin"),
         theme=Bootstrap4Theme(swatch="cerulean", fluid=True, base_template="jifen/master.html"),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        admin.add_view(RulesView(name="Earning rules", endpoint="rules"))
-        admin.add_view(TiersView(name="Tiers", endpoint="tiers"))
-        admin.add_view(RewardsView(name="Rewards", endpoint="rewards"))
-        admin.add_view(MembersView(name="Members", endpoint="members"))
-        admin.add_view(FulfilmentView(name="Fulfilment", endpoint="fulfilment"))
-        admin.add_view(AdjustmentsView(name="Adjustments", endpoint="adjustments"))
-        admin.add_view(JobsView(name="Jobs", endpoint="jobs"))
-        admin.add_view(RemindersView(name="Reminders", endpoint="reminders"))
-        admin.add_view(EventsView(name="Webhook events", endpoint="events"))
-        admin.add_view(OutboundWebhooksView(name="Webhooks", endpoint="webhooks_out"))
-        admin.add_view(AuditView(name="Audit log", endpoint="audit"))
-        admin.add_view(ExportView(name="Export", endpoint="export"))
-        admin.add_view(KeysView(name="API keys", endpoint="keys"))
+        admin.add_view(RulesView(name=_l("Earning rules"), endpoint="rules"))
+        admin.add_view(TiersView(name=_l("Tiers"), endpoint="tiers"))
+        admin.add_view(RewardsView(name=_l("Rewards"), endpoint="rewards"))
+        admin.add_view(MembersView(name=_l("Members"), endpoint="members"))
+        admin.add_view(FulfilmentView(name=_l("Fulfilment"), endpoint="fulfilment"))
+        admin.add_view(AdjustmentsView(name=_l("Adjustments"), endpoint="adjustments"))
+        admin.add_view(JobsView(name=_l("Jobs"), endpoint="jobs"))
+        admin.add_view(RemindersView(name=_l("Reminders"), endpoint="reminders"))
+        admin.add_view(EventsView(name=_l("Webhook events"), endpoint="events"))
+        admin.add_view(OutboundWebhooksView(name=_l("Webhooks"), endpoint="webhooks_out"))
+        admin.add_view(AuditView(name=_l("Audit log"), endpoint="audit"))
+        admin.add_view(ExportView(name=_l("Export"), endpoint="export"))
+        admin.add_view(KeysView(name=_l("API keys"), endpoint="keys"))
     return admin
 
 

@@ -33,6 +33,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import (  # type: ignore[import-untyped]
     LoginManager,
     UserMixin,
@@ -44,6 +45,7 @@ from flask_login import (  # type: ignore[import-untyped]
 from werkzeug.exceptions import Forbidden
 
 from admin.context import console
+from admin.words import role_word
 from loyalty.services import console_users as accounts
 
 EVERYONE = accounts.ROLES
@@ -161,7 +163,14 @@ def login() -> ResponseReturnValue:
         )
         if user is not None:
             login_user(SignedIn(user))
-            flash(f"Signed in as {user.username} ({user.role}).", "success")
+            flash(
+                _(
+                    "Signed in as %(user)s (%(role)s).",
+                    user=user.username,
+                    role=role_word(user.role),
+                ),
+                "success",
+            )
             return redirect(_safe_next(request.form.get("next")))
         log.warning(
             "console sign-in refused",
@@ -170,7 +179,7 @@ def login() -> ResponseReturnValue:
                 "address": request.remote_addr,
             },
         )
-        flash("Wrong username or password, or the account is disabled.", "error")
+        flash(_("Wrong username or password, or the account is disabled."), "error")
         return render_template("jifen/login.html", next=request.form.get("next", "")), 401
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
@@ -188,7 +197,7 @@ def logout() -> ResponseReturnValue:
     account ends, here and on any other browser."""
     accounts.end_sessions(console().db, current_user.user.id)
     logout_user()
-    flash("Signed out.", "info")
+    flash(_("Signed out."), "info")
     return redirect(url_for("auth.login"))
 
 

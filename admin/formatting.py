@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
-from flask import Flask, g
+from babel.numbers import format_currency
+from flask import Flask, g, has_request_context
 
 from admin.context import console
+from admin.i18n import CHINESE, current_locale
 from loyalty.domain.calendar import last_usable_day, zone
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.errors import LoyaltyError
@@ -25,11 +28,14 @@ def signed(value: Any) -> str:
 
 
 def money(minor: Any, currency: str) -> str:
-    """Minor units as ``CNY 1,234.56``."""
+    """Minor units as ``CNY 1,234.56`` in English and ``¥1,234.56`` in Chinese (Babel's
+    CLDR pattern for the locale; the code keeps English pages unambiguous across currencies)."""
     if minor is None:
         return ""
     exponent = minor_unit_exponent(currency)
-    major = int(minor) / 10**exponent if exponent else int(minor)
+    major = Decimal(int(minor)).scaleb(-exponent)
+    if has_request_context() and current_locale() == CHINESE:
+        return str(format_currency(major, currency, locale="zh_Hans_CN"))
     return f"{currency} {major:,.{exponent}f}"
 
 

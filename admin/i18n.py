@@ -31,6 +31,8 @@ from babel.support import NullTranslations, Translations
 from flask import Flask, g, request, session
 from flask_babel import Babel, Domain, get_locale
 
+from admin.words import init_words
+
 TRANSLATIONS = Path(__file__).parent / "translations"
 CHINESE = "zh_Hans"
 ENGLISH = "en"
@@ -90,7 +92,8 @@ def _supported(name: str) -> str:
 def init_i18n(app: Flask) -> None:
     """flask-babel on the console: the locale selector, the catalogue, ``lang`` in templates."""
     app.config.setdefault("BABEL_DEFAULT_LOCALE", ENGLISH)
-    Babel(app, locale_selector=select_locale, default_domain=PoDomain())
+    babel = Babel(app, locale_selector=select_locale)
+    babel.domain_instance = PoDomain()  # every gettext reads the .po files (see PoDomain)
 
     @app.before_request
     def remember_choice() -> None:
@@ -100,6 +103,7 @@ def init_i18n(app: Flask) -> None:
             g.jifen_locale_changed = chosen
 
     app.jinja_env.globals.update(html_lang=html_lang, other_languages=other_languages)
+    init_words(app)
 
 
 def select_locale() -> str:

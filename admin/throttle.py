@@ -25,6 +25,8 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
@@ -35,6 +37,11 @@ ADDRESS_LIMIT = "20 per minute"
 ACCOUNT_MESSAGE = "Too many failed sign-ins for this account."
 ADDRESS_MESSAGE = "Too many failed sign-ins from your address."
 LOGIN_ENDPOINT = "auth.login"
+# The refusals in the person's language (the limiter keeps the English text).
+REFUSALS = {
+    ACCOUNT_MESSAGE: _l("Too many failed sign-ins for this account."),
+    ADDRESS_MESSAGE: _l("Too many failed sign-ins from your address."),
+}
 
 
 def account_key() -> str:
@@ -95,7 +102,8 @@ def throttled_page(limiter: Limiter, exc: RateLimitExceeded) -> ResponseReturnVa
     wait = max(1, int(reset_at - time.time()))
     until = dt.datetime.fromtimestamp(reset_at, dt.UTC)
     at = f"{local_time(until, '%H:%M:%S')} {program_timezone()}"
-    message = f"{exc.description} Try again in {wait} seconds (at {at})."
+    why = REFUSALS.get(str(exc.description), exc.description)
+    message = _("%(why)s Try again in %(wait)s seconds (at %(at)s).", why=why, wait=wait, at=at)
     page = render_template(
         "jifen/login.html",
         next=request.form.get("next", ""),
