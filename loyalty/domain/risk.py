@@ -107,7 +107,7 @@ class RiskRule:
         if self.kind == "velocity":
             per = {"member": "每位会员", "location": "每个门店", "device": "每台设备"}[p["scope"]]
             what = "笔积分获取" if p["measure"] == "earns" else "积分"
-            return f"{per}在 {window} 内超过 {p['limit']:,} {what}：{verb}。"
+            return f"{per}在 {window}内超过 {p['limit']:,} {what}：{verb}。"
         if self.kind == "farming":
             return (
                 f"会员近 {p['days']} 天获得的积分中退款比例超过 {p['refunded_percent']}%"
@@ -118,7 +118,7 @@ class RiskRule:
         if self.kind == "new_member_inflow":
             return f"注册不足 {p['days']} 天的会员收到超过 {p['points']:,} 积分：{verb}。"
         return (
-            f"计划在 {window} 内的发放量高于近 {p['trailing_days']} 天同期中位数 "
+            f"计划在 {window}内的发放量高于近 {p['trailing_days']} 天同期中位数 "
             f"{p['threshold']} 个中位绝对偏差（且至少 {p['min_points']:,} 积分）：{verb}。"
         )
 
