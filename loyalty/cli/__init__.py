@@ -1,12 +1,12 @@
 """The ``jifen`` command: migrations, the demo, ledger verification, the forecast, the jobs,
-the reward catalog and member tiers.
+the reward catalog, member tiers and risk control.
 
 Every command takes ``--database-url`` (or ``$JIFEN_DATABASE_URL``) and has ``--help``.
 Errors are printed as one line that says what to do next, with exit status 1 (2 for usage).
 
 This module owns the ``jifen`` group (:func:`main`); the commands live by area in
 :mod:`.schema`, :mod:`.ledger`, :mod:`.demo`, :mod:`.jobs`, :mod:`.rewards`, :mod:`.tiers`,
-:mod:`.email`, :mod:`.webhooks` and :mod:`.events`,
+:mod:`.email`, :mod:`.webhooks`, :mod:`.events` and :mod:`.risk`,
 what they share in :mod:`.options` and how they show things in :mod:`.render`. Other packages
 add commands through the ``jifen.commands`` entry-point group (the console adds ``users`` and
 ``console``); they are loaded on first use, so the core never imports them.
@@ -25,6 +25,7 @@ from loyalty.cli.events import events_group
 from loyalty.cli.jobs import clear, cron_command, jobs_command, remind, sweep, worker
 from loyalty.cli.ledger import forecast_command, verify
 from loyalty.cli.rewards import rewards_group
+from loyalty.cli.risk import risk_group
 from loyalty.cli.schema import db
 from loyalty.cli.tiers import tiers_group
 from loyalty.cli.webhooks import webhooks_group
@@ -77,6 +78,7 @@ CORE_COMMANDS: tuple[click.Command, ...] = (
     email_group,
     webhooks_group,
     events_group,
+    risk_group,
 )
 for _command in CORE_COMMANDS:
     main.add_command(_command)
