@@ -223,6 +223,7 @@ def _init_admin(app: Flask) -> Admin:
         TiersView,
     )
     from admin.views.reminders import RemindersView
+    from admin.views.risk import RiskView
 
     admin = Admin(
         app,
@@ -239,6 +240,7 @@ def _init_admin(app: Flask) -> Admin:
         admin.add_view(MembersView(name=_l("Members"), endpoint="members"))
         admin.add_view(FulfilmentView(name=_l("Fulfilment"), endpoint="fulfilment"))
         admin.add_view(AdjustmentsView(name=_l("Adjustments"), endpoint="adjustments"))
+        admin.add_view(RiskView(name=_l("Risk"), endpoint="risk"))
         admin.add_view(JobsView(name=_l("Jobs"), endpoint="jobs"))
         admin.add_view(RemindersView(name=_l("Reminders"), endpoint="reminders"))
         admin.add_view(EventsView(name=_l("Webhook events"), endpoint="events"))

@@ -1,7 +1,8 @@
 """Members: search by external id, email or Stripe customer; a member's balance (with what
 expires soon, as the forecast counts it), lots, history in words and local times, adjustment
 requests, reward redemptions, the latest outbound events, and the tier panel (tier, progress,
-lock, tier history in words); link a Stripe customer (operations); set a member's tier by hand
+lock, tier history in words), the risk panel (account freeze, hold, open cases; its changes
+are the risk view's); link a Stripe customer (operations); set a member's tier by hand
 (admin)."""
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from loyalty.services import (
     set_member_tier_audited,
 )
 from loyalty.services.console_queries import member_expiring, open_lots, search_members
+from loyalty.services.risk_review import member_risk_state
 from loyalty.stripe.onboarding import link_applying_parked
 
 PAGE = 25
@@ -107,6 +109,7 @@ class MembersView(ConsoleView):
             buckets=BUCKET_WORDS,
             zone_label=zone_label(program.timezone, db.clock.now()),
             tier=TierPanel.read(db, program, external_id),
+            risk=member_risk_state(db, program=program.code, member=external_id),
             can_set_tier=has_role(*TIER_ROLES),
             change_id=uuid.uuid4().hex,
             outbound=member_events(

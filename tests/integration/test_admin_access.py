@@ -69,6 +69,13 @@ def test_every_post_without_login_redirects_to_login_or_403(app: Flask) -> None:
         "rules.draft",
         "events.replay",
         "auth.logout",
+        "risk.draft",
+        "risk.resolve",
+        "risk.assign",
+        "risk.scan",
+        "risk.freeze",
+        "risk.unfreeze",
+        "risk.release_hold",
     }
     for endpoint, url in urls:
         response = post(client, url, token, event_id=["a", "b"])
