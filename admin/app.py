@@ -222,6 +222,7 @@ def _init_admin(app: Flask) -> Admin:
         RulesView,
         TiersView,
     )
+    from admin.views.analytics import AnalyticsView
     from admin.views.reminders import RemindersView
     from admin.views.risk import RiskView
 
@@ -234,6 +235,7 @@ def _init_admin(app: Flask) -> Admin:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        admin.add_view(AnalyticsView(name=_l("Analytics"), endpoint="analytics"))
         admin.add_view(RulesView(name=_l("Earning rules"), endpoint="rules"))
         admin.add_view(TiersView(name=_l("Tiers"), endpoint="tiers"))
         admin.add_view(RewardsView(name=_l("Rewards"), endpoint="rewards"))

@@ -9,12 +9,16 @@ in a tooltip; a label may hold a line break (``"01-27\\n02-02"``), drawn as two 
 keeps one outlier from flattening the rest: the axis stops at the largest value that is not
 an outlier (:func:`robust_limit`), and a bar past it is cut, marked with a break and labelled
 with its value.
+
+:func:`small_bar_chart` and :func:`small_line_chart` draw small multiples (the Analytics
+page): one series per chart on its own scale, clipped the same way, with markers (a rule
+version taking effect) and shaded bands (a campaign running) over the days.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -318,3 +322,277 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> M
     parts.extend(_legend(series, right=MIRRORED_RIGHT))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+# --- small multiples (the Analytics page) -----------------------------------------------------
+#
+# One small chart per series, each on its own scale, so a flow of hundreds is not drawn as a
+# line along the floor of a flow of millions. One huge day does not flatten the others either:
+# the axis is clipped at the largest value that is not an outlier (:func:`robust_limit`, the
+# same rule as :func:`flow_chart`), and a bar past it is cut with a white break and labelled
+# with its value. A clipped linear axis keeps bars comparable by length, which a log scale
+# would not (and a log scale has no place for zero or negative days).
+
+# Drawn about as wide as they are shown (a third of a laptop's page, a phone's width), so the
+# 12-unit labels read at about 12 px.
+SMALL_W, SMALL_H = 380, 210
+SMALL_LEFT, SMALL_RIGHT, SMALL_TOP, SMALL_BOTTOM = 46, 10, 26, 30
+SMALL_PLOT_H = SMALL_H - SMALL_TOP - SMALL_BOTTOM
+SMALL_PLOT_W = SMALL_W - SMALL_LEFT - SMALL_RIGHT
+MARKER_COLOR = "#343a40"
+BAND_COLOR = "#fff3cd"
+
+
+@dataclass(frozen=True)
+class ChartMarker:
+    """A vertical line through the slot of label ``index``, named ``label`` above the plot
+    (a rule version that took effect that day)."""
+
+    index: int
+    label: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class ChartBand:
+    """A shaded span behind the slots ``first`` to ``last`` (a campaign that ran then)."""
+
+    first: int
+    last: int
+    label: str
+
+
+@dataclass(frozen=True)
+class _SmallAxis:
+    low: float
+    high: float
+    ticks: tuple[float, ...]
+
+    def y(self, value: float) -> float:
+        value = min(max(value, self.low), self.high)
+        return SMALL_TOP + SMALL_PLOT_H * (self.high - value) / (self.high - self.low)
+
+
+def _small_axis(high: int, low: int = 0) -> _SmallAxis:
+    axis = _axis(high, low, intervals=4)
+    return _SmallAxis(axis.low, axis.high, tuple(range(axis.low, axis.high + 1, axis.step)))
+
+
+def _small_frame(
+    title: str,
+    description: str,
+    axis: _SmallAxis,
+    labels: Sequence[str],
+    *,
+    max_labels: int,
+    tick_text: Callable[[float], str],
+) -> list[str]:
+    parts = [
+        f'<svg class="jifen-chart jifen-small-chart" viewBox="0 0 {SMALL_W} {SMALL_H}" '
+        f'role="img" xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(title)}</title><desc>{escape(description)}</desc>",
+    ]
+    for value in axis.ticks:
+        y = axis.y(value)
+        stroke = "#adb5bd" if value == 0 and axis.low < 0 else "#e3e6ea"
+        parts.append(
+            f'<line x1="{SMALL_LEFT}" y1="{y:.1f}" x2="{SMALL_W - SMALL_RIGHT}" y2="{y:.1f}" '
+            f'stroke="{stroke}" stroke-width="1"/>'
+            f'<text x="{SMALL_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
+            f'fill="#6c757d">{escape(tick_text(value))}</text>'
+        )
+    count = max(len(labels), 1)
+    every = max(1, -(-count // max_labels))
+    slot = SMALL_PLOT_W / count
+    for i, label in enumerate(labels):
+        if not i % every:
+            parts.append(
+                f'<text x="{SMALL_LEFT + slot * (i + 0.5):.1f}" y="{SMALL_H - SMALL_BOTTOM + 16}" '
+                f'text-anchor="middle" font-size="12" fill="#6c757d">{escape(label)}</text>'
+            )
+    return parts
+
+
+def _bands_and_markers(
+    count: int, bands: Sequence[ChartBand], markers: Sequence[ChartMarker]
+) -> tuple[list[str], list[str]]:
+    """Shaded bands (drawn under the bars) and marker lines (drawn over them)."""
+    slot = SMALL_PLOT_W / max(count, 1)
+    under, over = [], []
+    for band in bands:
+        x0, x1 = SMALL_LEFT + slot * band.first, SMALL_LEFT + slot * (band.last + 1)
+        under.append(
+            f'<rect class="jifen-band" x="{x0:.1f}" y="{SMALL_TOP}" width="{x1 - x0:.1f}" '
+            f'height="{SMALL_PLOT_H}" fill="{BAND_COLOR}"><title>{escape(band.label)}</title>'
+            "</rect>"
+        )
+    for marker in markers:
+        x = SMALL_LEFT + slot * (marker.index + 0.5)
+        anchor = "end" if x > SMALL_W - 50 else "start"
+        dx = -3 if anchor == "end" else 3
+        over.append(
+            f'<g class="jifen-marker" data-label="{escape(marker.label)}">'
+            f'<line x1="{x:.1f}" y1="{SMALL_TOP - 4}" x2="{x:.1f}" '
+            f'y2="{SMALL_TOP + SMALL_PLOT_H}" stroke="{MARKER_COLOR}" stroke-width="1.5" '
+            f'stroke-dasharray="4 3"/>'
+            f'<text x="{x + dx:.1f}" y="{SMALL_TOP - 8}" text-anchor="{anchor}" font-size="12" '
+            f'font-weight="600" fill="{MARKER_COLOR}">{escape(marker.label)}</text>'
+            f"<title>{escape(marker.title or marker.label)}</title></g>"
+        )
+    return under, over
+
+
+def _small_clip_mark(axis: _SmallAxis, slot: float, i: int, value: int, label: str) -> list[str]:
+    """A bar cut at the end of the axis: a white break across it and its value beside it."""
+    up = value > 0
+    edge = axis.y(axis.high if up else axis.low)
+    y = edge + (6 if up else -6)
+    x0, x1 = SMALL_LEFT + slot * (i + 0.05), SMALL_LEFT + slot * (i + 0.95)
+    left_half = i * slot < SMALL_PLOT_W / 2
+    text_x, anchor = (x1 + 3, "start") if left_half else (x0 - 3, "end")
+    text_y = edge + (11 if up else -4)
+    return [
+        f'<path d="M{x0:.1f},{y + 2:.1f} L{x1:.1f},{y - 2:.1f}" stroke="#fff" stroke-width="2.5"/>',
+        f'<text x="{text_x:.1f}" y="{text_y:.1f}" text-anchor="{anchor}" font-size="12" '
+        f'font-weight="600" fill="#343a40" class="jifen-clipped" data-clipped="{value}">'
+        f"{_signed_text(value)}<title>{escape(label)}: {_signed_text(value)}, beyond the axis"
+        "</title></text>",
+    ]
+
+
+def _signed_text(value: int) -> str:
+    return f"{MINUS}{-value:,}" if value < 0 else f"{value:,}"
+
+
+def small_bar_chart(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[int],
+    *,
+    color: str,
+    markers: Sequence[ChartMarker] = (),
+    bands: Sequence[ChartBand] = (),
+    max_labels: int = 6,
+    empty: str = "",
+) -> Markup:
+    """One series as bars on its own scale: above zero, or below it for negative values; an
+    outlier either way is cut at the axis, marked and labelled with its value. ``markers``
+    draw a dashed line through a slot, ``bands`` shade a span of slots; ``empty`` is written
+    across the plot when every value is zero."""
+    ints = [int(v) for v in values]
+    axis = _small_axis(robust_limit(ints), -robust_limit([-v for v in ints]))
+    total = sum(ints)
+    span = f"{labels[0]} to {labels[-1]}" if labels else "no data"
+    parts = _small_frame(
+        title,
+        f"{span}; {_signed_text(total)} in total",
+        axis,
+        labels,
+        max_labels=max_labels,
+        tick_text=lambda v: _short(int(v)),
+    )
+    under, over = _bands_and_markers(len(labels), bands, markers)
+    parts.extend(under)
+    slot = SMALL_PLOT_W / max(len(labels), 1)
+    for i, (label, value) in enumerate(zip(labels, ints, strict=True)):
+        if value == 0:
+            continue
+        top, bottom = sorted((axis.y(value), axis.y(0)))
+        tip = f"{label}: {_signed_text(value)}"
+        parts.append(
+            _bar(SMALL_LEFT + slot * (i + 0.1), top, slot * 0.8, bottom - top, color, tip, value)
+        )
+        if value > axis.high or value < axis.low:
+            parts.extend(_small_clip_mark(axis, slot, i, value, label))
+    if empty and not any(ints):
+        parts.append(
+            f'<text x="{SMALL_LEFT + SMALL_PLOT_W / 2:.1f}" y="{SMALL_TOP + SMALL_PLOT_H / 2:.1f}" '
+            f'text-anchor="middle" font-size="13" fill="#6c757d" class="jifen-empty">'
+            f"{escape(empty)}</text>"
+        )
+    parts.extend(over)
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+@dataclass(frozen=True)
+class LineSeries:
+    """A named line; ``None`` leaves a gap (a rate without a whole)."""
+
+    name: str
+    values: Sequence[float | None]
+    color: str
+
+
+def _percent_tick(value: float) -> str:
+    return f"{value:g} %"
+
+
+def small_line_chart(
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[LineSeries],
+    *,
+    percent: bool = False,
+    max_labels: int = 6,
+) -> Markup:
+    """Lines on one small chart, a dot on each value, with a legend at the top right when
+    there are several; ``percent`` labels the axis in percent."""
+    known = [float(v) for s in series for v in s.values if v is not None]
+    high = math.ceil(max(known, default=0))
+    low = math.floor(min(0.0, *known)) if known else 0
+    axis = _small_axis(high, low)
+    description = "; ".join(f"{s.name}: last {_line_value(_last(s), percent)}" for s in series)
+    parts = _small_frame(
+        title,
+        description,
+        axis,
+        labels,
+        max_labels=max_labels,
+        tick_text=_percent_tick if percent else (lambda v: _short(int(v))),
+    )
+    slot = SMALL_PLOT_W / max(len(labels), 1)
+    for s in series:
+        points = [
+            (SMALL_LEFT + slot * (i + 0.5), axis.y(float(v)), label, v)
+            for i, (label, v) in enumerate(zip(labels, s.values, strict=True))
+            if v is not None
+        ]
+        if len(points) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{s.color}" stroke-width="2"/>'
+            )
+        for x, y, label, v in points:
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{s.color}" data-value="{v}">'
+                f"<title>{escape(label)} · {escape(s.name)}: {_line_value(v, percent)}</title>"
+                "</circle>"
+            )
+    if len(series) > 1:
+        parts.extend(_small_legend(series))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _last(series: LineSeries) -> float | None:
+    return next((v for v in reversed(series.values) if v is not None), None)
+
+
+def _line_value(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "none"
+    return f"{value:.1f} %" if percent else f"{int(value):,}"
+
+
+def _small_legend(series: Sequence[LineSeries]) -> list[str]:
+    widths = [22 + 7 * len(s.name) for s in series]
+    x = SMALL_W - SMALL_RIGHT - sum(widths) + 6
+    parts = []
+    for s, width in zip(series, widths, strict=True):
+        parts.append(
+            f'<rect x="{x}" y="6" width="10" height="10" fill="{s.color}"/>'
+            f'<text x="{x + 14}" y="15" font-size="12" fill="#343a40">{escape(s.name)}</text>'
+        )
+        x += width
+    return parts
