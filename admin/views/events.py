@@ -1,10 +1,13 @@
 """Stripe webhook events: list, filter by status and type, see one, replay parked or failed
-ones (one, or the selected ones at once). Operations and admin."""
+ones (one, or the selected ones at once). Operations and admin. The console's words are in
+the request's language; what Stripe sent and what the sync says of each event are shown as
+they are."""
 
 from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 
 from admin.auth import OPERATIONS, actor, require_role
 from admin.views.base import (
@@ -15,6 +18,7 @@ from admin.views.base import (
     page_number,
     search_arg,
 )
+from admin.words import status_word
 from loyalty.errors import LoyaltyError
 from loyalty.services.console_queries import get_stripe_event, list_stripe_events
 from loyalty.stripe.sync import replay_event_audited
@@ -72,7 +76,7 @@ class EventsView(ConsoleView):
         program = self.program()
         ids = [e for e in request.form.getlist("event_id") if e.strip()][:MAX_BULK]
         if not ids:
-            flash("Select at least one event to replay.", "warning")
+            flash(_("Select at least one event to replay."), "warning")
         for event_id in ids:
             try:
                 result = replay_event_audited(
@@ -81,7 +85,15 @@ class EventsView(ConsoleView):
             except LoyaltyError as exc:
                 flash_error(exc)
                 continue
-            flash(f"{event_id}: {result.status}: {result.message}", "info")
+            flash(
+                _(
+                    "%(event)s: %(status)s: %(message)s",
+                    event=event_id,
+                    status=status_word(result.status),
+                    message=result.message,
+                ),
+                "info",
+            )
         if len(ids) == 1 and request.form.get("back") == "event":
             return redirect(url_for(".event", id=ids[0]))
         return redirect(url_for(".index"))

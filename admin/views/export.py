@@ -17,11 +17,14 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from flask import Response, stream_with_context
 from flask.typing import ResponseReturnValue
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 
 from admin.auth import OPERATIONS, actor
 from admin.views.base import ConsoleView, expose
@@ -65,10 +68,18 @@ def stream_csv(header: Sequence[str], chunks: Iterator[ExportRows]) -> Iterator[
     yield buffer.getvalue()
 
 
-EXPORTS: dict[str, str] = {
-    "members": "every member with their balances",
-    "lots": "every lot with its buckets and expiry",
-    "ledger": "every ledger entry with its operation key",
+@dataclass(frozen=True)
+class ExportWords:
+    """What the export page says about one file: its title and what it holds."""
+
+    title: LazyString
+    what: LazyString
+
+
+EXPORTS: dict[ExportName, ExportWords] = {
+    "members": ExportWords(_l("Members"), _l("every member with their balances")),
+    "lots": ExportWords(_l("Point lots"), _l("every lot with its buckets and expiry")),
+    "ledger": ExportWords(_l("Ledger entries"), _l("every ledger entry with its operation key")),
 }
 
 

@@ -11,16 +11,38 @@ from typing import Any
 
 from flask import flash, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import LazyString
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
 from admin.auth import actor, require_role
+from admin.form_words import N_, field_words, problem_words
 from admin.views.base import ConsoleView, expose, flash_error
 from loyalty.errors import InvalidInput, LoyaltyError
 from loyalty.services import api_keys
 
 ADMIN = ("admin",)
 MAX_DAYS = 3660
+CHOOSE_SCOPES = N_("choose at least one scope")
+SCOPE_WORDS: dict[str, LazyString] = {
+    "read": _l("members, balances and history"),
+    "earn": _l("points for purchases and actions"),
+    "redeem": _l("points spent on orders, rewards redeemed"),
+    "refund": _l("refunds and disputes"),
+    "transfer": _l("points sent between members"),
+    "adjust": _l("points granted or deducted by hand"),
+    "events": _l("the outbound events feed"),
+    "webhooks": _l("webhook endpoints and their secrets"),
+    "risk": _l("risk rules, cases, freezes and holds"),
+    "admin": _l("every scope"),
+}
+KEY_STATUS_WORDS: dict[str, LazyString] = {
+    "active": _l("active"),
+    "revoked": _l("revoked"),
+    "expired": _l("expired"),
+}
 
 
 class NewKeyForm(Schema):
@@ -30,7 +52,8 @@ class NewKeyForm(Schema):
     scopes = fields.List(
         fields.String(validate=validate.OneOf(api_keys.SCOPES)),
         required=True,
-        validate=validate.Length(min=1, error="choose at least one scope"),
+        validate=validate.Length(min=1, error=CHOOSE_SCOPES),
+        error_messages={"required": CHOOSE_SCOPES},
     )
     expires_in_days = fields.Integer(
         load_default=None, strict=False, validate=validate.Range(min=1, max=MAX_DAYS)
@@ -51,7 +74,8 @@ class OriginForm(Schema):
 
 def load_form(schema: Schema, form: MultiDict[str, str], *, lists: tuple[str, ...] = ()) -> Any:
     """The form checked by ``schema`` (fields in ``lists`` take every value); blank fields
-    count as missing; :class:`InvalidInput` naming every problem."""
+    count as missing; :class:`InvalidInput` naming every problem in the request's language
+    (:mod:`admin.form_words`)."""
     data: dict[str, Any] = {}
     for name in schema.fields:
         if name in lists:
@@ -64,17 +88,19 @@ def load_form(schema: Schema, form: MultiDict[str, str], *, lists: tuple[str, ..
         return schema.load(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{name}: {_messages(msgs)}" for name, msgs in sorted(dict(exc.messages_dict).items())
+            f"{field_words(name)}: {_messages(msgs)}"
+            for name, msgs in sorted(dict(exc.messages_dict).items())
         )
-        raise InvalidInput(f"please correct the form: {problems}", fields=exc.messages) from exc
+        message = _("please correct the form: %(problems)s", problems=problems)
+        raise InvalidInput(message, fields=exc.messages) from exc
 
 
 def _messages(found: Any) -> str:
     if isinstance(found, dict):
         return " ".join(_messages(m) for m in found.values())
     if isinstance(found, list):
-        return " ".join(map(str, found))
-    return str(found)
+        return " ".join(problem_words(str(m)) for m in found)
+    return problem_words(str(found))
 
 
 class KeysView(ConsoleView):
@@ -92,6 +118,8 @@ class KeysView(ConsoleView):
             keys=api_keys.list_keys(db, program=program.code),
             origins=api_keys.list_origins(db, program=program.code),
             scopes=api_keys.SCOPES,
+            scope_words=SCOPE_WORDS,
+            key_status_words=KEY_STATUS_WORDS,
             now=db.clock.now(),
             max_days=MAX_DAYS,
         )
@@ -134,21 +162,28 @@ class KeysView(ConsoleView):
             flash_error(exc)
         else:
             flash(
-                f"API key {done.prefix}… ({done.label}) is revoked: requests with it are "
-                "refused from now on.",
+                _(
+                    "API key %(prefix)s… (%(label)s) is revoked: requests with it are "
+                    "refused from now on.",
+                    prefix=done.prefix,
+                    label=done.label,
+                ),
                 "success",
             )
         return redirect(url_for(".index"))
 
     @expose("/origins/add", methods=("POST",))
     def add_origin(self) -> ResponseReturnValue:
-        return self._change_origin(api_keys.add_origin, "is allowed")
+        return self._change_origin(api_keys.add_origin, _l("%(origin)s is allowed."))
 
     @expose("/origins/remove", methods=("POST",))
     def remove_origin(self) -> ResponseReturnValue:
-        return self._change_origin(api_keys.remove_origin, "is no longer allowed")
+        return self._change_origin(api_keys.remove_origin, _l("%(origin)s is no longer allowed."))
 
-    def _change_origin(self, change: Callable[..., list[str]], outcome: str) -> ResponseReturnValue:
+    def _change_origin(
+        self, change: Callable[..., list[str]], outcome: LazyString
+    ) -> ResponseReturnValue:
+        """Add or remove an origin; ``outcome`` says what happened to ``%(origin)s``."""
         require_role(*ADMIN)
         program = self.program()
         try:
@@ -158,5 +193,5 @@ class KeysView(ConsoleView):
         except LoyaltyError as exc:
             flash_error(exc)
         else:
-            flash(f"{origin} {outcome}.", "success")
+            flash(str(outcome) % {"origin": origin}, "success")
         return redirect(url_for(".index"))

@@ -5,19 +5,25 @@ e-mail; and the reminder e-mail previewed in Chinese and English.
 
 Every role reads (the SMTP password is never shown, only whether one is set); admin changes
 the settings and sends test e-mails. Changes are calls to :mod:`loyalty.events.email`, which
-audits them.
+audits them. The page is in the request's language, and so are the reasons the e-mail run
+skips a reminder for; the previews are the e-mail in each of its own languages.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import flash, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import LazyString
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 from werkzeug.datastructures import MultiDict
 
 from admin.auth import actor, has_role, require_role
+from admin.form_words import N_
 from admin.views.base import ConsoleView, choice_arg, expose, flash_error, page_number, search_arg
 from admin.views.keys import load_form
 from loyalty.errors import InvalidInput, LoyaltyError
@@ -36,11 +42,40 @@ from loyalty.events.email import (
 ADMIN = ("admin",)
 PAGE = 50
 LANGUAGES = {"zh_Hans": "中文 (简体)", "en": "English"}
-SECURITY_WORDS = {
-    "starttls": "STARTTLS (usually port 587)",
-    "tls": "TLS from the start (usually port 465)",
-    "none": "none (a relay on a trusted network, port 25)",
+SECURITY_WORDS: dict[str, LazyString] = {
+    "starttls": _l("STARTTLS (usually port 587)"),
+    "tls": _l("TLS from the start (usually port 465)"),
+    "none": _l("none (a relay on a trusted network, port 25)"),
 }
+STATE_WORDS: dict[str, LazyString] = {
+    "pending": _l("pending"),
+    "sent": _l("sent"),
+    "failed": _l("failed"),
+    "skipped": _l("skipped"),
+}
+# Why a reminder's e-mail did not go, as the e-mail run stores it (English), in words the
+# page's language has; anything else (a mail server's answer) is shown as it is.
+SKIP_REASONS = (
+    N_("the member has no e-mail address"),
+    N_("the member's account is closed: the points cannot be used"),
+    N_("the points were due before the e-mail could be sent"),
+)
+SKIP_PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
+    (
+        re.compile(
+            r"program (?P<program>\S+) has no e-mail settings \(set them in the console's "
+            r"Reminders page or with jifen email set\)"
+        ),
+        _l(
+            "program %(program)s has no e-mail settings (set them in the console's Reminders "
+            "page or with jifen email set)"
+        ),
+    ),
+    (
+        re.compile(r"e-mail is turned off for program (?P<program>\S+)"),
+        _l("e-mail is turned off for program %(program)s"),
+    ),
+)
 _CHECKBOXES = ("enabled", "clear_password")
 # An e-mail is styled inline (mail clients drop style sheets); shown in a frame of the page,
 # it may apply those styles and nothing else: no scripts, no fetches, a sandbox of its own.
@@ -108,6 +143,16 @@ def posted_values(form: MultiDict[str, str]) -> dict[str, Any]:
     return values | {"enabled": bool(form.get("enabled"))}
 
 
+def email_error_words(text: str) -> str:
+    """Why a reminder's e-mail did not go, in the request's language when the reason is one
+    of the e-mail run's own; a mail server's answer as it is."""
+    for pattern, words in SKIP_PATTERNS:
+        found = pattern.fullmatch(text)
+        if found:
+            return str(words) % found.groupdict()
+    return _(text) if text in SKIP_REASONS else text
+
+
 class RemindersView(ConsoleView):
     """Reminders and their e-mails; the e-mail settings (admin)."""
 
@@ -143,6 +188,8 @@ class RemindersView(ConsoleView):
                 ],
                 languages=LANGUAGES,
                 securities=SECURITY_WORDS,
+                state_words=STATE_WORDS,
+                email_error_words=email_error_words,
                 can_edit=has_role(*ADMIN),
             )
         )
@@ -182,8 +229,12 @@ class RemindersView(ConsoleView):
                 self._page(values=posted_values(request.form), form_error=exc.message), 400
             )
             return page
-        state = "on" if info.enabled else "off"
-        flash(f"E-mail settings saved; e-mail reminders are {state}.", "success")
+        flash(
+            _("E-mail settings saved; e-mail reminders are on.")
+            if info.enabled
+            else _("E-mail settings saved; e-mail reminders are off."),
+            "success",
+        )
         return redirect(url_for(".index"))
 
     @expose("/test", methods=("POST",))
@@ -197,7 +248,14 @@ class RemindersView(ConsoleView):
             flash_error(exc)
             return redirect(url_for(".index"))
         if result.sent:
-            flash(f"Test e-mail sent to {result.to}: check that it arrived.", "success")
+            flash(_("Test e-mail sent to %(to)s: check that it arrived.", to=result.to), "success")
         else:
-            flash(f"The test e-mail to {result.to} was not sent: {result.error}", "error")
+            flash(
+                _(
+                    "The test e-mail to %(to)s was not sent: %(error)s",
+                    to=result.to,
+                    error=result.error,
+                ),
+                "error",
+            )
         return redirect(url_for(".index"))

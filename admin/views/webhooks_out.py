@@ -7,7 +7,9 @@ outbox's latest events (filter by type and member) with their JSON.
 
 Every role reads, without secrets; only admin changes anything. Times are in the program's
 time zone. Every change is a call to :mod:`loyalty.events.endpoints` or
-:mod:`loyalty.events.delivery`, which check and audit it.
+:mod:`loyalty.events.delivery`, which check and audit it. The words are in the request's
+language, and so are the reasons the delivery run disables an endpoint for (a reason typed
+by hand is shown as typed).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from typing import Any
 
 from flask import abort, flash, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import LazyString, gettext
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
 from admin import rules_form
 from admin.auth import actor, has_role, require_role
 from admin.event_words import event_description, event_words, subscription_words
+from admin.form_words import N_
+from admin.formatting import points
 from admin.views.base import ConsoleView, choice_arg, expose, flash_error, number_arg, search_arg
 from admin.views.keys import load_form
 from loyalty.domain.calendar import zone
@@ -41,7 +47,19 @@ MAX_ENDPOINT = 2**31 - 1
 EVENT_ID_LENGTH = 40
 OVERLAP_HOURS = (24, 1, 72, 168, 0)
 _UTC_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC\b")
-CHOOSE_TYPES = "choose at least one event type, or every type"
+_WHEN = r"(?P<when>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC"
+# The reasons the delivery run disables an endpoint for (loyalty.events.delivery), in words.
+MACHINE_REASONS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
+    (
+        re.compile(rf"the endpoint answered 410 Gone on {_WHEN}"),
+        _l("the endpoint answered 410 Gone on %(when)s"),
+    ),
+    (
+        re.compile(rf"failing for (?P<days>\d+) days since {_WHEN}"),
+        _l("failing for %(days)s days since %(when)s"),
+    ),
+)
+CHOOSE_TYPES = N_("choose at least one event type, or every type")
 FORM_FIELDS = ("url", "event_types", "description")
 
 
@@ -94,6 +112,11 @@ class DisableForm(EndpointChoice):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=hooks.MAX_REASON))
 
 
+def _(message: str, **values: Any) -> str:
+    """flask-babel's ``gettext``, typed: ``message`` in the request's language."""
+    return str(gettext(message, **values))
+
+
 def problem_field(exc: LoyaltyError) -> str:
     """The add form's field a refusal is about (``url``, ``event_types``…), if any."""
     named = str(exc.details.get("field") or "")
@@ -112,13 +135,30 @@ def state_words(endpoint: hooks.EndpointInfo, timezone: str) -> str:
     alone; every time in the program's zone."""
     if endpoint.enabled:
         if endpoint.failing_since is None:
-            return "Enabled"
-        return f"Enabled, failing since {local_words(endpoint.failing_since, timezone)}"
-    given = endpoint.disabled_reason or "by hand"
-    reason = localise_utc(given, timezone)
-    if reason != given or endpoint.disabled_at is None:  # the reason says when already
-        return f"Disabled: {reason}"
-    return f"Disabled: {reason} (since {local_words(endpoint.disabled_at, timezone)})"
+            return _("Enabled")
+        return _(
+            "Enabled, failing since %(when)s", when=local_words(endpoint.failing_since, timezone)
+        )
+    given = endpoint.disabled_reason or ""
+    reason = reason_words(given, timezone) if given else _("by hand")
+    if localise_utc(given, timezone) != given or endpoint.disabled_at is None:  # says when
+        return _("Disabled: %(reason)s", reason=reason)
+    return _(
+        "Disabled: %(reason)s (since %(when)s)",
+        reason=reason,
+        when=local_words(endpoint.disabled_at, timezone),
+    )
+
+
+def reason_words(reason: str, timezone: str) -> str:
+    """Why an endpoint is disabled: the delivery run's own reasons in the request's language,
+    a reason typed by hand as typed; every ``YYYY-MM-DD HH:MM UTC`` in the program's zone."""
+    for pattern, words in MACHINE_REASONS:
+        found = pattern.fullmatch(reason)
+        when = found and utc_words(found["when"], timezone)
+        if found and when:
+            return str(words) % (found.groupdict() | {"when": when})
+    return localise_utc(reason, timezone)
 
 
 def local_words(at: dt.datetime, timezone: str) -> str:
@@ -130,13 +170,19 @@ def localise_utc(text: str, timezone: str) -> str:
     """``text`` with each ``YYYY-MM-DD HH:MM UTC`` it quotes put in the program's zone."""
 
     def local(found: re.Match[str]) -> str:
-        try:
-            at = dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
-        except ValueError:  # not a real time (a reason typed by hand): left as written
-            return found.group(0)
-        return local_words(at, timezone)
+        return utc_words(found.group(1), timezone) or found.group(0)
 
     return _UTC_TIME.sub(local, text)
+
+
+def utc_words(stamp: str, timezone: str) -> str | None:
+    """``YYYY-MM-DD HH:MM`` (UTC) in the program's zone; ``None`` if it is not a real time
+    (a reason typed by hand), to be left as written."""
+    try:
+        at = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return local_words(at, timezone)
 
 
 def age_words(seconds: float | None) -> str:
@@ -144,12 +190,12 @@ def age_words(seconds: float | None) -> str:
     if seconds is None:
         return ""
     if seconds < 60:
-        return f"{max(0, int(seconds))} s"
+        return _("%(n)s s", n=max(0, int(seconds)))
     if seconds < 3600:
-        return f"{int(seconds // 60)} min"
+        return _("%(n)s min", n=int(seconds // 60))
     if seconds < 2 * 86400:
-        return f"{int(seconds // 3600)} h"
-    return f"{int(seconds // 86400)} days"
+        return _("%(n)s h", n=int(seconds // 3600))
+    return _("%(n)s days", n=int(seconds // 86400))
 
 
 def pretty_body(body: str) -> str:
@@ -265,9 +311,13 @@ class OutboundWebhooksView(ConsoleView):
             flash_error(exc)
         else:
             flash(
-                f"Disabled {done.url}: nothing is sent to it until it is enabled again; its "
-                f"pending deliveries are now failed ({done.failed:,} failed in all) and can be "
-                "replayed after enabling it.",
+                _(
+                    "Disabled %(url)s: nothing is sent to it until it is enabled again; its "
+                    "pending deliveries are now failed (%(failed)s failed in all) and can be "
+                    "replayed after enabling it.",
+                    url=done.url,
+                    failed=points(done.failed),
+                ),
                 "success",
             )
         return self._back()
@@ -285,12 +335,14 @@ class OutboundWebhooksView(ConsoleView):
             flash_error(exc)
         else:
             flash(
-                f"Enabled {done.url}: new events are sent to it again"
-                + (
-                    f"; {done.failed:,} failed deliveries wait for a replay."
-                    if done.failed
-                    else "."
-                ),
+                _(
+                    "Enabled %(url)s: new events are sent to it again; %(failed)s failed "
+                    "deliveries wait for a replay.",
+                    url=done.url,
+                    failed=points(done.failed),
+                )
+                if done.failed
+                else _("Enabled %(url)s: new events are sent to it again.", url=done.url),
                 "success",
             )
         return self._back()
@@ -419,8 +471,12 @@ class OutboundWebhooksView(ConsoleView):
                 return redirect(url_for(".delivery", id=raw))
             return redirect(url_for(".index"))
         flash(
-            f"Delivery {done.id} ({event_words(done.event_type)}) will be sent again with the "
-            "next delivery run (every minute), from a fresh set of attempts.",
+            _(
+                "Delivery %(id)s (%(event)s) will be sent again with the next delivery run "
+                "(every minute), from a fresh set of attempts.",
+                id=done.id,
+                event=event_words(done.event_type),
+            ),
             "success",
         )
         return redirect(url_for(".delivery", id=done.id))
@@ -451,10 +507,14 @@ class OutboundWebhooksView(ConsoleView):
             flash_error(exc)
             return self._back()
         flash(
-            f"{count:,} failed deliveries to {endpoint.url} will be sent again with the next "
-            "delivery run (every minute)."
+            _(
+                "%(count)s failed deliveries to %(url)s will be sent again with the next "
+                "delivery run (every minute).",
+                count=points(count),
+                url=endpoint.url,
+            )
             if count
-            else f"No failed deliveries to {endpoint.url} matched: nothing to replay.",
+            else _("No failed deliveries to %(url)s matched: nothing to replay.", url=endpoint.url),
             "success" if count else "info",
         )
         return redirect(url_for(".endpoint_page", id=endpoint.id))
@@ -468,11 +528,21 @@ def sent_body(payload: dict[str, Any]) -> str:
 
 def outcome_words(attempt: sending.AttemptInfo) -> str:
     """A test request's outcome in one sentence: status, latency and error."""
-    took = f"in {attempt.latency_ms:,} ms"
+    took = {"ms": points(attempt.latency_ms), "status": attempt.status_code}
     if attempt.ok:
-        return f"Test event delivered: the endpoint answered HTTP {attempt.status_code} {took}."
+        return _(
+            "Test event delivered: the endpoint answered HTTP %(status)s in %(ms)s ms.", **took
+        )
     if attempt.status_code is None:
-        return f"Test event not delivered: {attempt.error or 'no answer'} ({took})."
-    return f"Test event not delivered: the endpoint answered HTTP {attempt.status_code} {took}" + (
-        f": {attempt.response_excerpt[:200]}" if attempt.response_excerpt else "."
+        error = attempt.error or _("no answer")
+        return _("Test event not delivered: %(error)s (in %(ms)s ms).", error=error, **took)
+    if attempt.response_excerpt:
+        return _(
+            "Test event not delivered: the endpoint answered HTTP %(status)s in %(ms)s ms: "
+            "%(answer)s",
+            answer=attempt.response_excerpt[:200],
+            **took,
+        )
+    return _(
+        "Test event not delivered: the endpoint answered HTTP %(status)s in %(ms)s ms.", **took
     )
