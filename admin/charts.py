@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from unicodedata import east_asian_width
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 PALETTE = ("#2c7be5", "#e5a52c", "#d9534f", "#6f42c1", "#18bc9c", "#95a5a6")
@@ -171,7 +173,7 @@ def _legend(
 ) -> list[str]:
     """One swatch and name per series, from the left, or ending at ``WIDTH - right``."""
     shown = [s.name for s in series] if names is None else list(names)
-    widths = [24 + 7 * len(name) for name in shown]
+    widths = [24 + text_width(name) for name in shown]
     parts, x = [], LEFT if right is None else WIDTH - right - sum(widths) + 8
     for k, s in enumerate(series):
         color = s.color or PALETTE[k % len(PALETTE)]
@@ -185,10 +187,24 @@ def _legend(
     return parts
 
 
+def text_width(text: str) -> int:
+    """About how wide ``text`` is at 12 px, in px: Chinese and other wide characters take
+    about twice the room of Latin ones (a legend sized for Latin letters overlaps in Chinese)."""
+    return sum(13 if east_asian_width(ch) in "WF" else 7 for ch in text)
+
+
+def _span(labels: Sequence[str]) -> str:
+    if not labels:
+        return str(_("no data"))
+    return str(_("%(first)s to %(last)s", first=_one_line(labels[0]), last=_one_line(labels[-1])))
+
+
 def _describe(labels: Sequence[str], series: Sequence[Series]) -> str:
-    totals = ", ".join(f"{s.name}: {sum(s.values):,} in total" for s in series)
-    span = f"{_one_line(labels[0])} to {_one_line(labels[-1])}" if labels else "no data"
-    return f"{span}; {totals}"
+    totals = ", ".join(
+        str(_("%(name)s: %(total)s in total", name=s.name, total=f"{sum(s.values):,}"))
+        for s in series
+    )
+    return f"{_span(labels)}; {totals}"
 
 
 def _bar(x: float, y: float, width: float, height: float, color: str, tip: str, value: int) -> str:
@@ -482,10 +498,9 @@ def small_bar_chart(
     ints = [int(v) for v in values]
     axis = _small_axis(robust_limit(ints), -robust_limit([-v for v in ints]))
     total = sum(ints)
-    span = f"{labels[0]} to {labels[-1]}" if labels else "no data"
     parts = _small_frame(
         title,
-        f"{span}; {_signed_text(total)} in total",
+        f"{_span(labels)}; " + str(_("%(total)s in total", total=_signed_text(total))),
         axis,
         labels,
         max_labels=max_labels,

@@ -31,6 +31,7 @@ def test_the_schedule_of_programs_in_several_time_zones() -> None:
     assert [(e.name, e.job, e.cron, e.next_run_at, e.params) for e in schedule] == [
         ("jifen-hold_timeouts", "hold_timeouts", "* * * * *", at(2026, 11, 21, 10, 1), {}),
         ("jifen-events", "events", "* * * * *", at(2026, 11, 21, 10, 1), {}),
+        ("jifen-risk", "risk", "* * * * *", at(2026, 11, 21, 10, 1), {}),
         ("jifen-mature", "mature", "0 * * * *", at(2026, 11, 21, 11, 0), {}),
         ("jifen-expire", "expire", "5 * * * *", at(2026, 11, 21, 10, 5), {}),
         ("jifen-clear", "clear", "15 * * * *", at(2026, 11, 21, 10, 15), {}),
