@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from loyalty.db.dialect import lock_key_for_transaction
 from loyalty.db.tables import earnings, members, programs, risk_rule_versions, transfers
@@ -261,19 +261,36 @@ def _subject_lock_key(program_id: int, scope: str, subject: str) -> int:
     )
 
 
+def _recent(scope: str) -> Any:
+    """The earns and points of a member, location or device since ``:since``."""
+    where = [earnings.c.created_at > bindparam("since")]
+    if scope == "member":
+        where.append(earnings.c.member_id == bindparam("subject"))
+    else:
+        column = earnings.c.location if scope == "location" else earnings.c.device
+        where += [earnings.c.program_id == bindparam("program"), column == bindparam("subject")]
+    return select(func.count(), func.coalesce(func.sum(earnings.c.points_granted), 0)).where(*where)
+
+
+# Built once (they run inside every earn of a program with such a rule): one statement each.
+_RECENT = {scope: _recent(scope) for scope in ("member", "location", "device")}
+_RECEIVED = select(
+    select(func.coalesce(func.sum(earnings.c.points_granted), 0))
+    .where(earnings.c.member_id == bindparam("member"))
+    .scalar_subquery(),
+    select(func.coalesce(func.sum(transfers.c.points), 0))
+    .where(transfers.c.recipient_id == bindparam("member"))
+    .scalar_subquery(),
+)
+
+
 def _recent_earnings(
     conn: Connection, row: Any, rule: RiskRule, subject: Any, now: dt.datetime
 ) -> tuple[int, int]:
-    since = now - dt.timedelta(seconds=rule.window_seconds)
-    column = {"member": earnings.c.member_id, "location": earnings.c.location}.get(
-        rule["scope"], earnings.c.device
-    )
-    where = [column == subject, earnings.c.created_at > since]
+    params = {"since": now - dt.timedelta(seconds=rule.window_seconds), "subject": subject}
     if rule["scope"] != "member":
-        where.append(earnings.c.program_id == row.program_id)
-    found = conn.execute(
-        select(func.count(), func.coalesce(func.sum(earnings.c.points_granted), 0)).where(*where)
-    ).one()
+        params["program"] = row.program_id
+    found = conn.execute(_RECENT[rule["scope"]], params).one()
     return int(found[0]), int(found[1])
 
 
@@ -283,16 +300,7 @@ def _check_inflow(
     enrolled = row.created_at
     if enrolled <= now - dt.timedelta(days=rule["days"]):
         return
-    earned = conn.execute(
-        select(func.coalesce(func.sum(earnings.c.points_granted), 0)).where(
-            earnings.c.member_id == row.id
-        )
-    ).scalar_one()
-    received = conn.execute(
-        select(func.coalesce(func.sum(transfers.c.points), 0)).where(
-            transfers.c.recipient_id == row.id
-        )
-    ).scalar_one()
+    earned, received = conn.execute(_RECEIVED, {"member": row.id}).one()
     total = int(earned) + int(received) + points
     if total > rule["points"]:
         _refuse(rule, row.external_id, total)

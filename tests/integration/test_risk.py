@@ -218,3 +218,61 @@ def test_bad_rules_say_what_is_wrong(db: Database) -> None:
         with pytest.raises(InvalidRule):
             s.publish_risk_rules(db, program=PROGRAM, rules=rules(bad))
     assert s.risk_rules(db, program=PROGRAM) is None
+
+
+def test_a_new_member_inflow_rule_refuses_earns_and_transfers_past_its_points(
+    db: Database, clock: FixedClock
+) -> None:
+    make_program(db, transfers_enabled=True)
+    enrol(db, "veteran")
+    earn(db, "veteran", "v1", 100_000)
+    clock.advance(dt.timedelta(days=8))
+    enrol(db, "newcomer")
+    s.publish_risk_rules(
+        db,
+        program=PROGRAM,
+        rules=rules(
+            {"id": "inflow", "kind": "new_member_inflow", "points": 1_500, "days": 7,
+             "action": "block"}
+        ),
+    )  # fmt: skip
+    earn(db, "newcomer", "n1", 100_000)  # 1,000 points
+    s.transfer_points(
+        db, program=PROGRAM, sender="veteran", recipient="newcomer", points=400, transfer_id="t1"
+    )
+    before = row_counts(db)
+    with pytest.raises(RiskBlocked) as refused:
+        earn(db, "newcomer", "n2", 20_000)  # 1,400 + 200 > 1,500
+    assert refused.value.details == {"rule": "inflow", "member": "newcomer", "measured": 1_600}
+    with pytest.raises(RiskBlocked):
+        s.transfer_points(
+            db, program=PROGRAM, sender="veteran", recipient="newcomer", points=101,
+            transfer_id="t2",
+        )  # fmt: skip
+    assert row_counts(db) == before
+    earn(db, "newcomer", "n3", 10_000)  # exactly 1,500
+    earn(db, "veteran", "v2", 1_000_000)  # enrolled long ago: no limit
+    clock.advance(dt.timedelta(days=7))
+    earn(db, "newcomer", "n4", 100_000)  # no longer new
+    assert_clean(db)
+
+
+def test_a_device_block_rule_counts_points_per_device(db: Database) -> None:
+    make_program(db)
+    enrol(db, "alice", "bob")
+    s.publish_risk_rules(
+        db,
+        program=PROGRAM,
+        rules=rules(
+            {"id": "pos", "kind": "velocity", "scope": "device", "measure": "points",
+             "limit": 250, "window": "day", "action": "block"}
+        ),
+    )  # fmt: skip
+    earn(db, "alice", "o1", 10_000, device="pos-1")
+    earn(db, "bob", "o2", 10_000, device="pos-1")
+    with pytest.raises(RiskBlocked) as refused:
+        earn(db, "bob", "o3", 10_000, device="pos-1")
+    assert refused.value.details["measured"] == 300
+    earn(db, "bob", "o3", 10_000, device="pos-2")
+    earn(db, "bob", "o4", 10_000)  # no device: not counted
+    assert_clean(db)
