@@ -447,6 +447,9 @@ class Reversal(Base):
     __table_args__ = (
         UniqueConstraint("program_id", "kind", "external_id"),
         Index("ix_reversals_earning", "earning_id"),
+        # Risk control: the farming rule's refunds in a window, and a member's (its evidence).
+        Index("ix_reversals_program_created", "program_id", "created_at"),
+        Index("ix_reversals_member_created", "member_id", "created_at"),
         CheckConstraint("kind IN ('refund', 'dispute')", name="kind_known"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
     )
@@ -469,6 +472,10 @@ class Transfer(Base):
 
     __table_args__ = (
         Index("ix_transfers_sender_day", "sender_id", "day"),
+        # Risk control: what a new member received (checked inside each of their earns when
+        # a new-member rule blocks), and the transfer-ring rule's window.
+        Index("ix_transfers_recipient_created", "recipient_id", "created_at"),
+        Index("ix_transfers_program_created", "program_id", "created_at"),
         CheckConstraint("points > 0", name="points_positive"),
     )
 

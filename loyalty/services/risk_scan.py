@@ -37,6 +37,21 @@ EVIDENCE_LIMIT = 50  # operations listed in a case's evidence
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """Where a trip's operations are (``where`` on the table of ``column``, an operation id):
+    read only when the trip is recorded, the newest first, at most 50."""
+
+    where: Any
+    column: Any = earnings.c.operation_id
+
+    def operations(self, conn: Connection) -> list[int]:
+        rows = conn.execute(
+            select(self.column).where(self.where).order_by(self.column.desc()).limit(EVIDENCE_LIMIT)
+        ).scalars()
+        return [int(x) for x in rows]
+
+
+@dataclass(frozen=True)
 class Trip:
     """One subject over one rule's limit: what the case records."""
 
@@ -45,7 +60,7 @@ class Trip:
     summary: str
     figures: dict[str, Any]
     latest_at: dt.datetime
-    operations: tuple[int, ...] = ()
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +93,11 @@ def scan_risk(db: Database, *, program: str | None = None) -> RiskScanResult:
             totals["rules"] += 1
             with db.read() as conn:
                 trips = list(_trips(conn, rule, program_id, now))
+                cases = _cases_of(conn, program_id, rule.id)
             for trip in trips:
                 totals["trips"] += 1
+                if not _is_news(trip, cases.get(trip.subject)):
+                    continue  # record_trip would find the same under the lock
                 with db.write() as conn:
                     recorded = record_trip(conn, program_id, version, rule, trip, now)
                 if recorded is not None:
@@ -113,7 +131,8 @@ def record_trip(
     conn: Connection, program_id: int, version: int, rule: RiskRule, trip: Trip, now: dt.datetime
 ) -> Recorded | None:
     """Open, add to or reopen the case of ``trip``; ``None`` when it changes nothing."""
-    evidence = {"figures": trip.figures, "operations": list(trip.operations)}
+    operations = [] if trip.evidence is None else trip.evidence.operations(conn)
+    evidence = {"figures": trip.figures, "operations": operations}
     opened = conn.execute(
         insert_ignoring(risk_cases, returning=[risk_cases.c.id]).on(conn),
         {
@@ -142,15 +161,13 @@ def record_trip(
         )
         .with_for_update()
     ).one()
+    if not _is_news(trip, existing):
+        return None
     action = rule.action
     if existing.status == "open":
-        if trip.latest_at <= existing.last_tripped_at:
-            return None
         outcome, values = "updated", {}
         action = _STRONGER.get((existing.action, rule.action), rule.action)
     else:
-        if existing.resolved_at is not None and trip.latest_at <= existing.resolved_at:
-            return None
         outcome = "reopened"
         values = {
             "status": "open",
@@ -177,6 +194,29 @@ def record_trip(
     return Recorded(outcome, becomes_hold and _hold(conn, action, trip))
 
 
+def _is_news(trip: Trip, case: Any) -> bool:
+    """Whether ``trip`` changes its ``case`` (``None``: there is none yet): activity newer
+    than an open case saw, or than a closed case's resolution."""
+    if case is None:
+        return True
+    if case.status == "open":
+        return bool(trip.latest_at > case.last_tripped_at)
+    return case.resolved_at is None or bool(trip.latest_at > case.resolved_at)
+
+
+def _cases_of(conn: Connection, program_id: int, rule_id: str) -> dict[str, Any]:
+    """The rule's cases by subject: what a trip is news to (see :func:`_is_news`)."""
+    rows = conn.execute(
+        select(
+            risk_cases.c.subject,
+            risk_cases.c.status,
+            risk_cases.c.last_tripped_at,
+            risk_cases.c.resolved_at,
+        ).where(risk_cases.c.program_id == program_id, risk_cases.c.rule_id == rule_id)
+    )
+    return {r.subject: r for r in rows}
+
+
 # An open case's action when its rule now says otherwise: a hold stays a hold.
 _STRONGER = {("hold", "flag"): "hold"}
 
@@ -192,15 +232,6 @@ def _hold(conn: Connection, action: str, trip: Trip) -> bool:
 def _trips(conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime) -> Iterator[Trip]:
     finder: Callable[[Connection, RiskRule, int, dt.datetime], Iterator[Trip]] = _FINDERS[rule.kind]
     return finder(conn, rule, program_id, now)
-
-
-def _operations(
-    conn: Connection, where: Any, column: Any = earnings.c.operation_id
-) -> tuple[int, ...]:
-    rows = conn.execute(
-        select(column).where(where).order_by(column.desc()).limit(EVIDENCE_LIMIT)
-    ).scalars()
-    return tuple(int(x) for x in rows)
 
 
 def _velocity(
@@ -239,22 +270,12 @@ def _velocity(
                 "since": since.isoformat(),
             },
             latest_at=r.latest,
-            operations=_operations(conn, and_(in_window, subject == r.subject)),
+            evidence=Evidence(and_(in_window, subject == r.subject)),
         )
 
 
 def _farming(conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime) -> Iterator[Trip]:
     since = now - dt.timedelta(days=rule["days"])
-    earned = (
-        select(
-            earnings.c.member_id,
-            func.sum(earnings.c.points_granted).label("earned"),
-            func.max(earnings.c.created_at).label("latest_earn"),
-        )
-        .where(earnings.c.program_id == program_id, earnings.c.created_at > since)
-        .group_by(earnings.c.member_id)
-        .subquery()
-    )
     refunded = (
         select(
             reversals.c.member_id,
@@ -268,6 +289,22 @@ def _farming(conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
             reversals.c.status.not_in(RELEASED_STATUSES),
         )
         .group_by(reversals.c.member_id)
+        .subquery()
+    )
+    # Only the members who refunded in the window: their earnings by member (an index range
+    # each), not the program's whole month of earnings grouped.
+    earned = (
+        select(
+            earnings.c.member_id,
+            func.sum(earnings.c.points_granted).label("earned"),
+            func.max(earnings.c.created_at).label("latest_earn"),
+        )
+        .where(
+            earnings.c.member_id.in_(select(refunded.c.member_id)),
+            earnings.c.program_id == program_id,
+            earnings.c.created_at > since,
+        )
+        .group_by(earnings.c.member_id)
         .subquery()
     )
     rows = conn.execute(
@@ -294,7 +331,7 @@ def _farming(conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
                 "share_percent": share,
             },
             latest_at=max(r.latest_earn, r.latest_refund),
-            operations=_operations(conn, in_window, reversals.c.operation_id),
+            evidence=Evidence(in_window, reversals.c.operation_id),
         )
 
 
@@ -324,8 +361,7 @@ def _transfer_ring(
             f"{rule['hours']} hours",
             figures={"senders": int(r.senders), "points": int(r.points)},
             latest_at=r.latest,
-            operations=_operations(
-                conn,
+            evidence=Evidence(
                 and_(in_window, transfers.c.recipient_id == r.recipient_id),
                 transfers.c.operation_id,
             ),
@@ -365,9 +401,7 @@ def _new_member_inflow(
             f"enrolling, over {rule['points']:,}",
             figures={"points": int(r.points), "limit": rule["points"]},
             latest_at=r.latest,
-            operations=_operations(
-                conn, and_(earnings.c.member_id == r.id, earnings.c.created_at > young)
-            ),
+            evidence=Evidence(and_(earnings.c.member_id == r.id, earnings.c.created_at > young)),
         )
 
 
@@ -413,9 +447,11 @@ def _issuance_spike(
 
 
 def _seconds_before(conn: Connection, now: dt.datetime, column: Any) -> Any:
-    """How many seconds ``column`` (a UTC timestamp) lies before ``now``."""
+    """How many seconds ``column`` (a UTC timestamp) lies before ``now``, as a float
+    (``date_part``, not ``extract``: extract's numeric made the issuance rule's month of
+    buckets about a third slower)."""
     if is_postgres(conn):
-        return func.extract("epoch", literal(now) - column)
+        return func.date_part("epoch", literal(now) - column, type_=Float)
     naive = now.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
     return (func.julianday(naive) - func.julianday(column)) * 86400.0
 
