@@ -33,7 +33,7 @@ DEMO_PROGRAM = "demo"
 DEMO_CURRENCY = "CNY"
 DEMO_RULES: dict[str, Any] = {
     "base_ratio": "1",
-    "category_ratios": {"grocery": "0.5", "electronics": "2"},
+    "category_ratios": {"生鲜": "0.5", "数码": "2"},
     "sku_ratios": {"GIFT-CARD": "0"},
     "actions": {
         "sign_in": {"points": 5, "limit": 1, "period": "day"},
@@ -45,27 +45,27 @@ DEMO_RULES: dict[str, Any] = {
 }
 DEMO_TIERS: dict[str, Any] = {
     "tiers": [
-        {"code": "member", "name": "普通", "threshold": 0, "benefits": ["Birthday coupon"]},
+        {"code": "member", "name": "普通", "threshold": 0, "benefits": ["生日券"]},
         {
             "code": "silver",
             "name": "银卡",
             "threshold": 7_000,
             "multiplier": "1.2",
-            "benefits": ["Birthday coupon", "Free shipping"],
+            "benefits": ["生日券", "包邮"],
         },
         {
             "code": "gold",
             "name": "金卡",
             "threshold": 12_000,
             "multiplier": "1.5",
-            "benefits": ["Free shipping", "Priority support", "Early access to sales"],
+            "benefits": ["包邮", "专属客服", "新品优先购"],
         },
         {
             "code": "diamond",
             "name": "钻石",
             "threshold": 18_000,
             "multiplier": "2",
-            "benefits": ["Free shipping", "Personal shopper", "Free gift wrapping"],
+            "benefits": ["包邮", "私人导购", "免费礼品包装"],
         },
     ],
     "measure": "points",
@@ -77,7 +77,37 @@ DEMO_TIERS: dict[str, Any] = {
     "downgrade": "one",
     "on_reversal": "next_evaluation",
 }
-DEMO_CATEGORIES = ("grocery", "electronics", "apparel", "home")
+DEMO_CATEGORIES = ("生鲜", "数码", "服饰", "家居")
+# Members are known by Chinese names, as a shop in China keys them (a surname and a given
+# name; a number is added past the combinations).
+DEMO_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+DEMO_GIVEN_NAMES = (
+    "芳",
+    "伟",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "小明",
+    "婷",
+    "浩然",
+)
 SWEEP_EVERY = 20  # orders between two runs of the sweeps
 
 DemoProgress = Callable[[str, int, int], None]
@@ -104,14 +134,14 @@ def fill_demo(
     svc.create_program(
         database,
         code=DEMO_PROGRAM,
-        name="Jifen Demo Store",
+        name="积分商城 Demo",
         currency=DEMO_CURRENCY,
         timezone="Asia/Shanghai",
         redeem_max_share_bp=3000,
         rules=DEMO_RULES,
     )
     svc.publish_tiers(database, program=DEMO_PROGRAM, rules=DEMO_TIERS, created_by=DEMO_STAFF)
-    members = [f"member-{i:04d}" for i in range(1, member_count + 1)]
+    members = demo_member_names(member_count)
     _enrol(database, members, on_progress)
     step = (now - clock.now()) / (order_count + 1)
     for n in range(1, order_count + 1):
@@ -224,6 +254,18 @@ def fill_risk(database: Database, clock: FixedClock, now: dt.datetime) -> None:
         amount_minor=12_900,
         location="上海-静安店",
     )
+
+
+def demo_member_names(count: int) -> list[str]:
+    """``count`` distinct Chinese member names: 王芳, 李伟, …; after the 500 combinations,
+    the same names with a number (王芳2, …)."""
+    surnames, given = DEMO_SURNAMES, DEMO_GIVEN_NAMES
+    # Surname i mod 20 with given name (i + i // 20) mod 25: 500 distinct, and neighbours differ.
+    combos = [surnames[i % 20] + given[(i + i // 20) % 25] for i in range(20 * 25)]
+    return [
+        combos[i % len(combos)] + (str(i // len(combos) + 1) if i >= len(combos) else "")
+        for i in range(count)
+    ]
 
 
 DEMO_STAFF = "demo"
@@ -342,14 +384,14 @@ def _demo_redemption(
 ) -> None:
     """The first of ``members`` who can afford ``reward`` redeems it (a small demo's members
     may have too few points: then nobody does), and it is moved to ``state``."""
-    for member in members:
+    for k, member in enumerate(members):
         try:
             done = svc.redeem_reward(
                 database,
                 program=DEMO_PROGRAM,
                 member=member,
                 reward=reward,
-                idempotency_key=f"demo-redemption-{n}-{member}",
+                idempotency_key=f"demo-redemption-{n}-{k}",  # keys are ASCII; names are not
                 shipping=DEMO_ADDRESS if reward == "tea-mug" else None,
             )
         except (InsufficientPoints, RewardLimit):

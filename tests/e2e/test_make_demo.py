@@ -215,7 +215,7 @@ def test_work_done_on_the_demo_survives_a_restart_and_fresh_rebuilds(kept: Path)
     output = _serve_once(kept.parent, "--fresh")
     assert f"building the demo database at {kept.name} (--fresh)" in output
     assert not _has_member(kept, "member-kept")
-    assert _has_member(kept, "member-0025")  # the full demo: 25 members
+    assert _has_member(kept, "陈芳")  # the full demo: 25 members (the 25th)
 
 
 def test_a_file_that_is_no_demo_database_stops_the_start_and_stays(tmp_path: Path) -> None:
