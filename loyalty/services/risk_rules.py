@@ -5,8 +5,9 @@ A version is immutable and in force from its publication until the next one;
 ``programs.risk_version`` names it, so a write reads it with the program row it already
 locks and parses it once per process (:class:`RiskRuleCache`). The in-write checks cover the
 ``block`` rules (``velocity`` on an earn, ``new_member_inflow`` on an earn or a transfer
-received): one indexed count over the member's (or the location's, the device's) recent
-earnings, and only when the program has such a rule. A member's earns are serialised by the
+received): one statement, built once per set of rules, reads every figure they need (the
+member's, location's or device's recent earns or points, indexed; what a new member earned
+and received so far), and only when the program has such a rule. A member's earns are serialised by the
 member's lock; the earns a location or device ``block`` rule counts, by a transaction-scoped
 lock on the location or device, so N earns at once never pass a limit of N - 1. The ``flag``
 and ``hold`` rules are the risk job's (:mod:`loyalty.services.risk_scan`).
@@ -15,6 +16,7 @@ and ``hold`` rules are the risk job's (:mod:`loyalty.services.risk_scan`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -200,21 +202,14 @@ def check_earn(
     if row.program_risk_version is None:
         return
     rules = rules_of(db, conn, row.program_id, row.program_risk_version)
-    blocking = rules.blocking("velocity")
-    subjects = [
-        (rule, {"member": row.id, "location": location, "device": device}[rule["scope"]])
-        for rule in blocking
+    place = {"member": row.id, "location": location, "device": device}
+    counted = [
+        (rule, place[rule["scope"]])
+        for rule in rules.blocking("velocity")
+        if place[rule["scope"]] is not None
     ]
-    _lock_shared_subjects(conn, row.program_id, subjects)
-    for rule, subject in subjects:
-        if subject is None:
-            continue
-        count, total = _recent_earnings(conn, row, rule, subject, now)
-        measured = count + 1 if rule["measure"] == "earns" else total + points
-        if measured > rule["limit"]:
-            _refuse(rule, row.external_id, measured)
-    for rule in rules.blocking("new_member_inflow"):
-        _check_inflow(conn, rule, row, points, now)
+    _lock_shared_subjects(conn, row.program_id, counted)
+    _check(conn, row, counted, _new_member_rules(rules, row, now), points, now)
 
 
 def check_received(
@@ -234,8 +229,75 @@ def check_received(
     if risk_version is None:
         return
     rules = rules_of(db, conn, recipient.program_id, risk_version)
-    for rule in rules.blocking("new_member_inflow"):
-        _check_inflow(conn, rule, recipient, points, now)
+    _check(conn, recipient, [], _new_member_rules(rules, recipient, now), points, now)
+
+
+def _new_member_rules(rules: RiskRules, row: Any, now: dt.datetime) -> list[RiskRule]:
+    """The ``new_member_inflow`` block rules for which the member is still new."""
+    return [
+        rule
+        for rule in rules.blocking("new_member_inflow")
+        if row.created_at > now - dt.timedelta(days=rule["days"])
+    ]
+
+
+def _check(
+    conn: Connection,
+    row: Any,
+    counted: list[tuple[RiskRule, Any]],
+    inflow: list[RiskRule],
+    points: int,
+    now: dt.datetime,
+) -> None:
+    """Read every figure the rules need in one statement, then refuse if one is over."""
+    if not counted and not inflow:
+        return
+    shape = tuple((rule["scope"], rule["measure"]) for rule, _ in counted)
+    params: dict[str, Any] = {"program": row.program_id, "member": row.id}
+    for i, (rule, subject) in enumerate(counted):
+        params[f"since{i}"] = now - dt.timedelta(seconds=rule.window_seconds)
+        params[f"subject{i}"] = subject
+    figures = [int(x) for x in conn.execute(_figures(shape, bool(inflow)), params).one()]
+    for (rule, _), before in zip(counted, figures, strict=False):
+        measured = before + (1 if rule["measure"] == "earns" else points)
+        if measured > rule["limit"]:
+            _refuse(rule, row.external_id, measured)
+    if inflow:
+        total = figures[-2] + figures[-1] + points  # earned and received so far
+        for rule in inflow:
+            if total > rule["points"]:
+                _refuse(rule, row.external_id, total)
+
+
+@functools.lru_cache(maxsize=256)
+def _figures(shape: tuple[tuple[str, str], ...], inflow: bool) -> Any:
+    """One statement (built once per shape) reading, for each counted velocity rule
+    (``(scope, measure)``), the earns or points of its subject since its window began
+    (``:since<i>``, ``:subject<i>``); and with ``inflow``, what the member (``:member``)
+    earned and received so far."""
+    columns = []
+    for i, (scope, measure) in enumerate(shape):
+        where = [earnings.c.created_at > bindparam(f"since{i}")]
+        if scope == "member":
+            where.append(earnings.c.member_id == bindparam(f"subject{i}"))
+        else:
+            column = earnings.c.location if scope == "location" else earnings.c.device
+            where += [
+                earnings.c.program_id == bindparam("program"),
+                column == bindparam(f"subject{i}"),
+            ]
+        figure = func.count() if measure == "earns" else func.sum(earnings.c.points_granted)
+        columns.append(select(func.coalesce(figure, 0)).where(*where).scalar_subquery())
+    if inflow:
+        columns += [
+            select(func.coalesce(func.sum(earnings.c.points_granted), 0))
+            .where(earnings.c.member_id == bindparam("member"))
+            .scalar_subquery(),
+            select(func.coalesce(func.sum(transfers.c.points), 0))
+            .where(transfers.c.recipient_id == bindparam("member"))
+            .scalar_subquery(),
+        ]
+    return select(*columns)
 
 
 def _lock_shared_subjects(
@@ -248,7 +310,7 @@ def _lock_shared_subjects(
     keys = {
         _subject_lock_key(program_id, rule["scope"], str(subject))
         for rule, subject in subjects
-        if subject is not None and rule["scope"] != "member"
+        if rule["scope"] != "member"
     }
     for key in sorted(keys):
         lock_key_for_transaction(conn, key)
@@ -259,51 +321,6 @@ def _subject_lock_key(program_id: int, scope: str, subject: str) -> int:
     return int.from_bytes(
         hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
     )
-
-
-def _recent(scope: str) -> Any:
-    """The earns and points of a member, location or device since ``:since``."""
-    where = [earnings.c.created_at > bindparam("since")]
-    if scope == "member":
-        where.append(earnings.c.member_id == bindparam("subject"))
-    else:
-        column = earnings.c.location if scope == "location" else earnings.c.device
-        where += [earnings.c.program_id == bindparam("program"), column == bindparam("subject")]
-    return select(func.count(), func.coalesce(func.sum(earnings.c.points_granted), 0)).where(*where)
-
-
-# Built once (they run inside every earn of a program with such a rule): one statement each.
-_RECENT = {scope: _recent(scope) for scope in ("member", "location", "device")}
-_RECEIVED = select(
-    select(func.coalesce(func.sum(earnings.c.points_granted), 0))
-    .where(earnings.c.member_id == bindparam("member"))
-    .scalar_subquery(),
-    select(func.coalesce(func.sum(transfers.c.points), 0))
-    .where(transfers.c.recipient_id == bindparam("member"))
-    .scalar_subquery(),
-)
-
-
-def _recent_earnings(
-    conn: Connection, row: Any, rule: RiskRule, subject: Any, now: dt.datetime
-) -> tuple[int, int]:
-    params = {"since": now - dt.timedelta(seconds=rule.window_seconds), "subject": subject}
-    if rule["scope"] != "member":
-        params["program"] = row.program_id
-    found = conn.execute(_RECENT[rule["scope"]], params).one()
-    return int(found[0]), int(found[1])
-
-
-def _check_inflow(
-    conn: Connection, rule: RiskRule, row: Any, points: int, now: dt.datetime
-) -> None:
-    enrolled = row.created_at
-    if enrolled <= now - dt.timedelta(days=rule["days"]):
-        return
-    earned, received = conn.execute(_RECEIVED, {"member": row.id}).one()
-    total = int(earned) + int(received) + points
-    if total > rule["points"]:
-        _refuse(rule, row.external_id, total)
 
 
 def _refuse(rule: RiskRule, member: str, measured: int) -> None:

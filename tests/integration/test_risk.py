@@ -276,3 +276,41 @@ def test_a_device_block_rule_counts_points_per_device(db: Database) -> None:
     earn(db, "bob", "o3", 10_000, device="pos-2")
     earn(db, "bob", "o4", 10_000)  # no device: not counted
     assert_clean(db)
+
+
+def test_several_block_rules_are_checked_together_in_their_order(
+    db: Database, clock: FixedClock
+) -> None:
+    make_program(db)
+    enrol(db, "old")
+    clock.advance(dt.timedelta(days=10))
+    enrol(db, "young")
+    s.publish_risk_rules(
+        db,
+        program=PROGRAM,
+        rules=rules(
+            {"id": "burst", "kind": "velocity", "limit": 3, "action": "block"},
+            {"id": "till", "kind": "velocity", "scope": "location", "measure": "points",
+             "limit": 700, "window": "day", "action": "block"},
+            {"id": "pos", "kind": "velocity", "scope": "device", "limit": 5, "action": "block"},
+            {"id": "inflow", "kind": "new_member_inflow", "points": 10_000, "action": "block"},
+        ),
+    )  # fmt: skip
+    for i in range(3):
+        earn(db, "old", f"o{i}", 10_000, location="t1", device="p1")
+    with pytest.raises(RiskBlocked) as refused:  # the burst rule comes first
+        earn(db, "old", "o3", 10_000, location="t1", device="p1")
+    assert (refused.value.details["rule"], refused.value.details["measured"]) == ("burst", 4)
+    earn(db, "young", "y1", 30_000, location="t1", device="p1")  # t1: 600 points today
+    with pytest.raises(RiskBlocked) as refused:
+        earn(db, "young", "y2", 20_000, location="t1", device="p2")
+    assert (refused.value.details["rule"], refused.value.details["measured"]) == ("till", 800)
+    earn(db, "young", "y2", 20_000, location="t2", device="p1")  # the fifth earn at p1
+    with pytest.raises(RiskBlocked) as refused:
+        earn(db, "young", "y3", 1_000, location="t2", device="p1")
+    assert refused.value.details["rule"] == "pos"
+    with pytest.raises(RiskBlocked) as refused:
+        earn(db, "young", "y3", 1_000_000)  # 500 + 10,000 points since enrolling
+    assert (refused.value.details["rule"], refused.value.details["measured"]) == ("inflow", 10_500)
+    assert earn(db, "young", "y3", 1_000).points_granted == 10
+    assert_clean(db)
