@@ -28,6 +28,7 @@ POSTGRES = (
     "rewards_pg",
     "tiers_pg",
     "outbox_pg",
+    "risk_pg",
     "dispatch_pg",
     "sweep_pg",
     "webhook_http",
@@ -36,6 +37,13 @@ POSTGRES = (
 )
 ORDER = (*POSTGRES, "earn_sqlite")
 
+# risk_pg's options at the quick and smoke sizes: a smaller month to scan, fewer members.
+RISK_QUICK = ["--seconds", "3", "--warmup", "0.5", "--earnings", "50000", "--scan-members", "5000"]
+RISK_QUICK += ["--transfers", "1500", "--farmers", "30", "--rings", "10"]
+RISK_SMOKE = ["--seconds", "0.5", "--warmup", "0.1", "--rounds", "1", "--members", "50"]
+RISK_SMOKE += ["--history", "2", "--earnings", "2000", "--scan-members", "200", "--farmers", "5"]
+RISK_SMOKE += ["--transfers", "60", "--rings", "2"]
+
 SIZES: dict[str, dict[str, list[str]]] = {
     "full": {
         "earn_pg": ["--seconds", "10"],
@@ -43,6 +51,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "rewards_pg": ["--seconds", "10", "--threads", "1,8"],
         "tiers_pg": ["--seconds", "10", "--threads", "1,8"],
         "outbox_pg": ["--seconds", "10", "--rounds", "4"],
+        "risk_pg": ["--seconds", "10", "--rounds", "4"],
         "dispatch_pg": ["--events", "5000", "--members", "50"],
         "sweep_pg": ["--lots", "1000000", "--due-share", "0.3"],
         "webhook_http": ["--seconds", "15", "--rounds", "3"],
@@ -56,6 +65,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "rewards_pg": ["--seconds", "3", "--warmup", "0.5"],
         "tiers_pg": ["--seconds", "3", "--warmup", "0.5"],
         "outbox_pg": ["--seconds", "3", "--warmup", "0.5"],
+        "risk_pg": RISK_QUICK,
         "dispatch_pg": ["--events", "1000", "--members", "50"],
         "sweep_pg": ["--lots", "100000", "--members", "10000"],
         "webhook_http": ["--seconds", "3", "--warmup", "0.5"],
@@ -69,6 +79,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "rewards_pg": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50", "--rewards", "4"],
         "tiers_pg": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50"],
         "outbox_pg": ["--seconds", "0.5", "--warmup", "0.1", "--members", "50"],
+        "risk_pg": RISK_SMOKE,
         "dispatch_pg": ["--events", "100", "--members", "10"],
         "sweep_pg": ["--lots", "1000", "--members", "100"],
         "webhook_http": ["--seconds", "0.5", "--rounds", "1", "--warmup", "0.1", "--members", "50"],

@@ -44,6 +44,26 @@ BLOCKING_KINDS = ("velocity", "new_member_inflow")
 MAX_RULES = 50
 MAX_LIMIT = 10**12
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A typical rule set, what a program starts from: a member blocked past 20 earns an hour and
+# a new member past 50,000 points in their first week (both checked in the write); a till
+# past 200,000 points a day, a ring of 5 senders in a day and an hourly issuance spike
+# flagged; buy-and-refund farming held.
+TYPICAL_RULES: dict[str, Any] = {
+    "rules": [
+        {"id": "earn-burst", "kind": "velocity", "scope": "member", "measure": "earns",
+         "limit": 20, "window": "hour", "action": "block"},
+        {"id": "till-burst", "kind": "velocity", "scope": "location", "measure": "points",
+         "limit": 200_000, "window": "day", "action": "flag"},
+        {"id": "refund-farming", "kind": "farming", "refunded_percent": 50, "days": 30,
+         "min_points": 500, "action": "hold"},
+        {"id": "gift-ring", "kind": "transfer_ring", "senders": 5, "hours": 24,
+         "action": "flag"},
+        {"id": "new-member-inflow", "kind": "new_member_inflow", "points": 50_000, "days": 7,
+         "action": "block"},
+        {"id": "issuance-spike", "kind": "issuance_spike", "window": "hour", "threshold": 6,
+         "trailing_days": 28, "min_points": 10_000, "action": "flag"},
+    ]
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,13 @@ def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
     if name == "tiers_pg":  # both sides earned: tiers on and tiers off
         assert all(f["tiers_on_tps"] > 0 and f["tiers_off_tps"] > 0 for f in result["figures"])
         assert all(f["tiers_on_python_cpu_ms"] > 0 for f in result["figures"])
+    if name == "risk_pg":  # both cases earned on both sides; every rule kind was scanned
+        earns = result["figures"]["earn"]
+        assert {f["case"] for f in earns} == {"established", "new"}
+        assert all(f["risk_on_tps"] > 0 and f["risk_off_tps"] > 0 for f in earns)
+        scans = result["figures"]["scan"]
+        assert len(scans) == 8 and all(s["second_opened"] == 0 for s in scans)
+        assert sum(s["opened"] for s in scans) > 0
 
 
 def test_run_all_writes_the_summary(tmp_path: Path) -> None:

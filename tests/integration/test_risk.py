@@ -14,6 +14,7 @@ import pytest
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
+from loyalty.domain.risk import TYPICAL_RULES
 from loyalty.errors import InvalidRule, MemberFrozen, RiskBlocked, RiskCaseClosed
 from tests.integration.helpers import earn, enrol, make_program, row_counts, scalar
 
@@ -314,3 +315,10 @@ def test_several_block_rules_are_checked_together_in_their_order(
     assert (refused.value.details["rule"], refused.value.details["measured"]) == ("inflow", 10_500)
     assert earn(db, "young", "y3", 1_000).points_granted == 10
     assert_clean(db)
+
+
+def test_the_typical_rule_set_publishes_as_it_is(db: Database) -> None:
+    make_program(db)
+    info = s.publish_risk_rules(db, program=PROGRAM, rules=TYPICAL_RULES)
+    assert info.rules == TYPICAL_RULES
+    assert len(info.sentences) == len(info.sentences_zh) == 6
