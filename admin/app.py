@@ -48,6 +48,7 @@ from flask import Flask, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_admin import Admin  # type: ignore[import-untyped]
 from flask_admin.theme import Bootstrap4Theme  # type: ignore[import-untyped]
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
@@ -55,10 +56,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from admin.auth import has_role, init_auth, local_path
 from admin.context import EXTENSION, Console
-from admin.formatting import init_filters
-from admin.i18n import init_i18n
+from admin.formatting import init_filters, points
+from admin.i18n import ENGLISH, init_i18n
 from admin.ops import mount_ops
 from admin.throttle import init_throttle
+from admin.words import role_word
 from loyalty.config import DEFAULT_MAX_BODY_BYTES, Settings, load_settings
 from loyalty.db.database import Database
 from loyalty.errors import ConfigurationError, LoyaltyError
@@ -266,55 +268,88 @@ def _init_webhook(app: Flask, database: Database, csrf: CSRFProtect) -> None:
     csrf.exempt(init_stripe_webhook(app, hook))
 
 
+# Each error page's title, in the request's language.
+ERROR_TITLES = {
+    400: _l("That request could not be understood"),
+    401: _l("Please sign in"),
+    403: _l("You do not have access to this page"),
+    404: _l("Page not found"),
+    405: _l("That is not allowed here"),
+    413: _l("That request is too large"),
+    429: _l("Too many attempts"),
+    500: _l("Something went wrong"),
+}
+UNEXPECTED = _l(
+    "The console hit an unexpected error; it has been logged. Try again, and tell your "
+    "administrator if it keeps happening."
+)
+# What the page says for an HTTP error raised with Werkzeug's own (English) description.
+HTTP_MESSAGES = {
+    400: _l("The browser sent a request this console could not understand."),
+    404: _l("There is no page at this address: check the link, or go back to the dashboard."),
+    405: _l("This page does not take that kind of request."),
+    429: _l("Too many requests: wait a moment and try again."),
+    500: UNEXPECTED,
+}
+
+
+def _error_page(status: int, message: Any) -> ResponseReturnValue:
+    """The error page in the request's language; for the Stripe webhook, a JSON error in
+    English (it answers Stripe, not a person)."""
+    if request.path.startswith("/webhooks/"):
+        with force_locale(ENGLISH):
+            return {"error": {"code": str(status), "message": str(message)}}, status
+    title = ERROR_TITLES.get(status, ERROR_TITLES[500])
+    html = render_template("jifen/error.html", status=status, title=title, message=str(message))
+    return html, status
+
+
+def _http_message(exc: HTTPException) -> Any:
+    """An HTTP error's message: the console's words for Werkzeug's own descriptions, else the
+    description it was raised with; a refusal for a role names the roles that may go on."""
+    roles = getattr(exc, "roles", None)
+    if roles:
+        words = ", ".join(role_word(r) for r in roles)
+        return _l("This needs one of these roles: %(roles)s.", roles=words)
+    if exc.code in HTTP_MESSAGES and exc.description == type(exc).description:
+        return HTTP_MESSAGES[exc.code]
+    return exc.description or ""
+
+
 def _init_errors(app: Flask) -> None:
-    titles = {
-        400: "That request could not be understood",
-        401: "Please sign in",
-        403: "You do not have access to this page",
-        404: "Page not found",
-        405: "That is not allowed here",
-        413: "That request is too large",
-        429: "Too many attempts",
-        500: "Something went wrong",
-    }
-
-    def page(status: int, message: str) -> ResponseReturnValue:
-        title = titles.get(status, "Something went wrong")
-        if request.path.startswith("/webhooks/"):
-            return {"error": {"code": str(status), "message": message}}, status
-        return render_template("jifen/error.html", status=status, title=title, message=message), (
-            status
-        )
-
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
-        return page(
+        return _error_page(
             400,
-            "The form expired or did not come from this console (missing or wrong CSRF "
-            "token). Go back, reload the page and try again.",
+            _l(
+                "The form expired or did not come from this console (missing or wrong CSRF "
+                "token). Go back, reload the page and try again."
+            ),
         )
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
         limit = app.config["MAX_CONTENT_LENGTH"]
-        return page(
+        return _error_page(
             413,
-            f"The request body is larger than the {limit:,} bytes this server accepts; "
-            "nothing was read past that point or saved.",
+            _l(
+                "The request body is larger than the %(limit)s bytes this server accepts; "
+                "nothing was read past that point or saved.",
+                limit=points(limit),
+            ),
         )
 
     @app.errorhandler(403)
     def forbidden(exc: HTTPException) -> ResponseReturnValue:
         view = _console_view(app)
         if view is None or not current_user.is_authenticated:
-            return page(403, exc.description or "")
-        roles = getattr(exc, "roles", None) or ()
+            return _error_page(403, _http_message(exc))
         html = view.render(
             "jifen/error.html",
             status=403,
-            title=titles[403],
+            title=ERROR_TITLES[403],
             message="",
-            roles=roles,
+            roles=getattr(exc, "roles", None) or (),
             page_name=view.name,
             writing=request.method not in ("GET", "HEAD"),
             back=_back_link(),
@@ -325,22 +360,18 @@ def _init_errors(app: Flask) -> None:
     def http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 401:
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        return page(exc.code or 500, exc.description or "")
+        return _error_page(exc.code or 500, _http_message(exc))
 
     @app.errorhandler(LoyaltyError)
     def loyalty_error(exc: LoyaltyError) -> ResponseReturnValue:
-        return page(exc.http_status, exc.message)
+        return _error_page(exc.http_status, exc.message)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:
         if app.config.get("JIFEN_RAISE_ERRORS"):
             raise exc
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        return page(
-            500,
-            "The console hit an unexpected error; it has been logged. Try again, and tell "
-            "your administrator if it keeps happening.",
-        )
+        return _error_page(500, UNEXPECTED)
 
 
 def _console_view(app: Flask) -> Any:

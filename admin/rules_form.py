@@ -4,6 +4,11 @@ The form posts repeated rows (``cat_name``/``cat_ratio``, ``camp_*``, ``act_*``�
 are ignored. The result is a plain rules dict that :meth:`RuleSet.from_dict` validates, so the
 domain stays the one judge of what a valid rule set is. Times are entered as local wall times
 of the program's zone (``datetime-local`` inputs).
+
+Campaign weekdays are shown by their names in the request's language (``Sat Sun``,
+``周六 周日``) and read in either (``Sat``, ``saturday``, ``6``, ``周六``, ``星期六``). The
+form's own refusals are in the request's language and name the field they are about; a
+refusal of the rules themselves (the domain's) is shown as it comes.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
+from admin.rules_words import CAP_NAMES, period_word, weekday_name
 from loyalty.domain.calendar import lot_expiry, zone
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.domain.rules import ACTION_PERIODS, OrderLine, RuleSet
@@ -25,10 +32,16 @@ from loyalty.errors import InvalidInput, InvalidRule, LoyaltyError
 from loyalty.services.earning import price_purchase
 from loyalty.services.results import ProgramInfo
 
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
+
 EXTRA_ROWS = 2
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 CAPS = ("member_daily", "member_monthly", "member_yearly", "program_daily")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# Chinese weekday names: 周六, 星期六, 礼拜六 (Sunday also 日 or 天).
+CHINESE_WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
+CHINESE_WEEK_PREFIXES = ("周", "星期", "礼拜")
 
 
 def to_local(value: str | dt.datetime | None, tz: str) -> str:
@@ -39,28 +52,34 @@ def to_local(value: str | dt.datetime | None, tz: str) -> str:
     return instant.astimezone(zone(tz)).strftime(LOCAL_FORMAT)
 
 
-def from_local(value: str, tz: str, what: str) -> dt.datetime | None:
-    """A ``datetime-local`` value in zone ``tz`` as an aware instant; None if blank."""
+def from_local(value: str, tz: str, what: str, *, label: str | None = None) -> dt.datetime | None:
+    """A ``datetime-local`` value in zone ``tz`` as an aware instant; None if blank. A bad
+    value is refused naming the field ``what``, called ``label`` (default: ``what``)."""
     value = value.strip()
     if not value:
         return None
     try:
         naive = dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise InvalidRule(f"{what} is not a date and time: {value!r}", field=what) from exc
+        problem = _(
+            "%(what)s is not a date and time: %(value)s", what=label or what, value=repr(value)
+        )
+        raise InvalidRule(problem, field=what) from exc
     if naive.tzinfo is not None:
         return naive
     return naive.replace(tzinfo=zone(tz)).astimezone(dt.UTC)
 
 
-def _int(value: str, what: str, *, optional: bool = False) -> int | None:
+def _int(value: str, what: str, label: str, *, optional: bool = False) -> int | None:
+    """``value`` as a whole number; refused naming the field ``what``, called ``label``."""
     value = value.strip().replace(",", "")
     if value == "" and optional:
         return None
     try:
         return int(value)
     except ValueError as exc:
-        raise InvalidRule(f"{what} must be a whole number, got {value!r}", field=what) from exc
+        problem = _("%(what)s must be a whole number, got %(value)s", what=label, value=repr(value))
+        raise InvalidRule(problem, field=what) from exc
 
 
 def _rows(form: MultiDict[str, str], *names: str) -> list[list[str]]:
@@ -86,10 +105,16 @@ def rules_from_form(form: MultiDict[str, str], tz: str) -> dict[str, Any]:
         "camp_categories",
         "camp_weekdays",
     ):
-        start = from_local(starts, tz, f"campaign {name} start")
-        end = from_local(ends, tz, f"campaign {name} end")
+        start = from_local(
+            starts, tz, f"campaign {name} start", label=_("campaign %(name)s start", name=name)
+        )
+        end = from_local(
+            ends, tz, f"campaign {name} end", label=_("campaign %(name)s end", name=name)
+        )
         if start is None or end is None:
-            raise InvalidRule(f"campaign {name or '(no name)'} needs a start and an end")
+            raise InvalidRule(
+                _("campaign %(name)s needs a start and an end", name=name or _("(no name)"))
+            )
         days = None
         if weekdays:
             days = sorted(_weekday(d, name) for d in weekdays.replace(",", " ").split())
@@ -110,10 +135,21 @@ def rules_from_form(form: MultiDict[str, str], tz: str) -> dict[str, Any]:
         if not (name or points or limit):  # a blank row (its period select still posts)
             continue
         if period and period not in ACTION_PERIODS:
-            raise InvalidRule(f"action {name} period must be one of {', '.join(ACTION_PERIODS)}")
+            raise InvalidRule(
+                _(
+                    "action %(name)s period must be one of %(periods)s",
+                    name=name,
+                    periods=_(", ").join(period_word(p) for p in ACTION_PERIODS),
+                )
+            )
         actions[name] = {
-            "points": _int(points, f"action {name} points"),
-            "limit": _int(limit, f"action {name} limit", optional=True),
+            "points": _int(points, f"action {name} points", _("action %(name)s points", name=name)),
+            "limit": _int(
+                limit,
+                f"action {name} limit",
+                _("action %(name)s limit", name=name),
+                optional=True,
+            ),
             "period": period or "day",
         }
     return {
@@ -122,23 +158,45 @@ def rules_from_form(form: MultiDict[str, str], tz: str) -> dict[str, Any]:
         "sku_ratios": {n: r for n, r in _rows(form, "sku_name", "sku_ratio")},
         "campaigns": campaigns,
         "actions": actions,
-        "caps": {c: _int(form.get(f"cap_{c}", ""), f"cap {c}", optional=True) for c in CAPS},
-        "pending_days": _int(form.get("pending_days", "0") or "0", "pending days"),
+        "caps": {c: _cap(form, c) for c in CAPS},
+        "pending_days": _int(
+            form.get("pending_days", "0") or "0", "pending days", _("pending days")
+        ),
         "expiry": {
-            "months": _int(form.get("expiry_months", "0") or "0", "expiry months"),
-            "days": _int(form.get("expiry_days", "0") or "0", "expiry days"),
+            "months": _int(
+                form.get("expiry_months", "0") or "0", "expiry months", _("expiry months")
+            ),
+            "days": _int(form.get("expiry_days", "0") or "0", "expiry days", _("expiry days")),
             "month_end": form.get("expiry_month_end") == "on",
         },
     }
 
 
+def _cap(form: MultiDict[str, str], cap: str) -> int | None:
+    label = str(CAP_NAMES.get(cap, cap))
+    return _int(form.get(f"cap_{cap}", ""), f"cap {cap}", label, optional=True)
+
+
 def _weekday(value: str, campaign: str) -> int:
+    """A weekday typed in English or Chinese, or its number (0 = Monday)."""
     names = {d.lower(): i for i, d in enumerate(WEEKDAYS)}
     if value.lower()[:3] in names:
         return names[value.lower()[:3]]
     if value.isdigit() and 0 <= int(value) <= 6:
         return int(value)
-    raise InvalidRule(f"campaign {campaign} weekdays: {value!r} is not Mon…Sun or 0…6")
+    for prefix in CHINESE_WEEK_PREFIXES:
+        rest = value.removeprefix(prefix)
+        if rest != value and rest in CHINESE_WEEKDAYS:
+            return CHINESE_WEEKDAYS[rest]
+    raise InvalidRule(
+        _(
+            "campaign %(name)s weekdays: %(value)s is not %(first)s…%(last)s or 0…6",
+            name=campaign,
+            value=repr(value),
+            first=weekday_name(0),
+            last=weekday_name(6),
+        )
+    )
 
 
 def form_values(rules: Mapping[str, Any], tz: str) -> dict[str, Any]:
@@ -156,7 +214,7 @@ def form_values(rules: Mapping[str, Any], tz: str) -> dict[str, Any]:
                     "starts": to_local(c["starts_at"], tz),
                     "ends": to_local(c["ends_at"], tz),
                     "categories": ", ".join(c.get("categories") or []),
-                    "weekdays": " ".join(WEEKDAYS[d] for d in c.get("weekdays") or []),
+                    "weekdays": " ".join(weekday_name(d) for d in c.get("weekdays") or []),
                 }
                 for c in rules.get("campaigns", [])
             ),
@@ -211,14 +269,23 @@ class PreviewSide:
     error: str | None = None
 
 
-def _minor(value: str, what: str, exponent: int) -> int:
+def _minor(value: str, what: str, label: str, exponent: int) -> int:
+    """An amount in major units as minor units; refused naming ``what``, called ``label``."""
     try:
         amount = Decimal(value.strip() or "0")
     except InvalidOperation as exc:
-        raise InvalidInput(f"{what} is not an amount: {value!r}", field=what) from exc
+        problem = _("%(what)s is not an amount: %(value)s", what=label, value=repr(value))
+        raise InvalidInput(problem, field=what) from exc
     minor = amount * 10**exponent
-    if minor != minor.to_integral_value() or minor < 0:
-        raise InvalidInput(f"{what} must be a positive amount with at most {exponent} decimals")
+    if not amount.is_finite() or minor != minor.to_integral_value() or minor < 0:
+        raise InvalidInput(
+            _(
+                "%(what)s must be a positive amount with at most %(decimals)s decimals",
+                what=label,
+                decimals=exponent,
+            ),
+            field=what,
+        )
     return int(minor)
 
 
@@ -229,7 +296,7 @@ def sample_from_form(
     exponent = minor_unit_exponent(program.currency)
     lines = tuple(
         OrderLine(
-            amount_minor=_minor(amount, "line amount", exponent),
+            amount_minor=_minor(amount, "line amount", _("line amount"), exponent),
             category=category or None,
             sku=sku or None,
         )
@@ -238,9 +305,11 @@ def sample_from_form(
     )
     if not lines:
         lines = (OrderLine(amount_minor=100 * 10**exponent),)
-    at = from_local(form.get("sample_at", ""), program.timezone, "sample time") or now
-    paid = _minor(form.get("sample_paid", "0"), "paid with points", exponent)
-    return SampleOrder(lines=lines, paid_with_points_minor=paid, at=at)
+    at = from_local(
+        form.get("sample_at", ""), program.timezone, "sample time", label=_("sample time")
+    )
+    paid = _minor(form.get("sample_paid", "0"), "paid with points", _("paid with points"), exponent)
+    return SampleOrder(lines=lines, paid_with_points_minor=paid, at=at or now)
 
 
 def preview(label: str, rules: RuleSet, order: SampleOrder, program: ProgramInfo) -> PreviewSide:

@@ -2,14 +2,19 @@
 waits for a second person, who approves or rejects it. The requester cannot approve.
 
 Flashes: an adjustment applied is a success (green), a request stored to wait for a second
-person is information (blue), a refusal is an error (red); amounts carry separators."""
+person is information (blue), a refusal is an error (red); amounts carry separators. The
+flashes are in the request's language; a service's refusal is shown as it comes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from admin.auth import OPERATIONS, actor, require_role
+from admin.formatting import points, signed
 from admin.forms import AdjustmentForm, DecisionForm, load
 from admin.views.base import ConsoleView, back, expose, flash_error, search_arg
 from loyalty.errors import LoyaltyError
@@ -19,6 +24,9 @@ from loyalty.services import (
     reject_adjustment,
     request_adjustment,
 )
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 
 class AdjustmentsView(ConsoleView):
@@ -60,15 +68,24 @@ class AdjustmentsView(ConsoleView):
         else:
             if made.status == "applied":
                 flash(
-                    f"Adjustment #{made.id} applied: {made.points:+,} points to {made.member}.",
+                    _(
+                        "Adjustment #%(id)s applied: %(points)s points to %(member)s.",
+                        id=made.id,
+                        points=signed(made.points),
+                        member=made.member,
+                    ),
                     "success",
                 )
             else:
                 flash(
-                    f"Adjustment #{made.id} of {made.points:+,} points waits for a second "
-                    "person to approve it: alone, or with what you adjusted for this member "
-                    f"today, it is above the approval threshold "
-                    f"({self.console.approval_threshold:,}).",
+                    _(
+                        "Adjustment #%(id)s of %(points)s points waits for a second person to "
+                        "approve it: alone, or with what you adjusted for this member today, it "
+                        "is above the approval threshold (%(threshold)s).",
+                        id=made.id,
+                        points=signed(made.points),
+                        threshold=points(self.console.approval_threshold),
+                    ),
                     "info",
                 )
         return back(url_for(".index"))
@@ -89,8 +106,12 @@ class AdjustmentsView(ConsoleView):
             flash_error(exc)
         else:
             flash(
-                f"Adjustment #{done.id} approved and applied: {done.points:+,} points to "
-                f"{done.member}.",
+                _(
+                    "Adjustment #%(id)s approved and applied: %(points)s points to %(member)s.",
+                    id=done.id,
+                    points=signed(done.points),
+                    member=done.member,
+                ),
                 "success",
             )
         return back(url_for(".index"))
@@ -111,6 +132,16 @@ class AdjustmentsView(ConsoleView):
         except LoyaltyError as exc:
             flash_error(exc)
         else:
-            what = "withdrawn" if done.decided_by == done.requested_by else "rejected"
-            flash(f"Adjustment #{done.id} of {done.points:+,} points {what}; nothing was written.")
+            words = {"id": done.id, "points": signed(done.points)}
+            if done.decided_by == done.requested_by:
+                message = _(
+                    "Adjustment #%(id)s of %(points)s points withdrawn; nothing was written.",
+                    **words,
+                )
+            else:
+                message = _(
+                    "Adjustment #%(id)s of %(points)s points rejected; nothing was written.",
+                    **words,
+                )
+            flash(message)
         return redirect(url_for(".index"))

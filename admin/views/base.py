@@ -4,7 +4,9 @@ Query arguments are read through the helpers here (:func:`page_number`, :func:`s
 :func:`number_arg`, :func:`choice_arg`): text is cleaned like every other text in Jifen
 (:func:`~loyalty.domain.checks.clean_text`), numbers must be plain digits within a range,
 and anything else raises :class:`~loyalty.errors.InvalidInput`, which the console answers
-with a readable 400 page.
+with a readable 400 page. Those refusals are in the request's language; an argument is named
+by its name in English (as the URL spells it) and by what it is in Chinese
+(:func:`argument_words`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from flask import flash, redirect, request
 from flask.typing import ResponseReturnValue
 from flask_admin import AdminIndexView, BaseView  # type: ignore[import-untyped]
 from flask_admin import expose as _expose
+from flask_babel import LazyString, gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
 
 from admin.auth import EVERYONE, inaccessible, local_path
+from admin.code_words import code_word
 from admin.context import Console, console
+from admin.formatting import points
 from loyalty.domain.checks import clean_text
 from loyalty.errors import InvalidInput, LoyaltyError
 from loyalty.services.results import ProgramInfo
@@ -29,6 +35,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_PAGE_NUMBER = 100_000
 MAX_SEARCH = 200
 _DIGITS = re.compile(r"[0-9]{1,18}")
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
+# What common query arguments are, for a refusal in another language than English.
+ARGUMENT_WORDS: dict[str, LazyString] = {
+    "page": _l("page number"),
+    "days": _l("number of days"),
+    "id": _l("id number"),
+    "cursor": _l("position in the list"),
+}
+
+
+def argument_words(name: str) -> str:
+    """A query argument as a refusal names it: its name in English (as the URL spells it),
+    what it is in Chinese."""
+    return code_word(ARGUMENT_WORDS, name)
 
 
 def expose(url: str = "/", methods: tuple[str, ...] = ("GET",)) -> Callable[[F], F]:
@@ -87,7 +108,13 @@ def number_arg(name: str, *, minimum: int, maximum: int) -> int | None:
         return None
     if not _DIGITS.fullmatch(raw) or not minimum <= int(raw) <= maximum:
         raise InvalidInput(
-            f"{name} must be a whole number from {minimum:,} to {maximum:,}", field=name
+            _(
+                "%(name)s must be a whole number from %(minimum)s to %(maximum)s",
+                name=argument_words(name),
+                minimum=points(minimum),
+                maximum=points(maximum),
+            ),
+            field=name,
         )
     return int(raw)
 
@@ -109,5 +136,12 @@ def choice_arg(name: str, choices: tuple[str, ...]) -> str:
     """The query argument ``name``: "" or one of ``choices``."""
     raw = request.args.get(name, "").strip()
     if raw and raw not in choices:
-        raise InvalidInput(f"{name} must be one of {', '.join(choices)}", field=name)
+        raise InvalidInput(
+            _(
+                "%(name)s must be one of %(choices)s",
+                name=argument_words(name),
+                choices=", ".join(choices),
+            ),
+            field=name,
+        )
     return raw

@@ -6,18 +6,25 @@ Above them, a health strip: each scheduled job's lag since its last success (wor
 red when overdue), the program's outbox and webhook backlogs, failed deliveries, open risk
 cases and parked Stripe events, each linking to the page that shows it. It reads
 :func:`~loyalty.monitoring.snapshot.take_snapshot`, as ``/metrics`` does.
+
+Everything the page says is in the request's language: the charts' titles and series, the
+strip's labels (each job by its word, :mod:`admin.job_words`), durations and hints.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from markupsafe import Markup
 
 from admin.charts import Series, bar_chart, flow_chart, line_chart
+from admin.formatting import points
+from admin.job_words import job_word
 from admin.views.base import ConsoleIndexView, expose
 from loyalty.monitoring.snapshot import HealthSnapshot, JobLag, take_snapshot
 from loyalty.services import tier_distribution, tiers_in_force
@@ -25,6 +32,9 @@ from loyalty.services.console_queries import Dashboard, dashboard
 from loyalty.services.results import ProgramInfo
 from loyalty.services.tier_results import TierCount
 from loyalty.services.uow import Target
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 EXPIRY_WINDOW = 90
 
@@ -35,20 +45,22 @@ def share_text(part: int, whole: int) -> str:
     if whole <= 0:
         return ""
     if 0 < part * 100 < whole:
-        return "<1 %"
-    return f"{part * 100 // whole} %"
+        return _("<%(percent)s %%", percent=1)
+    return _("%(percent)s %%", percent=part * 100 // whole)
 
 
 def _flows_chart(figures: Dashboard, labels: list[str]) -> Markup:
     return flow_chart(
-        "Points per day, last 90 days: issued above the line; redeemed, expired and cleared "
-        "below it",
+        _(
+            "Points per day, last 90 days: issued above the line; redeemed, expired and cleared "
+            "below it"
+        ),
         labels,
-        [Series("issued", [d.issued for d in figures.days], "#2c7be5")],
+        [Series(_("issued"), [d.issued for d in figures.days], "#2c7be5")],
         [
-            Series("redeemed", [d.redeemed for d in figures.days], "#18bc9c"),
-            Series("expired", [d.expired for d in figures.days], "#e5a52c"),
-            Series("cleared", [d.cleared for d in figures.days], "#d9534f"),
+            Series(_("redeemed"), [d.redeemed for d in figures.days], "#18bc9c"),
+            Series(_("expired"), [d.expired for d in figures.days], "#e5a52c"),
+            Series(_("cleared"), [d.cleared for d in figures.days], "#d9534f"),
         ],
     )
 
@@ -65,9 +77,9 @@ def tier_chart(counts: list[TierCount]) -> Markup | None:
     if not counts:
         return None
     return bar_chart(
-        "Members per tier now",
+        _("Members per tier now"),
         [c.name for c in counts],
-        [Series("members", [c.members for c in counts], "#6f42c1")],
+        [Series(_("members"), [c.members for c in counts], "#6f42c1")],
         max_labels=len(counts),
     )
 
@@ -89,15 +101,19 @@ def duration_text(seconds: float) -> str:
     """A duration as a person reads it: "40 s", "12 min", "3 h 5 min", "2 d 4 h"."""
     whole = int(seconds)
     if whole < 60:
-        return f"{whole} s"
+        return _("%(n)s s", n=whole)
     minutes, hours, days = whole // 60, whole // 3600, whole // 86400
     if whole < 3600:
-        return f"{minutes} min"
+        return _("%(n)s min", n=minutes)
     if whole < 86400:
         rest = minutes % 60
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
+        if rest:
+            return _("%(hours)s h %(minutes)s min", hours=hours, minutes=rest)
+        return _("%(n)s h", n=hours)
     rest = hours % 24
-    return f"{days} d {rest} h" if rest else f"{days} d"
+    if rest:
+        return _("%(days)s d %(hours)s h", days=days, hours=rest)
+    return _("%(n)s d", n=days)
 
 
 def _link(endpoint: str, **args: Any) -> str | None:
@@ -114,12 +130,17 @@ def _link(endpoint: str, **args: Any) -> str | None:
 
 def job_item(lag: JobLag) -> HealthItem:
     """A job's entry: its lag, red when overdue."""
-    value = "never ran" if lag.lag_seconds is None else f"{duration_text(lag.lag_seconds)} ago"
-    title = (
-        f"runs every {duration_text(lag.every_seconds)}; overdue after "
-        f"{duration_text(lag.allowed_seconds)} without a successful run"
+    if lag.lag_seconds is None:
+        value = _("never ran")
+    else:
+        value = _("%(duration)s ago", duration=duration_text(lag.lag_seconds))
+    title = _(
+        "runs every %(every)s; overdue after %(allowed)s without a successful run",
+        every=duration_text(lag.every_seconds),
+        allowed=duration_text(lag.allowed_seconds),
     )
-    return HealthItem(f"job-{lag.job}", lag.job, value, lag.overdue, _link("jobs.index"), title)
+    label = job_word(lag.job)
+    return HealthItem(f"job-{lag.job}", label, value, lag.overdue, _link("jobs.index"), title)
 
 
 def health_items(
@@ -129,32 +150,32 @@ def health_items(
     backlog = snapshot.program(program)
     webhooks = _link("webhooks_out.index")
     waiting = [
-        HealthItem("outbox", "events to send", f"{backlog.outbox:,}", False, webhooks),
+        HealthItem("outbox", _("events to send"), points(backlog.outbox), False, webhooks),
         HealthItem(
             "webhooks-pending",
-            "deliveries pending",
-            f"{backlog.webhooks_pending:,}",
+            _("deliveries pending"),
+            points(backlog.webhooks_pending),
             False,
             webhooks,
         ),
         HealthItem(
             "webhooks-failed",
-            "deliveries failed",
-            f"{backlog.webhooks_failed:,}",
+            _("deliveries failed"),
+            points(backlog.webhooks_failed),
             backlog.webhooks_failed > 0,
             webhooks,
         ),
         HealthItem(
             "risk-open",
-            "risk cases open",
-            f"{backlog.risk_open:,}",
+            _("risk cases open"),
+            points(backlog.risk_open),
             backlog.risk_open > 0,
             _link("risk.index"),
         ),
         HealthItem(
             "stripe-parked",
-            "Stripe events parked",
-            f"{backlog.stripe_parked:,}",
+            _("Stripe events parked"),
+            points(backlog.stripe_parked),
             backlog.stripe_parked > 0,
             _link("events.index", status="parked"),
         ),
@@ -175,9 +196,9 @@ class DashboardView(ConsoleIndexView):
             running += d.issued - d.redeemed - d.expired - d.cleared
             cumulative.append(running)
         net = line_chart(
-            "Net points issued over the 90 days (issued minus redeemed, expired and cleared)",
+            _("Net points issued over the 90 days (issued minus redeemed, expired and cleared)"),
             labels,
-            [Series("net issued", cumulative, "#6f42c1")],
+            [Series(_("net issued"), cumulative, "#6f42c1")],
         )
         expiring = figures.expiring[EXPIRY_WINDOW]
         tiers = tier_counts(self.console.db, program)

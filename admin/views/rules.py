@@ -4,19 +4,28 @@ the cancelled version would have changed), a draft editor that says which versio
 from (in force or scheduled, as picked), a preview of a sample order under the version the
 draft would replace and under the draft, with the changes in words, then publishing with an
 effective-from time. Program settings (rounding, reminders, year-end clearing) have their
-own form. Every change is audited."""
+own form. Every change is audited.
+
+The page, its flashes, the versions' descriptions and the changes in words
+(:mod:`admin.rules_words`) are in the request's language; a refusal of the rules themselves
+is shown as it comes."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import LazyString, gettext
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
 from admin import rules_form, rules_words
 from admin.auth import MARKETING, actor, has_role, require_role
+from admin.code_words import code_word
+from admin.form_words import problem_words
 from admin.forms import load
 from admin.views.base import ConsoleView, expose, flash_error
 from loyalty.domain.rules import ACTION_PERIODS, RuleSet
@@ -31,17 +40,27 @@ from loyalty.services.audit import cancel_scheduled_rules
 from loyalty.services.results import ProgramInfo, RuleVersionInfo
 from loyalty.services.uow import Target
 
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
+ROUNDINGS = ("floor", "half_up", "half_even")
+CLEARING_POLICIES = ("none", "all", "before_cutoff")
+# The settings' fields as the form labels them (a refusal names them so in Chinese).
+SETTING_LABELS: dict[str, LazyString] = {
+    "rounding": _l("rounding"),
+    "reminder_days": _l("reminder days before expiry"),
+    "clearing_policy": _l("year-end clearing"),
+    "clearing_month": _l("clearing month"),
+    "clearing_day": _l("clearing day"),
+    "clearing_keep_months": _l("keep months (cutoff)"),
+}
+
 
 class SettingsForm(Schema):
     """Program settings marketing may change (they apply at once)."""
 
-    rounding = fields.String(
-        required=True, validate=validate.OneOf(["floor", "half_up", "half_even"])
-    )
+    rounding = fields.String(required=True, validate=validate.OneOf(ROUNDINGS))
     reminder_days = fields.Integer(required=True, validate=validate.Range(min=0, max=366))
-    clearing_policy = fields.String(
-        required=True, validate=validate.OneOf(["none", "all", "before_cutoff"])
-    )
+    clearing_policy = fields.String(required=True, validate=validate.OneOf(CLEARING_POLICIES))
     clearing_month = fields.Integer(required=True, validate=validate.Range(min=1, max=12))
     clearing_day = fields.Integer(required=True, validate=validate.Range(min=1, max=31))
     clearing_keep_months = fields.Integer(required=True, validate=validate.Range(min=0, max=1200))
@@ -66,6 +85,13 @@ class RulesView(ConsoleView):
                 values=values,
                 sample=sample,
                 periods=ACTION_PERIODS,
+                period_word=rules_words.period_word,
+                weekday_name=rules_words.weekday_name,
+                cap_names=rules_words.CAP_NAMES,
+                roundings=ROUNDINGS,
+                rounding_words=rounding_words,
+                clearing_policies=CLEARING_POLICIES,
+                clearing_words=clearing_words,
                 can_edit=has_role(*MARKETING),
                 effective_from=extra.pop("effective_from", ""),
                 **extra,
@@ -102,12 +128,14 @@ class RulesView(ConsoleView):
         try:
             draft = RuleSet.from_dict(rules_form.rules_from_form(form, program.timezone))
             effective_from = rules_form.from_local(
-                effective_text, program.timezone, "effective from"
+                effective_text, program.timezone, "effective from", label=_("effective from")
             )
             if effective_from is not None and effective_from < db.clock.now():
                 raise InvalidInput(
-                    "a rule change cannot take effect in the past: choose a later "
-                    "'in force from' time, or leave it blank for now",
+                    _(
+                        "a rule change cannot take effect in the past: choose a later "
+                        "'in force from' time, or leave it blank for now"
+                    ),
                     field="effective_from",
                 )
         except LoyaltyError as exc:
@@ -118,7 +146,7 @@ class RulesView(ConsoleView):
         if form.get("action") == "publish":
             if form.get("previewed") != fingerprint:
                 flash(
-                    "The draft changed since its preview: check the new preview, then publish.",
+                    _("The draft changed since its preview: check the new preview, then publish."),
                     "warning",
                 )
             else:
@@ -135,8 +163,13 @@ class RulesView(ConsoleView):
                 else:
                     start = rules_words.local(published.effective_from_at, program.timezone)
                     flash(
-                        f"Published rules version {published.version}, in force from "
-                        f"{start} ({program.timezone}).",
+                        _(
+                            "Published rules version %(version)s, in force from %(start)s "
+                            "(%(zone)s).",
+                            version=published.version,
+                            start=start,
+                            zone=program.timezone,
+                        ),
                         "success",
                     )
                     return redirect(url_for(".index"))
@@ -161,7 +194,7 @@ class RulesView(ConsoleView):
         try:
             version = int(source.get("version", ""))
         except ValueError:
-            flash_error(InvalidInput("choose the version to cancel from the rules page"))
+            flash_error(InvalidInput(_("choose the version to cancel from the rules page")))
             return redirect(url_for(".index"))
         if request.method == "POST" and request.form.get("confirm") == "yes":
             return self._cancel(program, version)
@@ -172,8 +205,11 @@ class RulesView(ConsoleView):
         if chosen is None:
             flash_error(
                 InvalidInput(
-                    f"rules version {version} is not scheduled for later: only a version "
-                    "that has not taken effect can be cancelled"
+                    _(
+                        "rules version %(version)s is not scheduled for later: only a version "
+                        "that has not taken effect can be cancelled",
+                        version=version,
+                    )
                 )
             )
             return redirect(url_for(".index"))
@@ -209,8 +245,13 @@ class RulesView(ConsoleView):
         else:
             start = rules_words.local(cancelled.effective_from_at, program.timezone)
             flash(
-                f"Cancelled rules version {version}: it will not take effect on {start} "
-                f"({program.timezone}).",
+                _(
+                    "Cancelled rules version %(version)s: it will not take effect on %(start)s "
+                    "(%(zone)s).",
+                    version=version,
+                    start=start,
+                    zone=program.timezone,
+                ),
                 "success",
             )
         return redirect(url_for(".index"))
@@ -220,12 +261,12 @@ class RulesView(ConsoleView):
         require_role(*MARKETING)
         program = self.program()
         try:
-            values = load(SettingsForm(), request.form)
+            values = load_settings(request.form)
             update_program_audited(self.console.db, program=program.code, actor=actor(), **values)
         except LoyaltyError as exc:
             flash_error(exc)
         else:
-            flash("Program settings saved.", "success")
+            flash(_("Program settings saved."), "success")
         return redirect(url_for(".index") + "#settings")
 
 
@@ -277,11 +318,12 @@ class Timeline:
     def describe(self, version: RuleVersionInfo) -> str:
         """``version 2 (in force now)`` or ``version 3 (scheduled from … zone)``."""
         start = rules_words.local(version.effective_from_at, self.program.timezone)
+        words = {"version": version.version, "start": start}
         if version.version == self.current.version:
-            return f"version {version.version} (in force now, since {start})"
+            return _("version %(version)s (in force now, since %(start)s)", **words)
         if version.effective_from_at > self.now:
-            return f"version {version.version} (scheduled from {start})"
-        return f"version {version.version} (from {start}, no longer in force)"
+            return _("version %(version)s (scheduled from %(start)s)", **words)
+        return _("version %(version)s (from %(start)s, no longer in force)", **words)
 
 
 def _preview(
@@ -297,7 +339,11 @@ def _preview(
     start = effective_from or timeline.now
     replaced_number, replaced = rules_in_force(db, program=program.code, at=start)
     replaced_info = timeline.find(str(replaced_number)) or timeline.current
-    when = "now" if effective_from is None else f"from {rules_words.local(start, program.timezone)}"
+    if effective_from is None:
+        draft_label = _("Draft, in force now")
+    else:
+        local_start = rules_words.local(start, program.timezone)
+        draft_label = _("Draft, in force from %(start)s", start=local_start)
     replaced_label = timeline.describe(replaced_info)
     later = [v for v in timeline.scheduled if v.effective_from_at > start]
     return {
@@ -305,11 +351,10 @@ def _preview(
             rules_form.preview(
                 replaced_label[0].upper() + replaced_label[1:], replaced, order, program
             ),
-            rules_form.preview(f"Draft, in force {when}", draft, order, program),
+            rules_form.preview(draft_label, draft, order, program),
         ),
         "order": order,
         "replaced": replaced_label,
-        "draft_when": when,
         "later": [timeline.describe(v) for v in later],
         "changes": rules_words.describe_changes(
             replaced.to_dict(),
@@ -318,3 +363,46 @@ def _preview(
             tz=program.timezone,
         ),
     }
+
+
+def load_settings(form: Any) -> dict[str, Any]:
+    """The settings form checked by :class:`SettingsForm`; refused naming each field as the
+    form labels it (in English by its name) with marshmallow's problem in words."""
+    try:
+        return load(SettingsForm(), form)
+    except InvalidInput as exc:
+        found = exc.details.get("fields") or {}
+        problems = _("; ").join(
+            _(
+                "%(field)s: %(problems)s",
+                field=code_word(SETTING_LABELS, name),
+                problems=" ".join(problem_words(str(m)) for m in _listed(msgs)),
+            )
+            for name, msgs in sorted(found.items())
+        )
+        message = _("please correct the form: %(problems)s", problems=problems)
+        raise InvalidInput(message, fields=found) from exc
+
+
+def _listed(found: Any) -> list[Any]:
+    return found if isinstance(found, list) else [found]
+
+
+def rounding_words(rounding: str) -> str:
+    """How points are rounded (``floor``, ``half_up``, ``half_even``), in words."""
+    words = {
+        "floor": _("round down"),
+        "half_up": _("round half up"),
+        "half_even": _("round half to even"),
+    }
+    return words.get(rounding, rounding)
+
+
+def clearing_words(policy: str) -> str:
+    """A year-end clearing policy (``none``, ``all``, ``before_cutoff``), in words."""
+    words = {
+        "none": _("no clearing"),
+        "all": _("clear all points"),
+        "before_cutoff": _("clear points older than the kept months"),
+    }
+    return words.get(policy, policy)
