@@ -7,9 +7,10 @@ locks and parses it once per process (:class:`RiskRuleCache`). The in-write chec
 ``block`` rules (``velocity`` on an earn, ``new_member_inflow`` on an earn or a transfer
 received): one statement, built once per set of rules, reads every figure they need (the
 member's, location's or device's recent earns or points, indexed; what a new member earned
-and received so far), and only when the program has such a rule. A member's earns are serialised by the
-member's lock; the earns a location or device ``block`` rule counts, by a transaction-scoped
-lock on the location or device, so N earns at once never pass a limit of N - 1. The ``flag``
+and received so far), and only when the program has such a rule. A member's earns are
+serialised by the member's lock; the earns a location or device ``block`` rule counts, by a
+transaction-scoped lock on the location or device, so N earns at once never pass a limit of
+N - 1. The ``flag``
 and ``hold`` rules are the risk job's (:mod:`loyalty.services.risk_scan`).
 """
 
