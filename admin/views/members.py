@@ -3,21 +3,29 @@ expires soon, as the forecast counts it), lots, history in words and local times
 requests, reward redemptions, the latest outbound events, and the tier panel (tier, progress,
 lock, tier history in words), the risk panel (account freeze, hold, open cases; its changes
 are the risk view's); link a Stripe customer (operations); set a member's tier by hand
-(admin)."""
+(admin). In Simplified Chinese or English: codes have their words in :mod:`admin.risk_words`
+(account states, rule actions), :mod:`admin.reward_words` (redemption states) and
+:mod:`admin.ledger_words` (entry kinds, balances)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from admin import tier_form
 from admin.auth import OPERATIONS, actor, has_role, require_role
 from admin.event_words import event_description, event_words
+from admin.formatting import points
 from admin.forms import LinkStripeForm, load
 from admin.ledger_words import BUCKET_WORDS, entry_kind_words
+from admin.reward_words import draw_word, state_word, voucher_word
+from admin.risk_words import TEMPLATE_WORDS as RISK_WORDS
+from admin.risk_words import case_summaries
 from admin.views.base import (
     ConsoleView,
     expose,
@@ -50,6 +58,9 @@ OUTBOUND_EVENTS = 20
 EXPIRING_DAYS = 90
 TIER_ROLES = ("admin",)
 
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
+
 
 class MembersView(ConsoleView):
     """Member search and the member page (every role reads; operations link and adjust)."""
@@ -73,6 +84,8 @@ class MembersView(ConsoleView):
             page=page,
             pages=max(1, -(-found.total // PAGE)),
             total=found.total,
+            buckets=BUCKET_WORDS,
+            member_status_word=RISK_WORDS["member_status_word"],
         )
 
     @expose("/member")
@@ -92,6 +105,7 @@ class MembersView(ConsoleView):
         member_lots = open_lots(db, program=program.code, member=external_id)
         requests = list_adjustment_requests(db, program=program.code, member=external_id, limit=10)
         redeemed = list_redemptions(db, program=program.code, member=external_id, limit=REDEMPTIONS)
+        risk = member_risk_state(db, program=program.code, member=external_id)
         return self.render(
             "jifen/member.html",
             program=program,
@@ -109,7 +123,8 @@ class MembersView(ConsoleView):
             buckets=BUCKET_WORDS,
             zone_label=zone_label(program.timezone, db.clock.now()),
             tier=TierPanel.read(db, program, external_id),
-            risk=member_risk_state(db, program=program.code, member=external_id),
+            risk=risk,
+            case_summaries=case_summaries(db, program.code, risk.open_cases),
             can_set_tier=has_role(*TIER_ROLES),
             change_id=uuid.uuid4().hex,
             outbound=member_events(
@@ -117,6 +132,10 @@ class MembersView(ConsoleView):
             ),
             event_words=event_words,
             event_description=event_description,
+            fulfilment_state_word=state_word,
+            voucher_status_word=voucher_word,
+            draw_reason_word=draw_word,
+            **RISK_WORDS,
         )
 
     @expose("/set-tier", methods=("POST",))
@@ -140,11 +159,17 @@ class MembersView(ConsoleView):
             flash_error(exc)
         else:
             lock = form.get("locked_until", "").strip()
-            flash(
-                f"Set {member} to {tier_name(self.console.db, program, change.to_tier)}"
-                + (f", locked until {lock}." if lock else "."),
-                "success",
-            )
+            tier = tier_name(self.console.db, program, change.to_tier)
+            if lock:
+                message = _(
+                    "Set %(member)s to %(tier)s, locked until %(day)s.",
+                    member=member,
+                    tier=tier,
+                    day=lock,
+                )
+            else:
+                message = _("Set %(member)s to %(tier)s.", member=member, tier=tier)
+            flash(message, "success")
         return redirect(url_for(".member", id=member) + "#tier")
 
     @expose("/link-stripe", methods=("POST",))
@@ -166,12 +191,22 @@ class MembersView(ConsoleView):
         except LoyaltyError as exc:
             flash_error(exc)
         else:
-            flash(
-                f"Linked {info.external_id} to Stripe customer {info.stripe_customer_id}"
-                + (f"; {len(applied)} parked event(s) applied." if applied else "."),
-                "success",
-            )
+            flash(_linked_words(info.external_id, info.stripe_customer_id, len(applied)), "success")
         return redirect(url_for(".member", id=member))
+
+
+def _linked_words(member: str, customer: str | None, applied: int) -> str:
+    """What linking a Stripe customer did, for the flash."""
+    if not applied:
+        return _(
+            "Linked %(member)s to Stripe customer %(customer)s.", member=member, customer=customer
+        )
+    return _(
+        "Linked %(member)s to Stripe customer %(customer)s; %(count)s parked event(s) applied.",
+        member=member,
+        customer=customer,
+        count=points(applied),
+    )
 
 
 def zone_label(timezone: str, now: dt.datetime) -> str:

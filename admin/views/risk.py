@@ -1,7 +1,9 @@
 """Risk control (风控) in the console: the cases under review, one case with its evidence and
-audit trail, the risk rules in force with their sentences (English and Chinese), their
-version history and an editor that previews a draft's sentences before publishing it, a
-"run the risk scan now" button, and the member page's freeze, unfreeze and hold release.
+audit trail, the risk rules in force with their sentences (in the person's language, the
+other one a click away: the API publishes both), their version history and an editor that
+previews a draft's sentences before publishing it, a "run the risk scan now" button, and the
+member page's freeze, unfreeze and hold release. What the pages say is in
+:mod:`admin.risk_words` and :mod:`admin.risk_form`, in Simplified Chinese or English.
 
 Every role that sees members reads; ``admin`` publishes rules; operations and admin assign
 and resolve cases, run the scan, freeze and unfreeze accounts and release holds. Every
@@ -11,18 +13,33 @@ change is a call to the risk services (:mod:`loyalty.services.risk_rules`,
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from marshmallow import Schema, fields, validate
 
 from admin import risk_form, rules_form
 from admin.auth import OPERATIONS, actor, has_role, require_role
-from admin.formatting import local_time
-from admin.forms import load
+from admin.formatting import points
+from admin.forms import POINTS_FROM_ONE, load
+from admin.risk_words import (
+    EVIDENCE_FIELDS,
+    OUTCOME_WORDS,
+    TEMPLATE_WORDS,
+    case_summaries,
+    case_summary,
+    case_trail,
+    counted_rules,
+    figure_rows,
+    other_sentence,
+    resolved_words,
+    rule_sentence,
+    scan_words,
+    version_sentences,
+)
 from admin.views.base import (
     ConsoleView,
     choice_arg,
@@ -52,18 +69,17 @@ from loyalty.services import (
     unfreeze_member,
 )
 from loyalty.services.audit import AuditRecord
-from loyalty.services.risk_cases import OUTCOMES, RiskCaseInfo
-from loyalty.services.risk_review import counted, member_risk_state, scan_words
+from loyalty.services.risk_cases import OUTCOMES
+from loyalty.services.risk_review import member_risk_state
+from loyalty.services.risk_review import scan_words as english_scan_words
+
+# flask-babel is untyped: its gettext, typed.
+_: Callable[..., str] = gettext
 
 RULE_ROLES = ("admin",)
 PAGE = 25
 STATUS_FILTERS = ("open", "resolved", "dismissed", "all")
 AUDIT_SHOWN = 200
-OUTCOME_WORDS = {
-    "release": "Release: the held points become available",
-    "reverse": "Reverse: release, then deduct points (an adjustment)",
-    "dismiss": "Dismiss: a false alarm; the held points are released",
-}
 
 
 class ResolveForm(Schema):
@@ -74,9 +90,7 @@ class ResolveForm(Schema):
     note = fields.String(required=True, validate=validate.Length(min=1, max=500))
     points = fields.Integer(
         load_default=None,
-        validate=validate.Range(
-            min=1, max=MAX_POINTS, error=f"points must be from 1 to {MAX_POINTS:,}"
-        ),
+        validate=validate.Range(min=1, max=MAX_POINTS, error=POINTS_FROM_ONE),
     )
 
 
@@ -128,7 +142,9 @@ class RiskView(ConsoleView):
             statuses=STATUS_FILTERS,
             rule_ids=_rule_ids(in_force.rules if in_force else None, rule),
             last_scan=_last_scan(db),
+            summaries=case_summaries(db, program.code, found.items),
             can_operate=has_role(*OPERATIONS),
+            **TEMPLATE_WORDS,
         )
 
     @expose("/case")
@@ -145,16 +161,20 @@ class RiskView(ConsoleView):
             else None
         )
         in_force = risk_rules(db, program=program.code, version=found.rule_version)
+        rule = RiskRules.from_dict(in_force.rules if in_force else {}).get(found.rule_id)
         return self.render(
             "jifen/risk_case.html",
             program=program,
             case=found,
             state=state,
-            rule_sentences=_sentences(in_force.rules if in_force else None, found.rule_id),
+            rule_sentence=rule_sentence(rule) if rule else None,
+            summary=case_summary(found, rule),
             figures=figure_rows(found.figures, program.timezone),
             trail=case_trail(found, _case_audit(db, program.code, found.id)),
             outcomes=OUTCOME_WORDS,
+            evidence_fields=EVIDENCE_FIELDS,
             can_operate=has_role(*OPERATIONS),
+            **TEMPLATE_WORDS,
         )
 
     @expose("/case/assign", methods=("POST",))
@@ -175,8 +195,11 @@ class RiskView(ConsoleView):
         except LoyaltyError as exc:
             flash_error(exc)
         else:
-            who = f"assigned to {done.assigned_to}" if done.assigned_to else "unassigned"
-            flash(f"Case {done.id} {who}.", "success")
+            if done.assigned_to:
+                message = _("Case %(id)s assigned to %(who)s.", id=done.id, who=done.assigned_to)
+            else:
+                message = _("Case %(id)s unassigned.", id=done.id)
+            flash(message, "success")
         return _to_case(case_id)
 
     @expose("/case/resolve", methods=("POST",))
@@ -215,16 +238,17 @@ class RiskView(ConsoleView):
         except LoyaltyError as exc:
             flash_error(exc)
             return redirect(url_for(".index"))
-        message = f"Risk scan done (run {run.id}): {scan_words(run.details, run.items)}."
+        recorded = f"Risk scan done (run {run.id}): {english_scan_words(run.details, run.items)}."
         audit(
             db,
             actor=actor(),
             action="job.run",
             target="job risk",
             program=program.code,
-            after={"job": "risk", "result": message},
+            after={"job": "risk", "result": recorded},  # the audit log keeps its English
         )
-        flash(message, "success")
+        what = scan_words(run.details, run.items)
+        flash(_("Risk scan done (run %(run)s): %(what)s.", run=run.id, what=what), "success")
         return redirect(url_for(".index"))
 
     # --- rules ---------------------------------------------------------------------------
@@ -242,7 +266,12 @@ class RiskView(ConsoleView):
                 note=extra.pop("note", ""),
                 versions=risk_rule_versions_of(db, program=program.code),
                 kinds=risk_form.KIND_FORMS,
+                kind_title=risk_form.kind_title,
                 action_words=risk_form.ACTION_WORDS,
+                rule_sentence=rule_sentence,
+                other_sentence=other_sentence,
+                version_sentences=version_sentences,
+                **TEMPLATE_WORDS,
                 values=values,
                 can_edit=has_role(*RULE_ROLES),
                 **extra,
@@ -275,7 +304,7 @@ class RiskView(ConsoleView):
             if form.get("previewed") == fingerprint:
                 return self._publish(draft, page)
             flash(
-                "The draft changed since its preview: check the new preview, then publish.",
+                _("The draft changed since its preview: check the new preview, then publish."),
                 "warning",
             )
         in_force = risk_rules(db, program=program.code)
@@ -298,12 +327,20 @@ class RiskView(ConsoleView):
             )
         except LoyaltyError as exc:
             return self._rules_page(**page, problem=exc.message, problem_at=exc.details), 400
-        count = len(published.sentences)
-        flash(
-            f"Published risk rules version {published.version}, in force now "
-            f"({counted(count, 'rule')}{'' if count else ': risk control is off'}).",
-            "success",
-        )
+        count, version = len(published.sentences), published.version
+        if count:
+            message = _(
+                "Published risk rules version %(version)s, in force now (%(rules)s).",
+                version=version,
+                rules=counted_rules(count),
+            )
+        else:
+            message = _(
+                "Published risk rules version %(version)s, in force now (0 rules: risk "
+                "control is off).",
+                version=version,
+            )
+        flash(message, "success")
         return redirect(url_for(".rules"))
 
     # --- the member page's panel: freeze, unfreeze, release the hold ----------------------
@@ -332,12 +369,17 @@ class RiskView(ConsoleView):
                 released = release_member_hold(
                     db, program=program.code, member=member, note=why, actor=actor()
                 )
-                message = f"Released {member}'s hold: {released:,} held points are available."
+                message = _(
+                    "Released %(member)s's hold: %(points)s held points are available.",
+                    member=member,
+                    points=points(released),
+                )
+            elif change == "freeze":
+                freeze_member(db, program=program.code, member=member, reason=why, actor=actor())
+                message = _("Froze %(member)s's account: %(why)s", member=member, why=why)
             else:
-                change_state = freeze_member if change == "freeze" else unfreeze_member
-                change_state(db, program=program.code, member=member, reason=why, actor=actor())
-                done = "Froze" if change == "freeze" else "Unfroze"
-                message = f"{done} {member}'s account: {why}"
+                unfreeze_member(db, program=program.code, member=member, reason=why, actor=actor())
+                message = _("Unfroze %(member)s's account: %(why)s", member=member, why=why)
         except LoyaltyError as exc:
             flash_error(exc)
         else:
@@ -362,56 +404,9 @@ def _rule_ids(rules: dict[str, Any] | None, chosen: str) -> list[str]:
     return ids + ([chosen] if chosen and chosen not in ids else [])
 
 
-def _sentences(rules: dict[str, Any] | None, rule_id: str) -> tuple[str, str] | None:
-    """The sentences (English, Chinese) of rule ``rule_id`` in a version, if it has it."""
-    found = RiskRules.from_dict(rules or {}).get(rule_id)
-    return None if found is None else (found.explain(), found.explain_zh())
-
-
 def _last_scan(db: Any) -> JobRunInfo | None:
     runs = jobs.last_runs(db, limit_per_job=1, jobs=["risk"])
     return runs[0] if runs else None
-
-
-def resolved_words(before: RiskCaseInfo, done: RiskCaseInfo, points: int | None) -> str:
-    """What resolving a case did, for the flash: the outcome, then what became of the hold."""
-    member, held = before.member, before.held_points
-    if done.resolution == "reversed":
-        deducted = points if points is not None else held
-        text = f"Resolved case {done.id}: reversed, {deducted:,} points deducted from {member}."
-    elif done.resolution == "dismissed":
-        text = f"Dismissed case {done.id} as a false alarm."
-    else:
-        text = f"Resolved case {done.id}: released."
-    if member and done.member_on_hold:
-        return f"{text} {member} stays on hold (another hold case is open): the points stay held."
-    if member and held:
-        return f"{text} {member}'s {held:,} held points are available."
-    return text
-
-
-def figure_rows(figures: dict[str, Any], timezone: str) -> list[tuple[str, str]]:
-    """A case's figures as (name, value) rows: numbers with separators, instants local."""
-    return [
-        (name.replace("_", " "), figure_text(value, timezone)) for name, value in figures.items()
-    ]
-
-
-def figure_text(value: Any, timezone: str) -> str:
-    """One figure as staff read it: ``1,234``, ``2.5``, or an instant in the program's zone."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    try:
-        instant = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if instant.tzinfo is None:
-        return str(value)
-    return f"{local_time(instant)} ({timezone})"
 
 
 def _case_audit(db: Any, program: str, case_id: int) -> list[AuditRecord]:
@@ -420,40 +415,3 @@ def _case_audit(db: Any, program: str, case_id: int) -> list[AuditRecord]:
     target = f"risk-case:{case_id}"
     found = list_audit(db, program=program, target=target, action="risk.", limit=AUDIT_SHOWN)
     return [e for e in found.items if e.target == target]
-
-
-@dataclass(frozen=True)
-class TrailEntry:
-    """One line of a case's trail: when, who, what."""
-
-    at: dt.datetime
-    who: str
-    what: str
-
-
-def case_trail(case: RiskCaseInfo, entries: list[AuditRecord]) -> list[TrailEntry]:
-    """A case's story, oldest first: opened by the risk job, then each audited change."""
-    trail = [TrailEntry(case.opened_at, "risk job", f"opened by rule {case.rule_id}")]
-    trail += [TrailEntry(e.created_at, e.actor, audit_line(e)) for e in reversed(entries)]
-    return trail
-
-
-def audit_line(entry: AuditRecord) -> str:
-    """A case's audit entry in words."""
-    after = entry.after or {}
-    if entry.action == "risk.case_assigned":
-        who = after.get("assigned_to")
-        return f"assigned to {who}" if who else "unassigned"
-    if entry.action in ("risk.case_resolved", "risk.case_dismissed"):
-        resolution = str(after.get("resolution") or "")
-        text = "dismissed" if resolution == "dismissed" else f"resolved as {resolution}"
-        done = []
-        if after.get("released_points"):
-            done.append(f"{int(after['released_points']):,} held points made available")
-        deducted = after.get("points") or after.get("released_points")  # the default
-        if resolution == "reversed" and deducted:
-            done.append(f"{int(deducted):,} points deducted")
-        text += f" ({', '.join(done)})" if done else ""
-        note = after.get("resolution_note")
-        return f"{text}: {note}" if note else text
-    return entry.action
