@@ -10,8 +10,7 @@ member's, location's or device's recent earns or points, indexed; what a new mem
 and received so far), and only when the program has such a rule. A member's earns are
 serialised by the member's lock; the earns a location or device ``block`` rule counts, by a
 transaction-scoped lock on the location or device, so N earns at once never pass a limit of
-N - 1. The ``flag``
-and ``hold`` rules are the risk job's (:mod:`loyalty.services.risk_scan`).
+N - 1. The ``flag`` and ``hold`` rules are the risk job's (:mod:`loyalty.services.risk_scan`).
 """
 
 from __future__ import annotations
