@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 from admin.code_words import code_word
 from admin.i18n import CHINESE, current_locale
 from admin.risk_words import action_word
-from loyalty.domain.risk import RiskRule, RiskRules, parse_rule
+from loyalty.domain.risk import TYPICAL_RULES, RiskRule, RiskRules, parse_rule
 from loyalty.errors import InvalidRule
 
 # flask-babel is untyped: its gettext, typed.
@@ -32,22 +32,7 @@ _: Callable[..., str] = gettext
 EXTRA_ROWS = 1
 MAX_ROWS = 20
 # The typical rule set a program starts from: what the editor shows before any is published.
-EXAMPLE_RULES: dict[str, Any] = {
-    "rules": [
-        {"id": "earn-burst", "kind": "velocity", "scope": "member", "measure": "earns",
-         "limit": 20, "window": "hour", "action": "block"},
-        {"id": "till-burst", "kind": "velocity", "scope": "location", "measure": "points",
-         "limit": 200_000, "window": "day", "action": "flag"},
-        {"id": "refund-farming", "kind": "farming", "refunded_percent": 50, "days": 30,
-         "min_points": 500, "action": "hold"},
-        {"id": "gift-ring", "kind": "transfer_ring", "senders": 5, "hours": 24,
-         "action": "flag"},
-        {"id": "new-member-inflow", "kind": "new_member_inflow", "points": 50_000, "days": 7,
-         "action": "block"},
-        {"id": "issuance-spike", "kind": "issuance_spike", "window": "hour", "threshold": 6,
-         "trailing_days": 28, "min_points": 10_000, "action": "flag"},
-    ]
-}  # fmt: skip
+EXAMPLE_RULES: dict[str, Any] = TYPICAL_RULES
 ACTION_WORDS: dict[str, object] = {
     "flag": _l("flag: open a case"),
     "hold": _l("hold: open a case, keep new points pending"),
