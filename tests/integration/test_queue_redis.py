@@ -189,6 +189,7 @@ def test_rq_cron_loads_the_schedule_from_the_cron_config_module(
         "jifen-remind": "0 1 * * *",
         "jifen-tiers": "30 16 * * *",
         "jifen-events": "* * * * *",
+        "jifen-risk": "* * * * *",
         "jifen-clear_year-east": "0 16 31 12 *",
     }
     east = registered["jifen-clear_year-east"]
