@@ -175,6 +175,9 @@ class Member(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     external_id: Mapped[str] = mapped_column(String(128))
     email: Mapped[str | None] = mapped_column(String(254))
+    # The member's phone number as the shop gives it (E.164 such as ``+8613800138000``, or
+    # the digits the till knows); operations search members by any part of it.
+    phone: Mapped[str | None] = mapped_column(String(32))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
     available: Mapped[int] = _points()
@@ -362,6 +365,32 @@ class Earning(Base):
             postgresql_where=text("device IS NOT NULL"),
         ),
         Index("ix_earnings_program_created", "program_id", "created_at"),
+    )
+
+
+class EarningPart(Base):
+    """The share of one earning's granted points that came from one category under one
+    campaign (``NULL``: no category, no campaign), for analytics by category and campaign.
+
+    Written only for orders whose lines name a category or that a campaign multiplied; the
+    parts of an earning add up to its ``points_granted`` (largest remainder, after caps and
+    the tier multiplier). ``bonus`` is the part of ``points`` the campaign's multiplier added.
+    """
+
+    __tablename__ = "earning_parts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    earning_id: Mapped[int] = mapped_column(ForeignKey("earnings.id"))
+    category: Mapped[str | None] = mapped_column(String(100))
+    campaign: Mapped[str | None] = mapped_column(String(100))
+    points: Mapped[int] = mapped_column(BigInteger)
+    bonus: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_earning_parts_program_created", "program_id", "created_at"),
+        Index("ix_earning_parts_earning", "earning_id"),
     )
 
 
@@ -636,6 +665,8 @@ class AdminUser(Base):
     # Part of every session cookie; signing out or a new password increments it, which ends
     # every session signed in under the old value.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The console's language for this person (``zh`` or ``en``); ``NULL``: the browser's.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
     __table_args__ = (
         CheckConstraint(

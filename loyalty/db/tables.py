@@ -19,6 +19,7 @@ from loyalty.db.models import (
     AuditEntry,
     Clearing,
     Earning,
+    EarningPart,
     EmailSettings,
     Entry,
     Hold,
@@ -57,6 +58,7 @@ operations = cast(Table, Operation.__table__)
 lots = cast(Table, Lot.__table__)
 entries = cast(Table, Entry.__table__)
 earnings = cast(Table, Earning.__table__)
+earning_parts = cast(Table, EarningPart.__table__)
 holds = cast(Table, Hold.__table__)
 issuance = cast(Table, ProgramIssuance.__table__)
 reversals = cast(Table, Reversal.__table__)
