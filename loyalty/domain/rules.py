@@ -118,6 +118,15 @@ class RuleSet:
         active = [c.multiplier for c in self.campaigns if c.applies(at, tz, category)]
         return max(active, default=Fraction(1))
 
+    def campaign_for(self, at: dt.datetime, tz: str, category: str | None) -> Campaign | None:
+        """The campaign whose multiplier :meth:`multiplier_for` applies to this line (the
+        first listed among equal multipliers), or ``None`` when no campaign multiplies it."""
+        best: Campaign | None = None
+        for c in self.campaigns:
+            if c.applies(at, tz, category) and (best is None or c.multiplier > best.multiplier):
+                best = c
+        return best if best is not None and best.multiplier != 1 else None
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict from which :meth:`from_dict` rebuilds the same rule set."""
         return {

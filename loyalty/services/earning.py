@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from loyalty.db.dialect import PerDialect, upsert_adding
 from loyalty.db.tables import (
+    earning_parts,
     earnings,
     entries,
     events,
@@ -54,6 +55,7 @@ from loyalty.domain.checks import (
     require_program_code,
     require_text,
 )
+from loyalty.domain.earning_parts import EarningPart, part_weights, split_points
 from loyalty.domain.money import minor_unit_exponent, require_currency
 from loyalty.domain.moves import Move, debt_repayment
 from loyalty.domain.rounding import Rounding
@@ -104,6 +106,15 @@ OrderLines = Sequence[OrderLine | Mapping[str, Any]]
 INSERT_LOT = insert(lots).returning(lots.c.id)
 INSERT_EARNING = insert(earnings)
 INSERT_QUALIFYING = insert(tier_qualifying)
+# An order's parts by category and campaign, hung off its earning (found by order id).
+INSERT_PARTS = insert(earning_parts).values(
+    earning_id=select(earnings.c.id)
+    .where(
+        earnings.c.program_id == bindparam("part_program_id"),
+        earnings.c.order_id == bindparam("part_order_id"),
+    )
+    .scalar_subquery()
+)
 CAP_PERIODS = ("day", "month", "year")
 UPDATE_MEMBER_AFTER_EARN = (
     update(members)
@@ -637,7 +648,7 @@ def earn_purchase(
         )
         grant = _grant(conn, row, rules, requested, now)
         check_earn(db, conn, row, points=grant.decision.granted, now=now, **place)
-        return _credit(
+        result = _credit(
             conn,
             row,
             rules=rules,
@@ -658,8 +669,40 @@ def earn_purchase(
             money_minor=total - paid_with_points_minor,
             plan=plan,
         )
+        weights = part_weights(rules, parsed, at=now, tz=row.program_timezone)
+        _record_parts(
+            conn, row.program_id, order_id, split_points(grant.decision.granted, weights), now
+        )
+        return result
 
     return write.run(db, work)
+
+
+def _record_parts(
+    conn: Connection,
+    program_id: int,
+    order_id: str,
+    parts: Sequence[EarningPart],
+    now: dt.datetime,
+) -> None:
+    """Store an order's points by category and campaign (nothing for an order without any)."""
+    if parts:
+        conn.execute(
+            INSERT_PARTS,
+            [
+                {
+                    "program_id": program_id,
+                    "part_program_id": program_id,
+                    "part_order_id": order_id,
+                    "category": part.category,
+                    "campaign": part.campaign,
+                    "points": part.points,
+                    "bonus": part.bonus,
+                    "created_at": now,
+                }
+                for part in parts
+            ],
+        )
 
 
 def earn_action(

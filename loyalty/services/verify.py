@@ -30,6 +30,8 @@ returns none. The checks:
   history (a member without history holds no tier); each entry starts from the tier the one
   before it left; every evaluation is the one that was due (its ``due_at`` is the previous
   entry's next evaluation) and no other change was made while an evaluation was overdue;
+* every earning's parts by category and campaign add up to its granted points, each part
+  positive with a campaign bonus no larger than itself;
 * every member's qualifying rows (the tier measure) equal what their earnings, settled
   refunds and disputes, adjustments and received transfers say, in points and in money;
 * the outbox (see :mod:`loyalty.events.checks`): every operation has exactly its events,
@@ -47,13 +49,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, literal, or_, select
+from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select
 
 from loyalty.db.database import Database
 from loyalty.db.models import EXPIRY_KINDS
 from loyalty.db.tables import (
     api_keys,
     api_origins,
+    earning_parts,
     earnings,
     entries,
     holds,
@@ -284,6 +287,34 @@ def _earnings_vs_lots() -> Select[Any]:
             or_(
                 and_(earnings.c.lot_id.is_(None), earnings.c.points_granted != 0),
                 and_(earnings.c.lot_id.is_not(None), earnings.c.points_granted != lots.c.points),
+            )
+        )
+    )
+
+
+def _earning_parts_vs_earnings() -> Select[Any]:
+    """Earnings whose parts by category and campaign do not add up to the points granted,
+    or with a part that is not positive or whose campaign bonus exceeds it."""
+    p = earning_parts
+    parts = (
+        select(
+            p.c.earning_id,
+            func.sum(p.c.points).label("points"),
+            func.sum(
+                case((or_(p.c.points <= 0, p.c.bonus < 0, p.c.bonus > p.c.points), 1), else_=0)
+            ).label("bad"),
+        )
+        .group_by(p.c.earning_id)
+        .subquery()
+    )
+    return (
+        select(parts.c.earning_id, earnings.c.points_granted, parts.c.points)
+        .outerjoin(earnings, earnings.c.id == parts.c.earning_id)
+        .where(
+            or_(
+                earnings.c.id.is_(None),
+                parts.c.points != earnings.c.points_granted,
+                parts.c.bad > 0,
             )
         )
     )
@@ -521,6 +552,11 @@ CHECKS: tuple[tuple[str, str, Callable[[], Select[Any]]], ...] = (
         _frozen_vs_reversals,
     ),
     ("earnings_equal_lots", "every earning's granted points equal its lot", _earnings_vs_lots),
+    (
+        "earning_parts_add_up",
+        "every earning's parts by category and campaign add up to its granted points",
+        _earning_parts_vs_earnings,
+    ),
     (
         "reward_stock",
         "every reward's stock added equals what is left plus taken minus returned",
