@@ -55,6 +55,8 @@ from loyalty.services.analytics import (
     AGE_BANDS,
     DEFAULT_PRESET,
     FLOWS,
+    NO_CAMPAIGN,
+    NO_CATEGORY,
     PRESETS,
     TABLES,
     Breakdowns,
@@ -63,6 +65,7 @@ from loyalty.services.analytics import (
     ComparedRate,
     DateRange,
     Flows,
+    PartRow,
     Report,
     parse_range,
     preset_range,
@@ -89,6 +92,8 @@ COLORS = {
     "outstanding": "#6f42c1",
     "age": "#6f42c1",
     "expiry": "#e5a52c",
+    "categories": "#2c7be5",
+    "campaigns": "#d9534f",
 }
 UP, DOWN = "\u25b2", "\u25bc"
 MINUS = "\u2212"
@@ -445,6 +450,32 @@ def holdings_charts(r: Report) -> tuple[Markup, Markup]:
     return by_age, by_month
 
 
+def part_word(key: str) -> str:
+    """A category's or campaign's label: its name, or the words for purchases without one."""
+    words = {NO_CATEGORY: _("no category"), NO_CAMPAIGN: _("no campaign")}
+    return words.get(key, key)
+
+
+def parts_charts(r: Report) -> tuple[Markup, Markup]:
+    """Purchases' points in the range by category and by campaign."""
+
+    def chart(title: str, rows: tuple[PartRow, ...], color: str) -> Markup:
+        return small_bar_chart(
+            title,
+            [part_word(row.key) for row in rows],
+            [row.points.value for row in rows],
+            color=color,
+            max_labels=len(rows),
+            empty=_("No purchases in the range."),
+        )
+
+    parts = r.breakdowns
+    return (
+        chart(_("Purchases' points by category"), parts.categories, COLORS["categories"]),
+        chart(_("Purchases' points by campaign"), parts.campaign_points, COLORS["campaigns"]),
+    )
+
+
 def month_word(key: str) -> str:
     """An expiry month's label: ``2027-05``, or the words for the three special rows."""
     words = {"overdue": _("overdue"), "later": _("later"), "never": _("never")}
@@ -494,6 +525,7 @@ class AnalyticsView(ConsoleView):
             rng = preset_range(DEFAULT_PRESET, today, program.timezone)
         r = report(db, program, rng)
         by_age, by_month = holdings_charts(r)
+        by_category, by_campaign = parts_charts(r)
         field = refused.details.get("field") if refused else None
         html = self.render(
             "jifen/analytics.html",
@@ -515,6 +547,9 @@ class AnalyticsView(ConsoleView):
             new_members=new_members_card(r),
             age_chart=by_age,
             month_chart=by_month,
+            category_chart=by_category,
+            campaign_chart=by_campaign,
+            part_word=part_word,
             month_word=month_word,
             age_words=age_words(),
             change=change_of,

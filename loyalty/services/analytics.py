@@ -10,8 +10,9 @@ What it owns:
   periods: points issued, redeemed, expired, cleared, reversed and adjusted, the transfer fees,
   points outstanding at the end of each day and its money value, new members, members active
   (:func:`flows`);
-* **breakdowns** of the points issued by action, by rule version and by location, with the
-  rule versions that took effect and the campaigns that ran in the range (:func:`breakdowns`);
+* **breakdowns** of the points issued by action, by rule version, by location, and purchases'
+  points by category and by campaign, with the rule versions that took effect and the
+  campaigns that ran in the range (:func:`breakdowns`);
 * points outstanding at the end of each period by **age** and by the month of their last
   usable day (:func:`holdings`);
 * the **top members** by points issued with their share (:func:`top_members`) and the
@@ -40,10 +41,12 @@ so points outstanding move by ``issued - redeemed - expired - cleared - reversed
 - fees`` (transfers in and out cancel out). Members are *active* in a period when they have an
 entry in it that is not a sweep's (expiry, clearing, maturity).
 
-Not in the data: an earn records its action, rule version, location, requested and granted
-points, but not its order lines' categories nor the campaign that multiplied it (the lines are
-only hashed into the operation's request), so issued points cannot be split by category or
-campaign; the campaigns that ran are listed with their windows instead.
+Purchases' points by **category** and by **campaign** come from ``earning_parts`` (an order's
+granted points split over its lines' categories and the campaign that multiplied each, with
+the part the campaign's multiplier added as its *bonus*); what purchases earned without a
+category (or without a campaign) is the rest of the purchases' points, so the rows add up to
+the points purchases issued. Orders earned before schema 0012 have no parts: their points
+count as without category and campaign.
 
 Every figure is read set-based: the flows are summed per UTC hour and entry kind in SQL (one
 row per hour and kind, whatever the number of entries) and put on the program's local dates in
@@ -76,7 +79,15 @@ from sqlalchemy import (
 
 from loyalty.db.database import Database
 from loyalty.db.dialect import utc_hour_label
-from loyalty.db.tables import earnings, entries, lots, members, rule_versions, transfers
+from loyalty.db.tables import (
+    earning_parts,
+    earnings,
+    entries,
+    lots,
+    members,
+    rule_versions,
+    transfers,
+)
 from loyalty.domain.calendar import add_months, local_midnight, zone
 from loyalty.domain.money import minor_unit_exponent
 from loyalty.domain.rules import RuleSet, format_ratio
@@ -620,20 +631,36 @@ class CampaignWindow:
 
 
 @dataclass(frozen=True)
+class PartRow:
+    """Purchases' points of one category (or campaign) in both periods, with the part of
+    them campaigns' multipliers added (``bonus``) and their share of purchases' points."""
+
+    key: str
+    points: Compared
+    bonus: Compared
+    share: Rate
+
+
+@dataclass(frozen=True)
 class Breakdowns:
-    """The points issued by action, by rule version and by location; the rule versions that
-    took effect and the campaigns that ran in the range."""
+    """The points issued by action, by rule version and by location; purchases' points by
+    category and by campaign; the rule versions that took effect and the campaigns that ran
+    in the range."""
 
     actions: tuple[IssuedRow, ...]
     versions: tuple[VersionRow, ...]
     locations: tuple[IssuedRow, ...]
     markers: tuple[RuleMarker, ...]
     campaigns: tuple[CampaignWindow, ...]
+    categories: tuple[PartRow, ...] = ()
+    campaign_points: tuple[PartRow, ...] = ()
 
 
 PURCHASES = "purchases"
 NO_LOCATION = "(none given)"
 OTHER_LOCATIONS = "(other locations)"
+NO_CATEGORY = "(no category)"
+NO_CAMPAIGN = "(no campaign)"
 
 
 def _in_both(
@@ -795,6 +822,56 @@ def _campaigns(in_force: Sequence[Any], rng: DateRange) -> tuple[CampaignWindow,
     return tuple(sorted(seen.values(), key=lambda w: (w.starts_at, w.name)))
 
 
+def _part_sums(
+    conn: Connection, program_id: int, rng: DateRange, key: ColumnElement[Any]
+) -> dict[str | None, Sums]:
+    """Purchases' parts of both periods summed per ``key`` (category or campaign)."""
+    p = earning_parts
+    current = p.c.created_at >= rng.start
+    rows = conn.execute(
+        select(
+            key.label("key"),
+            *_in_both(p.c.points, current, "points"),
+            *_in_both(p.c.bonus, current, "bonus"),
+        )
+        .where(
+            p.c.program_id == program_id,
+            p.c.created_at >= rng.previous().start,
+            p.c.created_at < rng.end,
+        )
+        .group_by(key)
+    ).all()
+    names = [f"{n}_{w}" for n in ("points", "bonus") for w in ("now", "before")]
+    return {r.key: {n: int(r._mapping[n]) for n in names} for r in rows}
+
+
+def _part_rows(sums: Mapping[str | None, Sums], bought: Sums, rest: str) -> tuple[PartRow, ...]:
+    """One row per key, most points first, and ``rest``: the purchases' points no part of a
+    key accounts for (none when purchases issued nothing in either period)."""
+    named = {k: v for k, v in sums.items() if k is not None}
+    left = {
+        f"points_{w}": bought.get(f"bought_{w}", 0) - sum(v[f"points_{w}"] for v in named.values())
+        for w in ("now", "before")
+    }
+    if any(left.values()):
+        named[rest] = {**left, "bonus_now": 0, "bonus_before": 0}
+    total = _compared(bought, "bought")
+
+    def row(key: str, v: Mapping[str, int]) -> PartRow:
+        points = _compared(v, "points")
+        return PartRow(
+            key,
+            points,
+            _compared(v, "bonus"),
+            Rate(points.value, total.value),
+        )
+
+    rows = [row(k, v) for k, v in named.items()]
+    return tuple(
+        sorted(rows, key=lambda r: (r.key == rest, -r.points.value, -r.points.previous, r.key))
+    )
+
+
 def breakdowns(db: Database, program: ProgramInfo, rng: DateRange) -> Breakdowns:
     """The points issued in the range and the previous period by action (purchases first
     among equals: rows by points, most first), by rule version and by the top locations."""
@@ -804,7 +881,10 @@ def breakdowns(db: Database, program: ProgramInfo, rng: DateRange) -> Breakdowns
         known = conn.execute(
             select(rule_versions).where(rule_versions.c.program_id == program_id)
         ).all()
+        by_category = _part_sums(conn, program_id, rng, earning_parts.c.category)
+        by_campaign = _part_sums(conn, program_id, rng, earning_parts.c.campaign)
     actions = _summed_by(groups, lambda g: g.action or PURCHASES)
+    bought = _summed_by(groups, lambda g: True).get(True, {})
     in_force = _in_force(known, rng)
     return Breakdowns(
         actions=tuple(_by_points(_issued_row(key, sums) for key, sums in actions.items())),
@@ -812,6 +892,8 @@ def breakdowns(db: Database, program: ProgramInfo, rng: DateRange) -> Breakdowns
         locations=_locations(groups),
         markers=_markers(in_force, rng),
         campaigns=_campaigns(in_force, rng),
+        categories=_part_rows(by_category, bought, NO_CATEGORY),
+        campaign_points=_part_rows(by_campaign, bought, NO_CAMPAIGN),
     )
 
 
@@ -1078,6 +1160,8 @@ TABLES: dict[str, str] = {
     "actions": "points issued by action",
     "versions": "points issued by rule version",
     "locations": "points issued by location",
+    "categories": "purchases' points by category",
+    "campaigns": "purchases' points by campaign",
     "age": "points outstanding by age",
     "expiry": "points outstanding by expiry month",
     "top_members": "top members by points issued",
@@ -1187,6 +1271,26 @@ def _issued_table(key: str, rows: Sequence[IssuedRow]) -> Table:
     )
 
 
+def _parts_table(key: str, rows: Sequence[PartRow]) -> Table:
+    header = (
+        key,
+        *(f"{name}_{c}" for name in ("points", "bonus") for c in _COMPARED),
+        "share_percent",
+    )
+    return Table(
+        header,
+        tuple(
+            (
+                r.key,
+                *_compared_cells(r.points),
+                *_compared_cells(r.bonus),
+                percent_value(r.share.percent),
+            )
+            for r in rows
+        ),
+    )
+
+
 def _versions_table(r: Report) -> Table:
     exponent = minor_unit_exponent(r.program.currency)
     tz = r.range.tz
@@ -1258,6 +1362,8 @@ _TABLES: dict[str, Callable[[Report], Table]] = {
     "actions": lambda r: _issued_table("action", r.breakdowns.actions),
     "versions": _versions_table,
     "locations": lambda r: _issued_table("location", r.breakdowns.locations),
+    "categories": lambda r: _parts_table("category", r.breakdowns.categories),
+    "campaigns": lambda r: _parts_table("campaign", r.breakdowns.campaign_points),
     "age": _age_table,
     "expiry": _expiry_table,
     "top_members": _top_table,
