@@ -47,17 +47,17 @@ def part_weights(
 ) -> tuple[PartWeight, ...]:
     """The exact points of ``lines`` grouped by category and winning campaign, in the order
     each group first appears; empty when no line has a category and no campaign applies."""
+    campaigns = [rules.campaign_for(at, tz, line.category) for line in lines]
+    if all(line.category is None for line in lines) and not any(campaigns):
+        return ()  # the common case, decided before any exact arithmetic
     groups: dict[tuple[str | None, str | None], tuple[Fraction, Fraction]] = {}
-    for line in lines:
-        campaign = rules.campaign_for(at, tz, line.category)
+    for line, campaign in zip(lines, campaigns, strict=True):
         multiplier = Fraction(1) if campaign is None else campaign.multiplier
         exact = line.amount_minor * rules.ratio_for(line.sku, line.category) * multiplier
         share = Fraction(0) if campaign is None else 1 - 1 / multiplier
         key = (line.category, None if campaign is None else campaign.name)
         total, bonus = groups.get(key, (Fraction(0), Fraction(0)))
         groups[key] = (total + exact, bonus + exact * share)
-    if set(groups) == {(None, None)}:
-        return ()
     return tuple(
         PartWeight(category, campaign, exact, bonus / exact if exact else Fraction(0))
         for (category, campaign), (exact, bonus) in groups.items()
