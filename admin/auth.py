@@ -30,6 +30,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -45,6 +46,7 @@ from flask_login import (  # type: ignore[import-untyped]
 from werkzeug.exceptions import Forbidden
 
 from admin.context import console
+from admin.i18n import LOCALES, SESSION_KEY
 from admin.words import role_word
 from loyalty.services import console_users as accounts
 
@@ -151,6 +153,17 @@ def _safe_next(target: str | None) -> str:
     return local_path(target) or url_for("admin.index")
 
 
+def adopt_language(user: accounts.ConsoleUser) -> None:
+    """On sign-in, the language kept on the account wins; an account without one keeps the
+    language chosen on the sign-in page, if any."""
+    if user.locale is not None:
+        session[SESSION_KEY] = user.locale
+    elif session.get(SESSION_KEY) in LOCALES:
+        accounts.set_language(
+            console().db, username=user.username, locale=session[SESSION_KEY], actor=user.username
+        )
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     """The sign-in form."""
@@ -163,6 +176,7 @@ def login() -> ResponseReturnValue:
         )
         if user is not None:
             login_user(SignedIn(user))
+            adopt_language(user)
             flash(
                 _(
                     "Signed in as %(user)s (%(role)s).",

@@ -84,12 +84,13 @@ def users_list(database_url: str | None) -> None:
     from loyalty.services.console_users import list_users
 
     table = Table(title="Console users", title_justify="left")
-    for column in ("username", "role", "active", "last login"):
+    for column in ("username", "role", "active", "language", "last login"):
         table.add_column(column)
     found = list_users(open_checked(database_url))
     for u in found:
         last = u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never"
-        table.add_row(u.username, u.role, "yes" if u.active else "[red]disabled[/]", last)
+        active = "yes" if u.active else "[red]disabled[/]"
+        table.add_row(u.username, u.role, active, u.locale or "browser", last)
     console_out.print(table)
     if not found:
         console_out.print(
@@ -108,6 +109,27 @@ def users_set_role(database_url: str | None, username: str, role: str) -> None:
 
     user = set_role(open_checked(database_url), username=username, role=role)
     console_out.print(f"[green]{user.username} is now {user.role}[/]")
+
+
+LANGUAGES = {"zh": "zh_Hans", "en": "en", "browser": None}
+
+
+@users.command("set-language")
+@url_option
+@click.option("--username", required=True, help="The login name.")
+@click.option(
+    "--language",
+    required=True,
+    type=click.Choice(list(LANGUAGES)),
+    help="zh (简体中文), en (English), or browser (whatever their browser asks for).",
+)
+@friendly_errors
+def users_set_language(database_url: str | None, username: str, language: str) -> None:
+    """Keep the console's language for a user (they can also switch in the console)."""
+    from loyalty.services.console_users import set_language
+
+    user = set_language(open_checked(database_url), username=username, locale=LANGUAGES[language])
+    console_out.print(f"[green]{user.username} reads the console in {language}[/]")
 
 
 @users.command("disable")

@@ -2,7 +2,8 @@
 flask-babel: which one a request gets, and the catalogue its words come from.
 
 The language is the signed-in person's setting (``?lang=zh|en`` changes it and keeps it in
-the session and on their account), else the first Chinese or English tag of the browser's
+the session and on their account, ``admin_users.locale``, so it follows them to another
+browser), else the first Chinese or English tag of the browser's
 ``Accept-Language`` read in order of preference with :meth:`babel.Locale.parse` (any Chinese
 tag, ``zh-CN``, ``zh-Hans``, ``zh-TW``…, is Chinese: Werkzeug's ``best_match`` would answer
 ``en`` to a typical Chinese browser's ``zh-CN,zh;q=0.9,en;q=0.5``), else English.
@@ -21,7 +22,7 @@ import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog
@@ -30,6 +31,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from flask import Flask, g, request, session
 from flask_babel import Babel, Domain, get_locale
+from flask_login import current_user  # type: ignore[import-untyped]
 
 from admin.words import init_words
 
@@ -101,18 +103,45 @@ def init_i18n(app: Flask) -> None:
         if chosen is not None:
             session[SESSION_KEY] = chosen
             g.jifen_locale_changed = chosen
+            keep_on_account(chosen)
 
     app.jinja_env.globals.update(html_lang=html_lang, other_languages=other_languages)
     init_words(app)
 
 
 def select_locale() -> str:
-    """The request's locale: the choice in the session (from ``?lang=`` or the account),
-    else the browser's, else English."""
+    """The request's locale: ``?lang=``, else the choice in the session, else the signed-in
+    person's account setting, else the browser's, else English."""
     chosen = SHORT_NAMES.get(request.args.get("lang", "")) or session.get(SESSION_KEY)
     if chosen in LOCALES:
         return str(chosen)
+    kept = account_locale()
+    if kept in LOCALES:
+        return str(kept)
     return browser_locale(request.accept_languages)
+
+
+def account_locale() -> str | None:
+    """The language kept on the signed-in person's account, if any."""
+    if not current_user or not current_user.is_authenticated:
+        return None
+    return cast("str | None", current_user.user.locale)
+
+
+def keep_on_account(locale: str) -> None:
+    """Keep ``locale`` on the signed-in person's account (audited), so it follows them to
+    every browser; nothing for a visitor who is not signed in or a choice already kept."""
+    from admin.context import console
+    from loyalty.services import console_users
+
+    if not current_user or not current_user.is_authenticated:
+        return
+    if current_user.user.locale == locale:
+        return
+    user = current_user.user
+    console_users.set_language(
+        console().db, username=user.username, locale=locale, actor=user.username
+    )
 
 
 def browser_locale(accept: Any) -> str:

@@ -26,6 +26,7 @@ from loyalty.errors import AlreadyExists, InvalidInput, NotFound
 from loyalty.services.audit import record_audit
 
 ROLES = ("viewer", "marketing", "operations", "admin")
+CONSOLE_LOCALES = ("zh_Hans", "en")  # the languages the console speaks
 MIN_PASSWORD = 8
 # Compared against when the username is unknown, so a miss takes as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a real password")
@@ -42,6 +43,7 @@ class ConsoleUser:
     created_at: dt.datetime
     last_login_at: dt.datetime | None
     session_version: int = 0
+    locale: str | None = None  # the console's language for them (None: their browser's)
 
 
 def _user(row: Row[Any]) -> ConsoleUser:
@@ -53,6 +55,7 @@ def _user(row: Row[Any]) -> ConsoleUser:
         created_at=row.created_at,
         last_login_at=row.last_login_at,
         session_version=int(row.session_version),
+        locale=row.locale,
     )
 
 
@@ -149,6 +152,19 @@ def set_active(db: Database, *, username: str, active: bool, actor: str = "cli")
     return _change(
         db, username, actor, "user.disable" if not active else "user.enable", active=active
     )
+
+
+def set_language(
+    db: Database, *, username: str, locale: str | None, actor: str = "cli"
+) -> ConsoleUser:
+    """Keep the console's language for an account: ``zh_Hans``, ``en``, or ``None`` for
+    whatever their browser asks for."""
+    if locale not in (*CONSOLE_LOCALES, None):
+        raise InvalidInput(
+            f"the console speaks {' or '.join(CONSOLE_LOCALES)}, not {locale!r:.20}",
+            field="locale",
+        )
+    return _change(db, username, actor, "user.set_language", locale=locale)
 
 
 def set_password(db: Database, *, username: str, password: str, actor: str = "cli") -> ConsoleUser:

@@ -255,11 +255,13 @@ def test_users_cli_creates_lists_changes_and_disables(database_url: str, db: Dat
         ).exit_code
         == 0
     )
+    language = ["set-language", "--username", "zoe", "--language", "zh"]
+    assert runner.invoke(users, language, env=env).exit_code == 0
     assert runner.invoke(users, ["disable", "--username", "zoe"], env=env).exit_code == 0
     [zoe] = list_users(db)
-    assert (zoe.role, zoe.active) == ("admin", False)
+    assert (zoe.role, zoe.active, zoe.locale) == ("admin", False, "zh_Hans")
     listing = runner.invoke(users, ["list"], env=env)
-    assert "zoe" in listing.output and "disabled" in listing.output
+    assert "zoe" in listing.output and "disabled" in listing.output and "zh_Hans" in listing.output
     missing = runner.invoke(users, ["disable", "--username", "nobody"], env=env)
     assert missing.exit_code == 1 and "jifen users list" in missing.output
     short = runner.invoke(
@@ -268,6 +270,7 @@ def test_users_cli_creates_lists_changes_and_disables(database_url: str, db: Dat
     assert short.exit_code == 1 and "at least 8" in short.output
     assert [e.action for e in s.list_audit(db, action="user.").items] == [
         "user.disable",
+        "user.set_language",
         "user.set_role",
         "user.create",
     ]

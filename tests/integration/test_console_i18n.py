@@ -1,7 +1,7 @@
-"""The console speaks Chinese or English: the person's choice (``?lang=``, kept for the
-session), else the browser's ``Accept-Language`` read the way Chinese browsers send it, else
-English; the page's ``<html lang>``, the navigation, the sign-in page, roles and flashes
-follow."""
+"""The console speaks Chinese or English: the person's choice (``?lang=``, kept for
+the session and on their account, so it follows them to another browser), else the
+browser's ``Accept-Language`` read the way Chinese browsers send it, else English; the page's
+``<html lang>``, the navigation, the sign-in page, roles and flashes follow."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import pytest
 from flask import Flask
 
 from loyalty.db import Database
+from loyalty.errors import InvalidInput
+from loyalty.services.audit import list_audit
+from loyalty.services.console_users import list_users, set_language
 from tests.integration.test_admin_support import build_app, login
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -63,3 +66,37 @@ def test_a_flash_is_in_the_persons_language(app: Flask) -> None:
         as_text=True
     )
     assert "CSRF" in html or "用户名或密码错误" in html
+
+
+def test_the_choice_follows_the_person_to_another_browser(app: Flask, db: Database) -> None:
+    first = app.test_client()
+    login(first, "marketing")
+    first.get("/admin/?lang=zh", headers={"Accept-Language": "en"})
+    (kept,) = [u for u in list_users(db) if u.username == "marketing"]
+    assert kept.locale == "zh_Hans"
+    (changed,) = list_audit(db, action="user.set_language").items
+    assert (changed.actor, changed.target) == ("marketing", "user marketing")
+    other = app.test_client()  # another browser, in English
+    login(other, "marketing")
+    html = other.get("/admin/members/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in html and "退出登录" in html
+    other.get("/admin/?lang=en")
+    (kept,) = [u for u in list_users(db) if u.username == "marketing"]
+    assert kept.locale == "en"
+
+
+def test_a_language_chosen_before_signing_in_is_kept_on_an_account_without_one(
+    app: Flask, db: Database
+) -> None:
+    client = app.test_client()
+    client.get("/login?lang=zh", headers={"Accept-Language": "en"})
+    login(client, "operations")
+    (kept,) = [u for u in list_users(db) if u.username == "operations"]
+    assert kept.locale == "zh_Hans"
+
+
+def test_an_unknown_language_is_refused_and_changes_nothing(db: Database, app: Flask) -> None:
+    with pytest.raises(InvalidInput, match="zh_Hans or en"):
+        set_language(db, username="admin", locale="fr", actor="admin")
+    (kept,) = [u for u in list_users(db) if u.username == "admin"]
+    assert kept.locale is None
