@@ -48,7 +48,7 @@ from flask import Flask, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_admin import Admin  # type: ignore[import-untyped]
 from flask_admin.theme import Bootstrap4Theme  # type: ignore[import-untyped]
-from flask_babel import force_locale
+from flask_babel import LazyString, force_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
@@ -56,6 +56,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from admin.auth import has_role, init_auth, local_path
 from admin.context import EXTENSION, Console
+from admin.error_words import error_text
 from admin.formatting import init_filters, points
 from admin.i18n import ENGLISH, init_i18n
 from admin.ops import mount_ops
@@ -364,7 +365,7 @@ def _init_errors(app: Flask) -> None:
 
     @app.errorhandler(LoyaltyError)
     def loyalty_error(exc: LoyaltyError) -> ResponseReturnValue:
-        return _error_page(exc.http_status, exc.message)
+        return _error_page(exc.http_status, LazyString(error_text, exc))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:

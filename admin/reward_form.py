@@ -19,6 +19,7 @@ from typing import Any
 from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
+from admin.error_words import error_text
 from admin.formatting import points
 from admin.rules_form import from_local, to_local
 from loyalty.domain.money import minor_unit_exponent
@@ -79,9 +80,9 @@ class FormProblems:
         """Put a refusal beside its field, or above the form if it names none."""
         name = field_of(exc)
         if name and name not in self.fields:
-            self.fields[name] = exc.message
+            self.fields[name] = error_text(exc)
         else:
-            self.general.append(exc.message)
+            self.general.append(error_text(exc))
 
     def __bool__(self) -> bool:
         return bool(self.fields or self.general)

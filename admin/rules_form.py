@@ -24,6 +24,7 @@ from typing import Any
 from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
+from admin.error_words import error_text
 from admin.rules_words import CAP_NAMES, period_word, weekday_name
 from loyalty.domain.calendar import lot_expiry, zone
 from loyalty.domain.money import minor_unit_exponent
@@ -333,7 +334,7 @@ def preview(label: str, rules: RuleSet, order: SampleOrder, program: ProgramInfo
             for line in order.lines
         )
     except LoyaltyError as exc:
-        return PreviewSide(label, None, rules.pending_days, None, (), exc.message)
+        return PreviewSide(label, None, rules.pending_days, None, (), error_text(exc))
     return PreviewSide(
         label=label,
         points=total,

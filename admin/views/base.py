@@ -26,6 +26,7 @@ from flask_login import current_user  # type: ignore[import-untyped]
 from admin.auth import EVERYONE, inaccessible, local_path
 from admin.code_words import code_word
 from admin.context import Console, console
+from admin.error_words import error_text
 from admin.formatting import points
 from loyalty.domain.checks import clean_text
 from loyalty.errors import InvalidInput, LoyaltyError
@@ -91,7 +92,7 @@ class ConsoleIndexView(RoleGate, AdminIndexView):  # type: ignore[misc]
 
 def flash_error(exc: LoyaltyError) -> None:
     """Show a service's refusal as a message on the next page."""
-    flash(exc.message, "error")
+    flash(error_text(exc), "error")
 
 
 def back(default: str) -> ResponseReturnValue:

@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from admin.auth import OPERATIONS, actor, require_role
+from admin.error_words import error_text
 from admin.formatting import points
 from admin.reward_words import TEMPLATE_WORDS, state_word
 from admin.views.base import ConsoleView, choice_arg, expose, number_arg, search_arg
@@ -111,7 +112,7 @@ class FulfilmentView(ConsoleView):
             if step not in STEPS:
                 raise _no_next_state()
         except LoyaltyError as exc:
-            flash(exc.message, "error")
+            flash(error_text(exc), "error")
             return self._queue(), 400
         outcomes = advance_many(
             self.console.db, program=program.code, redemptions=ids, status=step, actor=actor()
@@ -153,7 +154,7 @@ class FulfilmentView(ConsoleView):
         try:
             message = change(self.program().code, ids[0])
         except LoyaltyError as exc:
-            flash(exc.message, "error")
+            flash(error_text(exc), "error")
         else:
             flash(message, "success")
         return redirect(url_for(".redemption", id=ids[0]))

@@ -23,6 +23,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.datastructures import MultiDict
 
 from admin.auth import actor, has_role, require_role
+from admin.error_words import error_text
 from admin.form_words import N_
 from admin.views.base import ConsoleView, choice_arg, expose, flash_error, page_number, search_arg
 from admin.views.keys import load_form
@@ -226,7 +227,7 @@ class RemindersView(ConsoleView):
             )
         except InvalidInput as exc:
             page = make_response(
-                self._page(values=posted_values(request.form), form_error=exc.message), 400
+                self._page(values=posted_values(request.form), form_error=error_text(exc)), 400
             )
             return page
         flash(

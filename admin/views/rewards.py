@@ -22,6 +22,7 @@ from werkzeug.datastructures import MultiDict
 from admin import reward_form
 from admin.auth import MARKETING, OPERATIONS, actor, has_role, require_role
 from admin.charts import Series, bar_chart
+from admin.error_words import error_text
 from admin.formatting import points
 from admin.reward_form import FormProblems
 from admin.reward_words import TEMPLATE_WORDS, kind_word
@@ -183,7 +184,8 @@ class RewardsView(ConsoleView):
                     actor=actor(),
                 )
             except AlreadyExists as exc:
-                problems.fields["code"] = _("%(problem)s; choose another code", problem=exc.message)
+                problem = error_text(exc).rstrip("。")
+                problems.fields["code"] = _("%(problem)s; choose another code", problem=problem)
             except LoyaltyError as exc:
                 problems.add(exc)
             else:

@@ -23,6 +23,7 @@ from marshmallow import Schema, fields, validate
 
 from admin import risk_form, rules_form
 from admin.auth import OPERATIONS, actor, has_role, require_role
+from admin.error_words import error_text
 from admin.formatting import points
 from admin.forms import POINTS_FROM_ONE, load
 from admin.risk_words import (
@@ -298,7 +299,7 @@ class RiskView(ConsoleView):
         try:
             draft = risk_form.rules_from_form(form)
         except InvalidRule as exc:
-            return self._rules_page(**page, problem=exc.message, problem_at=exc.details), 400
+            return self._rules_page(**page, problem=error_text(exc), problem_at=exc.details), 400
         fingerprint = rules_form.digest(draft, None)
         if form.get("action") == "publish":
             if form.get("previewed") == fingerprint:
@@ -326,7 +327,7 @@ class RiskView(ConsoleView):
                 note=page["note"] or None,
             )
         except LoyaltyError as exc:
-            return self._rules_page(**page, problem=exc.message, problem_at=exc.details), 400
+            return self._rules_page(**page, problem=error_text(exc), problem_at=exc.details), 400
         count, version = len(published.sentences), published.version
         if count:
             message = _(

@@ -20,6 +20,7 @@ from flask_babel import gettext
 
 from admin import rules_form, rules_words, tier_form
 from admin.auth import MARKETING, actor, has_role, require_role
+from admin.error_words import error_text
 from admin.formatting import points
 from admin.ledger_words import tier_change_words, tier_measure_words
 from admin.views.base import ConsoleView, choice_arg, expose, flash_error
@@ -99,7 +100,7 @@ class TiersView(ConsoleView):
             draft = tier_form.rules_from_form(form, program.currency)
             effective_from = _effective_from(effective_text, program, db.clock.now())
         except LoyaltyError as exc:
-            return self._page(**page, problem=exc.message, problem_field=_field(exc)), 400
+            return self._page(**page, problem=error_text(exc), problem_field=_field(exc)), 400
         fingerprint = rules_form.digest(draft, effective_from)
         if form.get("action") == "publish":
             if form.get("previewed") != fingerprint:
@@ -117,7 +118,8 @@ class TiersView(ConsoleView):
                         actor=actor(),
                     )
                 except LoyaltyError as exc:
-                    return self._page(**page, problem=exc.message, problem_field=_field(exc)), 400
+                    problem = error_text(exc)
+                    return self._page(**page, problem=problem, problem_field=_field(exc)), 400
                 start = rules_words.local(published.effective_from_at, program.timezone)
                 flash(
                     _(

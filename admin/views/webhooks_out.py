@@ -27,6 +27,7 @@ from marshmallow import Schema, fields, validate
 
 from admin import rules_form
 from admin.auth import actor, has_role, require_role
+from admin.error_words import error_text
 from admin.event_words import event_description, event_words, subscription_words
 from admin.form_words import N_
 from admin.formatting import points
@@ -265,7 +266,9 @@ class OutboundWebhooksView(ConsoleView):
                 actor=actor(),
             )
         except LoyaltyError as exc:
-            page = self._index(form=given, problem=exc.message, problem_field=problem_field(exc))
+            page = self._index(
+                form=given, problem=error_text(exc), problem_field=problem_field(exc)
+            )
             return page, exc.http_status
         return self._secret_page(created, added=True)
 
