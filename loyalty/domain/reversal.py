@@ -125,6 +125,9 @@ class FrozenSlice:
     pending: int
     matures_at: dt.datetime | None
     expired_at: dt.datetime | None
+    # The lot's pending points are held by risk control (no maturity date) and its member is
+    # still on hold: pending points given back stay pending, held until a person releases them.
+    held: bool = False
 
     @property
     def points(self) -> int:
@@ -193,12 +196,14 @@ def reverse_moves(entry_kind: str, slices: Sequence[FrozenSlice]) -> list[Move]:
 
 
 def release_moves(entry_kind: str, slices: Sequence[FrozenSlice], now: dt.datetime) -> list[Move]:
-    """Moves giving frozen points back: pending ones to pending while the lot is not mature;
-    into a lot that expired meanwhile, they expire again at once."""
+    """Moves giving frozen points back: pending ones to pending while the lot is not mature
+    or is held by risk control for a member still on hold; into a lot that expired
+    meanwhile, they expire again at once."""
     moves: list[Move] = []
     for s in slices:
         expired = s.expired_at is not None
-        still_pending = s.matures_at is not None and s.matures_at > now and not expired
+        maturing = s.matures_at is not None and s.matures_at > now
+        still_pending = (maturing or s.held) and not expired
         pending = s.pending if still_pending else 0
         available = s.points - pending
         moves.append(

@@ -571,7 +571,12 @@ def _live_freeze(conn: Connection, kind: Kind, rev: Row[Any]) -> list[FrozenSlic
     """
     slices = [
         FrozenSlice(
-            e.lot_id, e.frozen_delta + e.pending_delta, -e.pending_delta, e.matures_at, e.expired_at
+            e.lot_id,
+            e.frozen_delta + e.pending_delta,
+            -e.pending_delta,
+            e.matures_at,
+            e.expired_at,
+            held=e.matures_at is None and bool(e.risk_hold),
         )
         for e in _frozen_entries(conn, kind, rev)
     ]
@@ -589,8 +594,10 @@ def _frozen_entries(conn: Connection, kind: Kind, rev: Row[Any]) -> list[Row[Any
                 entries.c.frozen_delta,
                 lots.c.matures_at,
                 lots.c.expired_at,
+                members.c.risk_hold,
             )
             .join(lots, lots.c.id == entries.c.lot_id)
+            .join(members, members.c.id == lots.c.member_id)
             .where(
                 entries.c.operation_id == rev.operation_id,
                 entries.c.kind == kind.entry("freeze"),

@@ -1553,17 +1553,17 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def release_pieces(self, pieces: list[tuple[int, int, int]]) -> None:
         """Frozen points go back: to pending while their lot is pending and not yet mature,
-        else to available; a lot that expired meanwhile loses them again at once."""
+        or held by risk control for a member still on hold, else to available; a lot that
+        expired meanwhile loses them again at once."""
         for index, available, pending in pieces:
             lot = self.lots[index]
             expired = lot.expired_at is not None
             immature = lot.matures_at is not None and lot.matures_at > self.now
-            to_pending = pending if immature and not expired else 0
+            held = lot.matures_at is None and self.on_hold[lot.member]
+            to_pending = pending if (immature or held) and not expired else 0
             back = available + pending - to_pending
             if pending and lot.matures_at is None:
-                # Held by risk control: they come back available even while the member is
-                # still on hold (a known gap: see test_risk_holds); the model says what is.
-                event("held points frozen, then given back")
+                event(f"held points frozen, then given back {'held' if held else 'available'}")
             lot.frozen -= available + pending
             lot.pending += to_pending
             lot.available += back

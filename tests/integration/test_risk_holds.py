@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
 from helpers import PROGRAM, earn, enrol, make_program
 
 from loyalty import services as s
@@ -172,12 +171,6 @@ def test_a_hold_lifted_outside_its_case_leaves_the_case_open(
     assert_clean(db)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a refund that fails gives a held lot's frozen points back to available "
-    "(loyalty.domain.reversal.release_moves treats a lot with no maturity date as mature), "
-    "so they leave the hold while the member is still on hold",
-)
 def test_held_points_frozen_by_a_failed_refund_come_back_held(
     db: Database, clock: FixedClock
 ) -> None:
@@ -189,3 +182,32 @@ def test_held_points_frozen_by_a_failed_refund_come_back_held(
     s.fail_refund(db, program=PROGRAM, refund_id="r1")
     assert case(db, "burst").member_on_hold
     assert pending(db) == (300, 100)
+    assert_clean(db)
+
+
+def test_held_points_frozen_by_a_refund_that_fails_after_the_release_come_back_available(
+    db: Database, clock: FixedClock
+) -> None:
+    tripped(db, clock, BURST)
+    earn(db, "alice", "held", 10_000)
+    s.refund_order(
+        db, program=PROGRAM, order_id="held", refund_id="r1", amount_minor=10_000, currency="CNY"
+    )
+    assert s.release_member_hold(db, program=PROGRAM, member="alice", note="ok") == 0
+    s.fail_refund(db, program=PROGRAM, refund_id="r1")
+    assert not case(db, "burst").member_on_hold
+    assert pending(db) == (400, 0)  # not stuck pending on a lot nobody will release
+    assert_clean(db)
+
+
+def test_held_points_frozen_by_a_refund_that_goes_through_are_taken(
+    db: Database, clock: FixedClock
+) -> None:
+    tripped(db, clock, BURST)
+    earn(db, "alice", "held", 10_000)
+    s.refund_order(
+        db, program=PROGRAM, order_id="held", refund_id="r1", amount_minor=10_000, currency="CNY"
+    )
+    s.complete_refund(db, program=PROGRAM, refund_id="r1")
+    assert pending(db) == (300, 0)
+    assert_clean(db)
