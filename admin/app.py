@@ -58,6 +58,7 @@ from admin.auth import has_role, init_auth, local_path
 from admin.context import EXTENSION, Console
 from admin.error_words import error_text
 from admin.formatting import init_filters, points
+from admin.history_words import init_history_words
 from admin.i18n import ENGLISH, init_i18n
 from admin.ops import mount_ops
 from admin.throttle import init_throttle
@@ -123,6 +124,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_auth(app)
     init_throttle(app, app.config.get("JIFEN_REDIS_URL") or None)
     init_i18n(app)
+    init_history_words(app)
     _init_admin(app)
     _init_webhook(app, database, csrf)
     _init_errors(app)

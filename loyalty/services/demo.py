@@ -23,6 +23,7 @@ import datetime as dt
 import random
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from loyalty import services as svc
 from loyalty.db.database import Database
@@ -78,6 +79,35 @@ DEMO_TIERS: dict[str, Any] = {
     "on_reversal": "next_evaluation",
 }
 DEMO_CATEGORIES = ("生鲜", "数码", "服饰", "家居")
+
+
+def demo_campaigns(now: dt.datetime) -> list[dict[str, Any]]:
+    """The demo's campaigns, placed against ``now`` (local midnights in Shanghai): double
+    points on 数码 and 服饰 for a week three weeks ago (双十二预热), and triple points on
+    生鲜 every weekend of the last six weeks (周末生鲜), so analytics shows points by
+    campaign with their bonus."""
+    midnight = now.astimezone(ZoneInfo("Asia/Shanghai")).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return [
+        {
+            "name": "双十二预热",
+            "multiplier": "2",
+            "categories": ["数码", "服饰"],
+            "starts_at": (midnight - dt.timedelta(days=21)).isoformat(),
+            "ends_at": (midnight - dt.timedelta(days=14)).isoformat(),
+        },
+        {
+            "name": "周末生鲜",
+            "multiplier": "3",
+            "categories": ["生鲜"],
+            "weekdays": [5, 6],
+            "starts_at": (midnight - dt.timedelta(days=42)).isoformat(),
+            "ends_at": midnight.isoformat(),
+        },
+    ]
+
+
 # Members are known by Chinese names, as a shop in China keys them (a surname and a given
 # name; a number is added past the combinations).
 DEMO_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -138,7 +168,7 @@ def fill_demo(
         currency=DEMO_CURRENCY,
         timezone="Asia/Shanghai",
         redeem_max_share_bp=3000,
-        rules=DEMO_RULES,
+        rules={**DEMO_RULES, "campaigns": demo_campaigns(now)},
     )
     svc.publish_tiers(database, program=DEMO_PROGRAM, rules=DEMO_TIERS, created_by=DEMO_STAFF)
     members = demo_member_names(member_count)
@@ -406,7 +436,7 @@ def _demo_fulfilment(database: Database, redemption: int, state: str) -> None:
             database,
             program=DEMO_PROGRAM,
             redemption=redemption,
-            reason="Out of the delivery area",
+            reason="超出配送范围",
             actor=DEMO_STAFF,
         )
     elif state != "issued":

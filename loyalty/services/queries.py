@@ -323,7 +323,7 @@ def _reason(operation_kind: str, result: Any) -> str | None:
 
 
 # The steps of a refund or dispute (``refund_freeze``…), then entry kinds of their own.
-_STEP_WORDS = {
+STEP_WORDS = {
     "freeze": "points frozen",
     "reverse": "frozen points taken back",
     "release": "frozen points given back",
@@ -331,7 +331,7 @@ _STEP_WORDS = {
     "debt": "left as debt",
     "return": "redeemed points given back",
 }
-_ENTRY_WORDS = {"debt_repay": "repaid debt", "transfer_fee": "transfer fee"}
+ENTRY_WORDS = {"debt_repay": "repaid debt", "transfer_fee": "transfer fee"}
 
 
 def describe(
@@ -340,7 +340,7 @@ def describe(
     """Why a history item happened, in words, from its operation's stored result."""
     text = _headline(operation_kind, key, result, member)
     step = entry_kind.split("_", 1)[1] if entry_kind.startswith(("refund_", "dispute_")) else ""
-    words = _STEP_WORDS.get(step) if step else _ENTRY_WORDS.get(entry_kind)
+    words = STEP_WORDS.get(step) if step else ENTRY_WORDS.get(entry_kind)
     return f"{text}: {words}" if words else text
 
 
@@ -361,7 +361,7 @@ def _headline(kind: str, key: str, r: dict[str, Any], member: str) -> str:
         return f"transfer to {r.get('recipient')}"
     if kind in ("reward_redeem", "reward_cancel"):
         return _reward_words(kind, r)
-    words = _OPERATION_WORDS.get(kind)
+    words = OPERATION_WORDS.get(kind)
     if words is not None:
         return words.format(order=order, id=r.get("reversal_id", key))
     return kind.replace("_", " ")
@@ -378,7 +378,7 @@ def _reward_words(kind: str, r: dict[str, Any]) -> str:
     return what
 
 
-_OPERATION_WORDS = {
+OPERATION_WORDS = {
     "hold": "points held for order {order}",
     "capture": "points spent on order {order}",
     "release": "hold of order {order} released",

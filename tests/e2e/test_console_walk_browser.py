@@ -100,10 +100,7 @@ _RUN = re.compile(rf"{_WORD}(?:[ \t,.'’-]+{_WORD})*")
 CODE = "body code, [data-testid=reference]"
 # Text the console does not translate yet, by where it is shown and why; the list only
 # shrinks.
-NOT_YET = {
-    "[data-testid=why]": "a member's history: what happened, in the English sentence "
-    "loyalty.services.queries.describe builds for the API, the SDK and the CLI",
-}
+NOT_YET: dict[str, str] = {}  # selector: what English it still shows (none now)
 _TEXTS = "(selector) => [...document.querySelectorAll(selector)].map((e) => e.innerText)"
 
 
