@@ -41,10 +41,11 @@ import math
 import secrets
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, redirect, render_template, request, send_from_directory, url_for
 from flask.typing import ResponseReturnValue
 from flask_admin import Admin  # type: ignore[import-untyped]
 from flask_admin.theme import Bootstrap4Theme  # type: ignore[import-untyped]
@@ -71,6 +72,9 @@ from loyalty.services.approvals import DEFAULT_THRESHOLD
 
 MIN_SECRET_CHARS = 32
 MIN_SECRET_BITS = 96  # length x log2(distinct characters): refuses "abab..." and "aaaa..."
+# The member page's reward pictures (the ``api`` package beside this one, in a checkout and
+# in a wheel alike), which the demo's catalog names as ``/m/static/rewards/…``.
+REWARD_IMAGES = Path(__file__).resolve().parent.parent / "api" / "static" / "member" / "rewards"
 # No 'unsafe-inline': every script and style is a file under a static folder (no inline
 # <script>, event handler or style attribute), so injected markup cannot run or restyle.
 # Images may come from any https host: reward images are given by URL (a shop's CDN).
@@ -131,6 +135,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _init_headers(app)
     app.jinja_env.globals.update(has_role=has_role)
     init_filters(app)
+
+    @app.get("/m/static/rewards/<path:name>")
+    def reward_image(name: str) -> ResponseReturnValue:
+        """The reward pictures the member page serves (``/m/static/rewards/…``, what the
+        demo's catalog points to), so the console's catalog shows them too."""
+        return send_from_directory(REWARD_IMAGES, name, max_age=3600)
 
     @app.get("/")
     def home() -> ResponseReturnValue:

@@ -547,3 +547,12 @@ def test_a_redemptions_page_shows_codes_vouchers_and_the_draw(app: Flask, db: Da
     viewer, _ = _signed_in(app, "viewer")
     seen = _text(viewer, "/admin/members/member?id=alice")
     assert "Voucher prize" in seen and "/admin/fulfilment/redemption" not in seen
+
+
+def test_the_console_shows_the_member_pages_reward_pictures(app: Flask) -> None:
+    client = app.test_client()
+    picture = client.get("/m/static/rewards/mug.svg")
+    assert picture.status_code == 200 and picture.mimetype == "image/svg+xml"
+    assert b"<svg" in picture.data
+    assert client.get("/m/static/rewards/none.svg").status_code == 404
+    assert client.get("/m/static/rewards/../member.css").status_code == 404
