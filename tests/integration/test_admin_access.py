@@ -17,7 +17,15 @@ from tests.integration.test_admin_support import build_app, csrf_token, login, p
 
 # Public on purpose: the login page itself, static assets, and the Stripe webhook (Stripe's
 # signature is its authentication).
-PUBLIC = {"auth.login", "static", "admin.static", "stripe_webhook.receive_stripe_event"}
+# Public: sign-in, static files, the reward pictures the member page also serves publicly,
+# and Stripe's webhook (signed).
+PUBLIC = {
+    "auth.login",
+    "static",
+    "admin.static",
+    "reward_image",
+    "stripe_webhook.receive_stripe_event",
+}
 DUMMY = {"int": "1", "path": "x", "string": "x", "default": "x"}
 
 
