@@ -173,7 +173,7 @@ def test_marketing_previews_and_publishes_tiers_and_admin_sets_a_member_tier(
         panel = page.get_by_test_id("tier-panel")
         expect(panel.get_by_test_id("tier-name")).to_have_text("银卡 Silver")
         expect(panel.get_by_test_id("tier-next")).to_contain_text("3,800 points more for 金卡 Gold")
-        expect(panel.get_by_test_id("tier-keep")).to_contain_text("2027-03-31")
+        expect(panel.get_by_test_id("tier-keep")).to_contain_text("Mar 31, 2027")
         expect(panel.get_by_test_id("tier-history")).to_contain_text(
             "Moved up from 普通 Member to 银卡 Silver: earned"
         )
@@ -186,7 +186,7 @@ def test_marketing_previews_and_publishes_tiers_and_admin_sets_a_member_tier(
         panel.locator("button[type=submit]").click()
         expect(page.locator(".alert-success")).to_contain_text("locked until 2027-06-01")
         panel = page.get_by_test_id("tier-panel")
-        expect(panel.get_by_test_id("tier-lock")).to_contain_text("until 2027-06-01")
+        expect(panel.get_by_test_id("tier-lock")).to_contain_text("until Jun 1, 2027")
         expect(panel.get_by_test_id("tier-history")).to_contain_text(
             "Set to 金卡 Gold by admin: VIP guest, locked until 2027-06-01"
         )

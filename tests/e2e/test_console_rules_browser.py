@@ -56,7 +56,9 @@ def test_marketing_schedules_compares_and_cancels_a_version_and_reads_it_in_word
         dt.timezone(dt.timedelta(hours=8))
     )
     local_start = start.strftime("%Y-%m-%dT00:00")
-    shown_start = start.strftime("%Y-%m-%d 00:00")
+    shown_start = start.strftime("%Y-%m-%d 00:00")  # in the editor's words and labels
+    # in the page's sentences, written the English way (Babel: "Dec 5, 2026, 00:00")
+    long_start = f"{start:%b} {start.day}, {start.year}, 00:00"
 
     def shot(page: Page, name: str) -> None:
         page.screenshot(path=str(SHOTS / f"rules-{name}.png"), full_page=True)
@@ -111,7 +113,7 @@ def test_marketing_schedules_compares_and_cancels_a_version_and_reads_it_in_word
 
         expect(page.get_by_test_id("in-force")).to_contain_text("In force now: version 1")
         expect(page.get_by_test_id("scheduled")).to_contain_text(
-            f"Scheduled: version 2, in force from {shown_start} (Asia/Shanghai)"
+            f"Scheduled: version 2, in force from {long_start} (Asia/Shanghai)"
         )
         expect(page.get_by_test_id("editor-base")).to_contain_text("starts from version 1")
         expect(page.locator("#base_ratio")).to_have_value("1")
@@ -127,7 +129,7 @@ def test_marketing_schedules_compares_and_cancels_a_version_and_reads_it_in_word
 
         page.click("[data-testid=cancel-v2]")
         confirm = page.get_by_test_id("cancel-confirm")
-        expect(confirm).to_contain_text(f"scheduled to take effect on {shown_start}")
+        expect(confirm).to_contain_text(f"scheduled to take effect on {long_start}")
         expect(confirm).to_contain_text("version 1 (in force now")
         expect(page.get_by_test_id("cancel-changes")).to_contain_text(
             "campaign Weekend added: ×2, Sat Sun"

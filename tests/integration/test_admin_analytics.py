@@ -58,13 +58,13 @@ def test_every_role_reads_the_page_from_the_menu(app: Flask, role: str) -> None:
     assert 'href="/admin/analytics/"' in _text(client, "/admin/")
     page = _text(client, "/admin/analytics/")
     assert "<title>Analytics · Jifen console</title>" in page
-    assert "2026-10-23 to 2026-11-21 (30 days)" in page  # the last 30 days by default
+    assert "Oct 23, 2026 to Nov 21, 2026 (30 days)" in page  # the last 30 days by default
     assert 'data-testid="preset-30d"' in page
 
 
 def test_the_weeks_figures_against_the_week_before(app: Flask) -> None:
     page = _text(_client(app), WEEK)
-    assert "2026-11-15 to 2026-11-21 (7 days) compared with 2026-11-08 to 2026-11-14" in page
+    assert "Nov 15, 2026 to Nov 21, 2026 (7 days) compared with Nov 8, 2026 to Nov 14, 2026" in page
     expected = {
         "issued": ("280", "150"),
         "redeemed": ("30", "40"),
@@ -115,7 +115,7 @@ def test_the_tables_show_both_periods(app: Flask) -> None:
     alice = r'>alice</a></td><td class="num">205</td><td class="num text-nowrap">73.2 %<'
     assert re.search(alice, top)
     assert "store-1" in page[page.index('data-testid="locations-table"') :]
-    assert "double-days \u00d72, 2026-11-18 00:00 to 2026-11-20 00:00" in page
+    assert "double-days \u00d72, Nov 18, 2026, 00:00 to Nov 20, 2026, 00:00" in page
 
 
 def test_a_long_range_is_drawn_per_week(app: Flask) -> None:
@@ -148,7 +148,7 @@ def test_a_bad_range_is_refused_in_the_page(
     assert refused.startswith(f'data-testid="range-refused">Not shown: {words}')
     assert "Below: the last 30 days." in refused
     assert 'class="navbar' in page  # inside the console
-    assert "2026-10-23 to 2026-11-21 (30 days)" in page  # the default range below
+    assert "Oct 23, 2026 to Nov 21, 2026 (30 days)" in page  # the default range below
     if field:
         assert re.search(rf'class="[^"]*is-invalid" type="date" id="{field}"', page)
     if field == "from" and "abc" in query:
@@ -238,5 +238,5 @@ def test_a_download_is_audited_and_a_bad_one_refused(app: Flask, db: Database) -
 def test_the_page_reads_in_chinese(app: Flask) -> None:
     page = _text(_client(app), WEEK + "&lang=zh")
     assert "积分分析" in page
-    assert "2026-11-15 至 2026-11-21（7 天），对比 2026-11-08 至 2026-11-14" in page
+    assert "2026年11月15日 至 2026年11月21日（7 天），对比 2026年11月8日 至 2026年11月14日" in page
     assert "失效率" in page and "个百分点" in page

@@ -262,7 +262,7 @@ def test_rotating_shows_the_new_secret_once_and_the_overlap(
     page = _plain(html.unescape(response.get_data(as_text=True)))
     secret = _secret(html.unescape(response.get_data(as_text=True)))
     assert secret != created.secret and _endpoint_secret(db, created.endpoint.id) == secret
-    assert "still signs beside the new one until 2026-11-28 14:02" in page
+    assert "still signs beside the new one until Nov 28, 2026, 14:02" in page
     bad = post(client, f"{BASE}/rotate", token, endpoint=created.endpoint.id, overlap_hours="5")
     assert bad.status_code == 302
     assert "overlap_hours" in _plain(_text(client, f"{BASE}/"))

@@ -189,7 +189,7 @@ def test_marketing_publishes_after_the_preview_now_and_from_a_local_time(
     assert published.status_code == 302
     page = _plain(_text(client, "/admin/tiers/"))
     assert "Published tier version 2, in force from 2026-04-01 00:00 (Asia/Shanghai)." in page
-    assert "Scheduled: tier version 2, in force from 2026-04-01 00:00 (Asia/Shanghai)." in page
+    assert "Scheduled: tier version 2, in force from Apr 1, 2026, 00:00 (Asia/Shanghai)." in page
     version = s.list_tier_versions(db, program=PROGRAM)[-1]
     assert version.effective_from_at == local(2026, 4, 1)
     assert [t["threshold"] for t in version.rules["tiers"]] == [0, 1_000, 3_000]
@@ -381,7 +381,7 @@ def test_the_member_panel_shows_tier_progress_and_history_in_words(
     assert "Tier Silver earns × 1.5" in panel
     assert "Measure: 1,200 points" in panel
     assert "3,800 points more for Gold" in panel
-    assert "Already enough to keep Silver at the evaluation on 2027-03-31." in panel
+    assert "Already enough to keep Silver at the evaluation on Mar 31, 2027." in panel
     assert "Free shipping" in panel
     assert "Moved up from Member to Silver: earned" in panel and "(measure 1,200 points)" in panel
     assert re.search(r'<progress[^>]*value="1200" max="5000"', page)
@@ -427,7 +427,7 @@ def test_only_admin_sets_a_tier_by_hand_with_a_lock(tiered: Flask, db: Database)
     page = _plain(_text(client, "/admin/members/member?id=alice"))
     assert "Set alice to Gold, locked until 2027-06-01." in page
     assert "Set to Gold by admin: VIP guest, locked until 2027-06-01" in page
-    assert "locked at Gold or above until 2027-06-01" in page
+    assert "locked at Gold or above until Jun 1, 2027" in page
     [change, *_] = s.tier_history(db, program=PROGRAM, member="alice")
     assert (change.to_tier, change.actor, change.reason) == ("gold", "admin", "lock")
     assert change.locked_until_at == local(2027, 6, 1)

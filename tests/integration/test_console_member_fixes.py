@@ -159,8 +159,8 @@ def test_expiring_on_the_member_page_is_the_members_share_of_the_forecast(
     dates = page.split('data-testid="expiring-dates"')[1].split("</ul>")[0]
     lines = re.findall(r"<li>(.*?)</li>", dates, flags=re.S)
     assert [_visible_text(li).split() for li in lines] == [
-        ["1,000", "usable", "until", "2026-12-31"],
-        ["500", "usable", "until", "2026-12-31", "(year-end", "clearing)"],
+        ["1,000", "usable", "until", "Dec", "31,", "2026"],
+        ["500", "usable", "until", "Dec", "31,", "2026", "(year-end", "clearing)"],
     ]
     everyone = s.forecast(db, program=PROGRAM, days=90)
     assert sum(i.points for i in everyone.items if i.member == "alice") == 1_500

@@ -180,6 +180,10 @@ def test_the_rules_page_speaks_chinese(app: Flask) -> None:
     client, token = chinese_client(app, "marketing")
     page = text(client.get("/admin/rules/"))
     assert "当前生效： 版本 1 ，自" in page and "基础比例 每 1 CNY 得 1 积分" in page
+    # a date inside a sentence is written the Chinese way, the time on the 24-hour clock
+    assert re.search(
+        r"当前生效： 版本 1 ，自 \d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d（Asia/Shanghai）起", page
+    )
     assert "会员每日上限" in page and "四舍五入" in page and "每天 每周 每月 每年 累计" in page
     refused = post(client, "/admin/rules/settings", token, reminder_days="十五", rounding="floor")
     shown = text(client.get(refused.headers["Location"]))

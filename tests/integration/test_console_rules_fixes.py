@@ -180,7 +180,7 @@ def test_the_page_names_the_version_in_force_the_scheduled_one_and_the_editors_s
     page = _page(client)
     assert "In force now: <strong>version 1</strong>" in page
     assert (
-        "Scheduled: <strong>version 2</strong>, in force from 2026-12-05 00:00 (Asia/Shanghai)"
+        "Scheduled: <strong>version 2</strong>, in force from Dec 5, 2026, 00:00 (Asia/Shanghai)"
         in page
     )
     assert "starts from <strong>version 1 (in force now, since" in page
@@ -240,7 +240,9 @@ def test_marketing_cancels_a_scheduled_version_after_a_confirmation(
     assert 'href="/admin/rules/cancel?version=2" data-testid="cancel-v2"' in _page(client)
     asked = _page(client, "/admin/rules/cancel?version=2")
     assert "Cancel rules version 2?" in asked
-    assert "scheduled to take effect on <strong>2026-12-05 00:00</strong> (Asia/Shanghai)" in asked
+    assert (
+        "scheduled to take effect on <strong>Dec 5, 2026, 00:00</strong> (Asia/Shanghai)" in asked
+    )
     assert "from then on <strong>version 1 (in force now, since" in asked
     assert "<li>base ratio 1 → 2 points per CNY</li>" in asked
     assert 'name="confirm" value="yes"' in asked and 'data-testid="keep"' in asked
