@@ -36,6 +36,7 @@ class Members(MethodView):
                 program=program,
                 external_id=body["member"],
                 email=body.get("email"),
+                phone=body.get("phone"),
                 stripe_customer_id=body.get("stripe_customer_id"),
             )
         )

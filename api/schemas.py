@@ -196,6 +196,13 @@ class EnrolIn(_Body):
 
     member = given("string", "the shop's id for the customer", required=True, example="cust-1")
     email = given("string", "the customer's email", nullable=True)
+    phone = given(
+        "string",
+        "the customer's phone: digits with an optional leading +, 5 to 20 of them; "
+        "spaces and dashes are taken out",
+        nullable=True,
+        example="+86 138 0013 8000",
+    )
     stripe_customer_id = given("string", "the Stripe customer (cus_…)", nullable=True)
 
 

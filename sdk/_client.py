@@ -242,9 +242,17 @@ class Jifen:
     # --- members ----------------------------------------------------------------------------
 
     def enrol(
-        self, *, member: str, email: str | None = None, stripe_customer_id: str | None = None
+        self,
+        *,
+        member: str,
+        email: str | None = None,
+        stripe_customer_id: str | None = None,
+        phone: str | None = None,
     ) -> MemberInfo:
         """Enrol a customer by your own id; enrolling again with the same details returns them.
+
+        ``phone`` is digits with an optional leading ``+`` (5 to 20 digits); spaces and dashes
+        are taken out, so ``"+86 138-0013-8000"`` is kept as ``"+8613800138000"``.
 
         Enrolment is idempotent by ``member`` already, so it takes no idempotency key; the same
         id with other details raises :class:`~loyalty.errors.AlreadyExists`.
@@ -255,10 +263,11 @@ class Jifen:
             external_id=member,
             email=email,
             stripe_customer_id=stripe_customer_id,
+            phone=phone,
         ).member
 
     def get_member(self, *, member: str) -> MemberInfo:
-        """A member's identity (email, Stripe customer, status), or ``MemberNotFound``."""
+        """A member's identity (email, phone, Stripe customer, status), or ``MemberNotFound``."""
         return core.get_member(self._db, program=self._program, external_id=member)
 
     def link_stripe_customer(self, *, member: str, stripe_customer_id: str) -> MemberInfo:

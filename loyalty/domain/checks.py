@@ -231,3 +231,24 @@ def derive_key(composed: str) -> str:
     if len(escaped) <= MAX_KEY_LENGTH:
         return escaped
     return "sha256:" + hashlib.sha256(composed.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+MAX_PHONE_DIGITS = 20
+MIN_PHONE_DIGITS = 5
+_PHONE_PATTERN = re.compile(r"\+?[0-9]+")
+
+
+def require_phone(value: Any, *, name: str = "phone") -> str:
+    """A phone number as Jifen stores it: digits with an optional leading ``+``, from
+    ``MIN_PHONE_DIGITS`` to ``MAX_PHONE_DIGITS`` digits; the spaces and dashes people write
+    between groups are taken out (``+86 138-0013-8000`` is ``+8613800138000``)."""
+    text = clean_text(name, value, max_length=64)
+    phone = text.replace(" ", "").replace("-", "")
+    digits = len(phone.lstrip("+"))
+    if not _PHONE_PATTERN.fullmatch(phone) or not MIN_PHONE_DIGITS <= digits <= MAX_PHONE_DIGITS:
+        raise InvalidInput(
+            f"{text!r} is not a phone number: digits with an optional leading +, "
+            f"{MIN_PHONE_DIGITS} to {MAX_PHONE_DIGITS} of them (spaces and dashes allowed)",
+            field=name,
+        )
+    return phone

@@ -456,10 +456,25 @@ def _demo_fulfilment(database: Database, redemption: int, state: str) -> None:
         )
 
 
+# Mainland China mobile prefixes the demo's phone numbers start with.
+DEMO_PHONE_PREFIXES = ("138", "139", "186", "150", "177")
+
+
+def demo_phone(index: int) -> str:
+    """The demo's ``index``-th member's phone: a mainland mobile number, the same every run
+    (``+8613800138001`` for the first)."""
+    prefix = DEMO_PHONE_PREFIXES[(index - 1) % len(DEMO_PHONE_PREFIXES)]
+    return f"+86{prefix}0013{(8000 + index) % 10_000:04d}"
+
+
 def _enrol(database: Database, members: list[str], on_progress: DemoProgress) -> None:
     for i, member in enumerate(members, 1):
         svc.enrol_member(
-            database, program=DEMO_PROGRAM, external_id=member, email=f"{member}@example.com"
+            database,
+            program=DEMO_PROGRAM,
+            external_id=member,
+            email=f"{member}@example.com",
+            phone=demo_phone(i),
         )
         on_progress("enrolling members", i, len(members))
 

@@ -20,6 +20,7 @@ from loyalty.db.tables import members
 from loyalty.domain.checks import (
     require_email,
     require_member_id,
+    require_phone,
     require_program_code,
     require_text,
 )
@@ -40,6 +41,7 @@ def _info(program: str, row: Row[Any]) -> MemberInfo:
         email=row.email,
         stripe_customer_id=row.stripe_customer_id,
         status=row.status,
+        phone=row.phone,
     )
 
 
@@ -54,11 +56,14 @@ def enrol_member(
     external_id: str,
     email: str | None = None,
     stripe_customer_id: str | None = None,
+    phone: str | None = None,
 ) -> MemberInfo:
-    """Enrol a member; enrolling the same member again with the same details returns it."""
+    """Enrol a member; enrolling the same member again with the same details (email, phone,
+    Stripe customer) returns it. ``phone`` is kept as :func:`require_phone` writes it."""
     program = require_program_code(program)
     external_id = require_member_id(external_id, name="external_id")
     email = None if email is None else require_email(email)
+    phone = None if phone is None else require_phone(phone)
     stripe_customer_id = _optional("stripe_customer_id", stripe_customer_id, 64)
     with db.write() as conn:
         prog = program_row(conn, program)
@@ -68,6 +73,7 @@ def enrol_member(
                 "program_id": prog.id,
                 "external_id": external_id,
                 "email": email,
+                "phone": phone,
                 "stripe_customer_id": stripe_customer_id,
                 "status": "active",
                 "created_at": db.clock.now(),
@@ -80,13 +86,14 @@ def enrol_member(
                     conn, "member.enrolled", prog, int(inserted.id), values, values["created_at"]
                 )
         if row is not None:
-            return _same_member(program, row, email, stripe_customer_id)
+            return _same_member(program, row, email, phone, stripe_customer_id)
     return MemberInfo(
         program=program,
         external_id=external_id,
         email=email,
         stripe_customer_id=stripe_customer_id,
         status="active",
+        phone=phone,
     )
 
 
@@ -119,10 +126,14 @@ def _enrolled_meanwhile(
 
 
 def _same_member(
-    program: str, row: Row[Any], email: str | None, stripe_customer_id: str | None
+    program: str,
+    row: Row[Any],
+    email: str | None,
+    phone: str | None,
+    stripe_customer_id: str | None,
 ) -> MemberInfo:
     """The member already enrolled, if it has these details; else :class:`AlreadyExists`."""
-    if (row.email, row.stripe_customer_id) == (email, stripe_customer_id):
+    if (row.email, row.phone, row.stripe_customer_id) == (email, phone, stripe_customer_id):
         return _info(program, row)
     raise AlreadyExists(
         f"member {row.external_id!r} already exists with other details; "
@@ -243,6 +254,7 @@ def _emit_status(
             "program": prog.code,
             "member": member["external_id"],
             "email": member["email"],
+            "phone": member["phone"],
             "stripe_customer_id": member["stripe_customer_id"],
             "status": member["status"],
             **fields,

@@ -91,6 +91,7 @@ class MemberInfo(Record):
     email: str | None
     stripe_customer_id: str | None
     status: str
+    phone: str | None = None
 
 
 @dataclass(frozen=True)

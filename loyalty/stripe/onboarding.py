@@ -9,8 +9,12 @@ applying them leaves no half-enrolled member behind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from loyalty.domain.checks import require_phone
+from loyalty.errors import InvalidInput
 from loyalty.services.audit import audit
 from loyalty.services.members import enrol_member, get_member, link_stripe_customer
 from loyalty.services.results import MemberInfo
@@ -33,6 +37,7 @@ def enrol_applying_parked(
     external_id: str,
     email: str | None = None,
     stripe_customer_id: str | None = None,
+    phone: str | None = None,
 ) -> Onboarded:
     """Enrol a member (see :func:`~loyalty.services.enrol_member`) and apply what was parked
     for them, in one unit of work."""
@@ -44,10 +49,42 @@ def enrol_applying_parked(
             external_id=external_id,
             email=email,
             stripe_customer_id=stripe_customer_id,
+            phone=phone,
         )
         return Onboarded(info, tuple(apply_parked_for(uow, info)))
 
     return run_in(db, enrol)
+
+
+def enrol_stripe_customer(
+    db: Target, *, program: str, external_id: str, customer: Mapping[str, Any]
+) -> Onboarded:
+    """Enrol a member from a Stripe customer object (as Stripe sends or returns it): linked to
+    its ``id``, with its ``email`` and ``phone``, and apply what was parked for them.
+
+    Stripe keeps a customer's phone as free text; one that is not a phone number Jifen can
+    store (see :func:`~loyalty.domain.checks.require_phone`) is left out rather than refusing
+    the enrolment.
+    """
+    return enrol_applying_parked(
+        db,
+        program=program,
+        external_id=external_id,
+        email=customer.get("email") or None,
+        stripe_customer_id=customer.get("id"),
+        phone=stripe_phone(customer.get("phone")),
+    )
+
+
+def stripe_phone(value: Any) -> str | None:
+    """A Stripe customer's ``phone`` as Jifen stores it, or None when it is missing or is not
+    a phone number (``(555) 010-9999`` keeps its digits: brackets and dots are dropped too)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return require_phone(value.replace("(", "").replace(")", "").replace(".", ""))
+    except InvalidInput:
+        return None
 
 
 def link_applying_parked(
