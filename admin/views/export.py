@@ -2,7 +2,12 @@
 
 Each export is streamed: rows are read with a server-side cursor (``stream_results``,
 ``yield_per``) and written out a chunk at a time by a generator, so a million rows never sit
-in memory. Every export is recorded in the audit log.
+in memory. Every export is recorded in the audit log, with the filter of a members export.
+
+Every time in every file is in the program's time zone with its offset
+(``2026-12-03T14:05:00+08:00``), as the console shows times. The members export takes the
+members list's filter (:func:`admin.views.members.member_filter`, from the same query
+arguments), so "Export these members" is the list, every page of it, in its order.
 
 The files are UTF-8 with a byte order mark, so Excel opens Chinese text right. Text cells
 that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab,
@@ -28,11 +33,13 @@ from flask_babel import lazy_gettext as _l
 
 from admin.auth import OPERATIONS, actor
 from admin.views.base import ConsoleView, expose
+from admin.views.members import request_member_filter
 from loyalty.services import audit
 from loyalty.services.console_queries import (
     EXPORT_HEADERS,
     ExportName,
     ExportRows,
+    MemberFilter,
     export_rows,
 )
 
@@ -92,20 +99,23 @@ class ExportView(ConsoleView):
     def index(self) -> ResponseReturnValue:
         return self.render("jifen/export.html", exports=EXPORTS)
 
-    def _send(self, name: ExportName) -> Response:
+    def _send(self, name: ExportName, criteria: MemberFilter | None = None) -> Response:
         program = self.program()
         db = self.console.db
+        after: dict[str, Any] = {"export": name}
+        if criteria is not None:
+            after["filter"] = criteria.to_record()
         audit(
             db,
             actor=actor(),
             action="export.csv",
             target=f"{name}.csv",
             program=program.code,
-            after={"export": name},
+            after=after,
         )
         stamp = db.clock.now().strftime("%Y%m%d-%H%M")
         filename = f"jifen-{program.code}-{name}-{stamp}.csv"
-        chunks = export_rows(db, program=program.code, name=name, chunk=CHUNK)
+        chunks = export_rows(db, program=program.code, name=name, chunk=CHUNK, criteria=criteria)
         return Response(
             stream_with_context(stream_csv(EXPORT_HEADERS[name], chunks)),
             mimetype="text/csv",
@@ -117,7 +127,10 @@ class ExportView(ConsoleView):
 
     @expose("/members.csv")
     def members_csv(self) -> ResponseReturnValue:
-        return self._send("members")
+        """The members the list's filter keeps (every member without one); a filter value
+        the list would refuse is refused here too (400), before anything is written."""
+        program = self.program()
+        return self._send("members", request_member_filter(program, self.console.db))
 
     @expose("/lots.csv")
     def lots_csv(self) -> ResponseReturnValue:

@@ -1,21 +1,25 @@
-"""Members: search by external id, email or Stripe customer; a member's balance (with what
-expires soon, as the forecast counts it), lots, history in words and local times, adjustment
-requests, reward redemptions, the latest outbound events, and the tier panel (tier, progress,
-lock, tier history in words), the risk panel (account freeze, hold, open cases; its changes
-are the risk view's); link a Stripe customer (operations); set a member's tier by hand
-(admin). In Simplified Chinese or English: codes have their words in :mod:`admin.risk_words`
-(account states, rule actions), :mod:`admin.reward_words` (redemption states) and
-:mod:`admin.ledger_words` (entry kinds, balances)."""
+"""Members: the list operations work from (any part of the external id, email, phone or
+Stripe customer; filters on status, tier, balance, last activity and risk hold; sorted on any
+column; exported as CSV with the same filter, see :func:`member_filter`); a member's balance
+(with what expires soon, as the forecast counts it), lots, history in words and local times,
+adjustment requests, reward redemptions, the latest outbound events, and the tier panel
+(tier, progress, lock, tier history in words), the risk panel (account freeze, hold, open
+cases; its changes are the risk view's); link a Stripe customer (operations); set a member's
+tier by hand (admin). In Simplified Chinese or English: codes have their words in
+:mod:`admin.risk_words` (account states, rule actions), :mod:`admin.reward_words`
+(redemption states) and :mod:`admin.ledger_words` (entry kinds, balances)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from flask import abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext
+from flask_babel import LazyString, gettext
+from flask_babel import lazy_gettext as _l
 
 from admin import tier_form
 from admin.auth import OPERATIONS, actor, has_role, require_role
@@ -27,6 +31,7 @@ from admin.reward_words import draw_word, state_word, voucher_word
 from admin.risk_words import TEMPLATE_WORDS as RISK_WORDS
 from admin.risk_words import case_summaries
 from admin.views.base import (
+    MAX_SEARCH,
     ConsoleView,
     expose,
     flash_error,
@@ -35,9 +40,10 @@ from admin.views.base import (
     search_arg,
 )
 from admin.views.tiers import TierPanel, tier_name
+from loyalty.db.database import Database
 from loyalty.domain.calendar import zone
-from loyalty.domain.checks import MAX_ID, MAX_MEMBER_ID
-from loyalty.errors import LoyaltyError
+from loyalty.domain.checks import MAX_DAYS, MAX_ID, MAX_MEMBER_ID, MAX_POINTS, clean_text
+from loyalty.errors import InvalidInput, LoyaltyError
 from loyalty.events.browse import member_events
 from loyalty.services import (
     balance,
@@ -47,8 +53,17 @@ from loyalty.services import (
     list_redemptions,
     set_member_tier_audited,
 )
-from loyalty.services.console_queries import member_expiring, open_lots, search_members
+from loyalty.services.console_queries import (
+    MEMBER_FILTER_STATUSES,
+    MEMBER_SORTS,
+    MemberFilter,
+    member_expiring,
+    open_lots,
+    search_members,
+)
+from loyalty.services.results import ProgramInfo
 from loyalty.services.risk_review import member_risk_state
+from loyalty.services.tiers import tiers_in_force
 from loyalty.stripe.onboarding import link_applying_parked
 
 PAGE = 25
@@ -61,6 +76,144 @@ TIER_ROLES = ("admin",)
 # flask-babel is untyped: its gettext, typed.
 _: Callable[..., str] = gettext
 
+# The query arguments of the members list and its export, in what a refusal calls them.
+FILTER_WORDS: dict[str, LazyString] = {
+    "status": _l("status"),
+    "tier": _l("tier"),
+    "min": _l("lowest balance"),
+    "max": _l("highest balance"),
+    "activity": _l("last activity"),
+    "hold": _l("risk hold"),
+    "sort": _l("sort"),
+    "order": _l("sort order"),
+}
+# The last activity choices the filter bar offers (any other "idle-N" or "active-N" works).
+ACTIVITY_CHOICES = ("active-7", "active-30", "idle-30", "idle-90", "idle-180", "idle-365")
+_ACTIVITY = re.compile(r"(idle|active)-([0-9]{1,4})")
+_DIGITS = re.compile(r"[0-9]{1,13}")
+HOLD_CHOICES = {"yes": True, "no": False}
+ORDERS = ("asc", "desc")
+# The list's filter arguments (what paging, sorting and the export link carry on).
+FILTER_ARGS = ("q", "status", "tier", "min", "max", "activity", "hold", "sort", "order")
+
+
+def _refuse(name: str, choices: tuple[str, ...]) -> InvalidInput:
+    return InvalidInput(
+        _(
+            "%(name)s must be one of %(choices)s",
+            name=FILTER_WORDS[name],
+            choices=", ".join(choices),
+        ),
+        field=name,
+    )
+
+
+def _choice(args: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    raw = args.get(name, "").strip()
+    if raw and raw not in choices:
+        raise _refuse(name, choices)
+    return raw or None
+
+
+def _balance(args: Mapping[str, str], name: str) -> int | None:
+    raw = args.get(name, "").strip().replace(",", "")
+    if not raw:
+        return None
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_POINTS:
+        raise InvalidInput(
+            _(
+                "%(name)s must be a whole number from %(minimum)s to %(maximum)s",
+                name=FILTER_WORDS[name],
+                minimum=points(0),
+                maximum=points(MAX_POINTS),
+            ),
+            field=name,
+        )
+    return int(raw)
+
+
+def _activity(args: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """``(idle_days, active_days)`` of the ``activity`` argument (``idle-90``, ``active-7``)."""
+    raw = args.get("activity", "").strip()
+    if not raw:
+        return None, None
+    found = _ACTIVITY.fullmatch(raw)
+    if found is None or not 1 <= int(found[2]) <= MAX_DAYS:
+        raise InvalidInput(
+            _(
+                "%(name)s must be idle-N (no activity for N days) or active-N (active within "
+                "N days), N from 1 to %(maximum)s",
+                name=FILTER_WORDS["activity"],
+                maximum=points(MAX_DAYS),
+            ),
+            field="activity",
+        )
+    days = int(found[2])
+    return (days, None) if found[1] == "idle" else (None, days)
+
+
+def member_filter(
+    args: Mapping[str, str], tier_codes: tuple[str, ...] | None = None
+) -> MemberFilter:
+    """The :class:`MemberFilter` of the members list's query arguments (``q``, ``status``,
+    ``tier``, ``min``, ``max``, ``activity``, ``hold``, ``sort``, ``order``): the list and its
+    CSV export both read it here. A value that is not one the list offers raises
+    :class:`InvalidInput` saying what it may be; ``tier_codes`` are the tiers in force
+    (None: the program has none, so no tier may be asked for)."""
+    query = args.get("q", "")
+    tier = args.get("tier", "").strip() or None
+    if tier is not None and tier not in (tier_codes or ()):
+        raise _refuse("tier", tier_codes or ())
+    idle_days, active_days = _activity(args)
+    balance_min, balance_max = _balance(args, "min"), _balance(args, "max")
+    if balance_min is not None and balance_max is not None and balance_min > balance_max:
+        raise InvalidInput(
+            _(
+                "The lowest balance (%(low)s) is above the highest (%(high)s).",
+                low=points(balance_min),
+                high=points(balance_max),
+            ),
+            field="min",
+        )
+    hold = _choice(args, "hold", tuple(HOLD_CHOICES))
+    return MemberFilter(
+        query=clean_text("q", query, max_length=MAX_SEARCH) if query.strip() else "",
+        status=_choice(args, "status", MEMBER_FILTER_STATUSES),
+        tier=tier,
+        balance_min=balance_min,
+        balance_max=balance_max,
+        idle_days=idle_days,
+        active_days=active_days,
+        risk_hold=None if hold is None else HOLD_CHOICES[hold],
+        sort=_choice(args, "sort", MEMBER_SORTS) or "external_id",  # type: ignore[arg-type]
+        descending=_choice(args, "order", ORDERS) == "desc",
+    )
+
+
+Ladder = tuple[tuple[str, str], ...]
+
+
+def tier_ladder(db: Database, program: ProgramInfo) -> Ladder | None:
+    """``(code, name)`` of each tier in force, lowest first; None without tiers."""
+    found = tiers_in_force(db, program=program.code)
+    return None if found is None else tuple((t.code, t.name) for t in found[1].tiers)
+
+
+def request_member_filter(
+    program: ProgramInfo, db: Database, ladder: Ladder | None = None
+) -> MemberFilter:
+    """The members list's filter of this request (see :func:`member_filter`); ``ladder``:
+    the tiers in force if already read."""
+    ladder = ladder or tier_ladder(db, program)
+    codes = None if ladder is None else tuple(code for code, _name in ladder)
+    return member_filter(request.args, codes)
+
+
+def filter_args(args: Mapping[str, str]) -> dict[str, str]:
+    """The filter arguments of ``args`` that hold something (no page): what the list's
+    headers, pages and export link carry on."""
+    return {name: args[name] for name in FILTER_ARGS if args.get(name, "").strip()}
+
 
 class MembersView(ConsoleView):
     """Member search and the member page (every role reads; operations link and adjust)."""
@@ -68,24 +221,37 @@ class MembersView(ConsoleView):
     @expose("/")
     def index(self) -> ResponseReturnValue:
         program = self.program()
-        query = search_arg("q")
+        db = self.console.db
+        ladder = tier_ladder(db, program)
+        criteria = request_member_filter(program, db, ladder)  # InvalidInput: a readable 400
         page = page_number()
         found = search_members(
-            self.console.db, program=program.code, query=query, page=page, per_page=PAGE
+            db, program=program.code, criteria=criteria, page=page, per_page=PAGE
         )
         rows = found.members
-        if query and len(rows) == 1 and page == 1:
+        query = criteria.query
+        if query and criteria == MemberFilter(query=query) and len(rows) == 1 and page == 1:
             return redirect(url_for(".member", id=rows[0].external_id))
+        names = dict(ladder or ())
+        lowest = ladder[0][1] if ladder else ""
         return self.render(
             "jifen/members.html",
             program=program,
             rows=rows,
             query=query,
+            criteria=criteria,
+            args=filter_args(request.args),
             page=page,
             pages=max(1, -(-found.total // PAGE)),
             total=found.total,
             buckets=BUCKET_WORDS,
             member_status_word=RISK_WORDS["member_status_word"],
+            statuses=MEMBER_FILTER_STATUSES,
+            ladder=ladder or (),
+            tier_word=lambda code: names.get(code, code) if code else lowest,
+            activity_choices=ACTIVITY_CHOICES,
+            can_export=has_role(*OPERATIONS),
+            zone_label=zone_label(program.timezone, db.clock.now()),
         )
 
     @expose("/member")

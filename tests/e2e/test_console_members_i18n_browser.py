@@ -77,7 +77,7 @@ _CHINESE = re.compile(r"[\u3400-\u9fff]+")
 # The words each step expects, by language (English stays the default).
 WORDS = {
     "zh": {
-        "search": "外部 ID、邮箱或 Stripe 客户（cus_…）",
+        "search": "外部 ID、邮箱、手机号或 Stripe 客户（cus_…）",
         "no_match": "没有与“nobody”匹配的会员。",
         "balance": "余额",
         "froze": f"已冻结 alice 的账户：{WHY}",
@@ -98,7 +98,7 @@ WORDS = {
         "scanned": "风控扫描完成",
     },
     "en": {
-        "search": "external id, email or Stripe customer (cus_…)",
+        "search": "external id, email, phone or Stripe customer (cus_…)",
         "no_match": "No member matches “nobody”.",
         "balance": "Balance",
         "froze": f"Froze alice's account: {WHY}",

@@ -112,7 +112,18 @@ def test_search_members_by_id_email_or_stripe_customer(db: Database) -> None:
     found = q.search_members(db, program=PROGRAM, query="alice")
     assert found.total == 1
     assert found.members[0] == q.MemberSummary(
-        "alice", "Alice@Example.com", None, "active", 20, 0, 0, 0, 0, 20
+        "alice",
+        "Alice@Example.com",
+        None,
+        "active",
+        20,
+        0,
+        0,
+        0,
+        0,
+        20,
+        created_at=START,
+        last_activity=START,
     )
     assert q.search_members(db, program=PROGRAM, per_page=1).total == 4
 
