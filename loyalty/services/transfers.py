@@ -263,12 +263,14 @@ def _split(taken: Taken, points: int) -> tuple[Taken, Taken]:
     return sent, fee
 
 
-def _incoming(new_lots: Taken, debt: int) -> list[Move]:
-    """The recipient's moves: each new lot credited, repaying the debt lot by lot."""
+def _incoming(new_lots: Taken, debt: int, *, held: bool) -> list[Move]:
+    """The recipient's moves: each new lot credited (pending, when risk control holds the
+    recipient's new points), repaying the debt lot by lot."""
     moves: list[Move] = []
+    bucket = "pending" if held else "available"
     for lot_id, credited in new_lots:
-        moves.append(Move("transfer_in", lot_id, available=credited, new_lot=True))
-        repay = debt_repayment(debt, lot_id, credited)
+        moves.append(Move("transfer_in", lot_id, new_lot=True, **{bucket: credited}))
+        repay = debt_repayment(debt, lot_id, credited, bucket=bucket)
         debt += sum(m.debt for m in repay)
         moves.extend(repay)
     return moves
@@ -281,16 +283,19 @@ def _new_lots(
     sent: Taken,
     spendable: Sequence[LotView],
 ) -> Taken:
-    """Insert the recipient's lots, one per sender lot, keeping its expiry and earn date."""
+    """Insert the recipient's lots, one per sender lot, keeping its expiry and earn date; a
+    recipient on risk control's hold gets them pending with no maturity date (held until a
+    person releases them, as earned points are)."""
     source = {lot.id: lot for lot in spendable}
+    held = bool(to.risk_hold)
     rows = [
         {
             "program_id": to.program_id,
             "member_id": to.id,
             "operation_id": op_id,
             "points": take,
-            "available": take,
-            "pending": 0,
+            "available": 0 if held else take,
+            "pending": take if held else 0,
             "held": 0,
             "frozen": 0,
             "earned_at": source[lot_id].earned_at,
@@ -343,7 +348,7 @@ def _post(
     )
     outgoing = [Move("transfer_out", lot_id, available=-take) for lot_id, take in sent]
     outgoing += [Move("transfer_fee", lot_id, available=-take) for lot_id, take in fee_taken]
-    incoming = _incoming(new_lots, to.debt)
+    incoming = _incoming(new_lots, to.debt, held=bool(to.risk_hold))
     for member_id, moves in ((row.id, outgoing), (to.id, incoming)):
         post_moves(
             conn,

@@ -1700,14 +1700,17 @@ class LedgerMachine(RuleBasedStateMachine):
             if part:
                 sent.append((index, part))
             self.lots[index].available -= take
+        held = self.on_hold[recipient]  # risk control holds the recipient's new points
+        if held and sent:
+            event("points transferred to a member on hold")
         for index, part in sent:
             source = self.lots[index]
             self.credit_lot(
                 MLot(
                     member=recipient,
                     points=part,
-                    available=part,
-                    pending=0,
+                    available=0 if held else part,
+                    pending=part if held else 0,
                     held=0,
                     earned_at=source.earned_at,
                     matures_at=None,

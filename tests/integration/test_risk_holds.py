@@ -211,3 +211,25 @@ def test_held_points_frozen_by_a_refund_that_goes_through_are_taken(
     s.complete_refund(db, program=PROGRAM, refund_id="r1")
     assert pending(db) == (300, 0)
     assert_clean(db)
+
+
+def test_points_transferred_to_a_member_on_hold_are_held_until_released(
+    db: Database, clock: FixedClock
+) -> None:
+    make_program(db, transfers_enabled=True)
+    enrol(db, "alice", "bob")
+    earn(db, "bob", "b1", 50_000)
+    s.publish_risk_rules(db, program=PROGRAM, rules=rules(BURST))
+    three_earns(db, clock)
+    s.scan_risk(db)
+    assert case(db, "burst").member_on_hold
+    before = pending(db)
+    s.transfer_points(
+        db, program=PROGRAM, sender="bob", recipient="alice", points=120, transfer_id="t1"
+    )
+    assert pending(db) == (before[0], before[1] + 120)
+    assert_clean(db)
+    released = s.release_member_hold(db, program=PROGRAM, member="alice", note="ok")
+    assert released == before[1] + 120
+    assert pending(db) == (before[0] + before[1] + 120, 0)
+    assert_clean(db)
