@@ -104,6 +104,18 @@ KIND_FORMS: tuple[KindForm, ...] = (
         ("flag", "hold"),
     ),
     KindForm(
+        "transfer_chain",
+        _l("Transfer chains"),
+        _l("A member passing most of the points they received by transfer on to other members "
+           "soon after (A → B → C: points laundered through a mule account)."),
+        (
+            Field("share_percent", _l("passed on, at least %")),
+            Field("hours", _l("within hours")),
+            Field("min_points", _l("and at least points")),
+        ),
+        ("flag", "hold"),
+    ),
+    KindForm(
         "new_member_inflow",
         _l("New member inflow"),
         _l("A newly enrolled member receiving many points (earned and transferred in). "

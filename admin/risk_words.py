@@ -91,6 +91,13 @@ FIGURE_MEANINGS: dict[str, LazyString] = {
     "refunds": _l("refunds counted"),
     "share_percent": _l("refunded share (%)"),
     "senders": _l("members sending"),
+    "received": _l("points received by transfer"),
+    "transfers_in": _l("transfers received"),
+    "passed_on": _l("points passed on (at most those received)"),
+    "sent": _l("points sent after receiving"),
+    "transfers_out": _l("transfers passed on"),
+    "recipients": _l("members receiving"),
+    "passed_on_percent": _l("passed-on share (%)"),
     "points": _l("points counted"),
     "current": _l("points issued in the window"),
     "median": _l("median of the past windows"),
@@ -343,6 +350,16 @@ def summary_words(rule: RiskRule, figures: Mapping[str, Any]) -> str:
             senders=int(f["senders"]),
             points=points(f["points"]),
             hours=p["hours"],
+        )
+    if rule.kind == "transfer_chain":
+        return _(
+            "passed on %(passed)s of %(received)s points received by transfer (%(share)s %%) "
+            "within %(hours)s hours, at least %(percent)s %%",
+            passed=points(f["passed_on"]),
+            received=points(f["received"]),
+            share=int(f["passed_on_percent"]),
+            hours=p["hours"],
+            percent=p["share_percent"],
         )
     if rule.kind == "new_member_inflow":
         return _(

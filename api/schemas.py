@@ -679,7 +679,8 @@ RISK_RULES_EXAMPLE: list[dict[str, Any]] = [
 _RISK_RULES = (
     "the rules, each {id, kind, action, …}: velocity {scope (member, location, device), "
     "measure (earns, points), limit, window (hour, day)}, farming {refunded_percent, days, "
-    "min_points}, transfer_ring {senders, hours}, new_member_inflow {points, days}, "
+    "min_points}, transfer_ring {senders, hours}, transfer_chain {share_percent, hours, "
+    "min_points}, new_member_inflow {points, days}, "
     "issuance_spike {window, threshold, trailing_days, min_points}; action flag, hold or "
     "block (block: velocity and new_member_inflow only). An empty list turns risk control "
     'off. The object {"rules": [...]} as GET answers it is taken too.'
@@ -690,7 +691,7 @@ MAX_OFFSET = 2**31 - 1
 
 class RiskEvidence(ma.Schema):
     """An operation that tripped a risk rule: when, what, how many points, and the order,
-    location, device, refund or sender where there is one."""
+    location, device, refund, sender or recipient where there is one."""
 
     operation_id = ma.fields.Integer()
     kind = ma.fields.String()
@@ -704,6 +705,7 @@ class RiskEvidence(ma.Schema):
     refund = ma.fields.String(allow_none=True)
     status = ma.fields.String(allow_none=True)
     sender = ma.fields.String(allow_none=True)
+    recipient = ma.fields.String(allow_none=True)
 
 
 RiskRules = result_schema(RiskRulesInfo)

@@ -11,6 +11,9 @@ A program's risk rules are a list of rules, each with an ``id`` (unique in the l
   above ``refunded_percent`` (buy-and-refund farming), once they earned ``min_points``;
 * ``transfer_ring``: ``senders`` or more different members sent points to one member within
   ``hours`` hours;
+* ``transfer_chain``: a member received points by transfer and passed at least
+  ``share_percent`` % of them on to other members within ``hours`` hours, at least
+  ``min_points`` points in all (points laundered through a mule account: A → B → C);
 * ``new_member_inflow``: a member enrolled less than ``days`` days ago received more than
   ``points`` points (earned and transferred in);
 * ``issuance_spike``: the program's issuance in the last ``window`` is more than
@@ -35,7 +38,14 @@ from typing import Any
 from loyalty.errors import InvalidRule
 
 ACTIONS = ("flag", "hold", "block")
-KINDS = ("velocity", "farming", "transfer_ring", "new_member_inflow", "issuance_spike")
+KINDS = (
+    "velocity",
+    "farming",
+    "transfer_ring",
+    "transfer_chain",
+    "new_member_inflow",
+    "issuance_spike",
+)
 SCOPES = ("member", "location", "device")
 WINDOWS = {"hour": 3600, "day": 86400}
 MEASURES = ("earns", "points")
@@ -109,6 +119,12 @@ class RiskRule:
                 f"{p['senders']} or more members sending points to one member within "
                 f"{p['hours']} hours: {verb}."
             )
+        if self.kind == "transfer_chain":
+            return (
+                f"A member passing {p['share_percent']} % or more of the points they received "
+                f"by transfer on to other members within {p['hours']} hours (at least "
+                f"{p['min_points']:,} points): {verb}."
+            )
         if self.kind == "new_member_inflow":
             return (
                 f"A member enrolled less than {p['days']} days ago receiving more than "
@@ -135,6 +151,11 @@ class RiskRule:
             )
         if self.kind == "transfer_ring":
             return f"{p['hours']} 小时内有 {p['senders']} 位或更多会员向同一会员转赠积分：{verb}。"
+        if self.kind == "transfer_chain":
+            return (
+                f"会员将收到的转赠积分在 {p['hours']} 小时内转赠给其他会员达 "
+                f"{p['share_percent']}% 或以上（至少 {p['min_points']:,} 积分）：{verb}。"
+            )
         if self.kind == "new_member_inflow":
             return f"注册不足 {p['days']} 天的会员收到超过 {p['points']:,} 积分：{verb}。"
         return (
@@ -163,6 +184,11 @@ _PARAMS: dict[str, dict[str, tuple[Any, int, int]]] = {
         "min_points": (100, 0, MAX_LIMIT),
     },
     "transfer_ring": {"senders": (None, 2, 10_000), "hours": (24, 1, 24 * 31)},
+    "transfer_chain": {
+        "share_percent": (80, 1, 100),
+        "hours": (24, 1, 24 * 31),
+        "min_points": (1000, 1, MAX_LIMIT),
+    },
     "new_member_inflow": {"points": (None, 1, MAX_LIMIT), "days": (7, 1, 365)},
     "issuance_spike": {
         "threshold": (6, 1, 1000),

@@ -393,11 +393,17 @@ def _evidence(conn: Connection, operation_ids: list[int]) -> list[dict[str, Any]
             select(reversals).where(reversals.c.operation_id.in_(operation_ids))
         ).all()
     }
+    recipients = members.alias("recipients")
     sent = {
         r.operation_id: r
         for r in conn.execute(
-            select(transfers, members.c.external_id.label("sender"))
+            select(
+                transfers,
+                members.c.external_id.label("sender"),
+                recipients.c.external_id.label("recipient"),
+            )
             .join(members, members.c.id == transfers.c.sender_id)
+            .join(recipients, recipients.c.id == transfers.c.recipient_id)
             .where(transfers.c.operation_id.in_(operation_ids))
         ).all()
     }
@@ -432,7 +438,7 @@ def _evidence_item(op: Any, earning: Any, reversal: Any, transfer: Any) -> dict[
             status=reversal.status,
         )
     if transfer is not None:
-        item.update(points=transfer.points, sender=transfer.sender)
+        item.update(points=transfer.points, sender=transfer.sender, recipient=transfer.recipient)
     return item
 
 

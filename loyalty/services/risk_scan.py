@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, cast, func, literal, select, update
+from sqlalchemy import Connection, and_, cast, func, literal, or_, select, update
 from sqlalchemy.types import Float
 
 from loyalty.db.database import Database
@@ -368,6 +368,86 @@ def _transfer_ring(
         )
 
 
+def _transfer_chain(
+    conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
+) -> Iterator[Trip]:
+    """Members who received points by transfer in the last ``hours`` hours and sent at least
+    ``share_percent`` % of them (and ``min_points``) on after the first of those receipts.
+
+    What they passed on is what they sent after it, up to what they received: a member who
+    was given 20 points and then gave away 1,800 of their own passed on 20, not a chain.
+    The window is the ring's: every transfer in it lies within ``hours`` hours of every other,
+    so a send after a receipt of the window was sent within ``hours`` hours of it, and one
+    grouped pass per direction over the window (``ix_transfers_program_created``) finds them
+    (a send before any receipt of the window, or after the receipt left it, does not count).
+    """
+    since = now - dt.timedelta(hours=rule["hours"])
+    in_window = and_(transfers.c.program_id == program_id, transfers.c.created_at > since)
+    received = (
+        select(
+            transfers.c.recipient_id.label("member_id"),
+            func.sum(transfers.c.points).label("received"),
+            func.count().label("transfers_in"),
+            func.count(transfers.c.sender_id.distinct()).label("senders"),
+            func.min(transfers.c.created_at).label("first_in"),
+            func.max(transfers.c.created_at).label("latest_in"),
+        )
+        .where(in_window)
+        .group_by(transfers.c.recipient_id)
+        .cte("received")  # read twice, computed once
+    )
+    passed = (
+        select(
+            transfers.c.sender_id.label("member_id"),
+            func.sum(transfers.c.points).label("sent"),
+            func.count().label("transfers_out"),
+            func.count(transfers.c.recipient_id.distinct()).label("recipients"),
+            func.max(transfers.c.created_at).label("latest_out"),
+        )
+        .join(received, received.c.member_id == transfers.c.sender_id)
+        .where(in_window, transfers.c.created_at > received.c.first_in)
+        .group_by(transfers.c.sender_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(received, passed.c.sent, passed.c.transfers_out, passed.c.recipients,
+               passed.c.latest_out)
+        .join(passed, passed.c.member_id == received.c.member_id)
+        .where(  # min(sent, received) >= min_points, and >= share_percent % of received
+            passed.c.sent >= rule["min_points"],
+            received.c.received >= rule["min_points"],
+            passed.c.sent * 100 >= received.c.received * rule["share_percent"],
+        )
+        .order_by(received.c.member_id)
+    ).all()  # fmt: skip
+    for r in rows:
+        passed_on = min(int(r.sent), int(r.received))
+        share = passed_on * 100 // int(r.received)
+        chain = or_(
+            transfers.c.recipient_id == r.member_id,
+            and_(transfers.c.sender_id == r.member_id, transfers.c.created_at > r.first_in),
+        )
+        yield Trip(
+            subject=f"member:{r.member_id}",
+            member_id=int(r.member_id),
+            summary=f"passed on {passed_on:,} of {int(r.received):,} points received by "
+            f"transfer ({share} %) within {rule['hours']} hours, at least "
+            f"{rule['share_percent']} %",
+            figures={
+                "received": int(r.received),
+                "transfers_in": int(r.transfers_in),
+                "senders": int(r.senders),
+                "passed_on": passed_on,
+                "sent": int(r.sent),
+                "transfers_out": int(r.transfers_out),
+                "recipients": int(r.recipients),
+                "passed_on_percent": share,
+            },
+            latest_at=max(r.latest_in, r.latest_out),
+            evidence=Evidence(and_(in_window, chain), transfers.c.operation_id),
+        )
+
+
 def _new_member_inflow(
     conn: Connection, rule: RiskRule, program_id: int, now: dt.datetime
 ) -> Iterator[Trip]:
@@ -460,6 +540,7 @@ _FINDERS: dict[str, Callable[[Connection, RiskRule, int, dt.datetime], Iterator[
     "velocity": _velocity,
     "farming": _farming,
     "transfer_ring": _transfer_ring,
+    "transfer_chain": _transfer_chain,
     "new_member_inflow": _new_member_inflow,
     "issuance_spike": _issuance_spike,
 }
