@@ -1,18 +1,23 @@
 """What the console's browser tests share: Debian's chromium (skipped without it, required
-with ``CI=true``), screenshots at a laptop's and a phone's width that must not overflow, and
-a watch over the page for failed requests, requests to other sites and browser errors (a
-broken Content-Security-Policy shows there)."""
+with ``CI=true``), an app served on a free loopback port, screenshots at a laptop's and a
+phone's width that must not overflow, and a watch over the page for failed requests,
+requests to other sites and browser errors (a broken Content-Security-Policy shows there)."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
+    from flask import Flask
     from playwright.sync_api import ConsoleMessage, Page, Request
 
 CHROMIUM = "/usr/bin/chromium"
@@ -27,6 +32,20 @@ def require_chromium() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{CHROMIUM} is missing; CI=true requires it (apt-get install chromium)")
     pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium")
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """``app`` served by Werkzeug on a free port of 127.0.0.1 in a thread, for as long as the
+    block runs; its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
 
 
 def screenshots(page: Page, name: str) -> None:

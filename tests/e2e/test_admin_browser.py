@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from loyalty.db import Database
 from sdk import Jifen
+from tests.e2e.browser_support import served
 from tests.integration.helpers import PROGRAM
 from tests.integration.test_admin_support import PASSWORDS, build_app
 
@@ -42,12 +41,8 @@ def console_url(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, st
     url = f"sqlite:///{path}"
     db = Database.from_url(url)
     app = build_app(db, TESTING=False, JIFEN_RAISE_ERRORS=False, SESSION_COOKIE_SECURE=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", url
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, url
     db.dispose()
 
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from loyalty.db import Database
 from loyalty.errors import NotAuthenticated
 from loyalty.services import api_keys, list_audit
+from tests.e2e.browser_support import served
 from tests.integration.helpers import PROGRAM, row_counts
 from tests.integration.test_admin_support import PASSWORDS, build_app, login, post
 
@@ -178,12 +177,8 @@ def console_url(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
     old = api_keys.create_key(db, program=PROGRAM, scopes=["earn", "redeem"], label="old till")
     api_keys.revoke_key(db, program=PROGRAM, key=old.key.id)
     api_keys.add_origin(db, program=PROGRAM, origin="https://shop.example")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base
     db.dispose()
 
 

@@ -21,19 +21,18 @@ import datetime as dt
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.events.delivery import deliver_due, list_deliveries
 from loyalty.events.dispatch import dispatch_events
+from tests.e2e.browser_support import served
 from tests.integration.helpers import PROGRAM, earn, enrol, local
 from tests.integration.test_admin_outbound import Receiver
 from tests.integration.test_admin_support import PASSWORDS, build_app
@@ -55,12 +54,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Databa
     db = Database.from_url(f"sqlite:///{path}", clock=clock)
     app = build_app(db, TESTING=False, JIFEN_RAISE_ERRORS=False, SESSION_COOKIE_SECURE=False)
     s.update_program(db, program=PROGRAM, webhooks_allow_private=True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db, clock
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db, clock
     db.dispose()
 
 

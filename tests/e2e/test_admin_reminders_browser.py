@@ -19,20 +19,19 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.events.email import send_due_emails
 from loyalty.services.reminders import send_reminders
+from tests.e2e.browser_support import served
 from tests.integration.helpers import PROGRAM, earn, execute, local
 from tests.integration.test_admin_support import PASSWORDS, build_app
 
@@ -83,12 +82,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Databa
     earn(db, "alice", "a1", 120_000)
     earn(db, "bob", "b1", 80_000)
     send_reminders(db)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db
     db.dispose()
 
 

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
+from tests.e2e.browser_support import served
 from tests.integration.helpers import PROGRAM, earn
 from tests.integration.test_admin_support import PASSWORDS, build_app
 
@@ -46,12 +45,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Databa
     shutil.copy(sqlite_template, path)
     db = Database.from_url(f"sqlite:///{path}")
     app = build_app(db, TESTING=False, JIFEN_RAISE_ERRORS=False, SESSION_COOKIE_SECURE=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db
     db.dispose()
 
 

@@ -15,17 +15,16 @@ import datetime as dt
 import os
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.services.console_users import create_user
+from tests.e2e.browser_support import served
 from tests.integration.helpers import PROGRAM, earn, enrol, hold, make_program
 from tests.integration.test_admin_support import PASSWORDS, build_app
 
@@ -77,12 +76,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
     app = build_app(
         db, seed=False, TESTING=False, JIFEN_RAISE_ERRORS=False, SESSION_COOKIE_SECURE=False
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base
     db.dispose()
 
 

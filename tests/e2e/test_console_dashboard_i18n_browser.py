@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.jobs import JOB_NAMES
 from loyalty.jobs.runs import run_job
-from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots
+from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots, served
 from tests.integration.helpers import PROGRAM, TZ, earn, local
 from tests.integration.test_admin_support import PASSWORDS, build_app
 from tests.unit.test_console_catalogue import KEPT
@@ -74,12 +72,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Databa
     db = Database.from_url(f"sqlite:///{path}", clock=FixedClock(local(2026, 11, 21, 18)))
     app = build_app(db, TESTING=False, JIFEN_RAISE_ERRORS=False, SESSION_COOKIE_SECURE=False)
     _seed(db)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db
     db.dispose()
 
 

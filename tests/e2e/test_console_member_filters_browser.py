@@ -16,18 +16,16 @@ import datetime as dt
 import io
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
-from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots
+from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots, served
 from tests.e2e.test_console_members_i18n_browser import foreign_words
 from tests.integration.helpers import PROGRAM, earn, execute, local
 from tests.integration.test_admin_support import PASSWORDS, build_app
@@ -68,12 +66,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Databa
         clock.advance(dt.timedelta(hours=1))
     gold = ", ".join(f"'m{n:02d}'" for n in range(0, MEMBERS, 2))
     execute(db, f"UPDATE members SET tier = 'jinka' WHERE external_id IN ({gold})")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db
     db.dispose()
 
 

@@ -21,18 +21,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
-from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots
+from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots, served
 from tests.integration.helpers import PROGRAM, TZ, earn, execute, local
 from tests.integration.test_admin_support import PASSWORDS, build_app
 from tests.unit.test_console_catalogue import KEPT
@@ -130,12 +128,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Databa
     db = Database.from_url(f"sqlite:///{path}", clock=clock)
     app = build_app(db, TESTING=False, JIFEN_RAISE_ERRORS=False, SESSION_COOKIE_SECURE=False)
     _seed(db, clock)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db
     db.dispose()
 
 

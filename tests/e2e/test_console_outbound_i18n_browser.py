@@ -21,13 +21,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from werkzeug.serving import make_server
 
 from loyalty import services as s
 from loyalty.db import Database
@@ -36,7 +34,7 @@ from loyalty.events.delivery import deliver_due
 from loyalty.events.dispatch import dispatch_events
 from loyalty.services import api_keys
 from loyalty.services.reminders import send_reminders
-from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots
+from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots, served
 from tests.integration import stripe_support as st
 from tests.integration.helpers import PROGRAM, TZ, earn, execute, local
 from tests.integration.test_admin_outbound import Receiver
@@ -133,12 +131,8 @@ def console(
     headers = {"Stripe-Signature": st.sign(payload)}
     assert app.test_client().post("/webhooks/stripe", data=payload, headers=headers).status_code
     s.link_stripe_customer(db, program=PROGRAM, external_id="alice", stripe_customer_id=CUSTOMER)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db, clock, str(event["id"])
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db, clock, str(event["id"])
     db.dispose()
 
 

@@ -21,14 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
-from werkzeug.serving import make_server
 
 from admin.cli import DEMO_USERS, build_demo
 from admin.i18n import CHINESE, read_catalogue
@@ -43,7 +41,7 @@ from loyalty.services.demo import (
     DEMO_STAFF,
     DEMO_TIERS,
 )
-from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots
+from tests.e2e.browser_support import CHROMIUM, PageWatch, require_chromium, screenshots, served
 from tests.integration.test_admin_support import build_app
 from tests.unit.test_console_catalogue import KEPT
 
@@ -178,12 +176,8 @@ def console(demo_template: Path, tmp_path: Path) -> Iterator[str]:
         JIFEN_RAISE_ERRORS=False,
         SESSION_COOKIE_SECURE=False,
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base
     db.dispose()
 
 

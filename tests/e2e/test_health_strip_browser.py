@@ -13,20 +13,25 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from werkzeug.serving import make_server
 
 from loyalty.db import Database
 from loyalty.domain.clock import FixedClock
 from loyalty.jobs.runs import run_job
 from loyalty.monitoring.snapshot import scheduled_jobs
-from tests.e2e.browser_support import CHROMIUM, WIDTHS, PageWatch, require_chromium, screenshots
+from tests.e2e.browser_support import (
+    CHROMIUM,
+    WIDTHS,
+    PageWatch,
+    require_chromium,
+    screenshots,
+    served,
+)
 from tests.integration.helpers import earn, local
 from tests.integration.test_admin_support import PASSWORDS, build_app
 from tests.integration.test_monitoring import _seed_waiting
@@ -40,12 +45,8 @@ def console(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Databa
     clock = FixedClock(local(2026, 11, 27, 14, 2))
     db = Database.from_url(f"sqlite:///{path}", clock=clock)
     app = build_app(db, TESTING=False, JIFEN_RAISE_ERRORS=False, SESSION_COOKIE_SECURE=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", db, clock
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, db, clock
     db.dispose()
 
 

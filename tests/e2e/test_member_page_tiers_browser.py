@@ -16,13 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from api import create_api_app
 from loyalty import services as s
@@ -31,6 +29,7 @@ from loyalty.domain.clock import FixedClock
 from loyalty.services.api_keys import create_key
 from loyalty.services.member_tokens import MAX_TTL_SECONDS, issue_member_token
 from tests.conftest import START
+from tests.e2e.browser_support import served
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parent / "screenshots"
@@ -151,13 +150,8 @@ def member_page(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, st
         {"JIFEN_DATABASE": db, "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": False}
         | {"JIFEN_REDIS_URL": None}
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    yield base, f"{base}/m/?token={token}"
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base, f"{base}/m/?token={token}"
     db.dispose()
 
 

@@ -15,13 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from api import create_api_app
 from loyalty import services as s
@@ -30,6 +28,7 @@ from loyalty.domain.clock import FixedClock
 from loyalty.services.api_keys import create_key
 from loyalty.services.member_tokens import MAX_TTL_SECONDS, issue_member_token
 from tests.conftest import START
+from tests.e2e.browser_support import served
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parent / "screenshots"
@@ -115,12 +114,8 @@ def shop(sqlite_template: Path, tmp_path: Path) -> Iterator[Shop]:
         {"JIFEN_DATABASE": db, "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": False}
         | {"JIFEN_REDIS_URL": None}
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Shop(f"http://127.0.0.1:{server.server_port}", tokens, db)
-    server.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield Shop(base, tokens, db)
     db.dispose()
 
 
