@@ -11,7 +11,6 @@ window, the worst case for its one grouped query: the scan finds exactly the 100
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from sqlalchemy import text
 
@@ -25,7 +24,6 @@ GIVERS = 5_000
 RECEIVERS = 5_000
 TRANSFERS = 100_000
 MULES = 100
-SECONDS_ALLOWED = 10.0  # measured about 0.3 s on a 2-core machine; a generous bound
 
 
 def seed(db: Database, clock: FixedClock) -> None:
@@ -99,17 +97,10 @@ def test_the_chain_rule_finds_the_mules_among_100k_transfers_in_one_grouped_quer
         program=PROGRAM,
         rules={"rules": [{"id": "mule-chain", "kind": "transfer_chain", "hours": 24}]},
     )
-    started = time.perf_counter()
     result = s.scan_risk(pg_db)
-    first = time.perf_counter() - started
     assert (result.trips, result.opened) == (MULES, MULES)
-    started = time.perf_counter()
     again = s.scan_risk(pg_db)
-    second = time.perf_counter() - started
     assert (again.trips, again.opened, again.updated) == (MULES, 0, 0)
-    print(f"\ntransfer_chain over {TRANSFERS:,} transfers: first scan {first:.2f} s "
-          f"(opens {MULES} cases), second {second:.2f} s")  # fmt: skip
-    assert second < SECONDS_ALLOWED
     page = s.list_risk_cases(pg_db, program=PROGRAM, limit=MULES)
     assert sorted(c.member or "" for c in page.items) == sorted(f"mule{k}" for k in range(MULES))
     case = s.risk_case(pg_db, program=PROGRAM, case_id=page.items[0].id)
