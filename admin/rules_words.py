@@ -19,7 +19,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from admin.code_words import code_word
-from loyalty.domain.calendar import zone
+from admin.formatting import babel_locale, instant_words
 
 # flask-babel is untyped: its gettext, typed.
 _: Callable[..., str] = gettext
@@ -52,11 +52,12 @@ ARROW = " → "
 
 
 def local(value: str | dt.datetime | None, tz: str) -> str:
-    """An instant (ISO text or datetime) as ``YYYY-MM-DD HH:MM`` in zone ``tz``."""
+    """An instant (ISO text or datetime) in zone ``tz`` as the page's language writes it in a
+    sentence: ``Dec 3, 2026, 14:05`` / ``2026年12月3日 14:05``."""
     if value is None or value == "":
         return "—"
     instant = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
-    return instant.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
+    return instant_words(instant, tz, babel_locale(), time=True)
 
 
 def weekday_name(day: int) -> str:

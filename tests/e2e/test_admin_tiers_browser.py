@@ -149,7 +149,7 @@ def test_marketing_previews_and_publishes_tiers_and_admin_sets_a_member_tier(
         shots(page, "3-preview")
         page.get_by_test_id("publish").click()
         expect(page.locator(".alert-success")).to_contain_text(
-            "Published tier version 2, in force from 2027-03-01 00:00 (Asia/Shanghai)."
+            "Published tier version 2, in force from Mar 1, 2027, 00:00 (Asia/Shanghai)."
         )
         expect(page.get_by_test_id("scheduled")).to_contain_text("tier version 2")
         expect(page.get_by_test_id("ladder-v2-table")).to_contain_text("白金 Platinum")

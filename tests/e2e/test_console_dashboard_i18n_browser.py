@@ -124,12 +124,13 @@ WORDS = {
         "waiting": "积压",
         "flows": "近 90 天每日积分",
         "weekdays": "周六 周日",
-        "changes": f"新增营销活动 {CAMPAIGN}：×3，周六 周日，2026-12-12 00:00–2026-12-14 00:00",
+        "changes": f"新增营销活动 {CAMPAIGN}：×3，周六 周日，"
+        "2026年12月12日 00:00–2026年12月14日 00:00",
         "ratio": "基础比例：1 → 每 1 CNY 得 2 积分",
-        "draft": "草稿，自 2026-12-10 00:00 起生效",
-        "published": "已发布规则版本 3，自 2026-12-10 00:00（Asia/Shanghai）起生效。",
+        "draft": "草稿，自 2026年12月10日 00:00 起生效",
+        "published": "已发布规则版本 3，自 2026年12月10日 00:00（Asia/Shanghai）起生效。",
         "confirm": "取消规则版本 3？",
-        "cancelled": "已取消规则版本 3：它不会在 2026-12-10 00:00（Asia/Shanghai）生效。",
+        "cancelled": "已取消规则版本 3：它不会在 2026年12月10日 00:00（Asia/Shanghai）生效。",
         "settings": "积分计划设置已保存。",
         "applied": "调整 #1 已生效：alice +100 积分。",
         "waits": "调整 #2（+900 积分）须由另一人审批",
@@ -144,12 +145,14 @@ WORDS = {
         "waiting": "Waiting",
         "flows": "Points per day, last 90 days",
         "weekdays": "Sat Sun",
-        "changes": f"campaign {CAMPAIGN} added: ×3, Sat Sun, 2026-12-12 00:00–2026-12-14 00:00",
+        "changes": f"campaign {CAMPAIGN} added: ×3, Sat Sun, "
+        "Dec 12, 2026, 00:00–Dec 14, 2026, 00:00",
         "ratio": "base ratio 1 → 2 points per CNY",
-        "draft": "Draft, in force from 2026-12-10 00:00",
-        "published": "Published rules version 3, in force from 2026-12-10 00:00 (Asia/Shanghai).",
+        "draft": "Draft, in force from Dec 10, 2026, 00:00",
+        "published": "Published rules version 3, in force from Dec 10, 2026, 00:00 "
+        "(Asia/Shanghai).",
         "confirm": "Cancel rules version 3?",
-        "cancelled": "Cancelled rules version 3: it will not take effect on 2026-12-10 00:00 "
+        "cancelled": "Cancelled rules version 3: it will not take effect on Dec 10, 2026, 00:00 "
         "(Asia/Shanghai).",
         "settings": "Program settings saved.",
         "applied": "Adjustment #1 applied: +100 points to alice.",

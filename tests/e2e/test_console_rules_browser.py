@@ -56,8 +56,7 @@ def test_marketing_schedules_compares_and_cancels_a_version_and_reads_it_in_word
         dt.timezone(dt.timedelta(hours=8))
     )
     local_start = start.strftime("%Y-%m-%dT00:00")
-    shown_start = start.strftime("%Y-%m-%d 00:00")  # in the editor's words and labels
-    # in the page's sentences, written the English way (Babel: "Dec 5, 2026, 00:00")
+    # in the editor's labels and the page's sentences, the English way ("Dec 5, 2026, 00:00")
     long_start = f"{start:%b} {start.day}, {start.year}, 00:00"
 
     def shot(page: Page, name: str) -> None:
@@ -101,7 +100,7 @@ def test_marketing_schedules_compares_and_cancels_a_version_and_reads_it_in_word
             "Version 1 (in force now"
         )
         expect(page.get_by_test_id("preview-label-draft")).to_have_text(
-            f"Draft, in force from {shown_start}"
+            f"Draft, in force from {long_start}"
         )
         expect(page.get_by_test_id("changes")).to_contain_text("base ratio 1 → 2 points per CNY")
         expect(page.get_by_test_id("changes")).to_contain_text(
@@ -121,7 +120,7 @@ def test_marketing_schedules_compares_and_cancels_a_version_and_reads_it_in_word
 
         page.click("[data-testid=start-from-v2]")
         expect(page.get_by_test_id("editor-base")).to_contain_text(
-            f"starts from version 2 (scheduled from {shown_start})"
+            f"starts from version 2 (scheduled from {long_start})"
         )
         expect(page.locator("#base_ratio")).to_have_value("2")
         expect(page.locator("[name=camp_weekdays]").first).to_have_value("Sat Sun")

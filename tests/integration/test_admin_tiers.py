@@ -188,7 +188,7 @@ def test_marketing_publishes_after_the_preview_now_and_from_a_local_time(
     )
     assert published.status_code == 302
     page = _plain(_text(client, "/admin/tiers/"))
-    assert "Published tier version 2, in force from 2026-04-01 00:00 (Asia/Shanghai)." in page
+    assert "Published tier version 2, in force from Apr 1, 2026, 00:00 (Asia/Shanghai)." in page
     assert "Scheduled: tier version 2, in force from Apr 1, 2026, 00:00 (Asia/Shanghai)." in page
     version = s.list_tier_versions(db, program=PROGRAM)[-1]
     assert version.effective_from_at == local(2026, 4, 1)
@@ -326,7 +326,7 @@ def test_marketing_cancels_a_scheduled_version_but_not_the_one_in_force(
     assert "choose the version to cancel" in _text(client, "/admin/tiers/")
     post(client, "/admin/tiers/cancel", token, version="2")
     page = _plain(_text(client, "/admin/tiers/"))
-    assert "Cancelled tier version 2: it will not take effect on 2026-06-01 00:00" in page
+    assert "Cancelled tier version 2: it will not take effect on Jun 1, 2026, 00:00" in page
     assert "Nothing scheduled." in page
     assert [v.version for v in s.list_tier_versions(db, program=PROGRAM)] == [1]
 

@@ -95,8 +95,8 @@ def test_rule_changes_read_naturally_in_chinese(app: Flask) -> None:
         "品类 grocery：每 1 CNY 得 0.5 积分 → 每 1 CNY 得 1 积分",
         "删除品类 toys（原为 每 1 CNY 得 2 积分）",
         "新增品类 数码：每 1 CNY 得 3 积分",
-        "新增营销活动 Weekend：×2，周六 周日，2026-12-05 00:00–2026-12-07 00:00 Asia/Shanghai，"
-        "品类 数码、家电",
+        "新增营销活动 Weekend：×2，周六 周日，2026年12月5日 00:00–2026年12月7日 00:00 "
+        "Asia/Shanghai，品类 数码、家电",
         "行为 sign_in：5 积分，每天最多 1 次 → 10 积分，每周最多 2 次",
         "会员每日上限：不设上限 → 5,000 积分",
         "计划每日发放预算：1,000,000 积分 → 不设上限",
@@ -109,7 +109,7 @@ def test_rule_changes_stay_english_by_default(app: Flask) -> None:
     with app.test_request_context("/"):
         lines = describe_changes(BEFORE, AFTER, currency="CNY", tz=TZ)
     assert lines[4] == (
-        "campaign Weekend added: ×2, Sat Sun, 2026-12-05 00:00–2026-12-07 00:00 Asia/Shanghai, "
+        "campaign Weekend added: ×2, Sat Sun, Dec 5, 2026, 00:00–Dec 7, 2026, 00:00 Asia/Shanghai, "
         "categories 数码, 家电"
     )
     assert lines[5] == "action sign_in: 5 points, at most 1 per day → 10 points, at most 2 per week"
@@ -124,11 +124,11 @@ def test_a_rules_audit_entry_reads_in_chinese(app: Flask) -> None:
         publish = audit_words("rules.publish", {"version": 2}, published, currency="CNY", tz=TZ)
         cancel = audit_words("rules.cancel", published, None, currency="CNY", tz=TZ)
     assert publish == [
-        "版本 2 → 3，自 2026-12-10 00:00 Asia/Shanghai 起生效",
+        "版本 2 → 3，自 2026年12月10日 00:00 Asia/Shanghai 起生效",
         "基础比例：— → 每 1 CNY 得 3 积分",
     ]
     assert cancel == [
-        "版本 3 在生效前已取消；原定于 2026-12-10 00:00 Asia/Shanghai 生效",
+        "版本 3 在生效前已取消；原定于 2026年12月10日 00:00 Asia/Shanghai 生效",
         "其基础比例：每 1 CNY 得 3 积分",
     ]
 

@@ -187,7 +187,7 @@ def test_the_page_names_the_version_in_force_the_scheduled_one_and_the_editors_s
     assert 'name="base_ratio" value="1"' in page and 'name="base" value="1"' in page
 
     copy = _page(client, "/admin/rules/?base=2")
-    assert "starts from <strong>version 2 (scheduled from 2026-12-05 00:00)" in copy
+    assert "starts from <strong>version 2 (scheduled from Dec 5, 2026, 00:00)" in copy
     assert 'name="base_ratio" value="2"' in copy and 'name="base" value="2"' in copy
 
 
@@ -197,8 +197,8 @@ def test_the_preview_compares_the_draft_with_the_version_it_replaces_and_names_b
     client, token = marketing
     _schedule(db, "2", DEC_5)
     after_v2 = _preview(client, token, base_ratio="3", effective_from="2026-12-10T00:00")
-    assert "Version 2 (scheduled from 2026-12-05 00:00)</div>" in after_v2
-    assert "Draft, in force from 2026-12-10 00:00</div>" in after_v2
+    assert "Version 2 (scheduled from Dec 5, 2026, 00:00)</div>" in after_v2
+    assert "Draft, in force from Dec 10, 2026, 00:00</div>" in after_v2
     assert 'data-testid="preview-current">200 points' in after_v2
     assert 'data-testid="preview-draft">300 points' in after_v2
     assert "<li>base ratio 2 → 3 points per CNY</li>" in after_v2
@@ -207,7 +207,7 @@ def test_the_preview_compares_the_draft_with_the_version_it_replaces_and_names_b
     assert "Version 1 (in force now, since" in now
     assert "Draft, in force now</div>" in now
     assert "<li>base ratio 1 → 3 points per CNY</li>" in now
-    assert "replacing it then: version 2 (scheduled from 2026-12-05 00:00)" in now
+    assert "replacing it then: version 2 (scheduled from Dec 5, 2026, 00:00)" in now
 
 
 def test_every_campaign_column_has_a_real_header_and_no_scroll_box(
@@ -256,7 +256,7 @@ def test_marketing_cancels_a_scheduled_version_after_a_confirmation(
 
     assert _cancel(client, token, "2").status_code == 302
     page = _page(client)
-    assert "Cancelled rules version 2: it will not take effect on 2026-12-05 00:00" in page
+    assert "Cancelled rules version 2: it will not take effect on Dec 5, 2026, 00:00" in page
     assert "Nothing scheduled." in page
     assert [v.version for v in s.list_rule_versions(db, program=PROGRAM)] == [1]
     [entry] = s.list_audit(db, action="rules.cancel").items
@@ -270,12 +270,12 @@ def test_the_confirmation_names_what_stays_in_force_then_and_a_version_that_foll
     _schedule(db, "2", DEC_5)
     _schedule(db, "3", DEC_10)
     later = _page(client, "/admin/rules/cancel?version=3")
-    assert "from then on <strong>version 2 (scheduled from 2026-12-05 00:00)</strong>" in later
+    assert "from then on <strong>version 2 (scheduled from Dec 5, 2026, 00:00)</strong>" in later
     assert "<li>base ratio 2 → 3 points per CNY</li>" in later
     assert 'data-testid="confirm-cancel"' in later
 
     followed = _page(client, "/admin/rules/cancel?version=2")
-    assert "Published after it and following it: version 3 (scheduled from 2026-12-10" in followed
+    assert "Published after it and following it: version 3 (scheduled from Dec 10, 2026" in followed
     assert "Cancel that one first." in followed
     assert 'data-testid="confirm-cancel"' not in followed
 
@@ -358,7 +358,7 @@ WEEKEND = {
     "camp_weekdays": ["Sat Sun"],
 }
 WEEKEND_WORDS = (
-    "campaign Weekend added: ×2, Sat Sun, 2026-12-05 00:00–2026-12-07 00:00 Asia/Shanghai, "
+    "campaign Weekend added: ×2, Sat Sun, Dec 5, 2026, 00:00–Dec 7, 2026, 00:00 Asia/Shanghai, "
     "all categories"
 )
 
@@ -382,11 +382,12 @@ def test_rule_changes_read_in_words_on_the_rules_page_and_in_the_audit_log(
     audit = _page(client, "/admin/audit/?action=rules.")
     words = audit.split('data-testid="audit-words"')[1:]
     assert len(words) == 3  # newest first: the cancel, the scheduled publication, the first
-    assert "version 3 cancelled before its time; it was to take effect 2026-12-10 00:00" in words[0]
-    assert "version 2 → 3, in force from 2026-12-10 00:00 Asia/Shanghai" in words[1]
+    cancelled = "version 3 cancelled before its time; it was to take effect Dec 10, 2026, 00:00"
+    assert cancelled in words[0]
+    assert "version 2 → 3, in force from Dec 10, 2026, 00:00 Asia/Shanghai" in words[1]
     assert "<li>base ratio 2 → 3 points per CNY</li>" in words[1]
-    assert "campaign Weekend removed (was ×2, Sat Sun, 2026-12-05 00:00–" in words[1]
-    assert "version 1 → 2, in force from 2026-11-21 18:00 Asia/Shanghai" in words[2]
+    assert "campaign Weekend removed (was ×2, Sat Sun, Dec 5, 2026, 00:00–" in words[1]
+    assert "version 1 → 2, in force from Nov 21, 2026, 18:00 Asia/Shanghai" in words[2]
     assert f"<li>{WEEKEND_WORDS}</li>" in words[2]
     assert "raw values" in words[2]  # the stored values stay one click away
 
