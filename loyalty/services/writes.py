@@ -148,6 +148,7 @@ class LockedMember(Protocol):
     program_id: int
     external_id: str
     email: str | None
+    phone: str | None
     stripe_customer_id: str | None
     status: str
     available: int

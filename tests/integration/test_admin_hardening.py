@@ -121,6 +121,19 @@ def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("gunicorn did not start")
 
 
+def _worker_pid(master: int) -> int:
+    """The pid of the gunicorn master's one worker: the master binds the port before it forks
+    its worker, so on a busy machine the port answers a moment before the worker exists."""
+    children: list[str] = []
+    for _ in range(100):
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if children:
+            break
+        time.sleep(0.1)
+    assert len(children) == 1, f"gunicorn's master has {len(children)} workers, not 1"
+    return int(children[0])
+
+
 def _peak_rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     found = re.search(r"VmHWM:\s+(\d+) kB", status)
@@ -155,9 +168,7 @@ def gunicorn_url(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, i
     )
     try:
         _wait_for(port, process)
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert len(children) == 1
-        yield "127.0.0.1", port, int(children[0])
+        yield "127.0.0.1", port, _worker_pid(process.pid)
     finally:
         process.terminate()
         process.wait(10)
